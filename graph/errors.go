@@ -1,0 +1,111 @@
+package graph
+
+import (
+	"context"
+	"errors"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/plugboard/plugboard/ent"
+	"github.com/plugboard/plugboard/graph/globalid"
+	"github.com/plugboard/plugboard/graph/model"
+	"github.com/plugboard/plugboard/internal/auth"
+	"github.com/plugboard/plugboard/internal/connection"
+	"github.com/plugboard/plugboard/internal/pluginhost"
+)
+
+// Error codes carried in extensions.code.
+const (
+	CodeUnauthenticated   = "UNAUTHENTICATED"
+	CodeForbidden         = "FORBIDDEN"
+	CodeNotFound          = "NOT_FOUND"
+	CodeValidationFailed  = "VALIDATION_FAILED"
+	CodeConflict          = "CONFLICT"
+	CodePluginUnavailable = "PLUGIN_UNAVAILABLE"
+	CodeInternal          = "INTERNAL"
+)
+
+// Classify returns the extensions.code of err and a message safe to show.
+// Unknown errors become INTERNAL with a generic message, so nothing of the
+// store or a secret reaches a client through an error text.
+func Classify(err error) (code, message string) {
+	var ve *connection.ValidationError
+	switch {
+	case errors.As(err, &ve):
+		if errors.Is(ve, connection.ErrConflict) {
+			return CodeConflict, ve.Error()
+		}
+		return CodeValidationFailed, ve.Error()
+	case errors.Is(err, auth.ErrUnauthenticated):
+		return CodeUnauthenticated, auth.ErrUnauthenticated.Error()
+	case errors.Is(err, auth.ErrForbidden):
+		return CodeForbidden, err.Error()
+	case errors.Is(err, connection.ErrNotFound), ent.IsNotFound(err), errors.Is(err, globalid.ErrInvalid):
+		return CodeNotFound, "not found"
+	case errors.Is(err, connection.ErrValidation):
+		return CodeValidationFailed, err.Error()
+	case errors.Is(err, connection.ErrConflict), ent.IsConstraintError(err):
+		return CodeConflict, "the change conflicts with stored data"
+	case errors.Is(err, pluginhost.ErrUnavailable), errors.Is(err, pluginhost.ErrTimeout),
+		errors.Is(err, pluginhost.ErrUnknownType), errors.Is(err, pluginhost.ErrPluginFailed):
+		// The host's messages name the plugin and what happened, never a
+		// value of the request.
+		return CodePluginUnavailable, err.Error()
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return CodeInternal, "the request was cancelled or ran out of time"
+	}
+	return CodeInternal, "internal error"
+}
+
+// ErrorPresenter gives every error an extensions.code.
+func ErrorPresenter(ctx context.Context, err error) *gqlerror.Error {
+	var gqlErr *gqlerror.Error
+	if errors.As(err, &gqlErr) && gqlErr.Err == nil {
+		// Parse and validation errors of the document, made by gqlgen.
+		if gqlErr.Extensions == nil || gqlErr.Extensions["code"] == nil {
+			gqlErr.Extensions = map[string]any{"code": CodeValidationFailed}
+		}
+		return gqlErr
+	}
+	code, msg := Classify(err)
+	out := &gqlerror.Error{
+		Err:        err,
+		Message:    msg,
+		Path:       graphql.GetPath(ctx),
+		Extensions: map[string]any{"code": code},
+	}
+	var ve *connection.ValidationError
+	if errors.As(err, &ve) {
+		out.Extensions["userErrors"] = userErrors(ve)
+	}
+	return out
+}
+
+// userErrors converts the field errors of ve for a payload.
+func userErrors(ve *connection.ValidationError) []*model.UserError {
+	out := make([]*model.UserError, 0, len(ve.Fields))
+	for _, f := range ve.Fields {
+		field := f.Field
+		if field == nil {
+			field = []string{}
+		}
+		out = append(out, &model.UserError{Field: field, Code: f.Code, Message: f.Message})
+	}
+	return out
+}
+
+// fieldErrors splits a mutation's error: field problems become the
+// payload's userErrors and also a VALIDATION_FAILED (or CONFLICT) error
+// with extensions.code; any other error is returned for the presenter.
+func fieldErrors(ctx context.Context, err error) ([]*model.UserError, error) {
+	if err == nil {
+		return []*model.UserError{}, nil
+	}
+	var ve *connection.ValidationError
+	if !errors.As(err, &ve) {
+		return nil, err
+	}
+	graphql.AddError(ctx, err)
+	return userErrors(ve), nil
+}

@@ -1,0 +1,178 @@
+package connection
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/plugboard/plugboard/ent"
+	"github.com/plugboard/plugboard/ent/connectiontype"
+	"github.com/plugboard/plugboard/ent/plugin"
+	"github.com/plugboard/plugboard/ent/schema/schematype"
+	"github.com/plugboard/plugboard/internal/auth"
+	"github.com/plugboard/plugboard/internal/pluginhost"
+	"github.com/plugboard/plugboard/plugins/sdk"
+)
+
+// Catalog stores what plugins declare, so read queries never call a plugin.
+type Catalog struct {
+	DB *ent.Client
+}
+
+// SyncPlugin records a plugin's status and, when d is not nil, the
+// connection types it declared: new types are created, changed ones updated,
+// and types it no longer declares are marked unavailable (connections of
+// them keep existing).
+func (c *Catalog) SyncPlugin(ctx context.Context, p pluginhost.PluginInfo, d *sdk.Description) error {
+	ctx = auth.SystemContext(ctx)
+	tx, err := c.DB.Tx(ctx)
+	if err != nil {
+		return err
+	}
+	if err := syncPlugin(ctx, tx.Client(), p, d); err != nil {
+		_ = tx.Rollback()
+		return fmt.Errorf("storing plugin %s: %w", p.Name, err)
+	}
+	return tx.Commit()
+}
+
+func syncPlugin(ctx context.Context, db *ent.Client, p pluginhost.PluginInfo, d *sdk.Description) error {
+	id, err := db.Plugin.Create().
+		SetName(p.Name).
+		SetKey(p.Key).
+		SetVersion(p.Version).
+		SetSha256(p.SHA256).
+		SetProtocolVersion(p.ProtocolVersion).
+		SetStatus(plugin.Status(p.Status)).
+		SetLastError(p.LastError).
+		SetRestarts(p.Restarts).
+		OnConflictColumns(plugin.FieldName).
+		Update(func(u *ent.PluginUpsert) {
+			u.UpdateSha256().UpdateStatus().UpdateLastError().UpdateRestarts().UpdateUpdatedAt()
+			if p.Key != "" {
+				u.UpdateKey().UpdateVersion().UpdateProtocolVersion()
+			}
+		}).
+		ID(ctx)
+	if err != nil {
+		return err
+	}
+	if d == nil {
+		return nil
+	}
+	if err := db.Plugin.UpdateOneID(id).SetLoadedAt(time.Now().UTC()).Exec(ctx); err != nil {
+		return err
+	}
+	declared := make([]string, 0, len(d.ConnectionTypes))
+	for i := range d.ConnectionTypes {
+		ct := &d.ConnectionTypes[i]
+		declared = append(declared, ct.Key)
+		create := db.ConnectionType.Create().
+			SetKey(ct.Key).
+			SetPluginID(id).
+			SetLabel(ct.Label).
+			SetDescription(ct.Description).
+			SetIconURL(ct.IconURL).
+			SetAuthKind(connectiontype.AuthKind(ct.AuthKind)).
+			SetInputs(InputsFromSDK(ct.Inputs)).
+			SetSchemaVersion(max(ct.SchemaVersion, 1)).
+			SetAvailable(true)
+		if ct.OAuth2 != nil {
+			create.SetOauth2(OAuth2FromSDK(ct.OAuth2))
+		}
+		err := create.OnConflictColumns(connectiontype.FieldKey).
+			Update(func(u *ent.ConnectionTypeUpsert) {
+				u.UpdatePluginID().UpdateLabel().UpdateDescription().UpdateIconURL().
+					UpdateAuthKind().UpdateInputs().UpdateSchemaVersion().UpdateAvailable().
+					UpdateUpdatedAt()
+				if ct.OAuth2 != nil {
+					u.UpdateOauth2()
+				} else {
+					u.ClearOauth2()
+				}
+			}).
+			Exec(ctx)
+		if err != nil {
+			return fmt.Errorf("type %s: %w", ct.Key, err)
+		}
+	}
+	return db.ConnectionType.Update().
+		Where(connectiontype.PluginID(id), connectiontype.KeyNotIn(declared...)).
+		SetAvailable(false).
+		Exec(ctx)
+}
+
+// InputsFromSDK converts declared inputs to their stored form.
+func InputsFromSDK(in []sdk.Input) []schematype.Input {
+	out := make([]schematype.Input, 0, len(in))
+	for _, i := range in {
+		opts := make([]schematype.Option, 0, len(i.Options))
+		for _, o := range i.Options {
+			opts = append(opts, schematype.Option{Value: o.Value, Label: o.Label})
+		}
+		coll := i.Collection
+		if coll == "" {
+			coll = sdk.CollectionNone
+		}
+		out = append(out, schematype.Input{
+			Key: i.Key, Label: i.Label, Type: schematype.InputType(i.Type),
+			Required: i.Required, Default: i.Default, Example: i.Example,
+			Placeholder: i.Placeholder, Description: i.Description,
+			Shown: !i.Hidden, Secret: i.Secret, Options: opts, Pattern: i.Pattern,
+			Collection: schematype.Collection(coll), OnPremControlled: i.OnPremControlled,
+			Template: i.Template,
+		})
+	}
+	return out
+}
+
+// InputsToSDK converts stored inputs back to the SDK's form, for the
+// checks the SDK shares with plugins.
+func InputsToSDK(in []schematype.Input) []sdk.Input {
+	out := make([]sdk.Input, 0, len(in))
+	for _, i := range in {
+		opts := make([]sdk.Option, 0, len(i.Options))
+		for _, o := range i.Options {
+			opts = append(opts, sdk.Option{Value: o.Value, Label: o.Label})
+		}
+		out = append(out, sdk.Input{
+			Key: i.Key, Label: i.Label, Type: sdk.InputType(i.Type),
+			Required: i.Required, Default: i.Default, Example: i.Example,
+			Placeholder: i.Placeholder, Description: i.Description,
+			Hidden: !i.Shown, Secret: i.Secret, Options: opts, Pattern: i.Pattern,
+			Collection: sdk.Collection(i.Collection), OnPremControlled: i.OnPremControlled,
+			Template: i.Template,
+		})
+	}
+	return out
+}
+
+// OAuth2FromSDK converts a declared OAuth 2.0 spec to its stored form.
+func OAuth2FromSDK(s *sdk.OAuth2Spec) *schematype.OAuth2Spec {
+	sep := s.ScopeSeparator
+	if sep == "" {
+		sep = " "
+	}
+	pkce := s.PKCE
+	if pkce == "" {
+		pkce = sdk.PKCES256
+	}
+	style := s.AuthStyle
+	if style == "" {
+		style = sdk.AuthStyleHeader
+	}
+	cid, csec := s.ClientIDInput, s.ClientSecretInput
+	if cid == "" {
+		cid = "clientId"
+	}
+	if csec == "" {
+		csec = "clientSecret"
+	}
+	return &schematype.OAuth2Spec{
+		AuthorizeURL: s.AuthorizeURL, TokenURL: s.TokenURL, RevokeURL: s.RevokeURL,
+		Scopes: s.Scopes, ScopeSeparator: sep, PKCEMethod: string(pkce),
+		AuthStyle: string(style), ClientIDInput: cid, ClientSecretInput: csec,
+		ExtraAuthorizeParams: s.ExtraAuthorizeParams, ExtraTokenParams: s.ExtraTokenParams,
+		RefreshMarginSeconds: int64(s.RefreshMargin / time.Second),
+	}
+}

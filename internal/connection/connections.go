@@ -1,0 +1,252 @@
+package connection
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/plugboard/plugboard/ent"
+	"github.com/plugboard/plugboard/ent/connection"
+	"github.com/plugboard/plugboard/ent/connectiontype"
+	"github.com/plugboard/plugboard/ent/credential"
+	"github.com/plugboard/plugboard/ent/customer"
+	"github.com/plugboard/plugboard/ent/schema/schematype"
+	"github.com/plugboard/plugboard/internal/auth"
+)
+
+// CreateConnectionInput is a new connection.
+type CreateConnectionInput struct {
+	TypeKey       string
+	StableKey     string
+	Name          string
+	Description   string
+	Scope         connection.Scope
+	BuildOnly     bool
+	InputSettings map[string]schematype.InputSetting
+}
+
+// CreateConnection creates a connection of a declared type in the viewer's
+// organization.
+func (s *Service) CreateConnection(ctx context.Context, in CreateConnectionInput) (*ent.Connection, error) {
+	v, err := auth.RequireAdmin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var errs []FieldError
+	ct, err := s.DB.ConnectionType.Query().Where(connectiontype.Key(in.TypeKey)).Only(ctx)
+	switch {
+	case ent.IsNotFound(err):
+		errs = append(errs, fieldErr(CodeUnknownType,
+			fmt.Sprintf("No plugin declares a connection type %q.", clip(in.TypeKey, 100)), "typeKey"))
+	case err != nil:
+		return nil, err
+	case !ct.Available:
+		errs = append(errs, fieldErr(CodeUnknownType,
+			fmt.Sprintf("The plugin that declared %q no longer does.", ct.Key), "typeKey"))
+	}
+	if err := connection.ScopeValidator(in.Scope); err != nil {
+		errs = append(errs, fieldErr(CodeInvalidValue, "Unknown scope.", "scope"))
+	}
+	if strings.TrimSpace(in.Name) == "" {
+		errs = append(errs, fieldErr(CodeRequired, "A name is required.", "name"))
+	} else if len(in.Name) > 200 {
+		errs = append(errs, fieldErr(CodeTooLong, "The name is longer than 200 characters.", "name"))
+	}
+	if !stableKeyPattern.MatchString(in.StableKey) || len(in.StableKey) > 100 {
+		errs = append(errs, fieldErr(CodeInvalidValue,
+			"A stable key is 1 to 100 letters, digits, '.', '_' or '-', starting with a letter or digit.", "stableKey"))
+	}
+	if len(in.Description) > 2000 {
+		errs = append(errs, fieldErr(CodeTooLong, "The description is longer than 2000 characters.", "description"))
+	}
+	if ct != nil {
+		errs = append(errs, checkInputSettings(ct.Inputs, in.Scope, in.InputSettings)...)
+	}
+	if len(errs) > 0 {
+		return nil, invalid(errs...)
+	}
+	var created *ent.Connection
+	err = s.withTx(ctx, func(tx *ent.Tx) error {
+		taken, err := tx.Connection.Query().Where(connection.StableKey(in.StableKey)).Exist(ctx)
+		if err != nil {
+			return err
+		}
+		if taken {
+			return invalid(fieldErr(CodeTaken, "Another connection has this stable key.", "stableKey"))
+		}
+		created, err = tx.Connection.Create().
+			SetOrganizationID(v.OrganizationID).
+			SetTypeID(ct.ID).
+			SetStableKey(in.StableKey).
+			SetName(strings.TrimSpace(in.Name)).
+			SetDescription(in.Description).
+			SetScope(in.Scope).
+			SetBuildOnly(in.BuildOnly).
+			SetInputSettings(in.InputSettings).
+			Save(ctx)
+		if err != nil {
+			return err
+		}
+		return s.audit(ctx, tx.Client(), v, auditEntry{
+			connectionID: created.ID, action: "connection.created",
+			message: fmt.Sprintf("connection %s of type %s created with scope %s", created.StableKey, ct.Key, created.Scope),
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return created, nil
+}
+
+func checkInputSettings(inputs []schematype.Input, scope connection.Scope, settings map[string]schematype.InputSetting) []FieldError {
+	var errs []FieldError
+	for key, st := range settings {
+		if findInput(inputs, key) == nil {
+			errs = append(errs, fieldErr(CodeUnknownInput, "The type declares no input "+quote(key)+".", "inputSettings", key))
+			continue
+		}
+		switch st.Source {
+		case "", schematype.InputSourceOrg, schematype.InputSourceCustomer:
+		default:
+			errs = append(errs, fieldErr(CodeInvalidValue, "The source is ORG or CUSTOMER.", "inputSettings", key, "source"))
+			continue
+		}
+		if st.Source != "" && scope != connection.ScopeORGANIZATION_CUSTOMER {
+			errs = append(errs, fieldErr(CodeInvalidValue,
+				"Only ORGANIZATION_CUSTOMER connections say who fills each input.", "inputSettings", key, "source"))
+		}
+	}
+	return errs
+}
+
+// UpdateConnectionInput changes a connection; nil fields stay as they are.
+type UpdateConnectionInput struct {
+	ID          int
+	Name        *string
+	Description *string
+	BuildOnly   *bool
+}
+
+// UpdateConnection changes a connection's name, description or build-only
+// flag.
+func (s *Service) UpdateConnection(ctx context.Context, in UpdateConnectionInput) (*ent.Connection, error) {
+	v, err := auth.RequireAdmin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var errs []FieldError
+	if in.Name != nil && (strings.TrimSpace(*in.Name) == "" || len(*in.Name) > 200) {
+		errs = append(errs, fieldErr(CodeInvalidValue, "A name is 1 to 200 characters.", "name"))
+	}
+	if in.Description != nil && len(*in.Description) > 2000 {
+		errs = append(errs, fieldErr(CodeTooLong, "The description is longer than 2000 characters.", "description"))
+	}
+	if len(errs) > 0 {
+		return nil, invalid(errs...)
+	}
+	var updated *ent.Connection
+	err = s.withTx(ctx, func(tx *ent.Tx) error {
+		c, err := tx.Connection.Query().Where(connection.ID(in.ID)).Only(ctx)
+		if ent.IsNotFound(err) {
+			return notFound("connection", in.ID)
+		}
+		if err != nil {
+			return err
+		}
+		u := c.Update()
+		if in.Name != nil {
+			u.SetName(strings.TrimSpace(*in.Name))
+		}
+		if in.Description != nil {
+			u.SetDescription(*in.Description)
+		}
+		if in.BuildOnly != nil {
+			u.SetBuildOnly(*in.BuildOnly)
+		}
+		if updated, err = u.Save(ctx); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx.Client(), v, auditEntry{
+			connectionID: c.ID, action: "connection.updated", message: "connection " + c.StableKey + " updated",
+		})
+	})
+	return updated, err
+}
+
+// DeleteConnection deletes a connection and its credentials. A connection
+// that an integration uses is refused, naming what uses it.
+func (s *Service) DeleteConnection(ctx context.Context, id int) error {
+	v, err := auth.RequireAdmin(ctx)
+	if err != nil {
+		return err
+	}
+	return s.withTx(ctx, func(tx *ent.Tx) error {
+		c, err := tx.Connection.Query().Where(connection.ID(id)).WithSlots(func(q *ent.ConnectionSlotQuery) {
+			q.WithIntegration()
+		}).Only(ctx)
+		if ent.IsNotFound(err) {
+			return notFound("connection", id)
+		}
+		if err != nil {
+			return err
+		}
+		if len(c.Edges.Slots) > 0 {
+			var users []string
+			for _, sl := range c.Edges.Slots {
+				if sl.Edges.Integration != nil {
+					users = append(users, fmt.Sprintf("integration %s (slot %s)", sl.Edges.Integration.Key, sl.Key))
+				}
+			}
+			return invalid(fieldErr(CodeInUse, "The connection is in use by "+strings.Join(users, ", ")+".", "id"))
+		}
+		// Audit events keep their connection id as history; credentials
+		// go with the connection.
+		credIDs, err := tx.Credential.Query().Where(credential.ConnectionID(id)).IDs(ctx)
+		if err != nil {
+			return err
+		}
+		if len(credIDs) > 0 {
+			if _, err := tx.Credential.Delete().Where(credential.IDIn(credIDs...)).Exec(ctx); err != nil {
+				return err
+			}
+		}
+		if err := tx.Connection.DeleteOneID(id).Exec(ctx); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx.Client(), v, auditEntry{
+			action: "connection.deleted", message: "connection " + c.StableKey + " deleted",
+		})
+	})
+}
+
+// CreateCustomer creates a customer of the viewer's organization.
+func (s *Service) CreateCustomer(ctx context.Context, externalID, name string) (*ent.Customer, error) {
+	v, err := auth.RequireAdmin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var errs []FieldError
+	if strings.TrimSpace(externalID) == "" || len(externalID) > 200 {
+		errs = append(errs, fieldErr(CodeInvalidValue, "An external id is 1 to 200 characters.", "externalId"))
+	}
+	if strings.TrimSpace(name) == "" || len(name) > 200 {
+		errs = append(errs, fieldErr(CodeInvalidValue, "A name is 1 to 200 characters.", "name"))
+	}
+	if len(errs) > 0 {
+		return nil, invalid(errs...)
+	}
+	var c *ent.Customer
+	err = s.withTx(ctx, func(tx *ent.Tx) error {
+		taken, err := tx.Customer.Query().Where(customer.ExternalID(externalID)).Exist(ctx)
+		if err != nil {
+			return err
+		}
+		if taken {
+			return invalid(fieldErr(CodeTaken, "Another customer has this external id.", "externalId"))
+		}
+		c, err = tx.Customer.Create().SetOrganizationID(v.OrganizationID).
+			SetExternalID(externalID).SetName(strings.TrimSpace(name)).Save(ctx)
+		return err
+	})
+	return c, err
+}

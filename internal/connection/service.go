@@ -1,0 +1,72 @@
+package connection
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/plugboard/plugboard/ent"
+	"github.com/plugboard/plugboard/plugins/sdk"
+)
+
+// Plugins is what the service needs of the plugin host.
+type Plugins interface {
+	Validate(ctx context.Context, typeKey string, values map[string]string) (*sdk.ValidateResponse, error)
+	Test(ctx context.Context, typeKey string, values map[string]string, tok *sdk.Token) (*sdk.TestResponse, error)
+}
+
+// Sealer encrypts and decrypts secrets, binding each to its row by aad.
+type Sealer interface {
+	Encrypt(ctx context.Context, plaintext, aad []byte) ([]byte, error)
+	Decrypt(ctx context.Context, ciphertext, aad []byte) ([]byte, error)
+}
+
+// Service runs the connection and credential rules over the store.
+type Service struct {
+	DB      *ent.Client
+	Plugins Plugins
+	Keys    Sealer
+	Log     *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+func (s *Service) log() *slog.Logger {
+	if s.Log != nil {
+		return s.Log
+	}
+	return slog.Default()
+}
+
+// withTx runs fn in a transaction, rolling back on error or panic.
+func (s *Service) withTx(ctx context.Context, fn func(tx *ent.Tx) error) (err error) {
+	tx, err := s.DB.Tx(ctx)
+	if err != nil {
+		return fmt.Errorf("starting transaction: %w", err)
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			_ = tx.Rollback()
+			panic(v)
+		}
+	}()
+	if err := fn(tx); err != nil {
+		if rerr := tx.Rollback(); rerr != nil {
+			return errors.Join(err, rerr)
+		}
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("committing: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,215 @@
+// Package sdk is the public SDK for plugboard plugins.
+//
+// A plugin declares one or more connection types (their input fields, auth
+// kind and OAuth 2.0 spec) and validates and tests values for them. A
+// plugin author implements Provider with the Go-native types of this package
+// and calls Serve from main; the protobuf messages, the go-plugin handshake
+// and the gRPC adapters stay inside the SDK.
+package sdk
+
+import (
+	"context"
+	"time"
+)
+
+// ProtocolVersion is the major version of the plugboard plugin protocol. It
+// is part of the go-plugin handshake: a host and a plugin only talk when they
+// agree on it.
+const ProtocolVersion = 1
+
+// AuthKind says how a connection type authenticates.
+type AuthKind string
+
+// Auth kinds.
+const (
+	AuthAPIKey                  AuthKind = "API_KEY"
+	AuthBasic                   AuthKind = "BASIC"
+	AuthOAuth2AuthorizationCode AuthKind = "OAUTH2_AUTHORIZATION_CODE"
+	AuthOAuth2ClientCredentials AuthKind = "OAUTH2_CLIENT_CREDENTIALS"
+	AuthCustom                  AuthKind = "CUSTOM"
+)
+
+// InputType is the type of one input field.
+type InputType string
+
+// Input types.
+const (
+	InputString   InputType = "STRING"
+	InputPassword InputType = "PASSWORD"
+	InputText     InputType = "TEXT"
+	InputBoolean  InputType = "BOOLEAN"
+	InputPicklist InputType = "PICKLIST"
+	InputURL      InputType = "URL"
+	InputNumber   InputType = "NUMBER"
+	InputJSON     InputType = "JSON"
+	// InputTemplate is an input whose value is computed from other inputs by
+	// its Template, such as "https://{{#shop}}.myshopify.com/admin".
+	InputTemplate InputType = "TEMPLATE"
+)
+
+// Collection says whether an input holds one value or a list.
+type Collection string
+
+// Collections. A VALUE_LIST value is a JSON array of strings; a
+// KEY_VALUE_LIST value is a JSON array of {"key": ..., "value": ...} objects.
+const (
+	CollectionNone         Collection = "NONE"
+	CollectionValueList    Collection = "VALUE_LIST"
+	CollectionKeyValueList Collection = "KEY_VALUE_LIST"
+)
+
+// Option is one choice of a PICKLIST input.
+type Option struct {
+	Value string
+	Label string
+}
+
+// Input declares one input field of a connection type.
+type Input struct {
+	Key         string
+	Label       string
+	Type        InputType
+	Required    bool
+	Default     string
+	Example     string
+	Placeholder string
+	// Description is the help text (comments) shown beside the field.
+	Description string
+	// Hidden inputs are not shown to customers in a config wizard: an
+	// organization fills them (an OAuth 2.0 client id, an authorize URL).
+	Hidden bool
+	// Secret inputs are write-only: stored encrypted, never returned.
+	Secret     bool
+	Options    []Option
+	Pattern    string // a Go (RE2) regular expression the whole value must match
+	Collection Collection
+	// OnPremControlled inputs (host, port) may be replaced by an on-premise
+	// agent's address.
+	OnPremControlled bool
+	// Template is set for TEMPLATE inputs; each {{#key}} slot names another
+	// input of the same type.
+	Template string
+}
+
+// PKCEMethod is the PKCE code challenge method of an OAuth 2.0 type.
+type PKCEMethod string
+
+// PKCE methods.
+const (
+	PKCES256  PKCEMethod = "S256"
+	PKCEPlain PKCEMethod = "PLAIN"
+	PKCENone  PKCEMethod = "NONE"
+)
+
+// TokenAuthStyle says how the client id and secret reach the token endpoint.
+type TokenAuthStyle string
+
+// Token auth styles.
+const (
+	AuthStyleHeader TokenAuthStyle = "HEADER"
+	AuthStyleBody   TokenAuthStyle = "BODY"
+)
+
+// OAuth2Spec describes the OAuth 2.0 endpoints of a connection type. Every
+// string field may hold {{#key}} slots that name inputs of the type, so an
+// organization can point a type at another host through an input's value.
+type OAuth2Spec struct {
+	AuthorizeURL string
+	TokenURL     string
+	RevokeURL    string
+	// Scopes are the scopes to request, separated by ScopeSeparator.
+	Scopes         string
+	ScopeSeparator string // default " "
+	PKCE           PKCEMethod
+	AuthStyle      TokenAuthStyle
+	// ClientIDInput and ClientSecretInput name the inputs that hold the
+	// client credentials (default "clientId" and "clientSecret").
+	ClientIDInput        string
+	ClientSecretInput    string
+	ExtraAuthorizeParams map[string]string
+	ExtraTokenParams     map[string]string
+	// RefreshMargin overrides the host's refresh margin for this type when
+	// it is not zero.
+	RefreshMargin time.Duration
+}
+
+// ConnectionType is one connection type a plugin declares.
+type ConnectionType struct {
+	// Key is unique across all plugins, conventionally "<plugin>.<name>"
+	// such as "asana.apiKey".
+	Key           string
+	Label         string
+	Description   string
+	IconURL       string
+	AuthKind      AuthKind
+	Inputs        []Input
+	OAuth2        *OAuth2Spec
+	SchemaVersion int
+}
+
+// Description is what Describe returns: the plugin and its types.
+type Description struct {
+	Key             string
+	Version         string
+	ConnectionTypes []ConnectionType
+}
+
+// Severity of a diagnostic.
+type Severity string
+
+// Severities.
+const (
+	SeverityError   Severity = "ERROR"
+	SeverityWarning Severity = "WARNING"
+)
+
+// Diagnostic is one finding of Validate. Field names the input it is about,
+// or is empty for the connection as a whole.
+type Diagnostic struct {
+	Field    string
+	Severity Severity
+	Summary  string
+	Detail   string
+}
+
+// Token is an OAuth 2.0 token handed to Test.
+type Token struct {
+	AccessToken  string
+	TokenType    string
+	RefreshToken string
+	Expiry       time.Time
+	Extra        map[string]string
+}
+
+// ValidateRequest asks a plugin to check values of one connection type.
+type ValidateRequest struct {
+	TypeKey string
+	Values  map[string]string
+}
+
+// ValidateResponse carries the diagnostics of a Validate call; no
+// diagnostic of severity ERROR means the values are valid.
+type ValidateResponse struct {
+	Diagnostics []Diagnostic
+}
+
+// TestRequest asks a plugin to check values live against the service.
+type TestRequest struct {
+	TypeKey string
+	Values  map[string]string
+	Token   *Token
+}
+
+// TestResponse is the outcome of a live test.
+type TestResponse struct {
+	OK      bool
+	Message string
+}
+
+// Provider is what a plugin implements. Every method gets a context that
+// carries the host's deadline.
+type Provider interface {
+	Describe(ctx context.Context) (*Description, error)
+	Validate(ctx context.Context, req *ValidateRequest) (*ValidateResponse, error)
+	Test(ctx context.Context, req *TestRequest) (*TestResponse, error)
+}
