@@ -1,0 +1,295 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/plugboard/plugboard/ent/apitoken"
+	"github.com/plugboard/plugboard/internal/auth"
+	"github.com/plugboard/plugboard/internal/pluginhost"
+	"github.com/plugboard/plugboard/internal/server"
+	"github.com/plugboard/plugboard/internal/store"
+)
+
+// storeFlags are the flags every command that opens the store takes.
+type storeFlags struct {
+	dataDir     string
+	databaseURL string
+}
+
+func (f *storeFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.dataDir, "data-dir", envOr("PLUGBOARD_DATA_DIR", "./data"),
+		"directory for the embedded SQLite database and the master key (env PLUGBOARD_DATA_DIR)")
+	cmd.Flags().StringVar(&f.databaseURL, "database", os.Getenv("PLUGBOARD_DATABASE_URL"),
+		"database URL: empty for SQLite in the data dir, or postgres://user:pass@host/db (env PLUGBOARD_DATABASE_URL)")
+}
+
+func (f *storeFlags) open(ctx context.Context) (*store.Store, error) {
+	s, err := store.Open(ctx, f.databaseURL, f.dataDir, logger())
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Migrate(ctx); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	auth.InstallTenantFilter(s.Client)
+	return s, nil
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+func logger() *slog.Logger {
+	level := slog.LevelInfo
+	if os.Getenv("PLUGBOARD_LOG_LEVEL") == "debug" {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+}
+
+func defaultPluginDir(dataDir string) string { return filepath.Join(dataDir, "plugins") }
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "plugboard",
+		Short:         "plugboard: a self-hosted connections service for integration platforms",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newServeCmd(), newMigrateCmd(), newPluginsCmd(), newTokensCmd())
+	return root
+}
+
+func newServeCmd() *cobra.Command {
+	var sf storeFlags
+	var addr, pluginDir string
+	var dev bool
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the plugboard server: GraphQL API, GraphiQL, OAuth 2.0 callback, health and metrics",
+		Long: `Run the plugboard server.
+
+It opens the database (embedded SQLite in the data dir unless --database names
+PostgreSQL), migrates it, loads every pinned plugin of the plugin dir and
+serves GraphQL at /graphql (GraphiQL in a browser), /healthz, /readyz and
+/metrics. With --dev (local mode) a request without a token acts as the
+default organization's admin and GraphiQL comes with an admin token filled in.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			if pluginDir == "" {
+				pluginDir = defaultPluginDir(sf.dataDir)
+			}
+			log := logger()
+			app, err := server.Open(ctx, server.Options{
+				Addr: addr, DataDir: sf.dataDir, DatabaseURL: sf.databaseURL,
+				PluginDir: pluginDir, Dev: dev, Logger: log,
+				MasterKey: os.Getenv("PLUGBOARD_MASTER_KEY"),
+			})
+			if err != nil {
+				return err
+			}
+			defer app.Close()
+			return app.Serve(ctx, addr, func(a net.Addr) {
+				log.Info("plugboard is serving", "addr", a.String(), "database", store.RedactURL(sf.databaseURL),
+					"plugin_dir", pluginDir, "dev", dev)
+				if dev {
+					host := "localhost"
+					_, port, _ := net.SplitHostPort(a.String())
+					fmt.Fprintf(os.Stderr, "\n  GraphiQL:    http://%s:%s/graphql\n  Admin token: %s\n\n", host, port, app.DevToken)
+				}
+			})
+		},
+	}
+	sf.register(cmd)
+	cmd.Flags().StringVar(&addr, "addr", envOr("PLUGBOARD_ADDR", ":8080"), "address to listen on (env PLUGBOARD_ADDR)")
+	cmd.Flags().StringVar(&pluginDir, "plugin-dir", os.Getenv("PLUGBOARD_PLUGIN_DIR"),
+		"directory of plugin binaries and their lock file (default <data-dir>/plugins; env PLUGBOARD_PLUGIN_DIR)")
+	cmd.Flags().BoolVar(&dev, "dev", os.Getenv("PLUGBOARD_DEV") == "1",
+		"local mode: requests without a token act as the default organization's admin (env PLUGBOARD_DEV=1)")
+	return cmd
+}
+
+func newMigrateCmd() *cobra.Command {
+	var sf storeFlags
+	cmd := &cobra.Command{
+		Use:   "migrate",
+		Short: "Create or upgrade the database schema, then exit",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := sf.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			fmt.Println("database migrated")
+			return nil
+		},
+	}
+	sf.register(cmd)
+	return cmd
+}
+
+func newPluginsCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "plugins",
+		Short: "Pin and list plugin binaries",
+	}
+	var dir, lock string
+	pin := &cobra.Command{
+		Use:   "pin",
+		Short: "Write the lock file of SHA-256 pins for every executable in the plugin dir",
+		Long: `Write the lock file of SHA-256 pins for every executable in the plugin dir.
+
+The server runs only pinned binaries whose hash matches the pin: pin after
+installing or upgrading a plugin, then reload (the reloadPlugins mutation) or
+restart the server.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			l, err := pluginhost.Pin(dir, lock)
+			if err != nil {
+				return err
+			}
+			path := lock
+			if path == "" {
+				path = pluginhost.DefaultLockPath(dir)
+			}
+			fmt.Printf("pinned %d plugin(s) in %s\n", len(l.Plugins), path)
+			printLock(l)
+			return nil
+		},
+	}
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List the pinned plugins and whether their binaries match the pins",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path := lock
+			if path == "" {
+				path = pluginhost.DefaultLockPath(dir)
+			}
+			l, err := pluginhost.ReadLock(path)
+			if err != nil {
+				return err
+			}
+			fresh, err := pluginhost.Hashes(dir, path)
+			if err != nil {
+				return err
+			}
+			w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "PLUGIN\tSHA256\tSTATE")
+			names := map[string]bool{}
+			for n := range l.Plugins {
+				names[n] = true
+			}
+			for n := range fresh {
+				names[n] = true
+			}
+			for _, n := range sortedNames(names) {
+				pin, pinned := l.Plugins[n]
+				sum, present := fresh[n]
+				state := "pinned"
+				switch {
+				case !pinned:
+					state = "NOT PINNED (will not run)"
+					pin.SHA256 = sum
+				case !present:
+					state = "MISSING"
+				case sum != pin.SHA256:
+					state = "MODIFIED (will not run; re-pin if intended)"
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\n", n, short(pin.SHA256), state)
+			}
+			return w.Flush()
+		},
+	}
+	for _, c := range []*cobra.Command{pin, list} {
+		c.Flags().StringVar(&dir, "plugin-dir", envOr("PLUGBOARD_PLUGIN_DIR", defaultPluginDir(envOr("PLUGBOARD_DATA_DIR", "./data"))),
+			"directory of plugin binaries (env PLUGBOARD_PLUGIN_DIR)")
+		c.Flags().StringVar(&lock, "lock-file", "", "lock file (default <plugin-dir>/plugboard.lock)")
+	}
+	cmd.AddCommand(pin, list)
+	return cmd
+}
+
+func printLock(l *pluginhost.Lock) {
+	names := map[string]bool{}
+	for n := range l.Plugins {
+		names[n] = true
+	}
+	for _, n := range sortedNames(names) {
+		fmt.Printf("  %-20s %s\n", n, short(l.Plugins[n].SHA256))
+	}
+}
+
+func sortedNames(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for n := range m {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func short(sum string) string {
+	if len(sum) > 16 {
+		return sum[:16] + "…"
+	}
+	return sum
+}
+
+func newTokensCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "tokens", Short: "Create API tokens"}
+	var sf storeFlags
+	var role, org, name string
+	create := &cobra.Command{
+		Use:   "create",
+		Short: "Create an API token and print it (shown once; stored hashed)",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var r auth.Role
+			switch strings.ToLower(role) {
+			case "admin", "org_admin":
+				r = auth.RoleOrgAdmin
+			case "runtime":
+				r = auth.RoleRuntime
+			default:
+				return fmt.Errorf("--role is admin or runtime, not %q", role)
+			}
+			ctx := cmd.Context()
+			s, err := sf.open(ctx)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			o, err := server.EnsureOrganization(ctx, s.Client, org)
+			if err != nil {
+				return err
+			}
+			tok, row, err := (&auth.Tokens{DB: s.Client}).Create(ctx, o.ID, r, name)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(os.Stderr, "created %s token %d for organization %s; send it as Authorization: Bearer <token>\n",
+				strings.ToLower(string(row.Role)), row.ID, o.Slug)
+			fmt.Println(tok)
+			return nil
+		},
+	}
+	sf.register(create)
+	create.Flags().StringVar(&role, "role", "admin", "admin or runtime")
+	create.Flags().StringVar(&org, "org", server.DefaultOrgSlug, "organization slug (created if missing)")
+	create.Flags().StringVar(&name, "name", "", "a name to recognize the token by")
+	cmd.AddCommand(create)
+	_ = apitoken.RoleORG_ADMIN
+	return cmd
+}

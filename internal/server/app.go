@@ -1,0 +1,262 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/plugboard/plugboard/ent"
+	"github.com/plugboard/plugboard/ent/organization"
+	"github.com/plugboard/plugboard/graph"
+	"github.com/plugboard/plugboard/internal/auth"
+	"github.com/plugboard/plugboard/internal/connection"
+	"github.com/plugboard/plugboard/internal/pluginhost"
+	"github.com/plugboard/plugboard/internal/secrets"
+	"github.com/plugboard/plugboard/internal/store"
+	"github.com/plugboard/plugboard/plugins/sdk"
+)
+
+// DefaultOrgSlug is the organization the command line and the local mode
+// act on unless told otherwise.
+const DefaultOrgSlug = "default"
+
+// Options configure a plugboard server.
+type Options struct {
+	Addr        string
+	DataDir     string
+	DatabaseURL string
+	PluginDir   string
+	// MasterKey is the base64 master key; empty means the key file
+	// <DataDir>/master.key, created on first run.
+	MasterKey string
+	Dev       bool
+	Logger    *slog.Logger
+	// Plugin host timeouts; zero takes the host's defaults.
+	PluginCallTimeout time.Duration
+	PluginTestTimeout time.Duration
+	// StoreOptions are passed to store.Open (a statement counter, say).
+	StoreOptions []store.Option
+}
+
+// App is a running plugboard: its store, plugin host, services and HTTP
+// handler.
+type App struct {
+	Options  Options
+	Store    *store.Store
+	Host     *pluginhost.Host
+	Keys     *secrets.Keyring
+	Service  *connection.Service
+	Tokens   *auth.Tokens
+	Handler  http.Handler
+	Metrics  *Metrics
+	DevToken string
+	Log      *slog.Logger
+
+	migrated atomic.Bool
+}
+
+// Open opens the store, migrates it, loads the master key and the pinned
+// plugins, and builds the handler. Close releases everything.
+func Open(ctx context.Context, o Options) (_ *App, err error) {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	log := o.Logger
+	a := &App{Options: o, Log: log, Metrics: NewMetrics()}
+	defer func() {
+		if err != nil {
+			a.Close()
+		}
+	}()
+	if a.Store, err = store.Open(ctx, o.DatabaseURL, o.DataDir, log, o.StoreOptions...); err != nil {
+		return nil, err
+	}
+	if err = a.Store.Migrate(ctx); err != nil {
+		return nil, err
+	}
+	a.migrated.Store(true)
+	db := a.Store.Client
+	auth.InstallTenantFilter(db)
+
+	master, err := loadMasterKey(o, log)
+	if err != nil {
+		return nil, err
+	}
+	a.Keys = secrets.NewKeyring(master, &store.KeyStore{DB: db})
+	catalog := &connection.Catalog{DB: db}
+	a.Host = pluginhost.New(pluginhost.Config{
+		Dir:         o.PluginDir,
+		Logger:      log.With("component", "pluginhost"),
+		CallTimeout: o.PluginCallTimeout,
+		TestTimeout: o.PluginTestTimeout,
+		OnDescribe: func(ctx context.Context, p pluginhost.PluginInfo, d *sdk.Description) error {
+			return catalog.SyncPlugin(ctx, p, d)
+		},
+		OnStatus: func(ctx context.Context, p pluginhost.PluginInfo) {
+			if err := catalog.SyncPlugin(ctx, p, nil); err != nil {
+				log.Error("recording plugin status", "plugin", p.Name, "err", err)
+			}
+		},
+	})
+	if err = a.Host.Start(ctx); err != nil {
+		return nil, fmt.Errorf("starting plugins: %w", err)
+	}
+	a.Metrics.Gauge("plugboard_plugin_up", func() []Sample {
+		var out []Sample
+		for _, p := range a.Host.Plugins() {
+			v := 0.0
+			if p.Status == pluginhost.StatusLoaded {
+				v = 1
+			}
+			out = append(out, Sample{Labels: map[string]string{"plugin": p.Name, "status": string(p.Status)}, Value: v})
+		}
+		return out
+	})
+
+	a.Service = &connection.Service{DB: db, Plugins: a.Host, Keys: a.Keys, Log: log}
+	a.Tokens = &auth.Tokens{DB: db}
+	cfg := Config{
+		Resolver: &graph.Resolver{DB: db, Connections: a.Service, Plugins: a.Host},
+		Auth:     a.Tokens,
+		Logger:   log,
+		Metrics:  a.Metrics,
+		Ready:    a.Ready,
+	}
+	if o.Dev {
+		org, err := EnsureOrganization(ctx, db, DefaultOrgSlug)
+		if err != nil {
+			return nil, err
+		}
+		if a.DevToken, err = devToken(ctx, a.Tokens, org.ID, o.DataDir); err != nil {
+			return nil, err
+		}
+		cfg.Dev = true
+		cfg.DevToken = a.DevToken
+		cfg.DevViewer = &auth.Viewer{Role: auth.RoleOrgAdmin, OrganizationID: org.ID, Actor: "dev"}
+	}
+	a.Handler = NewHandler(cfg)
+	return a, nil
+}
+
+// Ready reports whether the database is migrated and reachable and every
+// pinned plugin is loaded.
+func (a *App) Ready(ctx context.Context) error {
+	if !a.migrated.Load() {
+		return errors.New("database not migrated yet")
+	}
+	if err := a.Store.Ping(ctx); err != nil {
+		return errors.New("database unreachable")
+	}
+	if !a.Host.Ready() {
+		var waiting []string
+		for _, p := range a.Host.Plugins() {
+			if p.Status != pluginhost.StatusLoaded {
+				waiting = append(waiting, p.Name+" "+strings.ToLower(string(p.Status)))
+			}
+		}
+		return fmt.Errorf("plugins not loaded: %s", strings.Join(waiting, ", "))
+	}
+	return nil
+}
+
+// Close stops the plugins and closes the store.
+func (a *App) Close() {
+	if a.Host != nil {
+		_ = a.Host.Close()
+	}
+	if a.Store != nil {
+		_ = a.Store.Close()
+	}
+}
+
+// Serve serves the handler on addr until ctx ends, then shuts down
+// gracefully. ready, when not nil, receives the bound address.
+func (a *App) Serve(ctx context.Context, addr string, ready func(net.Addr)) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           a.Handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(a.Log.Handler(), slog.LevelWarn),
+	}
+	if ready != nil {
+		ready(ln.Addr())
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return srv.Shutdown(shutdown)
+}
+
+func loadMasterKey(o Options, log *slog.Logger) (secrets.MasterKey, error) {
+	if o.MasterKey != "" {
+		return secrets.ParseMasterKey(o.MasterKey)
+	}
+	path := filepath.Join(o.DataDir, "master.key")
+	key, created, err := secrets.LoadOrCreateMasterKey(path)
+	if err != nil {
+		return secrets.MasterKey{}, err
+	}
+	if created {
+		log.Warn("created a new master key; back it up: without it no stored secret can be read",
+			"path", path, "master_key_id", key.ID())
+	}
+	return key, nil
+}
+
+// EnsureOrganization returns the organization with slug, creating it.
+func EnsureOrganization(ctx context.Context, db *ent.Client, slug string) (*ent.Organization, error) {
+	ctx = auth.SystemContext(ctx)
+	org, err := db.Organization.Query().Where(organization.Slug(slug)).Only(ctx)
+	if ent.IsNotFound(err) {
+		org, err = db.Organization.Create().SetSlug(slug).SetName(slug).Save(ctx)
+		if ent.IsConstraintError(err) {
+			org, err = db.Organization.Query().Where(organization.Slug(slug)).Only(ctx)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("organization %s: %w", slug, err)
+	}
+	return org, nil
+}
+
+// devToken returns the local mode's admin token, kept in the data dir so it
+// survives restarts.
+func devToken(ctx context.Context, tokens *auth.Tokens, orgID int, dataDir string) (string, error) {
+	path := filepath.Join(dataDir, "dev-admin-token")
+	if b, err := os.ReadFile(path); err == nil {
+		tok := strings.TrimSpace(string(b))
+		if v, err := tokens.Authenticate(ctx, tok); err == nil && v.OrganizationID == orgID {
+			return tok, nil
+		}
+	}
+	tok, _, err := tokens.Create(ctx, orgID, auth.RoleOrgAdmin, "local mode")
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	return tok, nil
+}

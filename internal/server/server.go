@@ -1,0 +1,190 @@
+// Package server wires plugboard's HTTP surface: the GraphQL handler and
+// GraphiQL, authentication, health and readiness, and metrics.
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/handler"
+	"github.com/99designs/gqlgen/graphql/handler/extension"
+	"github.com/99designs/gqlgen/graphql/handler/lru"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/99designs/gqlgen/graphql/playground"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/plugboard/plugboard/graph"
+	"github.com/plugboard/plugboard/internal/auth"
+)
+
+// MaxBodyBytes bounds a GraphQL request body.
+const MaxBodyBytes = 1 << 20
+
+// Authenticator turns a bearer token into a viewer.
+type Authenticator interface {
+	Authenticate(ctx context.Context, bearer string) (*auth.Viewer, error)
+}
+
+// Config is what the HTTP server is built from.
+type Config struct {
+	Resolver *graph.Resolver
+	Auth     Authenticator
+	Logger   *slog.Logger
+	// Ready reports whether the server can serve: database migrated and
+	// every pinned plugin loaded. Nil means always.
+	Ready func(ctx context.Context) error
+	// Metrics receives the counters /metrics shows; nil makes a new one.
+	Metrics *Metrics
+	// Dev is the local mode: a request without a token acts as DevViewer,
+	// and GraphiQL comes with DevToken filled in.
+	Dev       bool
+	DevViewer *auth.Viewer
+	DevToken  string
+}
+
+// NewHandler returns plugboard's HTTP handler.
+func NewHandler(cfg Config) http.Handler {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics()
+	}
+	gql := NewGraphQLHandler(graph.NewSchema(cfg.Resolver), cfg.Logger)
+
+	var ui http.Handler
+	if cfg.Dev && cfg.DevToken != "" {
+		ui = playground.Handler("plugboard", "/graphql",
+			playground.WithGraphiqlEnablePluginExplorer(true),
+			playground.WithGraphiqlUiHeaders(map[string]string{"Authorization": "Bearer " + cfg.DevToken}))
+	} else {
+		ui = playground.Handler("plugboard", "/graphql", playground.WithGraphiqlEnablePluginExplorer(true))
+	}
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if cfg.Ready != nil {
+			ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+			defer cancel()
+			if err := cfg.Ready(ctx); err != nil {
+				writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": err.Error()})
+				return
+			}
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
+	mux.Handle("GET /metrics", cfg.Metrics)
+	api := authenticate(cfg, gql)
+	mux.Handle("/graphql", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && wantsHTML(r) {
+			ui.ServeHTTP(w, r)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+		api.ServeHTTP(w, r)
+	}))
+	return cfg.Metrics.instrument(logRequests(cfg.Logger, mux))
+}
+
+// NewGraphQLHandler returns the gqlgen handler with explicit transports, a
+// query cache and plugboard's error presenter.
+func NewGraphQLHandler(schema graphql.ExecutableSchema, logger *slog.Logger) *handler.Server {
+	srv := handler.New(schema)
+	srv.AddTransport(transport.Websocket{KeepAlivePingInterval: 10 * time.Second})
+	srv.AddTransport(transport.Options{})
+	srv.AddTransport(transport.GET{})
+	srv.AddTransport(transport.POST{})
+	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	srv.Use(extension.Introspection{})
+	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](100)})
+	srv.SetErrorPresenter(graph.ErrorPresenter)
+	srv.SetRecoverFunc(func(ctx context.Context, v any) error {
+		// The panic value may hold request data: log its type and the
+		// stack, never the value.
+		logger.Error("resolver panic", "type", fmt.Sprintf("%T", v), "stack", string(debug.Stack()))
+		return errors.New("internal error")
+	})
+	return srv
+}
+
+func wantsHTML(r *http.Request) bool {
+	return r.URL.RawQuery == "" && strings.Contains(r.Header.Get("Accept"), "text/html")
+}
+
+// authenticate puts the request's viewer into its context. A request with a
+// bad token is refused here; one without a token reaches the resolvers
+// unauthenticated (they refuse it), except in the local mode.
+func authenticate(cfg Config, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		h := r.Header.Get("Authorization")
+		switch {
+		case h != "":
+			token, ok := strings.CutPrefix(h, "Bearer ")
+			if !ok {
+				writeGraphQLError(w, http.StatusUnauthorized, graph.CodeUnauthenticated, "the Authorization header must be \"Bearer <token>\"")
+				return
+			}
+			v, err := cfg.Auth.Authenticate(ctx, strings.TrimSpace(token))
+			if err != nil {
+				if !errors.Is(err, auth.ErrUnauthenticated) {
+					cfg.Logger.Error("authenticating a request", "err", err)
+				}
+				writeGraphQLError(w, http.StatusUnauthorized, graph.CodeUnauthenticated, "the token is not valid")
+				return
+			}
+			ctx = auth.NewContext(ctx, v)
+		case cfg.Dev && cfg.DevViewer != nil:
+			ctx = auth.NewContext(ctx, cfg.DevViewer)
+		}
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+func writeGraphQLError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, map[string]any{
+		"errors": gqlerror.List{{Message: msg, Extensions: map[string]any{"code": code}}},
+	})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// logRequests logs one line per request: method, path, status, duration.
+// Bodies and query strings are never logged.
+func logRequests(logger *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		logger.Debug("http request", "method", r.Method, "path", r.URL.Path,
+			"status", rec.status, "duration", time.Since(start))
+	})
+}
