@@ -18,7 +18,12 @@ func (r *queryResolver) Node(ctx context.Context, id int) (ent.Noder, error) {
 	if err := requireViewer(ctx); err != nil {
 		return nil, err
 	}
-	return r.DB.Noder(ctx, id)
+	n, err := r.DB.Noder(ctx, id)
+	if err != nil {
+		// entgql's not-found error quotes the raw id; say only NOT_FOUND.
+		return nil, notFoundNode(err)
+	}
+	return n, nil
 }
 
 // Nodes is the resolver for the nodes field.
@@ -101,7 +106,13 @@ func (r *queryResolver) Plugins(ctx context.Context, after *entgql.Cursor[int], 
 		ent.WithPluginOrder(orderBy), ent.WithPluginFilter(where.Filter))
 }
 
+// Credential returns generated.CredentialResolver implementation.
+func (r *Resolver) Credential() generated.CredentialResolver { return &credentialResolver{r} }
+
 // Query returns generated.QueryResolver implementation.
 func (r *Resolver) Query() generated.QueryResolver { return &queryResolver{r} }
 
-type queryResolver struct{ *Resolver }
+type (
+	credentialResolver struct{ *Resolver }
+	queryResolver      struct{ *Resolver }
+)

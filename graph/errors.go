@@ -3,6 +3,7 @@ package graph
 import (
 	"context"
 	"errors"
+	"log/slog"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/gqlerror"
@@ -58,8 +59,20 @@ func Classify(err error) (code, message string) {
 	return CodeInternal, "internal error"
 }
 
-// ErrorPresenter gives every error an extensions.code.
-func ErrorPresenter(ctx context.Context, err error) *gqlerror.Error {
+// NewErrorPresenter returns the presenter that gives every error an
+// extensions.code. INTERNAL errors are logged in full (error texts of the
+// store and of plugboard never carry input values) and shown generically.
+func NewErrorPresenter(logger *slog.Logger) graphql.ErrorPresenterFunc {
+	return func(ctx context.Context, err error) *gqlerror.Error {
+		out := presentError(ctx, err)
+		if out.Extensions["code"] == CodeInternal {
+			logger.Error("internal error in a GraphQL request", "path", out.Path.String(), "err", err)
+		}
+		return out
+	}
+}
+
+func presentError(ctx context.Context, err error) *gqlerror.Error {
 	var gqlErr *gqlerror.Error
 	if errors.As(err, &gqlErr) && gqlErr.Err == nil {
 		// Parse and validation errors of the document, made by gqlgen.

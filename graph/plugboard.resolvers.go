@@ -149,15 +149,6 @@ func (r *oAuth2SpecResolver) ExtraTokenParams(ctx context.Context, obj *schematy
 	return stringMap(obj.ExtraTokenParams), nil
 }
 
-// RefreshMarginSeconds is the resolver for the refreshMarginSeconds field.
-func (r *oAuth2SpecResolver) RefreshMarginSeconds(ctx context.Context, obj *schematype.OAuth2Spec) (*int, error) {
-	if obj.RefreshMarginSeconds == 0 {
-		return nil, nil
-	}
-	n := int(obj.RefreshMarginSeconds)
-	return &n, nil
-}
-
 // Viewer is the resolver for the viewer field.
 func (r *queryResolver) Viewer(ctx context.Context) (*model.Viewer, error) {
 	v, err := auth.Require(ctx)
@@ -189,15 +180,29 @@ func (r *queryResolver) ConnectionType(ctx context.Context, key string) (*ent.Co
 	return ct, err
 }
 
-// Credential returns generated.CredentialResolver implementation.
-func (r *Resolver) Credential() generated.CredentialResolver { return &credentialResolver{r} }
-
 // Mutation returns generated.MutationResolver implementation.
 func (r *Resolver) Mutation() generated.MutationResolver { return &mutationResolver{r} }
 
 // OAuth2Spec returns generated.OAuth2SpecResolver implementation.
 func (r *Resolver) OAuth2Spec() generated.OAuth2SpecResolver { return &oAuth2SpecResolver{r} }
 
-type credentialResolver struct{ *Resolver }
-type mutationResolver struct{ *Resolver }
-type oAuth2SpecResolver struct{ *Resolver }
+type (
+	mutationResolver   struct{ *Resolver }
+	oAuth2SpecResolver struct{ *Resolver }
+)
+
+// !!! WARNING !!!
+// The code below was going to be deleted when updating resolvers. It has been copied here so you have
+// one last chance to move it out of harms way if you want. There are two reasons this happens:
+//  - When renaming or deleting a resolver the old code will be put in here. You can safely delete
+//    it when you're done.
+//  - You have helper methods in this file. Move them out to keep these resolver files clean.
+/*
+	func (r *oAuth2SpecResolver) RefreshMarginSeconds(ctx context.Context, obj *schematype.OAuth2Spec) (*int, error) {
+	if obj.RefreshMarginSeconds == 0 {
+		return nil, nil
+	}
+	n := int(obj.RefreshMarginSeconds)
+	return &n, nil
+}
+*/

@@ -1279,7 +1279,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.CustomerEdge.Node(childComplexity), true
 
-	case "DeleteConnectionPayload.deletedId":
+	case "DeleteConnectionPayload.deletedID":
 		if e.ComplexityRoot.DeleteConnectionPayload.DeletedID == nil {
 			break
 		}
@@ -1666,13 +1666,13 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.OAuth2Spec.AuthStyle(childComplexity), true
-	case "OAuth2Spec.authorizeUrl":
+	case "OAuth2Spec.authorizeURL":
 		if e.ComplexityRoot.OAuth2Spec.AuthorizeURL == nil {
 			break
 		}
 
 		return e.ComplexityRoot.OAuth2Spec.AuthorizeURL(childComplexity), true
-	case "OAuth2Spec.clientIdInput":
+	case "OAuth2Spec.clientIDInput":
 		if e.ComplexityRoot.OAuth2Spec.ClientIDInput == nil {
 			break
 		}
@@ -1708,7 +1708,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.OAuth2Spec.RefreshMarginSeconds(childComplexity), true
-	case "OAuth2Spec.revokeUrl":
+	case "OAuth2Spec.revokeURL":
 		if e.ComplexityRoot.OAuth2Spec.RevokeURL == nil {
 			break
 		}
@@ -1726,7 +1726,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.OAuth2Spec.Scopes(childComplexity), true
-	case "OAuth2Spec.tokenUrl":
+	case "OAuth2Spec.tokenURL":
 		if e.ComplexityRoot.OAuth2Spec.TokenURL == nil {
 			break
 		}
@@ -5164,14 +5164,14 @@ The OAuth 2.0 spec of a connection type. URL and scope fields may hold
 {{#key}} slots naming inputs.
 """
 type OAuth2Spec {
-  authorizeUrl: String
-  tokenUrl: String
-  revokeUrl: String
+  authorizeURL: String
+  tokenURL: String
+  revokeURL: String
   scopes: String
   scopeSeparator: String
   pkceMethod: String
   authStyle: String
-  clientIdInput: String
+  clientIDInput: String
   clientSecretInput: String
   extraAuthorizeParams: Map
   extraTokenParams: Map
@@ -5249,7 +5249,7 @@ type UpdateConnectionPayload {
 }
 
 type DeleteConnectionPayload {
-  deletedId: ID
+  deletedID: ID
   userErrors: [UserError!]!
 }
 
@@ -5263,9 +5263,9 @@ input CredentialValueInput {
 
 input SaveCredentialInput {
   "The connection whose credential is saved."
-  connectionId: ID!
+  connectionID: ID!
   "The customer holding the credential, for CUSTOMER and ORGANIZATION_CUSTOMER connections."
-  customerId: ID
+  customerID: ID
   "Save the test credential used by TEST instances."
   isTest: Boolean! = false
   values: [CredentialValueInput!]!
@@ -5286,7 +5286,7 @@ type TestCredentialPayload {
 }
 
 input CreateCustomerInput {
-  externalId: String!
+  externalID: String!
   name: String!
 }
 
@@ -5685,8 +5685,8 @@ func (ec *executionContext) childFields_CustomerEdge(ctx context.Context, field 
 
 func (ec *executionContext) childFields_DeleteConnectionPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
-	case "deletedId":
-		return ec.fieldContext_DeleteConnectionPayload_deletedId(ctx, field)
+	case "deletedID":
+		return ec.fieldContext_DeleteConnectionPayload_deletedID(ctx, field)
 	case "userErrors":
 		return ec.fieldContext_DeleteConnectionPayload_userErrors(ctx, field)
 	}
@@ -5837,12 +5837,12 @@ func (ec *executionContext) childFields_IntegrationEdge(ctx context.Context, fie
 
 func (ec *executionContext) childFields_OAuth2Spec(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
-	case "authorizeUrl":
-		return ec.fieldContext_OAuth2Spec_authorizeUrl(ctx, field)
-	case "tokenUrl":
-		return ec.fieldContext_OAuth2Spec_tokenUrl(ctx, field)
-	case "revokeUrl":
-		return ec.fieldContext_OAuth2Spec_revokeUrl(ctx, field)
+	case "authorizeURL":
+		return ec.fieldContext_OAuth2Spec_authorizeURL(ctx, field)
+	case "tokenURL":
+		return ec.fieldContext_OAuth2Spec_tokenURL(ctx, field)
+	case "revokeURL":
+		return ec.fieldContext_OAuth2Spec_revokeURL(ctx, field)
 	case "scopes":
 		return ec.fieldContext_OAuth2Spec_scopes(ctx, field)
 	case "scopeSeparator":
@@ -5851,8 +5851,8 @@ func (ec *executionContext) childFields_OAuth2Spec(ctx context.Context, field gr
 		return ec.fieldContext_OAuth2Spec_pkceMethod(ctx, field)
 	case "authStyle":
 		return ec.fieldContext_OAuth2Spec_authStyle(ctx, field)
-	case "clientIdInput":
-		return ec.fieldContext_OAuth2Spec_clientIdInput(ctx, field)
+	case "clientIDInput":
+		return ec.fieldContext_OAuth2Spec_clientIDInput(ctx, field)
 	case "clientSecretInput":
 		return ec.fieldContext_OAuth2Spec_clientSecretInput(ctx, field)
 	case "extraAuthorizeParams":
@@ -10335,13 +10335,13 @@ func (ec *executionContext) fieldContext_CustomerEdge_cursor(_ context.Context, 
 	return graphql.NewScalarFieldContext("CustomerEdge", field, false, false, "Cursor")
 }
 
-func (ec *executionContext) _DeleteConnectionPayload_deletedId(ctx context.Context, field graphql.CollectedField, obj *model.DeleteConnectionPayload) (ret graphql.Marshaler) {
+func (ec *executionContext) _DeleteConnectionPayload_deletedID(ctx context.Context, field graphql.CollectedField, obj *model.DeleteConnectionPayload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_DeleteConnectionPayload_deletedId(ctx, field)
+			return ec.fieldContext_DeleteConnectionPayload_deletedID(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
 			return obj.DeletedID, nil
@@ -10354,7 +10354,7 @@ func (ec *executionContext) _DeleteConnectionPayload_deletedId(ctx context.Conte
 		false,
 	)
 }
-func (ec *executionContext) fieldContext_DeleteConnectionPayload_deletedId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+func (ec *executionContext) fieldContext_DeleteConnectionPayload_deletedID(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("DeleteConnectionPayload", field, false, false, "ID")
 }
 
@@ -11878,13 +11878,13 @@ func (ec *executionContext) fieldContext_Mutation_reloadPlugins(_ context.Contex
 	return fc, nil
 }
 
-func (ec *executionContext) _OAuth2Spec_authorizeUrl(ctx context.Context, field graphql.CollectedField, obj *schematype.OAuth2Spec) (ret graphql.Marshaler) {
+func (ec *executionContext) _OAuth2Spec_authorizeURL(ctx context.Context, field graphql.CollectedField, obj *schematype.OAuth2Spec) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_OAuth2Spec_authorizeUrl(ctx, field)
+			return ec.fieldContext_OAuth2Spec_authorizeURL(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
 			return obj.AuthorizeURL, nil
@@ -11897,17 +11897,17 @@ func (ec *executionContext) _OAuth2Spec_authorizeUrl(ctx context.Context, field 
 		false,
 	)
 }
-func (ec *executionContext) fieldContext_OAuth2Spec_authorizeUrl(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+func (ec *executionContext) fieldContext_OAuth2Spec_authorizeURL(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("OAuth2Spec", field, false, false, "String")
 }
 
-func (ec *executionContext) _OAuth2Spec_tokenUrl(ctx context.Context, field graphql.CollectedField, obj *schematype.OAuth2Spec) (ret graphql.Marshaler) {
+func (ec *executionContext) _OAuth2Spec_tokenURL(ctx context.Context, field graphql.CollectedField, obj *schematype.OAuth2Spec) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_OAuth2Spec_tokenUrl(ctx, field)
+			return ec.fieldContext_OAuth2Spec_tokenURL(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
 			return obj.TokenURL, nil
@@ -11920,17 +11920,17 @@ func (ec *executionContext) _OAuth2Spec_tokenUrl(ctx context.Context, field grap
 		false,
 	)
 }
-func (ec *executionContext) fieldContext_OAuth2Spec_tokenUrl(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+func (ec *executionContext) fieldContext_OAuth2Spec_tokenURL(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("OAuth2Spec", field, false, false, "String")
 }
 
-func (ec *executionContext) _OAuth2Spec_revokeUrl(ctx context.Context, field graphql.CollectedField, obj *schematype.OAuth2Spec) (ret graphql.Marshaler) {
+func (ec *executionContext) _OAuth2Spec_revokeURL(ctx context.Context, field graphql.CollectedField, obj *schematype.OAuth2Spec) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_OAuth2Spec_revokeUrl(ctx, field)
+			return ec.fieldContext_OAuth2Spec_revokeURL(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
 			return obj.RevokeURL, nil
@@ -11943,7 +11943,7 @@ func (ec *executionContext) _OAuth2Spec_revokeUrl(ctx context.Context, field gra
 		false,
 	)
 }
-func (ec *executionContext) fieldContext_OAuth2Spec_revokeUrl(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+func (ec *executionContext) fieldContext_OAuth2Spec_revokeURL(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("OAuth2Spec", field, false, false, "String")
 }
 
@@ -12039,13 +12039,13 @@ func (ec *executionContext) fieldContext_OAuth2Spec_authStyle(_ context.Context,
 	return graphql.NewScalarFieldContext("OAuth2Spec", field, false, false, "String")
 }
 
-func (ec *executionContext) _OAuth2Spec_clientIdInput(ctx context.Context, field graphql.CollectedField, obj *schematype.OAuth2Spec) (ret graphql.Marshaler) {
+func (ec *executionContext) _OAuth2Spec_clientIDInput(ctx context.Context, field graphql.CollectedField, obj *schematype.OAuth2Spec) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_OAuth2Spec_clientIdInput(ctx, field)
+			return ec.fieldContext_OAuth2Spec_clientIDInput(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
 			return obj.ClientIDInput, nil
@@ -12058,7 +12058,7 @@ func (ec *executionContext) _OAuth2Spec_clientIdInput(ctx context.Context, field
 		false,
 	)
 }
-func (ec *executionContext) fieldContext_OAuth2Spec_clientIdInput(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+func (ec *executionContext) fieldContext_OAuth2Spec_clientIDInput(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("OAuth2Spec", field, false, false, "String")
 }
 
@@ -18770,15 +18770,15 @@ func (ec *executionContext) unmarshalInputCreateCustomerInput(ctx context.Contex
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"externalId", "name"}
+	fieldsInOrder := [...]string{"externalID", "name"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
 			continue
 		}
 		switch k {
-		case "externalId":
-			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("externalId"))
+		case "externalID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("externalID"))
 			data, err := ec.unmarshalNString2string(ctx, v)
 			if err != nil {
 				return it, err
@@ -23078,22 +23078,22 @@ func (ec *executionContext) unmarshalInputSaveCredentialInput(ctx context.Contex
 		asMap["test"] = false
 	}
 
-	fieldsInOrder := [...]string{"connectionId", "customerId", "isTest", "values", "test"}
+	fieldsInOrder := [...]string{"connectionID", "customerID", "isTest", "values", "test"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
 			continue
 		}
 		switch k {
-		case "connectionId":
-			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("connectionId"))
+		case "connectionID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("connectionID"))
 			data, err := ec.unmarshalNID2int(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.ConnectionID = data
-		case "customerId":
-			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("customerId"))
+		case "customerID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("customerID"))
 			data, err := ec.unmarshalOID2ᚖint(ctx, v)
 			if err != nil {
 				return it, err
@@ -25049,8 +25049,8 @@ func (ec *executionContext) _DeleteConnectionPayload(ctx context.Context, sel as
 		switch field.Name {
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("DeleteConnectionPayload")
-		case "deletedId":
-			out.Values[i] = ec._DeleteConnectionPayload_deletedId(ctx, field, obj)
+		case "deletedID":
+			out.Values[i] = ec._DeleteConnectionPayload_deletedID(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
@@ -25635,18 +25635,18 @@ func (ec *executionContext) _OAuth2Spec(ctx context.Context, sel ast.SelectionSe
 		switch field.Name {
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("OAuth2Spec")
-		case "authorizeUrl":
-			out.Values[i] = ec._OAuth2Spec_authorizeUrl(ctx, field, obj)
+		case "authorizeURL":
+			out.Values[i] = ec._OAuth2Spec_authorizeURL(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
-		case "tokenUrl":
-			out.Values[i] = ec._OAuth2Spec_tokenUrl(ctx, field, obj)
+		case "tokenURL":
+			out.Values[i] = ec._OAuth2Spec_tokenURL(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
-		case "revokeUrl":
-			out.Values[i] = ec._OAuth2Spec_revokeUrl(ctx, field, obj)
+		case "revokeURL":
+			out.Values[i] = ec._OAuth2Spec_revokeURL(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
@@ -25670,8 +25670,8 @@ func (ec *executionContext) _OAuth2Spec(ctx context.Context, sel ast.SelectionSe
 			if out.Values[i] == graphql.RequiredNull {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
-		case "clientIdInput":
-			out.Values[i] = ec._OAuth2Spec_clientIdInput(ctx, field, obj)
+		case "clientIDInput":
+			out.Values[i] = ec._OAuth2Spec_clientIDInput(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
 				atomic.AddUint32(&out.Invalids, 1)
 			}

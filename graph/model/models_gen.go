@@ -29,7 +29,7 @@ type CreateConnectionPayload struct {
 }
 
 type CreateCustomerInput struct {
-	ExternalID string `json:"externalId"`
+	ExternalID string `json:"externalID"`
 	Name       string `json:"name"`
 }
 
@@ -58,7 +58,7 @@ type CredentialValueInput struct {
 }
 
 type DeleteConnectionPayload struct {
-	DeletedID  *int         `json:"deletedId,omitempty"`
+	DeletedID  *int         `json:"deletedID,omitempty"`
 	UserErrors []*UserError `json:"userErrors"`
 }
 
@@ -74,9 +74,9 @@ type ReloadPluginsPayload struct {
 
 type SaveCredentialInput struct {
 	// The connection whose credential is saved.
-	ConnectionID int `json:"connectionId"`
+	ConnectionID int `json:"connectionID"`
 	// The customer holding the credential, for CUSTOMER and ORGANIZATION_CUSTOMER connections.
-	CustomerID *int `json:"customerId,omitempty"`
+	CustomerID *int `json:"customerID,omitempty"`
 	// Save the test credential used by TEST instances.
 	IsTest bool                    `json:"isTest"`
 	Values []*CredentialValueInput `json:"values"`

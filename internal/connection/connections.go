@@ -95,7 +95,8 @@ func (s *Service) CreateConnection(ctx context.Context, in CreateConnectionInput
 	if err != nil {
 		return nil, err
 	}
-	return created, nil
+	// Entities made inside a transaction keep its (now finished) client.
+	return created.Unwrap(), nil
 }
 
 func checkInputSettings(inputs []schematype.Input, scope connection.Scope, settings map[string]schematype.InputSetting) []FieldError {
@@ -170,7 +171,10 @@ func (s *Service) UpdateConnection(ctx context.Context, in UpdateConnectionInput
 			connectionID: c.ID, action: "connection.updated", message: "connection " + c.StableKey + " updated",
 		})
 	})
-	return updated, err
+	if err != nil {
+		return nil, err
+	}
+	return updated.Unwrap(), nil
 }
 
 // DeleteConnection deletes a connection and its credentials. A connection
@@ -227,7 +231,7 @@ func (s *Service) CreateCustomer(ctx context.Context, externalID, name string) (
 	}
 	var errs []FieldError
 	if strings.TrimSpace(externalID) == "" || len(externalID) > 200 {
-		errs = append(errs, fieldErr(CodeInvalidValue, "An external id is 1 to 200 characters.", "externalId"))
+		errs = append(errs, fieldErr(CodeInvalidValue, "An external id is 1 to 200 characters.", "externalID"))
 	}
 	if strings.TrimSpace(name) == "" || len(name) > 200 {
 		errs = append(errs, fieldErr(CodeInvalidValue, "A name is 1 to 200 characters.", "name"))
@@ -242,11 +246,14 @@ func (s *Service) CreateCustomer(ctx context.Context, externalID, name string) (
 			return err
 		}
 		if taken {
-			return invalid(fieldErr(CodeTaken, "Another customer has this external id.", "externalId"))
+			return invalid(fieldErr(CodeTaken, "Another customer has this external id.", "externalID"))
 		}
 		c, err = tx.Customer.Create().SetOrganizationID(v.OrganizationID).
 			SetExternalID(externalID).SetName(strings.TrimSpace(name)).Save(ctx)
 		return err
 	})
-	return c, err
+	if err != nil {
+		return nil, err
+	}
+	return c.Unwrap(), nil
 }

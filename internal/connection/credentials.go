@@ -63,7 +63,7 @@ func (s *Service) SaveCredential(ctx context.Context, in SaveCredentialInput) (*
 	}
 	conn, err := s.DB.Connection.Query().Where(connection.ID(in.ConnectionID)).WithType().Only(ctx)
 	if ent.IsNotFound(err) {
-		return nil, nil, invalid(fieldErr(CodeNotFound, "No such connection.", "connectionId"))
+		return nil, nil, invalid(fieldErr(CodeNotFound, "No such connection.", "connectionID"))
 	}
 	if err != nil {
 		return nil, nil, err
@@ -213,7 +213,7 @@ func (s *Service) SaveCredential(ctx context.Context, in SaveCredentialInput) (*
 	if err != nil {
 		return nil, nil, err
 	}
-	return saved, result, nil
+	return saved.Unwrap(), result, nil
 }
 
 // holderOf says who holds the credential of a save on conn.
@@ -222,7 +222,7 @@ func (s *Service) holderOf(ctx context.Context, conn *ent.Connection, customerID
 	case connection.ScopeORGANIZATION_GLOBAL:
 		if customerID != 0 {
 			return "", "", invalid(fieldErr(CodeInvalidValue,
-				"An ORGANIZATION_GLOBAL connection has one credential for the whole organization; leave customerId out.", "customerId"))
+				"An ORGANIZATION_GLOBAL connection has one credential for the whole organization; leave customerID out.", "customerID"))
 		}
 		return credential.HolderORGANIZATION, "org", nil
 	case connection.ScopeCUSTOMER, connection.ScopeORGANIZATION_CUSTOMER:
@@ -231,19 +231,19 @@ func (s *Service) holderOf(ctx context.Context, conn *ent.Connection, customerID
 				// The organization's own values, shared by its customers.
 				return credential.HolderORGANIZATION, "org", nil
 			}
-			return "", "", invalid(fieldErr(CodeRequired, "A "+string(conn.Scope)+" connection's credential belongs to a customer: give customerId.", "customerId"))
+			return "", "", invalid(fieldErr(CodeRequired, "A "+string(conn.Scope)+" connection's credential belongs to a customer: give customerID.", "customerID"))
 		}
 		ok, err := s.DB.Customer.Query().Where(customer.ID(customerID)).Exist(ctx)
 		if err != nil {
 			return "", "", err
 		}
 		if !ok {
-			return "", "", invalid(fieldErr(CodeNotFound, "No such customer.", "customerId"))
+			return "", "", invalid(fieldErr(CodeNotFound, "No such customer.", "customerID"))
 		}
 		return credential.HolderCUSTOMER, "customer:" + strconv.Itoa(customerID), nil
 	default:
 		return "", "", invalid(fieldErr(CodeNotSupported,
-			"Credentials of "+string(conn.Scope)+" connections are saved through an instance or a user, not directly.", "connectionId"))
+			"Credentials of "+string(conn.Scope)+" connections are saved through an instance or a user, not directly.", "connectionID"))
 	}
 }
 
@@ -536,7 +536,7 @@ func (s *Service) TestCredential(ctx context.Context, id int) (*ent.Credential, 
 	if err != nil {
 		return nil, nil, err
 	}
-	return updated, result, nil
+	return updated.Unwrap(), result, nil
 }
 
 // Value is one input of a credential as the API shows it: secret values

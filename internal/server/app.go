@@ -91,6 +91,12 @@ func Open(ctx context.Context, o Options) (_ *App, err error) {
 		return nil, err
 	}
 	a.Keys = secrets.NewKeyring(master, &store.KeyStore{DB: db})
+	// Make sure a data key exists now, so no request creates the first one
+	// while it holds a write transaction (SQLite has one writer). This also
+	// proves the master key unwraps the stored data keys.
+	if _, err = a.Keys.Encrypt(ctx, []byte("plugboard"), []byte("startup-check")); err != nil {
+		return nil, fmt.Errorf("checking the master key: %w", err)
+	}
 	catalog := &connection.Catalog{DB: db}
 	a.Host = pluginhost.New(pluginhost.Config{
 		Dir:         o.PluginDir,

@@ -55,7 +55,7 @@ func createAsanaConnection(t *testing.T, env *servertest.Env) (connID, customerI
 	if connID == "" || servertest.Str(r.Data, "createConnection.connection.type.key") != "asana.apiKey" {
 		t.Fatalf("createConnection: %s", r.Raw)
 	}
-	r = env.Do(t, `mutation { createCustomer(input: {externalId: "acme", name: "Acme"}) { customer { id externalId } userErrors { code } } }`, nil)
+	r = env.Do(t, `mutation { createCustomer(input: {externalID: "acme", name: "Acme"}) { customer { id externalID } userErrors { code } } }`, nil)
 	mustOK(t, r)
 	return connID, servertest.Str(r.Data, "createCustomer.customer.id")
 }
@@ -74,7 +74,7 @@ func TestCatalogDeclaresEveryAttribute(t *testing.T) {
 			key label description iconURL authKind schemaVersion available plugin { name status }
 			inputs { key label type required default example placeholder description shown secret
 				options { value label } pattern collection onPremControlled template }
-			oauth2 { authorizeUrl tokenUrl revokeUrl scopes scopeSeparator pkceMethod authStyle clientIdInput clientSecretInput }
+			oauth2 { authorizeURL tokenURL revokeURL scopes scopeSeparator pkceMethod authStyle clientIDInput clientSecretInput }
 		} } }
 	}`, nil)
 	mustOK(t, r)
@@ -122,7 +122,7 @@ func TestCatalogDeclaresEveryAttribute(t *testing.T) {
 		t.Errorf("slack authKind: %v", sl["authKind"])
 	}
 	o := sl["oauth2"].(map[string]any)
-	if o["authorizeUrl"] != "{{#authorizeUrl}}" || o["tokenUrl"] != "{{#tokenUrl}}" || o["pkceMethod"] != "S256" || o["clientIdInput"] != "clientId" {
+	if o["authorizeURL"] != "{{#authorizeUrl}}" || o["tokenURL"] != "{{#tokenUrl}}" || o["pkceMethod"] != "S256" || o["clientIDInput"] != "clientId" {
 		t.Errorf("slack oauth2: %v", o)
 	}
 	if in := input("slack.oauth2", "clientSecret"); in["secret"] != true || in["shown"] != false {
@@ -176,7 +176,7 @@ func TestCredentialLifecycle(t *testing.T) {
 
 		// Save with a live test against the fake Asana.
 		r := env.Do(t, saveMutation, map[string]any{"in": map[string]any{
-			"connectionId": connID, "customerId": custID, "test": true,
+			"connectionID": connID, "customerID": custID, "test": true,
 			"values": []any{
 				map[string]any{"key": "apiKey", "value": canary},
 				map[string]any{"key": "baseUrl", "value": asana.URL},
@@ -203,7 +203,7 @@ func TestCredentialLifecycle(t *testing.T) {
 		// An update that leaves the secret out keeps it: the live test
 		// still authenticates with it.
 		r = env.Do(t, saveMutation, map[string]any{"in": map[string]any{
-			"connectionId": connID, "customerId": custID,
+			"connectionID": connID, "customerID": custID,
 			"values": []any{map[string]any{"key": "baseUrl", "value": asana.URL + "/"}},
 		}})
 		mustOK(t, r)
@@ -212,7 +212,7 @@ func TestCredentialLifecycle(t *testing.T) {
 			t.Fatalf("update kept the secret? %s", r.Raw)
 		}
 		r = env.Do(t, saveMutation, map[string]any{"in": map[string]any{
-			"connectionId": connID, "customerId": custID,
+			"connectionID": connID, "customerID": custID,
 			"values": []any{map[string]any{"key": "baseUrl", "value": asana.URL}},
 		}})
 		mustOK(t, r)
@@ -224,10 +224,10 @@ func TestCredentialLifecycle(t *testing.T) {
 		}
 
 		// node(id) returns the credential and its connection.
-		r = env.Do(t, `query($id: ID!) { node(id: $id) { __typename ... on Credential { id status connection { stableKey } customer { externalId } } } }`,
+		r = env.Do(t, `query($id: ID!) { node(id: $id) { __typename ... on Credential { id status connection { stableKey } customer { externalID } } } }`,
 			map[string]any{"id": credID})
 		mustOK(t, r)
-		if servertest.Str(r.Data, "node.__typename") != "Credential" || servertest.Str(r.Data, "node.customer.externalId") != "acme" {
+		if servertest.Str(r.Data, "node.__typename") != "Credential" || servertest.Str(r.Data, "node.customer.externalID") != "acme" {
 			t.Fatalf("node: %s", r.Raw)
 		}
 		// The connection log has the saves, the test and the status change.
@@ -265,12 +265,12 @@ func TestPaginationFiltersAndOrder(t *testing.T) {
 		connID, _ := createAsanaConnection(t, env)
 		const n = 7
 		for i := 0; i < n; i++ {
-			r := env.Do(t, `mutation($e: String!) { createCustomer(input: {externalId: $e, name: $e}) { customer { id } } }`,
+			r := env.Do(t, `mutation($e: String!) { createCustomer(input: {externalID: $e, name: $e}) { customer { id } } }`,
 				map[string]any{"e": fmt.Sprintf("c%02d", i)})
 			mustOK(t, r)
 			cid := servertest.Str(r.Data, "createCustomer.customer.id")
 			mustOK(t, env.Do(t, saveMutation, map[string]any{"in": map[string]any{
-				"connectionId": connID, "customerId": cid,
+				"connectionID": connID, "customerID": cid,
 				"values": []any{map[string]any{"key": "apiKey", "value": fmt.Sprintf("1/%016d:abc", i)}},
 			}}))
 		}
@@ -279,14 +279,14 @@ func TestPaginationFiltersAndOrder(t *testing.T) {
 		var after any
 		for page := 0; page < 5; page++ {
 			r := env.Do(t, `query($after: Cursor) { credentials(first: 3, after: $after, orderBy: {field: CREATED_AT, direction: DESC}, where: {status: ACTIVE}) {
-				totalCount pageInfo { hasNextPage endCursor } edges { node { id customer { externalId } } } } }`,
+				totalCount pageInfo { hasNextPage endCursor } edges { node { id customer { externalID } } } } }`,
 				map[string]any{"after": after})
 			mustOK(t, r)
 			if servertest.Get(r.Data, "credentials.totalCount") != float64(n) {
 				t.Fatalf("totalCount: %s", r.Raw)
 			}
 			for _, e := range servertest.Get(r.Data, "credentials.edges").([]any) {
-				seen = append(seen, servertest.Str(e.(map[string]any), "node.customer.externalId"))
+				seen = append(seen, servertest.Str(e.(map[string]any), "node.customer.externalID"))
 			}
 			if servertest.Get(r.Data, "credentials.pageInfo.hasNextPage") != true {
 				break
@@ -314,7 +314,7 @@ func TestBadInputIsRejectedAndStoresNothing(t *testing.T) {
 	servertest.EachDB(t, servertest.Config{Plugins: []string{"asana", "postgres", "shopify"}}, func(t *testing.T, env *servertest.Env) {
 		connID, custID := createAsanaConnection(t, env)
 		mustOK(t, env.Do(t, saveMutation, map[string]any{"in": map[string]any{
-			"connectionId": connID, "customerId": custID,
+			"connectionID": connID, "customerID": custID,
 			"values": []any{map[string]any{"key": "apiKey", "value": canary}},
 		}}))
 		pg := env.Do(t, `mutation { createConnection(input: {typeKey: "postgres.basic", stableKey: "pg", name: "PG", scope: ORGANIZATION_GLOBAL}) { connection { id } } }`, nil)
@@ -343,28 +343,28 @@ func TestBadInputIsRejectedAndStoresNothing(t *testing.T) {
 				nil, "VALIDATION_FAILED", "typeKey"},
 			{"taken stable key", `mutation { createConnection(input: {typeKey: "asana.apiKey", stableKey: "asana", name: "X"}) { connection { id } userErrors { field code } } }`,
 				nil, "CONFLICT", "stableKey"},
-			{"missing required", saveMutation, map[string]any{"in": map[string]any{"connectionId": pgID,
+			{"missing required", saveMutation, map[string]any{"in": map[string]any{"connectionID": pgID,
 				"values": []any{val("host", "db.example.com"), val("database", "app")}}}, "VALIDATION_FAILED", "user"},
-			{"wrong type", saveMutation, map[string]any{"in": map[string]any{"connectionId": pgID,
+			{"wrong type", saveMutation, map[string]any{"in": map[string]any{"connectionID": pgID,
 				"values": []any{val("host", "h"), val("database", "d"), val("user", "u"), val("port", "five")}}}, "VALIDATION_FAILED", "port"},
-			{"not an option", saveMutation, map[string]any{"in": map[string]any{"connectionId": pgID,
+			{"not an option", saveMutation, map[string]any{"in": map[string]any{"connectionID": pgID,
 				"values": []any{val("host", "h"), val("database", "d"), val("user", "u"), val("sslmode", "maybe")}}}, "VALIDATION_FAILED", "sslmode"},
-			{"pattern mismatch", saveMutation, map[string]any{"in": map[string]any{"connectionId": connID, "customerId": custID,
+			{"pattern mismatch", saveMutation, map[string]any{"in": map[string]any{"connectionID": connID, "customerID": custID,
 				"values": []any{val("apiKey", "Bearer abc")}}}, "VALIDATION_FAILED", "apiKey"},
-			{"unknown input", saveMutation, map[string]any{"in": map[string]any{"connectionId": connID, "customerId": custID,
+			{"unknown input", saveMutation, map[string]any{"in": map[string]any{"connectionID": connID, "customerID": custID,
 				"values": []any{val("apiKey", canary), val("nope", "x")}}}, "VALIDATION_FAILED", "nope"},
-			{"template slot missing", saveMutation, map[string]any{"in": map[string]any{"connectionId": shopID,
+			{"template slot missing", saveMutation, map[string]any{"in": map[string]any{"connectionID": shopID,
 				"values": []any{val("accessToken", "shpat_0123456789")}}}, "VALIDATION_FAILED", "shop"},
-			{"template slot malformed", saveMutation, map[string]any{"in": map[string]any{"connectionId": shopID,
+			{"template slot malformed", saveMutation, map[string]any{"in": map[string]any{"connectionID": shopID,
 				"values": []any{val("shop", "Not A Shop!"), val("accessToken", "shpat_0123456789")}}}, "VALIDATION_FAILED", "shop"},
-			{"template set directly", saveMutation, map[string]any{"in": map[string]any{"connectionId": shopID,
+			{"template set directly", saveMutation, map[string]any{"in": map[string]any{"connectionID": shopID,
 				"values": []any{val("shop", "acme"), val("storeUrl", "https://evil.example"), val("accessToken", "shpat_0123456789")}}}, "VALIDATION_FAILED", "storeUrl"},
-			{"oversized value", saveMutation, map[string]any{"in": map[string]any{"connectionId": connID, "customerId": custID,
+			{"oversized value", saveMutation, map[string]any{"in": map[string]any{"connectionID": connID, "customerID": custID,
 				"values": []any{val("apiKey", "2/"+strings.Repeat("a", 20000))}}}, "VALIDATION_FAILED", "apiKey"},
-			{"customer required", saveMutation, map[string]any{"in": map[string]any{"connectionId": connID,
-				"values": []any{val("apiKey", canary)}}}, "VALIDATION_FAILED", "customerId"},
-			{"unknown connection", saveMutation, map[string]any{"in": map[string]any{"connectionId": "cGIxOjk5OTk5OTk5",
-				"values": []any{val("apiKey", canary)}}}, "VALIDATION_FAILED", "connectionId"},
+			{"customer required", saveMutation, map[string]any{"in": map[string]any{"connectionID": connID,
+				"values": []any{val("apiKey", canary)}}}, "VALIDATION_FAILED", "customerID"},
+			{"unknown connection", saveMutation, map[string]any{"in": map[string]any{"connectionID": "cGIxOjk5OTk5OTk5",
+				"values": []any{val("apiKey", canary)}}}, "VALIDATION_FAILED", "connectionID"},
 		}
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
@@ -382,21 +382,18 @@ func TestBadInputIsRejectedAndStoresNothing(t *testing.T) {
 		}
 		// Errors outside mutations.
 		for _, c := range []struct{ name, query, code string }{
-			{"unknown node id", `{ node(id: "cGIxOjEyMzQ1Njc4OQ") { id } }`, ""},
+			{"unknown node id", `{ node(id: "cGIxOjEyMzQ1Njc4OQ") { id } }`, "NOT_FOUND"},
 			{"undecodable node id", `{ node(id: "not-an-id") { id } }`, "NOT_FOUND"},
 			{"malformed GraphQL", `{ connections { edges { node { id } }`, "GRAPHQL_PARSE_FAILED"},
 			{"unknown field", `{ connections { nope } }`, "GRAPHQL_VALIDATION_FAILED"},
 		} {
 			t.Run(c.name, func(t *testing.T) {
 				r := env.Do(t, c.query, nil)
-				if c.code == "" {
-					if len(r.Errors) > 0 || servertest.Get(r.Data, "node") != nil {
-						t.Fatalf("unknown id should be a null node: %s", r.Raw)
-					}
-					return
-				}
 				if r.Code() != c.code {
 					t.Fatalf("code = %q, want %q: %s", r.Code(), c.code, r.Raw)
+				}
+				if strings.Contains(r.Raw, "123456789") {
+					t.Errorf("the error reveals the raw id: %s", r.Raw)
 				}
 			})
 		}
@@ -462,17 +459,22 @@ func faultyConnection(t *testing.T, env *servertest.Env) string {
 	return servertest.Str(r.Data, "createConnection.connection.id")
 }
 
-func waitLoaded(t *testing.T, env *servertest.Env, name string, within time.Duration) time.Duration {
+// waitRestarted waits until the named plugin runs in a process other than
+// oldPID and is LOADED again, and returns how long that took.
+func waitRestarted(t *testing.T, env *servertest.Env, name string, oldPID int, within time.Duration) time.Duration {
 	t.Helper()
 	start := time.Now()
 	for time.Since(start) < within {
-		r := env.Do(t, `query($n: String!) { plugins(where: {name: $n}) { edges { node { status } } } }`, map[string]any{"n": name})
-		if servertest.Str(r.Data, "plugins.edges.0.node.status") == "LOADED" && env.App.Host.Ready() {
-			return time.Since(start)
+		pid := env.PluginPID(name)
+		if pid != 0 && pid != oldPID {
+			r := env.Do(t, `query($n: String!) { plugins(where: {name: $n}) { edges { node { status } } } }`, map[string]any{"n": name})
+			if servertest.Str(r.Data, "plugins.edges.0.node.status") == "LOADED" && env.App.Host.Ready() {
+				return time.Since(start)
+			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("plugin %s not LOADED again within %s", name, within)
+	t.Fatalf("plugin %s not restarted and LOADED within %s", name, within)
 	return 0
 }
 
@@ -485,7 +487,7 @@ func TestPluginKilledMidRequest(t *testing.T) {
 	}
 	done := make(chan *servertest.Response, 1)
 	go func() {
-		done <- env.Do(t, saveMutation, map[string]any{"in": map[string]any{"connectionId": id,
+		done <- env.Do(t, saveMutation, map[string]any{"in": map[string]any{"connectionID": id,
 			"values": []any{map[string]any{"key": "mode", "value": "hang"}, map[string]any{"key": "secret", "value": canary}}}})
 	}()
 	time.Sleep(300 * time.Millisecond) // let the request reach the plugin
@@ -502,12 +504,9 @@ func TestPluginKilledMidRequest(t *testing.T) {
 	}
 	// The server lives and other plugins answer meanwhile.
 	mustOK(t, env.Do(t, `{ connectionTypes { totalCount } }`, nil))
-	took := waitLoaded(t, env, "faulty", 15*time.Second)
+	took := waitRestarted(t, env, "faulty", pid, 15*time.Second)
 	t.Logf("faulty plugin LOADED again %s after the failed request", took)
-	if newPID := env.PluginPID("faulty"); newPID == 0 || newPID == pid {
-		t.Fatalf("plugin not restarted: pid %d → %d", pid, newPID)
-	}
-	r := env.Do(t, saveMutation, map[string]any{"in": map[string]any{"connectionId": id,
+	r := env.Do(t, saveMutation, map[string]any{"in": map[string]any{"connectionID": id,
 		"values": []any{map[string]any{"key": "mode", "value": "ok"}}}})
 	mustOK(t, r)
 	if servertest.Str(r.Data, "saveCredential.credential.status") != "ACTIVE" {
@@ -519,7 +518,8 @@ func TestPluginKilledMidRequest(t *testing.T) {
 func TestHungPluginHitsDeadline(t *testing.T) {
 	env := servertest.Start(t, servertest.Config{Plugins: []string{"faulty"}, CallTimeout: time.Second})
 	id := faultyConnection(t, env)
-	r := env.Do(t, saveMutation, map[string]any{"in": map[string]any{"connectionId": id,
+	pid := env.PluginPID("faulty")
+	r := env.Do(t, saveMutation, map[string]any{"in": map[string]any{"connectionID": id,
 		"values": []any{map[string]any{"key": "mode", "value": "hang"}, map[string]any{"key": "secret", "value": canary}}}})
 	if r.Code() != "PLUGIN_UNAVAILABLE" || !strings.Contains(strings.ToLower(r.Errors[0].Message), "time") {
 		t.Fatalf("hung plugin: %s", r.Raw)
@@ -528,15 +528,16 @@ func TestHungPluginHitsDeadline(t *testing.T) {
 	if servertest.Get(r.Data, "credentials.totalCount") != float64(0) {
 		t.Fatalf("a credential was stored: %s", r.Raw)
 	}
-	waitLoaded(t, env, "faulty", 15*time.Second)
+	// The hung plugin was killed and restarted.
+	waitRestarted(t, env, "faulty", pid, 15*time.Second)
 	// A panicking plugin is an error, and the plugin keeps serving.
-	r = env.Do(t, saveMutation, map[string]any{"in": map[string]any{"connectionId": id,
+	r = env.Do(t, saveMutation, map[string]any{"in": map[string]any{"connectionID": id,
 		"values": []any{map[string]any{"key": "mode", "value": "panic"}}}})
 	if r.Code() != "PLUGIN_UNAVAILABLE" {
 		t.Fatalf("panicking plugin: %s", r.Raw)
 	}
 	// A plugin's own diagnostics come back per field.
-	r = env.Do(t, saveMutation, map[string]any{"in": map[string]any{"connectionId": id,
+	r = env.Do(t, saveMutation, map[string]any{"in": map[string]any{"connectionID": id,
 		"values": []any{map[string]any{"key": "mode", "value": "invalid"}}}})
 	if r.Code() != "VALIDATION_FAILED" || !strings.Contains(r.Raw, `"PLUGIN_REJECTED"`) {
 		t.Fatalf("plugin diagnostics: %s", r.Raw)

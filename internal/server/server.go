@@ -109,7 +109,7 @@ func NewGraphQLHandler(schema graphql.ExecutableSchema, logger *slog.Logger) *ha
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
 	srv.Use(extension.Introspection{})
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](100)})
-	srv.SetErrorPresenter(graph.ErrorPresenter)
+	srv.SetErrorPresenter(graph.NewErrorPresenter(logger))
 	srv.SetRecoverFunc(func(ctx context.Context, v any) error {
 		// The panic value may hold request data: log its type and the
 		// stack, never the value.
