@@ -1,0 +1,52 @@
+// Package sdktest checks a plugboard plugin from its author's own go test:
+// it builds the plugin, launches it the way the plugboard host does (go-plugin
+// over gRPC, handshake, pinned SHA-256 checksum, automatic mTLS) and checks
+// its description and its answers.
+//
+// A plugin's whole conformance test:
+//
+//	package myplugin_test
+//
+//	import (
+//		"testing"
+//
+//		"github.com/plugboard/plugboard/plugins/sdk/sdktest"
+//	)
+//
+//	func TestConformance(t *testing.T) {
+//		bin := sdktest.Build(t, "example.com/myplugin/cmd/myplugin")
+//		sdktest.Check(t, bin)
+//	}
+//
+// and to drive the plugin process like the host does:
+//
+//	func TestValidateRejectsShortKeys(t *testing.T) {
+//		p := sdktest.Launch(t, sdktest.Build(t, "example.com/myplugin/cmd/myplugin"))
+//		resp, err := p.Validate(context.Background(), &sdk.ValidateRequest{
+//			TypeKey: "myplugin.apiKey",
+//			Values:  map[string]string{"apiKey": "short"},
+//		})
+//		...
+//	}
+//
+// InProcess gives the same client over an in-memory connection, without a
+// build, for fast table tests; CheckProvider runs Check's checks on any
+// Provider.
+//
+// What Check checks, failing the test with one message per problem:
+//
+//   - every rule of sdk.ValidateDescription (unique type and input keys,
+//     known enum values, patterns that compile, defaults that satisfy their
+//     pattern and options, PICKLIST options, TEMPLATE slots that name inputs,
+//     complete OAuth 2.0 specs, secret inputs that are PASSWORDs, ...);
+//   - the plugin answers a health check (Ping);
+//   - for every type, Validate with no values returns diagnostics, not an
+//     error, with an ERROR for each required input and fields that name
+//     inputs of the type;
+//   - for every type, Test with no values answers (not OK, with a message)
+//     within 10 seconds, without calling out: Test must check the values
+//     before it reaches a service;
+//   - a canary value put in every secret input and in the token never comes
+//     back in a diagnostic, message or error;
+//   - Validate and Test refuse an unknown type key with sdk.ErrUnknownType.
+package sdktest

@@ -1,0 +1,166 @@
+// Package shopify implements the Shopify plugin: one API key connection
+// type for a store's Admin API access token, tested with GET shop.json.
+package shopify
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/plugboard/plugboard/plugins/sdk"
+)
+
+// TypeKey is the key of the connection type.
+const TypeKey = "shopify.apiKey"
+
+// Version is the plugin version.
+const Version = "0.1.0"
+
+// APIVersions are the Admin API versions offered, oldest first; the last
+// is the default.
+var APIVersions = []string{"2024-07", "2024-10", "2025-01", "2025-04", "2025-07"}
+
+// testTimeout bounds Test when the host gives no deadline.
+const testTimeout = 30 * time.Second
+
+// Provider implements sdk.Provider for Shopify.
+type Provider struct {
+	// Client makes the HTTP calls; nil means http.DefaultClient.
+	Client *http.Client
+}
+
+// New returns the Shopify provider.
+func New() *Provider { return &Provider{} }
+
+var connectionType = func() sdk.ConnectionType {
+	var versions []sdk.Option
+	for _, v := range APIVersions {
+		versions = append(versions, sdk.Option{Value: v, Label: v})
+	}
+	return sdk.ConnectionType{
+		Key:         TypeKey,
+		Label:       "Shopify Admin API access token",
+		Description: "Connects to one store with an Admin API access token of a custom app.",
+		IconURL:     "https://cdn.shopify.com/shopifycloud/brochure/assets/favicon.ico",
+		AuthKind:    sdk.AuthAPIKey,
+		Inputs: []sdk.Input{
+			{Key: "shop", Label: "Store name", Type: sdk.InputString, Required: true, Pattern: `^[a-z0-9][a-z0-9-]*$`,
+				Placeholder: "acme", Description: "The name in acme.myshopify.com."},
+			{Key: "storeUrl", Label: "Store admin URL", Type: sdk.InputTemplate, Template: "https://{{#shop}}.myshopify.com/admin"},
+			{Key: "accessToken", Label: "Admin API access token", Type: sdk.InputPassword, Secret: true, Required: true,
+				Placeholder: "shpat_…", Description: "In the store admin: Settings → Apps and sales channels → Develop apps → your app → API credentials."},
+			{Key: "apiVersion", Label: "API version", Type: sdk.InputPicklist, Default: APIVersions[len(APIVersions)-1], Options: versions},
+			{Key: "baseUrlOverride", Label: "Admin URL override", Type: sdk.InputURL, Hidden: true,
+				Description: "Replaces the store admin URL, for a proxy or a test server."},
+		},
+	}
+}()
+
+// Describe implements sdk.Provider.
+func (*Provider) Describe(context.Context) (*sdk.Description, error) {
+	return &sdk.Description{Key: "shopify", Version: Version, ConnectionTypes: []sdk.ConnectionType{connectionType}}, nil
+}
+
+// Validate implements sdk.Provider.
+func (*Provider) Validate(_ context.Context, req *sdk.ValidateRequest) (*sdk.ValidateResponse, error) {
+	if req.TypeKey != TypeKey {
+		return nil, sdk.UnknownTypeError(req.TypeKey)
+	}
+	return &sdk.ValidateResponse{Diagnostics: validate(req.Values)}, nil
+}
+
+func validate(values map[string]string) []sdk.Diagnostic {
+	ds := sdk.ValidateValues(&connectionType, values)
+	shop := values["shop"]
+	for i, d := range ds {
+		if d.Field == "shop" && shop != "" {
+			ds[i].Summary = "Enter the store name as in acme.myshopify.com: lower-case letters, digits and dashes."
+			if strings.Contains(shop, ".") {
+				ds[i].Summary = "Enter only the store name (acme), not the domain (acme.myshopify.com)."
+			}
+		}
+	}
+	return ds
+}
+
+// Test implements sdk.Provider: it reads the store's shop.json.
+func (p *Provider) Test(ctx context.Context, req *sdk.TestRequest) (*sdk.TestResponse, error) {
+	if req.TypeKey != TypeKey {
+		return nil, sdk.UnknownTypeError(req.TypeKey)
+	}
+	values, err := sdk.ResolveValues(&connectionType, req.Values)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range validate(values) {
+		if d.Severity == sdk.SeverityError {
+			return &sdk.TestResponse{OK: false, Message: "The values are not valid: " + d.Summary}, nil
+		}
+	}
+	token := values["accessToken"]
+	base := values["storeUrl"]
+	if o := values["baseUrlOverride"]; o != "" {
+		base = o
+	}
+	url := strings.TrimRight(base, "/") + "/api/" + values["apiVersion"] + "/shop.json"
+
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, testTimeout)
+		defer cancel()
+	}
+	httpReq, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return &sdk.TestResponse{OK: false, Message: "The store URL is not usable."}, nil
+	}
+	httpReq.Header.Set("X-Shopify-Access-Token", token)
+	httpReq.Header.Set("Accept", "application/json")
+	client := p.Client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(httpReq)
+	if err != nil {
+		if ctx.Err() != nil {
+			return &sdk.TestResponse{OK: false, Message: "Shopify did not answer in time."}, nil
+		}
+		return &sdk.TestResponse{OK: false, Message: redact("Could not reach the store: "+err.Error(), token)}, nil
+	}
+	defer resp.Body.Close()
+
+	switch resp.StatusCode {
+	case http.StatusOK:
+		var body struct {
+			Shop struct {
+				Name string `json:"name"`
+			} `json:"shop"`
+		}
+		if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&body); err == nil && body.Shop.Name != "" {
+			return &sdk.TestResponse{OK: true, Message: redact("Connected to the store "+body.Shop.Name+".", token)}, nil
+		}
+		return &sdk.TestResponse{OK: true, Message: "Connected to the store."}, nil
+	case http.StatusUnauthorized:
+		return &sdk.TestResponse{OK: false, Message: "Shopify rejected the access token: it is wrong or the app was uninstalled."}, nil
+	case http.StatusForbidden:
+		return &sdk.TestResponse{OK: false, Message: "The access token may not read the store's details; check the app's API access scopes."}, nil
+	case http.StatusPaymentRequired:
+		return &sdk.TestResponse{OK: false, Message: "The store is frozen or closed (Shopify answered 402 Payment Required)."}, nil
+	case http.StatusNotFound:
+		return &sdk.TestResponse{OK: false, Message: fmt.Sprintf("No store %s.myshopify.com, or API version %s is not available.", values["shop"], values["apiVersion"])}, nil
+	default:
+		return &sdk.TestResponse{OK: false, Message: redact(fmt.Sprintf("Shopify answered %s.", resp.Status), token)}, nil
+	}
+}
+
+// redact removes the token from a message, in case an error or a server
+// ever echoes it.
+func redact(msg, token string) string {
+	if token == "" {
+		return msg
+	}
+	return strings.ReplaceAll(msg, token, "[redacted]")
+}
