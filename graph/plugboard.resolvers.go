@@ -190,19 +190,3 @@ type (
 	mutationResolver   struct{ *Resolver }
 	oAuth2SpecResolver struct{ *Resolver }
 )
-
-// !!! WARNING !!!
-// The code below was going to be deleted when updating resolvers. It has been copied here so you have
-// one last chance to move it out of harms way if you want. There are two reasons this happens:
-//  - When renaming or deleting a resolver the old code will be put in here. You can safely delete
-//    it when you're done.
-//  - You have helper methods in this file. Move them out to keep these resolver files clean.
-/*
-	func (r *oAuth2SpecResolver) RefreshMarginSeconds(ctx context.Context, obj *schematype.OAuth2Spec) (*int, error) {
-	if obj.RefreshMarginSeconds == 0 {
-		return nil, nil
-	}
-	n := int(obj.RefreshMarginSeconds)
-	return &n, nil
-}
-*/

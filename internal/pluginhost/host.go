@@ -145,7 +145,7 @@ func New(cfg Config) *Host {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Host{
 		cfg:     cfg,
-		log:     cfg.Logger.With("component", "pluginhost"),
+		log:     cfg.Logger,
 		ctx:     ctx,
 		cancel:  cancel,
 		plugins: map[string]*managed{},
