@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -13,7 +14,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/plugboard/plugboard/ent/apitoken"
 	"github.com/plugboard/plugboard/internal/auth"
 	"github.com/plugboard/plugboard/internal/pluginhost"
 	"github.com/plugboard/plugboard/internal/server"
@@ -134,7 +134,7 @@ func newMigrateCmd() *cobra.Command {
 				return err
 			}
 			defer s.Close()
-			fmt.Println("database migrated")
+			fmt.Fprintln(cmd.OutOrStdout(), "database migrated")
 			return nil
 		},
 	}
@@ -165,8 +165,8 @@ restart the server.`,
 			if path == "" {
 				path = pluginhost.DefaultLockPath(dir)
 			}
-			fmt.Printf("pinned %d plugin(s) in %s\n", len(l.Plugins), path)
-			printLock(l)
+			fmt.Fprintf(cmd.OutOrStdout(), "pinned %d plugin(s) in %s\n", len(l.Plugins), path)
+			printLock(cmd.OutOrStdout(), l)
 			return nil
 		},
 	}
@@ -186,7 +186,7 @@ restart the server.`,
 			if err != nil {
 				return err
 			}
-			w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "PLUGIN\tSHA256\tSTATE")
 			names := map[string]bool{}
 			for n := range l.Plugins {
@@ -222,13 +222,13 @@ restart the server.`,
 	return cmd
 }
 
-func printLock(l *pluginhost.Lock) {
+func printLock(out io.Writer, l *pluginhost.Lock) {
 	names := map[string]bool{}
 	for n := range l.Plugins {
 		names[n] = true
 	}
 	for _, n := range sortedNames(names) {
-		fmt.Printf("  %-20s %s\n", n, short(l.Plugins[n].SHA256))
+		fmt.Fprintf(out, "  %-20s %s\n", n, short(l.Plugins[n].SHA256))
 	}
 }
 
@@ -279,9 +279,9 @@ func newTokensCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(os.Stderr, "created %s token %d for organization %s; send it as Authorization: Bearer <token>\n",
+			fmt.Fprintf(cmd.ErrOrStderr(), "created %s token %d for organization %s; send it as Authorization: Bearer <token>\n",
 				strings.ToLower(string(row.Role)), row.ID, o.Slug)
-			fmt.Println(tok)
+			fmt.Fprintln(cmd.OutOrStdout(), tok)
 			return nil
 		},
 	}
@@ -290,6 +290,5 @@ func newTokensCmd() *cobra.Command {
 	create.Flags().StringVar(&org, "org", server.DefaultOrgSlug, "organization slug (created if missing)")
 	create.Flags().StringVar(&name, "name", "", "a name to recognize the token by")
 	cmd.AddCommand(create)
-	_ = apitoken.RoleORG_ADMIN
 	return cmd
 }
