@@ -596,3 +596,25 @@ func withDefaults(inputs []schematype.Input, vals map[string]string) map[string]
 	}
 	return out
 }
+
+// Resolved returns a credential's connection type and the values a plugin
+// or an OAuth 2.0 flow works with: plain inputs, decrypted secrets, defaults
+// and rendered templates. The values include secrets: never return them to
+// an API caller other than an integration runtime.
+func (s *Service) Resolved(ctx context.Context, c *ent.Credential) (*ent.ConnectionType, map[string]string, error) {
+	ct, err := s.DB.ConnectionType.Query().
+		Where(connectiontype.HasConnectionsWith(connection.ID(c.ConnectionID))).
+		Only(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connection type of credential %d: %w", c.ID, err)
+	}
+	secretVals, err := s.openSecrets(ctx, c)
+	if err != nil {
+		return nil, nil, err
+	}
+	vals, err := resolve(ct, mergeValues(c.Inputs, secretVals))
+	if err != nil {
+		return nil, nil, err
+	}
+	return ct, vals, nil
+}
