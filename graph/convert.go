@@ -22,3 +22,10 @@ func stringMap(m map[string]string) map[string]any {
 	}
 	return out
 }
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}

@@ -11,6 +11,7 @@ import (
 	"github.com/plugboard/plugboard/ent"
 	"github.com/plugboard/plugboard/graph/generated"
 	"github.com/plugboard/plugboard/internal/connection"
+	"github.com/plugboard/plugboard/internal/events"
 )
 
 // PluginAdmin is what the API needs of the plugin host.
@@ -19,11 +20,22 @@ type PluginAdmin interface {
 	Reload(ctx context.Context) error
 }
 
+// OAuthFlows is what the API needs of the OAuth 2.0 engine.
+type OAuthFlows interface {
+	// StartAuthorization returns the provider's authorize URL for a
+	// credential of the viewer's organization.
+	StartAuthorization(ctx context.Context, credentialID int, redirectURL, failureURL string, popup bool) (string, error)
+	// Disconnect revokes and erases a credential's tokens.
+	Disconnect(ctx context.Context, credentialID int) error
+}
+
 // Resolver is the root resolver; it holds the services resolvers call.
 type Resolver struct {
 	DB          *ent.Client
 	Connections *connection.Service
 	Plugins     PluginAdmin
+	OAuth       OAuthFlows
+	Events      *events.Bus
 }
 
 // NewSchema returns the executable schema over r.

@@ -42,6 +42,7 @@ type ResolverRoot interface {
 	Mutation() MutationResolver
 	OAuth2Spec() OAuth2SpecResolver
 	Query() QueryResolver
+	Subscription() SubscriptionResolver
 }
 
 type DirectiveRoot struct {
@@ -203,6 +204,14 @@ type ComplexityRoot struct {
 		Node   func(childComplexity int) int
 	}
 
+	CredentialStatusEvent struct {
+		At         func(childComplexity int) int
+		Credential func(childComplexity int) int
+		Detail     func(childComplexity int) int
+		From       func(childComplexity int) int
+		To         func(childComplexity int) int
+	}
+
 	CredentialValue struct {
 		IsSet     func(childComplexity int) int
 		Key       func(childComplexity int) int
@@ -235,6 +244,11 @@ type ComplexityRoot struct {
 
 	DeleteConnectionPayload struct {
 		DeletedID  func(childComplexity int) int
+		UserErrors func(childComplexity int) int
+	}
+
+	DisconnectCredentialPayload struct {
+		Credential func(childComplexity int) int
 		UserErrors func(childComplexity int) int
 	}
 
@@ -310,13 +324,15 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
-		CreateConnection func(childComplexity int, input model.CreateConnectionInput) int
-		CreateCustomer   func(childComplexity int, input model.CreateCustomerInput) int
-		DeleteConnection func(childComplexity int, id int) int
-		ReloadPlugins    func(childComplexity int) int
-		SaveCredential   func(childComplexity int, input model.SaveCredentialInput) int
-		TestCredential   func(childComplexity int, id int) int
-		UpdateConnection func(childComplexity int, input model.UpdateConnectionInput) int
+		CreateConnection     func(childComplexity int, input model.CreateConnectionInput) int
+		CreateCustomer       func(childComplexity int, input model.CreateCustomerInput) int
+		DeleteConnection     func(childComplexity int, id int) int
+		DisconnectCredential func(childComplexity int, id int) int
+		ReloadPlugins        func(childComplexity int) int
+		SaveCredential       func(childComplexity int, input model.SaveCredentialInput) int
+		StartOAuth2          func(childComplexity int, input model.StartOAuth2Input) int
+		TestCredential       func(childComplexity int, id int) int
+		UpdateConnection     func(childComplexity int, input model.UpdateConnectionInput) int
 	}
 
 	OAuth2Spec struct {
@@ -414,6 +430,16 @@ type ComplexityRoot struct {
 		UserErrors func(childComplexity int) int
 	}
 
+	StartOAuth2Payload struct {
+		AuthorizeURL func(childComplexity int) int
+		Credential   func(childComplexity int) int
+		UserErrors   func(childComplexity int) int
+	}
+
+	Subscription struct {
+		CredentialStatusChanged func(childComplexity int, credentialID *int) int
+	}
+
 	TestCredentialPayload struct {
 		Credential func(childComplexity int) int
 		Result     func(childComplexity int) int
@@ -480,6 +506,8 @@ type MutationResolver interface {
 	TestCredential(ctx context.Context, id int) (*model.TestCredentialPayload, error)
 	CreateCustomer(ctx context.Context, input model.CreateCustomerInput) (*model.CreateCustomerPayload, error)
 	ReloadPlugins(ctx context.Context) (*model.ReloadPluginsPayload, error)
+	StartOAuth2(ctx context.Context, input model.StartOAuth2Input) (*model.StartOAuth2Payload, error)
+	DisconnectCredential(ctx context.Context, id int) (*model.DisconnectCredentialPayload, error)
 }
 type OAuth2SpecResolver interface {
 	ExtraAuthorizeParams(ctx context.Context, obj *schematype.OAuth2Spec) (map[string]any, error)
@@ -498,6 +526,9 @@ type QueryResolver interface {
 	Plugins(ctx context.Context, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.PluginOrder, where *ent.PluginWhereInput) (*ent.PluginConnection, error)
 	Viewer(ctx context.Context) (*model.Viewer, error)
 	ConnectionType(ctx context.Context, key string) (*ent.ConnectionType, error)
+}
+type SubscriptionResolver interface {
+	CredentialStatusChanged(ctx context.Context, credentialID *int) (<-chan *model.CredentialStatusEvent, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -1152,6 +1183,37 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.CredentialEdge.Node(childComplexity), true
 
+	case "CredentialStatusEvent.at":
+		if e.ComplexityRoot.CredentialStatusEvent.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CredentialStatusEvent.At(childComplexity), true
+	case "CredentialStatusEvent.credential":
+		if e.ComplexityRoot.CredentialStatusEvent.Credential == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CredentialStatusEvent.Credential(childComplexity), true
+	case "CredentialStatusEvent.detail":
+		if e.ComplexityRoot.CredentialStatusEvent.Detail == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CredentialStatusEvent.Detail(childComplexity), true
+	case "CredentialStatusEvent.from":
+		if e.ComplexityRoot.CredentialStatusEvent.From == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CredentialStatusEvent.From(childComplexity), true
+	case "CredentialStatusEvent.to":
+		if e.ComplexityRoot.CredentialStatusEvent.To == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CredentialStatusEvent.To(childComplexity), true
+
 	case "CredentialValue.isSet":
 		if e.ComplexityRoot.CredentialValue.IsSet == nil {
 			break
@@ -1291,6 +1353,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.DeleteConnectionPayload.UserErrors(childComplexity), true
+
+	case "DisconnectCredentialPayload.credential":
+		if e.ComplexityRoot.DisconnectCredentialPayload.Credential == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DisconnectCredentialPayload.Credential(childComplexity), true
+	case "DisconnectCredentialPayload.userErrors":
+		if e.ComplexityRoot.DisconnectCredentialPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DisconnectCredentialPayload.UserErrors(childComplexity), true
 
 	case "InputField.collection":
 		if e.ComplexityRoot.InputField.Collection == nil {
@@ -1620,6 +1695,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.DeleteConnection(childComplexity, args["id"].(int)), true
+	case "Mutation.disconnectCredential":
+		if e.ComplexityRoot.Mutation.DisconnectCredential == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_disconnectCredential_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.DisconnectCredential(childComplexity, args["id"].(int)), true
 	case "Mutation.reloadPlugins":
 		if e.ComplexityRoot.Mutation.ReloadPlugins == nil {
 			break
@@ -1637,6 +1723,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.SaveCredential(childComplexity, args["input"].(model.SaveCredentialInput)), true
+	case "Mutation.startOAuth2":
+		if e.ComplexityRoot.Mutation.StartOAuth2 == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_startOAuth2_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.StartOAuth2(childComplexity, args["input"].(model.StartOAuth2Input)), true
 	case "Mutation.testCredential":
 		if e.ComplexityRoot.Mutation.TestCredential == nil {
 			break
@@ -2099,6 +2196,37 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.SaveCredentialPayload.UserErrors(childComplexity), true
 
+	case "StartOAuth2Payload.authorizeURL":
+		if e.ComplexityRoot.StartOAuth2Payload.AuthorizeURL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StartOAuth2Payload.AuthorizeURL(childComplexity), true
+	case "StartOAuth2Payload.credential":
+		if e.ComplexityRoot.StartOAuth2Payload.Credential == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StartOAuth2Payload.Credential(childComplexity), true
+	case "StartOAuth2Payload.userErrors":
+		if e.ComplexityRoot.StartOAuth2Payload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StartOAuth2Payload.UserErrors(childComplexity), true
+
+	case "Subscription.credentialStatusChanged":
+		if e.ComplexityRoot.Subscription.CredentialStatusChanged == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_credentialStatusChanged_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.CredentialStatusChanged(childComplexity, args["credentialID"].(*int)), true
+
 	case "TestCredentialPayload.credential":
 		if e.ComplexityRoot.TestCredentialPayload.Credential == nil {
 			break
@@ -2299,6 +2427,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("PluginOrder", ec.unmarshalInputPluginOrder),
 			graphql.NewInputUnmarshaler("PluginWhereInput", ec.unmarshalInputPluginWhereInput),
 			graphql.NewInputUnmarshaler("SaveCredentialInput", ec.unmarshalInputSaveCredentialInput),
+			graphql.NewInputUnmarshaler("StartOAuth2Input", ec.unmarshalInputStartOAuth2Input),
 			graphql.NewInputUnmarshaler("UpdateConnectionInput", ec.unmarshalInputUpdateConnectionInput),
 			graphql.NewInputUnmarshaler("UserOrder", ec.unmarshalInputUserOrder),
 			graphql.NewInputUnmarshaler("UserWhereInput", ec.unmarshalInputUserWhereInput),
@@ -2346,6 +2475,23 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			ctx = graphql.WithLazyInputUnmarshalerIndex(ctx, inputUnmarshalers)
 			data := ec._Mutation(ctx, opCtx.Operation.SelectionSet)
 			var buf bytes.Buffer
+			data.MarshalGQL(&buf)
+
+			return &graphql.Response{
+				Data: buf.Bytes(),
+			}
+		}
+	case ast.Subscription:
+		next := ec._Subscription(ctx, opCtx.Operation.SelectionSet)
+
+		var buf bytes.Buffer
+		return func(ctx context.Context) *graphql.Response {
+			buf.Reset()
+			data := next(ctx)
+
+			if data == nil {
+				return nil
+			}
 			data.MarshalGQL(&buf)
 
 			return &graphql.Response{
@@ -5091,6 +5237,54 @@ input UserWhereInput {
   hasCredentialsWith: [CredentialWhereInput!]
 }
 `, BuiltIn: false},
+	{Name: "../oauth.graphqls", Input: `# OAuth 2.0 connections and live credential status.
+
+input StartOAuth2Input {
+  "The credential to authorize: saved first with its client id and secret (or filled by presets)."
+  credentialID: ID!
+  "Where the browser goes after a successful authorization; must be on the organization's allow-list."
+  redirectURL: String
+  "Where the browser goes after a failed authorization; must be on the organization's allow-list."
+  failureURL: String
+  "Answer the callback with a page that posts the result to its opener and closes itself."
+  popup: Boolean! = false
+}
+
+type StartOAuth2Payload {
+  "Send the customer's browser here (the \"Connect\" button)."
+  authorizeURL: String
+  credential: Credential
+  userErrors: [UserError!]!
+}
+
+type DisconnectCredentialPayload {
+  credential: Credential
+  userErrors: [UserError!]!
+}
+
+"""
+A change of a credential's status.
+"""
+type CredentialStatusEvent {
+  credential: Credential!
+  from: String!
+  to: CredentialStatus!
+  detail: String
+  at: Time!
+}
+
+extend type Mutation {
+  "Start an OAuth 2.0 authorization: returns the provider's authorize URL."
+  startOAuth2(input: StartOAuth2Input!): StartOAuth2Payload!
+  "Revoke the credential's tokens at the provider (when it declares a revoke URL), erase them, and set PENDING."
+  disconnectCredential(id: ID!): DisconnectCredentialPayload!
+}
+
+type Subscription {
+  "Status changes of the viewer's credentials, or of one credential."
+  credentialStatusChanged(credentialID: ID): CredentialStatusEvent!
+}
+`, BuiltIn: false},
 	{Name: "../plugboard.graphqls", Input: `# Hand-written part of the plugboard GraphQL API. graph/ent.graphqls is
 # generated from the ent schema and never edited.
 
@@ -5623,6 +5817,22 @@ func (ec *executionContext) childFields_CredentialEdge(ctx context.Context, fiel
 	return nil, fmt.Errorf("no field named %q was found under type CredentialEdge", field.Name)
 }
 
+func (ec *executionContext) childFields_CredentialStatusEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "credential":
+		return ec.fieldContext_CredentialStatusEvent_credential(ctx, field)
+	case "from":
+		return ec.fieldContext_CredentialStatusEvent_from(ctx, field)
+	case "to":
+		return ec.fieldContext_CredentialStatusEvent_to(ctx, field)
+	case "detail":
+		return ec.fieldContext_CredentialStatusEvent_detail(ctx, field)
+	case "at":
+		return ec.fieldContext_CredentialStatusEvent_at(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CredentialStatusEvent", field.Name)
+}
+
 func (ec *executionContext) childFields_CredentialValue(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "key":
@@ -5691,6 +5901,16 @@ func (ec *executionContext) childFields_DeleteConnectionPayload(ctx context.Cont
 		return ec.fieldContext_DeleteConnectionPayload_userErrors(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type DeleteConnectionPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_DisconnectCredentialPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "credential":
+		return ec.fieldContext_DisconnectCredentialPayload_credential(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_DisconnectCredentialPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DisconnectCredentialPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_InputField(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -5981,6 +6201,18 @@ func (ec *executionContext) childFields_SaveCredentialPayload(ctx context.Contex
 		return ec.fieldContext_SaveCredentialPayload_userErrors(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type SaveCredentialPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_StartOAuth2Payload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "authorizeURL":
+		return ec.fieldContext_StartOAuth2Payload_authorizeURL(ctx, field)
+	case "credential":
+		return ec.fieldContext_StartOAuth2Payload_credential(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_StartOAuth2Payload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type StartOAuth2Payload", field.Name)
 }
 
 func (ec *executionContext) childFields_TestCredentialPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -6565,12 +6797,40 @@ func (ec *executionContext) field_Mutation_deleteConnection_args(ctx context.Con
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_disconnectCredential_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (int, error) {
+			return ec.unmarshalNID2int(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_saveCredential_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (model.SaveCredentialInput, error) {
 			return ec.unmarshalNSaveCredentialInput2githubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐSaveCredentialInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_startOAuth2_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.StartOAuth2Input, error) {
+			return ec.unmarshalNStartOAuth2Input2githubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐStartOAuth2Input(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -7092,6 +7352,20 @@ func (ec *executionContext) field_Query_plugins_args(ctx context.Context, rawArg
 		return nil, err
 	}
 	args["where"] = arg5
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_credentialStatusChanged_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "credentialID",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOID2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["credentialID"] = arg0
 	return args, nil
 }
 
@@ -9831,6 +10105,130 @@ func (ec *executionContext) fieldContext_CredentialEdge_cursor(_ context.Context
 	return graphql.NewScalarFieldContext("CredentialEdge", field, false, false, "Cursor")
 }
 
+func (ec *executionContext) _CredentialStatusEvent_credential(ctx context.Context, field graphql.CollectedField, obj *model.CredentialStatusEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CredentialStatusEvent_credential(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Credential, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.Credential) graphql.Marshaler {
+			return ec.marshalNCredential2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚐCredential(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CredentialStatusEvent_credential(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CredentialStatusEvent",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Credential(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CredentialStatusEvent_from(ctx context.Context, field graphql.CollectedField, obj *model.CredentialStatusEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CredentialStatusEvent_from(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.From, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CredentialStatusEvent_from(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CredentialStatusEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _CredentialStatusEvent_to(ctx context.Context, field graphql.CollectedField, obj *model.CredentialStatusEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CredentialStatusEvent_to(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.To, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v credential.Status) graphql.Marshaler {
+			return ec.marshalNCredentialStatus2githubᚗcomᚋplugboardᚋplugboardᚋentᚋcredentialᚐStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CredentialStatusEvent_to(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CredentialStatusEvent", field, false, false, "CredentialStatus")
+}
+
+func (ec *executionContext) _CredentialStatusEvent_detail(ctx context.Context, field graphql.CollectedField, obj *model.CredentialStatusEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CredentialStatusEvent_detail(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Detail, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CredentialStatusEvent_detail(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CredentialStatusEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _CredentialStatusEvent_at(ctx context.Context, field graphql.CollectedField, obj *model.CredentialStatusEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CredentialStatusEvent_at(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.At, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CredentialStatusEvent_at(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CredentialStatusEvent", field, false, false, "Time")
+}
+
 func (ec *executionContext) _CredentialValue_key(ctx context.Context, field graphql.CollectedField, obj *model.CredentialValue) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -10380,6 +10778,70 @@ func (ec *executionContext) _DeleteConnectionPayload_userErrors(ctx context.Cont
 func (ec *executionContext) fieldContext_DeleteConnectionPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
 		Object:     "DeleteConnectionPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _DisconnectCredentialPayload_credential(ctx context.Context, field graphql.CollectedField, obj *model.DisconnectCredentialPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DisconnectCredentialPayload_credential(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Credential, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.Credential) graphql.Marshaler {
+			return ec.marshalOCredential2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚐCredential(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DisconnectCredentialPayload_credential(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DisconnectCredentialPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Credential(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _DisconnectCredentialPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.DisconnectCredentialPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DisconnectCredentialPayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DisconnectCredentialPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DisconnectCredentialPayload",
 		Field:      field,
 		IsMethod:   false,
 		IsResolver: false,
@@ -11874,6 +12336,94 @@ func (ec *executionContext) fieldContext_Mutation_reloadPlugins(_ context.Contex
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_ReloadPluginsPayload(ctx, field)
 		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_startOAuth2(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_startOAuth2(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().StartOAuth2(ctx, fc.Args["input"].(model.StartOAuth2Input))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.StartOAuth2Payload) graphql.Marshaler {
+			return ec.marshalNStartOAuth2Payload2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐStartOAuth2Payload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_startOAuth2(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_StartOAuth2Payload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_startOAuth2_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_disconnectCredential(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_disconnectCredential(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().DisconnectCredential(ctx, fc.Args["id"].(int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.DisconnectCredentialPayload) graphql.Marshaler {
+			return ec.marshalNDisconnectCredentialPayload2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐDisconnectCredentialPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_disconnectCredential(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DisconnectCredentialPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_disconnectCredential_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
 	}
 	return fc, nil
 }
@@ -13715,6 +14265,137 @@ func (ec *executionContext) fieldContext_SaveCredentialPayload_userErrors(_ cont
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_UserError(ctx, field)
 		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _StartOAuth2Payload_authorizeURL(ctx context.Context, field graphql.CollectedField, obj *model.StartOAuth2Payload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StartOAuth2Payload_authorizeURL(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AuthorizeURL, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_StartOAuth2Payload_authorizeURL(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StartOAuth2Payload", field, false, false, "String")
+}
+
+func (ec *executionContext) _StartOAuth2Payload_credential(ctx context.Context, field graphql.CollectedField, obj *model.StartOAuth2Payload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StartOAuth2Payload_credential(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Credential, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.Credential) graphql.Marshaler {
+			return ec.marshalOCredential2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚐCredential(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_StartOAuth2Payload_credential(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "StartOAuth2Payload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Credential(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _StartOAuth2Payload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.StartOAuth2Payload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StartOAuth2Payload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StartOAuth2Payload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "StartOAuth2Payload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_credentialStatusChanged(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_credentialStatusChanged(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().CredentialStatusChanged(ctx, fc.Args["credentialID"].(*int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.CredentialStatusEvent) graphql.Marshaler {
+			return ec.marshalNCredentialStatusEvent2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐCredentialStatusEvent(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_credentialStatusChanged(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CredentialStatusEvent(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_credentialStatusChanged_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
 	}
 	return fc, nil
 }
@@ -23137,6 +23818,73 @@ func UnmarshalSaveCredentialInput(ctx context.Context, raw any) (model.SaveCrede
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputStartOAuth2Input(ctx context.Context, obj any) (model.StartOAuth2Input, error) {
+	var it model.StartOAuth2Input
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	if _, present := asMap["popup"]; !present {
+		asMap["popup"] = false
+	}
+
+	fieldsInOrder := [...]string{"credentialID", "redirectURL", "failureURL", "popup"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "credentialID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("credentialID"))
+			data, err := ec.unmarshalNID2int(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CredentialID = data
+		case "redirectURL":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("redirectURL"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RedirectURL = data
+		case "failureURL":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("failureURL"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.FailureURL = data
+		case "popup":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("popup"))
+			data, err := ec.unmarshalNBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Popup = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalStartOAuth2Input unmarshals raw into the StartOAuth2Input input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalStartOAuth2Input(ctx context.Context, raw any) (model.StartOAuth2Input, error) {
+	var out model.StartOAuth2Input
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "StartOAuth2Input", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputUpdateConnectionInput(ctx context.Context, obj any) (model.UpdateConnectionInput, error) {
 	var it model.UpdateConnectionInput
 	if obj == nil {
@@ -24833,6 +25581,59 @@ func (ec *executionContext) _CredentialEdge(ctx context.Context, sel ast.Selecti
 	return out
 }
 
+var credentialStatusEventImplementors = []string{"CredentialStatusEvent"}
+
+func (ec *executionContext) _CredentialStatusEvent(ctx context.Context, sel ast.SelectionSet, obj *model.CredentialStatusEvent) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, credentialStatusEventImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CredentialStatusEvent")
+		case "credential":
+			out.Values[i] = ec._CredentialStatusEvent_credential(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "from":
+			out.Values[i] = ec._CredentialStatusEvent_from(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "to":
+			out.Values[i] = ec._CredentialStatusEvent_to(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "detail":
+			out.Values[i] = ec._CredentialStatusEvent_detail(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "at":
+			out.Values[i] = ec._CredentialStatusEvent_at(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var credentialValueImplementors = []string{"CredentialValue"}
 
 func (ec *executionContext) _CredentialValue(ctx context.Context, sel ast.SelectionSet, obj *model.CredentialValue) graphql.Marshaler {
@@ -25056,6 +25857,44 @@ func (ec *executionContext) _DeleteConnectionPayload(ctx context.Context, sel as
 			}
 		case "userErrors":
 			out.Values[i] = ec._DeleteConnectionPayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var disconnectCredentialPayloadImplementors = []string{"DisconnectCredentialPayload"}
+
+func (ec *executionContext) _DisconnectCredentialPayload(ctx context.Context, sel ast.SelectionSet, obj *model.DisconnectCredentialPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, disconnectCredentialPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DisconnectCredentialPayload")
+		case "credential":
+			out.Values[i] = ec._DisconnectCredentialPayload_credential(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._DisconnectCredentialPayload_userErrors(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -25603,6 +26442,20 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "reloadPlugins":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_reloadPlugins(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "startOAuth2":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_startOAuth2(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "disconnectCredential":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_disconnectCredential(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -26277,6 +27130,69 @@ func (ec *executionContext) _SaveCredentialPayload(ctx context.Context, sel ast.
 	}
 
 	return out
+}
+
+var startOAuth2PayloadImplementors = []string{"StartOAuth2Payload"}
+
+func (ec *executionContext) _StartOAuth2Payload(ctx context.Context, sel ast.SelectionSet, obj *model.StartOAuth2Payload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, startOAuth2PayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("StartOAuth2Payload")
+		case "authorizeURL":
+			out.Values[i] = ec._StartOAuth2Payload_authorizeURL(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "credential":
+			out.Values[i] = ec._StartOAuth2Payload_credential(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._StartOAuth2Payload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var subscriptionImplementors = []string{"Subscription"}
+
+func (ec *executionContext) _Subscription(ctx context.Context, sel ast.SelectionSet) func(ctx context.Context) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, subscriptionImplementors)
+	ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{
+		Object: "Subscription",
+	})
+	if len(fields) != 1 {
+		graphql.AddErrorf(ctx, "must subscribe to exactly one stream")
+		return nil
+	}
+
+	switch fields[0].Name {
+	case "credentialStatusChanged":
+		return ec._Subscription_credentialStatusChanged(ctx, fields[0])
+	default:
+		panic("unknown field " + strconv.Quote(fields[0].Name))
+	}
 }
 
 var testCredentialPayloadImplementors = []string{"TestCredentialPayload"}
@@ -27260,6 +28176,14 @@ func (ec *executionContext) marshalNCredentialStatus2githubᚗcomᚋplugboardᚋ
 	return v
 }
 
+func (ec *executionContext) marshalNCredentialStatusEvent2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐCredentialStatusEvent(ctx context.Context, sel ast.SelectionSet, v *model.CredentialStatusEvent) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "CredentialStatusEvent!")
+		return graphql.Null
+	}
+	return ec._CredentialStatusEvent(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNCredentialValue2ᚕᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐCredentialValueᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.CredentialValue) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
@@ -27359,6 +28283,14 @@ func (ec *executionContext) marshalNDeleteConnectionPayload2ᚖgithubᚗcomᚋpl
 		return graphql.Null
 	}
 	return ec._DeleteConnectionPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNDisconnectCredentialPayload2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐDisconnectCredentialPayload(ctx context.Context, sel ast.SelectionSet, v *model.DisconnectCredentialPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "DisconnectCredentialPayload!")
+		return graphql.Null
+	}
+	return ec._DisconnectCredentialPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNEnvironment2githubᚗcomᚋplugboardᚋplugboardᚋentᚋinstanceᚐEnvironment(ctx context.Context, v any) (instance.Environment, error) {
@@ -27706,6 +28638,19 @@ func (ec *executionContext) marshalNSaveCredentialPayload2ᚖgithubᚗcomᚋplug
 		return graphql.Null
 	}
 	return ec._SaveCredentialPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNStartOAuth2Input2githubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐStartOAuth2Input(ctx context.Context, v any) (model.StartOAuth2Input, error) {
+	res, err := ec.unmarshalInputStartOAuth2Input(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNStartOAuth2Payload2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐStartOAuth2Payload(ctx context.Context, sel ast.SelectionSet, v *model.StartOAuth2Payload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "StartOAuth2Payload!")
+		return graphql.Null
+	}
+	return ec._StartOAuth2Payload(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNString2string(ctx context.Context, v any) (string, error) {

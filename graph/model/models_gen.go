@@ -11,6 +11,7 @@ import (
 
 	"github.com/plugboard/plugboard/ent"
 	"github.com/plugboard/plugboard/ent/connection"
+	"github.com/plugboard/plugboard/ent/credential"
 )
 
 type CreateConnectionInput struct {
@@ -38,6 +39,15 @@ type CreateCustomerPayload struct {
 	UserErrors []*UserError  `json:"userErrors"`
 }
 
+// A change of a credential's status.
+type CredentialStatusEvent struct {
+	Credential *ent.Credential   `json:"credential"`
+	From       string            `json:"from"`
+	To         credential.Status `json:"to"`
+	Detail     *string           `json:"detail,omitempty"`
+	At         time.Time         `json:"at"`
+}
+
 // The value of one input of a credential. Secret inputs never carry their
 // value: only whether it is set and when it was last set.
 type CredentialValue struct {
@@ -60,6 +70,11 @@ type CredentialValueInput struct {
 type DeleteConnectionPayload struct {
 	DeletedID  *int         `json:"deletedID,omitempty"`
 	UserErrors []*UserError `json:"userErrors"`
+}
+
+type DisconnectCredentialPayload struct {
+	Credential *ent.Credential `json:"credential,omitempty"`
+	UserErrors []*UserError    `json:"userErrors"`
 }
 
 type InputSettingInput struct {
@@ -88,6 +103,27 @@ type SaveCredentialPayload struct {
 	Credential *ent.Credential `json:"credential,omitempty"`
 	TestResult *TestResult     `json:"testResult,omitempty"`
 	UserErrors []*UserError    `json:"userErrors"`
+}
+
+type StartOAuth2Input struct {
+	// The credential to authorize: saved first with its client id and secret (or filled by presets).
+	CredentialID int `json:"credentialID"`
+	// Where the browser goes after a successful authorization; must be on the organization's allow-list.
+	RedirectURL *string `json:"redirectURL,omitempty"`
+	// Where the browser goes after a failed authorization; must be on the organization's allow-list.
+	FailureURL *string `json:"failureURL,omitempty"`
+	// Answer the callback with a page that posts the result to its opener and closes itself.
+	Popup bool `json:"popup"`
+}
+
+type StartOAuth2Payload struct {
+	// Send the customer's browser here (the "Connect" button).
+	AuthorizeURL *string         `json:"authorizeURL,omitempty"`
+	Credential   *ent.Credential `json:"credential,omitempty"`
+	UserErrors   []*UserError    `json:"userErrors"`
+}
+
+type Subscription struct {
 }
 
 type TestCredentialPayload struct {

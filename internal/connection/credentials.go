@@ -213,6 +213,11 @@ func (s *Service) SaveCredential(ctx context.Context, in SaveCredentialInput) (*
 	if err != nil {
 		return nil, nil, err
 	}
+	from := ""
+	if existing != nil {
+		from = string(existing.Status)
+	}
+	s.publish(ctx, saved, from)
 	return saved.Unwrap(), result, nil
 }
 
@@ -536,6 +541,7 @@ func (s *Service) TestCredential(ctx context.Context, id int) (*ent.Credential, 
 	if err != nil {
 		return nil, nil, err
 	}
+	s.publish(ctx, updated, string(cred.Status))
 	return updated.Unwrap(), result, nil
 }
 

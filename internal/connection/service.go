@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/plugboard/plugboard/ent"
+	"github.com/plugboard/plugboard/internal/events"
 	"github.com/plugboard/plugboard/plugins/sdk"
 )
 
@@ -29,6 +30,8 @@ type Service struct {
 	Plugins Plugins
 	Keys    Sealer
 	Log     *slog.Logger
+	// Events receives credential status changes; nil drops them.
+	Events events.Publisher
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -69,4 +72,15 @@ func (s *Service) withTx(ctx context.Context, fn func(tx *ent.Tx) error) (err er
 		return fmt.Errorf("committing: %w", err)
 	}
 	return nil
+}
+
+// publish announces a status change that has been committed.
+func (s *Service) publish(ctx context.Context, c *ent.Credential, from string) {
+	if s.Events == nil || from == string(c.Status) {
+		return
+	}
+	s.Events.Publish(ctx, events.StatusChange{
+		OrganizationID: c.OrganizationID, CredentialID: c.ID, ConnectionID: c.ConnectionID,
+		From: from, To: string(c.Status), Detail: c.StatusDetail, At: s.now(),
+	})
 }

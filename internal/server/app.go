@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+
+	"entgo.io/ent/dialect"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +20,7 @@ import (
 	"github.com/plugboard/plugboard/graph"
 	"github.com/plugboard/plugboard/internal/auth"
 	"github.com/plugboard/plugboard/internal/connection"
+	"github.com/plugboard/plugboard/internal/events"
 	"github.com/plugboard/plugboard/internal/pluginhost"
 	"github.com/plugboard/plugboard/internal/secrets"
 	"github.com/plugboard/plugboard/internal/store"
@@ -59,6 +62,9 @@ type App struct {
 	Metrics  *Metrics
 	DevToken string
 	Log      *slog.Logger
+	Events   *events.Bus
+
+	stopEvents context.CancelFunc
 
 	migrated atomic.Bool
 }
@@ -127,10 +133,18 @@ func Open(ctx context.Context, o Options) (_ *App, err error) {
 		return out
 	})
 
-	a.Service = &connection.Service{DB: db, Plugins: a.Host, Keys: a.Keys, Log: log}
+	a.Events = events.NewBus(log)
+	if a.Store.Dialect == dialect.Postgres {
+		evctx, cancel := context.WithCancel(context.Background())
+		a.stopEvents = cancel
+		if err = a.Events.ConnectPostgres(evctx, o.DatabaseURL); err != nil {
+			return nil, err
+		}
+	}
+	a.Service = &connection.Service{DB: db, Plugins: a.Host, Keys: a.Keys, Log: log, Events: a.Events}
 	a.Tokens = &auth.Tokens{DB: db}
 	cfg := Config{
-		Resolver: &graph.Resolver{DB: db, Connections: a.Service, Plugins: a.Host},
+		Resolver: &graph.Resolver{DB: db, Connections: a.Service, Plugins: a.Host, Events: a.Events},
 		Auth:     a.Tokens,
 		Logger:   log,
 		Metrics:  a.Metrics,
@@ -175,6 +189,9 @@ func (a *App) Ready(ctx context.Context) error {
 
 // Close stops the plugins and closes the store.
 func (a *App) Close() {
+	if a.stopEvents != nil {
+		a.stopEvents()
+	}
 	if a.Host != nil {
 		_ = a.Host.Close()
 	}

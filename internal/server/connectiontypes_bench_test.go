@@ -48,7 +48,7 @@ func BenchmarkConnectionTypesHTTP(b *testing.B) {
 	size := len(real)
 
 	quiet := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	bare := httptest.NewServer(server.NewGraphQLHandler(benchtest.NewSchema(size), quiet))
+	bare := httptest.NewServer(server.NewGraphQLHandler(benchtest.NewSchema(size), quiet, nil))
 	b.Cleanup(bare.Close)
 	bareBody := gqlBody(`query Payload { payload }`, nil)
 	if _, raw, err := post(setup, bare.URL, "", bareBody); err != nil || len(raw) != size {

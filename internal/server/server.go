@@ -59,7 +59,7 @@ func NewHandler(cfg Config) http.Handler {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics()
 	}
-	gql := NewGraphQLHandler(graph.NewSchema(cfg.Resolver), cfg.Logger)
+	gql := NewGraphQLHandler(graph.NewSchema(cfg.Resolver), cfg.Logger, websocketAuth(cfg))
 
 	var ui http.Handler
 	if cfg.Dev && cfg.DevToken != "" {
@@ -99,10 +99,11 @@ func NewHandler(cfg Config) http.Handler {
 }
 
 // NewGraphQLHandler returns the gqlgen handler with explicit transports, a
-// query cache and plugboard's error presenter.
-func NewGraphQLHandler(schema graphql.ExecutableSchema, logger *slog.Logger) *handler.Server {
+// query cache and plugboard's error presenter. wsInit, when not nil,
+// authenticates websocket connections from their connection_init payload.
+func NewGraphQLHandler(schema graphql.ExecutableSchema, logger *slog.Logger, wsInit transport.WebsocketInitFunc) *handler.Server {
 	srv := handler.New(schema)
-	srv.AddTransport(transport.Websocket{KeepAlivePingInterval: 10 * time.Second})
+	srv.AddTransport(transport.Websocket{KeepAlivePingInterval: 10 * time.Second, InitFunc: wsInit})
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
@@ -151,6 +152,33 @@ func authenticate(cfg Config, next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+// websocketAuth authenticates a websocket connection: browsers cannot set
+// headers on a websocket, so the token may come in the connection_init
+// payload as {"Authorization": "Bearer <token>"}. A viewer already set from
+// the upgrade request's header is kept.
+func websocketAuth(cfg Config) transport.WebsocketInitFunc {
+	return func(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
+		h := payload.Authorization()
+		if h == "" {
+			if s, ok := payload["authorization"].(string); ok {
+				h = s
+			}
+		}
+		if h == "" {
+			return ctx, &payload, nil
+		}
+		token, ok := strings.CutPrefix(h, "Bearer ")
+		if !ok {
+			return ctx, nil, auth.ErrUnauthenticated
+		}
+		v, err := cfg.Auth.Authenticate(ctx, strings.TrimSpace(token))
+		if err != nil {
+			return ctx, nil, auth.ErrUnauthenticated
+		}
+		return auth.NewContext(ctx, v), &payload, nil
+	}
 }
 
 func writeGraphQLError(w http.ResponseWriter, status int, code, msg string) {
