@@ -112,6 +112,32 @@ func TestValidateDescription(t *testing.T) {
 	}
 }
 
+// The client credentials flow has no authorization step: a type declares a
+// token URL, and no authorize URL, which may name a TEMPLATE input.
+func TestValidateDescriptionClientCredentials(t *testing.T) {
+	clientCredentials := func() *Description {
+		return &Description{Key: "acme", Version: "1.0.0", ConnectionTypes: []ConnectionType{{
+			Key: "acme.app", Label: "App-only", AuthKind: AuthOAuth2ClientCredentials,
+			Inputs: []Input{
+				{Key: "tenant", Label: "Tenant", Type: InputString, Required: true},
+				{Key: "host", Label: "Host", Type: InputURL, Default: "https://login.acme.com", Hidden: true},
+				{Key: "tokenUrl", Label: "Token URL", Type: InputTemplate, Template: "{{#host}}/{{#tenant}}/token", Hidden: true},
+				{Key: "clientId", Label: "Client id", Type: InputString, Required: true},
+				{Key: "clientSecret", Label: "Client secret", Type: InputPassword, Secret: true, Required: true},
+			},
+			OAuth2: &OAuth2Spec{TokenURL: "{{#tokenUrl}}", Scopes: "https://api.acme.com/.default", PKCE: PKCENone, AuthStyle: AuthStyleBody},
+		}}}
+	}
+	if err := ValidateDescription(clientCredentials()); err != nil {
+		t.Fatalf("a client credentials type without an authorize URL fails: %v", err)
+	}
+	d := clientCredentials()
+	d.ConnectionTypes[0].OAuth2.TokenURL = ""
+	if err := ValidateDescription(d); err == nil || !strings.Contains(err.Error(), "token URL is empty") {
+		t.Errorf("a client credentials type without a token URL: err = %v, want it to say the token URL is empty", err)
+	}
+}
+
 func TestValidateValues(t *testing.T) {
 	ct := &ConnectionType{Inputs: []Input{
 		{Key: "key", Label: "API key", Type: InputPassword, Secret: true, Required: true, Pattern: "[a-f0-9]{4}"},

@@ -34,6 +34,7 @@ var Packages = map[string]string{
 	"slack":    "./plugins/slack",
 	"postgres": "./plugins/postgres",
 	"shopify":  "./plugins/shopify",
+	"msgraph":  "./plugins/msgraph",
 	"faulty":   "./internal/testplugins/faulty",
 }
 

@@ -33,6 +33,13 @@
 // build, for fast table tests; CheckProvider runs Check's checks on any
 // Provider.
 //
+// For a plugin's own cases: CheckValidate runs a table of values against
+// the ERROR diagnostics they must get; Server stands in for the service a
+// Test calls and fails the test on an unexpected request; Hang is a
+// handler for a service that never answers; CheckAnswer checks a Test
+// answer. CheckValidate and CheckAnswer fail the test when Canary, which a
+// test puts in the secrets and tokens it passes, comes back.
+//
 // What Check checks, failing the test with one message per problem:
 //
 //   - every rule of sdk.ValidateDescription (unique type and input keys,

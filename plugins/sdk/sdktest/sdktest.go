@@ -173,9 +173,6 @@ func Check(t testing.TB, binary string) {
 // callTimeout bounds every call Check makes.
 const callTimeout = 10 * time.Second
 
-// canary goes into every secret input and token; it must come back nowhere.
-const canary = "sdktest-canary-6b1e0d7c"
-
 // unknownType is a type key no plugin declares.
 const unknownType = "sdktest.noSuchType"
 
@@ -274,10 +271,10 @@ func checkType(t testing.TB, p sdk.Provider, ct *sdk.ConnectionType) {
 	values := map[string]string{}
 	for _, in := range ct.Inputs {
 		if in.Secret {
-			values[in.Key] = canary
+			values[in.Key] = Canary
 		}
 	}
-	token := &sdk.Token{AccessToken: canary, RefreshToken: canary, TokenType: "Bearer"}
+	token := &sdk.Token{AccessToken: Canary, RefreshToken: Canary, TokenType: "Bearer"}
 	res, err = call(func(ctx context.Context) (any, error) {
 		return p.Validate(ctx, &sdk.ValidateRequest{TypeKey: ct.Key, Values: values})
 	})
@@ -315,7 +312,7 @@ func checkDiagnostics(t testing.TB, ct *sdk.ConnectionType, ds []sdk.Diagnostic)
 
 func checkNoCanary(t testing.TB, typeKey, where, text string) {
 	t.Helper()
-	if strings.Contains(text, canary) {
+	if strings.Contains(text, Canary) {
 		t.Errorf("type %q: %s contains the value of a secret input or token; never echo secrets", typeKey, where)
 	}
 }

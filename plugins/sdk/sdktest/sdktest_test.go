@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/plugboard/plugboard/plugins/sdk"
 	"github.com/plugboard/plugboard/plugins/sdk/internal/testplugin"
@@ -123,6 +125,112 @@ func TestBuildFailureIsReported(t *testing.T) {
 	errs := run(t, func(tb testing.TB) { sdktest.Build(tb, "./no/such/package") })
 	if len(errs) != 1 || !strings.Contains(errs[0], "go build ./no/such/package") {
 		t.Fatalf("Build of a missing package reported %q", errs)
+	}
+}
+
+func TestCheckValidate(t *testing.T) {
+	sdktest.CheckValidate(t, testplugin.New(), "testplugin.everything", []sdktest.ValidateCase{
+		{Name: "complete", Values: map[string]string{"host": "db.example.com", "secret": sdktest.Canary}},
+		{Name: "empty", Values: map[string]string{}, Errors: map[string]string{"host": "is required"}},
+		{Name: "any summary", Values: map[string]string{"host": "DB", "port": "x"}, Errors: map[string]string{"host": "", "port": "number"}},
+	})
+}
+
+func TestCheckValidateReportsMismatches(t *testing.T) {
+	p := testplugin.New()
+	errs := run(t, func(tb testing.TB) {
+		sdktest.CheckValidateCase(tb, p, "testplugin.everything", sdktest.ValidateCase{
+			Name: "wrong", Values: map[string]string{"port": "x"},
+			Errors: map[string]string{"port": "must be a port", "enabled": ""},
+		})
+	})
+	for _, want := range []string{
+		`unexpected ERROR on "host": Host is required.`,
+		`ERROR on "port": Port must be a number.; want one that says "must be a port"`,
+		`no ERROR on "enabled"`,
+	} {
+		if !containsOne(errs, want) {
+			t.Errorf("CheckValidateCase did not report %q; it reported:\n%s", want, strings.Join(errs, "\n"))
+		}
+	}
+	errs = run(t, func(tb testing.TB) {
+		sdktest.CheckValidateCase(tb, badProvider{p}, "testplugin.everything", sdktest.ValidateCase{
+			Name: "leak", Values: map[string]string{"secret": sdktest.Canary}, Errors: map[string]string{"secret": ""},
+		})
+	})
+	if !containsOne(errs, `the diagnostic on "secret" quotes sdktest.Canary`) {
+		t.Errorf("CheckValidateCase did not report the leaked canary; it reported %q", errs)
+	}
+	errs = run(t, func(tb testing.TB) {
+		sdktest.CheckValidateCase(tb, badProvider{p}, "testplugin.everything", sdktest.ValidateCase{Name: "error"})
+	})
+	if !containsOne(errs, "Validate returned an error") {
+		t.Errorf("CheckValidateCase did not report Validate's error; it reported %q", errs)
+	}
+}
+
+func TestCheckAnswer(t *testing.T) {
+	sdktest.CheckAnswer(t, &sdk.TestResponse{OK: true, Message: "Connected as Ada."}, nil, true, "as Ada")
+	for _, tt := range []struct {
+		name string
+		resp *sdk.TestResponse
+		err  error
+		want string
+	}{
+		{"error", nil, errors.New("boom"), "Test returned an error"},
+		{"not OK", &sdk.TestResponse{Message: "Rejected."}, nil, `want OK true and a message that says "as Ada"`},
+		{"no message", &sdk.TestResponse{}, nil, "without a message"},
+		{"leak", &sdk.TestResponse{OK: true, Message: "Connected as Ada " + sdktest.Canary}, nil, "quotes sdktest.Canary"},
+	} {
+		errs := run(t, func(tb testing.TB) { sdktest.CheckAnswer(tb, tt.resp, tt.err, true, "as Ada") })
+		if !containsOne(errs, tt.want) {
+			t.Errorf("%s: CheckAnswer reported %q, want %q", tt.name, errs, tt.want)
+		}
+	}
+}
+
+func TestServer(t *testing.T) {
+	want := sdktest.Expect{
+		Method: http.MethodPost, Path: "/api/me", Query: map[string]string{"fields": "name"},
+		Header: map[string]string{"Authorization": "Bearer " + sdktest.Canary},
+	}
+	send := func(tb testing.TB, auth string) int {
+		srv := sdktest.Server(tb, want, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusAccepted) })
+		req, err := http.NewRequest(http.MethodPost, srv.URL+"/api/me?fields=name", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", auth)
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := send(t, "Bearer "+sdktest.Canary); got != http.StatusAccepted {
+		t.Errorf("the expected request got %d, want the handler's 202", got)
+	}
+	var status int
+	errs := run(t, func(tb testing.TB) { status = send(tb, "Bearer other") })
+	if status != http.StatusBadRequest || len(errs) != 1 || !strings.Contains(errs[0], "header Authorization is missing or has another value") {
+		t.Errorf("another token got %d and reported %q; want 400 and the header named", status, errs)
+	}
+	if strings.Contains(strings.Join(errs, ""), sdktest.Canary) {
+		t.Errorf("the report quotes the expected header value: %q", errs)
+	}
+}
+
+func TestHang(t *testing.T) {
+	srv := sdktest.Server(t, sdktest.Expect{}, sdktest.Hang)
+	client := &http.Client{Timeout: 100 * time.Millisecond}
+	start := time.Now()
+	if resp, err := client.Get(srv.URL); err == nil {
+		resp.Body.Close()
+		t.Fatalf("Hang answered %d", resp.StatusCode)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("the client waited %s", d)
 	}
 }
 

@@ -5,11 +5,8 @@ package asana
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"io"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/plugboard/plugboard/plugins/sdk"
 )
@@ -31,9 +28,6 @@ const DefaultBaseURL = "https://app.asana.com/api/1.0"
 // ":/._~+=-". It catches paste mistakes (spaces, a "Bearer " prefix, a
 // client secret or a truncated token) without rejecting a future format.
 const TokenPattern = `^[0-9]/[0-9A-Za-z:/._~+=-]{16,}$`
-
-// testTimeout bounds Test when the host gives no deadline.
-const testTimeout = 30 * time.Second
 
 // Provider implements sdk.Provider for Asana.
 type Provider struct {
@@ -115,62 +109,34 @@ func (p *Provider) Test(ctx context.Context, req *sdk.TestRequest) (*sdk.TestRes
 	if err != nil {
 		return nil, err
 	}
-	for _, d := range validate(values) {
-		if d.Severity == sdk.SeverityError {
-			return &sdk.TestResponse{OK: false, Message: "The values are not valid: " + d.Summary}, nil
-		}
+	if resp := sdk.InvalidValues(validate(values)); resp != nil {
+		return resp, nil
 	}
 	token := values["apiKey"]
 
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, testTimeout)
-		defer cancel()
-	}
-	url := strings.TrimRight(values["baseUrl"], "/") + "/users/me"
-	httpReq, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	httpReq, err := http.NewRequest(http.MethodGet, strings.TrimRight(values["baseUrl"], "/")+"/users/me", nil)
 	if err != nil {
 		return &sdk.TestResponse{OK: false, Message: "The API base URL is not usable."}, nil
 	}
 	httpReq.Header.Set("Authorization", "Bearer "+token)
 	httpReq.Header.Set("Accept", "application/json")
-
-	client := p.Client
-	if client == nil {
-		client = http.DefaultClient
-	}
-	resp, err := client.Do(httpReq)
-	if err != nil {
-		if ctx.Err() != nil {
-			return &sdk.TestResponse{OK: false, Message: "Asana did not answer in time."}, nil
+	resp := sdk.CheckHTTP(ctx, p.Client, httpReq, func(status int, body []byte) *sdk.TestResponse {
+		switch status {
+		case http.StatusOK:
+			var me struct {
+				Data struct {
+					Name string `json:"name"`
+				} `json:"data"`
+			}
+			if json.Unmarshal(body, &me) == nil && me.Data.Name != "" {
+				return &sdk.TestResponse{OK: true, Message: "Connected to Asana as " + me.Data.Name + "."}
+			}
+			return &sdk.TestResponse{OK: true, Message: "Connected to Asana."}
+		case http.StatusUnauthorized:
+			return &sdk.TestResponse{OK: false, Message: "Asana says the token was rejected: it is wrong, expired or revoked."}
 		}
-		return &sdk.TestResponse{OK: false, Message: redact("Could not reach Asana: "+err.Error(), token)}, nil
-	}
-	defer resp.Body.Close()
-
-	switch resp.StatusCode {
-	case http.StatusOK:
-		var me struct {
-			Data struct {
-				Name string `json:"name"`
-			} `json:"data"`
-		}
-		if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&me); err == nil && me.Data.Name != "" {
-			return &sdk.TestResponse{OK: true, Message: redact("Connected to Asana as "+me.Data.Name+".", token)}, nil
-		}
-		return &sdk.TestResponse{OK: true, Message: "Connected to Asana."}, nil
-	case http.StatusUnauthorized:
-		return &sdk.TestResponse{OK: false, Message: "Asana says the token was rejected: it is wrong, expired or revoked."}, nil
-	default:
-		return &sdk.TestResponse{OK: false, Message: redact(fmt.Sprintf("Asana answered %s.", resp.Status), token)}, nil
-	}
-}
-
-// redact removes the token from a message, in case an error or a server
-// ever echoes it.
-func redact(msg, token string) string {
-	if token == "" {
-		return msg
-	}
-	return strings.ReplaceAll(msg, token, "[redacted]")
+		return nil // "<host> answered <status>."
+	})
+	resp.Message = sdk.Redact(resp.Message, token) // in case Asana ever echoes it
+	return resp, nil
 }

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -103,10 +102,8 @@ func (*Provider) Test(ctx context.Context, req *sdk.TestRequest) (*sdk.TestRespo
 	if err != nil {
 		return nil, err
 	}
-	for _, d := range validate(values) {
-		if d.Severity == sdk.SeverityError {
-			return &sdk.TestResponse{OK: false, Message: "The values are not valid: " + d.Summary}, nil
-		}
+	if resp := sdk.InvalidValues(validate(values)); resp != nil {
+		return resp, nil
 	}
 	password := values["password"]
 	addr := net.JoinHostPort(values["host"], values["port"])
@@ -202,12 +199,8 @@ func describe(err error) string {
 	}
 }
 
-// redact removes the password from a message, in case an error ever
-// carries it.
+// redact removes the password, as it is and URL-escaped, from a message, in
+// case an error ever carries it.
 func redact(msg, password string) string {
-	if password == "" {
-		return msg
-	}
-	msg = strings.ReplaceAll(msg, password, "[redacted]")
-	return strings.ReplaceAll(msg, url.QueryEscape(password), "[redacted]")
+	return sdk.Redact(msg, password, url.QueryEscape(password))
 }

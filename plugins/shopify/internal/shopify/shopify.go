@@ -6,10 +6,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/plugboard/plugboard/plugins/sdk"
 )
@@ -23,9 +21,6 @@ const Version = "0.1.0"
 // APIVersions are the Admin API versions offered, oldest first; the last
 // is the default.
 var APIVersions = []string{"2024-07", "2024-10", "2025-01", "2025-04", "2025-07"}
-
-// testTimeout bounds Test when the host gives no deadline.
-const testTimeout = 30 * time.Second
 
 // Provider implements sdk.Provider for Shopify.
 type Provider struct {
@@ -96,71 +91,44 @@ func (p *Provider) Test(ctx context.Context, req *sdk.TestRequest) (*sdk.TestRes
 	if err != nil {
 		return nil, err
 	}
-	for _, d := range validate(values) {
-		if d.Severity == sdk.SeverityError {
-			return &sdk.TestResponse{OK: false, Message: "The values are not valid: " + d.Summary}, nil
-		}
+	if resp := sdk.InvalidValues(validate(values)); resp != nil {
+		return resp, nil
 	}
 	token := values["accessToken"]
 	base := values["storeUrl"]
 	if o := values["baseUrlOverride"]; o != "" {
 		base = o
 	}
-	url := strings.TrimRight(base, "/") + "/api/" + values["apiVersion"] + "/shop.json"
 
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, testTimeout)
-		defer cancel()
-	}
-	httpReq, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	httpReq, err := http.NewRequest(http.MethodGet, strings.TrimRight(base, "/")+"/api/"+values["apiVersion"]+"/shop.json", nil)
 	if err != nil {
 		return &sdk.TestResponse{OK: false, Message: "The store URL is not usable."}, nil
 	}
 	httpReq.Header.Set("X-Shopify-Access-Token", token)
 	httpReq.Header.Set("Accept", "application/json")
-	client := p.Client
-	if client == nil {
-		client = http.DefaultClient
-	}
-	resp, err := client.Do(httpReq)
-	if err != nil {
-		if ctx.Err() != nil {
-			return &sdk.TestResponse{OK: false, Message: "Shopify did not answer in time."}, nil
+	resp := sdk.CheckHTTP(ctx, p.Client, httpReq, func(status int, body []byte) *sdk.TestResponse {
+		switch status {
+		case http.StatusOK:
+			var shop struct {
+				Shop struct {
+					Name string `json:"name"`
+				} `json:"shop"`
+			}
+			if json.Unmarshal(body, &shop) == nil && shop.Shop.Name != "" {
+				return &sdk.TestResponse{OK: true, Message: "Connected to the store " + shop.Shop.Name + "."}
+			}
+			return &sdk.TestResponse{OK: true, Message: "Connected to the store."}
+		case http.StatusUnauthorized:
+			return &sdk.TestResponse{OK: false, Message: "Shopify rejected the access token: it is wrong or the app was uninstalled."}
+		case http.StatusForbidden:
+			return &sdk.TestResponse{OK: false, Message: "The access token may not read the store's details; check the app's API access scopes."}
+		case http.StatusPaymentRequired:
+			return &sdk.TestResponse{OK: false, Message: "The store is frozen or closed (Shopify answered 402 Payment Required)."}
+		case http.StatusNotFound:
+			return &sdk.TestResponse{OK: false, Message: fmt.Sprintf("No store %s.myshopify.com, or API version %s is not available.", values["shop"], values["apiVersion"])}
 		}
-		return &sdk.TestResponse{OK: false, Message: redact("Could not reach the store: "+err.Error(), token)}, nil
-	}
-	defer resp.Body.Close()
-
-	switch resp.StatusCode {
-	case http.StatusOK:
-		var body struct {
-			Shop struct {
-				Name string `json:"name"`
-			} `json:"shop"`
-		}
-		if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&body); err == nil && body.Shop.Name != "" {
-			return &sdk.TestResponse{OK: true, Message: redact("Connected to the store "+body.Shop.Name+".", token)}, nil
-		}
-		return &sdk.TestResponse{OK: true, Message: "Connected to the store."}, nil
-	case http.StatusUnauthorized:
-		return &sdk.TestResponse{OK: false, Message: "Shopify rejected the access token: it is wrong or the app was uninstalled."}, nil
-	case http.StatusForbidden:
-		return &sdk.TestResponse{OK: false, Message: "The access token may not read the store's details; check the app's API access scopes."}, nil
-	case http.StatusPaymentRequired:
-		return &sdk.TestResponse{OK: false, Message: "The store is frozen or closed (Shopify answered 402 Payment Required)."}, nil
-	case http.StatusNotFound:
-		return &sdk.TestResponse{OK: false, Message: fmt.Sprintf("No store %s.myshopify.com, or API version %s is not available.", values["shop"], values["apiVersion"])}, nil
-	default:
-		return &sdk.TestResponse{OK: false, Message: redact(fmt.Sprintf("Shopify answered %s.", resp.Status), token)}, nil
-	}
-}
-
-// redact removes the token from a message, in case an error or a server
-// ever echoes it.
-func redact(msg, token string) string {
-	if token == "" {
-		return msg
-	}
-	return strings.ReplaceAll(msg, token, "[redacted]")
+		return nil // "<host> answered <status>."
+	})
+	resp.Message = sdk.Redact(resp.Message, token) // in case Shopify ever echoes it
+	return resp, nil
 }

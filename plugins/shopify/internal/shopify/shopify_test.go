@@ -3,8 +3,6 @@ package shopify
 import (
 	"context"
 	"net/http"
-	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
@@ -12,10 +10,9 @@ import (
 	"github.com/plugboard/plugboard/plugins/sdk/sdktest"
 )
 
-// canary is a secret that must appear in no message.
-const canary = "canary-secret-7f3a"
-
-const token = "shpat_" + canary
+// token has the shape of an Admin API access token and holds the canary,
+// which must appear in no message.
+const token = "shpat_" + sdktest.Canary
 
 func TestConformance(t *testing.T) {
 	sdktest.Check(t, sdktest.Build(t, "github.com/plugboard/plugboard/plugins/shopify"))
@@ -32,41 +29,14 @@ func TestStoreURLTemplate(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
-	tests := []struct {
-		name   string
-		values map[string]string
-		want   map[string]string // field -> part of the summary
-	}{
-		{"complete", map[string]string{"shop": "acme-2", "accessToken": token, "apiVersion": "2025-01"}, nil},
-		{"empty", map[string]string{}, map[string]string{"shop": "is required", "accessToken": "is required"}},
-		{"domain", map[string]string{"shop": "acme.myshopify.com", "accessToken": token}, map[string]string{"shop": "not the domain"}},
-		{"upper case", map[string]string{"shop": "Acme", "accessToken": token}, map[string]string{"shop": "lower-case"}},
-		{"unknown version", map[string]string{"shop": "acme", "accessToken": token, "apiVersion": "2019-04"}, map[string]string{"apiVersion": "must be one of"}},
-		{"bad override", map[string]string{"shop": "acme", "accessToken": token, "baseUrlOverride": "localhost"}, map[string]string{"baseUrlOverride": "absolute URL"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			resp, err := New().Validate(context.Background(), &sdk.ValidateRequest{TypeKey: TypeKey, Values: tt.values})
-			if err != nil {
-				t.Fatal(err)
-			}
-			got := map[string]string{}
-			for _, d := range resp.Diagnostics {
-				got[d.Field] = d.Summary
-				if strings.Contains(d.Summary+d.Detail, canary) {
-					t.Errorf("diagnostic %+v leaks the token", d)
-				}
-			}
-			if len(got) != len(tt.want) {
-				t.Fatalf("diagnostics %v, want %v", got, tt.want)
-			}
-			for field, part := range tt.want {
-				if !strings.Contains(got[field], part) {
-					t.Errorf("%s: %q, want it to contain %q", field, got[field], part)
-				}
-			}
-		})
-	}
+	sdktest.CheckValidate(t, New(), TypeKey, []sdktest.ValidateCase{
+		{Name: "complete", Values: map[string]string{"shop": "acme-2", "accessToken": token, "apiVersion": "2025-01"}},
+		{Name: "empty", Values: map[string]string{}, Errors: map[string]string{"shop": "is required", "accessToken": "is required"}},
+		{Name: "domain", Values: map[string]string{"shop": "acme.myshopify.com", "accessToken": token}, Errors: map[string]string{"shop": "not the domain"}},
+		{Name: "upper case", Values: map[string]string{"shop": "Acme", "accessToken": token}, Errors: map[string]string{"shop": "lower-case"}},
+		{Name: "unknown version", Values: map[string]string{"shop": "acme", "accessToken": token, "apiVersion": "2019-04"}, Errors: map[string]string{"apiVersion": "must be one of"}},
+		{Name: "bad override", Values: map[string]string{"shop": "acme", "accessToken": token, "baseUrlOverride": "localhost"}, Errors: map[string]string{"baseUrlOverride": "absolute URL"}},
+	})
 }
 
 func TestTest(t *testing.T) {
@@ -90,57 +60,38 @@ func TestTest(t *testing.T) {
 		}, false, "No store acme.myshopify.com"},
 		{"server error", func(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, token, http.StatusInternalServerError)
-		}, false, "500 Internal Server Error"},
-		{"too slow", func(w http.ResponseWriter, r *http.Request) {
-			select {
-			case <-r.Context().Done():
-			case <-time.After(5 * time.Second):
-			}
-		}, false, "did not answer in time"},
+		}, false, "answered 500 Internal Server Error."},
+		{"too slow", sdktest.Hang, false, "did not answer in time"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if r.Method != http.MethodGet || r.URL.Path != "/admin/api/2025-01/shop.json" || r.Header.Get("X-Shopify-Access-Token") != token {
-					http.Error(w, "unexpected request", http.StatusBadRequest)
-					return
-				}
-				tt.handler(w, r)
-			}))
-			defer srv.Close()
+			srv := sdktest.Server(t, sdktest.Expect{
+				Path:   "/admin/api/2025-01/shop.json",
+				Header: map[string]string{"X-Shopify-Access-Token": token},
+			}, tt.handler)
 			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 			defer cancel()
 			resp, err := New().Test(ctx, &sdk.TestRequest{TypeKey: TypeKey, Values: map[string]string{
 				"shop": "acme", "accessToken": token, "apiVersion": "2025-01", "baseUrlOverride": srv.URL + "/admin",
 			}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if resp.OK != tt.wantOK || !strings.Contains(resp.Message, tt.want) {
-				t.Errorf("Test = %+v, want OK=%v and a message with %q", resp, tt.wantOK, tt.want)
-			}
-			if strings.Contains(resp.Message, canary) {
-				t.Errorf("the message leaks the token: %q", resp.Message)
-			}
+			sdktest.CheckAnswer(t, resp, err, tt.wantOK, tt.want)
 		})
 	}
 }
 
 func TestTestWithoutCallingOut(t *testing.T) {
-	for name, values := range map[string]map[string]string{
-		"no values":   {},
-		"no token":    {"shop": "acme"},
-		"bad shop":    {"shop": "acme.myshopify.com", "accessToken": token},
-		"unreachable": {"shop": "acme", "accessToken": token, "baseUrlOverride": "http://127.0.0.1:1/admin"},
+	for name, tt := range map[string]struct {
+		values map[string]string
+		want   string
+	}{
+		"no values":   {map[string]string{}, "Store name is required"},
+		"no token":    {map[string]string{"shop": "acme"}, "Admin API access token is required"},
+		"bad shop":    {map[string]string{"shop": "acme.myshopify.com", "accessToken": token}, "not the domain"},
+		"unreachable": {map[string]string{"shop": "acme", "accessToken": token, "baseUrlOverride": "http://127.0.0.1:1/admin"}, "Could not reach 127.0.0.1:1"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			resp, err := New().Test(context.Background(), &sdk.TestRequest{TypeKey: TypeKey, Values: values})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if resp.OK || resp.Message == "" || strings.Contains(resp.Message, canary) {
-				t.Errorf("Test = %+v, want not OK with a message and no secret", resp)
-			}
+			resp, err := New().Test(context.Background(), &sdk.TestRequest{TypeKey: TypeKey, Values: tt.values})
+			sdktest.CheckAnswer(t, resp, err, false, tt.want)
 		})
 	}
 }

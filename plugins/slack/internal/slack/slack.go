@@ -5,12 +5,8 @@ package slack
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"io"
 	"net/http"
 	"net/url"
-	"strings"
-	"time"
 
 	"github.com/plugboard/plugboard/plugins/sdk"
 )
@@ -28,9 +24,6 @@ const (
 	DefaultRevokeURL    = "https://slack.com/api/auth.revoke"
 	DefaultScopes       = "chat:write,channels:read"
 )
-
-// testTimeout bounds Test when the host gives no deadline.
-const testTimeout = 30 * time.Second
 
 // Provider implements sdk.Provider for Slack.
 type Provider struct {
@@ -101,11 +94,8 @@ func (p *Provider) Test(ctx context.Context, req *sdk.TestRequest) (*sdk.TestRes
 	if err != nil {
 		return nil, err
 	}
-	secrets := []string{token, req.Token.RefreshToken, values["clientSecret"], values["signingSecret"]}
-	for _, d := range sdk.ValidateValues(&connectionType, values) {
-		if d.Severity == sdk.SeverityError {
-			return &sdk.TestResponse{OK: false, Message: "The values are not valid: " + d.Summary}, nil
-		}
+	if resp := sdk.InvalidValues(sdk.ValidateValues(&connectionType, values)); resp != nil {
+		return resp, nil
 	}
 	tokenURL, err := url.Parse(values["tokenUrl"])
 	if err != nil {
@@ -113,64 +103,41 @@ func (p *Provider) Test(ctx context.Context, req *sdk.TestRequest) (*sdk.TestRes
 	}
 	api := (&url.URL{Scheme: tokenURL.Scheme, Host: tokenURL.Host, Path: "/api/auth.test"}).String()
 
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, testTimeout)
-		defer cancel()
-	}
-	httpReq, err := http.NewRequestWithContext(ctx, http.MethodPost, api, nil)
+	httpReq, err := http.NewRequest(http.MethodPost, api, nil)
 	if err != nil {
 		return &sdk.TestResponse{OK: false, Message: "The token URL is not usable."}, nil
 	}
 	httpReq.Header.Set("Authorization", "Bearer "+token)
-	client := p.Client
-	if client == nil {
-		client = http.DefaultClient
-	}
-	resp, err := client.Do(httpReq)
-	if err != nil {
-		if ctx.Err() != nil {
-			return &sdk.TestResponse{OK: false, Message: "Slack did not answer in time."}, nil
+	resp := sdk.CheckHTTP(ctx, p.Client, httpReq, func(status int, body []byte) *sdk.TestResponse {
+		if status != http.StatusOK {
+			return nil // "<host> answered <status>."
 		}
-		return &sdk.TestResponse{OK: false, Message: redact("Could not reach Slack: "+err.Error(), secrets)}, nil
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return &sdk.TestResponse{OK: false, Message: redact(fmt.Sprintf("Slack answered %s.", resp.Status), secrets)}, nil
-	}
-	var body struct {
-		OK    bool   `json:"ok"`
-		Error string `json:"error"`
-		Team  string `json:"team"`
-		User  string `json:"user"`
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&body); err != nil {
-		return &sdk.TestResponse{OK: false, Message: "Slack answered something other than JSON."}, nil
-	}
-	if !body.OK {
-		switch body.Error {
-		case "invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive":
-			return &sdk.TestResponse{OK: false, Message: redact("Slack rejected the token ("+body.Error+"): reconnect the app.", secrets)}, nil
+		var answer struct {
+			OK    bool   `json:"ok"`
+			Error string `json:"error"`
+			Team  string `json:"team"`
+			User  string `json:"user"`
 		}
-		return &sdk.TestResponse{OK: false, Message: redact("Slack answered an error: "+body.Error, secrets)}, nil
-	}
-	msg := "Connected to Slack"
-	if body.Team != "" {
-		msg += " workspace " + body.Team
-	}
-	if body.User != "" {
-		msg += " as " + body.User
-	}
-	return &sdk.TestResponse{OK: true, Message: redact(msg+".", secrets)}, nil
-}
-
-// redact removes secrets from a message, in case an error or a server ever
-// echoes one.
-func redact(msg string, secrets []string) string {
-	for _, s := range secrets {
-		if s != "" {
-			msg = strings.ReplaceAll(msg, s, "[redacted]")
+		if err := json.Unmarshal(body, &answer); err != nil {
+			return &sdk.TestResponse{OK: false, Message: "Slack answered something other than JSON."}
 		}
-	}
-	return msg
+		if !answer.OK {
+			switch answer.Error {
+			case "invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive":
+				return &sdk.TestResponse{OK: false, Message: "Slack rejected the token (" + answer.Error + "): reconnect the app."}
+			}
+			return &sdk.TestResponse{OK: false, Message: "Slack answered an error: " + answer.Error}
+		}
+		msg := "Connected to Slack"
+		if answer.Team != "" {
+			msg += " workspace " + answer.Team
+		}
+		if answer.User != "" {
+			msg += " as " + answer.User
+		}
+		return &sdk.TestResponse{OK: true, Message: msg + "."}
+	})
+	// In case an error or Slack ever echoes a secret.
+	resp.Message = sdk.Redact(resp.Message, token, req.Token.RefreshToken, values["clientSecret"], values["signingSecret"])
+	return resp, nil
 }

@@ -3,8 +3,6 @@ package slack
 import (
 	"context"
 	"net/http"
-	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
@@ -13,7 +11,7 @@ import (
 )
 
 // canary is a secret that must appear in no message.
-const canary = "canary-secret-7f3a"
+const canary = sdktest.Canary
 
 func TestConformance(t *testing.T) {
 	sdktest.Check(t, sdktest.Build(t, "github.com/plugboard/plugboard/plugins/slack"))
@@ -45,34 +43,12 @@ func TestDescriptionFollowsSlack(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
-	tests := []struct {
-		name   string
-		values map[string]string
-		want   []string // fields with an ERROR
-	}{
-		{"complete", map[string]string{"clientId": "123.456", "clientSecret": canary, "signingSecret": canary}, nil},
-		{"empty", map[string]string{}, []string{"clientId", "clientSecret"}},
-		{"bad scopes", map[string]string{"clientId": "1", "clientSecret": canary, "scopes": "chat:write channels:read"}, []string{"scopes"}},
-		{"bad token URL", map[string]string{"clientId": "1", "clientSecret": canary, "tokenUrl": "slack.com/api"}, []string{"tokenUrl"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			resp, err := New().Validate(context.Background(), &sdk.ValidateRequest{TypeKey: TypeKey, Values: tt.values})
-			if err != nil {
-				t.Fatal(err)
-			}
-			var got []string
-			for _, d := range resp.Diagnostics {
-				got = append(got, d.Field)
-				if strings.Contains(d.Summary+d.Detail, canary) {
-					t.Errorf("diagnostic %+v leaks a secret", d)
-				}
-			}
-			if strings.Join(got, ",") != strings.Join(tt.want, ",") {
-				t.Errorf("diagnostics on %v, want %v", got, tt.want)
-			}
-		})
-	}
+	sdktest.CheckValidate(t, New(), TypeKey, []sdktest.ValidateCase{
+		{Name: "complete", Values: map[string]string{"clientId": "123.456", "clientSecret": canary, "signingSecret": canary}},
+		{Name: "empty", Values: map[string]string{}, Errors: map[string]string{"clientId": "is required", "clientSecret": "is required"}},
+		{Name: "bad scopes", Values: map[string]string{"clientId": "1", "clientSecret": canary, "scopes": "chat:write channels:read"}, Errors: map[string]string{"scopes": "must match the pattern"}},
+		{Name: "bad token URL", Values: map[string]string{"clientId": "1", "clientSecret": canary, "tokenUrl": "slack.com/api"}, Errors: map[string]string{"tokenUrl": "absolute URL"}},
+	})
 }
 
 func TestTest(t *testing.T) {
@@ -94,27 +70,19 @@ func TestTest(t *testing.T) {
 		}, false, "ratelimited [redacted]"},
 		{"server error", func(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, token, http.StatusBadGateway)
-		}, false, "502 Bad Gateway"},
+		}, false, "answered 502 Bad Gateway."},
 		{"not JSON", func(w http.ResponseWriter, r *http.Request) {
 			w.Write([]byte(`<html>`))
 		}, false, "other than JSON"},
-		{"too slow", func(w http.ResponseWriter, r *http.Request) {
-			select {
-			case <-r.Context().Done():
-			case <-time.After(5 * time.Second):
-			}
-		}, false, "did not answer in time"},
+		{"too slow", sdktest.Hang, false, "did not answer in time"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if r.Method != http.MethodPost || r.URL.Path != "/api/auth.test" || r.Header.Get("Authorization") != "Bearer "+token {
-					http.Error(w, "unexpected request", http.StatusBadRequest)
-					return
-				}
-				tt.handler(w, r)
-			}))
-			defer srv.Close()
+			srv := sdktest.Server(t, sdktest.Expect{
+				Method: http.MethodPost,
+				Path:   "/api/auth.test",
+				Header: map[string]string{"Authorization": "Bearer " + token},
+			}, tt.handler)
 			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 			defer cancel()
 			resp, err := New().Test(ctx, &sdk.TestRequest{
@@ -125,15 +93,7 @@ func TestTest(t *testing.T) {
 				},
 				Token: &sdk.Token{AccessToken: token, RefreshToken: "xoxe-" + canary, TokenType: "bot"},
 			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if resp.OK != tt.wantOK || !strings.Contains(resp.Message, tt.want) {
-				t.Errorf("Test = %+v, want OK=%v and a message with %q", resp, tt.wantOK, tt.want)
-			}
-			if strings.Contains(resp.Message, canary) {
-				t.Errorf("the message leaks a secret: %q", resp.Message)
-			}
+			sdktest.CheckAnswer(t, resp, err, tt.wantOK, tt.want)
 		})
 	}
 }
@@ -149,17 +109,12 @@ func TestTestWithoutCallingOut(t *testing.T) {
 		{"no token", complete, nil, "Not connected"},
 		{"empty token", complete, &sdk.Token{}, "Not connected"},
 		{"invalid values", map[string]string{"clientSecret": canary}, &sdk.Token{AccessToken: canary}, "Client ID is required"},
-		{"unreachable", complete, &sdk.Token{AccessToken: canary}, "Could not reach Slack"},
+		{"unreachable", complete, &sdk.Token{AccessToken: canary}, "Could not reach 127.0.0.1:1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			resp, err := New().Test(context.Background(), &sdk.TestRequest{TypeKey: TypeKey, Values: tt.values, Token: tt.token})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if resp.OK || !strings.Contains(resp.Message, tt.want) || strings.Contains(resp.Message, canary) {
-				t.Errorf("Test = %+v, want not OK with %q and no secret", resp, tt.want)
-			}
+			sdktest.CheckAnswer(t, resp, err, false, tt.want)
 		})
 	}
 }

@@ -1,0 +1,245 @@
+// Package msgraph implements the Microsoft Graph plugin: one OAuth 2.0
+// client credentials connection type for app-only access with a Microsoft
+// Entra ID app registration, tested with GET /organization.
+package msgraph
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+
+	"github.com/plugboard/plugboard/plugins/sdk"
+)
+
+// TypeKey is the key of the connection type.
+const TypeKey = "msgraph.clientCredentials"
+
+// Version is the plugin version.
+const Version = "0.1.0"
+
+// The Microsoft endpoints, the inputs' defaults.
+const (
+	DefaultAuthorityHost = "https://login.microsoftonline.com"
+	DefaultScopes        = "https://graph.microsoft.com/.default"
+	DefaultGraphBaseURL  = "https://graph.microsoft.com/v1.0"
+)
+
+// GUIDPattern is the shape of a tenant ID and of an application (client) ID.
+const GUIDPattern = `[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}`
+
+// TenantPattern accepts a tenant ID (a GUID) or a domain name of the tenant,
+// such as contoso.onmicrosoft.com or contoso.com. It rejects "common",
+// "organizations" and "consumers", which name no single tenant and so cannot
+// issue an app-only token.
+const TenantPattern = GUIDPattern + `|([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}`
+
+var guid = regexp.MustCompile(`^` + GUIDPattern + `$`)
+
+// Provider implements sdk.Provider for Microsoft Graph.
+type Provider struct {
+	// Client makes the HTTP calls; nil means http.DefaultClient.
+	Client *http.Client
+}
+
+// New returns the Microsoft Graph provider.
+func New() *Provider { return &Provider{} }
+
+var connectionType = sdk.ConnectionType{
+	Key:         TypeKey,
+	Label:       "Microsoft Graph (app-only)",
+	Description: "Connects to a Microsoft 365 tenant as an application, with the client ID and a client secret of an app registration in Microsoft Entra ID.",
+	IconURL:     "https://graph.microsoft.com/favicon.ico",
+	AuthKind:    sdk.AuthOAuth2ClientCredentials,
+	Inputs: []sdk.Input{
+		{Key: "tenant", Label: "Tenant", Type: sdk.InputString, Required: true, Pattern: TenantPattern,
+			Placeholder: "contoso.onmicrosoft.com",
+			Description: "The Directory (tenant) ID from the app registration's Overview page, or a domain of the tenant."},
+		{Key: "clientId", Label: "Application (client) ID", Type: sdk.InputString, Required: true, Pattern: GUIDPattern,
+			Placeholder: "00000000-0000-0000-0000-000000000000",
+			Description: "From the app registration's Overview page in the Microsoft Entra admin center."},
+		{Key: "clientSecret", Label: "Client secret", Type: sdk.InputPassword, Secret: true, Required: true,
+			Description: "The Value of a client secret (not its Secret ID), from the app registration's Certificates & secrets page."},
+		{Key: "authorityHost", Label: "Authority host", Type: sdk.InputURL, Default: DefaultAuthorityHost, Hidden: true,
+			Description: "The Microsoft Entra sign-in host; change it for a national cloud or a test server."},
+		{Key: "tokenUrl", Label: "Token URL", Type: sdk.InputTemplate, Template: "{{#authorityHost}}/{{#tenant}}/oauth2/v2.0/token", Hidden: true},
+		{Key: "scopes", Label: "Scopes", Type: sdk.InputString, Default: DefaultScopes, Hidden: true,
+			Description: "App-only tokens take the resource's .default scope: the application permissions granted to the app."},
+		{Key: "graphBaseUrl", Label: "Graph base URL", Type: sdk.InputURL, Default: DefaultGraphBaseURL, Hidden: true,
+			Description: "The Microsoft Graph API root that Test calls; change it for a national cloud or a test server."},
+	},
+	OAuth2: &sdk.OAuth2Spec{
+		TokenURL:          "{{#tokenUrl}}",
+		Scopes:            "{{#scopes}}",
+		ScopeSeparator:    " ",
+		PKCE:              sdk.PKCENone,
+		AuthStyle:         sdk.AuthStyleBody,
+		ClientIDInput:     "clientId",
+		ClientSecretInput: "clientSecret",
+	},
+}
+
+// Describe implements sdk.Provider.
+func (*Provider) Describe(context.Context) (*sdk.Description, error) {
+	return &sdk.Description{Key: "msgraph", Version: Version, ConnectionTypes: []sdk.ConnectionType{connectionType}}, nil
+}
+
+// Validate implements sdk.Provider.
+func (*Provider) Validate(_ context.Context, req *sdk.ValidateRequest) (*sdk.ValidateResponse, error) {
+	if req.TypeKey != TypeKey {
+		return nil, sdk.UnknownTypeError(req.TypeKey)
+	}
+	return &sdk.ValidateResponse{Diagnostics: validate(req.Values)}, nil
+}
+
+// validate runs the SDK's checks, words their pattern errors for a person
+// who copies values out of the Microsoft Entra admin center, and adds the
+// checks a pattern cannot express.
+func validate(values map[string]string) []sdk.Diagnostic {
+	ds := sdk.ValidateValues(&connectionType, values)
+	flagged := map[string]bool{}
+	for i, d := range ds {
+		flagged[d.Field] = true
+		v := values[d.Field]
+		if v == "" {
+			continue // "… is required." says it all
+		}
+		switch d.Field {
+		case "tenant":
+			ds[i].Summary = tenantProblem(v)
+			ds[i].Detail = "Expected the pattern " + TenantPattern
+		case "clientId":
+			ds[i].Summary = "Enter the Application (client) ID, a GUID from the app registration's Overview page; not the app's name or a secret."
+			if strings.TrimSpace(v) != v {
+				ds[i].Summary = "The client ID has spaces or line breaks around it; paste it without them."
+			}
+			ds[i].Detail = "Expected the pattern " + GUIDPattern
+		}
+	}
+
+	if secret := values["clientSecret"]; secret != "" {
+		switch {
+		case strings.TrimSpace(secret) != secret:
+			ds = append(ds, sdk.ErrorDiag("clientSecret", "The client secret has spaces or line breaks around it; paste it without them."))
+		case guid.MatchString(secret):
+			ds = append(ds, sdk.ErrorDiag("clientSecret", "This looks like the secret's ID. Enter the secret's Value, shown once when the secret is created under Certificates & secrets."))
+		}
+	}
+	if !flagged["scopes"] {
+		for _, scope := range strings.Fields(valueOrDefault(values, "scopes")) {
+			if !strings.HasSuffix(scope, "/.default") {
+				ds = append(ds, sdk.ErrorDiag("scopes", "App-only access takes a resource's .default scope, such as "+DefaultScopes+"; the granted application permissions decide what the token may do."))
+				break
+			}
+		}
+	}
+	if !flagged["authorityHost"] {
+		if u, err := url.Parse(valueOrDefault(values, "authorityHost")); err == nil && (u.Path != "" || u.RawQuery != "") {
+			ds = append(ds, sdk.ErrorDiag("authorityHost", "Enter only the scheme and host of the authority, such as "+DefaultAuthorityHost+"; the tenant and the token path are added to it."))
+		}
+	}
+	return ds
+}
+
+// tenantProblem says what is wrong with a tenant that misses the pattern,
+// without quoting it.
+func tenantProblem(v string) string {
+	t := strings.TrimSpace(v)
+	switch strings.ToLower(t) {
+	case "common", "organizations", "consumers":
+		return "App-only access needs one tenant: enter its tenant ID or a domain such as contoso.onmicrosoft.com, not common, organizations or consumers."
+	}
+	switch {
+	case t != v:
+		return "The tenant has spaces or line breaks around it; paste it without them."
+	case strings.Contains(t, "/"):
+		return "Enter only the tenant ID or domain, not a URL."
+	case strings.Contains(t, "@"):
+		return "Enter the tenant's domain (the part after the @), not an email address."
+	}
+	return "Enter the Directory (tenant) ID, a GUID from the app registration's Overview page, or a domain of the tenant such as contoso.onmicrosoft.com."
+}
+
+func valueOrDefault(values map[string]string, key string) string {
+	if v := values[key]; v != "" {
+		return v
+	}
+	return connectionType.Input(key).Default
+}
+
+// Test implements sdk.Provider: with the token plugboard got from the token
+// endpoint, it reads the tenant's organization from Microsoft Graph.
+func (p *Provider) Test(ctx context.Context, req *sdk.TestRequest) (*sdk.TestResponse, error) {
+	if req.TypeKey != TypeKey {
+		return nil, sdk.UnknownTypeError(req.TypeKey)
+	}
+	values, err := sdk.ResolveValues(&connectionType, req.Values)
+	if err != nil {
+		return nil, err
+	}
+	if resp := sdk.InvalidValues(validate(values)); resp != nil {
+		return resp, nil
+	}
+	if req.Token == nil || req.Token.AccessToken == "" {
+		return &sdk.TestResponse{OK: false, Message: "No access token yet: plugboard requests one from Microsoft Entra ID with the client ID and secret."}, nil
+	}
+	token := req.Token.AccessToken
+
+	api := strings.TrimRight(values["graphBaseUrl"], "/") + "/organization?$select=id,displayName"
+	httpReq, err := http.NewRequest(http.MethodGet, api, nil)
+	if err != nil {
+		return &sdk.TestResponse{OK: false, Message: "The Graph base URL is not usable."}, nil
+	}
+	httpReq.Header.Set("Authorization", "Bearer "+token)
+	httpReq.Header.Set("Accept", "application/json")
+	resp := sdk.CheckHTTP(ctx, p.Client, httpReq, func(status int, body []byte) *sdk.TestResponse {
+		switch status {
+		case http.StatusOK:
+			var orgs struct {
+				Value []struct {
+					ID          string `json:"id"`
+					DisplayName string `json:"displayName"`
+				} `json:"value"`
+			}
+			if json.Unmarshal(body, &orgs) != nil || len(orgs.Value) == 0 || orgs.Value[0].DisplayName == "" {
+				return &sdk.TestResponse{OK: true, Message: "Connected to Microsoft Graph."}
+			}
+			org := orgs.Value[0]
+			msg := "Connected to Microsoft Graph for the organization " + org.DisplayName
+			if org.ID != "" {
+				msg += " (tenant " + org.ID + ")"
+			}
+			return &sdk.TestResponse{OK: true, Message: msg + "."}
+		case http.StatusUnauthorized:
+			return &sdk.TestResponse{OK: false, Message: "Microsoft Graph rejected the access token" + graphError(body) +
+				": it expired, was revoked, or was issued for another resource than Microsoft Graph (check the scopes)."}
+		case http.StatusForbidden:
+			return &sdk.TestResponse{OK: false, Message: "Microsoft Graph refused to read the organization" + graphError(body) +
+				": the app needs the application permission Organization.Read.All with admin consent. In the app registration: " +
+				"API permissions → Add a permission → Microsoft Graph → Application permissions → Organization.Read.All, then Grant admin consent."}
+		}
+		return nil // "<host> answered <status>."
+	})
+	resp.Message = sdk.Redact(resp.Message, token, req.Token.RefreshToken, values["clientSecret"])
+	return resp, nil
+}
+
+// graphCode is the shape of a Graph error code worth quoting.
+var graphCode = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+
+// graphError returns " (<code>)" for a Graph error body such as
+// {"error":{"code":"Authorization_RequestDenied","message":"…"}}, or "". Only
+// the code is quoted: the message is free text.
+func graphError(body []byte) string {
+	var e struct {
+		Error struct {
+			Code string `json:"code"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(body, &e) != nil || !graphCode.MatchString(e.Error.Code) {
+		return ""
+	}
+	return " (" + e.Error.Code + ")"
+}
