@@ -29,3 +29,17 @@ func deref(s *string) string {
 	}
 	return *s
 }
+
+// redirectNotAllowed names the redirect input the allow-list refused.
+func redirectNotAllowed(input model.StartOAuth2Input, err error) error {
+	var field []string
+	switch {
+	case input.RedirectURL != nil && input.FailureURL == nil:
+		field = []string{"redirectURL"}
+	case input.FailureURL != nil && input.RedirectURL == nil:
+		field = []string{"failureURL"}
+	}
+	return &connection.ValidationError{Fields: []connection.FieldError{{
+		Field: field, Code: "NOT_ALLOWED", Message: err.Error(),
+	}}}
+}

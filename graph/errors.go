@@ -13,6 +13,7 @@ import (
 	"github.com/plugboard/plugboard/graph/model"
 	"github.com/plugboard/plugboard/internal/auth"
 	"github.com/plugboard/plugboard/internal/connection"
+	"github.com/plugboard/plugboard/internal/oauth"
 	"github.com/plugboard/plugboard/internal/pluginhost"
 )
 
@@ -25,6 +26,9 @@ const (
 	CodeConflict          = "CONFLICT"
 	CodePluginUnavailable = "PLUGIN_UNAVAILABLE"
 	CodeInternal          = "INTERNAL"
+	// CodeUpstreamUnavailable: an OAuth 2.0 provider failed in a way that
+	// may pass (5xx, timeout, network).
+	CodeUpstreamUnavailable = "UPSTREAM_UNAVAILABLE"
 )
 
 // Classify returns the extensions.code of err and a message safe to show.
@@ -38,6 +42,15 @@ func Classify(err error) (code, message string) {
 			return CodeConflict, ve.Error()
 		}
 		return CodeValidationFailed, ve.Error()
+	case errors.Is(err, oauth.ErrNotFound):
+		return CodeNotFound, "not found"
+	case errors.Is(err, oauth.ErrNotOAuth), errors.Is(err, oauth.ErrMisconfigured), errors.Is(err, oauth.ErrRedirectNotAllowed):
+		return CodeValidationFailed, err.Error()
+	case errors.Is(err, oauth.ErrNotConnected), errors.Is(err, oauth.ErrReconnectNeeded):
+		return CodeConflict, err.Error()
+	case errors.Is(err, oauth.ErrProvider):
+		// A provider's transient failure; the message is sanitized.
+		return CodeUpstreamUnavailable, err.Error()
 	case errors.Is(err, auth.ErrUnauthenticated):
 		return CodeUnauthenticated, auth.ErrUnauthenticated.Error()
 	case errors.Is(err, auth.ErrForbidden):

@@ -7,16 +7,21 @@ package graph
 
 import (
 	"context"
+	"errors"
 
 	"github.com/plugboard/plugboard/ent/credential"
 	"github.com/plugboard/plugboard/graph/generated"
 	"github.com/plugboard/plugboard/graph/model"
 	"github.com/plugboard/plugboard/internal/auth"
+	"github.com/plugboard/plugboard/internal/oauth"
 )
 
 // StartOAuth2 is the resolver for the startOAuth2 field.
 func (r *mutationResolver) StartOAuth2(ctx context.Context, input model.StartOAuth2Input) (*model.StartOAuth2Payload, error) {
 	url, err := r.OAuth.StartAuthorization(ctx, input.CredentialID, deref(input.RedirectURL), deref(input.FailureURL), input.Popup)
+	if errors.Is(err, oauth.ErrRedirectNotAllowed) {
+		err = redirectNotAllowed(input, err)
+	}
 	ue, err := fieldErrors(ctx, err)
 	if err != nil {
 		return nil, err

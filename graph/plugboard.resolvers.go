@@ -139,6 +139,19 @@ func (r *mutationResolver) ReloadPlugins(ctx context.Context) (*model.ReloadPlug
 	return &model.ReloadPluginsPayload{Plugins: ps}, nil
 }
 
+// UpdateOrganization is the resolver for the updateOrganization field.
+func (r *mutationResolver) UpdateOrganization(ctx context.Context, input model.UpdateOrganizationInput) (*model.UpdateOrganizationPayload, error) {
+	org, err := r.Connections.UpdateOrganization(ctx, connection.UpdateOrganizationInput{
+		Name: input.Name, RedirectAllowlist: input.RedirectAllowlist,
+		SetAllowlist: input.RedirectAllowlist != nil, AutoCreateCustomers: input.AutoCreateCustomers,
+	})
+	ue, err := fieldErrors(ctx, err)
+	if err != nil {
+		return nil, err
+	}
+	return &model.UpdateOrganizationPayload{Organization: org, UserErrors: ue}, nil
+}
+
 // ExtraAuthorizeParams is the resolver for the extraAuthorizeParams field.
 func (r *oAuth2SpecResolver) ExtraAuthorizeParams(ctx context.Context, obj *schematype.OAuth2Spec) (map[string]any, error) {
 	return stringMap(obj.ExtraAuthorizeParams), nil

@@ -76,7 +76,7 @@ func newRootCmd() *cobra.Command {
 
 func newServeCmd() *cobra.Command {
 	var sf storeFlags
-	var addr, pluginDir string
+	var addr, pluginDir, publicURL string
 	var dev bool
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -96,7 +96,7 @@ default organization's admin and GraphiQL comes with an admin token filled in.`,
 			log := logger()
 			app, err := server.Open(ctx, server.Options{
 				Addr: addr, DataDir: sf.dataDir, DatabaseURL: sf.databaseURL,
-				PluginDir: pluginDir, Dev: dev, Logger: log,
+				PluginDir: pluginDir, Dev: dev, Logger: log, PublicURL: publicURL,
 				MasterKey: os.Getenv("PLUGBOARD_MASTER_KEY"),
 			})
 			if err != nil {
@@ -118,6 +118,8 @@ default organization's admin and GraphiQL comes with an admin token filled in.`,
 	cmd.Flags().StringVar(&addr, "addr", envOr("PLUGBOARD_ADDR", ":8080"), "address to listen on (env PLUGBOARD_ADDR)")
 	cmd.Flags().StringVar(&pluginDir, "plugin-dir", os.Getenv("PLUGBOARD_PLUGIN_DIR"),
 		"directory of plugin binaries and their lock file (default <data-dir>/plugins; env PLUGBOARD_PLUGIN_DIR)")
+	cmd.Flags().StringVar(&publicURL, "public-url", os.Getenv("PLUGBOARD_PUBLIC_URL"),
+		"URL where browsers and OAuth 2.0 providers reach this server; the OAuth 2.0 redirect URI is <public-url>/oauth2/callback (default http://localhost:<port>; env PLUGBOARD_PUBLIC_URL)")
 	cmd.Flags().BoolVar(&dev, "dev", os.Getenv("PLUGBOARD_DEV") == "1",
 		"local mode: requests without a token act as the default organization's admin (env PLUGBOARD_DEV=1)")
 	return cmd

@@ -149,6 +149,19 @@ type UpdateConnectionPayload struct {
 	UserErrors []*UserError    `json:"userErrors"`
 }
 
+type UpdateOrganizationInput struct {
+	Name *string `json:"name,omitempty"`
+	// URL prefixes that OAuth 2.0 success and failure redirects may go to, e.g. https://app.example.com/integrations/.
+	RedirectAllowlist []string `json:"redirectAllowlist,omitempty"`
+	// Whether an embedding token may name a customer seen for the first time.
+	AutoCreateCustomers *bool `json:"autoCreateCustomers,omitempty"`
+}
+
+type UpdateOrganizationPayload struct {
+	Organization *ent.Organization `json:"organization,omitempty"`
+	UserErrors   []*UserError      `json:"userErrors"`
+}
+
 // A problem with one input of a mutation; nothing was stored.
 type UserError struct {
 	// The path of the input at fault, e.g. ["values", "apiKey"].

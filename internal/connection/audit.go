@@ -36,3 +36,16 @@ func (s *Service) auditOrg(ctx context.Context, db *ent.Client, orgID int, actor
 	}
 	return c.Exec(ctx)
 }
+
+// AuditRuntimeRead records that an integration runtime read a credential's
+// values.
+func (s *Service) AuditRuntimeRead(ctx context.Context, c *ent.Credential) error {
+	v, err := auth.Require(ctx)
+	if err != nil {
+		return err
+	}
+	return s.audit(ctx, s.DB, v, auditEntry{
+		credentialID: c.ID, connectionID: c.ConnectionID, action: "credential.runtime_read",
+		message: "values read by an integration runtime",
+	})
+}

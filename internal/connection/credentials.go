@@ -17,6 +17,7 @@ import (
 	"github.com/plugboard/plugboard/ent/customer"
 	"github.com/plugboard/plugboard/ent/schema/schematype"
 	"github.com/plugboard/plugboard/internal/auth"
+	"github.com/plugboard/plugboard/internal/oauth"
 	"github.com/plugboard/plugboard/plugins/sdk"
 )
 
@@ -114,9 +115,20 @@ func (s *Service) SaveCredential(ctx context.Context, in SaveCredentialInput) (*
 	if errs := diagnosticErrors(vr.Diagnostics, secretList); len(errs) > 0 {
 		return nil, nil, invalid(errs...)
 	}
+	// A client-credentials type gets its token now: a refused request is
+	// the caller's to fix, and nothing is stored.
+	var tok *oauth.Token
+	if ct.AuthKind == connectiontype.AuthKindOAUTH2_CLIENT_CREDENTIALS {
+		if s.OAuth == nil {
+			return nil, nil, invalid(fieldErr(CodeNotSupported, "OAuth 2.0 is not configured on this server."))
+		}
+		if tok, err = s.OAuth.FetchClientCredentials(ctx, ct, resolved); err != nil {
+			return nil, nil, tokenRequestError(ct, err)
+		}
+	}
 	var result *TestResult
 	if in.Test {
-		tr, err := s.Plugins.Test(ctx, ct.Key, resolved, nil)
+		tr, err := s.Plugins.Test(ctx, ct.Key, resolved, sdkToken(tok))
 		if err != nil {
 			return nil, nil, err
 		}
@@ -136,12 +148,15 @@ func (s *Service) SaveCredential(ctx context.Context, in SaveCredentialInput) (*
 			}
 		}
 	}
-	status, detail := statusAfterSave(ct, existing, result)
+	status, detail, keepStatus := statusAfterSave(ct, existing, result)
+	if tok != nil {
+		status, detail, keepStatus = credential.StatusACTIVE, "token fetched with the client credentials", false
+	}
 	var saved *ent.Credential
 	err = s.withTx(ctx, func(tx *ent.Tx) error {
 		db := tx.Client()
 		var id, version int
-		oldStatus := credential.StatusPENDING
+		oldStatus := credential.StatusPENDING // a new credential starts PENDING
 		if existing == nil {
 			c := db.Credential.Create().
 				SetOrganizationID(v.OrganizationID).
@@ -170,9 +185,12 @@ func (s *Service) SaveCredential(ctx context.Context, in SaveCredentialInput) (*
 		u := db.Credential.Update().Where(credential.ID(id)).
 			SetInputs(plain).
 			SetSecretMeta(meta).
-			SetStatus(status).
-			SetStatusDetail(detail).
 			SetVersion(version)
+		if !keepStatus {
+			u.SetStatus(status).SetStatusDetail(detail)
+		} else {
+			status = oldStatus
+		}
 		if existing != nil {
 			// Optimistic concurrency: a save that raced with another one
 			// fails instead of dropping the other's values.
@@ -193,13 +211,18 @@ func (s *Service) SaveCredential(ctx context.Context, in SaveCredentialInput) (*
 		if n == 0 {
 			return invalid(fieldErr(CodeTaken, "The credential changed while it was being saved; save again."))
 		}
+		if tok != nil {
+			if err := s.OAuth.StoreToken(ctx, db, id, ct, tok); err != nil {
+				return err
+			}
+		}
 		if err := s.audit(ctx, db, v, auditEntry{
 			credentialID: id, connectionID: conn.ID, action: "credential.saved",
 			message: savedMessage(changed, version, result != nil),
 		}); err != nil {
 			return err
 		}
-		if status != oldStatus || existing == nil {
+		if status != oldStatus {
 			if err := s.audit(ctx, db, v, auditEntry{
 				credentialID: id, connectionID: conn.ID, action: "credential.status_changed",
 				message: fmt.Sprintf("status %s → %s", oldStatus, status),
@@ -213,7 +236,7 @@ func (s *Service) SaveCredential(ctx context.Context, in SaveCredentialInput) (*
 	if err != nil {
 		return nil, nil, err
 	}
-	from := ""
+	from := string(credential.StatusPENDING)
 	if existing != nil {
 		from = string(existing.Status)
 	}
@@ -419,18 +442,52 @@ func values(m map[string]string) []string {
 	return out
 }
 
-func statusAfterSave(ct *ent.ConnectionType, existing *ent.Credential, tr *TestResult) (credential.Status, string) {
+// statusAfterSave is the status a save leaves the credential in. For OAuth
+// 2.0 credentials that hold a token the status belongs to the token's
+// lifecycle (refreshes, reconnects): keep is true and the save leaves it.
+func statusAfterSave(ct *ent.ConnectionType, existing *ent.Credential, tr *TestResult) (status credential.Status, detail string, keep bool) {
 	switch ct.AuthKind {
 	case connectiontype.AuthKindOAUTH2_AUTHORIZATION_CODE, connectiontype.AuthKindOAUTH2_CLIENT_CREDENTIALS:
 		if existing != nil && len(existing.Token) > 0 {
-			return existing.Status, existing.StatusDetail
+			return existing.Status, existing.StatusDetail, true
 		}
-		return credential.StatusPENDING, "waiting for OAuth 2.0 authorization"
+		return credential.StatusPENDING, "waiting for OAuth 2.0 authorization", false
 	}
 	if tr != nil {
-		return credential.StatusACTIVE, "tested: " + clip(tr.Message, 500)
+		return credential.StatusACTIVE, "tested: " + clip(tr.Message, 500), false
 	}
-	return credential.StatusACTIVE, "validated"
+	return credential.StatusACTIVE, "validated", false
+}
+
+// tokenRequestError turns a refused client-credentials request into a field
+// error on the client secret (or the whole save).
+func tokenRequestError(ct *ent.ConnectionType, err error) error {
+	var pe *oauth.ProviderError
+	if !errors.As(err, &pe) {
+		if errors.Is(err, oauth.ErrMisconfigured) {
+			return invalid(fieldErr(CodeInvalidValue, err.Error()))
+		}
+		return err
+	}
+	var path []string
+	if ct.Oauth2 != nil && ct.Oauth2.ClientSecretInput != "" && (pe.Code == "invalid_client" || pe.Code == "unauthorized_client") {
+		path = []string{"values", ct.Oauth2.ClientSecretInput}
+	}
+	return invalid(fieldErr(CodeTokenRequestFailed, "The token request failed: "+pe.Message, path...))
+}
+
+// sdkToken hands a token to a plugin's Test.
+func sdkToken(t *oauth.Token) *sdk.Token {
+	if t == nil {
+		return nil
+	}
+	extra := map[string]string{}
+	for k, v := range t.Extra {
+		if s, ok := v.(string); ok {
+			extra[k] = s
+		}
+	}
+	return &sdk.Token{AccessToken: t.AccessToken, TokenType: t.TokenType, RefreshToken: t.RefreshToken, Expiry: t.Expiry, Extra: extra}
 }
 
 func savedMessage(changed []string, version int, tested bool) string {
@@ -502,11 +559,21 @@ func (s *Service) TestCredential(ctx context.Context, id int) (*ent.Credential, 
 	if err != nil {
 		return nil, nil, err
 	}
-	tr, err := s.Plugins.Test(ctx, ct.Key, resolved, nil)
+	var tok *oauth.Token
+	if (ct.AuthKind == connectiontype.AuthKindOAUTH2_AUTHORIZATION_CODE || ct.AuthKind == connectiontype.AuthKindOAUTH2_CLIENT_CREDENTIALS) && s.OAuth != nil {
+		if tok, err = s.OAuth.Token(ctx, cred.ID, 0); err != nil {
+			return nil, nil, err
+		}
+	}
+	tr, err := s.Plugins.Test(ctx, ct.Key, resolved, sdkToken(tok))
 	if err != nil {
 		return nil, nil, err
 	}
-	result := &TestResult{OK: tr.OK, Message: redact(tr.Message, values(secretVals))}
+	secretList := values(secretVals)
+	if tok != nil {
+		secretList = append(secretList, tok.AccessToken, tok.RefreshToken)
+	}
+	result := &TestResult{OK: tr.OK, Message: redact(tr.Message, secretList)}
 	status, detail := credential.StatusACTIVE, "tested: "+clip(result.Message, 500)
 	if !tr.OK {
 		status, detail = credential.StatusERROR, "test failed: "+clip(result.Message, 500)

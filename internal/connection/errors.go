@@ -41,6 +41,8 @@ const (
 	CodeTaken          = "TAKEN"
 	CodeInUse          = "IN_USE"
 	CodeNotSupported   = "NOT_SUPPORTED"
+	// CodeTokenRequestFailed: the provider refused the token request.
+	CodeTokenRequestFailed = "TOKEN_REQUEST_FAILED"
 )
 
 // ValidationError carries the field errors of a rejected mutation; nothing

@@ -9,6 +9,7 @@ import (
 
 	"github.com/plugboard/plugboard/ent"
 	"github.com/plugboard/plugboard/internal/events"
+	"github.com/plugboard/plugboard/internal/oauth"
 	"github.com/plugboard/plugboard/plugins/sdk"
 )
 
@@ -24,6 +25,15 @@ type Sealer interface {
 	Decrypt(ctx context.Context, ciphertext, aad []byte) ([]byte, error)
 }
 
+// OAuthTokens is what the save pipeline and live tests need of the OAuth
+// 2.0 engine.
+type OAuthTokens interface {
+	// Token returns a fresh access token of a stored credential.
+	Token(ctx context.Context, credentialID int, minValidity time.Duration) (*oauth.Token, error)
+	FetchClientCredentials(ctx context.Context, ct *ent.ConnectionType, values map[string]string) (*oauth.Token, error)
+	StoreToken(ctx context.Context, db *ent.Client, credID int, ct *ent.ConnectionType, tok *oauth.Token) error
+}
+
 // Service runs the connection and credential rules over the store.
 type Service struct {
 	DB      *ent.Client
@@ -32,6 +42,9 @@ type Service struct {
 	Log     *slog.Logger
 	// Events receives credential status changes; nil drops them.
 	Events events.Publisher
+	// OAuth fetches and stores client-credentials tokens at save; nil
+	// refuses saves of OAUTH2_CLIENT_CREDENTIALS types.
+	OAuth OAuthTokens
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/plugboard/plugboard/internal/auth"
 	"github.com/plugboard/plugboard/internal/connection"
 	"github.com/plugboard/plugboard/internal/events"
+	"github.com/plugboard/plugboard/internal/oauth"
 	"github.com/plugboard/plugboard/internal/pluginhost"
 	"github.com/plugboard/plugboard/internal/secrets"
 	"github.com/plugboard/plugboard/internal/store"
@@ -47,6 +48,17 @@ type Options struct {
 	PluginTestTimeout time.Duration
 	// StoreOptions are passed to store.Open (a statement counter, say).
 	StoreOptions []store.Option
+	// PublicURL is where browsers and OAuth 2.0 providers reach this
+	// server, e.g. https://plugboard.example.com; the OAuth 2.0 redirect URI
+	// is PublicURL + "/oauth2/callback". Empty means http://localhost:<port
+	// of Addr>.
+	PublicURL string
+	// SweepInterval is how often tokens entering the refresh margin are
+	// refreshed (default 1m; negative disables the sweeper).
+	SweepInterval time.Duration
+	// OAuthHTTPClient makes the calls to OAuth 2.0 providers (nil: a client
+	// with the engine's default timeouts).
+	OAuthHTTPClient *http.Client
 }
 
 // App is a running plugboard: its store, plugin host, services and HTTP
@@ -63,8 +75,10 @@ type App struct {
 	DevToken string
 	Log      *slog.Logger
 	Events   *events.Bus
+	OAuth    *oauth.Service
 
 	stopEvents context.CancelFunc
+	stopSweep  context.CancelFunc
 
 	migrated atomic.Bool
 }
@@ -142,13 +156,33 @@ func Open(ctx context.Context, o Options) (_ *App, err error) {
 		}
 	}
 	a.Service = &connection.Service{DB: db, Plugins: a.Host, Keys: a.Keys, Log: log, Events: a.Events}
+	a.OAuth = oauth.New(oauth.Config{
+		DB: db, SQL: a.Store.DB, Dialect: a.Store.Dialect, Keys: a.Keys, Values: a.Service,
+		Events: a.Events, Logger: log.With("component", "oauth"), HTTPClient: o.OAuthHTTPClient,
+		CallbackURL: callbackURL(o),
+	})
+	a.Service.OAuth = a.OAuth
+	if o.SweepInterval >= 0 {
+		interval := o.SweepInterval
+		if interval == 0 {
+			interval = time.Minute
+		}
+		sweepCtx, cancel := context.WithCancel(context.Background())
+		a.stopSweep = cancel
+		go a.OAuth.RunSweeper(sweepCtx, interval)
+	}
 	a.Tokens = &auth.Tokens{DB: db}
 	cfg := Config{
-		Resolver: &graph.Resolver{DB: db, Connections: a.Service, Plugins: a.Host, Events: a.Events},
-		Auth:     a.Tokens,
-		Logger:   log,
-		Metrics:  a.Metrics,
-		Ready:    a.Ready,
+		Resolver: &graph.Resolver{
+			DB: db, Connections: a.Service, Plugins: a.Host, Events: a.Events,
+			OAuth: oauthFlows{a.OAuth},
+		},
+		OAuthCallback: a.OAuth.CallbackHandler(),
+		Runtime:       runtimeSource{Service: a.Service, oauth: a.OAuth},
+		Auth:          a.Tokens,
+		Logger:        log,
+		Metrics:       a.Metrics,
+		Ready:         a.Ready,
 	}
 	if o.Dev {
 		org, err := EnsureOrganization(ctx, db, DefaultOrgSlug)
@@ -189,6 +223,9 @@ func (a *App) Ready(ctx context.Context) error {
 
 // Close stops the plugins and closes the store.
 func (a *App) Close() {
+	if a.stopSweep != nil {
+		a.stopSweep()
+	}
 	if a.stopEvents != nil {
 		a.stopEvents()
 	}
@@ -282,4 +319,43 @@ func devToken(ctx context.Context, tokens *auth.Tokens, orgID int, dataDir strin
 		return "", err
 	}
 	return tok, nil
+}
+
+// callbackURL is the OAuth 2.0 redirect URI of this server.
+func callbackURL(o Options) string {
+	base := strings.TrimRight(o.PublicURL, "/")
+	if base == "" {
+		port := "8080"
+		if _, p, err := net.SplitHostPort(o.Addr); err == nil && p != "" && p != "0" {
+			port = p
+		}
+		base = "http://localhost:" + port
+	}
+	return base + "/oauth2/callback"
+}
+
+// oauthFlows adapts the OAuth 2.0 engine to the GraphQL resolvers.
+type oauthFlows struct{ s *oauth.Service }
+
+func (f oauthFlows) StartAuthorization(ctx context.Context, credentialID int, redirectURL, failureURL string, popup bool) (string, error) {
+	return f.s.Start(ctx, oauth.StartInput{CredentialID: credentialID, RedirectURL: redirectURL, FailureURL: failureURL, Popup: popup})
+}
+
+func (f oauthFlows) Disconnect(ctx context.Context, credentialID int) error {
+	return f.s.Disconnect(ctx, credentialID)
+}
+
+// runtimeSource serves the runtime read from the connection service and
+// the OAuth 2.0 engine.
+type runtimeSource struct {
+	*connection.Service
+	oauth *oauth.Service
+}
+
+func (r runtimeSource) AccessToken(ctx context.Context, credentialID int, minValidity time.Duration) (*RuntimeToken, error) {
+	t, err := r.oauth.Token(ctx, credentialID, minValidity)
+	if err != nil {
+		return nil, err
+	}
+	return &RuntimeToken{AccessToken: t.AccessToken, TokenType: t.TokenType, Expiry: t.Expiry}, nil
 }

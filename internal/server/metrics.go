@@ -54,7 +54,7 @@ func (m *Metrics) counter(set map[string]*atomic.Int64, key string) *atomic.Int6
 
 var knownPaths = map[string]bool{
 	"/graphql": true, "/healthz": true, "/readyz": true, "/metrics": true,
-	"/oauth2/callback": true, "/wizard": true,
+	"/oauth2/callback": true, "/wizard": true, "/runtime/v1/credentials": true,
 }
 
 func (m *Metrics) instrument(next http.Handler) http.Handler {
@@ -63,6 +63,9 @@ func (m *Metrics) instrument(next http.Handler) http.Handler {
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(rec, r)
 		path := r.URL.Path
+		if strings.HasPrefix(path, "/runtime/v1/credentials/") {
+			path = "/runtime/v1/credentials"
+		}
 		if !knownPaths[path] {
 			path = "other"
 		}

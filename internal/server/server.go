@@ -49,6 +49,10 @@ type Config struct {
 	Dev       bool
 	DevViewer *auth.Viewer
 	DevToken  string
+	// OAuthCallback serves GET /oauth2/callback.
+	OAuthCallback http.Handler
+	// Runtime serves the runtime read; nil leaves it out.
+	Runtime RuntimeSource
 }
 
 // NewHandler returns plugboard's HTTP handler.
@@ -86,6 +90,12 @@ func NewHandler(cfg Config) http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
 	mux.Handle("GET /metrics", cfg.Metrics)
+	if cfg.OAuthCallback != nil {
+		mux.Handle("GET /oauth2/callback", cfg.OAuthCallback)
+	}
+	if cfg.Runtime != nil {
+		mux.Handle("GET /runtime/v1/credentials/{id}", authenticate(cfg, runtimeHandler(cfg.Resolver.DB, cfg.Runtime, cfg.Logger)))
+	}
 	api := authenticate(cfg, gql)
 	mux.Handle("/graphql", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodGet && wantsHTML(r) {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -154,6 +155,9 @@ type Config struct {
 	TestTimeout time.Duration
 	// StoreOptions go to store.Open.
 	StoreOptions []store.Option
+	// SweepInterval runs the OAuth 2.0 refresh sweeper; zero leaves it off
+	// so tests decide when tokens refresh.
+	SweepInterval time.Duration
 }
 
 // Start starts plugboard with cfg, serving on a loopback port, and an admin
@@ -169,15 +173,29 @@ func Start(t testing.TB, cfg Config) *Env {
 	pdir := PluginDir(t, cfg.Plugins...)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	// Listen first: the OAuth 2.0 redirect URI needs the address.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sweep := cfg.SweepInterval
+	if sweep == 0 {
+		sweep = -1
+	}
 	app, err := server.Open(ctx, server.Options{
 		DataDir: t.TempDir(), DatabaseURL: cfg.DatabaseURL, PluginDir: pdir, Dev: cfg.Dev,
 		Logger: log, PluginCallTimeout: cfg.CallTimeout, PluginTestTimeout: cfg.TestTimeout,
-		StoreOptions: cfg.StoreOptions,
+		StoreOptions: cfg.StoreOptions, PublicURL: "http://" + ln.Addr().String(),
+		SweepInterval: sweep,
 	})
 	if err != nil {
+		_ = ln.Close()
 		t.Fatalf("starting plugboard: %v", err)
 	}
-	srv := httptest.NewServer(app.Handler)
+	srv := httptest.NewUnstartedServer(app.Handler)
+	_ = srv.Listener.Close()
+	srv.Listener = ln
+	srv.Start()
 	t.Cleanup(func() {
 		srv.Close()
 		app.Close()
