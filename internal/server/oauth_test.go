@@ -134,7 +134,16 @@ func TestOAuthAuthorizationCodeEndToEnd(t *testing.T) {
 		if res.StatusCode != http.StatusFound || !strings.HasPrefix(loc, env.URL+"/oauth2/callback?") {
 			t.Fatalf("mockoidc answered %d %s", res.StatusCode, loc)
 		}
+		// A wizard watching the credential sees the result at once.
+		ws := subscribe(t, env, env.AdminToken,
+			`subscription($id: ID) { credentialStatusChanged(credentialID: $id) { from to credential { id } } }`, map[string]any{"id": credID})
+		for deadline := time.Now().Add(5 * time.Second); env.App.Events.Subscribers() == 0 && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
 		res, body := get(t, noFollow, loc, nil)
+		if m, err := receive(ws); err != nil || m.Type != "next" || !strings.Contains(string(m.Payload), `"to":"ACTIVE"`) {
+			t.Fatalf("status event after the callback: %+v %v", m, err)
+		}
 		back, _ := url.Parse(res.Header.Get("Location"))
 		if res.StatusCode != http.StatusSeeOther || back.Host != "app.example.com" || back.Query().Get("status") != "ACTIVE" || back.Query().Get("credentialId") != credID {
 			t.Fatalf("callback answered %d %s: %s", res.StatusCode, res.Header.Get("Location"), body)
@@ -273,4 +282,68 @@ func TestOAuthClientCredentialsEndToEnd(t *testing.T) {
 	if calls.Load() == 0 {
 		t.Fatal("the token endpoint was never called")
 	}
+}
+
+// TestConcurrentRuntimeReadsRefreshOnce: 200 integration runs read one
+// expired credential at once through the runtime endpoint; the provider
+// sees exactly one refresh.
+func TestConcurrentRuntimeReadsRefreshOnce(t *testing.T) {
+	var refreshes atomic.Int64
+	idp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		refreshes.Add(1)
+		_ = r.ParseForm()
+		w.Header().Set("Content-Type", "application/json")
+		if r.PostForm.Get("grant_type") != "client_credentials" {
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = w.Write([]byte(`{"error":"unsupported_grant_type"}`))
+			return
+		}
+		_, _ = w.Write([]byte(`{"access_token":"token-CANARY","token_type":"Bearer","expires_in":3600}`))
+	}))
+	t.Cleanup(idp.Close)
+	servertest.EachDB(t, servertest.Config{Plugins: []string{"msgraph"}}, func(t *testing.T, env *servertest.Env) {
+		r := env.Do(t, `mutation { createConnection(input: {typeKey: "msgraph.clientCredentials", stableKey: "graph", name: "Graph", scope: ORGANIZATION_GLOBAL}) { connection { id } } }`, nil)
+		mustOK(t, r)
+		val := func(k, v string) map[string]any { return map[string]any{"key": k, "value": v} }
+		r = env.Do(t, saveMutation, map[string]any{"in": map[string]any{"connectionID": servertest.Str(r.Data, "createConnection.connection.id"), "values": []any{
+			val("tenant", "contoso.onmicrosoft.com"), val("clientId", "11111111-2222-3333-4444-555555555555"),
+			val("clientSecret", "s3cret-CANARY"), val("authorityHost", idp.URL),
+		}}})
+		mustOK(t, r)
+		credID := servertest.Str(r.Data, "saveCredential.credential.id")
+		id, _ := globalid.Decode(credID)
+		past := time.Now().Add(-time.Minute)
+		if err := env.App.Store.Client.Credential.UpdateOneID(id).SetTokenExpiresAt(past).SetNextRefreshAt(past).Exec(auth.SystemContext(context.Background())); err != nil {
+			t.Fatal(err)
+		}
+		before := refreshes.Load()
+		rt := runtimeToken(t, env)
+		const n = 200
+		codes := make(chan int, n)
+		start := make(chan struct{})
+		for i := 0; i < n; i++ {
+			go func() {
+				<-start
+				req, _ := http.NewRequest(http.MethodGet, env.URL+"/runtime/v1/credentials/"+credID, nil)
+				req.Header.Set("Authorization", "Bearer "+rt)
+				res, err := http.DefaultClient.Do(req)
+				if err != nil {
+					codes <- 0
+					return
+				}
+				_, _ = io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+				codes <- res.StatusCode
+			}()
+		}
+		close(start)
+		for i := 0; i < n; i++ {
+			if c := <-codes; c != http.StatusOK {
+				t.Fatalf("a runtime read answered %d", c)
+			}
+		}
+		if got := refreshes.Load() - before; got != 1 {
+			t.Fatalf("%d concurrent runtime reads made %d token-endpoint calls, want 1", n, got)
+		}
+	})
 }
