@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -24,9 +25,18 @@ import (
 // Helpers shared by the benchmarks of this package. Nothing here runs in a
 // plain `go test`: only benchmarks call it.
 
-// bundledPlugins are the plugins plugboard ships (servertest.Packages also
-// holds the test-only "faulty" plugin, left out of benchmarks).
-var bundledPlugins = []string{"asana", "slack", "postgres", "shopify"}
+// bundledPlugins returns the plugins plugboard ships: those of
+// servertest.Packages built from ./plugins (not the test-only "faulty").
+func bundledPlugins() []string {
+	var names []string
+	for name, pkg := range servertest.Packages {
+		if strings.HasPrefix(pkg, "./plugins/") {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
 
 // benchEnv is a real plugboard serving its real handler on a loopback port.
 type benchEnv struct {
@@ -35,15 +45,15 @@ type benchEnv struct {
 	AdminToken string
 }
 
-// startBench starts plugboard like servertest.Start, with the bundled
-// plugins, on databaseURL ("" is a fresh SQLite file), but logging as
+// startBench starts plugboard like servertest.Start, with every bundled
+// plugin, on databaseURL ("" is a fresh SQLite file), but logging as
 // `plugboard serve` does without --dev (Info level; here into io.Discard).
 // servertest.Start logs at Debug level into an in-memory buffer, one line
 // per request, which would add a test-only cost to every request measured.
 func startBench(b *testing.B, databaseURL string, opts ...store.Option) *benchEnv {
 	b.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	pdir := servertest.PluginDir(b, bundledPlugins...)
+	pdir := servertest.PluginDir(b, bundledPlugins()...)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	app, err := server.Open(ctx, server.Options{
@@ -69,6 +79,7 @@ func startBench(b *testing.B, databaseURL string, opts ...store.Option) *benchEn
 	if err != nil {
 		b.Fatal(err)
 	}
+	b.Logf("plugboard started with the plugins %v", bundledPlugins())
 	return &benchEnv{App: app, URL: srv.URL, AdminToken: tok}
 }
 
@@ -170,6 +181,7 @@ func runLoad(b *testing.B, c *http.Client, url, token string, body []byte, n, cl
 	lats := make([][]time.Duration, clients)
 	var wg sync.WaitGroup
 	b.ResetTimer()
+	b.StartTimer() // a no-op unless an earlier runLoad stopped the timer
 	start := time.Now()
 	for g := range clients {
 		wg.Add(1)

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http/httptest"
@@ -28,7 +29,7 @@ const connectionTypesQuery = `query ConnectionTypes {
 const loadClients = 50
 
 // BenchmarkConnectionTypesHTTP measures the connectionTypes query through
-// plugboard's real HTTP handler (4 bundled plugins loaded, SQLite, admin
+// plugboard's real HTTP handler (every bundled plugin loaded, SQLite, admin
 // token, loopback HTTP) beside a bare gqlgen handler answering a one-field
 // schema with a static payload of the same byte size, over the same kind of
 // loopback HTTP. Each sub-benchmark sends b.N requests from 50 goroutines
@@ -46,6 +47,33 @@ func BenchmarkConnectionTypesHTTP(b *testing.B) {
 	setup := benchClient(b, 1)
 	real := mustQuery(b, setup, env.URL+"/graphql", env.AdminToken, connectionTypesQuery, nil)
 	size := len(real)
+	var shape struct {
+		Data struct {
+			ConnectionTypes struct {
+				Edges []struct {
+					Node struct {
+						Inputs []struct{ Options []struct{} }
+					}
+				}
+			}
+		}
+	}
+	if err := json.Unmarshal(real, &shape); err != nil {
+		b.Fatal(err)
+	}
+	inputs, options := 0, 0
+	for _, e := range shape.Data.ConnectionTypes.Edges {
+		inputs += len(e.Node.Inputs)
+		for _, in := range e.Node.Inputs {
+			options += len(in.Options)
+		}
+	}
+	var tree any
+	if err := json.Unmarshal(real, &tree); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("the real response: %d bytes, %d connection types, %d inputs, %d options, %d JSON values",
+		size, len(shape.Data.ConnectionTypes.Edges), inputs, options, countValues(tree))
 
 	quiet := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	bare := httptest.NewServer(server.NewGraphQLHandler(benchtest.NewSchema(size), quiet, nil))
@@ -60,10 +88,29 @@ func BenchmarkConnectionTypesHTTP(b *testing.B) {
 		c := benchClient(b, loadClients)
 		// Open the connections before the clock starts.
 		runLoad(b, c, url, token, body, loadClients*2, loadClients, wantSize(size))
+		b.ReportAllocs()
 		r := runLoad(b, c, url, token, body, b.N, loadClients, wantSize(size))
 		r.report(b)
 		b.ReportMetric(float64(size), "resp-bytes")
 	}
 	b.Run("plugboard", func(b *testing.B) { run(b, env.URL+"/graphql", env.AdminToken, realBody) })
 	b.Run("bare", func(b *testing.B) { run(b, bare.URL, env.AdminToken, bareBody) })
+}
+
+// countValues counts the values of a decoded JSON document: every object,
+// array and scalar, i.e. roughly the fields and list items a GraphQL
+// executor produced.
+func countValues(v any) int {
+	n := 1
+	switch v := v.(type) {
+	case map[string]any:
+		for _, e := range v {
+			n += countValues(e)
+		}
+	case []any:
+		for _, e := range v {
+			n += countValues(e)
+		}
+	}
+	return n
 }
