@@ -166,7 +166,7 @@ func configurePool(db *sql.DB, t target, maxOpen int) {
 			maxOpen = DefaultPostgresMaxOpenConns
 		}
 		db.SetMaxOpenConns(maxOpen)
-		db.SetMaxIdleConns(max(2, maxOpen/2))
+		db.SetMaxIdleConns(maxOpen) // reopening connections under load costs more than idle ones
 		db.SetConnMaxLifetime(30 * time.Minute)
 		db.SetConnMaxIdleTime(5 * time.Minute)
 	}

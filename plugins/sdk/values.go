@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 )
 
 // ErrorDiag returns an ERROR diagnostic about the input field (empty for the
@@ -73,10 +75,30 @@ func (in *Input) name() string {
 }
 
 // CompilePattern compiles an Input.Pattern so that it must match the whole
-// value, as the host and ValidateValues apply it.
+// value, as the host and ValidateValues apply it. Compiled patterns are
+// kept, as a type declares few and they are checked on every call.
 func CompilePattern(pattern string) (*regexp.Regexp, error) {
-	return regexp.Compile(`^(?:` + pattern + `)$`)
+	if re, ok := patterns.Load(pattern); ok {
+		return re.(*regexp.Regexp), nil
+	}
+	re, err := regexp.Compile(`^(?:` + pattern + `)$`)
+	if err != nil {
+		return nil, err
+	}
+	if patternCount.Add(1) <= maxCachedPatterns {
+		patterns.Store(pattern, re)
+	}
+	return re, nil
 }
+
+// maxCachedPatterns bounds the pattern cache, in case a caller compiles
+// patterns that are not a plugin's fixed declarations.
+const maxCachedPatterns = 1024
+
+var (
+	patterns     sync.Map // pattern → *regexp.Regexp
+	patternCount atomic.Int64
+)
 
 // ResolveValues returns the values a provider should work with: a copy of
 // values in which every input of ct is present, an empty or missing value
