@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/plugboard/plugboard/ent"
@@ -20,9 +21,57 @@ const (
 )
 
 // Tokens issues and checks API tokens. Only a token's SHA-256 is stored.
+//
+// A token that checked out is remembered for CacheTTL, so a busy client
+// costs no query per request. Revoking through this process forgets it at
+// once; another replica stops accepting a revoked token within CacheTTL.
 type Tokens struct {
 	DB  *ent.Client
 	Now func() time.Time
+
+	mu    sync.Mutex
+	cache map[string]cachedViewer // token hash → viewer
+}
+
+// CacheTTL is how long a checked token is trusted without a query.
+const CacheTTL = 5 * time.Second
+
+// maxCachedTokens bounds the token cache; past it the cache starts over.
+const maxCachedTokens = 10000
+
+type cachedViewer struct {
+	viewer  Viewer
+	expires time.Time
+}
+
+func (t *Tokens) cached(hash string, now time.Time) (*Viewer, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e, ok := t.cache[hash]
+	if !ok || !now.Before(e.expires) {
+		return nil, false
+	}
+	v := e.viewer
+	return &v, true
+}
+
+func (t *Tokens) remember(hash string, v *Viewer, until time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.cache == nil || len(t.cache) >= maxCachedTokens {
+		t.cache = map[string]cachedViewer{}
+	}
+	t.cache[hash] = cachedViewer{viewer: *v, expires: until}
+}
+
+func (t *Tokens) forget(tokenID int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for h, e := range t.cache {
+		if e.viewer.TokenID == tokenID {
+			delete(t.cache, h)
+		}
+	}
 }
 
 func (t *Tokens) now() time.Time {
@@ -66,9 +115,14 @@ func (t *Tokens) Authenticate(ctx context.Context, bearer string) (*Viewer, erro
 	if !strings.HasPrefix(bearer, adminPrefix) && !strings.HasPrefix(bearer, runtimePrefix) {
 		return nil, ErrUnauthenticated
 	}
+	hash := secrets.HashToken(bearer)
+	now := t.now()
+	if v, ok := t.cached(hash, now); ok {
+		return v, nil
+	}
 	sys := SystemContext(ctx)
 	row, err := t.DB.APIToken.Query().
-		Where(apitoken.TokenHash(secrets.HashToken(bearer))).
+		Where(apitoken.TokenHash(hash)).
 		Only(sys)
 	if ent.IsNotFound(err) {
 		return nil, ErrUnauthenticated
@@ -76,7 +130,6 @@ func (t *Tokens) Authenticate(ctx context.Context, bearer string) (*Viewer, erro
 	if err != nil {
 		return nil, fmt.Errorf("looking up token: %w", err)
 	}
-	now := t.now()
 	if row.RevokedAt != nil || (row.ExpiresAt != nil && !row.ExpiresAt.After(now)) {
 		return nil, ErrUnauthenticated
 	}
@@ -88,12 +141,18 @@ func (t *Tokens) Authenticate(ctx context.Context, bearer string) (*Viewer, erro
 	if row.Role == apitoken.RoleRUNTIME {
 		role = RoleRuntime
 	}
-	return &Viewer{
+	v := &Viewer{
 		Role:           role,
 		OrganizationID: row.OrganizationID,
 		TokenID:        row.ID,
 		Actor:          "token:" + strconv.Itoa(row.ID),
-	}, nil
+	}
+	until := now.Add(CacheTTL)
+	if row.ExpiresAt != nil && row.ExpiresAt.Before(until) {
+		until = *row.ExpiresAt
+	}
+	t.remember(hash, v, until)
+	return v, nil
 }
 
 // Revoke revokes a token of the viewer's organization.
@@ -114,5 +173,6 @@ func (t *Tokens) Revoke(ctx context.Context, id int) error {
 	if n == 0 {
 		return fmt.Errorf("token %d: %w", id, ErrForbidden)
 	}
+	t.forget(id)
 	return nil
 }

@@ -3,6 +3,7 @@ package connection
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/plugboard/plugboard/ent"
@@ -17,7 +18,13 @@ import (
 // Catalog stores what plugins declare, so read queries never call a plugin.
 type Catalog struct {
 	DB *ent.Client
+
+	version atomic.Uint64
 }
+
+// Version changes whenever this process records a change of the catalog;
+// caches of catalog answers compare it.
+func (c *Catalog) Version() uint64 { return c.version.Load() }
 
 // SyncPlugin records a plugin's status and, when d is not nil, the
 // connection types it declared: new types are created, changed ones updated,
@@ -25,6 +32,10 @@ type Catalog struct {
 // them keep existing).
 func (c *Catalog) SyncPlugin(ctx context.Context, p pluginhost.PluginInfo, d *sdk.Description) error {
 	ctx = auth.SystemContext(ctx)
+	// Bump before and after: a reader between the two sees neither the old
+	// nor the new answer as current.
+	c.version.Add(1)
+	defer c.version.Add(1)
 	tx, err := c.DB.Tx(ctx)
 	if err != nil {
 		return err

@@ -625,17 +625,9 @@ type Value struct {
 // Values lists a credential's inputs in declaration order without any
 // secret value.
 func (s *Service) Values(ctx context.Context, c *ent.Credential) ([]Value, error) {
-	conn, err := c.Edges.ConnectionOrErr()
+	ct, err := s.typeOf(ctx, c)
 	if err != nil {
-		if conn, err = c.QueryConnection().Only(ctx); err != nil {
-			return nil, err
-		}
-	}
-	ct, err := conn.Edges.TypeOrErr()
-	if err != nil {
-		if ct, err = conn.QueryType().Only(ctx); err != nil {
-			return nil, err
-		}
+		return nil, err
 	}
 	out := make([]Value, 0, len(ct.Inputs))
 	for _, in := range ct.Inputs {

@@ -56,6 +56,9 @@ type Options struct {
 	// SweepInterval is how often tokens entering the refresh margin are
 	// refreshed (default 1m; negative disables the sweeper).
 	SweepInterval time.Duration
+	// NoCatalogCache turns off the cache of catalog-only query answers
+	// (for measuring what it saves).
+	NoCatalogCache bool
 	// OAuthHTTPClient makes the calls to OAuth 2.0 providers (nil: a client
 	// with the engine's default timeouts).
 	OAuthHTTPClient *http.Client
@@ -177,12 +180,13 @@ func Open(ctx context.Context, o Options) (_ *App, err error) {
 			DB: db, Connections: a.Service, Plugins: a.Host, Events: a.Events,
 			OAuth: oauthFlows{a.OAuth},
 		},
-		OAuthCallback: a.OAuth.CallbackHandler(),
-		Runtime:       runtimeSource{Service: a.Service, oauth: a.OAuth},
-		Auth:          a.Tokens,
-		Logger:        log,
-		Metrics:       a.Metrics,
-		Ready:         a.Ready,
+		OAuthCallback:  a.OAuth.CallbackHandler(),
+		CatalogVersion: catalog.Version,
+		Runtime:        runtimeSource{Service: a.Service, oauth: a.OAuth},
+		Auth:           a.Tokens,
+		Logger:         log,
+		Metrics:        a.Metrics,
+		Ready:          a.Ready,
 	}
 	if o.Dev {
 		org, err := EnsureOrganization(ctx, db, DefaultOrgSlug)
@@ -195,6 +199,9 @@ func Open(ctx context.Context, o Options) (_ *App, err error) {
 		cfg.Dev = true
 		cfg.DevToken = a.DevToken
 		cfg.DevViewer = &auth.Viewer{Role: auth.RoleOrgAdmin, OrganizationID: org.ID, Actor: "dev"}
+	}
+	if o.NoCatalogCache {
+		cfg.CatalogVersion = nil
 	}
 	a.Handler = NewHandler(cfg)
 	return a, nil

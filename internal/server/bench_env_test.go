@@ -52,14 +52,18 @@ type benchEnv struct {
 // per request, which would add a test-only cost to every request measured.
 func startBench(b *testing.B, databaseURL string, opts ...store.Option) *benchEnv {
 	b.Helper()
+	return startBenchOptions(b, server.Options{DatabaseURL: databaseURL, StoreOptions: opts})
+}
+
+// startBenchOptions is startBench with more of server.Options: the data
+// dir, plugin dir and logger are filled in.
+func startBenchOptions(b *testing.B, o server.Options) *benchEnv {
+	b.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	pdir := servertest.PluginDir(b, bundledPlugins()...)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	app, err := server.Open(ctx, server.Options{
-		DataDir: b.TempDir(), DatabaseURL: databaseURL, PluginDir: pdir,
-		Logger: log, StoreOptions: opts,
-	})
+	o.DataDir, o.PluginDir, o.Logger = b.TempDir(), servertest.PluginDir(b, bundledPlugins()...), log
+	app, err := server.Open(ctx, o)
 	if err != nil {
 		b.Fatalf("starting plugboard: %v", err)
 	}
@@ -105,13 +109,20 @@ func gqlBody(query string, vars map[string]any) []byte {
 	return body
 }
 
-// post sends one GraphQL POST and returns the status and the body.
+// post sends one GraphQL POST (a GET when body is nil) and returns the
+// status and the body.
 func post(c *http.Client, url, token string, body []byte) (int, []byte, error) {
-	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	method, reader := http.MethodPost, io.Reader(bytes.NewReader(body))
+	if body == nil {
+		method, reader = http.MethodGet, nil
+	}
+	req, err := http.NewRequest(method, url, reader)
 	if err != nil {
 		return 0, nil, err
 	}
-	req.Header.Set("Content-Type", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}

@@ -93,8 +93,12 @@ func BenchmarkConnectionTypesHTTP(b *testing.B) {
 		r.report(b)
 		b.ReportMetric(float64(size), "resp-bytes")
 	}
+	// The same server without its cache of catalog answers: every request
+	// is authenticated, queried and marshalled by gqlgen.
+	uncached := startBenchOptions(b, server.Options{NoCatalogCache: true})
 	b.Run("plugboard", func(b *testing.B) { run(b, env.URL+"/graphql", env.AdminToken, realBody) })
 	b.Run("bare", func(b *testing.B) { run(b, bare.URL, env.AdminToken, bareBody) })
+	b.Run("plugboard-uncached", func(b *testing.B) { run(b, uncached.URL+"/graphql", uncached.AdminToken, realBody) })
 }
 
 // countValues counts the values of a decoded JSON document: every object,

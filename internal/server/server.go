@@ -24,6 +24,7 @@ import (
 
 	"github.com/plugboard/plugboard/graph"
 	"github.com/plugboard/plugboard/internal/auth"
+	"github.com/plugboard/plugboard/internal/connection"
 )
 
 // MaxBodyBytes bounds a GraphQL request body.
@@ -53,6 +54,10 @@ type Config struct {
 	OAuthCallback http.Handler
 	// Runtime serves the runtime read; nil leaves it out.
 	Runtime RuntimeSource
+	// CatalogVersion, when set, turns on the cache of catalog-only queries
+	// (connectionTypes, connectionType, plugins); it must change whenever
+	// the catalog does.
+	CatalogVersion func() uint64
 }
 
 // NewHandler returns plugboard's HTTP handler.
@@ -64,6 +69,9 @@ func NewHandler(cfg Config) http.Handler {
 		cfg.Metrics = NewMetrics()
 	}
 	gql := NewGraphQLHandler(graph.NewSchema(cfg.Resolver), cfg.Logger, websocketAuth(cfg))
+	if cfg.CatalogVersion != nil {
+		gql.Use(newCatalogCache(cfg.CatalogVersion))
+	}
 
 	var ui http.Handler
 	if cfg.Dev && cfg.DevToken != "" {
@@ -121,6 +129,9 @@ func NewGraphQLHandler(schema graphql.ExecutableSchema, logger *slog.Logger, wsI
 	srv.Use(extension.Introspection{})
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](100)})
 	srv.SetErrorPresenter(graph.NewErrorPresenter(logger))
+	srv.AroundOperations(func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+		return next(connection.WithTypeMemo(ctx))
+	})
 	srv.SetRecoverFunc(func(ctx context.Context, v any) error {
 		// The panic value may hold request data: log its type and the
 		// stack, never the value.
