@@ -68,6 +68,8 @@ type Credential struct {
 	FailureCount int `json:"failure_count,omitempty"`
 	// NextRefreshAt holds the value of the "next_refresh_at" field.
 	NextRefreshAt *time.Time `json:"next_refresh_at,omitempty"`
+	// LastErrors holds the value of the "last_errors" field.
+	LastErrors []schematype.FieldError `json:"last_errors,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the CredentialQuery when eager-loading is set.
 	Edges        CredentialEdges `json:"edges"`
@@ -178,7 +180,7 @@ func (*Credential) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
-		case credential.FieldInputs, credential.FieldSecrets, credential.FieldSecretMeta, credential.FieldToken:
+		case credential.FieldInputs, credential.FieldSecrets, credential.FieldSecretMeta, credential.FieldToken, credential.FieldLastErrors:
 			values[i] = new([]byte)
 		case credential.FieldIsTest:
 			values[i] = new(sql.NullBool)
@@ -351,6 +353,14 @@ func (_m *Credential) assignValues(columns []string, values []any) error {
 				_m.NextRefreshAt = new(time.Time)
 				*_m.NextRefreshAt = value.Time
 			}
+		case credential.FieldLastErrors:
+			if value, ok := values[i].(*[]byte); !ok {
+				return fmt.Errorf("unexpected type %T for field last_errors", values[i])
+			} else if value != nil && len(*value) > 0 {
+				if err := json.Unmarshal(*value, &_m.LastErrors); err != nil {
+					return fmt.Errorf("unmarshal field last_errors: %w", err)
+				}
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -497,6 +507,9 @@ func (_m *Credential) String() string {
 		builder.WriteString("next_refresh_at=")
 		builder.WriteString(v.Format(time.ANSIC))
 	}
+	builder.WriteString(", ")
+	builder.WriteString("last_errors=")
+	builder.WriteString(fmt.Sprintf("%v", _m.LastErrors))
 	builder.WriteByte(')')
 	return builder.String()
 }

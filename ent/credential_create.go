@@ -274,6 +274,12 @@ func (_c *CredentialCreate) SetNillableNextRefreshAt(v *time.Time) *CredentialCr
 	return _c
 }
 
+// SetLastErrors sets the "last_errors" field.
+func (_c *CredentialCreate) SetLastErrors(v []schematype.FieldError) *CredentialCreate {
+	_c.mutation.SetLastErrors(v)
+	return _c
+}
+
 // SetOrganization sets the "organization" edge to the Organization entity.
 func (_c *CredentialCreate) SetOrganization(v *Organization) *CredentialCreate {
 	return _c.SetOrganizationID(v.ID)
@@ -532,6 +538,10 @@ func (_c *CredentialCreate) createSpec() (*Credential, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.NextRefreshAt(); ok {
 		_spec.SetField(credential.FieldNextRefreshAt, field.TypeTime, value)
 		_node.NextRefreshAt = &value
+	}
+	if value, ok := _c.mutation.LastErrors(); ok {
+		_spec.SetField(credential.FieldLastErrors, field.TypeJSON, value)
+		_node.LastErrors = value
 	}
 	if nodes := _c.mutation.OrganizationIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
@@ -924,6 +934,24 @@ func (u *CredentialUpsert) ClearNextRefreshAt() *CredentialUpsert {
 	return u
 }
 
+// SetLastErrors sets the "last_errors" field.
+func (u *CredentialUpsert) SetLastErrors(v []schematype.FieldError) *CredentialUpsert {
+	u.Set(credential.FieldLastErrors, v)
+	return u
+}
+
+// UpdateLastErrors sets the "last_errors" field to the value that was provided on create.
+func (u *CredentialUpsert) UpdateLastErrors() *CredentialUpsert {
+	u.SetExcluded(credential.FieldLastErrors)
+	return u
+}
+
+// ClearLastErrors clears the value of the "last_errors" field.
+func (u *CredentialUpsert) ClearLastErrors() *CredentialUpsert {
+	u.SetNull(credential.FieldLastErrors)
+	return u
+}
+
 // UpdateNewValues updates the mutable fields using the new values that were set on create.
 // Using this option is equivalent to using:
 //
@@ -1249,6 +1277,27 @@ func (u *CredentialUpsertOne) UpdateNextRefreshAt() *CredentialUpsertOne {
 func (u *CredentialUpsertOne) ClearNextRefreshAt() *CredentialUpsertOne {
 	return u.Update(func(s *CredentialUpsert) {
 		s.ClearNextRefreshAt()
+	})
+}
+
+// SetLastErrors sets the "last_errors" field.
+func (u *CredentialUpsertOne) SetLastErrors(v []schematype.FieldError) *CredentialUpsertOne {
+	return u.Update(func(s *CredentialUpsert) {
+		s.SetLastErrors(v)
+	})
+}
+
+// UpdateLastErrors sets the "last_errors" field to the value that was provided on create.
+func (u *CredentialUpsertOne) UpdateLastErrors() *CredentialUpsertOne {
+	return u.Update(func(s *CredentialUpsert) {
+		s.UpdateLastErrors()
+	})
+}
+
+// ClearLastErrors clears the value of the "last_errors" field.
+func (u *CredentialUpsertOne) ClearLastErrors() *CredentialUpsertOne {
+	return u.Update(func(s *CredentialUpsert) {
+		s.ClearLastErrors()
 	})
 }
 
@@ -1743,6 +1792,27 @@ func (u *CredentialUpsertBulk) UpdateNextRefreshAt() *CredentialUpsertBulk {
 func (u *CredentialUpsertBulk) ClearNextRefreshAt() *CredentialUpsertBulk {
 	return u.Update(func(s *CredentialUpsert) {
 		s.ClearNextRefreshAt()
+	})
+}
+
+// SetLastErrors sets the "last_errors" field.
+func (u *CredentialUpsertBulk) SetLastErrors(v []schematype.FieldError) *CredentialUpsertBulk {
+	return u.Update(func(s *CredentialUpsert) {
+		s.SetLastErrors(v)
+	})
+}
+
+// UpdateLastErrors sets the "last_errors" field to the value that was provided on create.
+func (u *CredentialUpsertBulk) UpdateLastErrors() *CredentialUpsertBulk {
+	return u.Update(func(s *CredentialUpsert) {
+		s.UpdateLastErrors()
+	})
+}
+
+// ClearLastErrors clears the value of the "last_errors" field.
+func (u *CredentialUpsertBulk) ClearLastErrors() *CredentialUpsertBulk {
+	return u.Update(func(s *CredentialUpsert) {
+		s.ClearLastErrors()
 	})
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
+	"entgo.io/ent/dialect/sql/sqljson"
 	"entgo.io/ent/schema/field"
 	"github.com/plugboard/plugboard/ent/auditevent"
 	"github.com/plugboard/plugboard/ent/credential"
@@ -242,6 +243,24 @@ func (_u *CredentialUpdate) ClearNextRefreshAt() *CredentialUpdate {
 	return _u
 }
 
+// SetLastErrors sets the "last_errors" field.
+func (_u *CredentialUpdate) SetLastErrors(v []schematype.FieldError) *CredentialUpdate {
+	_u.mutation.SetLastErrors(v)
+	return _u
+}
+
+// AppendLastErrors appends value to the "last_errors" field.
+func (_u *CredentialUpdate) AppendLastErrors(v []schematype.FieldError) *CredentialUpdate {
+	_u.mutation.AppendLastErrors(v)
+	return _u
+}
+
+// ClearLastErrors clears the value of the "last_errors" field.
+func (_u *CredentialUpdate) ClearLastErrors() *CredentialUpdate {
+	_u.mutation.ClearLastErrors()
+	return _u
+}
+
 // AddBindingIDs adds the "bindings" edge to the InstanceBinding entity by IDs.
 func (_u *CredentialUpdate) AddBindingIDs(ids ...int) *CredentialUpdate {
 	_u.mutation.AddBindingIDs(ids...)
@@ -460,6 +479,17 @@ func (_u *CredentialUpdate) sqlSave(ctx context.Context) (_node int, err error) 
 	}
 	if _u.mutation.NextRefreshAtCleared() {
 		_spec.ClearField(credential.FieldNextRefreshAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.LastErrors(); ok {
+		_spec.SetField(credential.FieldLastErrors, field.TypeJSON, value)
+	}
+	if value, ok := _u.mutation.AppendedLastErrors(); ok {
+		_spec.AddModifier(func(u *sql.UpdateBuilder) {
+			sqljson.Append(u, credential.FieldLastErrors, value)
+		})
+	}
+	if _u.mutation.LastErrorsCleared() {
+		_spec.ClearField(credential.FieldLastErrors, field.TypeJSON)
 	}
 	if _u.mutation.BindingsCleared() {
 		edge := &sqlgraph.EdgeSpec{
@@ -783,6 +813,24 @@ func (_u *CredentialUpdateOne) ClearNextRefreshAt() *CredentialUpdateOne {
 	return _u
 }
 
+// SetLastErrors sets the "last_errors" field.
+func (_u *CredentialUpdateOne) SetLastErrors(v []schematype.FieldError) *CredentialUpdateOne {
+	_u.mutation.SetLastErrors(v)
+	return _u
+}
+
+// AppendLastErrors appends value to the "last_errors" field.
+func (_u *CredentialUpdateOne) AppendLastErrors(v []schematype.FieldError) *CredentialUpdateOne {
+	_u.mutation.AppendLastErrors(v)
+	return _u
+}
+
+// ClearLastErrors clears the value of the "last_errors" field.
+func (_u *CredentialUpdateOne) ClearLastErrors() *CredentialUpdateOne {
+	_u.mutation.ClearLastErrors()
+	return _u
+}
+
 // AddBindingIDs adds the "bindings" edge to the InstanceBinding entity by IDs.
 func (_u *CredentialUpdateOne) AddBindingIDs(ids ...int) *CredentialUpdateOne {
 	_u.mutation.AddBindingIDs(ids...)
@@ -1031,6 +1079,17 @@ func (_u *CredentialUpdateOne) sqlSave(ctx context.Context) (_node *Credential, 
 	}
 	if _u.mutation.NextRefreshAtCleared() {
 		_spec.ClearField(credential.FieldNextRefreshAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.LastErrors(); ok {
+		_spec.SetField(credential.FieldLastErrors, field.TypeJSON, value)
+	}
+	if value, ok := _u.mutation.AppendedLastErrors(); ok {
+		_spec.AddModifier(func(u *sql.UpdateBuilder) {
+			sqljson.Append(u, credential.FieldLastErrors, value)
+		})
+	}
+	if _u.mutation.LastErrorsCleared() {
+		_spec.ClearField(credential.FieldLastErrors, field.TypeJSON)
 	}
 	if _u.mutation.BindingsCleared() {
 		edge := &sqlgraph.EdgeSpec{

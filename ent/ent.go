@@ -27,6 +27,7 @@ import (
 	"github.com/plugboard/plugboard/ent/oauthstate"
 	"github.com/plugboard/plugboard/ent/organization"
 	"github.com/plugboard/plugboard/ent/plugin"
+	"github.com/plugboard/plugboard/ent/signingkey"
 	"github.com/plugboard/plugboard/ent/user"
 )
 
@@ -103,6 +104,7 @@ func checkColumn(t, c string) error {
 			oauthstate.Table:         oauthstate.ValidColumn,
 			organization.Table:       organization.ValidColumn,
 			plugin.Table:             plugin.ValidColumn,
+			signingkey.Table:         signingkey.ValidColumn,
 			user.Table:               user.ValidColumn,
 		})
 	})

@@ -34,6 +34,15 @@ func (r *queryResolver) Nodes(ctx context.Context, ids []int) ([]ent.Noder, erro
 	return r.DB.Noders(ctx, ids)
 }
 
+// APITokens is the resolver for the apiTokens field.
+func (r *queryResolver) APITokens(ctx context.Context, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.APITokenOrder, where *ent.APITokenWhereInput) (*ent.APITokenConnection, error) {
+	if err := requireAdmin(ctx); err != nil {
+		return nil, err
+	}
+	return r.DB.APIToken.Query().Paginate(ctx, after, first, before, last,
+		ent.WithAPITokenOrder(orderBy), ent.WithAPITokenFilter(where.Filter))
+}
+
 // AuditEvents is the resolver for the auditEvents field.
 func (r *queryResolver) AuditEvents(ctx context.Context, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.AuditEventOrder, where *ent.AuditEventWhereInput) (*ent.AuditEventConnection, error) {
 	if err := requireAdmin(ctx); err != nil {
@@ -118,13 +127,30 @@ func (r *queryResolver) Plugins(ctx context.Context, after *entgql.Cursor[int], 
 		ent.WithPluginOrder(orderBy), ent.WithPluginFilter(where.Filter))
 }
 
+// SigningKeys is the resolver for the signingKeys field.
+func (r *queryResolver) SigningKeys(ctx context.Context, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.SigningKeyOrder, where *ent.SigningKeyWhereInput) (*ent.SigningKeyConnection, error) {
+	if err := requireAdmin(ctx); err != nil {
+		return nil, err
+	}
+	return r.DB.SigningKey.Query().Paginate(ctx, after, first, before, last,
+		ent.WithSigningKeyOrder(orderBy), ent.WithSigningKeyFilter(where.Filter))
+}
+
 // Credential returns generated.CredentialResolver implementation.
 func (r *Resolver) Credential() generated.CredentialResolver { return &credentialResolver{r} }
+
+// Instance returns generated.InstanceResolver implementation.
+func (r *Resolver) Instance() generated.InstanceResolver { return &instanceResolver{r} }
+
+// Integration returns generated.IntegrationResolver implementation.
+func (r *Resolver) Integration() generated.IntegrationResolver { return &integrationResolver{r} }
 
 // Query returns generated.QueryResolver implementation.
 func (r *Resolver) Query() generated.QueryResolver { return &queryResolver{r} }
 
 type (
-	credentialResolver struct{ *Resolver }
-	queryResolver      struct{ *Resolver }
+	credentialResolver  struct{ *Resolver }
+	instanceResolver    struct{ *Resolver }
+	integrationResolver struct{ *Resolver }
+	queryResolver       struct{ *Resolver }
 )

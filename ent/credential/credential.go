@@ -61,6 +61,8 @@ const (
 	FieldFailureCount = "failure_count"
 	// FieldNextRefreshAt holds the string denoting the next_refresh_at field in the database.
 	FieldNextRefreshAt = "next_refresh_at"
+	// FieldLastErrors holds the string denoting the last_errors field in the database.
+	FieldLastErrors = "last_errors"
 	// EdgeOrganization holds the string denoting the organization edge name in mutations.
 	EdgeOrganization = "organization"
 	// EdgeConnection holds the string denoting the connection edge name in mutations.
@@ -153,6 +155,7 @@ var Columns = []string{
 	FieldLastTestedAt,
 	FieldFailureCount,
 	FieldNextRefreshAt,
+	FieldLastErrors,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).

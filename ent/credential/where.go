@@ -970,6 +970,16 @@ func NextRefreshAtNotNil() predicate.Credential {
 	return predicate.Credential(sql.FieldNotNull(FieldNextRefreshAt))
 }
 
+// LastErrorsIsNil applies the IsNil predicate on the "last_errors" field.
+func LastErrorsIsNil() predicate.Credential {
+	return predicate.Credential(sql.FieldIsNull(FieldLastErrors))
+}
+
+// LastErrorsNotNil applies the NotNil predicate on the "last_errors" field.
+func LastErrorsNotNil() predicate.Credential {
+	return predicate.Credential(sql.FieldNotNull(FieldLastErrors))
+}
+
 // HasOrganization applies the HasEdge predicate on the "organization" edge.
 func HasOrganization() predicate.Credential {
 	return predicate.Credential(func(s *sql.Selector) {

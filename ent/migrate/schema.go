@@ -282,6 +282,7 @@ var (
 		{Name: "last_tested_at", Type: field.TypeTime, Nullable: true},
 		{Name: "failure_count", Type: field.TypeInt, Default: 0},
 		{Name: "next_refresh_at", Type: field.TypeTime, Nullable: true},
+		{Name: "last_errors", Type: field.TypeJSON, Nullable: true},
 		{Name: "connection_id", Type: field.TypeInt},
 		{Name: "organization_id", Type: field.TypeInt},
 		{Name: "customer_id", Type: field.TypeInt, Nullable: true},
@@ -296,31 +297,31 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "credentials_connections_credentials",
-				Columns:    []*schema.Column{CredentialsColumns[18]},
+				Columns:    []*schema.Column{CredentialsColumns[19]},
 				RefColumns: []*schema.Column{ConnectionsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
 			{
 				Symbol:     "credentials_organizations_organization",
-				Columns:    []*schema.Column{CredentialsColumns[19]},
+				Columns:    []*schema.Column{CredentialsColumns[20]},
 				RefColumns: []*schema.Column{OrganizationsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
 			{
 				Symbol:     "credentials_customers_credentials",
-				Columns:    []*schema.Column{CredentialsColumns[20]},
+				Columns:    []*schema.Column{CredentialsColumns[21]},
 				RefColumns: []*schema.Column{CustomersColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
 			{
 				Symbol:     "credentials_instances_owned_credentials",
-				Columns:    []*schema.Column{CredentialsColumns[21]},
+				Columns:    []*schema.Column{CredentialsColumns[22]},
 				RefColumns: []*schema.Column{InstancesColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
 			{
 				Symbol:     "credentials_users_credentials",
-				Columns:    []*schema.Column{CredentialsColumns[22]},
+				Columns:    []*schema.Column{CredentialsColumns[23]},
 				RefColumns: []*schema.Column{UsersColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
@@ -329,12 +330,12 @@ var (
 			{
 				Name:    "credential_organization_id",
 				Unique:  false,
-				Columns: []*schema.Column{CredentialsColumns[19]},
+				Columns: []*schema.Column{CredentialsColumns[20]},
 			},
 			{
 				Name:    "credential_connection_id_holder_key_is_test",
 				Unique:  true,
-				Columns: []*schema.Column{CredentialsColumns[18], CredentialsColumns[5], CredentialsColumns[4]},
+				Columns: []*schema.Column{CredentialsColumns[19], CredentialsColumns[5], CredentialsColumns[4]},
 			},
 			{
 				Name:    "credential_status",
@@ -609,6 +610,43 @@ var (
 		Columns:    PluginsColumns,
 		PrimaryKey: []*schema.Column{PluginsColumns[0]},
 	}
+	// SigningKeysColumns holds the columns for the "signing_keys" table.
+	SigningKeysColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "updated_at", Type: field.TypeTime},
+		{Name: "kid", Type: field.TypeString, Size: 100},
+		{Name: "algorithm", Type: field.TypeEnum, Enums: []string{"RS256", "EdDSA"}},
+		{Name: "public_key_pem", Type: field.TypeString, Size: 2147483647},
+		{Name: "revoked_at", Type: field.TypeTime, Nullable: true},
+		{Name: "organization_id", Type: field.TypeInt},
+	}
+	// SigningKeysTable holds the schema information for the "signing_keys" table.
+	SigningKeysTable = &schema.Table{
+		Name:       "signing_keys",
+		Columns:    SigningKeysColumns,
+		PrimaryKey: []*schema.Column{SigningKeysColumns[0]},
+		ForeignKeys: []*schema.ForeignKey{
+			{
+				Symbol:     "signing_keys_organizations_organization",
+				Columns:    []*schema.Column{SigningKeysColumns[7]},
+				RefColumns: []*schema.Column{OrganizationsColumns[0]},
+				OnDelete:   schema.NoAction,
+			},
+		},
+		Indexes: []*schema.Index{
+			{
+				Name:    "signingkey_organization_id",
+				Unique:  false,
+				Columns: []*schema.Column{SigningKeysColumns[7]},
+			},
+			{
+				Name:    "signingkey_organization_id_kid",
+				Unique:  true,
+				Columns: []*schema.Column{SigningKeysColumns[7], SigningKeysColumns[3]},
+			},
+		},
+	}
 	// UsersColumns holds the columns for the "users" table.
 	UsersColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt, Increment: true},
@@ -668,6 +706,7 @@ var (
 		OauthStatesTable,
 		OrganizationsTable,
 		PluginsTable,
+		SigningKeysTable,
 		UsersTable,
 	}
 )
@@ -744,6 +783,10 @@ func init() {
 	}
 	PluginsTable.Annotation = &entsql.Annotation{
 		IncrementStart: func(i int) *int { return &i }(60129542144),
+	}
+	SigningKeysTable.ForeignKeys[0].RefTable = OrganizationsTable
+	SigningKeysTable.Annotation = &entsql.Annotation{
+		IncrementStart: func(i int) *int { return &i }(68719476736),
 	}
 	UsersTable.ForeignKeys[0].RefTable = CustomersTable
 	UsersTable.ForeignKeys[1].RefTable = OrganizationsTable

@@ -51,5 +51,8 @@ type Organization func(*sql.Selector)
 // Plugin is the predicate function for plugin builders.
 type Plugin func(*sql.Selector)
 
+// SigningKey is the predicate function for signingkey builders.
+type SigningKey func(*sql.Selector)
+
 // User is the predicate function for user builders.
 type User func(*sql.Selector)

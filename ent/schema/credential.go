@@ -57,6 +57,11 @@ func (Credential) Fields() []ent.Field {
 			Annotations(entgql.Skip(entgql.SkipAll)),
 		field.Time("next_refresh_at").Optional().Nillable().
 			Annotations(entgql.Skip(entgql.SkipAll)),
+		// last_errors are the field errors of the last rejected save, for a
+		// config wizard to show; the rejected values themselves are never
+		// stored.
+		field.JSON("last_errors", []schematype.FieldError{}).Optional().
+			Annotations(entgql.Skip(entgql.SkipAll)),
 	}
 }
 

@@ -114,5 +114,5 @@ func (APIToken) Fields() []ent.Field {
 
 // Annotations of the APIToken.
 func (APIToken) Annotations() []schema.Annotation {
-	return []schema.Annotation{entgql.Skip(entgql.SkipAll)}
+	return []schema.Annotation{entgql.RelayConnection(), entgql.QueryField()}
 }

@@ -10,9 +10,60 @@ import (
 	"time"
 
 	"github.com/plugboard/plugboard/ent"
+	"github.com/plugboard/plugboard/ent/apitoken"
 	"github.com/plugboard/plugboard/ent/connection"
+	"github.com/plugboard/plugboard/ent/connectiontype"
 	"github.com/plugboard/plugboard/ent/credential"
+	"github.com/plugboard/plugboard/ent/instance"
+	"github.com/plugboard/plugboard/ent/schema/schematype"
+	"github.com/plugboard/plugboard/ent/signingkey"
 )
+
+type BindInstanceConnectionInput struct {
+	InstanceID   int    `json:"instanceID"`
+	SlotKey      string `json:"slotKey"`
+	CredentialID int    `json:"credentialID"`
+}
+
+type BindInstanceConnectionPayload struct {
+	Instance   *ent.Instance `json:"instance,omitempty"`
+	UserErrors []*UserError  `json:"userErrors"`
+}
+
+type ConfigWizard struct {
+	Instance *ent.Instance `json:"instance"`
+	// The pages of the wizard; the first holds the connections.
+	Pages []*WizardPage `json:"pages"`
+}
+
+type ConnectionSlotInput struct {
+	Key   string `json:"key"`
+	Label string `json:"label"`
+	// A reusable connection of the organization.
+	ConnectionID *int `json:"connectionID,omitempty"`
+	// Or a connection type: the slot gets its own connection of INTEGRATION scope.
+	TypeKey *string `json:"typeKey,omitempty"`
+}
+
+// Where a connection is used.
+type ConnectionUsage struct {
+	Connection   *ent.Connection    `json:"connection"`
+	Integrations []*ent.Integration `json:"integrations"`
+	Instances    []*InstanceUsage   `json:"instances"`
+	Customers    []*ent.Customer    `json:"customers"`
+}
+
+type CreateAPITokenInput struct {
+	Role apitoken.Role `json:"role"`
+	Name *string       `json:"name,omitempty"`
+}
+
+type CreateAPITokenPayload struct {
+	// The token, shown this once; only its hash is stored.
+	Token      *string       `json:"token,omitempty"`
+	APIToken   *ent.APIToken `json:"apiToken,omitempty"`
+	UserErrors []*UserError  `json:"userErrors"`
+}
 
 type CreateConnectionInput struct {
 	TypeKey       string               `json:"typeKey"`
@@ -22,11 +73,25 @@ type CreateConnectionInput struct {
 	Scope         connection.Scope     `json:"scope"`
 	BuildOnly     bool                 `json:"buildOnly"`
 	InputSettings []*InputSettingInput `json:"inputSettings,omitempty"`
+	// A template whose presets fill inputs of this connection (the vendor's own OAuth 2.0 app, say).
+	TemplateID *int `json:"templateID,omitempty"`
 }
 
 type CreateConnectionPayload struct {
 	Connection *ent.Connection `json:"connection,omitempty"`
 	UserErrors []*UserError    `json:"userErrors"`
+}
+
+type CreateConnectionTemplateInput struct {
+	TypeKey string `json:"typeKey"`
+	Name    string `json:"name"`
+	// Preset values; secret presets are stored encrypted and never returned.
+	Presets []*CredentialValueInput `json:"presets"`
+}
+
+type CreateConnectionTemplatePayload struct {
+	Template   *ent.ConnectionTemplate `json:"template,omitempty"`
+	UserErrors []*UserError            `json:"userErrors"`
 }
 
 type CreateCustomerInput struct {
@@ -37,6 +102,41 @@ type CreateCustomerInput struct {
 type CreateCustomerPayload struct {
 	Customer   *ent.Customer `json:"customer,omitempty"`
 	UserErrors []*UserError  `json:"userErrors"`
+}
+
+type CreateInstanceInput struct {
+	IntegrationID int                  `json:"integrationID"`
+	CustomerID    int                  `json:"customerID"`
+	Name          string               `json:"name"`
+	Environment   instance.Environment `json:"environment"`
+}
+
+type CreateInstancePayload struct {
+	Instance   *ent.Instance `json:"instance,omitempty"`
+	UserErrors []*UserError  `json:"userErrors"`
+}
+
+type CreateIntegrationInput struct {
+	Key         string                 `json:"key"`
+	Name        string                 `json:"name"`
+	Description *string                `json:"description,omitempty"`
+	Slots       []*ConnectionSlotInput `json:"slots"`
+}
+
+type CreateIntegrationPayload struct {
+	Integration *ent.Integration `json:"integration,omitempty"`
+	UserErrors  []*UserError     `json:"userErrors"`
+}
+
+type CreateUserInput struct {
+	CustomerID int     `json:"customerID"`
+	ExternalID string  `json:"externalID"`
+	Email      *string `json:"email,omitempty"`
+}
+
+type CreateUserPayload struct {
+	User       *ent.User    `json:"user,omitempty"`
+	UserErrors []*UserError `json:"userErrors"`
 }
 
 // A change of a credential's status.
@@ -72,6 +172,16 @@ type DeleteConnectionPayload struct {
 	UserErrors []*UserError `json:"userErrors"`
 }
 
+type DeleteInstancePayload struct {
+	DeletedID  *int         `json:"deletedID,omitempty"`
+	UserErrors []*UserError `json:"userErrors"`
+}
+
+type DeployInstancePayload struct {
+	Instance   *ent.Instance `json:"instance,omitempty"`
+	UserErrors []*UserError  `json:"userErrors"`
+}
+
 type DisconnectCredentialPayload struct {
 	Credential *ent.Credential `json:"credential,omitempty"`
 	UserErrors []*UserError    `json:"userErrors"`
@@ -83,8 +193,42 @@ type InputSettingInput struct {
 	Source *string `json:"source,omitempty"`
 }
 
+// One slot of an instance and the credential bound to it.
+type InstanceSlot struct {
+	Slot       *ent.ConnectionSlot `json:"slot"`
+	Credential *ent.Credential     `json:"credential,omitempty"`
+	Status     *credential.Status  `json:"status,omitempty"`
+}
+
+type InstanceUsage struct {
+	Instance   *ent.Instance   `json:"instance"`
+	Customer   *ent.Customer   `json:"customer"`
+	SlotKey    string          `json:"slotKey"`
+	Credential *ent.Credential `json:"credential,omitempty"`
+	// The instance must be deployed again to pick up a change.
+	NeedsDeploy bool `json:"needsDeploy"`
+}
+
+type RegisterSigningKeyInput struct {
+	// The kid header of the JWTs this key verifies.
+	Kid       string               `json:"kid"`
+	Algorithm signingkey.Algorithm `json:"algorithm"`
+	// The public key, PEM-encoded (PKIX).
+	PublicKeyPem string `json:"publicKeyPEM"`
+}
+
+type RegisterSigningKeyPayload struct {
+	SigningKey *ent.SigningKey `json:"signingKey,omitempty"`
+	UserErrors []*UserError    `json:"userErrors"`
+}
+
 type ReloadPluginsPayload struct {
 	Plugins []*ent.Plugin `json:"plugins"`
+}
+
+type RevokeAPITokenPayload struct {
+	APIToken   *ent.APIToken `json:"apiToken,omitempty"`
+	UserErrors []*UserError  `json:"userErrors"`
 }
 
 type SaveCredentialInput struct {
@@ -92,6 +236,10 @@ type SaveCredentialInput struct {
 	ConnectionID int `json:"connectionID"`
 	// The customer holding the credential, for CUSTOMER and ORGANIZATION_CUSTOMER connections.
 	CustomerID *int `json:"customerID,omitempty"`
+	// The instance holding the credential, for INTEGRATION connections.
+	InstanceID *int `json:"instanceID,omitempty"`
+	// The customer's user holding the credential, for USER connections.
+	UserID *int `json:"userID,omitempty"`
 	// Save the test credential used by TEST instances.
 	IsTest bool                    `json:"isTest"`
 	Values []*CredentialValueInput `json:"values"`
@@ -177,6 +325,59 @@ type Viewer struct {
 	Customer     *ent.Customer     `json:"customer,omitempty"`
 }
 
+// One connection slot of an instance, as a wizard renders it.
+type WizardConnection struct {
+	SlotKey      string                  `json:"slotKey"`
+	Label        string                  `json:"label"`
+	ConnectionID int                     `json:"connectionID"`
+	Scope        connection.Scope        `json:"scope"`
+	TypeKey      string                  `json:"typeKey"`
+	TypeLabel    string                  `json:"typeLabel"`
+	IconURL      *string                 `json:"iconURL,omitempty"`
+	AuthKind     connectiontype.AuthKind `json:"authKind"`
+	Action       WizardAction            `json:"action"`
+	// The credential the slot uses now, if any.
+	Credential *ent.Credential    `json:"credential,omitempty"`
+	Status     *credential.Status `json:"status,omitempty"`
+	// For OAUTH_CONNECT: whether the customer has connected.
+	Connected bool `json:"connected"`
+	// For OAUTH_CONNECT: the button's label.
+	ConnectLabel *string `json:"connectLabel,omitempty"`
+	// For FORM: the fields this viewer may see and fill, in declaration order.
+	Fields []*WizardField `json:"fields"`
+	// For SELECT_EXISTING: the customer's reusable credentials of this connection.
+	Existing []*ent.Credential `json:"existing"`
+	// The field errors of the last rejected save of this slot's credential.
+	Errors []*UserError `json:"errors"`
+}
+
+// One field of a wizard form: the declaration and the current non-secret value.
+type WizardField struct {
+	Key         string                `json:"key"`
+	Label       string                `json:"label"`
+	Type        schematype.InputType  `json:"type"`
+	Required    bool                  `json:"required"`
+	Default     *string               `json:"default,omitempty"`
+	Example     *string               `json:"example,omitempty"`
+	Placeholder *string               `json:"placeholder,omitempty"`
+	Description *string               `json:"description,omitempty"`
+	Secret      bool                  `json:"secret"`
+	Options     []*schematype.Option  `json:"options"`
+	Pattern     *string               `json:"pattern,omitempty"`
+	Collection  schematype.Collection `json:"collection"`
+	Template    *string               `json:"template,omitempty"`
+	// The current value; always null for a secret field.
+	Value     *string    `json:"value,omitempty"`
+	IsSet     bool       `json:"isSet"`
+	UpdatedAt *time.Time `json:"updatedAt,omitempty"`
+}
+
+type WizardPage struct {
+	Key      string              `json:"key"`
+	Title    string              `json:"title"`
+	Elements []*WizardConnection `json:"elements"`
+}
+
 type Role string
 
 const (
@@ -229,6 +430,70 @@ func (e *Role) UnmarshalJSON(b []byte) error {
 }
 
 func (e Role) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// What a config wizard shows for one connection slot.
+type WizardAction string
+
+const (
+	// A form with the fields this viewer may see and fill.
+	WizardActionForm WizardAction = "FORM"
+	// A single Connect button (OAuth 2.0).
+	WizardActionOauthConnect WizardAction = "OAUTH_CONNECT"
+	// A choice among the customer's reusable credentials of the type.
+	WizardActionSelectExisting WizardAction = "SELECT_EXISTING"
+	// Nothing to fill: the organization manages the values.
+	WizardActionManagedByOrg WizardAction = "MANAGED_BY_ORG"
+)
+
+var AllWizardAction = []WizardAction{
+	WizardActionForm,
+	WizardActionOauthConnect,
+	WizardActionSelectExisting,
+	WizardActionManagedByOrg,
+}
+
+func (e WizardAction) IsValid() bool {
+	switch e {
+	case WizardActionForm, WizardActionOauthConnect, WizardActionSelectExisting, WizardActionManagedByOrg:
+		return true
+	}
+	return false
+}
+
+func (e WizardAction) String() string {
+	return string(e)
+}
+
+func (e *WizardAction) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = WizardAction(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid WizardAction", str)
+	}
+	return nil
+}
+
+func (e WizardAction) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *WizardAction) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e WizardAction) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil

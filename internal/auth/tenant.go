@@ -24,6 +24,7 @@ var tenantTypes = map[string]bool{
 	ent.TypeInstanceBinding:    true,
 	ent.TypeIntegration:        true,
 	ent.TypeOAuthState:         true,
+	ent.TypeSigningKey:         true,
 	ent.TypeUser:               true,
 }
 

@@ -73,3 +73,10 @@ type InputSetting struct {
 type SecretMeta struct {
 	UpdatedAt int64 `json:"updatedAt"` // unix milliseconds
 }
+
+// FieldError is a problem with one input of a rejected save.
+type FieldError struct {
+	Field   []string `json:"field"`
+	Code    string   `json:"code"`
+	Message string   `json:"message"`
+}
