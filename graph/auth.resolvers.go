@@ -7,21 +7,61 @@ package graph
 
 import (
 	"context"
+	"errors"
 
 	"github.com/plugboard/plugboard/graph/model"
+	"github.com/plugboard/plugboard/internal/auth"
+	"github.com/plugboard/plugboard/internal/connection"
 )
 
 // RegisterSigningKey is the resolver for the registerSigningKey field.
 func (r *mutationResolver) RegisterSigningKey(ctx context.Context, input model.RegisterSigningKeyInput) (*model.RegisterSigningKeyPayload, error) {
-	return nil, errNotYet("registerSigningKey")
+	key, err := (&auth.Embedding{DB: r.DB}).RegisterKey(ctx, auth.RegisterKeyInput{
+		Kid: input.Kid, Algorithm: string(input.Algorithm), PublicKeyPEM: input.PublicKeyPem,
+	})
+	var ie *auth.InputError
+	if errors.As(err, &ie) {
+		err = &connection.ValidationError{Fields: []connection.FieldError{{Field: []string{ie.Field}, Code: ie.Code, Message: ie.Message}}}
+	}
+	ue, err := fieldErrors(ctx, err)
+	if err != nil {
+		return nil, err
+	}
+	return &model.RegisterSigningKeyPayload{SigningKey: key, UserErrors: ue}, nil
 }
 
 // CreateAPIToken is the resolver for the createAPIToken field.
 func (r *mutationResolver) CreateAPIToken(ctx context.Context, input model.CreateAPITokenInput) (*model.CreateAPITokenPayload, error) {
-	return nil, errNotYet("createAPIToken")
+	plain, row, err := (&auth.Tokens{DB: r.DB}).Issue(ctx, auth.Role(input.Role), deref(input.Name))
+	var ie *auth.InputError
+	if errors.As(err, &ie) {
+		err = &connection.ValidationError{Fields: []connection.FieldError{{Field: []string{ie.Field}, Code: ie.Code, Message: ie.Message}}}
+	}
+	ue, err := fieldErrors(ctx, err)
+	if err != nil {
+		return nil, err
+	}
+	p := &model.CreateAPITokenPayload{APIToken: row, UserErrors: ue}
+	if row != nil {
+		p.Token = &plain
+	}
+	return p, nil
 }
 
 // RevokeAPIToken is the resolver for the revokeAPIToken field.
 func (r *mutationResolver) RevokeAPIToken(ctx context.Context, id int) (*model.RevokeAPITokenPayload, error) {
-	return nil, errNotYet("revokeAPIToken")
+	// The app's Tokens forgets the revoked token through its hook on the
+	// client, whichever Tokens revokes it.
+	err := (&auth.Tokens{DB: r.DB}).Revoke(ctx, id)
+	if errors.Is(err, auth.ErrNotFound) {
+		err = connection.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	row, err := r.DB.APIToken.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &model.RevokeAPITokenPayload{APIToken: row, UserErrors: []*model.UserError{}}, nil
 }

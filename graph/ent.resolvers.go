@@ -15,7 +15,7 @@ import (
 
 // Node is the resolver for the node field.
 func (r *queryResolver) Node(ctx context.Context, id int) (ent.Noder, error) {
-	if err := requireViewer(ctx); err != nil {
+	if err := requireMember(ctx); err != nil {
 		return nil, err
 	}
 	n, err := r.DB.Noder(ctx, id)
@@ -28,7 +28,7 @@ func (r *queryResolver) Node(ctx context.Context, id int) (ent.Noder, error) {
 
 // Nodes is the resolver for the nodes field.
 func (r *queryResolver) Nodes(ctx context.Context, ids []int) ([]ent.Noder, error) {
-	if err := requireViewer(ctx); err != nil {
+	if err := requireMember(ctx); err != nil {
 		return nil, err
 	}
 	return r.DB.Noders(ctx, ids)
@@ -54,7 +54,7 @@ func (r *queryResolver) AuditEvents(ctx context.Context, after *entgql.Cursor[in
 
 // Connections is the resolver for the connections field.
 func (r *queryResolver) Connections(ctx context.Context, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.ConnectionOrder, where *ent.ConnectionWhereInput) (*ent.ConnectionConnection, error) {
-	if err := requireAdmin(ctx); err != nil {
+	if err := requireMember(ctx); err != nil {
 		return nil, err
 	}
 	return r.DB.Connection.Query().Paginate(ctx, after, first, before, last,
@@ -72,7 +72,7 @@ func (r *queryResolver) ConnectionTypes(ctx context.Context, after *entgql.Curso
 
 // Credentials is the resolver for the credentials field.
 func (r *queryResolver) Credentials(ctx context.Context, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.CredentialOrder, where *ent.CredentialWhereInput) (*ent.CredentialConnection, error) {
-	if err := requireAdmin(ctx); err != nil {
+	if err := requireMember(ctx); err != nil {
 		return nil, err
 	}
 	conn, err := r.DB.Credential.Query().Paginate(ctx, after, first, before, last,
@@ -93,7 +93,7 @@ func (r *queryResolver) Credentials(ctx context.Context, after *entgql.Cursor[in
 
 // Customers is the resolver for the customers field.
 func (r *queryResolver) Customers(ctx context.Context, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.CustomerOrder, where *ent.CustomerWhereInput) (*ent.CustomerConnection, error) {
-	if err := requireAdmin(ctx); err != nil {
+	if err := requireMember(ctx); err != nil {
 		return nil, err
 	}
 	return r.DB.Customer.Query().Paginate(ctx, after, first, before, last,
@@ -102,7 +102,7 @@ func (r *queryResolver) Customers(ctx context.Context, after *entgql.Cursor[int]
 
 // Instances is the resolver for the instances field.
 func (r *queryResolver) Instances(ctx context.Context, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.InstanceOrder, where *ent.InstanceWhereInput) (*ent.InstanceConnection, error) {
-	if err := requireAdmin(ctx); err != nil {
+	if err := requireMember(ctx); err != nil {
 		return nil, err
 	}
 	return r.DB.Instance.Query().Paginate(ctx, after, first, before, last,
@@ -111,7 +111,7 @@ func (r *queryResolver) Instances(ctx context.Context, after *entgql.Cursor[int]
 
 // Integrations is the resolver for the integrations field.
 func (r *queryResolver) Integrations(ctx context.Context, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.IntegrationOrder, where *ent.IntegrationWhereInput) (*ent.IntegrationConnection, error) {
-	if err := requireAdmin(ctx); err != nil {
+	if err := requireMember(ctx); err != nil {
 		return nil, err
 	}
 	return r.DB.Integration.Query().Paginate(ctx, after, first, before, last,

@@ -54,10 +54,10 @@ func (r *mutationResolver) DisconnectCredential(ctx context.Context, id int) (*m
 
 // CredentialStatusChanged is the resolver for the credentialStatusChanged field.
 func (r *subscriptionResolver) CredentialStatusChanged(ctx context.Context, credentialID *int) (<-chan *model.CredentialStatusEvent, error) {
-	v, err := auth.Require(ctx)
-	if err != nil {
+	if err := requireMember(ctx); err != nil {
 		return nil, err
 	}
+	v := auth.FromContext(ctx)
 	id := 0
 	if credentialID != nil {
 		// The credential must be the viewer's to watch it.

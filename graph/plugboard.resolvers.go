@@ -37,6 +37,9 @@ func (r *mutationResolver) CreateConnection(ctx context.Context, input model.Cre
 		TypeKey: input.TypeKey, StableKey: input.StableKey, Name: input.Name,
 		Scope: input.Scope, BuildOnly: input.BuildOnly,
 	}
+	if input.TemplateID != nil {
+		in.TemplateID = *input.TemplateID
+	}
 	if input.Description != nil {
 		in.Description = *input.Description
 	}
@@ -92,6 +95,12 @@ func (r *mutationResolver) SaveCredential(ctx context.Context, input model.SaveC
 	}
 	if input.CustomerID != nil {
 		in.CustomerID = *input.CustomerID
+	}
+	if input.InstanceID != nil {
+		in.InstanceID = *input.InstanceID
+	}
+	if input.UserID != nil {
+		in.UserID = *input.UserID
 	}
 	for _, v := range input.Values {
 		in.Values = append(in.Values, connection.ValueInput{Key: v.Key, Value: v.Value, Clear: v.Clear != nil && *v.Clear})

@@ -10,54 +10,142 @@ import (
 
 	"github.com/plugboard/plugboard/ent"
 	"github.com/plugboard/plugboard/graph/model"
+	"github.com/plugboard/plugboard/internal/auth"
+	"github.com/plugboard/plugboard/internal/connection"
 )
 
 // Slots is the resolver for the slots field.
 func (r *instanceResolver) Slots(ctx context.Context, obj *ent.Instance) ([]*model.InstanceSlot, error) {
-	return nil, errNotYet("slots")
+	states, err := r.Connections.InstanceSlots(ctx, obj)
+	if err != nil {
+		return nil, err
+	}
+	v := auth.FromContext(ctx)
+	out := make([]*model.InstanceSlot, 0, len(states))
+	for _, st := range states {
+		is := &model.InstanceSlot{Slot: st.Slot, Status: st.Status()}
+		// A customer sees the status of what the organization manages,
+		// never its credential.
+		if v == nil || v.Role != auth.RoleCustomerUser || !connection.IsOrgScope(st.Connection.Scope) {
+			is.Credential = st.Credential
+		}
+		out = append(out, is)
+	}
+	return out, nil
 }
 
 // ConnectionSlots is the resolver for the connectionSlots field.
 func (r *integrationResolver) ConnectionSlots(ctx context.Context, obj *ent.Integration) ([]*ent.ConnectionSlot, error) {
-	return nil, errNotYet("connectionSlots")
+	return r.Connections.ConnectionSlots(ctx, obj.ID)
 }
 
 // CreateIntegration is the resolver for the createIntegration field.
 func (r *mutationResolver) CreateIntegration(ctx context.Context, input model.CreateIntegrationInput) (*model.CreateIntegrationPayload, error) {
-	return nil, errNotYet("createIntegration")
+	in := connection.CreateIntegrationInput{Key: input.Key, Name: input.Name, Description: deref(input.Description)}
+	for _, sl := range input.Slots {
+		si := connection.SlotInput{Key: sl.Key, Label: sl.Label, TypeKey: deref(sl.TypeKey)}
+		if sl.ConnectionID != nil {
+			si.ConnectionID = *sl.ConnectionID
+		}
+		in.Slots = append(in.Slots, si)
+	}
+	ig, err := r.Connections.CreateIntegration(ctx, in)
+	ue, err := fieldErrors(ctx, err)
+	if err != nil {
+		return nil, err
+	}
+	return &model.CreateIntegrationPayload{Integration: ig, UserErrors: ue}, nil
 }
 
 // CreateInstance is the resolver for the createInstance field.
 func (r *mutationResolver) CreateInstance(ctx context.Context, input model.CreateInstanceInput) (*model.CreateInstancePayload, error) {
-	return nil, errNotYet("createInstance")
+	inst, err := r.Connections.CreateInstance(ctx, connection.CreateInstanceInput{
+		IntegrationID: input.IntegrationID, CustomerID: input.CustomerID, Name: input.Name, Environment: input.Environment,
+	})
+	ue, err := fieldErrors(ctx, err)
+	if err != nil {
+		return nil, err
+	}
+	return &model.CreateInstancePayload{Instance: inst, UserErrors: ue}, nil
 }
 
 // BindInstanceConnection is the resolver for the bindInstanceConnection field.
 func (r *mutationResolver) BindInstanceConnection(ctx context.Context, input model.BindInstanceConnectionInput) (*model.BindInstanceConnectionPayload, error) {
-	return nil, errNotYet("bindInstanceConnection")
+	inst, err := r.Connections.BindInstanceConnection(ctx, connection.BindInput{
+		InstanceID: input.InstanceID, SlotKey: input.SlotKey, CredentialID: input.CredentialID,
+	})
+	ue, err := fieldErrors(ctx, err)
+	if err != nil {
+		return nil, err
+	}
+	return &model.BindInstanceConnectionPayload{Instance: inst, UserErrors: ue}, nil
 }
 
 // DeployInstance is the resolver for the deployInstance field.
 func (r *mutationResolver) DeployInstance(ctx context.Context, id int) (*model.DeployInstancePayload, error) {
-	return nil, errNotYet("deployInstance")
+	inst, err := r.Connections.DeployInstance(ctx, id)
+	ue, err := fieldErrors(ctx, err)
+	if err != nil {
+		return nil, err
+	}
+	return &model.DeployInstancePayload{Instance: inst, UserErrors: ue}, nil
 }
 
 // DeleteInstance is the resolver for the deleteInstance field.
 func (r *mutationResolver) DeleteInstance(ctx context.Context, id int) (*model.DeleteInstancePayload, error) {
-	return nil, errNotYet("deleteInstance")
+	err := r.Connections.DeleteInstance(ctx, id)
+	ue, err := fieldErrors(ctx, err)
+	if err != nil {
+		return nil, err
+	}
+	p := &model.DeleteInstancePayload{UserErrors: ue}
+	if len(ue) == 0 {
+		p.DeletedID = &id
+	}
+	return p, nil
 }
 
 // CreateConnectionTemplate is the resolver for the createConnectionTemplate field.
 func (r *mutationResolver) CreateConnectionTemplate(ctx context.Context, input model.CreateConnectionTemplateInput) (*model.CreateConnectionTemplatePayload, error) {
-	return nil, errNotYet("createConnectionTemplate")
+	in := connection.CreateConnectionTemplateInput{TypeKey: input.TypeKey, Name: input.Name}
+	for _, p := range input.Presets {
+		in.Presets = append(in.Presets, connection.ValueInput{Key: p.Key, Value: p.Value, Clear: p.Clear != nil && *p.Clear})
+	}
+	t, err := r.Connections.CreateConnectionTemplate(ctx, in)
+	ue, err := fieldErrors(ctx, err)
+	if err != nil {
+		return nil, err
+	}
+	return &model.CreateConnectionTemplatePayload{Template: t, UserErrors: ue}, nil
 }
 
 // CreateUser is the resolver for the createUser field.
 func (r *mutationResolver) CreateUser(ctx context.Context, input model.CreateUserInput) (*model.CreateUserPayload, error) {
-	return nil, errNotYet("createUser")
+	u, err := r.Connections.CreateUser(ctx, connection.CreateUserInput{
+		CustomerID: input.CustomerID, ExternalID: input.ExternalID, Email: deref(input.Email),
+	})
+	ue, err := fieldErrors(ctx, err)
+	if err != nil {
+		return nil, err
+	}
+	return &model.CreateUserPayload{User: u, UserErrors: ue}, nil
 }
 
 // ConnectionUsage is the resolver for the connectionUsage field.
 func (r *queryResolver) ConnectionUsage(ctx context.Context, connectionID int) (*model.ConnectionUsage, error) {
-	return nil, errNotYet("connectionUsage")
+	u, err := r.Resolver.Connections.ConnectionUsage(ctx, connectionID)
+	if err != nil || u == nil {
+		return nil, err
+	}
+	out := &model.ConnectionUsage{
+		Connection: u.Connection, Integrations: u.Integrations, Customers: u.Customers,
+		Instances: make([]*model.InstanceUsage, 0, len(u.Instances)),
+	}
+	for _, iu := range u.Instances {
+		out.Instances = append(out.Instances, &model.InstanceUsage{
+			Instance: iu.Instance, Customer: iu.Customer, SlotKey: iu.SlotKey,
+			Credential: iu.Credential, NeedsDeploy: iu.NeedsDeploy,
+		})
+	}
+	return out, nil
 }

@@ -17,6 +17,20 @@ func requireViewer(ctx context.Context) error {
 	return err
 }
 
+// requireMember allows organization admins and customer users; the tenant
+// filter narrows what a customer user sees. RUNTIME tokens read values
+// through the runtime endpoint, not through GraphQL lists.
+func requireMember(ctx context.Context) error {
+	v, err := auth.Require(ctx)
+	if err != nil {
+		return err
+	}
+	if v.Role != auth.RoleOrgAdmin && v.Role != auth.RoleCustomerUser {
+		return auth.ErrForbidden
+	}
+	return nil
+}
+
 func requireAdmin(ctx context.Context) error {
 	_, err := auth.RequireAdmin(ctx)
 	return err

@@ -13,5 +13,9 @@ import (
 
 // ConfigWizard is the resolver for the configWizard field.
 func (r *queryResolver) ConfigWizard(ctx context.Context, instanceID int) (*model.ConfigWizard, error) {
-	return nil, errNotYet("configWizard")
+	w, err := r.Resolver.Connections.ConfigWizard(ctx, instanceID)
+	if err != nil {
+		return nil, err
+	}
+	return wizardModel(w), nil
 }

@@ -6,8 +6,14 @@ import (
 	"entgo.io/ent/dialect/sql"
 
 	"github.com/plugboard/plugboard/ent"
+	"github.com/plugboard/plugboard/ent/connection"
+	"github.com/plugboard/plugboard/ent/credential"
+	"github.com/plugboard/plugboard/ent/customer"
+	"github.com/plugboard/plugboard/ent/instance"
+	"github.com/plugboard/plugboard/ent/instancebinding"
 	"github.com/plugboard/plugboard/ent/intercept"
 	"github.com/plugboard/plugboard/ent/organization"
+	"github.com/plugboard/plugboard/ent/user"
 )
 
 // tenantTypes are the ent types owned by one organization: each has an
@@ -28,9 +34,21 @@ var tenantTypes = map[string]bool{
 	ent.TypeUser:               true,
 }
 
+// CustomerVisibleScopes are the connection scopes whose connections and
+// credentials a customer's users see (DESIGN.md §1): the values they enter
+// themselves. ORGANIZATION_CUSTOMER and ORGANIZATION_GLOBAL values are the
+// organization's, never shown to a customer.
+var CustomerVisibleScopes = []connection.Scope{
+	connection.ScopeCUSTOMER, connection.ScopeINTEGRATION, connection.ScopeUSER,
+}
+
 // InstallTenantFilter makes every query of client, node lookups and edge
-// traversals included, see only the rows of the viewer's organization. A
-// query of tenant data without a viewer fails with ErrNoViewer.
+// traversals included, see only the rows of the viewer's organization; a
+// CUSTOMER_USER viewer sees less still (see customerUserFilter). A query of
+// tenant data without a viewer fails with ErrNoViewer.
+//
+// Updates and deletes are not filtered: services name the organization (and
+// the customer) in their predicates.
 func InstallTenantFilter(client *ent.Client) {
 	client.Intercept(intercept.TraverseFunc(func(ctx context.Context, q intercept.Query) error {
 		typ := q.Type()
@@ -45,9 +63,52 @@ func InstallTenantFilter(client *ent.Client) {
 			return nil
 		case typ == ent.TypeOrganization:
 			q.WhereP(sql.FieldEQ(organization.FieldID, v.OrganizationID))
-		default:
-			q.WhereP(sql.FieldEQ("organization_id", v.OrganizationID))
+			return nil
+		}
+		q.WhereP(sql.FieldEQ("organization_id", v.OrganizationID))
+		if v.Role == RoleCustomerUser {
+			customerUserFilter(v, typ, q)
 		}
 		return nil
 	}))
+}
+
+// customerUserFilter narrows a query of the viewer's organization to what a
+// customer's user may see:
+//
+//   - Customer: its own; User: itself.
+//   - Connection: the customer-visible scopes only.
+//   - Credential: of a customer-visible connection, and held by its
+//     customer, by an instance of its customer, or by itself.
+//   - Instance and its bindings: its customer's.
+//   - Integration and ConnectionSlot: all of them (the catalog).
+//   - AuditEvent, APIToken, SigningKey, ConnectionTemplate, OAuthState:
+//     nothing.
+func customerUserFilter(v *Viewer, typ string, q intercept.Query) {
+	switch typ {
+	case ent.TypeCustomer:
+		q.WhereP(customer.ID(v.CustomerID))
+	case ent.TypeUser:
+		q.WhereP(user.ID(v.UserID))
+	case ent.TypeConnection:
+		q.WhereP(connection.ScopeIn(CustomerVisibleScopes...))
+	case ent.TypeCredential:
+		q.WhereP(
+			credential.HasConnectionWith(connection.ScopeIn(CustomerVisibleScopes...)),
+			credential.Or(
+				credential.And(credential.HolderEQ(credential.HolderCUSTOMER), credential.CustomerID(v.CustomerID)),
+				credential.And(credential.HolderEQ(credential.HolderINSTANCE),
+					credential.HasInstanceWith(instance.CustomerID(v.CustomerID))),
+				credential.And(credential.HolderEQ(credential.HolderUSER), credential.UserID(v.UserID)),
+			),
+		)
+	case ent.TypeInstance:
+		q.WhereP(instance.CustomerID(v.CustomerID))
+	case ent.TypeInstanceBinding:
+		q.WhereP(instancebinding.HasInstanceWith(instance.CustomerID(v.CustomerID)))
+	case ent.TypeIntegration, ent.TypeConnectionSlot:
+		// The organization's catalog of integrations.
+	default:
+		q.WhereP(func(s *sql.Selector) { s.Where(sql.False()) })
+	}
 }

@@ -33,6 +33,27 @@ type Tokens struct {
 	cache map[string]cachedViewer // token hash → viewer
 }
 
+// NewTokens returns the API tokens of db. Revoking or expiring a token
+// through any client of db (another Tokens, the command line, a direct
+// update) makes this one forget it at once.
+func NewTokens(db *ent.Client) *Tokens {
+	t := &Tokens{DB: db}
+	db.APIToken.Use(func(next ent.Mutator) ent.Mutator {
+		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+			v, err := next.Mutate(ctx, m)
+			if am, ok := m.(*ent.APITokenMutation); ok && err == nil && !m.Op().Is(ent.OpCreate) {
+				_, revoked := am.RevokedAt()
+				_, expires := am.ExpiresAt()
+				if revoked || expires || m.Op().Is(ent.OpDelete|ent.OpDeleteOne) {
+					t.forgetAll()
+				}
+			}
+			return v, err
+		})
+	})
+	return t
+}
+
 // CacheTTL is how long a checked token is trusted without a query.
 const CacheTTL = 5 * time.Second
 
@@ -74,6 +95,12 @@ func (t *Tokens) forget(tokenID int) {
 	}
 }
 
+func (t *Tokens) forgetAll() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.cache = nil
+}
+
 func (t *Tokens) now() time.Time {
 	if t.Now != nil {
 		return t.Now()
@@ -108,6 +135,47 @@ func (t *Tokens) Create(ctx context.Context, orgID int, role Role, name string) 
 		return "", nil, fmt.Errorf("storing token: %w", err)
 	}
 	return plain, row, nil
+}
+
+// Issue creates a token of role for the viewer's organization, which must
+// be administered by the viewer, records it in the audit log, and returns
+// its plaintext, shown once.
+func (t *Tokens) Issue(ctx context.Context, role Role, name string) (string, *ent.APIToken, error) {
+	v, err := RequireAdmin(ctx)
+	if err != nil {
+		return "", nil, err
+	}
+	if role != RoleOrgAdmin && role != RoleRuntime {
+		return "", nil, &InputError{Field: "role", Code: CodeInvalidValue, Message: "An API token is ORG_ADMIN or RUNTIME."}
+	}
+	if len(name) > maxTokenNameLen {
+		return "", nil, &InputError{Field: "name", Code: CodeInvalidValue,
+			Message: fmt.Sprintf("A token name is at most %d characters.", maxTokenNameLen)}
+	}
+	plain, row, err := t.Create(ctx, v.OrganizationID, role, name)
+	if err != nil {
+		return "", nil, err
+	}
+	if err := t.audit(ctx, v, "api_token.created", fmt.Sprintf("%s token %d created", role, row.ID)); err != nil {
+		return "", nil, err
+	}
+	return plain, row, nil
+}
+
+// maxTokenNameLen bounds a token's name.
+const maxTokenNameLen = 200
+
+func (t *Tokens) audit(ctx context.Context, v *Viewer, action, msg string) error {
+	err := t.DB.AuditEvent.Create().
+		SetOrganizationID(v.OrganizationID).
+		SetActor(v.Actor).
+		SetAction(action).
+		SetMessage(msg).
+		Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("auditing %s: %w", action, err)
+	}
+	return nil
 }
 
 // Authenticate returns the viewer of a bearer token, or ErrUnauthenticated.
@@ -155,7 +223,9 @@ func (t *Tokens) Authenticate(ctx context.Context, bearer string) (*Viewer, erro
 	return v, nil
 }
 
-// Revoke revokes a token of the viewer's organization.
+// Revoke revokes a token of the viewer's organization and records it in the
+// audit log. A token of another organization is ErrNotFound; one already
+// revoked stays as it is.
 func (t *Tokens) Revoke(ctx context.Context, id int) error {
 	v, err := RequireAdmin(ctx)
 	if err != nil {
@@ -171,8 +241,18 @@ func (t *Tokens) Revoke(ctx context.Context, id int) error {
 		return err
 	}
 	if n == 0 {
-		return fmt.Errorf("token %d: %w", id, ErrForbidden)
+		// Revoking twice is not an error.
+		done, err := t.DB.APIToken.Query().
+			Where(apitoken.ID(id), apitoken.OrganizationID(v.OrganizationID), apitoken.RevokedAtNotNil()).
+			Exist(ctx)
+		if err != nil {
+			return err
+		}
+		if done {
+			return nil
+		}
+		return fmt.Errorf("token %d: %w", id, ErrNotFound)
 	}
 	t.forget(id)
-	return nil
+	return t.audit(ctx, v, "api_token.revoked", fmt.Sprintf("token %d revoked", id))
 }

@@ -48,6 +48,8 @@ var (
 	ErrUnauthenticated = errors.New("authentication required: send Authorization: Bearer <token>")
 	// ErrForbidden means the viewer may not do this.
 	ErrForbidden = errors.New("forbidden")
+	// ErrNotFound means the object does not exist or is not the viewer's.
+	ErrNotFound = errors.New("not found")
 	// ErrNoViewer means code queried tenant data without a viewer in its
 	// context: a programming error, refused rather than served unfiltered.
 	ErrNoViewer = errors.New("no viewer in context")

@@ -10,6 +10,7 @@ import (
 	"github.com/plugboard/plugboard/ent/connectiontype"
 	"github.com/plugboard/plugboard/ent/credential"
 	"github.com/plugboard/plugboard/ent/customer"
+	"github.com/plugboard/plugboard/ent/instancebinding"
 	"github.com/plugboard/plugboard/ent/schema/schematype"
 	"github.com/plugboard/plugboard/internal/auth"
 )
@@ -23,6 +24,9 @@ type CreateConnectionInput struct {
 	Scope         connection.Scope
 	BuildOnly     bool
 	InputSettings map[string]schematype.InputSetting
+	// TemplateID names a template of the same type whose presets fill the
+	// inputs a credential leaves empty; 0 for none.
+	TemplateID int
 }
 
 // CreateConnection creates a connection of a declared type in the viewer's
@@ -61,6 +65,9 @@ func (s *Service) CreateConnection(ctx context.Context, in CreateConnectionInput
 	}
 	if ct != nil {
 		errs = append(errs, checkInputSettings(ct.Inputs, in.Scope, in.InputSettings)...)
+		if in.TemplateID != 0 {
+			errs = append(errs, s.checkTemplate(ctx, in.TemplateID, ct.ID)...)
+		}
 	}
 	if len(errs) > 0 {
 		return nil, invalid(errs...)
@@ -83,6 +90,7 @@ func (s *Service) CreateConnection(ctx context.Context, in CreateConnectionInput
 			SetScope(in.Scope).
 			SetBuildOnly(in.BuildOnly).
 			SetInputSettings(in.InputSettings).
+			SetNillableTemplateID(nilIfZero(in.TemplateID)).
 			Save(ctx)
 		if err != nil {
 			return err
@@ -186,7 +194,9 @@ func (s *Service) DeleteConnection(ctx context.Context, id int) error {
 	}
 	return s.withTx(ctx, func(tx *ent.Tx) error {
 		c, err := tx.Connection.Query().Where(connection.ID(id)).WithSlots(func(q *ent.ConnectionSlotQuery) {
-			q.WithIntegration()
+			q.WithIntegration(func(q *ent.IntegrationQuery) {
+				q.WithInstances(func(q *ent.InstanceQuery) { q.WithCustomer() })
+			})
 		}).Only(ctx)
 		if ent.IsNotFound(err) {
 			return notFound("connection", id)
@@ -197,11 +207,46 @@ func (s *Service) DeleteConnection(ctx context.Context, id int) error {
 		if len(c.Edges.Slots) > 0 {
 			var users []string
 			for _, sl := range c.Edges.Slots {
-				if sl.Edges.Integration != nil {
-					users = append(users, fmt.Sprintf("integration %s (slot %s)", sl.Edges.Integration.Key, sl.Key))
+				ig := sl.Edges.Integration
+				if ig == nil {
+					continue
 				}
+				use := fmt.Sprintf("integration %s (slot %s)", ig.Key, sl.Key)
+				if len(ig.Edges.Instances) > 0 {
+					var insts []string
+					for _, inst := range ig.Edges.Instances {
+						cust := "?"
+						if inst.Edges.Customer != nil {
+							cust = inst.Edges.Customer.ExternalID
+						}
+						insts = append(insts, fmt.Sprintf("%q of customer %s", inst.Name, cust))
+					}
+					use += " with instances " + strings.Join(insts, ", ")
+				}
+				users = append(users, use)
 			}
 			return invalid(fieldErr(CodeInUse, "The connection is in use by "+strings.Join(users, ", ")+".", "id"))
+		}
+		// A customer's credential of it may serve a slot of another
+		// connection of the same type.
+		bound, err := tx.InstanceBinding.Query().
+			Where(instancebinding.HasCredentialWith(credential.ConnectionID(id))).
+			WithInstance(func(q *ent.InstanceQuery) { q.WithCustomer() }).WithSlot().All(ctx)
+		if err != nil {
+			return err
+		}
+		if len(bound) > 0 {
+			var users []string
+			for _, b := range bound {
+				if inst := b.Edges.Instance; inst != nil && b.Edges.Slot != nil {
+					cust := "?"
+					if inst.Edges.Customer != nil {
+						cust = inst.Edges.Customer.ExternalID
+					}
+					users = append(users, fmt.Sprintf("instance %q of customer %s (slot %s)", inst.Name, cust, b.Edges.Slot.Key))
+				}
+			}
+			return invalid(fieldErr(CodeInUse, "The connection's credentials are in use by "+strings.Join(users, ", ")+".", "id"))
 		}
 		// Audit events keep their connection id as history; credentials
 		// go with the connection.
@@ -256,4 +301,11 @@ func (s *Service) CreateCustomer(ctx context.Context, externalID, name string) (
 		return nil, err
 	}
 	return c.Unwrap(), nil
+}
+
+func nilIfZero(n int) *int {
+	if n == 0 {
+		return nil
+	}
+	return &n
 }

@@ -40,8 +40,12 @@ type ValueInput struct {
 type SaveCredentialInput struct {
 	ConnectionID int
 	CustomerID   int // 0 when the connection's scope holds no customer
-	IsTest       bool
-	Values       []ValueInput
+	// InstanceID names the instance holding an INTEGRATION credential.
+	InstanceID int
+	// UserID names the customer's user holding a USER credential.
+	UserID int
+	IsTest bool
+	Values []ValueInput
 	// Test runs the plugin's live test first; a failed test stores nothing.
 	Test bool
 }
@@ -56,30 +60,53 @@ type TestResult struct {
 // declaration → the plugin's Validate → an optional live Test → secrets
 // encrypted → stored with an audit event. When any step fails nothing is
 // stored: field problems come back as a *ValidationError, plugin faults as
-// pluginhost errors.
-func (s *Service) SaveCredential(ctx context.Context, in SaveCredentialInput) (*ent.Credential, *TestResult, error) {
-	v, err := auth.RequireAdmin(ctx)
+// pluginhost errors. When the credential already exists, the field errors
+// of a rejected save are kept in its last_errors (never the values) for a
+// config wizard; a successful save clears them.
+//
+// The checks and the plugin see the values the credential works with: its
+// own, for a customer's ORGANIZATION_CUSTOMER credential the organization's
+// ORG values, then the connection template's presets, then the declared
+// defaults. Only the holder's own values are stored.
+//
+// Admins save every scope. A CUSTOMER_USER viewer saves only its own
+// customer's CUSTOMER credentials, INTEGRATION credentials of its
+// customer's instances and its own USER credentials, and only inputs shown
+// to customers; ORGANIZATION_* connections do not exist for it.
+func (s *Service) SaveCredential(ctx context.Context, in SaveCredentialInput) (saved *ent.Credential, result *TestResult, err error) {
+	v, err := requireSaver(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
 	conn, err := s.DB.Connection.Query().Where(connection.ID(in.ConnectionID)).WithType().Only(ctx)
 	if ent.IsNotFound(err) {
-		return nil, nil, invalid(fieldErr(CodeNotFound, "No such connection.", "connectionID"))
+		return nil, nil, errNoConnection()
 	}
 	if err != nil {
 		return nil, nil, err
 	}
 	ct := conn.Edges.Type
-	holder, holderKey, err := s.holderOf(ctx, conn, in.CustomerID)
+	h, err := s.holderFor(ctx, v, conn, in)
 	if err != nil {
 		return nil, nil, err
 	}
+	if in.IsTest && v.Role != auth.RoleOrgAdmin {
+		return nil, nil, invalid(fieldErr(CodeForbidden, "Test credentials are the organization's.", "isTest"))
+	}
 
 	existing, err := s.DB.Credential.Query().
-		Where(credential.ConnectionID(conn.ID), credential.HolderKey(holderKey), credential.IsTest(in.IsTest)).
+		Where(credential.ConnectionID(conn.ID), credential.HolderKey(h.key), credential.IsTest(in.IsTest)).
 		Only(ctx)
 	if err != nil && !ent.IsNotFound(err) {
 		return nil, nil, err
+	}
+	if existing != nil {
+		// The wizard shows why the last save was refused.
+		defer func() {
+			if ve, ok := isFieldRejection(err); ok {
+				s.recordLastErrors(ctx, existing, ve)
+			}
+		}()
 	}
 	plain, secretVals := map[string]string{}, map[string]string{}
 	meta := map[string]schematype.SecretMeta{}
@@ -95,30 +122,56 @@ func (s *Service) SaveCredential(ctx context.Context, in SaveCredentialInput) (*
 		}
 	}
 
+	if errs := checkWhoSets(v, conn, ct.Inputs, h, in.Values); len(errs) > 0 {
+		return nil, nil, invalid(errs...)
+	}
 	changed, errs := applyValues(ct.Inputs, in.Values, plain, secretVals)
 	if len(errs) > 0 {
 		return nil, nil, invalid(errs...)
 	}
-	merged := mergeValues(plain, secretVals)
-	if errs := staticCheck(ct.Inputs, merged); len(errs) > 0 {
+	// The organization's save of an ORGANIZATION_CUSTOMER connection holds
+	// only ORG inputs: the CUSTOMER ones are checked in each customer's.
+	orgPart := conn.Scope == connection.ScopeORGANIZATION_CUSTOMER && h.holder == credential.HolderORGANIZATION
+	var skip map[string]bool
+	if orgPart {
+		skip = sourceKeys(conn, ct.Inputs, schematype.InputSourceCustomer)
+		if in.Test {
+			return nil, nil, invalid(fieldErr(CodeNotSupported,
+				"The organization's values of an ORGANIZATION_CUSTOMER connection are tested with a customer's credential.", "test"))
+		}
+	}
+	merged, err := s.layerValues(ctx, conn, ct.Inputs, h.holder, in.IsTest, mergeValues(plain, secretVals))
+	if err != nil {
+		return nil, nil, err
+	}
+	if errs := staticCheckFor(ct.Inputs, merged, skip); len(errs) > 0 {
 		return nil, nil, invalid(errs...)
 	}
 	resolved, err := resolve(ct, merged)
 	if err != nil {
 		return nil, nil, err
 	}
-	secretList := values(secretVals)
+	secretList := secretValues(ct.Inputs, merged)
 	vr, err := s.Plugins.Validate(ctx, ct.Key, resolved)
 	if err != nil {
 		return nil, nil, err
 	}
-	if errs := diagnosticErrors(vr.Diagnostics, secretList); len(errs) > 0 {
+	diags := vr.Diagnostics
+	if skip != nil {
+		diags = nil
+		for _, d := range vr.Diagnostics {
+			if !skip[d.Field] {
+				diags = append(diags, d)
+			}
+		}
+	}
+	if errs := diagnosticErrors(diags, secretList); len(errs) > 0 {
 		return nil, nil, invalid(errs...)
 	}
 	// A client-credentials type gets its token now: a refused request is
 	// the caller's to fix, and nothing is stored.
 	var tok *oauth.Token
-	if ct.AuthKind == connectiontype.AuthKindOAUTH2_CLIENT_CREDENTIALS {
+	if ct.AuthKind == connectiontype.AuthKindOAUTH2_CLIENT_CREDENTIALS && !orgPart {
 		if s.OAuth == nil {
 			return nil, nil, invalid(fieldErr(CodeNotSupported, "OAuth 2.0 is not configured on this server."))
 		}
@@ -126,7 +179,6 @@ func (s *Service) SaveCredential(ctx context.Context, in SaveCredentialInput) (*
 			return nil, nil, tokenRequestError(ct, err)
 		}
 	}
-	var result *TestResult
 	if in.Test {
 		tr, err := s.Plugins.Test(ctx, ct.Key, resolved, sdkToken(tok))
 		if err != nil {
@@ -149,10 +201,13 @@ func (s *Service) SaveCredential(ctx context.Context, in SaveCredentialInput) (*
 		}
 	}
 	status, detail, keepStatus := statusAfterSave(ct, existing, result)
+	if orgPart {
+		// The organization's part holds no token: each customer's does.
+		status, detail, keepStatus = credential.StatusACTIVE, "organization values validated", false
+	}
 	if tok != nil {
 		status, detail, keepStatus = credential.StatusACTIVE, "token fetched with the client credentials", false
 	}
-	var saved *ent.Credential
 	err = s.withTx(ctx, func(tx *ent.Tx) error {
 		db := tx.Client()
 		var id, version int
@@ -161,11 +216,19 @@ func (s *Service) SaveCredential(ctx context.Context, in SaveCredentialInput) (*
 			c := db.Credential.Create().
 				SetOrganizationID(v.OrganizationID).
 				SetConnectionID(conn.ID).
-				SetHolder(holder).
-				SetHolderKey(holderKey).
+				SetHolder(h.holder).
+				SetHolderKey(h.key).
 				SetIsTest(in.IsTest)
-			if holder == credential.HolderCUSTOMER {
-				c.SetCustomerID(in.CustomerID)
+			// Every credential but the organization's names its
+			// customer, so the customer's own are found in one place.
+			if h.customerID != 0 {
+				c.SetCustomerID(h.customerID)
+			}
+			if h.instanceID != 0 {
+				c.SetInstanceID(h.instanceID)
+			}
+			if h.userID != 0 {
+				c.SetUserID(h.userID)
 			}
 			row, err := c.Save(ctx)
 			if err != nil {
@@ -185,7 +248,8 @@ func (s *Service) SaveCredential(ctx context.Context, in SaveCredentialInput) (*
 		u := db.Credential.Update().Where(credential.ID(id)).
 			SetInputs(plain).
 			SetSecretMeta(meta).
-			SetVersion(version)
+			SetVersion(version).
+			ClearLastErrors()
 		if !keepStatus {
 			u.SetStatus(status).SetStatusDetail(detail)
 		} else {
@@ -240,8 +304,54 @@ func (s *Service) SaveCredential(ctx context.Context, in SaveCredentialInput) (*
 	if existing != nil {
 		from = string(existing.Status)
 	}
+	saved = saved.Unwrap()
 	s.publish(ctx, saved, from)
-	return saved.Unwrap(), result, nil
+	// The instances it serves see the new values at run time; their config
+	// state and, for the organization's values, needsDeploy follow.
+	if err := s.afterCredentialChange(ctx, saved, len(changed) > 0); err != nil {
+		s.log().Warn("updating the instances of a saved credential", "credential", saved.ID, "err", err)
+	}
+	return saved, result, nil
+}
+
+// recordLastErrors keeps the field errors of a rejected save of c for a
+// config wizard. The values stay as they were: only last_errors changes.
+func (s *Service) recordLastErrors(ctx context.Context, c *ent.Credential, ve *ValidationError) {
+	out := make([]schematype.FieldError, 0, len(ve.Fields))
+	for _, f := range ve.Fields {
+		field := f.Field
+		if field == nil {
+			field = []string{}
+		}
+		out = append(out, schematype.FieldError{Field: field, Code: f.Code, Message: f.Message})
+	}
+	err := s.DB.Credential.Update().
+		Where(credential.ID(c.ID), credential.OrganizationID(c.OrganizationID)).
+		SetLastErrors(out).Exec(context.WithoutCancel(ctx))
+	if err != nil {
+		s.log().Warn("recording the errors of a rejected save", "credential", c.ID, "err", err)
+	}
+}
+
+// LastErrors returns the field errors of the last rejected save of c.
+func LastErrors(c *ent.Credential) []FieldError {
+	out := make([]FieldError, 0, len(c.LastErrors))
+	for _, f := range c.LastErrors {
+		out = append(out, FieldError{Field: f.Field, Code: f.Code, Message: f.Message})
+	}
+	return out
+}
+
+// secretValues lists the values of the secret inputs in vals, to redact
+// from what a plugin writes.
+func secretValues(inputs []schematype.Input, vals map[string]string) []string {
+	var out []string
+	for _, in := range inputs {
+		if v := vals[in.Key]; in.Secret && v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // holderOf says who holds the credential of a save on conn.
@@ -344,10 +454,21 @@ func mergeValues(plain, secretVals map[string]string) map[string]string {
 // staticCheck checks merged values against the declaration: required
 // inputs, types, patterns, options, collections and template slots.
 func staticCheck(inputs []schematype.Input, merged map[string]string) []FieldError {
+	return staticCheckFor(inputs, merged, nil)
+}
+
+// staticCheckFor is staticCheck leaving out the inputs in skip, which
+// another holder fills (the customers of an ORGANIZATION_CUSTOMER
+// connection).
+func staticCheckFor(inputs []schematype.Input, merged map[string]string, skip map[string]bool) []FieldError {
 	var errs []FieldError
 	missing := map[string]bool{}
 	for _, in := range inputs {
 		if in.Type == schematype.InputType(sdk.InputTemplate) {
+			continue
+		}
+		if skip[in.Key] {
+			missing[in.Key] = true // not this holder's to fill or check
 			continue
 		}
 		if in.Required && merged[in.Key] == "" && in.Default == "" {
@@ -357,7 +478,7 @@ func staticCheck(inputs []schematype.Input, merged map[string]string) []FieldErr
 	}
 	ct := &sdk.ConnectionType{Inputs: InputsToSDK(inputs)}
 	for _, d := range sdk.ValidateValues(ct, merged) {
-		if missing[d.Field] {
+		if missing[d.Field] || skip[d.Field] {
 			continue
 		}
 		errs = append(errs, fieldErr(CodeInvalidValue, d.Summary, "values", d.Field))
@@ -551,11 +672,19 @@ func (s *Service) TestCredential(ctx context.Context, id int) (*ent.Credential, 
 		return nil, nil, err
 	}
 	ct := cred.Edges.Connection.Edges.Type
+	if cred.Edges.Connection.Scope == connection.ScopeORGANIZATION_CUSTOMER && cred.Holder == credential.HolderORGANIZATION {
+		return nil, nil, invalid(fieldErr(CodeNotSupported,
+			"The organization's values of an ORGANIZATION_CUSTOMER connection are tested with a customer's credential.", "id"))
+	}
 	secretVals, err := s.openSecrets(ctx, cred)
 	if err != nil {
 		return nil, nil, err
 	}
-	resolved, err := resolve(ct, mergeValues(cred.Inputs, secretVals))
+	merged, err := s.layerValues(ctx, cred.Edges.Connection, ct.Inputs, cred.Holder, cred.IsTest, mergeValues(cred.Inputs, secretVals))
+	if err != nil {
+		return nil, nil, err
+	}
+	resolved, err := resolve(ct, merged)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -569,7 +698,7 @@ func (s *Service) TestCredential(ctx context.Context, id int) (*ent.Credential, 
 	if err != nil {
 		return nil, nil, err
 	}
-	secretList := values(secretVals)
+	secretList := secretValues(ct.Inputs, merged)
 	if tok != nil {
 		secretList = append(secretList, tok.AccessToken, tok.RefreshToken)
 	}
@@ -609,7 +738,13 @@ func (s *Service) TestCredential(ctx context.Context, id int) (*ent.Credential, 
 		return nil, nil, err
 	}
 	s.publish(ctx, updated, string(cred.Status))
-	return updated.Unwrap(), result, nil
+	updated = updated.Unwrap()
+	if updated.Status != cred.Status {
+		if err := s.afterCredentialChange(ctx, updated, false); err != nil {
+			s.log().Warn("updating the instances of a tested credential", "credential", updated.ID, "err", err)
+		}
+	}
+	return updated, result, nil
 }
 
 // Value is one input of a credential as the API shows it: secret values
@@ -629,8 +764,23 @@ func (s *Service) Values(ctx context.Context, c *ent.Credential) ([]Value, error
 	if err != nil {
 		return nil, err
 	}
+	// A customer's user sees only the inputs shown to customers, never the
+	// organization's hidden ones (client ids, authorize URLs, ...).
+	var conn *ent.Connection
+	customerView := false
+	if v := auth.FromContext(ctx); v != nil && v.Role == auth.RoleCustomerUser {
+		customerView = true
+		if conn, err = c.Edges.ConnectionOrErr(); err != nil {
+			if conn, err = s.DB.Connection.Get(ctx, c.ConnectionID); err != nil {
+				return nil, err
+			}
+		}
+	}
 	out := make([]Value, 0, len(ct.Inputs))
 	for _, in := range ct.Inputs {
+		if customerView && !InputShown(conn, in) {
+			continue
+		}
 		val := Value{Key: in.Key, Secret: in.Secret}
 		if in.Secret {
 			if m, ok := c.SecretMeta[in.Key]; ok {
@@ -666,18 +816,26 @@ func withDefaults(inputs []schematype.Input, vals map[string]string) map[string]
 // or an OAuth 2.0 flow works with: plain inputs, decrypted secrets, defaults
 // and rendered templates. The values include secrets: never return them to
 // an API caller other than an integration runtime.
+//
+// A customer's credential of an ORGANIZATION_CUSTOMER connection works with
+// the organization's ORG values merged in at read time, so a change of
+// those reaches every customer at once; a connection's template presets
+// fill the inputs left empty.
 func (s *Service) Resolved(ctx context.Context, c *ent.Credential) (*ent.ConnectionType, map[string]string, error) {
-	ct, err := s.DB.ConnectionType.Query().
-		Where(connectiontype.HasConnectionsWith(connection.ID(c.ConnectionID))).
-		Only(ctx)
+	conn, err := s.credentialConnection(ctx, c)
 	if err != nil {
-		return nil, nil, fmt.Errorf("connection type of credential %d: %w", c.ID, err)
+		return nil, nil, err
 	}
+	ct := conn.Edges.Type
 	secretVals, err := s.openSecrets(ctx, c)
 	if err != nil {
 		return nil, nil, err
 	}
-	vals, err := resolve(ct, mergeValues(c.Inputs, secretVals))
+	merged, err := s.layerValues(ctx, conn, ct.Inputs, c.Holder, c.IsTest, mergeValues(c.Inputs, secretVals))
+	if err != nil {
+		return nil, nil, err
+	}
+	vals, err := resolve(ct, merged)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -80,6 +80,9 @@ type App struct {
 	Events   *events.Bus
 	OAuth    *oauth.Service
 
+	// Embedding verifies CUSTOMER_USER embedding tokens.
+	Embedding *auth.Embedding
+
 	stopEvents context.CancelFunc
 	stopSweep  context.CancelFunc
 
@@ -161,7 +164,7 @@ func Open(ctx context.Context, o Options) (_ *App, err error) {
 	a.Service = &connection.Service{DB: db, Plugins: a.Host, Keys: a.Keys, Log: log, Events: a.Events}
 	a.OAuth = oauth.New(oauth.Config{
 		DB: db, SQL: a.Store.DB, Dialect: a.Store.Dialect, Keys: a.Keys, Values: a.Service,
-		Events: a.Events, Logger: log.With("component", "oauth"), HTTPClient: o.OAuthHTTPClient,
+		Events: connection.StatusHook{Service: a.Service, Next: a.Events}, Logger: log.With("component", "oauth"), HTTPClient: o.OAuthHTTPClient,
 		CallbackURL: callbackURL(o),
 	})
 	a.Service.OAuth = a.OAuth
@@ -174,7 +177,8 @@ func Open(ctx context.Context, o Options) (_ *App, err error) {
 		a.stopSweep = cancel
 		go a.OAuth.RunSweeper(sweepCtx, interval)
 	}
-	a.Tokens = &auth.Tokens{DB: db}
+	a.Tokens = auth.NewTokens(db)
+	a.Embedding = &auth.Embedding{DB: db, Log: log.With("component", "auth")}
 	cfg := Config{
 		Resolver: &graph.Resolver{
 			DB: db, Connections: a.Service, Plugins: a.Host, Events: a.Events,
@@ -183,7 +187,7 @@ func Open(ctx context.Context, o Options) (_ *App, err error) {
 		OAuthCallback:  a.OAuth.CallbackHandler(),
 		CatalogVersion: catalog.Version,
 		Runtime:        runtimeSource{Service: a.Service, oauth: a.OAuth},
-		Auth:           a.Tokens,
+		Auth:           &auth.Authenticator{Tokens: a.Tokens, Embedding: a.Embedding},
 		Logger:         log,
 		Metrics:        a.Metrics,
 		Ready:          a.Ready,

@@ -98,6 +98,7 @@ func NewHandler(cfg Config) http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
 	mux.Handle("GET /metrics", cfg.Metrics)
+	mux.Handle("GET /wizard", wizardPage())
 	if cfg.OAuthCallback != nil {
 		mux.Handle("GET /oauth2/callback", cfg.OAuthCallback)
 	}

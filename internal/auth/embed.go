@@ -1,0 +1,311 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/plugboard/plugboard/ent"
+	"github.com/plugboard/plugboard/ent/customer"
+	"github.com/plugboard/plugboard/ent/organization"
+	"github.com/plugboard/plugboard/ent/signingkey"
+	"github.com/plugboard/plugboard/ent/user"
+	"github.com/plugboard/plugboard/internal/secrets"
+)
+
+// Rules of embedding tokens.
+const (
+	// EmbedAudience is the aud claim every embedding token must carry.
+	EmbedAudience = "plugboard"
+	// EmbedLeeway absorbs clock skew between the vendor and plugboard.
+	EmbedLeeway = 30 * time.Second
+	// MaxEmbedLifetime is the longest an embedding token may be valid: exp
+	// minus iat (or minus now, without iat).
+	MaxEmbedLifetime = 24 * time.Hour
+	// maxEmbedTokenBytes bounds what is parsed at all.
+	maxEmbedTokenBytes = 8 << 10
+	// maxExternalIDLen is the longest customer or user external id.
+	maxExternalIDLen = 200
+	maxEmailLen      = 320
+)
+
+// embedClaims are the claims of an embedding token: iss is the
+// organization's slug, sub the user's external id, customer the customer's
+// external id.
+type embedClaims struct {
+	jwt.RegisteredClaims
+	Customer string `json:"customer"`
+	Email    string `json:"email,omitempty"`
+}
+
+// Embedding verifies embedding tokens: JWTs that a vendor's backend signs
+// with its organization's signing key to let one of its customers' users
+// call plugboard as a CUSTOMER_USER. It also registers and revokes the
+// public keys that verify them.
+//
+// A token that checked out is remembered for CacheTTL (never past its exp),
+// so a busy page costs no query per request. Revoking a key through this
+// process forgets every remembered token at once.
+type Embedding struct {
+	DB  *ent.Client
+	Now func() time.Time
+	// Log receives, at debug level, why a token was refused; never the
+	// token. Nil means slog.Default().
+	Log *slog.Logger
+
+	mu    sync.Mutex
+	cache map[string]cachedViewer // token hash → viewer
+}
+
+func (e *Embedding) now() time.Time {
+	if e.Now != nil {
+		return e.Now()
+	}
+	return time.Now().UTC()
+}
+
+func (e *Embedding) log() *slog.Logger {
+	if e.Log != nil {
+		return e.Log
+	}
+	return slog.Default()
+}
+
+func (e *Embedding) cached(hash string, now time.Time) (*Viewer, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c, ok := e.cache[hash]
+	if !ok || !now.Before(c.expires) {
+		return nil, false
+	}
+	v := c.viewer
+	return &v, true
+}
+
+func (e *Embedding) remember(hash string, v *Viewer, until time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.cache == nil || len(e.cache) >= maxCachedTokens {
+		e.cache = map[string]cachedViewer{}
+	}
+	e.cache[hash] = cachedViewer{viewer: *v, expires: until}
+}
+
+func (e *Embedding) forgetAll() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.cache = nil
+}
+
+// refusal is why a token was refused, for the debug log only.
+type refusal struct{ reason string }
+
+func (r *refusal) Error() string { return r.reason }
+
+func refuse(format string, args ...any) error {
+	return &refusal{reason: fmt.Sprintf(format, args...)}
+}
+
+// Authenticate returns the CUSTOMER_USER viewer of an embedding token, or
+// ErrUnauthenticated. The caller is never told which check failed.
+func (e *Embedding) Authenticate(ctx context.Context, bearer string) (*Viewer, error) {
+	now := e.now()
+	if len(bearer) > maxEmbedTokenBytes {
+		return nil, e.refused(ctx, refuse("token longer than %d bytes", maxEmbedTokenBytes))
+	}
+	hash := secrets.HashToken(bearer)
+	if v, ok := e.cached(hash, now); ok {
+		return v, nil
+	}
+	v, exp, err := e.verify(ctx, bearer, now)
+	if err != nil {
+		return nil, e.refused(ctx, err)
+	}
+	until := now.Add(CacheTTL)
+	if exp.Before(until) {
+		until = exp
+	}
+	e.remember(hash, v, until)
+	return v, nil
+}
+
+// refused logs why a token was refused and returns ErrUnauthenticated, or
+// err itself when the store failed (the caller logs it).
+func (e *Embedding) refused(ctx context.Context, err error) error {
+	var r *refusal
+	if !errors.As(err, &r) {
+		return fmt.Errorf("verifying an embedding token: %w", err)
+	}
+	e.log().DebugContext(ctx, "embedding token refused", "reason", r.reason)
+	return ErrUnauthenticated
+}
+
+// verify checks bearer and returns its viewer and expiry. Refusals are
+// *refusal; anything else is a failure of the store.
+func (e *Embedding) verify(ctx context.Context, bearer string, now time.Time) (*Viewer, time.Time, error) {
+	sys := SystemContext(ctx)
+	claims := &embedClaims{}
+	var org *ent.Organization
+	var storeErr error
+	parser := jwt.NewParser(
+		jwt.WithValidMethods([]string{AlgRS256, AlgEdDSA}),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithAudience(EmbedAudience),
+		jwt.WithLeeway(EmbedLeeway),
+		jwt.WithTimeFunc(func() time.Time { return now }),
+	)
+	_, err := parser.ParseWithClaims(bearer, claims, func(tok *jwt.Token) (any, error) {
+		// The claims are decoded, not yet verified: they only choose the
+		// key, which must then verify the signature.
+		kid, _ := tok.Header["kid"].(string)
+		alg := tok.Method.Alg()
+		if kid == "" || claims.Issuer == "" {
+			return nil, refuse("no kid header or no iss claim")
+		}
+		o, err := e.DB.Organization.Query().Where(organization.Slug(claims.Issuer)).Only(sys)
+		if ent.IsNotFound(err) {
+			return nil, refuse("unknown organization")
+		}
+		if err != nil {
+			storeErr = err
+			return nil, err
+		}
+		key, err := e.DB.SigningKey.Query().
+			Where(signingkey.OrganizationID(o.ID), signingkey.Kid(kid)).
+			Only(sys)
+		if ent.IsNotFound(err) {
+			return nil, refuse("unknown kid in organization %d", o.ID)
+		}
+		if err != nil {
+			storeErr = err
+			return nil, err
+		}
+		if key.RevokedAt != nil {
+			return nil, refuse("signing key %d is revoked", key.ID)
+		}
+		// The header's alg must be the key's: a key never verifies a
+		// signature of another algorithm.
+		if string(key.Algorithm) != alg {
+			return nil, refuse("alg %s on a %s key", alg, key.Algorithm)
+		}
+		pub, err := ParsePublicKey(string(key.Algorithm), key.PublicKeyPem)
+		if err != nil {
+			return nil, refuse("signing key %d does not parse", key.ID)
+		}
+		org = o
+		return pub, nil
+	})
+	if storeErr != nil {
+		return nil, time.Time{}, storeErr
+	}
+	if err != nil {
+		var r *refusal
+		if errors.As(err, &r) {
+			return nil, time.Time{}, r
+		}
+		// The parser's errors say which check failed, never the token.
+		return nil, time.Time{}, refuse("%v", err)
+	}
+	if org == nil {
+		return nil, time.Time{}, refuse("no key was chosen")
+	}
+	start := now
+	if claims.IssuedAt != nil {
+		start = claims.IssuedAt.Time
+	}
+	exp := claims.ExpiresAt.Time
+	if exp.Sub(start) > MaxEmbedLifetime {
+		return nil, time.Time{}, refuse("lifetime longer than %s", MaxEmbedLifetime)
+	}
+	if !validExternalID(claims.Subject) || !validExternalID(claims.Customer) {
+		return nil, time.Time{}, refuse("sub or customer claim missing or too long")
+	}
+	if len(claims.Email) > maxEmailLen {
+		return nil, time.Time{}, refuse("email claim too long")
+	}
+	cust, err := e.customer(sys, org, claims.Customer)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	u, err := e.user(sys, org.ID, cust.ID, claims.Subject, claims.Email)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	return &Viewer{
+		Role:           RoleCustomerUser,
+		OrganizationID: org.ID,
+		CustomerID:     cust.ID,
+		UserID:         u.ID,
+		Actor:          "user:" + claims.Subject + "@" + claims.Customer,
+	}, exp, nil
+}
+
+func validExternalID(s string) bool {
+	return s != "" && len(s) <= maxExternalIDLen && utf8.ValidString(s)
+}
+
+// customer returns the organization's customer of externalID, creating it
+// when the organization allows.
+func (e *Embedding) customer(sys context.Context, org *ent.Organization, externalID string) (*ent.Customer, error) {
+	find := func() (*ent.Customer, error) {
+		return e.DB.Customer.Query().
+			Where(customer.OrganizationID(org.ID), customer.ExternalID(externalID)).
+			Only(sys)
+	}
+	c, err := find()
+	if !ent.IsNotFound(err) {
+		return c, err
+	}
+	if !org.AutoCreateCustomers {
+		return nil, refuse("unknown customer in organization %d, which does not create customers", org.ID)
+	}
+	c, err = e.DB.Customer.Create().
+		SetOrganizationID(org.ID).
+		SetExternalID(externalID).
+		SetName(externalID).
+		Save(sys)
+	if ent.IsConstraintError(err) {
+		// Created at the same moment by another request.
+		return find()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("creating a customer: %w", err)
+	}
+	e.log().InfoContext(sys, "customer created from an embedding token", "organization", org.ID, "customer", c.ID)
+	return c, nil
+}
+
+// user returns the customer's user of externalID, creating it.
+func (e *Embedding) user(sys context.Context, orgID, customerID int, externalID, email string) (*ent.User, error) {
+	find := func() (*ent.User, error) {
+		return e.DB.User.Query().
+			Where(user.CustomerID(customerID), user.ExternalID(externalID)).
+			Only(sys)
+	}
+	u, err := find()
+	if !ent.IsNotFound(err) {
+		return u, err
+	}
+	create := e.DB.User.Create().
+		SetOrganizationID(orgID).
+		SetCustomerID(customerID).
+		SetExternalID(externalID)
+	if email != "" {
+		create.SetEmail(email)
+	}
+	u, err = create.Save(sys)
+	if ent.IsConstraintError(err) {
+		return find()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("creating a user: %w", err)
+	}
+	return u, nil
+}

@@ -1,0 +1,184 @@
+package auth
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/plugboard/plugboard/ent"
+	"github.com/plugboard/plugboard/ent/signingkey"
+)
+
+// Signing algorithms of embedding tokens.
+const (
+	AlgRS256 = "RS256"
+	AlgEdDSA = "EdDSA"
+)
+
+// minRSABits is the smallest RSA modulus accepted for RS256.
+const minRSABits = 2048
+
+var kidPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,100}$`)
+
+// Codes of InputError.
+const (
+	CodeInvalidValue = "INVALID_VALUE"
+	CodeTaken        = "TAKEN"
+)
+
+// InputError is a problem with one input of a request; nothing was stored.
+// The API layer shows it as a userError.
+type InputError struct {
+	// Field is the input at fault, such as "kid".
+	Field   string
+	Code    string
+	Message string
+}
+
+func (e *InputError) Error() string { return e.Field + ": " + e.Message }
+
+// RegisterKeyInput is a public key to register.
+type RegisterKeyInput struct {
+	Kid       string
+	Algorithm string
+	// PublicKeyPEM is the PKIX ("PUBLIC KEY") PEM block.
+	PublicKeyPEM string
+}
+
+// RegisterKey stores a public key that verifies the embedding tokens of the
+// viewer's organization, and records it in the audit log. Only an
+// organization admin may register keys. Problems with the input come back as
+// an *InputError.
+func (e *Embedding) RegisterKey(ctx context.Context, in RegisterKeyInput) (*ent.SigningKey, error) {
+	v, err := RequireAdmin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !kidPattern.MatchString(in.Kid) {
+		return nil, &InputError{Field: "kid", Code: CodeInvalidValue,
+			Message: "A kid is 1 to 100 characters of A-Z, a-z, 0-9, '.', '_' and '-'."}
+	}
+	pemText := strings.TrimSpace(in.PublicKeyPEM)
+	if _, err := ParsePublicKey(in.Algorithm, pemText); err != nil {
+		return nil, &InputError{Field: "publicKeyPEM", Code: CodeInvalidValue, Message: err.Error()}
+	}
+	taken, err := e.DB.SigningKey.Query().
+		Where(signingkey.OrganizationID(v.OrganizationID), signingkey.Kid(in.Kid)).
+		Exist(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if taken {
+		return nil, errKidTaken
+	}
+	tx, err := e.DB.Tx(ctx)
+	if err != nil {
+		return nil, err
+	}
+	key, err := tx.SigningKey.Create().
+		SetOrganizationID(v.OrganizationID).
+		SetKid(in.Kid).
+		SetAlgorithm(signingkey.Algorithm(in.Algorithm)).
+		SetPublicKeyPem(pemText + "\n").
+		Save(ctx)
+	if ent.IsConstraintError(err) {
+		// Registered at the same moment by another request.
+		_ = tx.Rollback()
+		return nil, errKidTaken
+	}
+	if err == nil {
+		err = tx.AuditEvent.Create().
+			SetOrganizationID(v.OrganizationID).
+			SetActor(v.Actor).
+			SetAction("signing_key.registered").
+			SetMessage(fmt.Sprintf("signing key %s (%s) registered", in.Kid, in.Algorithm)).
+			Exec(ctx)
+	}
+	if err != nil {
+		_ = tx.Rollback()
+		return nil, fmt.Errorf("storing signing key: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("storing signing key: %w", err)
+	}
+	return key.Unwrap(), nil
+}
+
+var errKidTaken = &InputError{Field: "kid", Code: CodeTaken,
+	Message: "The organization already has a signing key with this kid."}
+
+// RevokeKey revokes a signing key of the viewer's organization: tokens it
+// signed are refused from then on. Only an organization admin may revoke
+// keys.
+func (e *Embedding) RevokeKey(ctx context.Context, id int) error {
+	v, err := RequireAdmin(ctx)
+	if err != nil {
+		return err
+	}
+	// Updates are not filtered by the tenant interceptor: name the
+	// organization explicitly.
+	n, err := e.DB.SigningKey.Update().
+		Where(signingkey.ID(id), signingkey.OrganizationID(v.OrganizationID), signingkey.RevokedAtIsNil()).
+		SetRevokedAt(e.now()).
+		Save(ctx)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return fmt.Errorf("signing key %d: %w", id, ErrNotFound)
+	}
+	e.forgetAll()
+	if err := e.DB.AuditEvent.Create().
+		SetOrganizationID(v.OrganizationID).
+		SetActor(v.Actor).
+		SetAction("signing_key.revoked").
+		SetMessage(fmt.Sprintf("signing key %d revoked", id)).
+		Exec(ctx); err != nil {
+		return fmt.Errorf("auditing the revocation: %w", err)
+	}
+	return nil
+}
+
+// ParsePublicKey parses a PKIX PEM public key for alg: an RSA key of at
+// least 2048 bits for RS256, an Ed25519 key for EdDSA. Its errors say what
+// is wrong and are safe to show.
+func ParsePublicKey(alg, pemText string) (any, error) {
+	block, rest := pem.Decode([]byte(strings.TrimSpace(pemText)))
+	if block == nil {
+		return nil, errors.New("The public key is not PEM-encoded.")
+	}
+	if block.Type != "PUBLIC KEY" {
+		return nil, errors.New("The PEM block must be a PKIX \"PUBLIC KEY\".")
+	}
+	if len(strings.TrimSpace(string(rest))) != 0 {
+		return nil, errors.New("Send exactly one PEM block.")
+	}
+	pub, err := x509.ParsePKIXPublicKey(block.Bytes)
+	if err != nil {
+		return nil, errors.New("The PEM block does not hold a PKIX public key.")
+	}
+	switch alg {
+	case AlgRS256:
+		k, ok := pub.(*rsa.PublicKey)
+		if !ok {
+			return nil, errors.New("RS256 needs an RSA public key.")
+		}
+		if k.N.BitLen() < minRSABits {
+			return nil, fmt.Errorf("RS256 needs an RSA key of at least %d bits.", minRSABits)
+		}
+		return k, nil
+	case AlgEdDSA:
+		k, ok := pub.(ed25519.PublicKey)
+		if !ok {
+			return nil, errors.New("EdDSA needs an Ed25519 public key.")
+		}
+		return k, nil
+	}
+	return nil, errors.New("The algorithm must be RS256 or EdDSA.")
+}

@@ -1,0 +1,612 @@
+package connection
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/plugboard/plugboard/ent"
+	"github.com/plugboard/plugboard/ent/connection"
+	"github.com/plugboard/plugboard/ent/connectionslot"
+	"github.com/plugboard/plugboard/ent/credential"
+	"github.com/plugboard/plugboard/ent/instance"
+	"github.com/plugboard/plugboard/ent/instancebinding"
+	"github.com/plugboard/plugboard/ent/integration"
+	"github.com/plugboard/plugboard/ent/schema/schematype"
+	"github.com/plugboard/plugboard/internal/auth"
+	"github.com/plugboard/plugboard/internal/events"
+)
+
+// How a slot of an instance finds its credential:
+//
+//   - an explicit binding (bindInstanceConnection) wins;
+//   - otherwise it is resolved at read time, without a binding row:
+//     ORGANIZATION_GLOBAL uses the organization's credential,
+//     ORGANIZATION_CUSTOMER the instance customer's credential (merged with
+//     the organization's ORG values; the organization's own credential
+//     when the connection has no CUSTOMER input), INTEGRATION the
+//     credential made in the instance's wizard, CUSTOMER the customer's
+//     credential of the slot's connection (reusable across its instances);
+//   - USER slots need a binding: which user's credential an instance uses
+//     is the customer's choice.
+//
+// A binding may also name a customer's credential of another CUSTOMER
+// connection of the same type (the wizard's SELECT_EXISTING).
+//
+// A TEST instance uses the test credential of the same holder when one
+// exists; a PRODUCTION instance never uses a test credential nor a
+// build-only connection.
+
+// SlotState is one slot of an instance and the credential it uses.
+type SlotState struct {
+	Slot       *ent.ConnectionSlot
+	Connection *ent.Connection
+	// Credential is the credential the slot uses, nil if none.
+	Credential *ent.Credential
+	// OrgCredential is, for ORGANIZATION_CUSTOMER slots, the organization's
+	// credential whose ORG values merge into Credential.
+	OrgCredential *ent.Credential
+	// Bound says Credential comes from an explicit binding.
+	Bound bool
+	// Satisfied says the slot is ready: an ACTIVE credential usable in the
+	// instance's environment.
+	Satisfied bool
+	// Problem says why the slot is not satisfied; never a value.
+	Problem string
+	// BuildOnly is the build-only connection that keeps the slot of a
+	// PRODUCTION instance unsatisfied, if any.
+	BuildOnly *ent.Connection
+}
+
+// Status is the status of the slot's credential, nil without one.
+func (st *SlotState) Status() *credential.Status {
+	if st.Credential == nil {
+		return nil
+	}
+	s := st.Credential.Status
+	return &s
+}
+
+// slotStates resolves every slot of inst, in slot order.
+func (s *Service) slotStates(ctx context.Context, db *ent.Client, inst *ent.Instance) ([]*SlotState, error) {
+	slots, err := db.ConnectionSlot.Query().
+		Where(connectionslot.IntegrationID(inst.IntegrationID)).
+		WithConnection().
+		Order(ent.Asc(connectionslot.FieldPosition), ent.Asc(connectionslot.FieldID)).
+		All(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(slots) == 0 {
+		return nil, nil
+	}
+	bindings, err := db.InstanceBinding.Query().
+		Where(instancebinding.InstanceID(inst.ID)).
+		WithCredential(func(q *ent.CredentialQuery) { q.WithConnection() }).All(ctx)
+	if err != nil {
+		return nil, err
+	}
+	bound := map[int]*ent.Credential{}
+	for _, b := range bindings {
+		bound[b.SlotID] = b.Edges.Credential
+	}
+	connIDs := make([]int, 0, len(slots))
+	for _, sl := range slots {
+		connIDs = append(connIDs, sl.ConnectionID)
+	}
+	cands, err := db.Credential.Query().Where(
+		credential.ConnectionIDIn(connIDs...),
+		credential.HolderKeyIn("org", customerHolderKey(inst.CustomerID), instanceHolderKey(inst.ID)),
+	).All(ctx)
+	if err != nil {
+		return nil, err
+	}
+	test := inst.Environment == instance.EnvironmentTEST
+	// pick returns the credential of (connection, holder key) the
+	// instance's environment uses.
+	pick := func(connID int, key string) *ent.Credential {
+		var real, tst *ent.Credential
+		for _, c := range cands {
+			if c.ConnectionID != connID || c.HolderKey != key {
+				continue
+			}
+			if c.IsTest {
+				tst = c
+			} else {
+				real = c
+			}
+		}
+		if test && tst != nil {
+			return tst
+		}
+		return real
+	}
+	out := make([]*SlotState, 0, len(slots))
+	for _, sl := range slots {
+		conn := sl.Edges.Connection
+		st := &SlotState{Slot: sl, Connection: conn}
+		if c, ok := bound[sl.ID]; ok && c != nil {
+			st.Credential, st.Bound = c, true
+			if test && !c.IsTest {
+				// A TEST instance uses the holder's test credential.
+				tc, err := db.Credential.Query().Where(credential.ConnectionID(c.ConnectionID),
+					credential.HolderKey(c.HolderKey), credential.IsTest(true)).Only(ctx)
+				if err != nil && !ent.IsNotFound(err) {
+					return nil, err
+				}
+				if tc != nil {
+					st.Credential = tc
+				}
+			}
+		} else {
+			switch conn.Scope {
+			case connection.ScopeORGANIZATION_GLOBAL:
+				st.Credential = pick(conn.ID, "org")
+			case connection.ScopeORGANIZATION_CUSTOMER:
+				st.OrgCredential = pick(conn.ID, "org")
+				st.Credential = pick(conn.ID, customerHolderKey(inst.CustomerID))
+				if st.Credential == nil && !s.hasCustomerInputs(ctx, conn) {
+					st.Credential, st.OrgCredential = st.OrgCredential, nil
+				}
+			case connection.ScopeINTEGRATION:
+				st.Credential = pick(conn.ID, instanceHolderKey(inst.ID))
+			case connection.ScopeCUSTOMER:
+				st.Credential = pick(conn.ID, customerHolderKey(inst.CustomerID))
+			}
+		}
+		if conn.Scope == connection.ScopeORGANIZATION_CUSTOMER && st.Credential != nil && st.Credential.Holder != credential.HolderORGANIZATION && st.OrgCredential == nil {
+			st.OrgCredential = pick(conn.ID, "org")
+		}
+		buildOnly := conn
+		if st.Credential != nil && st.Credential.ConnectionID != conn.ID {
+			if c, err := st.Credential.Edges.ConnectionOrErr(); err == nil && c.BuildOnly {
+				buildOnly = c
+			}
+		}
+		switch {
+		case buildOnly.BuildOnly && !test:
+			conn := buildOnly
+			st.BuildOnly = conn
+			st.Problem = fmt.Sprintf("Connection %q is build-only: it serves only TEST instances.", conn.StableKey)
+		case st.Credential == nil:
+			st.Problem = fmt.Sprintf("Slot %q has no credential yet.", sl.Key)
+		case st.Credential.IsTest && !test:
+			st.Problem = fmt.Sprintf("Slot %q is bound to a test credential; PRODUCTION instances use real ones.", sl.Key)
+		case st.Credential.Status != credential.StatusACTIVE:
+			st.Problem = fmt.Sprintf("The credential of slot %q is %s.", sl.Key, st.Credential.Status)
+		case st.OrgCredential != nil && st.OrgCredential.Status != credential.StatusACTIVE:
+			st.Problem = fmt.Sprintf("The organization's values of slot %q are %s.", sl.Key, st.OrgCredential.Status)
+		default:
+			st.Satisfied = true
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// hasCustomerInputs reports whether an ORGANIZATION_CUSTOMER connection has
+// an input its customers fill.
+func (s *Service) hasCustomerInputs(ctx context.Context, conn *ent.Connection) bool {
+	ct, err := conn.Edges.TypeOrErr()
+	if err != nil {
+		if ct, err = s.DB.ConnectionType.Get(ctx, conn.TypeID); err != nil {
+			return true
+		}
+	}
+	return len(sourceKeys(conn, ct.Inputs, schematype.InputSourceCustomer)) > 0
+}
+
+func configStateOf(states []*SlotState) instance.ConfigState {
+	for _, st := range states {
+		if !st.Satisfied {
+			return instance.ConfigStateNEEDS_CONFIGURATION
+		}
+	}
+	return instance.ConfigStateCONFIGURED
+}
+
+// viewerInstance loads an instance the viewer may act on: any of its
+// organization's for an admin, its customer's for a customer's user.
+func (s *Service) viewerInstance(ctx context.Context, v *auth.Viewer, id int) (*ent.Instance, error) {
+	q := s.DB.Instance.Query().Where(instance.ID(id))
+	if v.Role != auth.RoleOrgAdmin {
+		q.Where(instance.CustomerID(v.CustomerID))
+	}
+	inst, err := q.Only(ctx)
+	if ent.IsNotFound(err) {
+		return nil, notFound("instance", id)
+	}
+	return inst, err
+}
+
+// InstanceSlots returns the slots of an instance and what each uses.
+func (s *Service) InstanceSlots(ctx context.Context, inst *ent.Instance) ([]*SlotState, error) {
+	v, err := auth.Require(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if v.Role == auth.RoleCustomerUser && inst.CustomerID != v.CustomerID {
+		return nil, notFound("instance", inst.ID)
+	}
+	if v.Role != auth.RoleOrgAdmin && v.Role != auth.RoleCustomerUser {
+		return nil, fmt.Errorf("%w: this needs an admin or the instance's customer", auth.ErrForbidden)
+	}
+	return s.slotStates(ctx, s.DB, inst)
+}
+
+// refreshInstances recomputes the config state of the instances, and
+// when orgCred is not 0 marks those of them that are deployed and use that
+// organization credential as needing a deploy. Updates are not filtered by
+// the tenant interceptor: each names the organization.
+func (s *Service) refreshInstances(ctx context.Context, db *ent.Client, insts []*ent.Instance, orgCred int) error {
+	for _, inst := range insts {
+		states, err := s.slotStates(ctx, db, inst)
+		if err != nil {
+			return err
+		}
+		u := db.Instance.Update().Where(instance.ID(inst.ID), instance.OrganizationID(inst.OrganizationID))
+		dirty := false
+		if cs := configStateOf(states); cs != inst.ConfigState {
+			u.SetConfigState(cs)
+			dirty = true
+		}
+		if orgCred != 0 && inst.DeployedAt != nil && !inst.NeedsDeploy {
+			for _, st := range states {
+				if (st.Credential != nil && st.Credential.ID == orgCred) || (st.OrgCredential != nil && st.OrgCredential.ID == orgCred) {
+					u.SetNeedsDeploy(true)
+					dirty = true
+					break
+				}
+			}
+		}
+		if dirty {
+			if err := u.Exec(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// instancesUsing returns the instances whose integration has a slot of
+// the connection; of one customer when customerID is not 0.
+func instancesUsing(ctx context.Context, db *ent.Client, connID, customerID int) ([]*ent.Instance, error) {
+	q := db.Instance.Query().Where(instance.HasIntegrationWith(
+		integration.HasSlotsWith(connectionslot.ConnectionID(connID))))
+	if customerID != 0 {
+		q.Where(instance.CustomerID(customerID))
+	}
+	return q.Order(ent.Asc(instance.FieldID)).All(ctx)
+}
+
+// afterCredentialChange brings the instances a credential serves up to
+// date: their config state, and for a change of the organization's values,
+// needsDeploy of the deployed ones.
+func (s *Service) afterCredentialChange(ctx context.Context, c *ent.Credential, orgValuesChanged bool) error {
+	customerID := 0
+	if c.CustomerID != nil {
+		customerID = *c.CustomerID
+	}
+	insts, err := instancesUsing(ctx, s.DB, c.ConnectionID, customerID)
+	if err != nil {
+		return err
+	}
+	orgCred := 0
+	if orgValuesChanged && c.Holder == credential.HolderORGANIZATION {
+		orgCred = c.ID
+	}
+	return s.refreshInstances(ctx, s.DB, insts, orgCred)
+}
+
+// CredentialStatusChanged recomputes the config state of the instances a
+// credential serves after a status change made elsewhere (an OAuth 2.0
+// callback, a refresh). ctx needs a viewer of the credential's
+// organization or the system viewer.
+func (s *Service) CredentialStatusChanged(ctx context.Context, credentialID int) error {
+	c, err := s.DB.Credential.Get(ctx, credentialID)
+	if ent.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return s.afterCredentialChange(ctx, c, false)
+}
+
+// StatusHook passes status changes on to Next and recomputes the config
+// state of the instances each changed credential serves. The server can
+// hand it to the OAuth 2.0 engine as its publisher.
+type StatusHook struct {
+	Service *Service
+	Next    events.Publisher
+}
+
+// Publish implements events.Publisher.
+func (h StatusHook) Publish(ctx context.Context, ev events.StatusChange) {
+	if h.Next != nil {
+		h.Next.Publish(ctx, ev)
+	}
+	if err := h.Service.CredentialStatusChanged(auth.SystemContext(context.WithoutCancel(ctx)), ev.CredentialID); err != nil {
+		h.Service.log().Warn("recomputing instance config states", "credential", ev.CredentialID, "err", err)
+	}
+}
+
+// CreateInstanceInput is a new instance of an integration for a customer.
+type CreateInstanceInput struct {
+	IntegrationID int
+	CustomerID    int
+	Name          string
+	Environment   instance.Environment
+}
+
+// CreateInstance deploys nothing yet: it creates the instance with its
+// config state computed from what its slots resolve to.
+func (s *Service) CreateInstance(ctx context.Context, in CreateInstanceInput) (*ent.Instance, error) {
+	v, err := auth.RequireAdmin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var errs []FieldError
+	if ok, err := s.integrationExists(ctx, in.IntegrationID); err != nil {
+		return nil, err
+	} else if !ok {
+		errs = append(errs, fieldErr(CodeNotFound, "No such integration.", "integrationID"))
+	}
+	if ok, err := s.customerExists(ctx, in.CustomerID); err != nil {
+		return nil, err
+	} else if !ok {
+		errs = append(errs, fieldErr(CodeNotFound, "No such customer.", "customerID"))
+	}
+	if strings.TrimSpace(in.Name) == "" || len(in.Name) > 200 {
+		errs = append(errs, fieldErr(CodeInvalidValue, "A name is 1 to 200 characters.", "name"))
+	}
+	if in.Environment == "" {
+		in.Environment = instance.EnvironmentPRODUCTION
+	}
+	if err := instance.EnvironmentValidator(in.Environment); err != nil {
+		errs = append(errs, fieldErr(CodeInvalidValue, "The environment is PRODUCTION or TEST.", "environment"))
+	}
+	if len(errs) > 0 {
+		return nil, invalid(errs...)
+	}
+	var created *ent.Instance
+	err = s.withTx(ctx, func(tx *ent.Tx) error {
+		db := tx.Client()
+		row, err := db.Instance.Create().
+			SetOrganizationID(v.OrganizationID).
+			SetIntegrationID(in.IntegrationID).
+			SetCustomerID(in.CustomerID).
+			SetName(strings.TrimSpace(in.Name)).
+			SetEnvironment(in.Environment).
+			Save(ctx)
+		if err != nil {
+			return err
+		}
+		if err := s.refreshInstances(ctx, db, []*ent.Instance{row}, 0); err != nil {
+			return err
+		}
+		if created, err = db.Instance.Get(ctx, row.ID); err != nil {
+			return err
+		}
+		return s.audit(ctx, db, v, auditEntry{
+			action: "instance.created", message: fmt.Sprintf("instance %d (%s) created", row.ID, row.Environment),
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return created.Unwrap(), nil
+}
+
+// BindInput binds one slot of an instance to a credential.
+type BindInput struct {
+	InstanceID   int
+	SlotKey      string
+	CredentialID int
+}
+
+// BindInstanceConnection binds a slot of an instance to a credential of
+// the slot's connection held by the organization, the instance's customer,
+// the instance or one of the customer's users. A customer's user binds
+// only its own instances to its customer's, its instances' and its own
+// credentials. A build-only connection binds only to TEST instances, and a
+// test credential never to a PRODUCTION one.
+func (s *Service) BindInstanceConnection(ctx context.Context, in BindInput) (*ent.Instance, error) {
+	v, err := requireSaver(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cu := v.Role == auth.RoleCustomerUser
+	inst, err := s.viewerInstance(ctx, v, in.InstanceID)
+	if err != nil {
+		return nil, invalid(fieldErr(CodeNotFound, "No such instance.", "instanceID"))
+	}
+	sl, err := s.DB.ConnectionSlot.Query().Where(connectionslot.IntegrationID(inst.IntegrationID),
+		connectionslot.Key(in.SlotKey)).WithConnection().Only(ctx)
+	if ent.IsNotFound(err) {
+		return nil, invalid(fieldErr(CodeInvalidValue, "The instance's integration has no slot "+quote(in.SlotKey)+".", "slotKey"))
+	}
+	if err != nil {
+		return nil, err
+	}
+	conn := sl.Edges.Connection
+	cred, err := s.DB.Credential.Get(ctx, in.CredentialID)
+	if ent.IsNotFound(err) || (err == nil && cu && cred.Holder == credential.HolderORGANIZATION) {
+		return nil, invalid(fieldErr(CodeNotFound, "No such credential.", "credentialID"))
+	}
+	if err != nil {
+		return nil, err
+	}
+	credConn := conn
+	if cred.ConnectionID != conn.ID {
+		// Or a customer's reusable credential of the same type.
+		c, err := s.DB.Connection.Get(ctx, cred.ConnectionID)
+		if err != nil {
+			return nil, err
+		}
+		if conn.Scope == connection.ScopeUSER || IsOrgScope(conn.Scope) ||
+			c.Scope != connection.ScopeCUSTOMER || c.TypeID != conn.TypeID {
+			return nil, invalid(fieldErr(CodeInvalidValue, fmt.Sprintf(
+				"Slot %q takes a credential of connection %q, or a customer's credential of a CUSTOMER connection of the same type.",
+				sl.Key, conn.StableKey), "credentialID"))
+		}
+		credConn = c
+	}
+	credCustomer := 0
+	if cred.CustomerID != nil {
+		credCustomer = *cred.CustomerID
+	}
+	switch {
+	case cred.Holder == credential.HolderINSTANCE && (cred.InstanceID == nil || *cred.InstanceID != inst.ID),
+		cred.Holder != credential.HolderORGANIZATION && cred.Holder != credential.HolderINSTANCE && credCustomer != inst.CustomerID,
+		cu && cred.Holder == credential.HolderUSER && (cred.UserID == nil || *cred.UserID != v.UserID):
+		if cu {
+			return nil, invalid(fieldErr(CodeNotFound, "No such credential.", "credentialID"))
+		}
+		return nil, invalid(fieldErr(CodeWrongHolder,
+			"The credential belongs to another customer, instance or user than this instance's.", "credentialID"))
+	}
+	if inst.Environment == instance.EnvironmentPRODUCTION {
+		for _, c := range []*ent.Connection{conn, credConn} {
+			if c.BuildOnly {
+				return nil, invalid(fieldErr(CodeBuildOnly, fmt.Sprintf(
+					"Connection %q is build-only: it binds only to TEST instances, and instance %q is PRODUCTION.",
+					c.StableKey, inst.Name), "credentialID"))
+			}
+		}
+		if cred.IsTest {
+			return nil, invalid(fieldErr(CodeTestCredential, fmt.Sprintf(
+				"The credential is a test credential of connection %q: it serves only TEST instances, and instance %q is PRODUCTION.",
+				conn.StableKey, inst.Name), "credentialID"))
+		}
+	}
+	var out *ent.Instance
+	err = s.withTx(ctx, func(tx *ent.Tx) error {
+		db := tx.Client()
+		b, err := db.InstanceBinding.Query().Where(instancebinding.InstanceID(inst.ID), instancebinding.SlotID(sl.ID)).Only(ctx)
+		switch {
+		case ent.IsNotFound(err):
+			err = db.InstanceBinding.Create().SetOrganizationID(inst.OrganizationID).
+				SetInstanceID(inst.ID).SetSlotID(sl.ID).SetCredentialID(cred.ID).Exec(ctx)
+		case err == nil:
+			err = db.InstanceBinding.Update().
+				Where(instancebinding.ID(b.ID), instancebinding.OrganizationID(inst.OrganizationID)).
+				SetCredentialID(cred.ID).Exec(ctx)
+		}
+		if err != nil {
+			return err
+		}
+		if err := s.refreshInstances(ctx, db, []*ent.Instance{inst}, 0); err != nil {
+			return err
+		}
+		if out, err = db.Instance.Get(ctx, inst.ID); err != nil {
+			return err
+		}
+		return s.audit(ctx, db, v, auditEntry{
+			credentialID: cred.ID, connectionID: conn.ID, action: "instance.bound",
+			message: fmt.Sprintf("slot %s of instance %d bound to credential %d", sl.Key, inst.ID, cred.ID),
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out.Unwrap(), nil
+}
+
+// DeployInstance deploys an instance whose every slot has an ACTIVE
+// credential usable in its environment, and clears needsDeploy. A
+// build-only connection on a PRODUCTION instance is refused, naming it.
+func (s *Service) DeployInstance(ctx context.Context, id int) (*ent.Instance, error) {
+	v, err := auth.RequireAdmin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	inst, err := s.viewerInstance(ctx, v, id)
+	if err != nil {
+		return nil, err
+	}
+	states, err := s.slotStates(ctx, s.DB, inst)
+	if err != nil {
+		return nil, err
+	}
+	var errs []FieldError
+	for _, st := range states {
+		switch {
+		case st.Satisfied:
+		case st.BuildOnly != nil:
+			errs = append(errs, fieldErr(CodeBuildOnly, fmt.Sprintf(
+				"Connection %q is build-only: it deploys only on TEST instances, and instance %q is PRODUCTION.",
+				st.BuildOnly.StableKey, inst.Name), "slots", st.Slot.Key))
+		case st.Credential != nil && st.Credential.IsTest && inst.Environment == instance.EnvironmentPRODUCTION:
+			errs = append(errs, fieldErr(CodeTestCredential, st.Problem, "slots", st.Slot.Key))
+		default:
+			errs = append(errs, fieldErr(CodeNeedsConfiguration, st.Problem, "slots", st.Slot.Key))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, invalid(errs...)
+	}
+	var out *ent.Instance
+	err = s.withTx(ctx, func(tx *ent.Tx) error {
+		db := tx.Client()
+		if err := db.Instance.Update().Where(instance.ID(inst.ID), instance.OrganizationID(inst.OrganizationID)).
+			SetDeployedAt(s.now()).SetNeedsDeploy(false).
+			SetConfigState(instance.ConfigStateCONFIGURED).Exec(ctx); err != nil {
+			return err
+		}
+		var err error
+		if out, err = db.Instance.Get(ctx, inst.ID); err != nil {
+			return err
+		}
+		return s.audit(ctx, db, v, auditEntry{action: "instance.deployed", message: fmt.Sprintf("instance %d deployed", inst.ID)})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out.Unwrap(), nil
+}
+
+// DeleteInstance deletes an instance, its bindings and the INTEGRATION
+// credentials made in its wizard.
+func (s *Service) DeleteInstance(ctx context.Context, id int) error {
+	v, err := auth.RequireAdmin(ctx)
+	if err != nil {
+		return err
+	}
+	return s.withTx(ctx, func(tx *ent.Tx) error {
+		db := tx.Client()
+		inst, err := db.Instance.Query().Where(instance.ID(id)).Only(ctx)
+		if ent.IsNotFound(err) {
+			return notFound("instance", id)
+		}
+		if err != nil {
+			return err
+		}
+		credIDs, err := db.Credential.Query().Where(credential.InstanceID(id)).IDs(ctx)
+		if err != nil {
+			return err
+		}
+		bq := db.InstanceBinding.Delete().Where(instancebinding.OrganizationID(inst.OrganizationID))
+		if len(credIDs) > 0 {
+			bq.Where(instancebinding.Or(instancebinding.InstanceID(id), instancebinding.CredentialIDIn(credIDs...)))
+		} else {
+			bq.Where(instancebinding.InstanceID(id))
+		}
+		if _, err := bq.Exec(ctx); err != nil {
+			return err
+		}
+		if len(credIDs) > 0 {
+			if _, err := db.Credential.Delete().Where(credential.IDIn(credIDs...),
+				credential.OrganizationID(inst.OrganizationID)).Exec(ctx); err != nil {
+				return err
+			}
+		}
+		if _, err := db.Instance.Delete().Where(instance.ID(id), instance.OrganizationID(inst.OrganizationID)).Exec(ctx); err != nil {
+			return err
+		}
+		return s.audit(ctx, db, v, auditEntry{
+			action:  "instance.deleted",
+			message: fmt.Sprintf("instance %d deleted with %d INTEGRATION credentials", id, len(credIDs)),
+		})
+	})
+}
