@@ -44,6 +44,9 @@ func (r *mutationResolver) CreateIntegration(ctx context.Context, input model.Cr
 	in := connection.CreateIntegrationInput{Key: input.Key, Name: input.Name, Description: deref(input.Description)}
 	for _, sl := range input.Slots {
 		si := connection.SlotInput{Key: sl.Key, Label: sl.Label, TypeKey: deref(sl.TypeKey)}
+		if sl.TemplateID != nil {
+			si.TemplateID = *sl.TemplateID
+		}
 		if sl.ConnectionID != nil {
 			si.ConnectionID = *sl.ConnectionID
 		}

@@ -7023,6 +7023,8 @@ input ConnectionSlotInput {
   connectionID: ID
   "Or a connection type: the slot gets its own connection of INTEGRATION scope."
   typeKey: String
+  "With typeKey: a template of that type whose presets fill the slot's connection (the vendor's own OAuth 2.0 app, say)."
+  templateID: ID
 }
 
 input CreateIntegrationInput {
@@ -23217,7 +23219,7 @@ func (ec *executionContext) unmarshalInputConnectionSlotInput(ctx context.Contex
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"key", "label", "connectionID", "typeKey"}
+	fieldsInOrder := [...]string{"key", "label", "connectionID", "typeKey", "templateID"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -23252,6 +23254,13 @@ func (ec *executionContext) unmarshalInputConnectionSlotInput(ctx context.Contex
 				return it, err
 			}
 			it.TypeKey = data
+		case "templateID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("templateID"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TemplateID = data
 		}
 	}
 	return it, nil

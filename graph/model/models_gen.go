@@ -43,6 +43,8 @@ type ConnectionSlotInput struct {
 	ConnectionID *int `json:"connectionID,omitempty"`
 	// Or a connection type: the slot gets its own connection of INTEGRATION scope.
 	TypeKey *string `json:"typeKey,omitempty"`
+	// With typeKey: a template of that type whose presets fill the slot's connection (the vendor's own OAuth 2.0 app, say).
+	TemplateID *int `json:"templateID,omitempty"`
 }
 
 // Where a connection is used.

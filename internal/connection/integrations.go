@@ -23,6 +23,8 @@ type SlotInput struct {
 	Label        string
 	ConnectionID int
 	TypeKey      string
+	// TemplateID, with TypeKey, presets the slot's own connection.
+	TemplateID int
 }
 
 // CreateIntegrationInput is a new integration and its slots.
@@ -105,6 +107,11 @@ func (s *Service) CreateIntegration(ctx context.Context, in CreateIntegrationInp
 					fmt.Sprintf("The plugin that declared %q no longer does.", ct.Key)})
 			default:
 				plans[i].ct = ct
+				if sl.TemplateID != 0 {
+					for _, fe := range s.checkTemplate(ctx, sl.TemplateID, ct.ID) {
+						errs = append(errs, FieldError{at("templateID"), fe.Code, fe.Message})
+					}
+				}
 				if len(in.Key)+1+len(sl.Key) > 100 {
 					errs = append(errs, FieldError{at("key"), CodeTooLong,
 						"The integration key and slot key together make a stable key longer than 100 characters."})
@@ -144,9 +151,13 @@ func (s *Service) CreateIntegration(ctx context.Context, in CreateIntegrationInp
 					return invalid(FieldError{[]string{"slots", strconv.Itoa(i), "key"}, CodeTaken,
 						fmt.Sprintf("Another connection has the stable key %q this slot's connection needs.", key)})
 				}
-				c, err := db.Connection.Create().SetOrganizationID(v.OrganizationID).
+				create := db.Connection.Create().SetOrganizationID(v.OrganizationID).
 					SetTypeID(p.ct.ID).SetStableKey(key).SetName(strings.TrimSpace(sl.Label)).
-					SetScope(connection.ScopeINTEGRATION).Save(ctx)
+					SetScope(connection.ScopeINTEGRATION)
+				if sl.TemplateID != 0 {
+					create.SetTemplateID(sl.TemplateID)
+				}
+				c, err := create.Save(ctx)
 				if err != nil {
 					return err
 				}

@@ -21,7 +21,7 @@ import (
 // again. A failed revocation is logged and audited but does not stop the
 // disconnect. The viewer must administer the credential's organization.
 func (s *Service) Disconnect(ctx context.Context, credentialID int) error {
-	v, err := auth.RequireAdmin(ctx)
+	v, err := requireAdminOrCustomer(ctx)
 	if err != nil {
 		return err
 	}
@@ -33,7 +33,7 @@ func (s *Service) Disconnect(ctx context.Context, credentialID int) error {
 		if err != nil {
 			return err
 		}
-		ct, values, err := s.values.Resolved(ctx, cred)
+		ct, values, err := s.values.Resolved(auth.SystemContext(ctx), cred)
 		if err != nil {
 			return err
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/plugboard/plugboard/ent"
 	"github.com/plugboard/plugboard/ent/credential"
+	"github.com/plugboard/plugboard/internal/auth"
 	"github.com/plugboard/plugboard/internal/events"
 )
 
@@ -257,3 +258,18 @@ func (s *Service) publish(ctx context.Context, t transition) {
 
 // singleflightResult is what a refresh flight delivers.
 type singleflightResult = singleflight.Result
+
+// requireAdminOrCustomer lets an organization admin, or a customer's user on
+// its own credentials (the tenant filter decides which credentials a
+// customer user finds), start and end authorizations: the wizard's single
+// Connect button.
+func requireAdminOrCustomer(ctx context.Context) (*auth.Viewer, error) {
+	v, err := auth.Require(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if v.Role != auth.RoleOrgAdmin && v.Role != auth.RoleCustomerUser {
+		return nil, fmt.Errorf("%w: this needs an organization admin or a customer user", auth.ErrForbidden)
+	}
+	return v, nil
+}

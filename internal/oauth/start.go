@@ -48,7 +48,7 @@ var authorizeParams = map[string]bool{
 // administer the credential's organization; the credential must be of an
 // OAUTH2_AUTHORIZATION_CODE type.
 func (s *Service) Start(ctx context.Context, in StartInput) (string, error) {
-	v, err := auth.RequireAdmin(ctx)
+	v, err := requireAdminOrCustomer(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -62,7 +62,7 @@ func (s *Service) Start(ctx context.Context, in StartInput) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	ct, values, err := s.values.Resolved(ctx, cred)
+	ct, values, err := s.values.Resolved(auth.SystemContext(ctx), cred)
 	if err != nil {
 		return "", err
 	}
