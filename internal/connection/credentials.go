@@ -760,22 +760,14 @@ type Value struct {
 // Values lists a credential's inputs in declaration order without any
 // secret value.
 func (s *Service) Values(ctx context.Context, c *ent.Credential) ([]Value, error) {
-	ct, err := s.typeOf(ctx, c)
+	conn, ct, err := s.connectionOf(ctx, c)
 	if err != nil {
 		return nil, err
 	}
 	// A customer's user sees only the inputs shown to customers, never the
 	// organization's hidden ones (client ids, authorize URLs, ...).
-	var conn *ent.Connection
-	customerView := false
-	if v := auth.FromContext(ctx); v != nil && v.Role == auth.RoleCustomerUser {
-		customerView = true
-		if conn, err = c.Edges.ConnectionOrErr(); err != nil {
-			if conn, err = s.DB.Connection.Get(ctx, c.ConnectionID); err != nil {
-				return nil, err
-			}
-		}
-	}
+	v := auth.FromContext(ctx)
+	customerView := v != nil && v.Role == auth.RoleCustomerUser
 	out := make([]Value, 0, len(ct.Inputs))
 	for _, in := range ct.Inputs {
 		if customerView && !InputShown(conn, in) {

@@ -18,6 +18,7 @@ type typeMemo struct {
 
 type typeEntry struct {
 	once sync.Once
+	conn *ent.Connection
 	ct   *ent.ConnectionType
 	err  error
 }
@@ -62,7 +63,8 @@ func (s *Service) PreloadTypes(ctx context.Context, creds []*ent.Credential) err
 	for _, c := range conns {
 		ct := c.Edges.Type
 		// An entry someone already loaded keeps its value.
-		m.entry(c.ID).once.Do(func() { m.entry(c.ID).ct = ct })
+		e := m.entry(c.ID)
+		e.once.Do(func() { e.conn, e.ct = c, ct })
 	}
 	return nil
 }
@@ -75,14 +77,30 @@ func (s *Service) typeOf(ctx context.Context, c *ent.Credential) (*ent.Connectio
 			return ct, nil
 		}
 	}
-	load := func() (*ent.ConnectionType, error) {
-		return s.DB.Connection.Query().Where(connection.ID(c.ConnectionID)).QueryType().Only(ctx)
+	_, ct, err := s.connectionOf(ctx, c)
+	return ct, err
+}
+
+// connectionOf returns a credential's connection and its type, with the
+// same sources as typeOf.
+func (s *Service) connectionOf(ctx context.Context, c *ent.Credential) (*ent.Connection, *ent.ConnectionType, error) {
+	if conn, err := c.Edges.ConnectionOrErr(); err == nil {
+		if ct, err := conn.Edges.TypeOrErr(); err == nil {
+			return conn, ct, nil
+		}
+	}
+	load := func() (*ent.Connection, *ent.ConnectionType, error) {
+		conn, err := s.DB.Connection.Query().Where(connection.ID(c.ConnectionID)).WithType().Only(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		return conn, conn.Edges.Type, nil
 	}
 	m, _ := ctx.Value(typeMemoKey{}).(*typeMemo)
 	if m == nil {
 		return load()
 	}
 	e := m.entry(c.ConnectionID)
-	e.once.Do(func() { e.ct, e.err = load() })
-	return e.ct, e.err
+	e.once.Do(func() { e.conn, e.ct, e.err = load() })
+	return e.conn, e.ct, e.err
 }
