@@ -434,6 +434,7 @@ type ComplexityRoot struct {
 		RegisterSigningKey       func(childComplexity int, input model.RegisterSigningKeyInput) int
 		ReloadPlugins            func(childComplexity int) int
 		RevokeAPIToken           func(childComplexity int, id int) int
+		RotateEncryptionKey      func(childComplexity int) int
 		SaveCredential           func(childComplexity int, input model.SaveCredentialInput) int
 		StartOAuth2              func(childComplexity int, input model.StartOAuth2Input) int
 		TestCredential           func(childComplexity int, id int) int
@@ -542,6 +543,13 @@ type ComplexityRoot struct {
 	RevokeAPITokenPayload struct {
 		APIToken   func(childComplexity int) int
 		UserErrors func(childComplexity int) int
+	}
+
+	RotateEncryptionKeyPayload struct {
+		KeyID       func(childComplexity int) int
+		Reencrypted func(childComplexity int) int
+		Remaining   func(childComplexity int) int
+		UserErrors  func(childComplexity int) int
 	}
 
 	SaveCredentialPayload struct {
@@ -705,6 +713,7 @@ type MutationResolver interface {
 	RegisterSigningKey(ctx context.Context, input model.RegisterSigningKeyInput) (*model.RegisterSigningKeyPayload, error)
 	CreateAPIToken(ctx context.Context, input model.CreateAPITokenInput) (*model.CreateAPITokenPayload, error)
 	RevokeAPIToken(ctx context.Context, id int) (*model.RevokeAPITokenPayload, error)
+	RotateEncryptionKey(ctx context.Context) (*model.RotateEncryptionKeyPayload, error)
 	StartOAuth2(ctx context.Context, input model.StartOAuth2Input) (*model.StartOAuth2Payload, error)
 	DisconnectCredential(ctx context.Context, id int) (*model.DisconnectCredentialPayload, error)
 	UpdateOrganization(ctx context.Context, input model.UpdateOrganizationInput) (*model.UpdateOrganizationPayload, error)
@@ -2324,6 +2333,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RevokeAPIToken(childComplexity, args["id"].(int)), true
+	case "Mutation.rotateEncryptionKey":
+		if e.ComplexityRoot.Mutation.RotateEncryptionKey == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Mutation.RotateEncryptionKey(childComplexity), true
 	case "Mutation.saveCredential":
 		if e.ComplexityRoot.Mutation.SaveCredential == nil {
 			break
@@ -2869,6 +2884,31 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.RevokeAPITokenPayload.UserErrors(childComplexity), true
+
+	case "RotateEncryptionKeyPayload.keyID":
+		if e.ComplexityRoot.RotateEncryptionKeyPayload.KeyID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RotateEncryptionKeyPayload.KeyID(childComplexity), true
+	case "RotateEncryptionKeyPayload.reencrypted":
+		if e.ComplexityRoot.RotateEncryptionKeyPayload.Reencrypted == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RotateEncryptionKeyPayload.Reencrypted(childComplexity), true
+	case "RotateEncryptionKeyPayload.remaining":
+		if e.ComplexityRoot.RotateEncryptionKeyPayload.Remaining == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RotateEncryptionKeyPayload.Remaining(childComplexity), true
+	case "RotateEncryptionKeyPayload.userErrors":
+		if e.ComplexityRoot.RotateEncryptionKeyPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RotateEncryptionKeyPayload.UserErrors(childComplexity), true
 
 	case "SaveCredentialPayload.credential":
 		if e.ComplexityRoot.SaveCredentialPayload.Credential == nil {
@@ -6679,6 +6719,27 @@ input UserWhereInput {
   hasCredentialsWith: [CredentialWhereInput!]
 }
 `, BuiltIn: false},
+	{Name: "../keys.graphqls", Input: `# Encryption keys.
+
+type RotateEncryptionKeyPayload {
+  "The id of the new active data key."
+  keyID: String!
+  "Sealed values re-encrypted under the new key by this call."
+  reencrypted: Int!
+  "Sealed values still under an older key (0 when the rotation finished)."
+  remaining: Int!
+  userErrors: [UserError!]!
+}
+
+extend type Mutation {
+  """
+  Make a new data key and re-encrypt every sealed value under it, in batches,
+  while traffic is served. A rotation that stops midway is finished by running
+  it again: values already under the new key are left alone.
+  """
+  rotateEncryptionKey: RotateEncryptionKeyPayload!
+}
+`, BuiltIn: false},
 	{Name: "../oauth.graphqls", Input: `# OAuth 2.0 connections and live credential status.
 
 input StartOAuth2Input {
@@ -8074,6 +8135,20 @@ func (ec *executionContext) childFields_RevokeAPITokenPayload(ctx context.Contex
 		return ec.fieldContext_RevokeAPITokenPayload_userErrors(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type RevokeAPITokenPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_RotateEncryptionKeyPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "keyID":
+		return ec.fieldContext_RotateEncryptionKeyPayload_keyID(ctx, field)
+	case "reencrypted":
+		return ec.fieldContext_RotateEncryptionKeyPayload_reencrypted(ctx, field)
+	case "remaining":
+		return ec.fieldContext_RotateEncryptionKeyPayload_remaining(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_RotateEncryptionKeyPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RotateEncryptionKeyPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_SaveCredentialPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -16124,6 +16199,38 @@ func (ec *executionContext) fieldContext_Mutation_revokeAPIToken(ctx context.Con
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_rotateEncryptionKey(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_rotateEncryptionKey(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Mutation().RotateEncryptionKey(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.RotateEncryptionKeyPayload) graphql.Marshaler {
+			return ec.marshalNRotateEncryptionKeyPayload2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐRotateEncryptionKeyPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_rotateEncryptionKey(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RotateEncryptionKeyPayload(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Mutation_startOAuth2(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -18603,6 +18710,107 @@ func (ec *executionContext) _RevokeAPITokenPayload_userErrors(ctx context.Contex
 func (ec *executionContext) fieldContext_RevokeAPITokenPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
 		Object:     "RevokeAPITokenPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RotateEncryptionKeyPayload_keyID(ctx context.Context, field graphql.CollectedField, obj *model.RotateEncryptionKeyPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RotateEncryptionKeyPayload_keyID(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.KeyID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RotateEncryptionKeyPayload_keyID(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RotateEncryptionKeyPayload", field, false, false, "String")
+}
+
+func (ec *executionContext) _RotateEncryptionKeyPayload_reencrypted(ctx context.Context, field graphql.CollectedField, obj *model.RotateEncryptionKeyPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RotateEncryptionKeyPayload_reencrypted(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Reencrypted, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RotateEncryptionKeyPayload_reencrypted(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RotateEncryptionKeyPayload", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RotateEncryptionKeyPayload_remaining(ctx context.Context, field graphql.CollectedField, obj *model.RotateEncryptionKeyPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RotateEncryptionKeyPayload_remaining(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Remaining, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RotateEncryptionKeyPayload_remaining(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RotateEncryptionKeyPayload", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RotateEncryptionKeyPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.RotateEncryptionKeyPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RotateEncryptionKeyPayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RotateEncryptionKeyPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RotateEncryptionKeyPayload",
 		Field:      field,
 		IsMethod:   false,
 		IsResolver: false,
@@ -34522,6 +34730,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "rotateEncryptionKey":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_rotateEncryptionKey(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "startOAuth2":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_startOAuth2(ctx, field)
@@ -35301,6 +35516,54 @@ func (ec *executionContext) _RevokeAPITokenPayload(ctx context.Context, sel ast.
 			}
 		case "userErrors":
 			out.Values[i] = ec._RevokeAPITokenPayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var rotateEncryptionKeyPayloadImplementors = []string{"RotateEncryptionKeyPayload"}
+
+func (ec *executionContext) _RotateEncryptionKeyPayload(ctx context.Context, sel ast.SelectionSet, obj *model.RotateEncryptionKeyPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, rotateEncryptionKeyPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RotateEncryptionKeyPayload")
+		case "keyID":
+			out.Values[i] = ec._RotateEncryptionKeyPayload_keyID(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "reencrypted":
+			out.Values[i] = ec._RotateEncryptionKeyPayload_reencrypted(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "remaining":
+			out.Values[i] = ec._RotateEncryptionKeyPayload_remaining(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._RotateEncryptionKeyPayload_userErrors(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -37603,6 +37866,14 @@ func (ec *executionContext) unmarshalNRole2githubᚗcomᚋplugboardᚋplugboard�
 
 func (ec *executionContext) marshalNRole2githubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐRole(ctx context.Context, sel ast.SelectionSet, v model.Role) graphql.Marshaler {
 	return v
+}
+
+func (ec *executionContext) marshalNRotateEncryptionKeyPayload2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐRotateEncryptionKeyPayload(ctx context.Context, sel ast.SelectionSet, v *model.RotateEncryptionKeyPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "RotateEncryptionKeyPayload!")
+		return graphql.Null
+	}
+	return ec._RotateEncryptionKeyPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNSaveCredentialInput2githubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐSaveCredentialInput(ctx context.Context, v any) (model.SaveCredentialInput, error) {

@@ -233,6 +233,16 @@ type RevokeAPITokenPayload struct {
 	UserErrors []*UserError  `json:"userErrors"`
 }
 
+type RotateEncryptionKeyPayload struct {
+	// The id of the new active data key.
+	KeyID string `json:"keyID"`
+	// Sealed values re-encrypted under the new key by this call.
+	Reencrypted int `json:"reencrypted"`
+	// Sealed values still under an older key (0 when the rotation finished).
+	Remaining  int          `json:"remaining"`
+	UserErrors []*UserError `json:"userErrors"`
+}
+
 type SaveCredentialInput struct {
 	// The connection whose credential is saved.
 	ConnectionID int `json:"connectionID"`
