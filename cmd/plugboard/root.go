@@ -71,13 +71,14 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newServeCmd(), newMigrateCmd(), newPluginsCmd(), newTokensCmd())
+	root.AddCommand(newKeysCmd())
 	return root
 }
 
 func newServeCmd() *cobra.Command {
 	var sf storeFlags
 	var addr, pluginDir, publicURL string
-	var dev bool
+	var dev, introspection bool
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the plugboard server: GraphQL API, GraphiQL, OAuth 2.0 callback, health and metrics",
@@ -97,7 +98,8 @@ default organization's admin and GraphiQL comes with an admin token filled in.`,
 			app, err := server.Open(ctx, server.Options{
 				Addr: addr, DataDir: sf.dataDir, DatabaseURL: sf.databaseURL,
 				PluginDir: pluginDir, Dev: dev, Logger: log, PublicURL: publicURL,
-				MasterKey: os.Getenv("PLUGBOARD_MASTER_KEY"),
+				NoIntrospection: !introspection,
+				MasterKey:       os.Getenv("PLUGBOARD_MASTER_KEY"),
 			})
 			if err != nil {
 				return err
@@ -120,6 +122,8 @@ default organization's admin and GraphiQL comes with an admin token filled in.`,
 		"directory of plugin binaries and their lock file (default <data-dir>/plugins; env PLUGBOARD_PLUGIN_DIR)")
 	cmd.Flags().StringVar(&publicURL, "public-url", os.Getenv("PLUGBOARD_PUBLIC_URL"),
 		"URL where browsers and OAuth 2.0 providers reach this server; the OAuth 2.0 redirect URI is <public-url>/oauth2/callback (default http://localhost:<port>; env PLUGBOARD_PUBLIC_URL)")
+	cmd.Flags().BoolVar(&introspection, "introspection", os.Getenv("PLUGBOARD_INTROSPECTION") != "false",
+		"answer GraphQL schema introspection (GraphiQL needs it); turn off in production to show less (env PLUGBOARD_INTROSPECTION=false)")
 	cmd.Flags().BoolVar(&dev, "dev", os.Getenv("PLUGBOARD_DEV") == "1",
 		"local mode: requests without a token act as the default organization's admin (env PLUGBOARD_DEV=1)")
 	return cmd

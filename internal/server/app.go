@@ -56,6 +56,8 @@ type Options struct {
 	// SweepInterval is how often tokens entering the refresh margin are
 	// refreshed (default 1m; negative disables the sweeper).
 	SweepInterval time.Duration
+	// NoIntrospection turns GraphQL schema introspection off.
+	NoIntrospection bool
 	// NoCatalogCache turns off the cache of catalog-only query answers
 	// (for measuring what it saves).
 	NoCatalogCache bool
@@ -207,6 +209,7 @@ func Open(ctx context.Context, o Options) (_ *App, err error) {
 	if o.NoCatalogCache {
 		cfg.CatalogVersion = nil
 	}
+	cfg.NoIntrospection = o.NoIntrospection
 	a.Handler = NewHandler(cfg)
 	return a, nil
 }

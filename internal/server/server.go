@@ -30,6 +30,10 @@ import (
 // MaxBodyBytes bounds a GraphQL request body.
 const MaxBodyBytes = 1 << 20
 
+// DefaultRequestTimeout bounds one GraphQL request: a save with a live
+// plugin test (30 s at most) fits.
+const DefaultRequestTimeout = 45 * time.Second
+
 // Authenticator turns a bearer token into a viewer.
 type Authenticator interface {
 	Authenticate(ctx context.Context, bearer string) (*auth.Viewer, error)
@@ -54,6 +58,11 @@ type Config struct {
 	OAuthCallback http.Handler
 	// Runtime serves the runtime read; nil leaves it out.
 	Runtime RuntimeSource
+	// NoIntrospection turns schema introspection off.
+	NoIntrospection bool
+	// RequestTimeout bounds a GraphQL request over HTTP (not subscriptions);
+	// zero means DefaultRequestTimeout.
+	RequestTimeout time.Duration
 	// CatalogVersion, when set, turns on the cache of catalog-only queries
 	// (connectionTypes, connectionType, plugins); it must change whenever
 	// the catalog does.
@@ -68,7 +77,11 @@ func NewHandler(cfg Config) http.Handler {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics()
 	}
-	gql := NewGraphQLHandler(graph.NewSchema(cfg.Resolver), cfg.Logger, websocketAuth(cfg))
+	var hopts []HandlerOption
+	if cfg.NoIntrospection {
+		hopts = append(hopts, WithoutIntrospection())
+	}
+	gql := NewGraphQLHandler(graph.NewSchema(cfg.Resolver), cfg.Logger, websocketAuth(cfg), hopts...)
 	if cfg.CatalogVersion != nil {
 		gql.Use(newCatalogCache(cfg.CatalogVersion))
 	}
@@ -82,6 +95,10 @@ func NewHandler(cfg Config) http.Handler {
 		ui = playground.Handler("plugboard", "/graphql", playground.WithGraphiqlEnablePluginExplorer(true))
 	}
 
+	timeout := cfg.RequestTimeout
+	if timeout <= 0 {
+		timeout = DefaultRequestTimeout
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -111,7 +128,19 @@ func NewHandler(cfg Config) http.Handler {
 			ui.ServeHTTP(w, r)
 			return
 		}
+		if r.ContentLength > MaxBodyBytes {
+			writeGraphQLError(w, http.StatusRequestEntityTooLarge, CodeQueryTooLarge,
+				fmt.Sprintf("the request body is larger than %d bytes", MaxBodyBytes))
+			return
+		}
 		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+		if r.Header.Get("Upgrade") == "" {
+			// Subscriptions live as long as their websocket; everything
+			// else gets a deadline that every store and plugin call sees.
+			ctx, cancel := context.WithTimeout(r.Context(), timeout)
+			defer cancel()
+			r = r.WithContext(ctx)
+		}
 		api.ServeHTTP(w, r)
 	}))
 	return cfg.Metrics.instrument(logRequests(cfg.Logger, mux))
@@ -120,14 +149,39 @@ func NewHandler(cfg Config) http.Handler {
 // NewGraphQLHandler returns the gqlgen handler with explicit transports, a
 // query cache and plugboard's error presenter. wsInit, when not nil,
 // authenticates websocket connections from their connection_init payload.
-func NewGraphQLHandler(schema graphql.ExecutableSchema, logger *slog.Logger, wsInit transport.WebsocketInitFunc) *handler.Server {
+func NewGraphQLHandler(schema graphql.ExecutableSchema, logger *slog.Logger, wsInit transport.WebsocketInitFunc, opts ...HandlerOption) *handler.Server {
+	var o handlerOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return newGraphQLHandler(schema, logger, wsInit, o)
+}
+
+// HandlerOption tunes NewGraphQLHandler.
+type HandlerOption func(*handlerOptions)
+
+type handlerOptions struct {
+	NoIntrospection bool
+}
+
+// WithoutIntrospection turns schema introspection off (GraphiQL then cannot
+// read the schema): for production servers that want to show less.
+func WithoutIntrospection() HandlerOption {
+	return func(o *handlerOptions) { o.NoIntrospection = true }
+}
+
+func newGraphQLHandler(schema graphql.ExecutableSchema, logger *slog.Logger, wsInit transport.WebsocketInitFunc, opts handlerOptions) *handler.Server {
 	srv := handler.New(schema)
 	srv.AddTransport(transport.Websocket{KeepAlivePingInterval: 10 * time.Second, InitFunc: wsInit})
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
-	srv.Use(extension.Introspection{})
+	srv.Use(queryLimits{maxDepth: MaxQueryDepth, maxAliases: MaxAliases})
+	srv.Use(extension.FixedComplexityLimit(MaxComplexity))
+	if !opts.NoIntrospection {
+		srv.Use(extension.Introspection{})
+	}
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](100)})
 	srv.SetErrorPresenter(graph.NewErrorPresenter(logger))
 	srv.AroundOperations(func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {

@@ -158,6 +158,8 @@ type Config struct {
 	// SweepInterval runs the OAuth 2.0 refresh sweeper; zero leaves it off
 	// so tests decide when tokens refresh.
 	SweepInterval time.Duration
+	// NoIntrospection turns GraphQL introspection off.
+	NoIntrospection bool
 }
 
 // Start starts plugboard with cfg, serving on a loopback port, and an admin
@@ -186,7 +188,7 @@ func Start(t testing.TB, cfg Config) *Env {
 		DataDir: t.TempDir(), DatabaseURL: cfg.DatabaseURL, PluginDir: pdir, Dev: cfg.Dev,
 		Logger: log, PluginCallTimeout: cfg.CallTimeout, PluginTestTimeout: cfg.TestTimeout,
 		StoreOptions: cfg.StoreOptions, PublicURL: "http://" + ln.Addr().String(),
-		SweepInterval: sweep,
+		SweepInterval: sweep, NoIntrospection: cfg.NoIntrospection,
 	})
 	if err != nil {
 		_ = ln.Close()
