@@ -71,7 +71,6 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newServeCmd(), newMigrateCmd(), newPluginsCmd(), newTokensCmd())
-	root.AddCommand(newKeysCmd())
 	return root
 }
 
