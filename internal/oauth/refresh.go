@@ -379,6 +379,14 @@ func (s *Service) storeRefreshed(ctx context.Context, write func(func(*ent.Clien
 			return err
 		}
 		ok = true
+		// Every refresh is in the connection log, not only status changes.
+		msg := "access token refreshed"
+		if !tok.Expiry.IsZero() {
+			msg += "; valid until " + tok.Expiry.UTC().Format(time.RFC3339)
+		}
+		if err := s.audit(ctx, db, cred, actorRefresh, "credential.refreshed", msg); err != nil {
+			return err
+		}
 		return s.auditTransition(ctx, db, t, actorRefresh)
 	})
 	if !ok {

@@ -205,7 +205,7 @@ func TestOAuthAuthorizationCodeEndToEnd(t *testing.T) {
 
 		// The connection log has the flow.
 		r = env.Do(t, `query($id: ID!) { node(id: $id) { ... on Credential { auditEvents(first: 50) { edges { node { action } } } } } }`, map[string]any{"id": credID})
-		for _, a := range []string{"credential.authorized", "credential.runtime_read", "credential.disconnected"} {
+		for _, a := range []string{"credential.authorized", "credential.refreshed", "credential.runtime_read", "credential.disconnected"} {
 			if !strings.Contains(r.Raw, `"`+a+`"`) {
 				t.Errorf("no %s audit event: %s", a, r.Raw)
 			}
