@@ -71,6 +71,7 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newServeCmd(), newMigrateCmd(), newPluginsCmd(), newTokensCmd())
+	root.AddCommand(newKeysCmd())
 	return root
 }
 
