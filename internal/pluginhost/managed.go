@@ -218,6 +218,10 @@ func (m *managed) finish(ctx context.Context, inst *instance, desc *sdk.Descript
 }
 
 func (m *managed) activate(ctx context.Context, inst *instance, desc *sdk.Description) error {
+	if err := acceptDescription(desc); err != nil {
+		m.kill(inst)
+		return err
+	}
 	if err := m.h.claimTypes(m, desc); err != nil {
 		m.kill(inst)
 		return err

@@ -13,13 +13,15 @@
 //	other    Validate: no diagnostics; Test: not OK
 //
 // With FAULTY_CRASH_ON_DESCRIBE=1 in its environment, Describe exits the
-// process with status 3.
+// process with status 3. With FAULTY_OVERSIZED_DESCRIBE=1, its type's
+// description is longer than the host accepts.
 package main
 
 import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/plugboard/plugboard/plugins/sdk"
@@ -39,13 +41,17 @@ func (provider) Describe(context.Context) (*sdk.Description, error) {
 	if os.Getenv("FAULTY_CRASH_ON_DESCRIBE") == "1" {
 		os.Exit(3)
 	}
+	description := "Misbehaves as its mode input says; for tests."
+	if os.Getenv("FAULTY_OVERSIZED_DESCRIBE") == "1" {
+		description = strings.Repeat("oversized ", 500)
+	}
 	return &sdk.Description{
 		Key:     "faulty",
 		Version: "0.0.1",
 		ConnectionTypes: []sdk.ConnectionType{{
 			Key:         TypeKey,
 			Label:       "Faulty echo",
-			Description: "Misbehaves as its mode input says; for tests.",
+			Description: description,
 			AuthKind:    sdk.AuthCustom,
 			Inputs: []sdk.Input{
 				{Key: "mode", Label: "Mode", Type: sdk.InputString, Description: "hang, crash, panic, slow, invalid or ok."},
