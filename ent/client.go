@@ -22,6 +22,7 @@ import (
 	"github.com/plugboard/plugboard/ent/connectiontemplate"
 	"github.com/plugboard/plugboard/ent/connectiontype"
 	"github.com/plugboard/plugboard/ent/credential"
+	"github.com/plugboard/plugboard/ent/credentialversion"
 	"github.com/plugboard/plugboard/ent/customer"
 	"github.com/plugboard/plugboard/ent/encryptionkey"
 	"github.com/plugboard/plugboard/ent/instance"
@@ -55,6 +56,8 @@ type Client struct {
 	ConnectionType *ConnectionTypeClient
 	// Credential is the client for interacting with the Credential builders.
 	Credential *CredentialClient
+	// CredentialVersion is the client for interacting with the CredentialVersion builders.
+	CredentialVersion *CredentialVersionClient
 	// Customer is the client for interacting with the Customer builders.
 	Customer *CustomerClient
 	// EncryptionKey is the client for interacting with the EncryptionKey builders.
@@ -93,6 +96,7 @@ func (c *Client) init() {
 	c.ConnectionTemplate = NewConnectionTemplateClient(c.config)
 	c.ConnectionType = NewConnectionTypeClient(c.config)
 	c.Credential = NewCredentialClient(c.config)
+	c.CredentialVersion = NewCredentialVersionClient(c.config)
 	c.Customer = NewCustomerClient(c.config)
 	c.EncryptionKey = NewEncryptionKeyClient(c.config)
 	c.Instance = NewInstanceClient(c.config)
@@ -202,6 +206,7 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		ConnectionTemplate: NewConnectionTemplateClient(cfg),
 		ConnectionType:     NewConnectionTypeClient(cfg),
 		Credential:         NewCredentialClient(cfg),
+		CredentialVersion:  NewCredentialVersionClient(cfg),
 		Customer:           NewCustomerClient(cfg),
 		EncryptionKey:      NewEncryptionKeyClient(cfg),
 		Instance:           NewInstanceClient(cfg),
@@ -238,6 +243,7 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		ConnectionTemplate: NewConnectionTemplateClient(cfg),
 		ConnectionType:     NewConnectionTypeClient(cfg),
 		Credential:         NewCredentialClient(cfg),
+		CredentialVersion:  NewCredentialVersionClient(cfg),
 		Customer:           NewCustomerClient(cfg),
 		EncryptionKey:      NewEncryptionKeyClient(cfg),
 		Instance:           NewInstanceClient(cfg),
@@ -278,9 +284,9 @@ func (c *Client) Close() error {
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
 		c.APIToken, c.AuditEvent, c.Connection, c.ConnectionSlot, c.ConnectionTemplate,
-		c.ConnectionType, c.Credential, c.Customer, c.EncryptionKey, c.Instance,
-		c.InstanceBinding, c.Integration, c.OAuthState, c.Organization, c.Plugin,
-		c.SigningKey, c.User,
+		c.ConnectionType, c.Credential, c.CredentialVersion, c.Customer,
+		c.EncryptionKey, c.Instance, c.InstanceBinding, c.Integration, c.OAuthState,
+		c.Organization, c.Plugin, c.SigningKey, c.User,
 	} {
 		n.Use(hooks...)
 	}
@@ -291,9 +297,9 @@ func (c *Client) Use(hooks ...Hook) {
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
 		c.APIToken, c.AuditEvent, c.Connection, c.ConnectionSlot, c.ConnectionTemplate,
-		c.ConnectionType, c.Credential, c.Customer, c.EncryptionKey, c.Instance,
-		c.InstanceBinding, c.Integration, c.OAuthState, c.Organization, c.Plugin,
-		c.SigningKey, c.User,
+		c.ConnectionType, c.Credential, c.CredentialVersion, c.Customer,
+		c.EncryptionKey, c.Instance, c.InstanceBinding, c.Integration, c.OAuthState,
+		c.Organization, c.Plugin, c.SigningKey, c.User,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -316,6 +322,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.ConnectionType.mutate(ctx, m)
 	case *CredentialMutation:
 		return c.Credential.mutate(ctx, m)
+	case *CredentialVersionMutation:
+		return c.CredentialVersion.mutate(ctx, m)
 	case *CustomerMutation:
 		return c.Customer.mutate(ctx, m)
 	case *EncryptionKeyMutation:
@@ -1647,6 +1655,22 @@ func (c *CredentialClient) QueryAuditEvents(_m *Credential) *AuditEventQuery {
 	return query
 }
 
+// QueryVersions queries the versions edge of a Credential.
+func (c *CredentialClient) QueryVersions(_m *Credential) *CredentialVersionQuery {
+	query := (&CredentialVersionClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(credential.Table, credential.FieldID, id),
+			sqlgraph.To(credentialversion.Table, credentialversion.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, credential.VersionsTable, credential.VersionsColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
 // Hooks returns the client hooks.
 func (c *CredentialClient) Hooks() []Hook {
 	return c.hooks.Credential
@@ -1669,6 +1693,171 @@ func (c *CredentialClient) mutate(ctx context.Context, m *CredentialMutation) (V
 		return (&CredentialDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
 	default:
 		return nil, fmt.Errorf("ent: unknown Credential mutation op: %q", m.Op())
+	}
+}
+
+// CredentialVersionClient is a client for the CredentialVersion schema.
+type CredentialVersionClient struct {
+	config
+}
+
+// NewCredentialVersionClient returns a client for the CredentialVersion from the given config.
+func NewCredentialVersionClient(c config) *CredentialVersionClient {
+	return &CredentialVersionClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `credentialversion.Hooks(f(g(h())))`.
+func (c *CredentialVersionClient) Use(hooks ...Hook) {
+	c.hooks.CredentialVersion = append(c.hooks.CredentialVersion, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `credentialversion.Intercept(f(g(h())))`.
+func (c *CredentialVersionClient) Intercept(interceptors ...Interceptor) {
+	c.inters.CredentialVersion = append(c.inters.CredentialVersion, interceptors...)
+}
+
+// Create returns a builder for creating a CredentialVersion entity.
+func (c *CredentialVersionClient) Create() *CredentialVersionCreate {
+	mutation := newCredentialVersionMutation(c.config, OpCreate)
+	return &CredentialVersionCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of CredentialVersion entities.
+func (c *CredentialVersionClient) CreateBulk(builders ...*CredentialVersionCreate) *CredentialVersionCreateBulk {
+	return &CredentialVersionCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *CredentialVersionClient) MapCreateBulk(slice any, setFunc func(*CredentialVersionCreate, int)) *CredentialVersionCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &CredentialVersionCreateBulk{err: fmt.Errorf("calling to CredentialVersionClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*CredentialVersionCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &CredentialVersionCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for CredentialVersion.
+func (c *CredentialVersionClient) Update() *CredentialVersionUpdate {
+	mutation := newCredentialVersionMutation(c.config, OpUpdate)
+	return &CredentialVersionUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *CredentialVersionClient) UpdateOne(_m *CredentialVersion) *CredentialVersionUpdateOne {
+	mutation := newCredentialVersionMutation(c.config, OpUpdateOne, withCredentialVersion(_m))
+	return &CredentialVersionUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *CredentialVersionClient) UpdateOneID(id int) *CredentialVersionUpdateOne {
+	mutation := newCredentialVersionMutation(c.config, OpUpdateOne, withCredentialVersionID(id))
+	return &CredentialVersionUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for CredentialVersion.
+func (c *CredentialVersionClient) Delete() *CredentialVersionDelete {
+	mutation := newCredentialVersionMutation(c.config, OpDelete)
+	return &CredentialVersionDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *CredentialVersionClient) DeleteOne(_m *CredentialVersion) *CredentialVersionDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *CredentialVersionClient) DeleteOneID(id int) *CredentialVersionDeleteOne {
+	builder := c.Delete().Where(credentialversion.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &CredentialVersionDeleteOne{builder}
+}
+
+// Query returns a query builder for CredentialVersion.
+func (c *CredentialVersionClient) Query() *CredentialVersionQuery {
+	return &CredentialVersionQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeCredentialVersion},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a CredentialVersion entity by its id.
+func (c *CredentialVersionClient) Get(ctx context.Context, id int) (*CredentialVersion, error) {
+	return c.Query().Where(credentialversion.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *CredentialVersionClient) GetX(ctx context.Context, id int) *CredentialVersion {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// QueryOrganization queries the organization edge of a CredentialVersion.
+func (c *CredentialVersionClient) QueryOrganization(_m *CredentialVersion) *OrganizationQuery {
+	query := (&OrganizationClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(credentialversion.Table, credentialversion.FieldID, id),
+			sqlgraph.To(organization.Table, organization.FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, false, credentialversion.OrganizationTable, credentialversion.OrganizationColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// QueryCredential queries the credential edge of a CredentialVersion.
+func (c *CredentialVersionClient) QueryCredential(_m *CredentialVersion) *CredentialQuery {
+	query := (&CredentialClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(credentialversion.Table, credentialversion.FieldID, id),
+			sqlgraph.To(credential.Table, credential.FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, true, credentialversion.CredentialTable, credentialversion.CredentialColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// Hooks returns the client hooks.
+func (c *CredentialVersionClient) Hooks() []Hook {
+	return c.hooks.CredentialVersion
+}
+
+// Interceptors returns the client interceptors.
+func (c *CredentialVersionClient) Interceptors() []Interceptor {
+	return c.inters.CredentialVersion
+}
+
+func (c *CredentialVersionClient) mutate(ctx context.Context, m *CredentialVersionMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&CredentialVersionCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&CredentialVersionUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&CredentialVersionUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&CredentialVersionDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown CredentialVersion mutation op: %q", m.Op())
 	}
 }
 
@@ -3358,14 +3547,15 @@ func (c *UserClient) mutate(ctx context.Context, m *UserMutation) (Value, error)
 type (
 	hooks struct {
 		APIToken, AuditEvent, Connection, ConnectionSlot, ConnectionTemplate,
-		ConnectionType, Credential, Customer, EncryptionKey, Instance, InstanceBinding,
-		Integration, OAuthState, Organization, Plugin, SigningKey, User []ent.Hook
+		ConnectionType, Credential, CredentialVersion, Customer, EncryptionKey,
+		Instance, InstanceBinding, Integration, OAuthState, Organization, Plugin,
+		SigningKey, User []ent.Hook
 	}
 	inters struct {
 		APIToken, AuditEvent, Connection, ConnectionSlot, ConnectionTemplate,
-		ConnectionType, Credential, Customer, EncryptionKey, Instance, InstanceBinding,
-		Integration, OAuthState, Organization, Plugin, SigningKey,
-		User []ent.Interceptor
+		ConnectionType, Credential, CredentialVersion, Customer, EncryptionKey,
+		Instance, InstanceBinding, Integration, OAuthState, Organization, Plugin,
+		SigningKey, User []ent.Interceptor
 	}
 )
 

@@ -92,14 +92,17 @@ type CredentialEdges struct {
 	Bindings []*InstanceBinding `json:"bindings,omitempty"`
 	// AuditEvents holds the value of the audit_events edge.
 	AuditEvents []*AuditEvent `json:"audit_events,omitempty"`
+	// Versions holds the value of the versions edge.
+	Versions []*CredentialVersion `json:"versions,omitempty"`
 	// loadedTypes holds the information for reporting if a
 	// type was loaded (or requested) in eager-loading or not.
-	loadedTypes [7]bool
+	loadedTypes [8]bool
 	// totalCount holds the count of the edges above.
-	totalCount [5]map[string]int
+	totalCount [6]map[string]int
 
 	namedBindings    map[string][]*InstanceBinding
 	namedAuditEvents map[string][]*AuditEvent
+	namedVersions    map[string][]*CredentialVersion
 }
 
 // OrganizationOrErr returns the Organization value or an error if the edge
@@ -173,6 +176,15 @@ func (e CredentialEdges) AuditEventsOrErr() ([]*AuditEvent, error) {
 		return e.AuditEvents, nil
 	}
 	return nil, &NotLoadedError{edge: "audit_events"}
+}
+
+// VersionsOrErr returns the Versions value or an error if the edge
+// was not loaded in eager-loading.
+func (e CredentialEdges) VersionsOrErr() ([]*CredentialVersion, error) {
+	if e.loadedTypes[7] {
+		return e.Versions, nil
+	}
+	return nil, &NotLoadedError{edge: "versions"}
 }
 
 // scanValues returns the types for scanning values from sql.Rows.
@@ -409,6 +421,11 @@ func (_m *Credential) QueryAuditEvents() *AuditEventQuery {
 	return NewCredentialClient(_m.config).QueryAuditEvents(_m)
 }
 
+// QueryVersions queries the "versions" edge of the Credential entity.
+func (_m *Credential) QueryVersions() *CredentialVersionQuery {
+	return NewCredentialClient(_m.config).QueryVersions(_m)
+}
+
 // Update returns a builder for updating this Credential.
 // Note that you need to call Credential.Unwrap() before calling this method if this Credential
 // was returned from a transaction, and the transaction was committed or rolled back.
@@ -559,6 +576,30 @@ func (_m *Credential) appendNamedAuditEvents(name string, edges ...*AuditEvent) 
 		_m.Edges.namedAuditEvents[name] = []*AuditEvent{}
 	} else {
 		_m.Edges.namedAuditEvents[name] = append(_m.Edges.namedAuditEvents[name], edges...)
+	}
+}
+
+// NamedVersions returns the Versions named value or an error if the edge was not
+// loaded in eager-loading with this name.
+func (_m *Credential) NamedVersions(name string) ([]*CredentialVersion, error) {
+	if _m.Edges.namedVersions == nil {
+		return nil, &NotLoadedError{edge: name}
+	}
+	nodes, ok := _m.Edges.namedVersions[name]
+	if !ok {
+		return nil, &NotLoadedError{edge: name}
+	}
+	return nodes, nil
+}
+
+func (_m *Credential) appendNamedVersions(name string, edges ...*CredentialVersion) {
+	if _m.Edges.namedVersions == nil {
+		_m.Edges.namedVersions = make(map[string][]*CredentialVersion)
+	}
+	if len(edges) == 0 {
+		_m.Edges.namedVersions[name] = []*CredentialVersion{}
+	} else {
+		_m.Edges.namedVersions[name] = append(_m.Edges.namedVersions[name], edges...)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/plugboard/plugboard/ent/auditevent"
 	"github.com/plugboard/plugboard/ent/connection"
 	"github.com/plugboard/plugboard/ent/credential"
+	"github.com/plugboard/plugboard/ent/credentialversion"
 	"github.com/plugboard/plugboard/ent/customer"
 	"github.com/plugboard/plugboard/ent/instance"
 	"github.com/plugboard/plugboard/ent/instancebinding"
@@ -335,6 +336,21 @@ func (_c *CredentialCreate) AddAuditEvents(v ...*AuditEvent) *CredentialCreate {
 	return _c.AddAuditEventIDs(ids...)
 }
 
+// AddVersionIDs adds the "versions" edge to the CredentialVersion entity by IDs.
+func (_c *CredentialCreate) AddVersionIDs(ids ...int) *CredentialCreate {
+	_c.mutation.AddVersionIDs(ids...)
+	return _c
+}
+
+// AddVersions adds the "versions" edges to the CredentialVersion entity.
+func (_c *CredentialCreate) AddVersions(v ...*CredentialVersion) *CredentialCreate {
+	ids := make([]int, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _c.AddVersionIDs(ids...)
+}
+
 // Mutation returns the CredentialMutation object of the builder.
 func (_c *CredentialCreate) Mutation() *CredentialMutation {
 	return _c.mutation
@@ -653,6 +669,22 @@ func (_c *CredentialCreate) createSpec() (*Credential, *sqlgraph.CreateSpec) {
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(auditevent.FieldID, field.TypeInt),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges = append(_spec.Edges, edge)
+	}
+	if nodes := _c.mutation.VersionsIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   credential.VersionsTable,
+			Columns: []string{credential.VersionsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(credentialversion.FieldID, field.TypeInt),
 			},
 		}
 		for _, k := range nodes {

@@ -16,6 +16,7 @@ import (
 	"github.com/plugboard/plugboard/ent/auditevent"
 	"github.com/plugboard/plugboard/ent/connection"
 	"github.com/plugboard/plugboard/ent/credential"
+	"github.com/plugboard/plugboard/ent/credentialversion"
 	"github.com/plugboard/plugboard/ent/customer"
 	"github.com/plugboard/plugboard/ent/instance"
 	"github.com/plugboard/plugboard/ent/instancebinding"
@@ -38,10 +39,12 @@ type CredentialQuery struct {
 	withInstance         *InstanceQuery
 	withBindings         *InstanceBindingQuery
 	withAuditEvents      *AuditEventQuery
+	withVersions         *CredentialVersionQuery
 	loadTotal            []func(context.Context, []*Credential) error
 	modifiers            []func(*sql.Selector)
 	withNamedBindings    map[string]*InstanceBindingQuery
 	withNamedAuditEvents map[string]*AuditEventQuery
+	withNamedVersions    map[string]*CredentialVersionQuery
 	// intermediate query (i.e. traversal path).
 	sql  *sql.Selector
 	path func(context.Context) (*sql.Selector, error)
@@ -225,6 +228,28 @@ func (_q *CredentialQuery) QueryAuditEvents() *AuditEventQuery {
 			sqlgraph.From(credential.Table, credential.FieldID, selector),
 			sqlgraph.To(auditevent.Table, auditevent.FieldID),
 			sqlgraph.Edge(sqlgraph.O2M, false, credential.AuditEventsTable, credential.AuditEventsColumn),
+		)
+		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
+		return fromU, nil
+	}
+	return query
+}
+
+// QueryVersions chains the current query on the "versions" edge.
+func (_q *CredentialQuery) QueryVersions() *CredentialVersionQuery {
+	query := (&CredentialVersionClient{config: _q.config}).Query()
+	query.path = func(ctx context.Context) (fromU *sql.Selector, err error) {
+		if err := _q.prepareQuery(ctx); err != nil {
+			return nil, err
+		}
+		selector := _q.sqlQuery(ctx)
+		if err := selector.Err(); err != nil {
+			return nil, err
+		}
+		step := sqlgraph.NewStep(
+			sqlgraph.From(credential.Table, credential.FieldID, selector),
+			sqlgraph.To(credentialversion.Table, credentialversion.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, credential.VersionsTable, credential.VersionsColumn),
 		)
 		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
 		return fromU, nil
@@ -431,6 +456,7 @@ func (_q *CredentialQuery) Clone() *CredentialQuery {
 		withInstance:     _q.withInstance.Clone(),
 		withBindings:     _q.withBindings.Clone(),
 		withAuditEvents:  _q.withAuditEvents.Clone(),
+		withVersions:     _q.withVersions.Clone(),
 		// clone intermediate query.
 		sql:       _q.sql.Clone(),
 		path:      _q.path,
@@ -515,6 +541,17 @@ func (_q *CredentialQuery) WithAuditEvents(opts ...func(*AuditEventQuery)) *Cred
 	return _q
 }
 
+// WithVersions tells the query-builder to eager-load the nodes that are connected to
+// the "versions" edge. The optional arguments are used to configure the query builder of the edge.
+func (_q *CredentialQuery) WithVersions(opts ...func(*CredentialVersionQuery)) *CredentialQuery {
+	query := (&CredentialVersionClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	_q.withVersions = query
+	return _q
+}
+
 // GroupBy is used to group vertices by one or more fields/columns.
 // It is often used with aggregate functions, like: count, max, mean, min, sum.
 //
@@ -593,7 +630,7 @@ func (_q *CredentialQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*C
 	var (
 		nodes       = []*Credential{}
 		_spec       = _q.querySpec()
-		loadedTypes = [7]bool{
+		loadedTypes = [8]bool{
 			_q.withOrganization != nil,
 			_q.withConnection != nil,
 			_q.withCustomer != nil,
@@ -601,6 +638,7 @@ func (_q *CredentialQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*C
 			_q.withInstance != nil,
 			_q.withBindings != nil,
 			_q.withAuditEvents != nil,
+			_q.withVersions != nil,
 		}
 	)
 	_spec.ScanValues = func(columns []string) ([]any, error) {
@@ -668,6 +706,13 @@ func (_q *CredentialQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*C
 			return nil, err
 		}
 	}
+	if query := _q.withVersions; query != nil {
+		if err := _q.loadVersions(ctx, query, nodes,
+			func(n *Credential) { n.Edges.Versions = []*CredentialVersion{} },
+			func(n *Credential, e *CredentialVersion) { n.Edges.Versions = append(n.Edges.Versions, e) }); err != nil {
+			return nil, err
+		}
+	}
 	for name, query := range _q.withNamedBindings {
 		if err := _q.loadBindings(ctx, query, nodes,
 			func(n *Credential) { n.appendNamedBindings(name) },
@@ -679,6 +724,13 @@ func (_q *CredentialQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*C
 		if err := _q.loadAuditEvents(ctx, query, nodes,
 			func(n *Credential) { n.appendNamedAuditEvents(name) },
 			func(n *Credential, e *AuditEvent) { n.appendNamedAuditEvents(name, e) }); err != nil {
+			return nil, err
+		}
+	}
+	for name, query := range _q.withNamedVersions {
+		if err := _q.loadVersions(ctx, query, nodes,
+			func(n *Credential) { n.appendNamedVersions(name) },
+			func(n *Credential, e *CredentialVersion) { n.appendNamedVersions(name, e) }); err != nil {
 			return nil, err
 		}
 	}
@@ -907,6 +959,36 @@ func (_q *CredentialQuery) loadAuditEvents(ctx context.Context, query *AuditEven
 	}
 	return nil
 }
+func (_q *CredentialQuery) loadVersions(ctx context.Context, query *CredentialVersionQuery, nodes []*Credential, init func(*Credential), assign func(*Credential, *CredentialVersion)) error {
+	fks := make([]driver.Value, 0, len(nodes))
+	nodeids := make(map[int]*Credential)
+	for i := range nodes {
+		fks = append(fks, nodes[i].ID)
+		nodeids[nodes[i].ID] = nodes[i]
+		if init != nil {
+			init(nodes[i])
+		}
+	}
+	if len(query.ctx.Fields) > 0 {
+		query.ctx.AppendFieldOnce(credentialversion.FieldCredentialID)
+	}
+	query.Where(predicate.CredentialVersion(func(s *sql.Selector) {
+		s.Where(sql.InValues(s.C(credential.VersionsColumn), fks...))
+	}))
+	neighbors, err := query.All(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range neighbors {
+		fk := n.CredentialID
+		node, ok := nodeids[fk]
+		if !ok {
+			return fmt.Errorf(`unexpected referenced foreign-key "credential_id" returned %v for node %v`, fk, n.ID)
+		}
+		assign(node, n)
+	}
+	return nil
+}
 
 func (_q *CredentialQuery) sqlCount(ctx context.Context) (int, error) {
 	_spec := _q.querySpec()
@@ -1067,6 +1149,20 @@ func (_q *CredentialQuery) WithNamedAuditEvents(name string, opts ...func(*Audit
 		_q.withNamedAuditEvents = make(map[string]*AuditEventQuery)
 	}
 	_q.withNamedAuditEvents[name] = query
+	return _q
+}
+
+// WithNamedVersions tells the query-builder to eager-load the nodes that are connected to the "versions"
+// edge with the given name. The optional arguments are used to configure the query builder of the edge.
+func (_q *CredentialQuery) WithNamedVersions(name string, opts ...func(*CredentialVersionQuery)) *CredentialQuery {
+	query := (&CredentialVersionClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	if _q.withNamedVersions == nil {
+		_q.withNamedVersions = make(map[string]*CredentialVersionQuery)
+	}
+	_q.withNamedVersions[name] = query
 	return _q
 }
 

@@ -14,6 +14,7 @@ import (
 	"entgo.io/ent/schema/field"
 	"github.com/plugboard/plugboard/ent/auditevent"
 	"github.com/plugboard/plugboard/ent/credential"
+	"github.com/plugboard/plugboard/ent/credentialversion"
 	"github.com/plugboard/plugboard/ent/instancebinding"
 	"github.com/plugboard/plugboard/ent/predicate"
 	"github.com/plugboard/plugboard/ent/schema/schematype"
@@ -291,6 +292,21 @@ func (_u *CredentialUpdate) AddAuditEvents(v ...*AuditEvent) *CredentialUpdate {
 	return _u.AddAuditEventIDs(ids...)
 }
 
+// AddVersionIDs adds the "versions" edge to the CredentialVersion entity by IDs.
+func (_u *CredentialUpdate) AddVersionIDs(ids ...int) *CredentialUpdate {
+	_u.mutation.AddVersionIDs(ids...)
+	return _u
+}
+
+// AddVersions adds the "versions" edges to the CredentialVersion entity.
+func (_u *CredentialUpdate) AddVersions(v ...*CredentialVersion) *CredentialUpdate {
+	ids := make([]int, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.AddVersionIDs(ids...)
+}
+
 // Mutation returns the CredentialMutation object of the builder.
 func (_u *CredentialUpdate) Mutation() *CredentialMutation {
 	return _u.mutation
@@ -336,6 +352,27 @@ func (_u *CredentialUpdate) RemoveAuditEvents(v ...*AuditEvent) *CredentialUpdat
 		ids[i] = v[i].ID
 	}
 	return _u.RemoveAuditEventIDs(ids...)
+}
+
+// ClearVersions clears all "versions" edges to the CredentialVersion entity.
+func (_u *CredentialUpdate) ClearVersions() *CredentialUpdate {
+	_u.mutation.ClearVersions()
+	return _u
+}
+
+// RemoveVersionIDs removes the "versions" edge to CredentialVersion entities by IDs.
+func (_u *CredentialUpdate) RemoveVersionIDs(ids ...int) *CredentialUpdate {
+	_u.mutation.RemoveVersionIDs(ids...)
+	return _u
+}
+
+// RemoveVersions removes "versions" edges to CredentialVersion entities.
+func (_u *CredentialUpdate) RemoveVersions(v ...*CredentialVersion) *CredentialUpdate {
+	ids := make([]int, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.RemoveVersionIDs(ids...)
 }
 
 // Save executes the query and returns the number of nodes affected by the update operation.
@@ -574,6 +611,51 @@ func (_u *CredentialUpdate) sqlSave(ctx context.Context) (_node int, err error) 
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(auditevent.FieldID, field.TypeInt),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
+	}
+	if _u.mutation.VersionsCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   credential.VersionsTable,
+			Columns: []string{credential.VersionsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(credentialversion.FieldID, field.TypeInt),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.RemovedVersionsIDs(); len(nodes) > 0 && !_u.mutation.VersionsCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   credential.VersionsTable,
+			Columns: []string{credential.VersionsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(credentialversion.FieldID, field.TypeInt),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.VersionsIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   credential.VersionsTable,
+			Columns: []string{credential.VersionsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(credentialversion.FieldID, field.TypeInt),
 			},
 		}
 		for _, k := range nodes {
@@ -861,6 +943,21 @@ func (_u *CredentialUpdateOne) AddAuditEvents(v ...*AuditEvent) *CredentialUpdat
 	return _u.AddAuditEventIDs(ids...)
 }
 
+// AddVersionIDs adds the "versions" edge to the CredentialVersion entity by IDs.
+func (_u *CredentialUpdateOne) AddVersionIDs(ids ...int) *CredentialUpdateOne {
+	_u.mutation.AddVersionIDs(ids...)
+	return _u
+}
+
+// AddVersions adds the "versions" edges to the CredentialVersion entity.
+func (_u *CredentialUpdateOne) AddVersions(v ...*CredentialVersion) *CredentialUpdateOne {
+	ids := make([]int, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.AddVersionIDs(ids...)
+}
+
 // Mutation returns the CredentialMutation object of the builder.
 func (_u *CredentialUpdateOne) Mutation() *CredentialMutation {
 	return _u.mutation
@@ -906,6 +1003,27 @@ func (_u *CredentialUpdateOne) RemoveAuditEvents(v ...*AuditEvent) *CredentialUp
 		ids[i] = v[i].ID
 	}
 	return _u.RemoveAuditEventIDs(ids...)
+}
+
+// ClearVersions clears all "versions" edges to the CredentialVersion entity.
+func (_u *CredentialUpdateOne) ClearVersions() *CredentialUpdateOne {
+	_u.mutation.ClearVersions()
+	return _u
+}
+
+// RemoveVersionIDs removes the "versions" edge to CredentialVersion entities by IDs.
+func (_u *CredentialUpdateOne) RemoveVersionIDs(ids ...int) *CredentialUpdateOne {
+	_u.mutation.RemoveVersionIDs(ids...)
+	return _u
+}
+
+// RemoveVersions removes "versions" edges to CredentialVersion entities.
+func (_u *CredentialUpdateOne) RemoveVersions(v ...*CredentialVersion) *CredentialUpdateOne {
+	ids := make([]int, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.RemoveVersionIDs(ids...)
 }
 
 // Where appends a list predicates to the CredentialUpdate builder.
@@ -1174,6 +1292,51 @@ func (_u *CredentialUpdateOne) sqlSave(ctx context.Context) (_node *Credential, 
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(auditevent.FieldID, field.TypeInt),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
+	}
+	if _u.mutation.VersionsCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   credential.VersionsTable,
+			Columns: []string{credential.VersionsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(credentialversion.FieldID, field.TypeInt),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.RemovedVersionsIDs(); len(nodes) > 0 && !_u.mutation.VersionsCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   credential.VersionsTable,
+			Columns: []string{credential.VersionsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(credentialversion.FieldID, field.TypeInt),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.VersionsIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   credential.VersionsTable,
+			Columns: []string{credential.VersionsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(credentialversion.FieldID, field.TypeInt),
 			},
 		}
 		for _, k := range nodes {

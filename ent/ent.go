@@ -19,6 +19,7 @@ import (
 	"github.com/plugboard/plugboard/ent/connectiontemplate"
 	"github.com/plugboard/plugboard/ent/connectiontype"
 	"github.com/plugboard/plugboard/ent/credential"
+	"github.com/plugboard/plugboard/ent/credentialversion"
 	"github.com/plugboard/plugboard/ent/customer"
 	"github.com/plugboard/plugboard/ent/encryptionkey"
 	"github.com/plugboard/plugboard/ent/instance"
@@ -96,6 +97,7 @@ func checkColumn(t, c string) error {
 			connectiontemplate.Table: connectiontemplate.ValidColumn,
 			connectiontype.Table:     connectiontype.ValidColumn,
 			credential.Table:         credential.ValidColumn,
+			credentialversion.Table:  credentialversion.ValidColumn,
 			customer.Table:           customer.ValidColumn,
 			encryptionkey.Table:      encryptionkey.ValidColumn,
 			instance.Table:           instance.ValidColumn,

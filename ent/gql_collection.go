@@ -17,6 +17,7 @@ import (
 	"github.com/plugboard/plugboard/ent/connectiontemplate"
 	"github.com/plugboard/plugboard/ent/connectiontype"
 	"github.com/plugboard/plugboard/ent/credential"
+	"github.com/plugboard/plugboard/ent/credentialversion"
 	"github.com/plugboard/plugboard/ent/customer"
 	"github.com/plugboard/plugboard/ent/instance"
 	"github.com/plugboard/plugboard/ent/integration"
@@ -1109,6 +1110,95 @@ func (_q *CredentialQuery) collectField(ctx context.Context, oneNode bool, opCtx
 			_q.WithNamedAuditEvents(alias, func(wq *AuditEventQuery) {
 				*wq = *query
 			})
+
+		case "versions":
+			var (
+				alias = field.Alias
+				path  = append(path, alias)
+				query = (&CredentialVersionClient{config: _q.config}).Query()
+			)
+			args := newCredentialVersionPaginateArgs(fieldArgs(ctx, new(CredentialVersionWhereInput), path...))
+			if err := validateFirstLast(args.first, args.last); err != nil {
+				return fmt.Errorf("validate first and last in path %q: %w", path, err)
+			}
+			pager, err := newCredentialVersionPager(args.opts, args.last != nil)
+			if err != nil {
+				return fmt.Errorf("create new pager in path %q: %w", path, err)
+			}
+			if query, err = pager.applyFilter(query); err != nil {
+				return err
+			}
+			ignoredEdges := !hasCollectedField(ctx, append(path, edgesField)...)
+			if hasCollectedField(ctx, append(path, totalCountField)...) || hasCollectedField(ctx, append(path, pageInfoField)...) {
+				hasPagination := args.after != nil || args.first != nil || args.before != nil || args.last != nil
+				if hasPagination || ignoredEdges {
+					query := query.Clone()
+					_q.loadTotal = append(_q.loadTotal, func(ctx context.Context, nodes []*Credential) error {
+						ids := make([]driver.Value, len(nodes))
+						for i := range nodes {
+							ids[i] = nodes[i].ID
+						}
+						var v []struct {
+							NodeID int `sql:"credential_id"`
+							Count  int `sql:"count"`
+						}
+						query.Where(func(s *sql.Selector) {
+							s.Where(sql.InValues(s.C(credential.VersionsColumn), ids...))
+						})
+						if err := query.GroupBy(credential.VersionsColumn).Aggregate(Count()).Scan(ctx, &v); err != nil {
+							return err
+						}
+						m := make(map[int]int, len(v))
+						for i := range v {
+							m[v[i].NodeID] = v[i].Count
+						}
+						for i := range nodes {
+							n := m[nodes[i].ID]
+							if nodes[i].Edges.totalCount[5] == nil {
+								nodes[i].Edges.totalCount[5] = make(map[string]int)
+							}
+							nodes[i].Edges.totalCount[5][alias] = n
+						}
+						return nil
+					})
+				} else {
+					_q.loadTotal = append(_q.loadTotal, func(_ context.Context, nodes []*Credential) error {
+						for i := range nodes {
+							n := len(nodes[i].Edges.Versions)
+							if nodes[i].Edges.totalCount[5] == nil {
+								nodes[i].Edges.totalCount[5] = make(map[string]int)
+							}
+							nodes[i].Edges.totalCount[5][alias] = n
+						}
+						return nil
+					})
+				}
+			}
+			if ignoredEdges || (args.first != nil && *args.first == 0) || (args.last != nil && *args.last == 0) {
+				continue
+			}
+			if query, err = pager.applyCursors(query, args.after, args.before); err != nil {
+				return err
+			}
+			path = append(path, edgesField, nodeField)
+			if field := collectedField(ctx, path...); field != nil {
+				if err := query.collectField(ctx, false, opCtx, *field, path, mayAddCondition(satisfies, credentialversionImplementors)...); err != nil {
+					return err
+				}
+			}
+			if limit := paginateLimit(args.first, args.last); limit > 0 {
+				if oneNode {
+					pager.applyOrder(query.Limit(limit))
+				} else {
+					modify := entgql.LimitPerRow(credential.VersionsColumn, limit, pager.orderExpr(query))
+					query.modifiers = append(query.modifiers, modify)
+				}
+			} else {
+				query = pager.applyOrder(query)
+			}
+			_q.WithNamedVersions(alias, func(wq *CredentialVersionQuery) {
+				*wq = *query
+			})
 		case "createdAt":
 			if _, ok := fieldSeen[credential.FieldCreatedAt]; !ok {
 				selectedFields = append(selectedFields, credential.FieldCreatedAt)
@@ -1238,6 +1328,135 @@ func newCredentialPaginateArgs(rv map[string]any) *credentialPaginateArgs {
 	}
 	if v, ok := rv[whereField].(*CredentialWhereInput); ok {
 		args.opts = append(args.opts, WithCredentialFilter(v.Filter))
+	}
+	return args
+}
+
+// CollectFields tells the query-builder to eagerly load connected nodes by resolver context.
+func (_q *CredentialVersionQuery) CollectFields(ctx context.Context, satisfies ...string) (*CredentialVersionQuery, error) {
+	fc := graphql.GetFieldContext(ctx)
+	if fc == nil {
+		return _q, nil
+	}
+	if err := _q.collectField(ctx, false, graphql.GetOperationContext(ctx), fc.Field, nil, satisfies...); err != nil {
+		return nil, err
+	}
+	return _q, nil
+}
+
+func (_q *CredentialVersionQuery) collectField(ctx context.Context, oneNode bool, opCtx *graphql.OperationContext, collected graphql.CollectedField, path []string, satisfies ...string) error {
+	path = append([]string(nil), path...)
+	var (
+		unknownSeen    bool
+		fieldSeen      = make(map[string]struct{}, len(credentialversion.Columns))
+		selectedFields = []string{credentialversion.FieldID}
+	)
+	for _, field := range graphql.CollectFields(opCtx, collected.Selections, satisfies) {
+		switch field.Name {
+
+		case "credential":
+			var (
+				alias = field.Alias
+				path  = append(path, alias)
+				query = (&CredentialClient{config: _q.config}).Query()
+			)
+			if err := query.collectField(ctx, oneNode, opCtx, field, path, mayAddCondition(satisfies, credentialImplementors)...); err != nil {
+				return err
+			}
+			_q.withCredential = query
+			if _, ok := fieldSeen[credentialversion.FieldCredentialID]; !ok {
+				selectedFields = append(selectedFields, credentialversion.FieldCredentialID)
+				fieldSeen[credentialversion.FieldCredentialID] = struct{}{}
+			}
+		case "credentialID":
+			if _, ok := fieldSeen[credentialversion.FieldCredentialID]; !ok {
+				selectedFields = append(selectedFields, credentialversion.FieldCredentialID)
+				fieldSeen[credentialversion.FieldCredentialID] = struct{}{}
+			}
+		case "version":
+			if _, ok := fieldSeen[credentialversion.FieldVersion]; !ok {
+				selectedFields = append(selectedFields, credentialversion.FieldVersion)
+				fieldSeen[credentialversion.FieldVersion] = struct{}{}
+			}
+		case "state":
+			if _, ok := fieldSeen[credentialversion.FieldState]; !ok {
+				selectedFields = append(selectedFields, credentialversion.FieldState)
+				fieldSeen[credentialversion.FieldState] = struct{}{}
+			}
+		case "actor":
+			if _, ok := fieldSeen[credentialversion.FieldActor]; !ok {
+				selectedFields = append(selectedFields, credentialversion.FieldActor)
+				fieldSeen[credentialversion.FieldActor] = struct{}{}
+			}
+		case "message":
+			if _, ok := fieldSeen[credentialversion.FieldMessage]; !ok {
+				selectedFields = append(selectedFields, credentialversion.FieldMessage)
+				fieldSeen[credentialversion.FieldMessage] = struct{}{}
+			}
+		case "createdAt":
+			if _, ok := fieldSeen[credentialversion.FieldCreatedAt]; !ok {
+				selectedFields = append(selectedFields, credentialversion.FieldCreatedAt)
+				fieldSeen[credentialversion.FieldCreatedAt] = struct{}{}
+			}
+		case "id":
+		case "__typename":
+		default:
+			unknownSeen = true
+		}
+	}
+	if !unknownSeen {
+		_q.Select(selectedFields...)
+	}
+	return nil
+}
+
+type credentialversionPaginateArgs struct {
+	first, last   *int
+	after, before *Cursor
+	opts          []CredentialVersionPaginateOption
+}
+
+func newCredentialVersionPaginateArgs(rv map[string]any) *credentialversionPaginateArgs {
+	args := &credentialversionPaginateArgs{}
+	if rv == nil {
+		return args
+	}
+	if v := rv[firstField]; v != nil {
+		args.first = v.(*int)
+	}
+	if v := rv[lastField]; v != nil {
+		args.last = v.(*int)
+	}
+	if v := rv[afterField]; v != nil {
+		args.after = v.(*Cursor)
+	}
+	if v := rv[beforeField]; v != nil {
+		args.before = v.(*Cursor)
+	}
+	if v, ok := rv[orderByField]; ok {
+		switch v := v.(type) {
+		case map[string]any:
+			var (
+				err1, err2 error
+				order      = &CredentialVersionOrder{Field: &CredentialVersionOrderField{}, Direction: entgql.OrderDirectionAsc}
+			)
+			if d, ok := v[directionField]; ok {
+				err1 = order.Direction.UnmarshalGQL(d)
+			}
+			if f, ok := v[fieldField]; ok {
+				err2 = order.Field.UnmarshalGQL(f)
+			}
+			if err1 == nil && err2 == nil {
+				args.opts = append(args.opts, WithCredentialVersionOrder(order))
+			}
+		case *CredentialVersionOrder:
+			if v != nil {
+				args.opts = append(args.opts, WithCredentialVersionOrder(v))
+			}
+		}
+	}
+	if v, ok := rv[whereField].(*CredentialVersionWhereInput); ok {
+		args.opts = append(args.opts, WithCredentialVersionFilter(v.Filter))
 	}
 	return args
 }

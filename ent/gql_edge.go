@@ -138,6 +138,35 @@ func (_m *Credential) AuditEvents(
 	return _m.QueryAuditEvents().Paginate(ctx, after, first, before, last, opts...)
 }
 
+func (_m *Credential) Versions(
+	ctx context.Context, after *Cursor, first *int, before *Cursor, last *int, orderBy *CredentialVersionOrder, where *CredentialVersionWhereInput,
+) (*CredentialVersionConnection, error) {
+	opts := []CredentialVersionPaginateOption{
+		WithCredentialVersionOrder(orderBy),
+		WithCredentialVersionFilter(where.Filter),
+	}
+	alias := graphql.GetFieldContext(ctx).Field.Alias
+	totalCount, hasTotalCount := _m.Edges.totalCount[5][alias]
+	if nodes, err := _m.NamedVersions(alias); err == nil || hasTotalCount {
+		pager, err := newCredentialVersionPager(opts, last != nil)
+		if err != nil {
+			return nil, err
+		}
+		conn := &CredentialVersionConnection{Edges: []*CredentialVersionEdge{}, TotalCount: totalCount}
+		conn.build(nodes, pager, after, first, before, last)
+		return conn, nil
+	}
+	return _m.QueryVersions().Paginate(ctx, after, first, before, last, opts...)
+}
+
+func (_m *CredentialVersion) Credential(ctx context.Context) (*Credential, error) {
+	result, err := _m.Edges.CredentialOrErr()
+	if IsNotLoaded(err) {
+		result, err = _m.QueryCredential().Only(ctx)
+	}
+	return result, err
+}
+
 func (_m *Customer) Users(
 	ctx context.Context, after *Cursor, first *int, before *Cursor, last *int, orderBy *UserOrder, where *UserWhereInput,
 ) (*UserConnection, error) {

@@ -17,6 +17,7 @@ import (
 	"github.com/plugboard/plugboard/ent/connectiontemplate"
 	"github.com/plugboard/plugboard/ent/connectiontype"
 	"github.com/plugboard/plugboard/ent/credential"
+	"github.com/plugboard/plugboard/ent/credentialversion"
 	"github.com/plugboard/plugboard/ent/customer"
 	"github.com/plugboard/plugboard/ent/instance"
 	"github.com/plugboard/plugboard/ent/integration"
@@ -66,6 +67,11 @@ var credentialImplementors = []string{"Credential", "Node"}
 
 // IsNode implements the Node interface check for GQLGen.
 func (*Credential) IsNode() {}
+
+var credentialversionImplementors = []string{"CredentialVersion", "Node"}
+
+// IsNode implements the Node interface check for GQLGen.
+func (*CredentialVersion) IsNode() {}
 
 var customerImplementors = []string{"Customer", "Node"}
 
@@ -238,6 +244,15 @@ func (c *Client) noder(ctx context.Context, table string, id int) (Noder, error)
 			Where(credential.ID(id))
 		if fc := graphql.GetFieldContext(ctx); fc != nil {
 			if err := query.collectField(ctx, true, graphql.GetOperationContext(ctx), fc.Field, nil, credentialImplementors...); err != nil {
+				return nil, err
+			}
+		}
+		return query.Only(ctx)
+	case credentialversion.Table:
+		query := c.CredentialVersion.Query().
+			Where(credentialversion.ID(id))
+		if fc := graphql.GetFieldContext(ctx); fc != nil {
+			if err := query.collectField(ctx, true, graphql.GetOperationContext(ctx), fc.Field, nil, credentialversionImplementors...); err != nil {
 				return nil, err
 			}
 		}
@@ -478,6 +493,22 @@ func (c *Client) noders(ctx context.Context, table string, ids []int) ([]Noder, 
 		query := c.Credential.Query().
 			Where(credential.IDIn(ids...))
 		query, err := query.CollectFields(ctx, credentialImplementors...)
+		if err != nil {
+			return nil, err
+		}
+		nodes, err := query.All(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, node := range nodes {
+			for _, noder := range idmap[node.ID] {
+				*noder = node
+			}
+		}
+	case credentialversion.Table:
+		query := c.CredentialVersion.Query().
+			Where(credentialversion.IDIn(ids...))
+		query, err := query.CollectFields(ctx, credentialversionImplementors...)
 		if err != nil {
 			return nil, err
 		}

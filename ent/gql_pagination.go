@@ -21,6 +21,7 @@ import (
 	"github.com/plugboard/plugboard/ent/connectiontemplate"
 	"github.com/plugboard/plugboard/ent/connectiontype"
 	"github.com/plugboard/plugboard/ent/credential"
+	"github.com/plugboard/plugboard/ent/credentialversion"
 	"github.com/plugboard/plugboard/ent/customer"
 	"github.com/plugboard/plugboard/ent/instance"
 	"github.com/plugboard/plugboard/ent/integration"
@@ -2430,6 +2431,320 @@ func (_m *Credential) ToEdge(order *CredentialOrder) *CredentialEdge {
 		order = DefaultCredentialOrder
 	}
 	return &CredentialEdge{
+		Node:   _m,
+		Cursor: order.Field.toCursor(_m),
+	}
+}
+
+// CredentialVersionEdge is the edge representation of CredentialVersion.
+type CredentialVersionEdge struct {
+	Node   *CredentialVersion `json:"node"`
+	Cursor Cursor             `json:"cursor"`
+}
+
+// CredentialVersionConnection is the connection containing edges to CredentialVersion.
+type CredentialVersionConnection struct {
+	Edges      []*CredentialVersionEdge `json:"edges"`
+	PageInfo   PageInfo                 `json:"pageInfo"`
+	TotalCount int                      `json:"totalCount"`
+}
+
+func (c *CredentialVersionConnection) build(nodes []*CredentialVersion, pager *credentialversionPager, after *Cursor, first *int, before *Cursor, last *int) {
+	c.PageInfo.HasNextPage = before != nil
+	c.PageInfo.HasPreviousPage = after != nil
+	if first != nil && *first+1 == len(nodes) {
+		c.PageInfo.HasNextPage = true
+		nodes = nodes[:len(nodes)-1]
+	} else if last != nil && *last+1 == len(nodes) {
+		c.PageInfo.HasPreviousPage = true
+		nodes = nodes[:len(nodes)-1]
+	}
+	var nodeAt func(int) *CredentialVersion
+	if last != nil {
+		n := len(nodes) - 1
+		nodeAt = func(i int) *CredentialVersion {
+			return nodes[n-i]
+		}
+	} else {
+		nodeAt = func(i int) *CredentialVersion {
+			return nodes[i]
+		}
+	}
+	c.Edges = make([]*CredentialVersionEdge, len(nodes))
+	for i := range nodes {
+		node := nodeAt(i)
+		c.Edges[i] = &CredentialVersionEdge{
+			Node:   node,
+			Cursor: pager.toCursor(node),
+		}
+	}
+	if l := len(c.Edges); l > 0 {
+		c.PageInfo.StartCursor = &c.Edges[0].Cursor
+		c.PageInfo.EndCursor = &c.Edges[l-1].Cursor
+	}
+	if c.TotalCount == 0 {
+		c.TotalCount = len(nodes)
+	}
+}
+
+// CredentialVersionPaginateOption enables pagination customization.
+type CredentialVersionPaginateOption func(*credentialversionPager) error
+
+// WithCredentialVersionOrder configures pagination ordering.
+func WithCredentialVersionOrder(order *CredentialVersionOrder) CredentialVersionPaginateOption {
+	if order == nil {
+		order = DefaultCredentialVersionOrder
+	}
+	o := *order
+	return func(pager *credentialversionPager) error {
+		if err := o.Direction.Validate(); err != nil {
+			return err
+		}
+		if o.Field == nil {
+			o.Field = DefaultCredentialVersionOrder.Field
+		}
+		pager.order = &o
+		return nil
+	}
+}
+
+// WithCredentialVersionFilter configures pagination filter.
+func WithCredentialVersionFilter(filter func(*CredentialVersionQuery) (*CredentialVersionQuery, error)) CredentialVersionPaginateOption {
+	return func(pager *credentialversionPager) error {
+		if filter == nil {
+			return errors.New("CredentialVersionQuery filter cannot be nil")
+		}
+		pager.filter = filter
+		return nil
+	}
+}
+
+type credentialversionPager struct {
+	reverse bool
+	order   *CredentialVersionOrder
+	filter  func(*CredentialVersionQuery) (*CredentialVersionQuery, error)
+}
+
+func newCredentialVersionPager(opts []CredentialVersionPaginateOption, reverse bool) (*credentialversionPager, error) {
+	pager := &credentialversionPager{reverse: reverse}
+	for _, opt := range opts {
+		if err := opt(pager); err != nil {
+			return nil, err
+		}
+	}
+	if pager.order == nil {
+		pager.order = DefaultCredentialVersionOrder
+	}
+	return pager, nil
+}
+
+func (p *credentialversionPager) applyFilter(query *CredentialVersionQuery) (*CredentialVersionQuery, error) {
+	if p.filter != nil {
+		return p.filter(query)
+	}
+	return query, nil
+}
+
+func (p *credentialversionPager) toCursor(_m *CredentialVersion) Cursor {
+	return p.order.Field.toCursor(_m)
+}
+
+func (p *credentialversionPager) applyCursors(query *CredentialVersionQuery, after, before *Cursor) (*CredentialVersionQuery, error) {
+	direction := p.order.Direction
+	if p.reverse {
+		direction = direction.Reverse()
+	}
+	for _, predicate := range entgql.CursorsPredicate(after, before, DefaultCredentialVersionOrder.Field.column, p.order.Field.column, direction) {
+		query = query.Where(predicate)
+	}
+	return query, nil
+}
+
+func (p *credentialversionPager) applyOrder(query *CredentialVersionQuery) *CredentialVersionQuery {
+	direction := p.order.Direction
+	if p.reverse {
+		direction = direction.Reverse()
+	}
+	query = query.Order(p.order.Field.toTerm(direction.OrderTermOption()))
+	if p.order.Field != DefaultCredentialVersionOrder.Field {
+		query = query.Order(DefaultCredentialVersionOrder.Field.toTerm(direction.OrderTermOption()))
+	}
+	if len(query.ctx.Fields) > 0 {
+		query.ctx.AppendFieldOnce(p.order.Field.column)
+	}
+	return query
+}
+
+func (p *credentialversionPager) orderExpr(query *CredentialVersionQuery) sql.Querier {
+	direction := p.order.Direction
+	if p.reverse {
+		direction = direction.Reverse()
+	}
+	if len(query.ctx.Fields) > 0 {
+		query.ctx.AppendFieldOnce(p.order.Field.column)
+	}
+	return sql.ExprFunc(func(b *sql.Builder) {
+		b.Ident(p.order.Field.column).Pad().WriteString(string(direction))
+		if p.order.Field != DefaultCredentialVersionOrder.Field {
+			b.Comma().Ident(DefaultCredentialVersionOrder.Field.column).Pad().WriteString(string(direction))
+		}
+	})
+}
+
+// Paginate executes the query and returns a relay based cursor connection to CredentialVersion.
+func (_m *CredentialVersionQuery) Paginate(
+	ctx context.Context, after *Cursor, first *int,
+	before *Cursor, last *int, opts ...CredentialVersionPaginateOption,
+) (*CredentialVersionConnection, error) {
+	if err := validateFirstLast(first, last); err != nil {
+		return nil, err
+	}
+	pager, err := newCredentialVersionPager(opts, last != nil)
+	if err != nil {
+		return nil, err
+	}
+	if _m, err = pager.applyFilter(_m); err != nil {
+		return nil, err
+	}
+	conn := &CredentialVersionConnection{Edges: []*CredentialVersionEdge{}}
+	ignoredEdges := !hasCollectedField(ctx, edgesField)
+	if hasCollectedField(ctx, totalCountField) || hasCollectedField(ctx, pageInfoField) {
+		hasPagination := after != nil || first != nil || before != nil || last != nil
+		if hasPagination || ignoredEdges {
+			c := _m.Clone()
+			c.ctx.Fields = nil
+			if conn.TotalCount, err = c.Count(ctx); err != nil {
+				return nil, err
+			}
+			conn.PageInfo.HasNextPage = first != nil && conn.TotalCount > 0
+			conn.PageInfo.HasPreviousPage = last != nil && conn.TotalCount > 0
+		}
+	}
+	if ignoredEdges || (first != nil && *first == 0) || (last != nil && *last == 0) {
+		return conn, nil
+	}
+	if _m, err = pager.applyCursors(_m, after, before); err != nil {
+		return nil, err
+	}
+	limit := paginateLimit(first, last)
+	if limit != 0 {
+		_m.Limit(limit)
+	}
+	if field := collectedField(ctx, edgesField, nodeField); field != nil {
+		if err := _m.collectField(ctx, limit == 1, graphql.GetOperationContext(ctx), *field, []string{edgesField, nodeField}); err != nil {
+			return nil, err
+		}
+	}
+	_m = pager.applyOrder(_m)
+	nodes, err := _m.All(ctx)
+	if err != nil {
+		return nil, err
+	}
+	conn.build(nodes, pager, after, first, before, last)
+	return conn, nil
+}
+
+var (
+	// CredentialVersionOrderFieldVersion orders CredentialVersion by version.
+	CredentialVersionOrderFieldVersion = &CredentialVersionOrderField{
+		Value: func(_m *CredentialVersion) (ent.Value, error) {
+			return _m.Version, nil
+		},
+		column: credentialversion.FieldVersion,
+		toTerm: credentialversion.ByVersion,
+		toCursor: func(_m *CredentialVersion) Cursor {
+			return Cursor{
+				ID:    _m.ID,
+				Value: _m.Version,
+			}
+		},
+	}
+	// CredentialVersionOrderFieldCreatedAt orders CredentialVersion by created_at.
+	CredentialVersionOrderFieldCreatedAt = &CredentialVersionOrderField{
+		Value: func(_m *CredentialVersion) (ent.Value, error) {
+			return _m.CreatedAt, nil
+		},
+		column: credentialversion.FieldCreatedAt,
+		toTerm: credentialversion.ByCreatedAt,
+		toCursor: func(_m *CredentialVersion) Cursor {
+			return Cursor{
+				ID:    _m.ID,
+				Value: _m.CreatedAt,
+			}
+		},
+	}
+)
+
+// String implement fmt.Stringer interface.
+func (f CredentialVersionOrderField) String() string {
+	var str string
+	switch f.column {
+	case CredentialVersionOrderFieldVersion.column:
+		str = "VERSION"
+	case CredentialVersionOrderFieldCreatedAt.column:
+		str = "CREATED_AT"
+	}
+	return str
+}
+
+// MarshalGQL implements graphql.Marshaler interface.
+func (f CredentialVersionOrderField) MarshalGQL(w io.Writer) {
+	io.WriteString(w, strconv.Quote(f.String()))
+}
+
+// UnmarshalGQL implements graphql.Unmarshaler interface.
+func (f *CredentialVersionOrderField) UnmarshalGQL(v interface{}) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("CredentialVersionOrderField %T must be a string", v)
+	}
+	switch str {
+	case "VERSION":
+		*f = *CredentialVersionOrderFieldVersion
+	case "CREATED_AT":
+		*f = *CredentialVersionOrderFieldCreatedAt
+	default:
+		return fmt.Errorf("%s is not a valid CredentialVersionOrderField", str)
+	}
+	return nil
+}
+
+// CredentialVersionOrderField defines the ordering field of CredentialVersion.
+type CredentialVersionOrderField struct {
+	// Value extracts the ordering value from the given CredentialVersion.
+	Value    func(*CredentialVersion) (ent.Value, error)
+	column   string // field or computed.
+	toTerm   func(...sql.OrderTermOption) credentialversion.OrderOption
+	toCursor func(*CredentialVersion) Cursor
+}
+
+// CredentialVersionOrder defines the ordering of CredentialVersion.
+type CredentialVersionOrder struct {
+	Direction OrderDirection               `json:"direction"`
+	Field     *CredentialVersionOrderField `json:"field"`
+}
+
+// DefaultCredentialVersionOrder is the default ordering of CredentialVersion.
+var DefaultCredentialVersionOrder = &CredentialVersionOrder{
+	Direction: entgql.OrderDirectionAsc,
+	Field: &CredentialVersionOrderField{
+		Value: func(_m *CredentialVersion) (ent.Value, error) {
+			return _m.ID, nil
+		},
+		column: credentialversion.FieldID,
+		toTerm: credentialversion.ByID,
+		toCursor: func(_m *CredentialVersion) Cursor {
+			return Cursor{ID: _m.ID}
+		},
+	},
+}
+
+// ToEdge converts CredentialVersion into CredentialVersionEdge.
+func (_m *CredentialVersion) ToEdge(order *CredentialVersionOrder) *CredentialVersionEdge {
+	if order == nil {
+		order = DefaultCredentialVersionOrder
+	}
+	return &CredentialVersionEdge{
 		Node:   _m,
 		Cursor: order.Field.toCursor(_m),
 	}

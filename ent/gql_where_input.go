@@ -14,6 +14,7 @@ import (
 	"github.com/plugboard/plugboard/ent/connectiontemplate"
 	"github.com/plugboard/plugboard/ent/connectiontype"
 	"github.com/plugboard/plugboard/ent/credential"
+	"github.com/plugboard/plugboard/ent/credentialversion"
 	"github.com/plugboard/plugboard/ent/customer"
 	"github.com/plugboard/plugboard/ent/instance"
 	"github.com/plugboard/plugboard/ent/integration"
@@ -2736,6 +2737,10 @@ type CredentialWhereInput struct {
 	// "audit_events" edge predicates.
 	HasAuditEvents     *bool                   `json:"hasAuditEvents,omitempty"`
 	HasAuditEventsWith []*AuditEventWhereInput `json:"hasAuditEventsWith,omitempty"`
+
+	// "versions" edge predicates.
+	HasVersions     *bool                          `json:"hasVersions,omitempty"`
+	HasVersionsWith []*CredentialVersionWhereInput `json:"hasVersionsWith,omitempty"`
 }
 
 // AddPredicates adds custom predicates to the where input to be used during the filtering phase.
@@ -3242,6 +3247,24 @@ func (i *CredentialWhereInput) P() (predicate.Credential, error) {
 		}
 		predicates = append(predicates, credential.HasAuditEventsWith(with...))
 	}
+	if i.HasVersions != nil {
+		p := credential.HasVersions()
+		if !*i.HasVersions {
+			p = credential.Not(p)
+		}
+		predicates = append(predicates, p)
+	}
+	if len(i.HasVersionsWith) > 0 {
+		with := make([]predicate.CredentialVersion, 0, len(i.HasVersionsWith))
+		for _, w := range i.HasVersionsWith {
+			p, err := w.P()
+			if err != nil {
+				return nil, fmt.Errorf("%w: field 'HasVersionsWith'", err)
+			}
+			with = append(with, p)
+		}
+		predicates = append(predicates, credential.HasVersionsWith(with...))
+	}
 	switch len(predicates) {
 	case 0:
 		return nil, ErrEmptyCredentialWhereInput
@@ -3249,6 +3272,372 @@ func (i *CredentialWhereInput) P() (predicate.Credential, error) {
 		return predicates[0], nil
 	default:
 		return credential.And(predicates...), nil
+	}
+}
+
+// CredentialVersionWhereInput represents a where input for filtering CredentialVersion queries.
+type CredentialVersionWhereInput struct {
+	Predicates []predicate.CredentialVersion  `json:"-"`
+	Not        *CredentialVersionWhereInput   `json:"not,omitempty"`
+	Or         []*CredentialVersionWhereInput `json:"or,omitempty"`
+	And        []*CredentialVersionWhereInput `json:"and,omitempty"`
+
+	// "id" field predicates.
+	ID      *int  `json:"id,omitempty"`
+	IDNEQ   *int  `json:"idNEQ,omitempty"`
+	IDIn    []int `json:"idIn,omitempty"`
+	IDNotIn []int `json:"idNotIn,omitempty"`
+	IDGT    *int  `json:"idGT,omitempty"`
+	IDGTE   *int  `json:"idGTE,omitempty"`
+	IDLT    *int  `json:"idLT,omitempty"`
+	IDLTE   *int  `json:"idLTE,omitempty"`
+
+	// "credential_id" field predicates.
+	CredentialID      *int  `json:"credentialID,omitempty"`
+	CredentialIDNEQ   *int  `json:"credentialIDNEQ,omitempty"`
+	CredentialIDIn    []int `json:"credentialIDIn,omitempty"`
+	CredentialIDNotIn []int `json:"credentialIDNotIn,omitempty"`
+
+	// "version" field predicates.
+	Version      *int  `json:"version,omitempty"`
+	VersionNEQ   *int  `json:"versionNEQ,omitempty"`
+	VersionIn    []int `json:"versionIn,omitempty"`
+	VersionNotIn []int `json:"versionNotIn,omitempty"`
+	VersionGT    *int  `json:"versionGT,omitempty"`
+	VersionGTE   *int  `json:"versionGTE,omitempty"`
+	VersionLT    *int  `json:"versionLT,omitempty"`
+	VersionLTE   *int  `json:"versionLTE,omitempty"`
+
+	// "state" field predicates.
+	State      *credentialversion.State  `json:"state,omitempty"`
+	StateNEQ   *credentialversion.State  `json:"stateNEQ,omitempty"`
+	StateIn    []credentialversion.State `json:"stateIn,omitempty"`
+	StateNotIn []credentialversion.State `json:"stateNotIn,omitempty"`
+
+	// "actor" field predicates.
+	Actor             *string  `json:"actor,omitempty"`
+	ActorNEQ          *string  `json:"actorNEQ,omitempty"`
+	ActorIn           []string `json:"actorIn,omitempty"`
+	ActorNotIn        []string `json:"actorNotIn,omitempty"`
+	ActorGT           *string  `json:"actorGT,omitempty"`
+	ActorGTE          *string  `json:"actorGTE,omitempty"`
+	ActorLT           *string  `json:"actorLT,omitempty"`
+	ActorLTE          *string  `json:"actorLTE,omitempty"`
+	ActorContains     *string  `json:"actorContains,omitempty"`
+	ActorHasPrefix    *string  `json:"actorHasPrefix,omitempty"`
+	ActorHasSuffix    *string  `json:"actorHasSuffix,omitempty"`
+	ActorEqualFold    *string  `json:"actorEqualFold,omitempty"`
+	ActorContainsFold *string  `json:"actorContainsFold,omitempty"`
+
+	// "message" field predicates.
+	Message             *string  `json:"message,omitempty"`
+	MessageNEQ          *string  `json:"messageNEQ,omitempty"`
+	MessageIn           []string `json:"messageIn,omitempty"`
+	MessageNotIn        []string `json:"messageNotIn,omitempty"`
+	MessageGT           *string  `json:"messageGT,omitempty"`
+	MessageGTE          *string  `json:"messageGTE,omitempty"`
+	MessageLT           *string  `json:"messageLT,omitempty"`
+	MessageLTE          *string  `json:"messageLTE,omitempty"`
+	MessageContains     *string  `json:"messageContains,omitempty"`
+	MessageHasPrefix    *string  `json:"messageHasPrefix,omitempty"`
+	MessageHasSuffix    *string  `json:"messageHasSuffix,omitempty"`
+	MessageIsNil        bool     `json:"messageIsNil,omitempty"`
+	MessageNotNil       bool     `json:"messageNotNil,omitempty"`
+	MessageEqualFold    *string  `json:"messageEqualFold,omitempty"`
+	MessageContainsFold *string  `json:"messageContainsFold,omitempty"`
+
+	// "created_at" field predicates.
+	CreatedAt      *time.Time  `json:"createdAt,omitempty"`
+	CreatedAtNEQ   *time.Time  `json:"createdAtNEQ,omitempty"`
+	CreatedAtIn    []time.Time `json:"createdAtIn,omitempty"`
+	CreatedAtNotIn []time.Time `json:"createdAtNotIn,omitempty"`
+	CreatedAtGT    *time.Time  `json:"createdAtGT,omitempty"`
+	CreatedAtGTE   *time.Time  `json:"createdAtGTE,omitempty"`
+	CreatedAtLT    *time.Time  `json:"createdAtLT,omitempty"`
+	CreatedAtLTE   *time.Time  `json:"createdAtLTE,omitempty"`
+
+	// "credential" edge predicates.
+	HasCredential     *bool                   `json:"hasCredential,omitempty"`
+	HasCredentialWith []*CredentialWhereInput `json:"hasCredentialWith,omitempty"`
+}
+
+// AddPredicates adds custom predicates to the where input to be used during the filtering phase.
+func (i *CredentialVersionWhereInput) AddPredicates(predicates ...predicate.CredentialVersion) {
+	i.Predicates = append(i.Predicates, predicates...)
+}
+
+// Filter applies the CredentialVersionWhereInput filter on the CredentialVersionQuery builder.
+func (i *CredentialVersionWhereInput) Filter(q *CredentialVersionQuery) (*CredentialVersionQuery, error) {
+	if i == nil {
+		return q, nil
+	}
+	p, err := i.P()
+	if err != nil {
+		if err == ErrEmptyCredentialVersionWhereInput {
+			return q, nil
+		}
+		return nil, err
+	}
+	return q.Where(p), nil
+}
+
+// ErrEmptyCredentialVersionWhereInput is returned in case the CredentialVersionWhereInput is empty.
+var ErrEmptyCredentialVersionWhereInput = errors.New("ent: empty predicate CredentialVersionWhereInput")
+
+// P returns a predicate for filtering credentialversions.
+// An error is returned if the input is empty or invalid.
+func (i *CredentialVersionWhereInput) P() (predicate.CredentialVersion, error) {
+	var predicates []predicate.CredentialVersion
+	if i.Not != nil {
+		p, err := i.Not.P()
+		if err != nil {
+			return nil, fmt.Errorf("%w: field 'not'", err)
+		}
+		predicates = append(predicates, credentialversion.Not(p))
+	}
+	switch n := len(i.Or); {
+	case n == 1:
+		p, err := i.Or[0].P()
+		if err != nil {
+			return nil, fmt.Errorf("%w: field 'or'", err)
+		}
+		predicates = append(predicates, p)
+	case n > 1:
+		or := make([]predicate.CredentialVersion, 0, n)
+		for _, w := range i.Or {
+			p, err := w.P()
+			if err != nil {
+				return nil, fmt.Errorf("%w: field 'or'", err)
+			}
+			or = append(or, p)
+		}
+		predicates = append(predicates, credentialversion.Or(or...))
+	}
+	switch n := len(i.And); {
+	case n == 1:
+		p, err := i.And[0].P()
+		if err != nil {
+			return nil, fmt.Errorf("%w: field 'and'", err)
+		}
+		predicates = append(predicates, p)
+	case n > 1:
+		and := make([]predicate.CredentialVersion, 0, n)
+		for _, w := range i.And {
+			p, err := w.P()
+			if err != nil {
+				return nil, fmt.Errorf("%w: field 'and'", err)
+			}
+			and = append(and, p)
+		}
+		predicates = append(predicates, credentialversion.And(and...))
+	}
+	predicates = append(predicates, i.Predicates...)
+	if i.ID != nil {
+		predicates = append(predicates, credentialversion.IDEQ(*i.ID))
+	}
+	if i.IDNEQ != nil {
+		predicates = append(predicates, credentialversion.IDNEQ(*i.IDNEQ))
+	}
+	if len(i.IDIn) > 0 {
+		predicates = append(predicates, credentialversion.IDIn(i.IDIn...))
+	}
+	if len(i.IDNotIn) > 0 {
+		predicates = append(predicates, credentialversion.IDNotIn(i.IDNotIn...))
+	}
+	if i.IDGT != nil {
+		predicates = append(predicates, credentialversion.IDGT(*i.IDGT))
+	}
+	if i.IDGTE != nil {
+		predicates = append(predicates, credentialversion.IDGTE(*i.IDGTE))
+	}
+	if i.IDLT != nil {
+		predicates = append(predicates, credentialversion.IDLT(*i.IDLT))
+	}
+	if i.IDLTE != nil {
+		predicates = append(predicates, credentialversion.IDLTE(*i.IDLTE))
+	}
+	if i.CredentialID != nil {
+		predicates = append(predicates, credentialversion.CredentialIDEQ(*i.CredentialID))
+	}
+	if i.CredentialIDNEQ != nil {
+		predicates = append(predicates, credentialversion.CredentialIDNEQ(*i.CredentialIDNEQ))
+	}
+	if len(i.CredentialIDIn) > 0 {
+		predicates = append(predicates, credentialversion.CredentialIDIn(i.CredentialIDIn...))
+	}
+	if len(i.CredentialIDNotIn) > 0 {
+		predicates = append(predicates, credentialversion.CredentialIDNotIn(i.CredentialIDNotIn...))
+	}
+	if i.Version != nil {
+		predicates = append(predicates, credentialversion.VersionEQ(*i.Version))
+	}
+	if i.VersionNEQ != nil {
+		predicates = append(predicates, credentialversion.VersionNEQ(*i.VersionNEQ))
+	}
+	if len(i.VersionIn) > 0 {
+		predicates = append(predicates, credentialversion.VersionIn(i.VersionIn...))
+	}
+	if len(i.VersionNotIn) > 0 {
+		predicates = append(predicates, credentialversion.VersionNotIn(i.VersionNotIn...))
+	}
+	if i.VersionGT != nil {
+		predicates = append(predicates, credentialversion.VersionGT(*i.VersionGT))
+	}
+	if i.VersionGTE != nil {
+		predicates = append(predicates, credentialversion.VersionGTE(*i.VersionGTE))
+	}
+	if i.VersionLT != nil {
+		predicates = append(predicates, credentialversion.VersionLT(*i.VersionLT))
+	}
+	if i.VersionLTE != nil {
+		predicates = append(predicates, credentialversion.VersionLTE(*i.VersionLTE))
+	}
+	if i.State != nil {
+		predicates = append(predicates, credentialversion.StateEQ(*i.State))
+	}
+	if i.StateNEQ != nil {
+		predicates = append(predicates, credentialversion.StateNEQ(*i.StateNEQ))
+	}
+	if len(i.StateIn) > 0 {
+		predicates = append(predicates, credentialversion.StateIn(i.StateIn...))
+	}
+	if len(i.StateNotIn) > 0 {
+		predicates = append(predicates, credentialversion.StateNotIn(i.StateNotIn...))
+	}
+	if i.Actor != nil {
+		predicates = append(predicates, credentialversion.ActorEQ(*i.Actor))
+	}
+	if i.ActorNEQ != nil {
+		predicates = append(predicates, credentialversion.ActorNEQ(*i.ActorNEQ))
+	}
+	if len(i.ActorIn) > 0 {
+		predicates = append(predicates, credentialversion.ActorIn(i.ActorIn...))
+	}
+	if len(i.ActorNotIn) > 0 {
+		predicates = append(predicates, credentialversion.ActorNotIn(i.ActorNotIn...))
+	}
+	if i.ActorGT != nil {
+		predicates = append(predicates, credentialversion.ActorGT(*i.ActorGT))
+	}
+	if i.ActorGTE != nil {
+		predicates = append(predicates, credentialversion.ActorGTE(*i.ActorGTE))
+	}
+	if i.ActorLT != nil {
+		predicates = append(predicates, credentialversion.ActorLT(*i.ActorLT))
+	}
+	if i.ActorLTE != nil {
+		predicates = append(predicates, credentialversion.ActorLTE(*i.ActorLTE))
+	}
+	if i.ActorContains != nil {
+		predicates = append(predicates, credentialversion.ActorContains(*i.ActorContains))
+	}
+	if i.ActorHasPrefix != nil {
+		predicates = append(predicates, credentialversion.ActorHasPrefix(*i.ActorHasPrefix))
+	}
+	if i.ActorHasSuffix != nil {
+		predicates = append(predicates, credentialversion.ActorHasSuffix(*i.ActorHasSuffix))
+	}
+	if i.ActorEqualFold != nil {
+		predicates = append(predicates, credentialversion.ActorEqualFold(*i.ActorEqualFold))
+	}
+	if i.ActorContainsFold != nil {
+		predicates = append(predicates, credentialversion.ActorContainsFold(*i.ActorContainsFold))
+	}
+	if i.Message != nil {
+		predicates = append(predicates, credentialversion.MessageEQ(*i.Message))
+	}
+	if i.MessageNEQ != nil {
+		predicates = append(predicates, credentialversion.MessageNEQ(*i.MessageNEQ))
+	}
+	if len(i.MessageIn) > 0 {
+		predicates = append(predicates, credentialversion.MessageIn(i.MessageIn...))
+	}
+	if len(i.MessageNotIn) > 0 {
+		predicates = append(predicates, credentialversion.MessageNotIn(i.MessageNotIn...))
+	}
+	if i.MessageGT != nil {
+		predicates = append(predicates, credentialversion.MessageGT(*i.MessageGT))
+	}
+	if i.MessageGTE != nil {
+		predicates = append(predicates, credentialversion.MessageGTE(*i.MessageGTE))
+	}
+	if i.MessageLT != nil {
+		predicates = append(predicates, credentialversion.MessageLT(*i.MessageLT))
+	}
+	if i.MessageLTE != nil {
+		predicates = append(predicates, credentialversion.MessageLTE(*i.MessageLTE))
+	}
+	if i.MessageContains != nil {
+		predicates = append(predicates, credentialversion.MessageContains(*i.MessageContains))
+	}
+	if i.MessageHasPrefix != nil {
+		predicates = append(predicates, credentialversion.MessageHasPrefix(*i.MessageHasPrefix))
+	}
+	if i.MessageHasSuffix != nil {
+		predicates = append(predicates, credentialversion.MessageHasSuffix(*i.MessageHasSuffix))
+	}
+	if i.MessageIsNil {
+		predicates = append(predicates, credentialversion.MessageIsNil())
+	}
+	if i.MessageNotNil {
+		predicates = append(predicates, credentialversion.MessageNotNil())
+	}
+	if i.MessageEqualFold != nil {
+		predicates = append(predicates, credentialversion.MessageEqualFold(*i.MessageEqualFold))
+	}
+	if i.MessageContainsFold != nil {
+		predicates = append(predicates, credentialversion.MessageContainsFold(*i.MessageContainsFold))
+	}
+	if i.CreatedAt != nil {
+		predicates = append(predicates, credentialversion.CreatedAtEQ(*i.CreatedAt))
+	}
+	if i.CreatedAtNEQ != nil {
+		predicates = append(predicates, credentialversion.CreatedAtNEQ(*i.CreatedAtNEQ))
+	}
+	if len(i.CreatedAtIn) > 0 {
+		predicates = append(predicates, credentialversion.CreatedAtIn(i.CreatedAtIn...))
+	}
+	if len(i.CreatedAtNotIn) > 0 {
+		predicates = append(predicates, credentialversion.CreatedAtNotIn(i.CreatedAtNotIn...))
+	}
+	if i.CreatedAtGT != nil {
+		predicates = append(predicates, credentialversion.CreatedAtGT(*i.CreatedAtGT))
+	}
+	if i.CreatedAtGTE != nil {
+		predicates = append(predicates, credentialversion.CreatedAtGTE(*i.CreatedAtGTE))
+	}
+	if i.CreatedAtLT != nil {
+		predicates = append(predicates, credentialversion.CreatedAtLT(*i.CreatedAtLT))
+	}
+	if i.CreatedAtLTE != nil {
+		predicates = append(predicates, credentialversion.CreatedAtLTE(*i.CreatedAtLTE))
+	}
+
+	if i.HasCredential != nil {
+		p := credentialversion.HasCredential()
+		if !*i.HasCredential {
+			p = credentialversion.Not(p)
+		}
+		predicates = append(predicates, p)
+	}
+	if len(i.HasCredentialWith) > 0 {
+		with := make([]predicate.Credential, 0, len(i.HasCredentialWith))
+		for _, w := range i.HasCredentialWith {
+			p, err := w.P()
+			if err != nil {
+				return nil, fmt.Errorf("%w: field 'HasCredentialWith'", err)
+			}
+			with = append(with, p)
+		}
+		predicates = append(predicates, credentialversion.HasCredentialWith(with...))
+	}
+	switch len(predicates) {
+	case 0:
+		return nil, ErrEmptyCredentialVersionWhereInput
+	case 1:
+		return predicates[0], nil
+	default:
+		return credentialversion.And(predicates...), nil
 	}
 }
 

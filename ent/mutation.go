@@ -18,6 +18,7 @@ import (
 	"github.com/plugboard/plugboard/ent/connectiontemplate"
 	"github.com/plugboard/plugboard/ent/connectiontype"
 	"github.com/plugboard/plugboard/ent/credential"
+	"github.com/plugboard/plugboard/ent/credentialversion"
 	"github.com/plugboard/plugboard/ent/customer"
 	"github.com/plugboard/plugboard/ent/encryptionkey"
 	"github.com/plugboard/plugboard/ent/instance"
@@ -48,6 +49,7 @@ const (
 	TypeConnectionTemplate = "ConnectionTemplate"
 	TypeConnectionType     = "ConnectionType"
 	TypeCredential         = "Credential"
+	TypeCredentialVersion  = "CredentialVersion"
 	TypeCustomer           = "Customer"
 	TypeEncryptionKey      = "EncryptionKey"
 	TypeInstance           = "Instance"
@@ -6192,6 +6194,9 @@ type CredentialMutation struct {
 	audit_events        map[int]struct{}
 	removedaudit_events map[int]struct{}
 	clearedaudit_events bool
+	versions            map[int]struct{}
+	removedversions     map[int]struct{}
+	clearedversions     bool
 	done                bool
 	oldValue            func(context.Context) (*Credential, error)
 	predicates          []predicate.Credential
@@ -7591,6 +7596,60 @@ func (m *CredentialMutation) ResetAuditEvents() {
 	m.removedaudit_events = nil
 }
 
+// AddVersionIDs adds the "versions" edge to the CredentialVersion entity by ids.
+func (m *CredentialMutation) AddVersionIDs(ids ...int) {
+	if m.versions == nil {
+		m.versions = make(map[int]struct{})
+	}
+	for i := range ids {
+		m.versions[ids[i]] = struct{}{}
+	}
+}
+
+// ClearVersions clears the "versions" edge to the CredentialVersion entity.
+func (m *CredentialMutation) ClearVersions() {
+	m.clearedversions = true
+}
+
+// VersionsCleared reports if the "versions" edge to the CredentialVersion entity was cleared.
+func (m *CredentialMutation) VersionsCleared() bool {
+	return m.clearedversions
+}
+
+// RemoveVersionIDs removes the "versions" edge to the CredentialVersion entity by IDs.
+func (m *CredentialMutation) RemoveVersionIDs(ids ...int) {
+	if m.removedversions == nil {
+		m.removedversions = make(map[int]struct{})
+	}
+	for i := range ids {
+		delete(m.versions, ids[i])
+		m.removedversions[ids[i]] = struct{}{}
+	}
+}
+
+// RemovedVersions returns the removed IDs of the "versions" edge to the CredentialVersion entity.
+func (m *CredentialMutation) RemovedVersionsIDs() (ids []int) {
+	for id := range m.removedversions {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// VersionsIDs returns the "versions" edge IDs in the mutation.
+func (m *CredentialMutation) VersionsIDs() (ids []int) {
+	for id := range m.versions {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// ResetVersions resets all changes to the "versions" edge.
+func (m *CredentialMutation) ResetVersions() {
+	m.versions = nil
+	m.clearedversions = false
+	m.removedversions = nil
+}
+
 // Where appends a list predicates to the CredentialMutation builder.
 func (m *CredentialMutation) Where(ps ...predicate.Credential) {
 	m.predicates = append(m.predicates, ps...)
@@ -8206,7 +8265,7 @@ func (m *CredentialMutation) ResetField(name string) error {
 
 // AddedEdges returns all edge names that were set/added in this mutation.
 func (m *CredentialMutation) AddedEdges() []string {
-	edges := make([]string, 0, 7)
+	edges := make([]string, 0, 8)
 	if m.organization != nil {
 		edges = append(edges, credential.EdgeOrganization)
 	}
@@ -8227,6 +8286,9 @@ func (m *CredentialMutation) AddedEdges() []string {
 	}
 	if m.audit_events != nil {
 		edges = append(edges, credential.EdgeAuditEvents)
+	}
+	if m.versions != nil {
+		edges = append(edges, credential.EdgeVersions)
 	}
 	return edges
 }
@@ -8267,18 +8329,27 @@ func (m *CredentialMutation) AddedIDs(name string) []ent.Value {
 			ids = append(ids, id)
 		}
 		return ids
+	case credential.EdgeVersions:
+		ids := make([]ent.Value, 0, len(m.versions))
+		for id := range m.versions {
+			ids = append(ids, id)
+		}
+		return ids
 	}
 	return nil
 }
 
 // RemovedEdges returns all edge names that were removed in this mutation.
 func (m *CredentialMutation) RemovedEdges() []string {
-	edges := make([]string, 0, 7)
+	edges := make([]string, 0, 8)
 	if m.removedbindings != nil {
 		edges = append(edges, credential.EdgeBindings)
 	}
 	if m.removedaudit_events != nil {
 		edges = append(edges, credential.EdgeAuditEvents)
+	}
+	if m.removedversions != nil {
+		edges = append(edges, credential.EdgeVersions)
 	}
 	return edges
 }
@@ -8299,13 +8370,19 @@ func (m *CredentialMutation) RemovedIDs(name string) []ent.Value {
 			ids = append(ids, id)
 		}
 		return ids
+	case credential.EdgeVersions:
+		ids := make([]ent.Value, 0, len(m.removedversions))
+		for id := range m.removedversions {
+			ids = append(ids, id)
+		}
+		return ids
 	}
 	return nil
 }
 
 // ClearedEdges returns all edge names that were cleared in this mutation.
 func (m *CredentialMutation) ClearedEdges() []string {
-	edges := make([]string, 0, 7)
+	edges := make([]string, 0, 8)
 	if m.clearedorganization {
 		edges = append(edges, credential.EdgeOrganization)
 	}
@@ -8326,6 +8403,9 @@ func (m *CredentialMutation) ClearedEdges() []string {
 	}
 	if m.clearedaudit_events {
 		edges = append(edges, credential.EdgeAuditEvents)
+	}
+	if m.clearedversions {
+		edges = append(edges, credential.EdgeVersions)
 	}
 	return edges
 }
@@ -8348,6 +8428,8 @@ func (m *CredentialMutation) EdgeCleared(name string) bool {
 		return m.clearedbindings
 	case credential.EdgeAuditEvents:
 		return m.clearedaudit_events
+	case credential.EdgeVersions:
+		return m.clearedversions
 	}
 	return false
 }
@@ -8400,8 +8482,1038 @@ func (m *CredentialMutation) ResetEdge(name string) error {
 	case credential.EdgeAuditEvents:
 		m.ResetAuditEvents()
 		return nil
+	case credential.EdgeVersions:
+		m.ResetVersions()
+		return nil
 	}
 	return fmt.Errorf("unknown Credential edge %s", name)
+}
+
+// CredentialVersionMutation represents an operation that mutates the CredentialVersion nodes in the graph.
+type CredentialVersionMutation struct {
+	config
+	op                  Op
+	typ                 string
+	id                  *int
+	version             *int
+	addversion          *int
+	inputs              *map[string]string
+	secrets             *[]byte
+	secret_meta         *map[string]schematype.SecretMeta
+	state               *credentialversion.State
+	actor               *string
+	message             *string
+	created_at          *time.Time
+	clearedFields       map[string]struct{}
+	organization        *int
+	clearedorganization bool
+	credential          *int
+	clearedcredential   bool
+	done                bool
+	oldValue            func(context.Context) (*CredentialVersion, error)
+	predicates          []predicate.CredentialVersion
+}
+
+var _ ent.Mutation = (*CredentialVersionMutation)(nil)
+
+// credentialversionOption allows management of the mutation configuration using functional options.
+type credentialversionOption func(*CredentialVersionMutation)
+
+// newCredentialVersionMutation creates new mutation for the CredentialVersion entity.
+func newCredentialVersionMutation(c config, op Op, opts ...credentialversionOption) *CredentialVersionMutation {
+	m := &CredentialVersionMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeCredentialVersion,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withCredentialVersionID sets the ID field of the mutation.
+func withCredentialVersionID(id int) credentialversionOption {
+	return func(m *CredentialVersionMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *CredentialVersion
+		)
+		m.oldValue = func(ctx context.Context) (*CredentialVersion, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().CredentialVersion.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withCredentialVersion sets the old CredentialVersion of the mutation.
+func withCredentialVersion(node *CredentialVersion) credentialversionOption {
+	return func(m *CredentialVersionMutation) {
+		m.oldValue = func(context.Context) (*CredentialVersion, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m CredentialVersionMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m CredentialVersionMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *CredentialVersionMutation) ID() (id int, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *CredentialVersionMutation) IDs(ctx context.Context) ([]int, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []int{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().CredentialVersion.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetOrganizationID sets the "organization_id" field.
+func (m *CredentialVersionMutation) SetOrganizationID(i int) {
+	m.organization = &i
+}
+
+// OrganizationID returns the value of the "organization_id" field in the mutation.
+func (m *CredentialVersionMutation) OrganizationID() (r int, exists bool) {
+	v := m.organization
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOrganizationID returns the old "organization_id" field's value of the CredentialVersion entity.
+// If the CredentialVersion object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CredentialVersionMutation) OldOrganizationID(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOrganizationID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOrganizationID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOrganizationID: %w", err)
+	}
+	return oldValue.OrganizationID, nil
+}
+
+// ResetOrganizationID resets all changes to the "organization_id" field.
+func (m *CredentialVersionMutation) ResetOrganizationID() {
+	m.organization = nil
+}
+
+// SetCredentialID sets the "credential_id" field.
+func (m *CredentialVersionMutation) SetCredentialID(i int) {
+	m.credential = &i
+}
+
+// CredentialID returns the value of the "credential_id" field in the mutation.
+func (m *CredentialVersionMutation) CredentialID() (r int, exists bool) {
+	v := m.credential
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCredentialID returns the old "credential_id" field's value of the CredentialVersion entity.
+// If the CredentialVersion object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CredentialVersionMutation) OldCredentialID(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCredentialID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCredentialID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCredentialID: %w", err)
+	}
+	return oldValue.CredentialID, nil
+}
+
+// ResetCredentialID resets all changes to the "credential_id" field.
+func (m *CredentialVersionMutation) ResetCredentialID() {
+	m.credential = nil
+}
+
+// SetVersion sets the "version" field.
+func (m *CredentialVersionMutation) SetVersion(i int) {
+	m.version = &i
+	m.addversion = nil
+}
+
+// Version returns the value of the "version" field in the mutation.
+func (m *CredentialVersionMutation) Version() (r int, exists bool) {
+	v := m.version
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldVersion returns the old "version" field's value of the CredentialVersion entity.
+// If the CredentialVersion object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CredentialVersionMutation) OldVersion(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldVersion is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldVersion requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldVersion: %w", err)
+	}
+	return oldValue.Version, nil
+}
+
+// AddVersion adds i to the "version" field.
+func (m *CredentialVersionMutation) AddVersion(i int) {
+	if m.addversion != nil {
+		*m.addversion += i
+	} else {
+		m.addversion = &i
+	}
+}
+
+// AddedVersion returns the value that was added to the "version" field in this mutation.
+func (m *CredentialVersionMutation) AddedVersion() (r int, exists bool) {
+	v := m.addversion
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetVersion resets all changes to the "version" field.
+func (m *CredentialVersionMutation) ResetVersion() {
+	m.version = nil
+	m.addversion = nil
+}
+
+// SetInputs sets the "inputs" field.
+func (m *CredentialVersionMutation) SetInputs(value map[string]string) {
+	m.inputs = &value
+}
+
+// Inputs returns the value of the "inputs" field in the mutation.
+func (m *CredentialVersionMutation) Inputs() (r map[string]string, exists bool) {
+	v := m.inputs
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldInputs returns the old "inputs" field's value of the CredentialVersion entity.
+// If the CredentialVersion object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CredentialVersionMutation) OldInputs(ctx context.Context) (v map[string]string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldInputs is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldInputs requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldInputs: %w", err)
+	}
+	return oldValue.Inputs, nil
+}
+
+// ClearInputs clears the value of the "inputs" field.
+func (m *CredentialVersionMutation) ClearInputs() {
+	m.inputs = nil
+	m.clearedFields[credentialversion.FieldInputs] = struct{}{}
+}
+
+// InputsCleared returns if the "inputs" field was cleared in this mutation.
+func (m *CredentialVersionMutation) InputsCleared() bool {
+	_, ok := m.clearedFields[credentialversion.FieldInputs]
+	return ok
+}
+
+// ResetInputs resets all changes to the "inputs" field.
+func (m *CredentialVersionMutation) ResetInputs() {
+	m.inputs = nil
+	delete(m.clearedFields, credentialversion.FieldInputs)
+}
+
+// SetSecrets sets the "secrets" field.
+func (m *CredentialVersionMutation) SetSecrets(b []byte) {
+	m.secrets = &b
+}
+
+// Secrets returns the value of the "secrets" field in the mutation.
+func (m *CredentialVersionMutation) Secrets() (r []byte, exists bool) {
+	v := m.secrets
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSecrets returns the old "secrets" field's value of the CredentialVersion entity.
+// If the CredentialVersion object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CredentialVersionMutation) OldSecrets(ctx context.Context) (v []byte, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSecrets is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSecrets requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSecrets: %w", err)
+	}
+	return oldValue.Secrets, nil
+}
+
+// ClearSecrets clears the value of the "secrets" field.
+func (m *CredentialVersionMutation) ClearSecrets() {
+	m.secrets = nil
+	m.clearedFields[credentialversion.FieldSecrets] = struct{}{}
+}
+
+// SecretsCleared returns if the "secrets" field was cleared in this mutation.
+func (m *CredentialVersionMutation) SecretsCleared() bool {
+	_, ok := m.clearedFields[credentialversion.FieldSecrets]
+	return ok
+}
+
+// ResetSecrets resets all changes to the "secrets" field.
+func (m *CredentialVersionMutation) ResetSecrets() {
+	m.secrets = nil
+	delete(m.clearedFields, credentialversion.FieldSecrets)
+}
+
+// SetSecretMeta sets the "secret_meta" field.
+func (m *CredentialVersionMutation) SetSecretMeta(mm map[string]schematype.SecretMeta) {
+	m.secret_meta = &mm
+}
+
+// SecretMeta returns the value of the "secret_meta" field in the mutation.
+func (m *CredentialVersionMutation) SecretMeta() (r map[string]schematype.SecretMeta, exists bool) {
+	v := m.secret_meta
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSecretMeta returns the old "secret_meta" field's value of the CredentialVersion entity.
+// If the CredentialVersion object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CredentialVersionMutation) OldSecretMeta(ctx context.Context) (v map[string]schematype.SecretMeta, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSecretMeta is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSecretMeta requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSecretMeta: %w", err)
+	}
+	return oldValue.SecretMeta, nil
+}
+
+// ClearSecretMeta clears the value of the "secret_meta" field.
+func (m *CredentialVersionMutation) ClearSecretMeta() {
+	m.secret_meta = nil
+	m.clearedFields[credentialversion.FieldSecretMeta] = struct{}{}
+}
+
+// SecretMetaCleared returns if the "secret_meta" field was cleared in this mutation.
+func (m *CredentialVersionMutation) SecretMetaCleared() bool {
+	_, ok := m.clearedFields[credentialversion.FieldSecretMeta]
+	return ok
+}
+
+// ResetSecretMeta resets all changes to the "secret_meta" field.
+func (m *CredentialVersionMutation) ResetSecretMeta() {
+	m.secret_meta = nil
+	delete(m.clearedFields, credentialversion.FieldSecretMeta)
+}
+
+// SetState sets the "state" field.
+func (m *CredentialVersionMutation) SetState(c credentialversion.State) {
+	m.state = &c
+}
+
+// State returns the value of the "state" field in the mutation.
+func (m *CredentialVersionMutation) State() (r credentialversion.State, exists bool) {
+	v := m.state
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldState returns the old "state" field's value of the CredentialVersion entity.
+// If the CredentialVersion object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CredentialVersionMutation) OldState(ctx context.Context) (v credentialversion.State, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldState is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldState requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldState: %w", err)
+	}
+	return oldValue.State, nil
+}
+
+// ResetState resets all changes to the "state" field.
+func (m *CredentialVersionMutation) ResetState() {
+	m.state = nil
+}
+
+// SetActor sets the "actor" field.
+func (m *CredentialVersionMutation) SetActor(s string) {
+	m.actor = &s
+}
+
+// Actor returns the value of the "actor" field in the mutation.
+func (m *CredentialVersionMutation) Actor() (r string, exists bool) {
+	v := m.actor
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldActor returns the old "actor" field's value of the CredentialVersion entity.
+// If the CredentialVersion object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CredentialVersionMutation) OldActor(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldActor is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldActor requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldActor: %w", err)
+	}
+	return oldValue.Actor, nil
+}
+
+// ResetActor resets all changes to the "actor" field.
+func (m *CredentialVersionMutation) ResetActor() {
+	m.actor = nil
+}
+
+// SetMessage sets the "message" field.
+func (m *CredentialVersionMutation) SetMessage(s string) {
+	m.message = &s
+}
+
+// Message returns the value of the "message" field in the mutation.
+func (m *CredentialVersionMutation) Message() (r string, exists bool) {
+	v := m.message
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldMessage returns the old "message" field's value of the CredentialVersion entity.
+// If the CredentialVersion object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CredentialVersionMutation) OldMessage(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldMessage is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldMessage requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldMessage: %w", err)
+	}
+	return oldValue.Message, nil
+}
+
+// ClearMessage clears the value of the "message" field.
+func (m *CredentialVersionMutation) ClearMessage() {
+	m.message = nil
+	m.clearedFields[credentialversion.FieldMessage] = struct{}{}
+}
+
+// MessageCleared returns if the "message" field was cleared in this mutation.
+func (m *CredentialVersionMutation) MessageCleared() bool {
+	_, ok := m.clearedFields[credentialversion.FieldMessage]
+	return ok
+}
+
+// ResetMessage resets all changes to the "message" field.
+func (m *CredentialVersionMutation) ResetMessage() {
+	m.message = nil
+	delete(m.clearedFields, credentialversion.FieldMessage)
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *CredentialVersionMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *CredentialVersionMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the CredentialVersion entity.
+// If the CredentialVersion object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CredentialVersionMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *CredentialVersionMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// ClearOrganization clears the "organization" edge to the Organization entity.
+func (m *CredentialVersionMutation) ClearOrganization() {
+	m.clearedorganization = true
+	m.clearedFields[credentialversion.FieldOrganizationID] = struct{}{}
+}
+
+// OrganizationCleared reports if the "organization" edge to the Organization entity was cleared.
+func (m *CredentialVersionMutation) OrganizationCleared() bool {
+	return m.clearedorganization
+}
+
+// OrganizationIDs returns the "organization" edge IDs in the mutation.
+// Note that IDs always returns len(IDs) <= 1 for unique edges, and you should use
+// OrganizationID instead. It exists only for internal usage by the builders.
+func (m *CredentialVersionMutation) OrganizationIDs() (ids []int) {
+	if id := m.organization; id != nil {
+		ids = append(ids, *id)
+	}
+	return
+}
+
+// ResetOrganization resets all changes to the "organization" edge.
+func (m *CredentialVersionMutation) ResetOrganization() {
+	m.organization = nil
+	m.clearedorganization = false
+}
+
+// ClearCredential clears the "credential" edge to the Credential entity.
+func (m *CredentialVersionMutation) ClearCredential() {
+	m.clearedcredential = true
+	m.clearedFields[credentialversion.FieldCredentialID] = struct{}{}
+}
+
+// CredentialCleared reports if the "credential" edge to the Credential entity was cleared.
+func (m *CredentialVersionMutation) CredentialCleared() bool {
+	return m.clearedcredential
+}
+
+// CredentialIDs returns the "credential" edge IDs in the mutation.
+// Note that IDs always returns len(IDs) <= 1 for unique edges, and you should use
+// CredentialID instead. It exists only for internal usage by the builders.
+func (m *CredentialVersionMutation) CredentialIDs() (ids []int) {
+	if id := m.credential; id != nil {
+		ids = append(ids, *id)
+	}
+	return
+}
+
+// ResetCredential resets all changes to the "credential" edge.
+func (m *CredentialVersionMutation) ResetCredential() {
+	m.credential = nil
+	m.clearedcredential = false
+}
+
+// Where appends a list predicates to the CredentialVersionMutation builder.
+func (m *CredentialVersionMutation) Where(ps ...predicate.CredentialVersion) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the CredentialVersionMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *CredentialVersionMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.CredentialVersion, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *CredentialVersionMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *CredentialVersionMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (CredentialVersion).
+func (m *CredentialVersionMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *CredentialVersionMutation) Fields() []string {
+	fields := make([]string, 0, 10)
+	if m.organization != nil {
+		fields = append(fields, credentialversion.FieldOrganizationID)
+	}
+	if m.credential != nil {
+		fields = append(fields, credentialversion.FieldCredentialID)
+	}
+	if m.version != nil {
+		fields = append(fields, credentialversion.FieldVersion)
+	}
+	if m.inputs != nil {
+		fields = append(fields, credentialversion.FieldInputs)
+	}
+	if m.secrets != nil {
+		fields = append(fields, credentialversion.FieldSecrets)
+	}
+	if m.secret_meta != nil {
+		fields = append(fields, credentialversion.FieldSecretMeta)
+	}
+	if m.state != nil {
+		fields = append(fields, credentialversion.FieldState)
+	}
+	if m.actor != nil {
+		fields = append(fields, credentialversion.FieldActor)
+	}
+	if m.message != nil {
+		fields = append(fields, credentialversion.FieldMessage)
+	}
+	if m.created_at != nil {
+		fields = append(fields, credentialversion.FieldCreatedAt)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *CredentialVersionMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case credentialversion.FieldOrganizationID:
+		return m.OrganizationID()
+	case credentialversion.FieldCredentialID:
+		return m.CredentialID()
+	case credentialversion.FieldVersion:
+		return m.Version()
+	case credentialversion.FieldInputs:
+		return m.Inputs()
+	case credentialversion.FieldSecrets:
+		return m.Secrets()
+	case credentialversion.FieldSecretMeta:
+		return m.SecretMeta()
+	case credentialversion.FieldState:
+		return m.State()
+	case credentialversion.FieldActor:
+		return m.Actor()
+	case credentialversion.FieldMessage:
+		return m.Message()
+	case credentialversion.FieldCreatedAt:
+		return m.CreatedAt()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *CredentialVersionMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case credentialversion.FieldOrganizationID:
+		return m.OldOrganizationID(ctx)
+	case credentialversion.FieldCredentialID:
+		return m.OldCredentialID(ctx)
+	case credentialversion.FieldVersion:
+		return m.OldVersion(ctx)
+	case credentialversion.FieldInputs:
+		return m.OldInputs(ctx)
+	case credentialversion.FieldSecrets:
+		return m.OldSecrets(ctx)
+	case credentialversion.FieldSecretMeta:
+		return m.OldSecretMeta(ctx)
+	case credentialversion.FieldState:
+		return m.OldState(ctx)
+	case credentialversion.FieldActor:
+		return m.OldActor(ctx)
+	case credentialversion.FieldMessage:
+		return m.OldMessage(ctx)
+	case credentialversion.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	}
+	return nil, fmt.Errorf("unknown CredentialVersion field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *CredentialVersionMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case credentialversion.FieldOrganizationID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOrganizationID(v)
+		return nil
+	case credentialversion.FieldCredentialID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCredentialID(v)
+		return nil
+	case credentialversion.FieldVersion:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetVersion(v)
+		return nil
+	case credentialversion.FieldInputs:
+		v, ok := value.(map[string]string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetInputs(v)
+		return nil
+	case credentialversion.FieldSecrets:
+		v, ok := value.([]byte)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSecrets(v)
+		return nil
+	case credentialversion.FieldSecretMeta:
+		v, ok := value.(map[string]schematype.SecretMeta)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSecretMeta(v)
+		return nil
+	case credentialversion.FieldState:
+		v, ok := value.(credentialversion.State)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetState(v)
+		return nil
+	case credentialversion.FieldActor:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetActor(v)
+		return nil
+	case credentialversion.FieldMessage:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetMessage(v)
+		return nil
+	case credentialversion.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	}
+	return fmt.Errorf("unknown CredentialVersion field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *CredentialVersionMutation) AddedFields() []string {
+	var fields []string
+	if m.addversion != nil {
+		fields = append(fields, credentialversion.FieldVersion)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *CredentialVersionMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case credentialversion.FieldVersion:
+		return m.AddedVersion()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *CredentialVersionMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case credentialversion.FieldVersion:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddVersion(v)
+		return nil
+	}
+	return fmt.Errorf("unknown CredentialVersion numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *CredentialVersionMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(credentialversion.FieldInputs) {
+		fields = append(fields, credentialversion.FieldInputs)
+	}
+	if m.FieldCleared(credentialversion.FieldSecrets) {
+		fields = append(fields, credentialversion.FieldSecrets)
+	}
+	if m.FieldCleared(credentialversion.FieldSecretMeta) {
+		fields = append(fields, credentialversion.FieldSecretMeta)
+	}
+	if m.FieldCleared(credentialversion.FieldMessage) {
+		fields = append(fields, credentialversion.FieldMessage)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *CredentialVersionMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *CredentialVersionMutation) ClearField(name string) error {
+	switch name {
+	case credentialversion.FieldInputs:
+		m.ClearInputs()
+		return nil
+	case credentialversion.FieldSecrets:
+		m.ClearSecrets()
+		return nil
+	case credentialversion.FieldSecretMeta:
+		m.ClearSecretMeta()
+		return nil
+	case credentialversion.FieldMessage:
+		m.ClearMessage()
+		return nil
+	}
+	return fmt.Errorf("unknown CredentialVersion nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *CredentialVersionMutation) ResetField(name string) error {
+	switch name {
+	case credentialversion.FieldOrganizationID:
+		m.ResetOrganizationID()
+		return nil
+	case credentialversion.FieldCredentialID:
+		m.ResetCredentialID()
+		return nil
+	case credentialversion.FieldVersion:
+		m.ResetVersion()
+		return nil
+	case credentialversion.FieldInputs:
+		m.ResetInputs()
+		return nil
+	case credentialversion.FieldSecrets:
+		m.ResetSecrets()
+		return nil
+	case credentialversion.FieldSecretMeta:
+		m.ResetSecretMeta()
+		return nil
+	case credentialversion.FieldState:
+		m.ResetState()
+		return nil
+	case credentialversion.FieldActor:
+		m.ResetActor()
+		return nil
+	case credentialversion.FieldMessage:
+		m.ResetMessage()
+		return nil
+	case credentialversion.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	}
+	return fmt.Errorf("unknown CredentialVersion field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *CredentialVersionMutation) AddedEdges() []string {
+	edges := make([]string, 0, 2)
+	if m.organization != nil {
+		edges = append(edges, credentialversion.EdgeOrganization)
+	}
+	if m.credential != nil {
+		edges = append(edges, credentialversion.EdgeCredential)
+	}
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *CredentialVersionMutation) AddedIDs(name string) []ent.Value {
+	switch name {
+	case credentialversion.EdgeOrganization:
+		if id := m.organization; id != nil {
+			return []ent.Value{*id}
+		}
+	case credentialversion.EdgeCredential:
+		if id := m.credential; id != nil {
+			return []ent.Value{*id}
+		}
+	}
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *CredentialVersionMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 2)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *CredentialVersionMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *CredentialVersionMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 2)
+	if m.clearedorganization {
+		edges = append(edges, credentialversion.EdgeOrganization)
+	}
+	if m.clearedcredential {
+		edges = append(edges, credentialversion.EdgeCredential)
+	}
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *CredentialVersionMutation) EdgeCleared(name string) bool {
+	switch name {
+	case credentialversion.EdgeOrganization:
+		return m.clearedorganization
+	case credentialversion.EdgeCredential:
+		return m.clearedcredential
+	}
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *CredentialVersionMutation) ClearEdge(name string) error {
+	switch name {
+	case credentialversion.EdgeOrganization:
+		m.ClearOrganization()
+		return nil
+	case credentialversion.EdgeCredential:
+		m.ClearCredential()
+		return nil
+	}
+	return fmt.Errorf("unknown CredentialVersion unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *CredentialVersionMutation) ResetEdge(name string) error {
+	switch name {
+	case credentialversion.EdgeOrganization:
+		m.ResetOrganization()
+		return nil
+	case credentialversion.EdgeCredential:
+		m.ResetCredential()
+		return nil
+	}
+	return fmt.Errorf("unknown CredentialVersion edge %s", name)
 }
 
 // CustomerMutation represents an operation that mutates the Customer nodes in the graph.

@@ -12,6 +12,7 @@ import (
 	"github.com/plugboard/plugboard/ent/connectiontemplate"
 	"github.com/plugboard/plugboard/ent/connectiontype"
 	"github.com/plugboard/plugboard/ent/credential"
+	"github.com/plugboard/plugboard/ent/credentialversion"
 	"github.com/plugboard/plugboard/ent/customer"
 	"github.com/plugboard/plugboard/ent/encryptionkey"
 	"github.com/plugboard/plugboard/ent/instance"
@@ -261,6 +262,12 @@ func init() {
 	credentialDescFailureCount := credentialFields[17].Descriptor()
 	// credential.DefaultFailureCount holds the default value on creation for the failure_count field.
 	credential.DefaultFailureCount = credentialDescFailureCount.Default.(int)
+	credentialversionFields := schema.CredentialVersion{}.Fields()
+	_ = credentialversionFields
+	// credentialversionDescCreatedAt is the schema descriptor for created_at field.
+	credentialversionDescCreatedAt := credentialversionFields[8].Descriptor()
+	// credentialversion.DefaultCreatedAt holds the default value on creation for the created_at field.
+	credentialversion.DefaultCreatedAt = credentialversionDescCreatedAt.Default.(func() time.Time)
 	customerMixin := schema.Customer{}.Mixin()
 	customerMixinFields0 := customerMixin[0].Fields()
 	_ = customerMixinFields0

@@ -28,6 +28,8 @@ type Tx struct {
 	ConnectionType *ConnectionTypeClient
 	// Credential is the client for interacting with the Credential builders.
 	Credential *CredentialClient
+	// CredentialVersion is the client for interacting with the CredentialVersion builders.
+	CredentialVersion *CredentialVersionClient
 	// Customer is the client for interacting with the Customer builders.
 	Customer *CustomerClient
 	// EncryptionKey is the client for interacting with the EncryptionKey builders.
@@ -186,6 +188,7 @@ func (tx *Tx) init() {
 	tx.ConnectionTemplate = NewConnectionTemplateClient(tx.config)
 	tx.ConnectionType = NewConnectionTypeClient(tx.config)
 	tx.Credential = NewCredentialClient(tx.config)
+	tx.CredentialVersion = NewCredentialVersionClient(tx.config)
 	tx.Customer = NewCustomerClient(tx.config)
 	tx.EncryptionKey = NewEncryptionKeyClient(tx.config)
 	tx.Instance = NewInstanceClient(tx.config)

@@ -123,6 +123,11 @@ func (r *mutationResolver) TestCredential(ctx context.Context, id int) (*model.T
 	return &model.TestCredentialPayload{Credential: c, Result: testResult(tr), UserErrors: ue}, nil
 }
 
+// RollbackCredential is the resolver for the rollbackCredential field.
+func (r *mutationResolver) RollbackCredential(ctx context.Context, id int, version int) (*model.RollbackCredentialPayload, error) {
+	return nil, errNotYet("rollbackCredential")
+}
+
 // CreateCustomer is the resolver for the createCustomer field.
 func (r *mutationResolver) CreateCustomer(ctx context.Context, input model.CreateCustomerInput) (*model.CreateCustomerPayload, error) {
 	c, err := r.Connections.CreateCustomer(ctx, input.ExternalID, input.Name)

@@ -1141,6 +1141,29 @@ func HasAuditEventsWith(preds ...predicate.AuditEvent) predicate.Credential {
 	})
 }
 
+// HasVersions applies the HasEdge predicate on the "versions" edge.
+func HasVersions() predicate.Credential {
+	return predicate.Credential(func(s *sql.Selector) {
+		step := sqlgraph.NewStep(
+			sqlgraph.From(Table, FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, VersionsTable, VersionsColumn),
+		)
+		sqlgraph.HasNeighbors(s, step)
+	})
+}
+
+// HasVersionsWith applies the HasEdge predicate on the "versions" edge with a given conditions (other predicates).
+func HasVersionsWith(preds ...predicate.CredentialVersion) predicate.Credential {
+	return predicate.Credential(func(s *sql.Selector) {
+		step := newVersionsStep()
+		sqlgraph.HasNeighborsWith(s, step, func(s *sql.Selector) {
+			for _, p := range preds {
+				p(s)
+			}
+		})
+	})
+}
+
 // And groups predicates with the AND operator between them.
 func And(predicates ...predicate.Credential) predicate.Credential {
 	return predicate.Credential(sql.AndPredicates(predicates...))

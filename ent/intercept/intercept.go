@@ -15,6 +15,7 @@ import (
 	"github.com/plugboard/plugboard/ent/connectiontemplate"
 	"github.com/plugboard/plugboard/ent/connectiontype"
 	"github.com/plugboard/plugboard/ent/credential"
+	"github.com/plugboard/plugboard/ent/credentialversion"
 	"github.com/plugboard/plugboard/ent/customer"
 	"github.com/plugboard/plugboard/ent/encryptionkey"
 	"github.com/plugboard/plugboard/ent/instance"
@@ -271,6 +272,33 @@ func (f TraverseCredential) Traverse(ctx context.Context, q ent.Query) error {
 		return f(ctx, q)
 	}
 	return fmt.Errorf("unexpected query type %T. expect *ent.CredentialQuery", q)
+}
+
+// The CredentialVersionFunc type is an adapter to allow the use of ordinary function as a Querier.
+type CredentialVersionFunc func(context.Context, *ent.CredentialVersionQuery) (ent.Value, error)
+
+// Query calls f(ctx, q).
+func (f CredentialVersionFunc) Query(ctx context.Context, q ent.Query) (ent.Value, error) {
+	if q, ok := q.(*ent.CredentialVersionQuery); ok {
+		return f(ctx, q)
+	}
+	return nil, fmt.Errorf("unexpected query type %T. expect *ent.CredentialVersionQuery", q)
+}
+
+// The TraverseCredentialVersion type is an adapter to allow the use of ordinary function as Traverser.
+type TraverseCredentialVersion func(context.Context, *ent.CredentialVersionQuery) error
+
+// Intercept is a dummy implementation of Intercept that returns the next Querier in the pipeline.
+func (f TraverseCredentialVersion) Intercept(next ent.Querier) ent.Querier {
+	return next
+}
+
+// Traverse calls f(ctx, q).
+func (f TraverseCredentialVersion) Traverse(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.CredentialVersionQuery); ok {
+		return f(ctx, q)
+	}
+	return fmt.Errorf("unexpected query type %T. expect *ent.CredentialVersionQuery", q)
 }
 
 // The CustomerFunc type is an adapter to allow the use of ordinary function as a Querier.
@@ -560,6 +588,8 @@ func NewQuery(q ent.Query) (Query, error) {
 		return &query[*ent.ConnectionTypeQuery, predicate.ConnectionType, connectiontype.OrderOption]{typ: ent.TypeConnectionType, tq: q}, nil
 	case *ent.CredentialQuery:
 		return &query[*ent.CredentialQuery, predicate.Credential, credential.OrderOption]{typ: ent.TypeCredential, tq: q}, nil
+	case *ent.CredentialVersionQuery:
+		return &query[*ent.CredentialVersionQuery, predicate.CredentialVersion, credentialversion.OrderOption]{typ: ent.TypeCredentialVersion, tq: q}, nil
 	case *ent.CustomerQuery:
 		return &query[*ent.CustomerQuery, predicate.Customer, customer.OrderOption]{typ: ent.TypeCustomer, tq: q}, nil
 	case *ent.EncryptionKeyQuery:

@@ -2,4 +2,4 @@
 
 package internal
 
-const IncrementStarts = "{\"api_tokens\":0,\"audit_events\":4294967296,\"connection_slots\":12884901888,\"connection_templates\":17179869184,\"connection_types\":21474836480,\"connections\":8589934592,\"credentials\":25769803776,\"customers\":30064771072,\"encryption_keys\":34359738368,\"instance_bindings\":42949672960,\"instances\":38654705664,\"integrations\":47244640256,\"oauth_states\":51539607552,\"organizations\":55834574848,\"plugins\":60129542144,\"signing_keys\":68719476736,\"users\":64424509440}"
+const IncrementStarts = "{\"api_tokens\":0,\"audit_events\":4294967296,\"connection_slots\":12884901888,\"connection_templates\":17179869184,\"connection_types\":21474836480,\"connections\":8589934592,\"credential_versions\":73014444032,\"credentials\":25769803776,\"customers\":30064771072,\"encryption_keys\":34359738368,\"instance_bindings\":42949672960,\"instances\":38654705664,\"integrations\":47244640256,\"oauth_states\":51539607552,\"organizations\":55834574848,\"plugins\":60129542144,\"signing_keys\":68719476736,\"users\":64424509440}"

@@ -349,6 +349,52 @@ var (
 			},
 		},
 	}
+	// CredentialVersionsColumns holds the columns for the "credential_versions" table.
+	CredentialVersionsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "version", Type: field.TypeInt},
+		{Name: "inputs", Type: field.TypeJSON, Nullable: true},
+		{Name: "secrets", Type: field.TypeBytes, Nullable: true},
+		{Name: "secret_meta", Type: field.TypeJSON, Nullable: true},
+		{Name: "state", Type: field.TypeEnum, Enums: []string{"LIVE", "SUPERSEDED", "PENDING", "REJECTED"}},
+		{Name: "actor", Type: field.TypeString},
+		{Name: "message", Type: field.TypeString, Nullable: true},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "credential_id", Type: field.TypeInt},
+		{Name: "organization_id", Type: field.TypeInt},
+	}
+	// CredentialVersionsTable holds the schema information for the "credential_versions" table.
+	CredentialVersionsTable = &schema.Table{
+		Name:       "credential_versions",
+		Columns:    CredentialVersionsColumns,
+		PrimaryKey: []*schema.Column{CredentialVersionsColumns[0]},
+		ForeignKeys: []*schema.ForeignKey{
+			{
+				Symbol:     "credential_versions_credentials_versions",
+				Columns:    []*schema.Column{CredentialVersionsColumns[9]},
+				RefColumns: []*schema.Column{CredentialsColumns[0]},
+				OnDelete:   schema.NoAction,
+			},
+			{
+				Symbol:     "credential_versions_organizations_organization",
+				Columns:    []*schema.Column{CredentialVersionsColumns[10]},
+				RefColumns: []*schema.Column{OrganizationsColumns[0]},
+				OnDelete:   schema.NoAction,
+			},
+		},
+		Indexes: []*schema.Index{
+			{
+				Name:    "credentialversion_organization_id",
+				Unique:  false,
+				Columns: []*schema.Column{CredentialVersionsColumns[10]},
+			},
+			{
+				Name:    "credentialversion_credential_id_version",
+				Unique:  true,
+				Columns: []*schema.Column{CredentialVersionsColumns[9], CredentialVersionsColumns[1]},
+			},
+		},
+	}
 	// CustomersColumns holds the columns for the "customers" table.
 	CustomersColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt, Increment: true},
@@ -698,6 +744,7 @@ var (
 		ConnectionTemplatesTable,
 		ConnectionTypesTable,
 		CredentialsTable,
+		CredentialVersionsTable,
 		CustomersTable,
 		EncryptionKeysTable,
 		InstancesTable,
@@ -749,6 +796,11 @@ func init() {
 	CredentialsTable.ForeignKeys[4].RefTable = UsersTable
 	CredentialsTable.Annotation = &entsql.Annotation{
 		IncrementStart: func(i int) *int { return &i }(25769803776),
+	}
+	CredentialVersionsTable.ForeignKeys[0].RefTable = CredentialsTable
+	CredentialVersionsTable.ForeignKeys[1].RefTable = OrganizationsTable
+	CredentialVersionsTable.Annotation = &entsql.Annotation{
+		IncrementStart: func(i int) *int { return &i }(73014444032),
 	}
 	CustomersTable.ForeignKeys[0].RefTable = OrganizationsTable
 	CustomersTable.Annotation = &entsql.Annotation{

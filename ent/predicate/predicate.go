@@ -27,6 +27,9 @@ type ConnectionType func(*sql.Selector)
 // Credential is the predicate function for credential builders.
 type Credential func(*sql.Selector)
 
+// CredentialVersion is the predicate function for credentialversion builders.
+type CredentialVersion func(*sql.Selector)
+
 // Customer is the predicate function for customer builders.
 type Customer func(*sql.Selector)
 

@@ -80,6 +80,8 @@ func (Credential) Edges() []ent.Edge {
 			Annotations(entgql.Skip(entgql.SkipAll)),
 		edge.To("audit_events", AuditEvent.Type).
 			Annotations(entgql.RelayConnection()),
+		edge.To("versions", CredentialVersion.Type).
+			Annotations(entgql.RelayConnection()),
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/plugboard/plugboard/ent/connection"
 	"github.com/plugboard/plugboard/ent/connectiontype"
 	"github.com/plugboard/plugboard/ent/credential"
+	"github.com/plugboard/plugboard/ent/credentialversion"
 	"github.com/plugboard/plugboard/ent/instance"
 	"github.com/plugboard/plugboard/ent/plugin"
 	"github.com/plugboard/plugboard/ent/schema/schematype"
@@ -260,6 +261,7 @@ type ComplexityRoot struct {
 		UserID         func(childComplexity int) int
 		Values         func(childComplexity int) int
 		Version        func(childComplexity int) int
+		Versions       func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.CredentialVersionOrder, where *ent.CredentialVersionWhereInput) int
 	}
 
 	CredentialConnection struct {
@@ -287,6 +289,28 @@ type ComplexityRoot struct {
 		Secret    func(childComplexity int) int
 		UpdatedAt func(childComplexity int) int
 		Value     func(childComplexity int) int
+	}
+
+	CredentialVersion struct {
+		Actor        func(childComplexity int) int
+		CreatedAt    func(childComplexity int) int
+		Credential   func(childComplexity int) int
+		CredentialID func(childComplexity int) int
+		ID           func(childComplexity int) int
+		Message      func(childComplexity int) int
+		State        func(childComplexity int) int
+		Version      func(childComplexity int) int
+	}
+
+	CredentialVersionConnection struct {
+		Edges      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	CredentialVersionEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
 	}
 
 	Customer struct {
@@ -434,6 +458,7 @@ type ComplexityRoot struct {
 		RegisterSigningKey       func(childComplexity int, input model.RegisterSigningKeyInput) int
 		ReloadPlugins            func(childComplexity int) int
 		RevokeAPIToken           func(childComplexity int, id int) int
+		RollbackCredential       func(childComplexity int, id int, version int) int
 		RotateEncryptionKey      func(childComplexity int) int
 		SaveCredential           func(childComplexity int, input model.SaveCredentialInput) int
 		StartOAuth2              func(childComplexity int, input model.StartOAuth2Input) int
@@ -542,6 +567,11 @@ type ComplexityRoot struct {
 
 	RevokeAPITokenPayload struct {
 		APIToken   func(childComplexity int) int
+		UserErrors func(childComplexity int) int
+	}
+
+	RollbackCredentialPayload struct {
+		Credential func(childComplexity int) int
 		UserErrors func(childComplexity int) int
 	}
 
@@ -708,6 +738,7 @@ type MutationResolver interface {
 	DeleteConnection(ctx context.Context, id int) (*model.DeleteConnectionPayload, error)
 	SaveCredential(ctx context.Context, input model.SaveCredentialInput) (*model.SaveCredentialPayload, error)
 	TestCredential(ctx context.Context, id int) (*model.TestCredentialPayload, error)
+	RollbackCredential(ctx context.Context, id int, version int) (*model.RollbackCredentialPayload, error)
 	CreateCustomer(ctx context.Context, input model.CreateCustomerInput) (*model.CreateCustomerPayload, error)
 	ReloadPlugins(ctx context.Context) (*model.ReloadPluginsPayload, error)
 	RegisterSigningKey(ctx context.Context, input model.RegisterSigningKeyInput) (*model.RegisterSigningKeyPayload, error)
@@ -1573,6 +1604,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Credential.Version(childComplexity), true
+	case "Credential.versions":
+		if e.ComplexityRoot.Credential.Versions == nil {
+			break
+		}
+
+		args, err := ec.field_Credential_versions_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Credential.Versions(childComplexity, args["after"].(*entgql.Cursor[int]), args["first"].(*int), args["before"].(*entgql.Cursor[int]), args["last"].(*int), args["orderBy"].(*ent.CredentialVersionOrder), args["where"].(*ent.CredentialVersionWhereInput)), true
 
 	case "CredentialConnection.edges":
 		if e.ComplexityRoot.CredentialConnection.Edges == nil {
@@ -1667,6 +1709,87 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.CredentialValue.Value(childComplexity), true
+
+	case "CredentialVersion.actor":
+		if e.ComplexityRoot.CredentialVersion.Actor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CredentialVersion.Actor(childComplexity), true
+	case "CredentialVersion.createdAt":
+		if e.ComplexityRoot.CredentialVersion.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CredentialVersion.CreatedAt(childComplexity), true
+	case "CredentialVersion.credential":
+		if e.ComplexityRoot.CredentialVersion.Credential == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CredentialVersion.Credential(childComplexity), true
+	case "CredentialVersion.credentialID":
+		if e.ComplexityRoot.CredentialVersion.CredentialID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CredentialVersion.CredentialID(childComplexity), true
+	case "CredentialVersion.id":
+		if e.ComplexityRoot.CredentialVersion.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CredentialVersion.ID(childComplexity), true
+	case "CredentialVersion.message":
+		if e.ComplexityRoot.CredentialVersion.Message == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CredentialVersion.Message(childComplexity), true
+	case "CredentialVersion.state":
+		if e.ComplexityRoot.CredentialVersion.State == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CredentialVersion.State(childComplexity), true
+	case "CredentialVersion.version":
+		if e.ComplexityRoot.CredentialVersion.Version == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CredentialVersion.Version(childComplexity), true
+
+	case "CredentialVersionConnection.edges":
+		if e.ComplexityRoot.CredentialVersionConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CredentialVersionConnection.Edges(childComplexity), true
+	case "CredentialVersionConnection.pageInfo":
+		if e.ComplexityRoot.CredentialVersionConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CredentialVersionConnection.PageInfo(childComplexity), true
+	case "CredentialVersionConnection.totalCount":
+		if e.ComplexityRoot.CredentialVersionConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CredentialVersionConnection.TotalCount(childComplexity), true
+
+	case "CredentialVersionEdge.cursor":
+		if e.ComplexityRoot.CredentialVersionEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CredentialVersionEdge.Cursor(childComplexity), true
+	case "CredentialVersionEdge.node":
+		if e.ComplexityRoot.CredentialVersionEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CredentialVersionEdge.Node(childComplexity), true
 
 	case "Customer.createdAt":
 		if e.ComplexityRoot.Customer.CreatedAt == nil {
@@ -2333,6 +2456,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RevokeAPIToken(childComplexity, args["id"].(int)), true
+	case "Mutation.rollbackCredential":
+		if e.ComplexityRoot.Mutation.RollbackCredential == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_rollbackCredential_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RollbackCredential(childComplexity, args["id"].(int), args["version"].(int)), true
 	case "Mutation.rotateEncryptionKey":
 		if e.ComplexityRoot.Mutation.RotateEncryptionKey == nil {
 			break
@@ -2884,6 +3018,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.RevokeAPITokenPayload.UserErrors(childComplexity), true
+
+	case "RollbackCredentialPayload.credential":
+		if e.ComplexityRoot.RollbackCredentialPayload.Credential == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RollbackCredentialPayload.Credential(childComplexity), true
+	case "RollbackCredentialPayload.userErrors":
+		if e.ComplexityRoot.RollbackCredentialPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RollbackCredentialPayload.UserErrors(childComplexity), true
 
 	case "RotateEncryptionKeyPayload.keyID":
 		if e.ComplexityRoot.RotateEncryptionKeyPayload.KeyID == nil {
@@ -3457,6 +3604,8 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("CreateUserInput", ec.unmarshalInputCreateUserInput),
 			graphql.NewInputUnmarshaler("CredentialOrder", ec.unmarshalInputCredentialOrder),
 			graphql.NewInputUnmarshaler("CredentialValueInput", ec.unmarshalInputCredentialValueInput),
+			graphql.NewInputUnmarshaler("CredentialVersionOrder", ec.unmarshalInputCredentialVersionOrder),
+			graphql.NewInputUnmarshaler("CredentialVersionWhereInput", ec.unmarshalInputCredentialVersionWhereInput),
 			graphql.NewInputUnmarshaler("CredentialWhereInput", ec.unmarshalInputCredentialWhereInput),
 			graphql.NewInputUnmarshaler("CustomerOrder", ec.unmarshalInputCustomerOrder),
 			graphql.NewInputUnmarshaler("CustomerWhereInput", ec.unmarshalInputCustomerWhereInput),
@@ -4739,6 +4888,37 @@ type Credential implements Node {
     """
     where: AuditEventWhereInput
   ): AuditEventConnection!
+  versions(
+    """
+    Returns the elements in the list that come after the specified cursor.
+    """
+    after: Cursor
+
+    """
+    Returns the first _n_ elements from the list.
+    """
+    first: Int
+
+    """
+    Returns the elements in the list that come before the specified cursor.
+    """
+    before: Cursor
+
+    """
+    Returns the last _n_ elements from the list.
+    """
+    last: Int
+
+    """
+    Ordering options for CredentialVersions returned from the connection.
+    """
+    orderBy: CredentialVersionOrder
+
+    """
+    Filtering options for CredentialVersions returned from the connection.
+    """
+    where: CredentialVersionWhereInput
+  ): CredentialVersionConnection!
 }
 """
 A connection to a list of items.
@@ -4808,6 +4988,170 @@ enum CredentialStatus @goModel(model: "github.com/plugboard/plugboard/ent/creden
   ACTIVE
   ERROR
   FAILED
+}
+type CredentialVersion implements Node {
+  id: ID!
+  credentialID: ID!
+  version: Int!
+  state: CredentialVersionState!
+  actor: String!
+  message: String
+  createdAt: Time!
+  credential: Credential!
+}
+"""
+A connection to a list of items.
+"""
+type CredentialVersionConnection {
+  """
+  A list of edges.
+  """
+  edges: [CredentialVersionEdge]
+  """
+  Information to aid in pagination.
+  """
+  pageInfo: PageInfo!
+  """
+  Identifies the total count of items in the connection.
+  """
+  totalCount: Int!
+}
+"""
+An edge in a connection.
+"""
+type CredentialVersionEdge {
+  """
+  The item at the end of the edge.
+  """
+  node: CredentialVersion
+  """
+  A cursor for use in pagination.
+  """
+  cursor: Cursor!
+}
+"""
+Ordering options for CredentialVersion connections
+"""
+input CredentialVersionOrder {
+  """
+  The ordering direction.
+  """
+  direction: OrderDirection! = ASC
+  """
+  The field by which to order CredentialVersions.
+  """
+  field: CredentialVersionOrderField!
+}
+"""
+Properties by which CredentialVersion connections can be ordered.
+"""
+enum CredentialVersionOrderField {
+  VERSION
+  CREATED_AT
+}
+"""
+CredentialVersionState is enum for the field state
+"""
+enum CredentialVersionState @goModel(model: "github.com/plugboard/plugboard/ent/credentialversion.State") {
+  LIVE
+  SUPERSEDED
+  PENDING
+  REJECTED
+}
+"""
+CredentialVersionWhereInput is used for filtering CredentialVersion objects.
+Input was generated by ent.
+"""
+input CredentialVersionWhereInput {
+  not: CredentialVersionWhereInput
+  and: [CredentialVersionWhereInput!]
+  or: [CredentialVersionWhereInput!]
+  """
+  id field predicates
+  """
+  id: ID
+  idNEQ: ID
+  idIn: [ID!]
+  idNotIn: [ID!]
+  idGT: ID
+  idGTE: ID
+  idLT: ID
+  idLTE: ID
+  """
+  credential_id field predicates
+  """
+  credentialID: ID
+  credentialIDNEQ: ID
+  credentialIDIn: [ID!]
+  credentialIDNotIn: [ID!]
+  """
+  version field predicates
+  """
+  version: Int
+  versionNEQ: Int
+  versionIn: [Int!]
+  versionNotIn: [Int!]
+  versionGT: Int
+  versionGTE: Int
+  versionLT: Int
+  versionLTE: Int
+  """
+  state field predicates
+  """
+  state: CredentialVersionState
+  stateNEQ: CredentialVersionState
+  stateIn: [CredentialVersionState!]
+  stateNotIn: [CredentialVersionState!]
+  """
+  actor field predicates
+  """
+  actor: String
+  actorNEQ: String
+  actorIn: [String!]
+  actorNotIn: [String!]
+  actorGT: String
+  actorGTE: String
+  actorLT: String
+  actorLTE: String
+  actorContains: String
+  actorHasPrefix: String
+  actorHasSuffix: String
+  actorEqualFold: String
+  actorContainsFold: String
+  """
+  message field predicates
+  """
+  message: String
+  messageNEQ: String
+  messageIn: [String!]
+  messageNotIn: [String!]
+  messageGT: String
+  messageGTE: String
+  messageLT: String
+  messageLTE: String
+  messageContains: String
+  messageHasPrefix: String
+  messageHasSuffix: String
+  messageIsNil: Boolean
+  messageNotNil: Boolean
+  messageEqualFold: String
+  messageContainsFold: String
+  """
+  created_at field predicates
+  """
+  createdAt: Time
+  createdAtNEQ: Time
+  createdAtIn: [Time!]
+  createdAtNotIn: [Time!]
+  createdAtGT: Time
+  createdAtGTE: Time
+  createdAtLT: Time
+  createdAtLTE: Time
+  """
+  credential edge predicates
+  """
+  hasCredential: Boolean
+  hasCredentialWith: [CredentialWhereInput!]
 }
 """
 CredentialWhereInput is used for filtering Credential objects.
@@ -5001,6 +5345,11 @@ input CredentialWhereInput {
   """
   hasAuditEvents: Boolean
   hasAuditEventsWith: [AuditEventWhereInput!]
+  """
+  versions edge predicates
+  """
+  hasVersions: Boolean
+  hasVersionsWith: [CredentialVersionWhereInput!]
 }
 """
 Define a Relay Cursor type:
@@ -6974,11 +7323,21 @@ input SaveCredentialInput {
   values: [CredentialValueInput!]!
   "Run the plugin's live test before storing; a failed test stores nothing."
   test: Boolean! = false
+  """
+  Save the values as a new version that is tested by the plugin while the
+  current version stays live; it is promoted only if the test passes.
+  """
+  verify: Boolean! = false
 }
 
 type SaveCredentialPayload {
   credential: Credential
   testResult: TestResult
+  userErrors: [UserError!]!
+}
+
+type RollbackCredentialPayload {
+  credential: Credential
   userErrors: [UserError!]!
 }
 
@@ -7016,6 +7375,8 @@ type Mutation {
   saveCredential(input: SaveCredentialInput!): SaveCredentialPayload!
   "Run the plugin's live test on a stored credential."
   testCredential(id: ID!): TestCredentialPayload!
+  "Make an earlier saved version of a credential live again (as a new version)."
+  rollbackCredential(id: ID!, version: Int!): RollbackCredentialPayload!
   createCustomer(input: CreateCustomerInput!): CreateCustomerPayload!
   "Re-read the plugin directory and lock file; start new and changed plugins."
   reloadPlugins: ReloadPluginsPayload!
@@ -7663,6 +8024,8 @@ func (ec *executionContext) childFields_Credential(ctx context.Context, field gr
 		return ec.fieldContext_Credential_instance(ctx, field)
 	case "auditEvents":
 		return ec.fieldContext_Credential_auditEvents(ctx, field)
+	case "versions":
+		return ec.fieldContext_Credential_versions(ctx, field)
 	case "values":
 		return ec.fieldContext_Credential_values(ctx, field)
 	}
@@ -7721,6 +8084,50 @@ func (ec *executionContext) childFields_CredentialValue(ctx context.Context, fie
 		return ec.fieldContext_CredentialValue_updatedAt(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type CredentialValue", field.Name)
+}
+
+func (ec *executionContext) childFields_CredentialVersion(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_CredentialVersion_id(ctx, field)
+	case "credentialID":
+		return ec.fieldContext_CredentialVersion_credentialID(ctx, field)
+	case "version":
+		return ec.fieldContext_CredentialVersion_version(ctx, field)
+	case "state":
+		return ec.fieldContext_CredentialVersion_state(ctx, field)
+	case "actor":
+		return ec.fieldContext_CredentialVersion_actor(ctx, field)
+	case "message":
+		return ec.fieldContext_CredentialVersion_message(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_CredentialVersion_createdAt(ctx, field)
+	case "credential":
+		return ec.fieldContext_CredentialVersion_credential(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CredentialVersion", field.Name)
+}
+
+func (ec *executionContext) childFields_CredentialVersionConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_CredentialVersionConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_CredentialVersionConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_CredentialVersionConnection_totalCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CredentialVersionConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_CredentialVersionEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "node":
+		return ec.fieldContext_CredentialVersionEdge_node(ctx, field)
+	case "cursor":
+		return ec.fieldContext_CredentialVersionEdge_cursor(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CredentialVersionEdge", field.Name)
 }
 
 func (ec *executionContext) childFields_Customer(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -8135,6 +8542,16 @@ func (ec *executionContext) childFields_RevokeAPITokenPayload(ctx context.Contex
 		return ec.fieldContext_RevokeAPITokenPayload_userErrors(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type RevokeAPITokenPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_RollbackCredentialPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "credential":
+		return ec.fieldContext_RollbackCredentialPayload_credential(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_RollbackCredentialPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RollbackCredentialPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_RotateEncryptionKeyPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -8639,6 +9056,60 @@ func (ec *executionContext) field_Credential_auditEvents_args(ctx context.Contex
 	return args, nil
 }
 
+func (ec *executionContext) field_Credential_versions_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*entgql.Cursor[int], error) {
+			return ec.unmarshalOCursor2ᚖentgoᚗioᚋcontribᚋentgqlᚐCursor(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "before",
+		func(ctx context.Context, v any) (*entgql.Cursor[int], error) {
+			return ec.unmarshalOCursor2ᚖentgoᚗioᚋcontribᚋentgqlᚐCursor(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["before"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "last",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["last"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "orderBy",
+		func(ctx context.Context, v any) (*ent.CredentialVersionOrder, error) {
+			return ec.unmarshalOCredentialVersionOrder2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚐCredentialVersionOrder(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["orderBy"] = arg4
+	arg5, err := graphql.ProcessArgField(ctx, rawArgs, "where",
+		func(ctx context.Context, v any) (*ent.CredentialVersionWhereInput, error) {
+			return ec.unmarshalOCredentialVersionWhereInput2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚐCredentialVersionWhereInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["where"] = arg5
+	return args, nil
+}
+
 func (ec *executionContext) field_Customer_credentials_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -9048,6 +9519,28 @@ func (ec *executionContext) field_Mutation_revokeAPIToken_args(ctx context.Conte
 		return nil, err
 	}
 	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_rollbackCredential_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (int, error) {
+			return ec.unmarshalNID2int(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "version",
+		func(ctx context.Context, v any) (int, error) {
+			return ec.unmarshalNInt2int(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["version"] = arg1
 	return args, nil
 }
 
@@ -13246,6 +13739,50 @@ func (ec *executionContext) fieldContext_Credential_auditEvents(ctx context.Cont
 	return fc, nil
 }
 
+func (ec *executionContext) _Credential_versions(ctx context.Context, field graphql.CollectedField, obj *ent.Credential) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Credential_versions(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return obj.Versions(ctx, fc.Args["after"].(*entgql.Cursor[int]), fc.Args["first"].(*int), fc.Args["before"].(*entgql.Cursor[int]), fc.Args["last"].(*int), fc.Args["orderBy"].(*ent.CredentialVersionOrder), fc.Args["where"].(*ent.CredentialVersionWhereInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.CredentialVersionConnection) graphql.Marshaler {
+			return ec.marshalNCredentialVersionConnection2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚐCredentialVersionConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Credential_versions(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Credential",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CredentialVersionConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Credential_versions_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Credential_values(ctx context.Context, field graphql.CollectedField, obj *ent.Credential) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -13657,6 +14194,341 @@ func (ec *executionContext) _CredentialValue_updatedAt(ctx context.Context, fiel
 }
 func (ec *executionContext) fieldContext_CredentialValue_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("CredentialValue", field, false, false, "Time")
+}
+
+func (ec *executionContext) _CredentialVersion_id(ctx context.Context, field graphql.CollectedField, obj *ent.CredentialVersion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CredentialVersion_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNID2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CredentialVersion_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CredentialVersion", field, false, false, "ID")
+}
+
+func (ec *executionContext) _CredentialVersion_credentialID(ctx context.Context, field graphql.CollectedField, obj *ent.CredentialVersion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CredentialVersion_credentialID(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CredentialID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNID2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CredentialVersion_credentialID(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CredentialVersion", field, false, false, "ID")
+}
+
+func (ec *executionContext) _CredentialVersion_version(ctx context.Context, field graphql.CollectedField, obj *ent.CredentialVersion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CredentialVersion_version(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Version, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CredentialVersion_version(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CredentialVersion", field, false, false, "Int")
+}
+
+func (ec *executionContext) _CredentialVersion_state(ctx context.Context, field graphql.CollectedField, obj *ent.CredentialVersion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CredentialVersion_state(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.State, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v credentialversion.State) graphql.Marshaler {
+			return ec.marshalNCredentialVersionState2githubᚗcomᚋplugboardᚋplugboardᚋentᚋcredentialversionᚐState(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CredentialVersion_state(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CredentialVersion", field, false, false, "CredentialVersionState")
+}
+
+func (ec *executionContext) _CredentialVersion_actor(ctx context.Context, field graphql.CollectedField, obj *ent.CredentialVersion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CredentialVersion_actor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Actor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CredentialVersion_actor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CredentialVersion", field, false, false, "String")
+}
+
+func (ec *executionContext) _CredentialVersion_message(ctx context.Context, field graphql.CollectedField, obj *ent.CredentialVersion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CredentialVersion_message(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Message, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalOString2string(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CredentialVersion_message(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CredentialVersion", field, false, false, "String")
+}
+
+func (ec *executionContext) _CredentialVersion_createdAt(ctx context.Context, field graphql.CollectedField, obj *ent.CredentialVersion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CredentialVersion_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CredentialVersion_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CredentialVersion", field, false, false, "Time")
+}
+
+func (ec *executionContext) _CredentialVersion_credential(ctx context.Context, field graphql.CollectedField, obj *ent.CredentialVersion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CredentialVersion_credential(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Credential(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.Credential) graphql.Marshaler {
+			return ec.marshalNCredential2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚐCredential(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CredentialVersion_credential(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CredentialVersion",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Credential(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CredentialVersionConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ent.CredentialVersionConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CredentialVersionConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*ent.CredentialVersionEdge) graphql.Marshaler {
+			return ec.marshalOCredentialVersionEdge2ᚕᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚐCredentialVersionEdge(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CredentialVersionConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CredentialVersionConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CredentialVersionEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CredentialVersionConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *ent.CredentialVersionConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CredentialVersionConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v entgql.PageInfo[int]) graphql.Marshaler {
+			return ec.marshalNPageInfo2entgoᚗioᚋcontribᚋentgqlᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CredentialVersionConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CredentialVersionConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CredentialVersionConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *ent.CredentialVersionConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CredentialVersionConnection_totalCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TotalCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CredentialVersionConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CredentialVersionConnection", field, false, false, "Int")
+}
+
+func (ec *executionContext) _CredentialVersionEdge_node(ctx context.Context, field graphql.CollectedField, obj *ent.CredentialVersionEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CredentialVersionEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.CredentialVersion) graphql.Marshaler {
+			return ec.marshalOCredentialVersion2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚐCredentialVersion(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CredentialVersionEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CredentialVersionEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CredentialVersion(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CredentialVersionEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *ent.CredentialVersionEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CredentialVersionEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v entgql.Cursor[int]) graphql.Marshaler {
+			return ec.marshalNCursor2entgoᚗioᚋcontribᚋentgqlᚐCursor(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CredentialVersionEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CredentialVersionEdge", field, false, false, "Cursor")
 }
 
 func (ec *executionContext) _Customer_id(ctx context.Context, field graphql.CollectedField, obj *ent.Customer) (ret graphql.Marshaler) {
@@ -15985,6 +16857,50 @@ func (ec *executionContext) fieldContext_Mutation_testCredential(ctx context.Con
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_testCredential_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_rollbackCredential(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_rollbackCredential(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RollbackCredential(ctx, fc.Args["id"].(int), fc.Args["version"].(int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.RollbackCredentialPayload) graphql.Marshaler {
+			return ec.marshalNRollbackCredentialPayload2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐRollbackCredentialPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_rollbackCredential(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RollbackCredentialPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_rollbackCredential_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -18710,6 +19626,70 @@ func (ec *executionContext) _RevokeAPITokenPayload_userErrors(ctx context.Contex
 func (ec *executionContext) fieldContext_RevokeAPITokenPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
 		Object:     "RevokeAPITokenPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RollbackCredentialPayload_credential(ctx context.Context, field graphql.CollectedField, obj *model.RollbackCredentialPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RollbackCredentialPayload_credential(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Credential, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.Credential) graphql.Marshaler {
+			return ec.marshalOCredential2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚐCredential(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RollbackCredentialPayload_credential(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RollbackCredentialPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Credential(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RollbackCredentialPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.RollbackCredentialPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RollbackCredentialPayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RollbackCredentialPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RollbackCredentialPayload",
 		Field:      field,
 		IsMethod:   false,
 		IsResolver: false,
@@ -26516,6 +27496,549 @@ func UnmarshalCredentialValueInput(ctx context.Context, raw any) (model.Credenti
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputCredentialVersionOrder(ctx context.Context, obj any) (ent.CredentialVersionOrder, error) {
+	var it ent.CredentialVersionOrder
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	if _, present := asMap["direction"]; !present {
+		asMap["direction"] = "ASC"
+	}
+
+	fieldsInOrder := [...]string{"direction", "field"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "direction":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("direction"))
+			data, err := ec.unmarshalNOrderDirection2entgoᚗioᚋcontribᚋentgqlᚐOrderDirection(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Direction = data
+		case "field":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("field"))
+			data, err := ec.unmarshalNCredentialVersionOrderField2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚐCredentialVersionOrderField(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Field = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalCredentialVersionOrder unmarshals raw into the CredentialVersionOrder input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalCredentialVersionOrder(ctx context.Context, raw any) (ent.CredentialVersionOrder, error) {
+	var out ent.CredentialVersionOrder
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "CredentialVersionOrder", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputCredentialVersionWhereInput(ctx context.Context, obj any) (ent.CredentialVersionWhereInput, error) {
+	var it ent.CredentialVersionWhereInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "credentialID", "credentialIDNEQ", "credentialIDIn", "credentialIDNotIn", "version", "versionNEQ", "versionIn", "versionNotIn", "versionGT", "versionGTE", "versionLT", "versionLTE", "state", "stateNEQ", "stateIn", "stateNotIn", "actor", "actorNEQ", "actorIn", "actorNotIn", "actorGT", "actorGTE", "actorLT", "actorLTE", "actorContains", "actorHasPrefix", "actorHasSuffix", "actorEqualFold", "actorContainsFold", "message", "messageNEQ", "messageIn", "messageNotIn", "messageGT", "messageGTE", "messageLT", "messageLTE", "messageContains", "messageHasPrefix", "messageHasSuffix", "messageIsNil", "messageNotNil", "messageEqualFold", "messageContainsFold", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "hasCredential", "hasCredentialWith"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "not":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("not"))
+			data, err := ec.unmarshalOCredentialVersionWhereInput2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚐCredentialVersionWhereInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Not = data
+		case "and":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("and"))
+			data, err := ec.unmarshalOCredentialVersionWhereInput2ᚕᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚐCredentialVersionWhereInputᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.And = data
+		case "or":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("or"))
+			data, err := ec.unmarshalOCredentialVersionWhereInput2ᚕᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚐCredentialVersionWhereInputᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Or = data
+		case "id":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		case "idNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idNEQ"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IDNEQ = data
+		case "idIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idIn"))
+			data, err := ec.unmarshalOID2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IDIn = data
+		case "idNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idNotIn"))
+			data, err := ec.unmarshalOID2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IDNotIn = data
+		case "idGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idGT"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IDGT = data
+		case "idGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idGTE"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IDGTE = data
+		case "idLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idLT"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IDLT = data
+		case "idLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idLTE"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IDLTE = data
+		case "credentialID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("credentialID"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CredentialID = data
+		case "credentialIDNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("credentialIDNEQ"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CredentialIDNEQ = data
+		case "credentialIDIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("credentialIDIn"))
+			data, err := ec.unmarshalOID2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CredentialIDIn = data
+		case "credentialIDNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("credentialIDNotIn"))
+			data, err := ec.unmarshalOID2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CredentialIDNotIn = data
+		case "version":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("version"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Version = data
+		case "versionNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("versionNEQ"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VersionNEQ = data
+		case "versionIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("versionIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VersionIn = data
+		case "versionNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("versionNotIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VersionNotIn = data
+		case "versionGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("versionGT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VersionGT = data
+		case "versionGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("versionGTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VersionGTE = data
+		case "versionLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("versionLT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VersionLT = data
+		case "versionLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("versionLTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VersionLTE = data
+		case "state":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("state"))
+			data, err := ec.unmarshalOCredentialVersionState2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚋcredentialversionᚐState(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.State = data
+		case "stateNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("stateNEQ"))
+			data, err := ec.unmarshalOCredentialVersionState2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚋcredentialversionᚐState(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.StateNEQ = data
+		case "stateIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("stateIn"))
+			data, err := ec.unmarshalOCredentialVersionState2ᚕgithubᚗcomᚋplugboardᚋplugboardᚋentᚋcredentialversionᚐStateᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.StateIn = data
+		case "stateNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("stateNotIn"))
+			data, err := ec.unmarshalOCredentialVersionState2ᚕgithubᚗcomᚋplugboardᚋplugboardᚋentᚋcredentialversionᚐStateᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.StateNotIn = data
+		case "actor":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("actor"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Actor = data
+		case "actorNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("actorNEQ"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ActorNEQ = data
+		case "actorIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("actorIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ActorIn = data
+		case "actorNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("actorNotIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ActorNotIn = data
+		case "actorGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("actorGT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ActorGT = data
+		case "actorGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("actorGTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ActorGTE = data
+		case "actorLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("actorLT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ActorLT = data
+		case "actorLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("actorLTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ActorLTE = data
+		case "actorContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("actorContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ActorContains = data
+		case "actorHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("actorHasPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ActorHasPrefix = data
+		case "actorHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("actorHasSuffix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ActorHasSuffix = data
+		case "actorEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("actorEqualFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ActorEqualFold = data
+		case "actorContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("actorContainsFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ActorContainsFold = data
+		case "message":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("message"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Message = data
+		case "messageNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("messageNEQ"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MessageNEQ = data
+		case "messageIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("messageIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MessageIn = data
+		case "messageNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("messageNotIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MessageNotIn = data
+		case "messageGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("messageGT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MessageGT = data
+		case "messageGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("messageGTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MessageGTE = data
+		case "messageLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("messageLT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MessageLT = data
+		case "messageLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("messageLTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MessageLTE = data
+		case "messageContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("messageContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MessageContains = data
+		case "messageHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("messageHasPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MessageHasPrefix = data
+		case "messageHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("messageHasSuffix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MessageHasSuffix = data
+		case "messageIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("messageIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MessageIsNil = data
+		case "messageNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("messageNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MessageNotNil = data
+		case "messageEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("messageEqualFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MessageEqualFold = data
+		case "messageContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("messageContainsFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MessageContainsFold = data
+		case "createdAt":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("createdAt"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CreatedAt = data
+		case "createdAtNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("createdAtNEQ"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CreatedAtNEQ = data
+		case "createdAtIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("createdAtIn"))
+			data, err := ec.unmarshalOTime2ᚕtimeᚐTimeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CreatedAtIn = data
+		case "createdAtNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("createdAtNotIn"))
+			data, err := ec.unmarshalOTime2ᚕtimeᚐTimeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CreatedAtNotIn = data
+		case "createdAtGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("createdAtGT"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CreatedAtGT = data
+		case "createdAtGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("createdAtGTE"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CreatedAtGTE = data
+		case "createdAtLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("createdAtLT"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CreatedAtLT = data
+		case "createdAtLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("createdAtLTE"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CreatedAtLTE = data
+		case "hasCredential":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("hasCredential"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.HasCredential = data
+		case "hasCredentialWith":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("hasCredentialWith"))
+			data, err := ec.unmarshalOCredentialWhereInput2ᚕᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚐCredentialWhereInputᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.HasCredentialWith = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalCredentialVersionWhereInput unmarshals raw into the CredentialVersionWhereInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalCredentialVersionWhereInput(ctx context.Context, raw any) (ent.CredentialVersionWhereInput, error) {
+	var out ent.CredentialVersionWhereInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "CredentialVersionWhereInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputCredentialWhereInput(ctx context.Context, obj any) (ent.CredentialWhereInput, error) {
 	var it ent.CredentialWhereInput
 	if obj == nil {
@@ -26527,7 +28050,7 @@ func (ec *executionContext) unmarshalInputCredentialWhereInput(ctx context.Conte
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "connectionID", "connectionIDNEQ", "connectionIDIn", "connectionIDNotIn", "holder", "holderNEQ", "holderIn", "holderNotIn", "customerID", "customerIDNEQ", "customerIDIn", "customerIDNotIn", "customerIDIsNil", "customerIDNotNil", "userID", "userIDNEQ", "userIDIn", "userIDNotIn", "userIDIsNil", "userIDNotNil", "instanceID", "instanceIDNEQ", "instanceIDIn", "instanceIDNotIn", "instanceIDIsNil", "instanceIDNotNil", "isTest", "isTestNEQ", "tokenExpiresAt", "tokenExpiresAtNEQ", "tokenExpiresAtIn", "tokenExpiresAtNotIn", "tokenExpiresAtGT", "tokenExpiresAtGTE", "tokenExpiresAtLT", "tokenExpiresAtLTE", "tokenExpiresAtIsNil", "tokenExpiresAtNotNil", "grantedScopes", "grantedScopesNEQ", "grantedScopesIn", "grantedScopesNotIn", "grantedScopesGT", "grantedScopesGTE", "grantedScopesLT", "grantedScopesLTE", "grantedScopesContains", "grantedScopesHasPrefix", "grantedScopesHasSuffix", "grantedScopesIsNil", "grantedScopesNotNil", "grantedScopesEqualFold", "grantedScopesContainsFold", "status", "statusNEQ", "statusIn", "statusNotIn", "statusDetail", "statusDetailNEQ", "statusDetailIn", "statusDetailNotIn", "statusDetailGT", "statusDetailGTE", "statusDetailLT", "statusDetailLTE", "statusDetailContains", "statusDetailHasPrefix", "statusDetailHasSuffix", "statusDetailIsNil", "statusDetailNotNil", "statusDetailEqualFold", "statusDetailContainsFold", "version", "versionNEQ", "versionIn", "versionNotIn", "versionGT", "versionGTE", "versionLT", "versionLTE", "lastTestedAt", "lastTestedAtNEQ", "lastTestedAtIn", "lastTestedAtNotIn", "lastTestedAtGT", "lastTestedAtGTE", "lastTestedAtLT", "lastTestedAtLTE", "lastTestedAtIsNil", "lastTestedAtNotNil", "hasConnection", "hasConnectionWith", "hasCustomer", "hasCustomerWith", "hasUser", "hasUserWith", "hasInstance", "hasInstanceWith", "hasAuditEvents", "hasAuditEventsWith"}
+	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "connectionID", "connectionIDNEQ", "connectionIDIn", "connectionIDNotIn", "holder", "holderNEQ", "holderIn", "holderNotIn", "customerID", "customerIDNEQ", "customerIDIn", "customerIDNotIn", "customerIDIsNil", "customerIDNotNil", "userID", "userIDNEQ", "userIDIn", "userIDNotIn", "userIDIsNil", "userIDNotNil", "instanceID", "instanceIDNEQ", "instanceIDIn", "instanceIDNotIn", "instanceIDIsNil", "instanceIDNotNil", "isTest", "isTestNEQ", "tokenExpiresAt", "tokenExpiresAtNEQ", "tokenExpiresAtIn", "tokenExpiresAtNotIn", "tokenExpiresAtGT", "tokenExpiresAtGTE", "tokenExpiresAtLT", "tokenExpiresAtLTE", "tokenExpiresAtIsNil", "tokenExpiresAtNotNil", "grantedScopes", "grantedScopesNEQ", "grantedScopesIn", "grantedScopesNotIn", "grantedScopesGT", "grantedScopesGTE", "grantedScopesLT", "grantedScopesLTE", "grantedScopesContains", "grantedScopesHasPrefix", "grantedScopesHasSuffix", "grantedScopesIsNil", "grantedScopesNotNil", "grantedScopesEqualFold", "grantedScopesContainsFold", "status", "statusNEQ", "statusIn", "statusNotIn", "statusDetail", "statusDetailNEQ", "statusDetailIn", "statusDetailNotIn", "statusDetailGT", "statusDetailGTE", "statusDetailLT", "statusDetailLTE", "statusDetailContains", "statusDetailHasPrefix", "statusDetailHasSuffix", "statusDetailIsNil", "statusDetailNotNil", "statusDetailEqualFold", "statusDetailContainsFold", "version", "versionNEQ", "versionIn", "versionNotIn", "versionGT", "versionGTE", "versionLT", "versionLTE", "lastTestedAt", "lastTestedAtNEQ", "lastTestedAtIn", "lastTestedAtNotIn", "lastTestedAtGT", "lastTestedAtGTE", "lastTestedAtLT", "lastTestedAtLTE", "lastTestedAtIsNil", "lastTestedAtNotNil", "hasConnection", "hasConnectionWith", "hasCustomer", "hasCustomerWith", "hasUser", "hasUserWith", "hasInstance", "hasInstanceWith", "hasAuditEvents", "hasAuditEventsWith", "hasVersions", "hasVersionsWith"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -27423,6 +28946,20 @@ func (ec *executionContext) unmarshalInputCredentialWhereInput(ctx context.Conte
 				return it, err
 			}
 			it.HasAuditEventsWith = data
+		case "hasVersions":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("hasVersions"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.HasVersions = data
+		case "hasVersionsWith":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("hasVersionsWith"))
+			data, err := ec.unmarshalOCredentialVersionWhereInput2ᚕᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚐCredentialVersionWhereInputᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.HasVersionsWith = data
 		}
 	}
 	return it, nil
@@ -30732,8 +32269,11 @@ func (ec *executionContext) unmarshalInputSaveCredentialInput(ctx context.Contex
 	if _, present := asMap["test"]; !present {
 		asMap["test"] = false
 	}
+	if _, present := asMap["verify"]; !present {
+		asMap["verify"] = false
+	}
 
-	fieldsInOrder := [...]string{"connectionID", "customerID", "instanceID", "userID", "isTest", "values", "test"}
+	fieldsInOrder := [...]string{"connectionID", "customerID", "instanceID", "userID", "isTest", "values", "test", "verify"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -30789,6 +32329,13 @@ func (ec *executionContext) unmarshalInputSaveCredentialInput(ctx context.Contex
 				return it, err
 			}
 			it.Test = data
+		case "verify":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("verify"))
+			data, err := ec.unmarshalNBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Verify = data
 		}
 	}
 	return it, nil
@@ -32121,6 +33668,11 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 			return graphql.Null
 		}
 		return ec._Customer(ctx, sel, obj)
+	case *ent.CredentialVersion:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._CredentialVersion(ctx, sel, obj)
 	case *ent.Credential:
 		if obj == nil {
 			return graphql.Null
@@ -33556,6 +35108,12 @@ func (ec *executionContext) _Credential(ctx context.Context, sel ast.SelectionSe
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Credential_auditEvents(ctx, field, obj)
 				})
+		case "versions":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Credential_versions(ctx, field, obj)
+				})
 		case "values":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,
@@ -33747,6 +35305,156 @@ func (ec *executionContext) _CredentialValue(ctx context.Context, sel ast.Select
 		case "updatedAt":
 			out.Values[i] = ec._CredentialValue_updatedAt(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var credentialVersionImplementors = []string{"CredentialVersion", "Node"}
+
+func (ec *executionContext) _CredentialVersion(ctx context.Context, sel ast.SelectionSet, obj *ent.CredentialVersion) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, credentialVersionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CredentialVersion")
+		case "id":
+			out.Values[i] = ec._CredentialVersion_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "credentialID":
+			out.Values[i] = ec._CredentialVersion_credentialID(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "version":
+			out.Values[i] = ec._CredentialVersion_version(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "state":
+			out.Values[i] = ec._CredentialVersion_state(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "actor":
+			out.Values[i] = ec._CredentialVersion_actor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "message":
+			out.Values[i] = ec._CredentialVersion_message(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "createdAt":
+			out.Values[i] = ec._CredentialVersion_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "credential":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._CredentialVersion_credential(ctx, field, obj)
+				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var credentialVersionConnectionImplementors = []string{"CredentialVersionConnection"}
+
+func (ec *executionContext) _CredentialVersionConnection(ctx context.Context, sel ast.SelectionSet, obj *ent.CredentialVersionConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, credentialVersionConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CredentialVersionConnection")
+		case "edges":
+			out.Values[i] = ec._CredentialVersionConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._CredentialVersionConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "totalCount":
+			out.Values[i] = ec._CredentialVersionConnection_totalCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var credentialVersionEdgeImplementors = []string{"CredentialVersionEdge"}
+
+func (ec *executionContext) _CredentialVersionEdge(ctx context.Context, sel ast.SelectionSet, obj *ent.CredentialVersionEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, credentialVersionEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CredentialVersionEdge")
+		case "node":
+			out.Values[i] = ec._CredentialVersionEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "cursor":
+			out.Values[i] = ec._CredentialVersionEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
 		default:
@@ -34695,6 +36403,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "rollbackCredential":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_rollbackCredential(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "createCustomer":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_createCustomer(ctx, field)
@@ -35516,6 +37231,44 @@ func (ec *executionContext) _RevokeAPITokenPayload(ctx context.Context, sel ast.
 			}
 		case "userErrors":
 			out.Values[i] = ec._RevokeAPITokenPayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var rollbackCredentialPayloadImplementors = []string{"RollbackCredentialPayload"}
+
+func (ec *executionContext) _RollbackCredentialPayload(ctx context.Context, sel ast.SelectionSet, obj *model.RollbackCredentialPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, rollbackCredentialPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RollbackCredentialPayload")
+		case "credential":
+			out.Values[i] = ec._RollbackCredentialPayload_credential(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._RollbackCredentialPayload_userErrors(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -37319,6 +39072,43 @@ func (ec *executionContext) unmarshalNCredentialValueInput2ᚖgithubᚗcomᚋplu
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) marshalNCredentialVersionConnection2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚐCredentialVersionConnection(ctx context.Context, sel ast.SelectionSet, v *ent.CredentialVersionConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "CredentialVersionConnection!")
+		return graphql.Null
+	}
+	return ec._CredentialVersionConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNCredentialVersionOrderField2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚐCredentialVersionOrderField(ctx context.Context, v any) (*ent.CredentialVersionOrderField, error) {
+	var res = new(ent.CredentialVersionOrderField)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNCredentialVersionOrderField2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚐCredentialVersionOrderField(ctx context.Context, sel ast.SelectionSet, v *ent.CredentialVersionOrderField) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "CredentialVersionOrderField!")
+		return graphql.Null
+	}
+	return v
+}
+
+func (ec *executionContext) unmarshalNCredentialVersionState2githubᚗcomᚋplugboardᚋplugboardᚋentᚋcredentialversionᚐState(ctx context.Context, v any) (credentialversion.State, error) {
+	var res credentialversion.State
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNCredentialVersionState2githubᚗcomᚋplugboardᚋplugboardᚋentᚋcredentialversionᚐState(ctx context.Context, sel ast.SelectionSet, v credentialversion.State) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNCredentialVersionWhereInput2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚐCredentialVersionWhereInput(ctx context.Context, v any) (*ent.CredentialVersionWhereInput, error) {
+	res, err := ec.unmarshalInputCredentialVersionWhereInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNCredentialWhereInput2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚐCredentialWhereInput(ctx context.Context, v any) (*ent.CredentialWhereInput, error) {
 	res, err := ec.unmarshalInputCredentialWhereInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
@@ -37866,6 +39656,14 @@ func (ec *executionContext) unmarshalNRole2githubᚗcomᚋplugboardᚋplugboard�
 
 func (ec *executionContext) marshalNRole2githubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐRole(ctx context.Context, sel ast.SelectionSet, v model.Role) graphql.Marshaler {
 	return v
+}
+
+func (ec *executionContext) marshalNRollbackCredentialPayload2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐRollbackCredentialPayload(ctx context.Context, sel ast.SelectionSet, v *model.RollbackCredentialPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "RollbackCredentialPayload!")
+		return graphql.Null
+	}
+	return ec._RollbackCredentialPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNRotateEncryptionKeyPayload2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐRotateEncryptionKeyPayload(ctx context.Context, sel ast.SelectionSet, v *model.RotateEncryptionKeyPayload) graphql.Marshaler {
@@ -39034,6 +40832,118 @@ func (ec *executionContext) marshalOCredentialStatus2ᚖgithubᚗcomᚋplugboard
 		return graphql.Null
 	}
 	return v
+}
+
+func (ec *executionContext) marshalOCredentialVersion2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚐCredentialVersion(ctx context.Context, sel ast.SelectionSet, v *ent.CredentialVersion) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._CredentialVersion(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOCredentialVersionEdge2ᚕᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚐCredentialVersionEdge(ctx context.Context, sel ast.SelectionSet, v []*ent.CredentialVersionEdge) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalOCredentialVersionEdge2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚐCredentialVersionEdge(ctx, sel, v[i])
+	})
+
+	return ret
+}
+
+func (ec *executionContext) marshalOCredentialVersionEdge2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚐCredentialVersionEdge(ctx context.Context, sel ast.SelectionSet, v *ent.CredentialVersionEdge) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._CredentialVersionEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOCredentialVersionOrder2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚐCredentialVersionOrder(ctx context.Context, v any) (*ent.CredentialVersionOrder, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputCredentialVersionOrder(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalOCredentialVersionState2ᚕgithubᚗcomᚋplugboardᚋplugboardᚋentᚋcredentialversionᚐStateᚄ(ctx context.Context, v any) ([]credentialversion.State, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]credentialversion.State, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNCredentialVersionState2githubᚗcomᚋplugboardᚋplugboardᚋentᚋcredentialversionᚐState(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalOCredentialVersionState2ᚕgithubᚗcomᚋplugboardᚋplugboardᚋentᚋcredentialversionᚐStateᚄ(ctx context.Context, sel ast.SelectionSet, v []credentialversion.State) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNCredentialVersionState2githubᚗcomᚋplugboardᚋplugboardᚋentᚋcredentialversionᚐState(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) unmarshalOCredentialVersionState2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚋcredentialversionᚐState(ctx context.Context, v any) (*credentialversion.State, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(credentialversion.State)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOCredentialVersionState2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚋcredentialversionᚐState(ctx context.Context, sel ast.SelectionSet, v *credentialversion.State) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
+func (ec *executionContext) unmarshalOCredentialVersionWhereInput2ᚕᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚐCredentialVersionWhereInputᚄ(ctx context.Context, v any) ([]*ent.CredentialVersionWhereInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*ent.CredentialVersionWhereInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNCredentialVersionWhereInput2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚐCredentialVersionWhereInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) unmarshalOCredentialVersionWhereInput2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚐCredentialVersionWhereInput(ctx context.Context, v any) (*ent.CredentialVersionWhereInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputCredentialVersionWhereInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) unmarshalOCredentialWhereInput2ᚕᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚐCredentialWhereInputᚄ(ctx context.Context, v any) ([]*ent.CredentialWhereInput, error) {

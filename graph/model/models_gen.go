@@ -233,6 +233,11 @@ type RevokeAPITokenPayload struct {
 	UserErrors []*UserError  `json:"userErrors"`
 }
 
+type RollbackCredentialPayload struct {
+	Credential *ent.Credential `json:"credential,omitempty"`
+	UserErrors []*UserError    `json:"userErrors"`
+}
+
 type RotateEncryptionKeyPayload struct {
 	// The id of the new active data key.
 	KeyID string `json:"keyID"`
@@ -257,6 +262,9 @@ type SaveCredentialInput struct {
 	Values []*CredentialValueInput `json:"values"`
 	// Run the plugin's live test before storing; a failed test stores nothing.
 	Test bool `json:"test"`
+	// Save the values as a new version that is tested by the plugin while the
+	// current version stays live; it is promoted only if the test passes.
+	Verify bool `json:"verify"`
 }
 
 type SaveCredentialPayload struct {

@@ -31,6 +31,7 @@ var tenantTypes = map[string]bool{
 	ent.TypeIntegration:        true,
 	ent.TypeOAuthState:         true,
 	ent.TypeSigningKey:         true,
+	ent.TypeCredentialVersion:  true,
 	ent.TypeUser:               true,
 }
 
