@@ -90,7 +90,7 @@ func (r *mutationResolver) DeleteConnection(ctx context.Context, id int) (*model
 // SaveCredential is the resolver for the saveCredential field.
 func (r *mutationResolver) SaveCredential(ctx context.Context, input model.SaveCredentialInput) (*model.SaveCredentialPayload, error) {
 	in := connection.SaveCredentialInput{
-		ConnectionID: input.ConnectionID, IsTest: input.IsTest, Test: input.Test,
+		ConnectionID: input.ConnectionID, IsTest: input.IsTest, Test: input.Test, Verify: input.Verify,
 		Values: make([]connection.ValueInput, 0, len(input.Values)),
 	}
 	if input.CustomerID != nil {
@@ -125,7 +125,12 @@ func (r *mutationResolver) TestCredential(ctx context.Context, id int) (*model.T
 
 // RollbackCredential is the resolver for the rollbackCredential field.
 func (r *mutationResolver) RollbackCredential(ctx context.Context, id int, version int) (*model.RollbackCredentialPayload, error) {
-	return nil, errNotYet("rollbackCredential")
+	c, err := r.Connections.RollbackCredential(ctx, id, version)
+	ue, err := fieldErrors(ctx, err)
+	if err != nil {
+		return nil, err
+	}
+	return &model.RollbackCredentialPayload{Credential: c, UserErrors: ue}, nil
 }
 
 // CreateCustomer is the resolver for the createCustomer field.

@@ -39,6 +39,10 @@ step "go vet (plugins/sdk)" in_sdk go vet ./...
 step "generated code is current" bash scripts/check-generated.sh
 step "go test (root module)" go test -count=1 -timeout "$timeout" ./...
 step "go test (plugins/sdk)" in_sdk go test -count=1 -timeout "$timeout" ./...
+# Stops the shared PostgreSQL cluster for 5 s, so it runs alone, after the
+# rest; it skips unless it can control the cluster (root, pg_ctlcluster).
+step "fault test: PostgreSQL stopped under load" env PLUGBOARD_TEST_PG_OUTAGE=1 \
+	go test -count=1 -timeout 5m -run '^TestFaultPostgresStoppedUnderLoad$' ./internal/server
 
 echo
 if ((${#failed[@]})); then

@@ -255,6 +255,9 @@ func (s *Service) DeleteConnection(ctx context.Context, id int) error {
 			return err
 		}
 		if len(credIDs) > 0 {
+			if err := DeleteVersionsOf(ctx, tx.Client(), v.OrganizationID, credIDs); err != nil {
+				return err
+			}
 			if _, err := tx.Credential.Delete().Where(credential.IDIn(credIDs...)).Exec(ctx); err != nil {
 				return err
 			}

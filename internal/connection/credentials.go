@@ -14,6 +14,7 @@ import (
 	"github.com/plugboard/plugboard/ent/connection"
 	"github.com/plugboard/plugboard/ent/connectiontype"
 	"github.com/plugboard/plugboard/ent/credential"
+	"github.com/plugboard/plugboard/ent/credentialversion"
 	"github.com/plugboard/plugboard/ent/customer"
 	"github.com/plugboard/plugboard/ent/schema/schematype"
 	"github.com/plugboard/plugboard/internal/auth"
@@ -48,6 +49,11 @@ type SaveCredentialInput struct {
 	Values []ValueInput
 	// Test runs the plugin's live test first; a failed test stores nothing.
 	Test bool
+	// Verify stores the values as a PENDING version and tests it while the
+	// live values stay; the version is promoted only if the test passes
+	// (versions.go). On a credential not saved yet it is Test: there are
+	// no live values to keep.
+	Verify bool
 }
 
 // TestResult is the outcome of a plugin's live test.
@@ -135,10 +141,22 @@ func (s *Service) SaveCredential(ctx context.Context, in SaveCredentialInput) (s
 	var skip map[string]bool
 	if orgPart {
 		skip = sourceKeys(conn, ct.Inputs, schematype.InputSourceCustomer)
-		if in.Test {
+		if in.Test || in.Verify {
+			field := "test"
+			if in.Verify {
+				field = "verify"
+			}
 			return nil, nil, invalid(fieldErr(CodeNotSupported,
-				"The organization's values of an ORGANIZATION_CUSTOMER connection are tested with a customer's credential.", "test"))
+				"The organization's values of an ORGANIZATION_CUSTOMER connection are tested with a customer's credential.", field))
 		}
+	}
+	verify := in.Verify && existing != nil
+	if in.Verify && existing == nil {
+		in.Test = true // nothing is live yet: a failed test stores nothing
+	}
+	if verify && ct.AuthKind == connectiontype.AuthKindOAUTH2_AUTHORIZATION_CODE && len(existing.Token) == 0 {
+		return nil, nil, invalid(fieldErr(CodeNotSupported,
+			"The credential has no OAuth 2.0 token to verify new values with yet; save without verify and connect.", "verify"))
 	}
 	merged, err := s.layerValues(ctx, conn, ct.Inputs, h.holder, in.IsTest, mergeValues(plain, secretVals))
 	if err != nil {
@@ -179,7 +197,7 @@ func (s *Service) SaveCredential(ctx context.Context, in SaveCredentialInput) (s
 			return nil, nil, tokenRequestError(ct, err)
 		}
 	}
-	if in.Test {
+	if in.Test && !verify {
 		tr, err := s.Plugins.Test(ctx, ct.Key, resolved, sdkToken(tok))
 		if err != nil {
 			return nil, nil, err
@@ -199,6 +217,12 @@ func (s *Service) SaveCredential(ctx context.Context, in SaveCredentialInput) (s
 				delete(meta, k)
 			}
 		}
+	}
+	if verify {
+		return s.verifySave(ctx, v, pendingSave{
+			ct: ct, existing: existing, changed: changed, resolved: resolved, secrets: secretList, tok: tok,
+			vals: versionValues{plain: plain, secrets: secretVals, meta: meta},
+		})
 	}
 	status, detail, keepStatus := statusAfterSave(ct, existing, result)
 	if orgPart {
@@ -239,7 +263,10 @@ func (s *Service) SaveCredential(ctx context.Context, in SaveCredentialInput) (s
 			}
 			id, version = row.ID, 1
 		} else {
-			id, version, oldStatus = existing.ID, existing.Version+1, existing.Status
+			id, oldStatus = existing.ID, existing.Status
+			if version, err = nextVersion(ctx, db, existing.OrganizationID, id, existing.Version); err != nil {
+				return err
+			}
 		}
 		sealed, err := s.sealSecrets(ctx, id, secretVals)
 		if err != nil {
@@ -283,6 +310,18 @@ func (s *Service) SaveCredential(ctx context.Context, in SaveCredentialInput) (s
 		if err := s.audit(ctx, db, v, auditEntry{
 			credentialID: id, connectionID: conn.ID, action: "credential.saved",
 			message: savedMessage(changed, version, result != nil),
+		}); err != nil {
+			return err
+		}
+		// Every save is a new immutable version; only the inputs and
+		// secrets are versioned, never an OAuth 2.0 token.
+		if err := s.addVersion(ctx, db, v, v.OrganizationID, id, version,
+			versionValues{plain: plain, secrets: secretVals, meta: meta}, credentialversion.StateLIVE, ""); err != nil {
+			return err
+		}
+		if err := s.audit(ctx, db, v, auditEntry{
+			credentialID: id, connectionID: conn.ID, action: "credential.version_saved",
+			message: fmt.Sprintf("version %d saved and live", version),
 		}); err != nil {
 			return err
 		}

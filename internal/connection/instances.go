@@ -596,6 +596,9 @@ func (s *Service) DeleteInstance(ctx context.Context, id int) error {
 			return err
 		}
 		if len(credIDs) > 0 {
+			if err := DeleteVersionsOf(ctx, db, inst.OrganizationID, credIDs); err != nil {
+				return err
+			}
 			if _, err := db.Credential.Delete().Where(credential.IDIn(credIDs...),
 				credential.OrganizationID(inst.OrganizationID)).Exec(ctx); err != nil {
 				return err

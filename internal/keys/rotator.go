@@ -7,6 +7,7 @@
 //
 //	credentials.secrets              plugboard/credential/<id>/secrets
 //	credentials.token                plugboard/credential/<id>/token
+//	credential_versions.secrets      plugboard/credential/<credential id>/version/<n>/secrets
 //	connection_templates.secret_presets  plugboard/template/<id>/secrets
 //	oauth_states.verifier            plugboard/oauthstate/<state hash>/verifier
 //
@@ -35,6 +36,7 @@ import (
 	"github.com/plugboard/plugboard/ent"
 	"github.com/plugboard/plugboard/ent/connectiontemplate"
 	"github.com/plugboard/plugboard/ent/credential"
+	"github.com/plugboard/plugboard/ent/credentialversion"
 	"github.com/plugboard/plugboard/ent/encryptionkey"
 	"github.com/plugboard/plugboard/ent/oauthstate"
 	"github.com/plugboard/plugboard/internal/auth"
@@ -161,6 +163,32 @@ func (r *Rotator) columns() []column {
 			},
 		},
 		{
+			name: "credential_versions.secrets",
+			page: func(ctx context.Context, after, n int) ([]sealedRow, error) {
+				vs, err := db.CredentialVersion.Query().
+					Where(credentialversion.IDGT(after), credentialversion.SecretsNotNil()).
+					Order(ent.Asc(credentialversion.FieldID)).Limit(n).
+					Select(credentialversion.FieldID, credentialversion.FieldSecrets,
+						credentialversion.FieldCredentialID, credentialversion.FieldVersion).
+					All(ctx)
+				out := make([]sealedRow, 0, len(vs))
+				for _, v := range vs {
+					out = append(out, sealedRow{id: v.ID, ct: v.Secrets, aad: CredentialVersionSecretsAAD(v.CredentialID, v.Version)})
+				}
+				return out, err
+			},
+			swap: func(ctx context.Context, s sealedRow, nv []byte) (bool, error) {
+				// secrets is immutable in the schema (a version never
+				// changes its values); re-encryption sets it at the SQL
+				// level. The table has no updated_at.
+				n, err := db.CredentialVersion.Update().
+					Where(credentialversion.ID(s.id), credentialversion.SecretsEQ(s.ct)).
+					Modify(func(u *sql.UpdateBuilder) { u.Set(credentialversion.FieldSecrets, nv) }).
+					Save(ctx)
+				return n == 1, err
+			},
+		},
+		{
 			name: "connection_templates.secret_presets",
 			page: func(ctx context.Context, after, n int) ([]sealedRow, error) {
 				ts, err := db.ConnectionTemplate.Query().
@@ -220,6 +248,12 @@ func CredentialSecretsAAD(id int) []byte {
 // (internal/oauth).
 func CredentialTokenAAD(id int) []byte {
 	return []byte("plugboard/credential/" + strconv.Itoa(id) + "/token")
+}
+
+// CredentialVersionSecretsAAD is the associated data of
+// credential_versions.secrets (internal/connection).
+func CredentialVersionSecretsAAD(credentialID, version int) []byte {
+	return []byte("plugboard/credential/" + strconv.Itoa(credentialID) + "/version/" + strconv.Itoa(version) + "/secrets")
 }
 
 // TemplateSecretsAAD is the associated data of

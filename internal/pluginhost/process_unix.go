@@ -13,6 +13,7 @@ import (
 // reaches the host only: the host decides when plugins stop.
 func ownProcessGroup(cmd *exec.Cmd) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	dieWithHost(cmd.SysProcAttr)
 }
 
 // killProcessGroup sends SIGKILL to the process group led by pid.

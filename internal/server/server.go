@@ -217,7 +217,12 @@ func authenticate(cfg Config, next http.Handler) http.Handler {
 			v, err := cfg.Auth.Authenticate(ctx, strings.TrimSpace(token))
 			if err != nil {
 				if !errors.Is(err, auth.ErrUnauthenticated) {
+					// The token could not be checked (the database is
+					// down, say): not the caller's fault, and worth a retry.
 					cfg.Logger.Error("authenticating a request", "err", err)
+					w.Header().Set("Retry-After", "1")
+					writeGraphQLError(w, http.StatusServiceUnavailable, graph.CodeInternal, "the token could not be checked; try again")
+					return
 				}
 				writeGraphQLError(w, http.StatusUnauthorized, graph.CodeUnauthenticated, "the token is not valid")
 				return

@@ -1,0 +1,458 @@
+package connection
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/plugboard/plugboard/ent"
+	"github.com/plugboard/plugboard/ent/connection"
+	"github.com/plugboard/plugboard/ent/connectiontype"
+	"github.com/plugboard/plugboard/ent/credential"
+	"github.com/plugboard/plugboard/ent/credentialversion"
+	"github.com/plugboard/plugboard/ent/schema/schematype"
+	"github.com/plugboard/plugboard/internal/auth"
+	"github.com/plugboard/plugboard/internal/oauth"
+	"github.com/plugboard/plugboard/internal/pluginhost"
+)
+
+// KeepVersions is how many versions of a credential are kept. The LIVE
+// version and a PENDING one are never pruned; older SUPERSEDED and
+// REJECTED versions beyond the last KeepVersions go.
+const KeepVersions = 10
+
+// versionSecretsAAD binds a version's sealed secrets to that version: a
+// version's ciphertext cannot be swapped into the live row (whose AAD is
+// secretsAAD) or into another version.
+func versionSecretsAAD(credID, version int) []byte {
+	return []byte("plugboard/credential/" + strconv.Itoa(credID) + "/version/" + strconv.Itoa(version) + "/secrets")
+}
+
+// versionValues are the values one version holds.
+type versionValues struct {
+	plain   map[string]string
+	secrets map[string]string
+	meta    map[string]schematype.SecretMeta
+}
+
+func (s *Service) sealVersionSecrets(ctx context.Context, credID, version int, vals map[string]string) ([]byte, error) {
+	if len(vals) == 0 {
+		return nil, nil
+	}
+	b, err := json.Marshal(vals)
+	if err != nil {
+		return nil, err
+	}
+	ct, err := s.Keys.Encrypt(ctx, b, versionSecretsAAD(credID, version))
+	if err != nil {
+		return nil, fmt.Errorf("encrypting version %d of credential %d: %w", version, credID, err)
+	}
+	return ct, nil
+}
+
+func (s *Service) openVersionSecrets(ctx context.Context, cv *ent.CredentialVersion) (map[string]string, error) {
+	out := map[string]string{}
+	if len(cv.Secrets) == 0 {
+		return out, nil
+	}
+	b, err := s.Keys.Decrypt(ctx, cv.Secrets, versionSecretsAAD(cv.CredentialID, cv.Version))
+	if err != nil {
+		return nil, fmt.Errorf("decrypting version %d of credential %d: %w", cv.Version, cv.CredentialID, err)
+	}
+	if err := json.Unmarshal(b, &out); err != nil {
+		return nil, fmt.Errorf("decrypting version %d of credential %d: %w", cv.Version, cv.CredentialID, errors.New("malformed secret payload"))
+	}
+	return out, nil
+}
+
+// nextVersion is the number the next version of credential id gets: past
+// both the credential's version and every stored version (a REJECTED one
+// takes its number too). A concurrent save taking the same number fails
+// on the unique (credential_id, version) index.
+func nextVersion(ctx context.Context, db *ent.Client, orgID, credID, current int) (int, error) {
+	last, err := db.CredentialVersion.Query().
+		Where(credentialversion.CredentialID(credID), credentialversion.OrganizationID(orgID)).
+		Order(ent.Desc(credentialversion.FieldVersion)).
+		First(ctx)
+	if err != nil && !ent.IsNotFound(err) {
+		return 0, err
+	}
+	n := current
+	if last != nil && last.Version > n {
+		n = last.Version
+	}
+	return n + 1, nil
+}
+
+// addVersion stores version n of credential credID in state. A LIVE version
+// supersedes the one live before it. Old versions beyond KeepVersions are
+// pruned. It runs in the caller's transaction.
+func (s *Service) addVersion(ctx context.Context, db *ent.Client, v *auth.Viewer, orgID, credID, n int,
+	vals versionValues, state credentialversion.State, message string) error {
+	sealed, err := s.sealVersionSecrets(ctx, credID, n, vals.secrets)
+	if err != nil {
+		return err
+	}
+	if state == credentialversion.StateLIVE {
+		if err := supersedeLive(ctx, db, orgID, credID); err != nil {
+			return err
+		}
+	}
+	c := db.CredentialVersion.Create().
+		SetOrganizationID(orgID).
+		SetCredentialID(credID).
+		SetVersion(n).
+		SetInputs(vals.plain).
+		SetSecretMeta(vals.meta).
+		SetState(state).
+		SetActor(v.Actor).
+		SetCreatedAt(s.now())
+	if sealed != nil {
+		c.SetSecrets(sealed)
+	}
+	if message != "" {
+		c.SetMessage(message)
+	}
+	if err := c.Exec(ctx); err != nil {
+		if ent.IsConstraintError(err) {
+			return invalid(fieldErr(CodeTaken, "The credential changed while it was being saved; save again."))
+		}
+		return err
+	}
+	return pruneVersions(ctx, db, orgID, credID)
+}
+
+func supersedeLive(ctx context.Context, db *ent.Client, orgID, credID int) error {
+	return db.CredentialVersion.Update().
+		Where(credentialversion.CredentialID(credID), credentialversion.OrganizationID(orgID),
+			credentialversion.StateEQ(credentialversion.StateLIVE)).
+		SetState(credentialversion.StateSUPERSEDED).Exec(ctx)
+}
+
+// pruneVersions deletes the SUPERSEDED and REJECTED versions of credID
+// older than the last KeepVersions.
+func pruneVersions(ctx context.Context, db *ent.Client, orgID, credID int) error {
+	old, err := db.CredentialVersion.Query().
+		Where(credentialversion.CredentialID(credID), credentialversion.OrganizationID(orgID)).
+		Order(ent.Desc(credentialversion.FieldVersion)).
+		Offset(KeepVersions).
+		IDs(ctx)
+	if err != nil || len(old) == 0 {
+		return err
+	}
+	_, err = db.CredentialVersion.Delete().
+		Where(credentialversion.IDIn(old...), credentialversion.OrganizationID(orgID),
+			credentialversion.StateIn(credentialversion.StateSUPERSEDED, credentialversion.StateREJECTED)).
+		Exec(ctx)
+	return err
+}
+
+// DeleteVersionsOf deletes every version of the credentials ids, for a
+// deletion of the credentials themselves (the versions reference them).
+func DeleteVersionsOf(ctx context.Context, db *ent.Client, orgID int, ids []int) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	_, err := db.CredentialVersion.Delete().
+		Where(credentialversion.CredentialIDIn(ids...), credentialversion.OrganizationID(orgID)).
+		Exec(ctx)
+	return err
+}
+
+// pendingSave is a save with verify, stored as a PENDING version while the
+// plugin tests it.
+type pendingSave struct {
+	ct       *ent.ConnectionType
+	existing *ent.Credential
+	vals     versionValues
+	changed  []string
+	resolved map[string]string
+	secrets  []string
+	tok      *oauth.Token // a client-credentials token fetched with the new values
+}
+
+// verifySave stores the values of p as a PENDING version, tests them with
+// the plugin while the credential's live values stay, then promotes the
+// version (test passed) or rejects it (test failed or could not run).
+func (s *Service) verifySave(ctx context.Context, v *auth.Viewer, p pendingSave) (*ent.Credential, *TestResult, error) {
+	ex := p.existing
+	var n int
+	err := s.withTx(ctx, func(tx *ent.Tx) error {
+		db := tx.Client()
+		var err error
+		if n, err = nextVersion(ctx, db, ex.OrganizationID, ex.ID, ex.Version); err != nil {
+			return err
+		}
+		if err := s.addVersion(ctx, db, v, ex.OrganizationID, ex.ID, n, p.vals, credentialversion.StatePENDING, "waiting for its live test"); err != nil {
+			return err
+		}
+		return s.audit(ctx, db, v, auditEntry{
+			credentialID: ex.ID, connectionID: ex.ConnectionID, action: "credential.version_saved",
+			message: savedMessage(p.changed, n, false) + "; pending its live test (version " + strconv.Itoa(ex.Version) + " stays live)",
+		})
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+
+	tok := p.tok
+	if tok == nil && isOAuth(p.ct) && s.OAuth != nil && len(ex.Token) > 0 {
+		// An authorization-code credential is tested with its stored token.
+		if tok, err = s.OAuth.Token(ctx, ex.ID, 0); err != nil {
+			return nil, nil, s.rejectVersion(ctx, v, ex, n, "the stored OAuth 2.0 token is not usable", err)
+		}
+	}
+	tr, err := s.Plugins.Test(ctx, p.ct.Key, p.resolved, sdkToken(tok))
+	if err != nil {
+		why := "the live test could not run"
+		if errors.Is(err, pluginhost.ErrUnavailable) || errors.Is(err, pluginhost.ErrTimeout) {
+			why = "plugin unavailable"
+		}
+		return nil, nil, s.rejectVersion(ctx, v, ex, n, why, err)
+	}
+	secretList := p.secrets
+	if tok != nil {
+		secretList = append(secretList, tok.AccessToken, tok.RefreshToken)
+	}
+	result := &TestResult{OK: tr.OK, Message: redact(tr.Message, secretList)}
+	if !tr.OK {
+		verr := invalid(fieldErr(CodeTestFailed, fmt.Sprintf("The live test of version %d failed: %s", n, result.Message)))
+		return nil, result, s.rejectVersion(ctx, v, ex, n, "live test failed: "+clip(result.Message, 500), verr)
+	}
+
+	// Promote: the credential takes the version's values.
+	// As a plain save: an OAuth 2.0 credential holding a token keeps the
+	// token's status; a fresh client-credentials token makes it ACTIVE.
+	status, detail := credential.StatusACTIVE, "verified: "+clip(result.Message, 500)
+	keep := false
+	switch {
+	case p.tok != nil:
+		detail = "token fetched with the client credentials; verified"
+	case isOAuth(p.ct) && len(ex.Token) > 0:
+		keep = true
+	case isOAuth(p.ct):
+		status, detail = credential.StatusPENDING, "waiting for OAuth 2.0 authorization"
+	}
+	var saved *ent.Credential
+	err = s.withTx(ctx, func(tx *ent.Tx) error {
+		db := tx.Client()
+		sealed, err := s.sealSecrets(ctx, ex.ID, p.vals.secrets)
+		if err != nil {
+			return err
+		}
+		u := db.Credential.Update().
+			Where(credential.ID(ex.ID), credential.OrganizationID(ex.OrganizationID), credential.Version(ex.Version)).
+			SetInputs(p.vals.plain).SetSecretMeta(p.vals.meta).SetVersion(n).
+			SetLastTestedAt(s.now()).ClearLastErrors()
+		if sealed == nil {
+			u.ClearSecrets()
+		} else {
+			u.SetSecrets(sealed)
+		}
+		if keep {
+			status = ex.Status
+		} else {
+			u.SetStatus(status).SetStatusDetail(detail)
+		}
+		cnt, err := u.Save(ctx)
+		if err != nil {
+			return err
+		}
+		if cnt == 0 {
+			return errVersionRaced
+		}
+		if p.tok != nil {
+			if err := s.OAuth.StoreToken(ctx, db, ex.ID, p.ct, p.tok); err != nil {
+				return err
+			}
+		}
+		if err := supersedeLive(ctx, db, ex.OrganizationID, ex.ID); err != nil {
+			return err
+		}
+		if err := db.CredentialVersion.Update().
+			Where(credentialversion.CredentialID(ex.ID), credentialversion.OrganizationID(ex.OrganizationID),
+				credentialversion.Version(n), credentialversion.StateEQ(credentialversion.StatePENDING)).
+			SetState(credentialversion.StateLIVE).SetMessage("live test passed").Exec(ctx); err != nil {
+			return err
+		}
+		if err := s.audit(ctx, db, v, auditEntry{
+			credentialID: ex.ID, connectionID: ex.ConnectionID, action: "credential.version_promoted",
+			message: fmt.Sprintf("version %d passed its live test and is live (was version %d)", n, ex.Version),
+		}); err != nil {
+			return err
+		}
+		if status != ex.Status {
+			if err := s.audit(ctx, db, v, auditEntry{
+				credentialID: ex.ID, connectionID: ex.ConnectionID, action: "credential.status_changed",
+				message: fmt.Sprintf("status %s → %s", ex.Status, status),
+			}); err != nil {
+				return err
+			}
+		}
+		saved, err = db.Credential.Get(ctx, ex.ID)
+		return err
+	})
+	if errors.Is(err, errVersionRaced) {
+		verr := invalid(fieldErr(CodeTaken, "The credential changed while its new version was tested; save again."))
+		return nil, result, s.rejectVersion(ctx, v, ex, n, "another save went live while it was tested", verr)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	saved = saved.Unwrap()
+	s.publish(ctx, saved, string(ex.Status))
+	if err := s.afterCredentialChange(ctx, saved, len(p.changed) > 0); err != nil {
+		s.log().Warn("updating the instances of a verified credential", "credential", saved.ID, "err", err)
+	}
+	return saved, result, nil
+}
+
+var errVersionRaced = errors.New("credential changed during verification")
+
+// rejectVersion marks the PENDING version n REJECTED with why (never a
+// value) and returns cause. The credential is left as it is.
+func (s *Service) rejectVersion(ctx context.Context, v *auth.Viewer, ex *ent.Credential, n int, why string, cause error) error {
+	ctx = context.WithoutCancel(ctx)
+	err := s.withTx(ctx, func(tx *ent.Tx) error {
+		db := tx.Client()
+		if err := db.CredentialVersion.Update().
+			Where(credentialversion.CredentialID(ex.ID), credentialversion.OrganizationID(ex.OrganizationID),
+				credentialversion.Version(n), credentialversion.StateEQ(credentialversion.StatePENDING)).
+			SetState(credentialversion.StateREJECTED).SetMessage(why).Exec(ctx); err != nil {
+			return err
+		}
+		return s.audit(ctx, db, v, auditEntry{
+			credentialID: ex.ID, connectionID: ex.ConnectionID, action: "credential.version_rejected",
+			message: fmt.Sprintf("version %d rejected: %s; version %d stays live", n, why, ex.Version),
+		})
+	})
+	if err != nil {
+		s.log().Error("rejecting a credential version", "credential", ex.ID, "version", n, "err", err)
+	}
+	return cause
+}
+
+func isOAuth(ct *ent.ConnectionType) bool {
+	return ct.AuthKind == connectiontype.AuthKindOAUTH2_AUTHORIZATION_CODE ||
+		ct.AuthKind == connectiontype.AuthKindOAUTH2_CLIENT_CREDENTIALS
+}
+
+// RollbackCredential makes the values of an earlier version of credential
+// id live again, as a new version (history stays linear). Only a version
+// that was live (LIVE or SUPERSEDED) can be rolled back to. OAuth 2.0
+// credentials keep their token and its status; others become ACTIVE.
+func (s *Service) RollbackCredential(ctx context.Context, id, version int) (*ent.Credential, error) {
+	v, err := auth.RequireAdmin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cred, err := s.DB.Credential.Query().Where(credential.ID(id)).
+		WithConnection(func(q *ent.ConnectionQuery) { q.WithType() }).Only(ctx)
+	if ent.IsNotFound(err) {
+		return nil, notFound("credential", id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	target, err := s.DB.CredentialVersion.Query().
+		Where(credentialversion.CredentialID(cred.ID), credentialversion.Version(version)).Only(ctx)
+	if ent.IsNotFound(err) {
+		return nil, invalid(fieldErr(CodeNotFound,
+			fmt.Sprintf("The credential has no version %d (the last %d versions are kept).", version, KeepVersions), "version"))
+	}
+	if err != nil {
+		return nil, err
+	}
+	switch target.State {
+	case credentialversion.StateLIVE:
+		return nil, invalid(fieldErr(CodeInvalidValue, fmt.Sprintf("Version %d is already live.", version), "version"))
+	case credentialversion.StatePENDING:
+		return nil, invalid(fieldErr(CodeInvalidValue,
+			fmt.Sprintf("Version %d is still being verified and was never live; it cannot be rolled back to.", version), "version"))
+	case credentialversion.StateREJECTED:
+		return nil, invalid(fieldErr(CodeInvalidValue,
+			fmt.Sprintf("Version %d was rejected by its live test and was never live; it cannot be rolled back to.", version), "version"))
+	}
+	secretVals, err := s.openVersionSecrets(ctx, target)
+	if err != nil {
+		return nil, err
+	}
+	vals := versionValues{plain: target.Inputs, secrets: secretVals, meta: target.SecretMeta}
+	if vals.plain == nil {
+		vals.plain = map[string]string{}
+	}
+	if vals.meta == nil {
+		vals.meta = map[string]schematype.SecretMeta{}
+	}
+	conn := cred.Edges.Connection
+	ct := conn.Edges.Type
+	status, detail := credential.StatusACTIVE, fmt.Sprintf("rolled back to the values of version %d", version)
+	keep := isOAuth(ct)
+	orgPart := conn.Scope == connection.ScopeORGANIZATION_CUSTOMER && cred.Holder == credential.HolderORGANIZATION
+	if orgPart {
+		keep = false
+	}
+	var saved *ent.Credential
+	var n int
+	err = s.withTx(ctx, func(tx *ent.Tx) error {
+		db := tx.Client()
+		if n, err = nextVersion(ctx, db, cred.OrganizationID, cred.ID, cred.Version); err != nil {
+			return err
+		}
+		sealed, err := s.sealSecrets(ctx, cred.ID, vals.secrets)
+		if err != nil {
+			return err
+		}
+		u := db.Credential.Update().
+			Where(credential.ID(cred.ID), credential.OrganizationID(cred.OrganizationID), credential.Version(cred.Version)).
+			SetInputs(vals.plain).SetSecretMeta(vals.meta).SetVersion(n).ClearLastErrors()
+		if sealed == nil {
+			u.ClearSecrets()
+		} else {
+			u.SetSecrets(sealed)
+		}
+		if keep {
+			status = cred.Status
+		} else {
+			u.SetStatus(status).SetStatusDetail(detail)
+		}
+		cnt, err := u.Save(ctx)
+		if err != nil {
+			return err
+		}
+		if cnt == 0 {
+			return invalid(fieldErr(CodeTaken, "The credential changed while it was being rolled back; try again."))
+		}
+		msg := fmt.Sprintf("rolled back from version %d to the values of version %d", cred.Version, version)
+		if err := s.addVersion(ctx, db, v, cred.OrganizationID, cred.ID, n, vals, credentialversion.StateLIVE, msg); err != nil {
+			return err
+		}
+		if err := s.audit(ctx, db, v, auditEntry{
+			credentialID: cred.ID, connectionID: cred.ConnectionID, action: "credential.rolled_back",
+			message: fmt.Sprintf("version %d made live with the values of version %d (was version %d)", n, version, cred.Version),
+		}); err != nil {
+			return err
+		}
+		if status != cred.Status {
+			if err := s.audit(ctx, db, v, auditEntry{
+				credentialID: cred.ID, connectionID: cred.ConnectionID, action: "credential.status_changed",
+				message: fmt.Sprintf("status %s → %s", cred.Status, status),
+			}); err != nil {
+				return err
+			}
+		}
+		saved, err = db.Credential.Get(ctx, cred.ID)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	saved = saved.Unwrap()
+	s.publish(ctx, saved, string(cred.Status))
+	if err := s.afterCredentialChange(ctx, saved, true); err != nil {
+		s.log().Warn("updating the instances of a rolled back credential", "credential", saved.ID, "err", err)
+	}
+	return saved, nil
+}
