@@ -410,6 +410,12 @@ var mutationMatrix = []struct {
 		row(A, A, D, D, D, D)},
 	{"createUser", `mutation($custA1: ID!, $role: String!) { createUser(input: {customerID: $custA1, externalID: $role}) { user { id } } }`,
 		row(A, D, D, D, D, D)},
+	{"rollbackCredential", `mutation($credA1: ID!) { rollbackCredential(id: $credA1, version: 1) { credential { id } } }`,
+		row(R, D, D, D, D, D)},
+	// Data keys are plugboard-wide: any organization's admin may rotate
+	// them; nothing of another organization is shown.
+	{"rotateEncryptionKey", `mutation { rotateEncryptionKey { keyID remaining } }`,
+		row(A, A, D, D, D, D)},
 	{"deleteConnection", `mutation($scratch: ID!) { deleteConnection(id: $scratch) { deletedID } }`,
 		row(A, D, D, D, D, D)},
 	{"deleteInstance", `mutation($instA1: ID!) { deleteInstance(id: $instA1) { __typename } }`,
