@@ -7,11 +7,9 @@ package graph
 
 import (
 	"context"
-	"errors"
 
 	"github.com/plugboard/plugboard/graph/model"
 	"github.com/plugboard/plugboard/internal/auth"
-	"github.com/plugboard/plugboard/internal/connection"
 )
 
 // RegisterSigningKey is the resolver for the registerSigningKey field.
@@ -19,10 +17,6 @@ func (r *mutationResolver) RegisterSigningKey(ctx context.Context, input model.R
 	key, err := (&auth.Embedding{DB: r.DB}).RegisterKey(ctx, auth.RegisterKeyInput{
 		Kid: input.Kid, Algorithm: string(input.Algorithm), PublicKeyPEM: input.PublicKeyPem,
 	})
-	var ie *auth.InputError
-	if errors.As(err, &ie) {
-		err = &connection.ValidationError{Fields: []connection.FieldError{{Field: []string{ie.Field}, Code: ie.Code, Message: ie.Message}}}
-	}
 	ue, err := fieldErrors(ctx, err)
 	if err != nil {
 		return nil, err
@@ -33,10 +27,6 @@ func (r *mutationResolver) RegisterSigningKey(ctx context.Context, input model.R
 // CreateAPIToken is the resolver for the createAPIToken field.
 func (r *mutationResolver) CreateAPIToken(ctx context.Context, input model.CreateAPITokenInput) (*model.CreateAPITokenPayload, error) {
 	plain, row, err := (&auth.Tokens{DB: r.DB}).Issue(ctx, auth.Role(input.Role), deref(input.Name))
-	var ie *auth.InputError
-	if errors.As(err, &ie) {
-		err = &connection.ValidationError{Fields: []connection.FieldError{{Field: []string{ie.Field}, Code: ie.Code, Message: ie.Message}}}
-	}
 	ue, err := fieldErrors(ctx, err)
 	if err != nil {
 		return nil, err
@@ -53,9 +43,6 @@ func (r *mutationResolver) RevokeAPIToken(ctx context.Context, id int) (*model.R
 	// The app's Tokens forgets the revoked token through its hook on the
 	// client, whichever Tokens revokes it.
 	err := (&auth.Tokens{DB: r.DB}).Revoke(ctx, id)
-	if errors.Is(err, auth.ErrNotFound) {
-		err = connection.ErrNotFound
-	}
 	if err != nil {
 		return nil, err
 	}

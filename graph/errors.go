@@ -42,7 +42,7 @@ func Classify(err error) (code, message string) {
 			return CodeConflict, ve.Error()
 		}
 		return CodeValidationFailed, ve.Error()
-	case errors.Is(err, oauth.ErrNotFound):
+	case errors.Is(err, oauth.ErrNotFound), errors.Is(err, auth.ErrNotFound):
 		return CodeNotFound, "not found"
 	case errors.Is(err, oauth.ErrNotOAuth), errors.Is(err, oauth.ErrMisconfigured), errors.Is(err, oauth.ErrRedirectNotAllowed):
 		return CodeValidationFailed, err.Error()
@@ -127,6 +127,10 @@ func userErrors(ve *connection.ValidationError) []*model.UserError {
 func fieldErrors(ctx context.Context, err error) ([]*model.UserError, error) {
 	if err == nil {
 		return []*model.UserError{}, nil
+	}
+	var ie *auth.InputError
+	if errors.As(err, &ie) {
+		err = &connection.ValidationError{Fields: []connection.FieldError{{Field: []string{ie.Field}, Code: ie.Code, Message: ie.Message}}}
 	}
 	var ve *connection.ValidationError
 	if !errors.As(err, &ve) {

@@ -37,16 +37,12 @@ func (s *Service) CreateConnection(ctx context.Context, in CreateConnectionInput
 		return nil, err
 	}
 	var errs []FieldError
-	ct, err := s.DB.ConnectionType.Query().Where(connectiontype.Key(in.TypeKey)).Only(ctx)
-	switch {
-	case ent.IsNotFound(err):
-		errs = append(errs, fieldErr(CodeUnknownType,
-			fmt.Sprintf("No plugin declares a connection type %q.", clip(in.TypeKey, 100)), "typeKey"))
-	case err != nil:
+	ct, problem, err := s.declaredType(ctx, in.TypeKey)
+	if err != nil {
 		return nil, err
-	case !ct.Available:
-		errs = append(errs, fieldErr(CodeUnknownType,
-			fmt.Sprintf("The plugin that declared %q no longer does.", ct.Key), "typeKey"))
+	}
+	if problem != "" {
+		errs = append(errs, fieldErr(CodeUnknownType, problem, "typeKey"))
 	}
 	if err := connection.ScopeValidator(in.Scope); err != nil {
 		errs = append(errs, fieldErr(CodeInvalidValue, "Unknown scope.", "scope"))
@@ -311,4 +307,20 @@ func nilIfZero(n int) *int {
 		return nil
 	}
 	return &n
+}
+
+// declaredType returns the connection type with key. A key no plugin
+// declares gives (nil, problem); a type whose plugin no longer declares it
+// gives (ct, problem). problem is a message for the caller's field error.
+func (s *Service) declaredType(ctx context.Context, key string) (*ent.ConnectionType, string, error) {
+	ct, err := s.DB.ConnectionType.Query().Where(connectiontype.Key(key)).Only(ctx)
+	switch {
+	case ent.IsNotFound(err):
+		return nil, fmt.Sprintf("No plugin declares a connection type %q.", clip(key, 100)), nil
+	case err != nil:
+		return nil, "", err
+	case !ct.Available:
+		return ct, fmt.Sprintf("The plugin that declared %q no longer does.", ct.Key), nil
+	}
+	return ct, "", nil
 }

@@ -268,15 +268,11 @@ func (s *Service) SaveCredential(ctx context.Context, in SaveCredentialInput) (s
 				return err
 			}
 		}
-		sealed, err := s.sealSecrets(ctx, id, secretVals)
-		if err != nil {
+		vals := versionValues{plain: plain, secrets: secretVals, meta: meta}
+		u := db.Credential.Update().Where(credential.ID(id))
+		if err := s.setLiveValues(ctx, u, id, version, vals); err != nil {
 			return err
 		}
-		u := db.Credential.Update().Where(credential.ID(id)).
-			SetInputs(plain).
-			SetSecretMeta(meta).
-			SetVersion(version).
-			ClearLastErrors()
 		if !keepStatus {
 			u.SetStatus(status).SetStatusDetail(detail)
 		} else {
@@ -286,11 +282,6 @@ func (s *Service) SaveCredential(ctx context.Context, in SaveCredentialInput) (s
 			// Optimistic concurrency: a save that raced with another one
 			// fails instead of dropping the other's values.
 			u.Where(credential.Version(existing.Version))
-		}
-		if sealed == nil {
-			u.ClearSecrets()
-		} else {
-			u.SetSecrets(sealed)
 		}
 		if result != nil {
 			u.SetLastTestedAt(now)
@@ -316,7 +307,7 @@ func (s *Service) SaveCredential(ctx context.Context, in SaveCredentialInput) (s
 		// Every save is a new immutable version; only the inputs and
 		// secrets are versioned, never an OAuth 2.0 token.
 		if err := s.addVersion(ctx, db, v, v.OrganizationID, id, version,
-			versionValues{plain: plain, secrets: secretVals, meta: meta}, credentialversion.StateLIVE, ""); err != nil {
+			vals, credentialversion.StateLIVE, ""); err != nil {
 			return err
 		}
 		if err := s.audit(ctx, db, v, auditEntry{

@@ -9,7 +9,6 @@ import (
 	"github.com/plugboard/plugboard/ent"
 	"github.com/plugboard/plugboard/ent/connection"
 	"github.com/plugboard/plugboard/ent/connectionslot"
-	"github.com/plugboard/plugboard/ent/connectiontype"
 	"github.com/plugboard/plugboard/ent/integration"
 	"github.com/plugboard/plugboard/internal/auth"
 )
@@ -95,16 +94,12 @@ func (s *Service) CreateIntegration(ctx context.Context, in CreateIntegrationInp
 				plans[i].conn = c
 			}
 		default:
-			ct, err := s.DB.ConnectionType.Query().Where(connectiontype.Key(sl.TypeKey)).Only(ctx)
+			ct, problem, err := s.declaredType(ctx, sl.TypeKey)
 			switch {
-			case ent.IsNotFound(err):
-				errs = append(errs, FieldError{at("typeKey"), CodeUnknownType,
-					fmt.Sprintf("No plugin declares a connection type %q.", clip(sl.TypeKey, 100))})
 			case err != nil:
 				return nil, err
-			case !ct.Available:
-				errs = append(errs, FieldError{at("typeKey"), CodeUnknownType,
-					fmt.Sprintf("The plugin that declared %q no longer does.", ct.Key)})
+			case problem != "":
+				errs = append(errs, FieldError{at("typeKey"), CodeUnknownType, problem})
 			default:
 				plans[i].ct = ct
 				if sl.TemplateID != 0 {

@@ -10,7 +10,6 @@ import (
 
 	"github.com/plugboard/plugboard/ent"
 	"github.com/plugboard/plugboard/ent/connectiontemplate"
-	"github.com/plugboard/plugboard/ent/connectiontype"
 	"github.com/plugboard/plugboard/internal/auth"
 	"github.com/plugboard/plugboard/plugins/sdk"
 )
@@ -36,13 +35,14 @@ func (s *Service) CreateConnectionTemplate(ctx context.Context, in CreateConnect
 		return nil, err
 	}
 	var errs []FieldError
-	ct, err := s.DB.ConnectionType.Query().Where(connectiontype.Key(in.TypeKey)).Only(ctx)
-	switch {
-	case ent.IsNotFound(err):
-		errs = append(errs, fieldErr(CodeUnknownType,
-			fmt.Sprintf("No plugin declares a connection type %q.", clip(in.TypeKey, 100)), "typeKey"))
-	case err != nil:
+	// A template may preset a type whose plugin is gone for now: only an
+	// undeclared key is refused.
+	ct, problem, err := s.declaredType(ctx, in.TypeKey)
+	if err != nil {
 		return nil, err
+	}
+	if ct == nil {
+		errs = append(errs, fieldErr(CodeUnknownType, problem, "typeKey"))
 	}
 	if strings.TrimSpace(in.Name) == "" || len(in.Name) > 200 {
 		errs = append(errs, fieldErr(CodeInvalidValue, "A name is 1 to 200 characters.", "name"))

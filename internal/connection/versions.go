@@ -238,18 +238,11 @@ func (s *Service) verifySave(ctx context.Context, v *auth.Viewer, p pendingSave)
 	var saved *ent.Credential
 	err = s.withTx(ctx, func(tx *ent.Tx) error {
 		db := tx.Client()
-		sealed, err := s.sealSecrets(ctx, ex.ID, p.vals.secrets)
-		if err != nil {
-			return err
-		}
 		u := db.Credential.Update().
 			Where(credential.ID(ex.ID), credential.OrganizationID(ex.OrganizationID), credential.Version(ex.Version)).
-			SetInputs(p.vals.plain).SetSecretMeta(p.vals.meta).SetVersion(n).
-			SetLastTestedAt(s.now()).ClearLastErrors()
-		if sealed == nil {
-			u.ClearSecrets()
-		} else {
-			u.SetSecrets(sealed)
+			SetLastTestedAt(s.now())
+		if err := s.setLiveValues(ctx, u, ex.ID, n, p.vals); err != nil {
+			return err
 		}
 		if keep {
 			status = ex.Status
@@ -401,17 +394,10 @@ func (s *Service) RollbackCredential(ctx context.Context, id, version int) (*ent
 		if n, err = nextVersion(ctx, db, cred.OrganizationID, cred.ID, cred.Version); err != nil {
 			return err
 		}
-		sealed, err := s.sealSecrets(ctx, cred.ID, vals.secrets)
-		if err != nil {
-			return err
-		}
 		u := db.Credential.Update().
-			Where(credential.ID(cred.ID), credential.OrganizationID(cred.OrganizationID), credential.Version(cred.Version)).
-			SetInputs(vals.plain).SetSecretMeta(vals.meta).SetVersion(n).ClearLastErrors()
-		if sealed == nil {
-			u.ClearSecrets()
-		} else {
-			u.SetSecrets(sealed)
+			Where(credential.ID(cred.ID), credential.OrganizationID(cred.OrganizationID), credential.Version(cred.Version))
+		if err := s.setLiveValues(ctx, u, cred.ID, n, vals); err != nil {
+			return err
 		}
 		if keep {
 			status = cred.Status
@@ -455,4 +441,22 @@ func (s *Service) RollbackCredential(ctx context.Context, id, version int) (*ent
 		s.log().Warn("updating the instances of a rolled back credential", "credential", saved.ID, "err", err)
 	}
 	return saved, nil
+}
+
+// setLiveValues makes vals the live values of credential id at version n
+// on u: plain inputs, secret metadata, the secrets sealed under the
+// credential's own AAD, and no errors of an earlier rejected save. Callers
+// add their own conditions and fields.
+func (s *Service) setLiveValues(ctx context.Context, u *ent.CredentialUpdate, id, n int, vals versionValues) error {
+	sealed, err := s.sealSecrets(ctx, id, vals.secrets)
+	if err != nil {
+		return err
+	}
+	u.SetInputs(vals.plain).SetSecretMeta(vals.meta).SetVersion(n).ClearLastErrors()
+	if sealed == nil {
+		u.ClearSecrets()
+	} else {
+		u.SetSecrets(sealed)
+	}
+	return nil
 }
