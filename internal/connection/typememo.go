@@ -72,11 +72,6 @@ func (s *Service) PreloadTypes(ctx context.Context, creds []*ent.Credential) err
 // typeOf returns the connection type of a credential: from its loaded
 // edges, the request's memo, or one query.
 func (s *Service) typeOf(ctx context.Context, c *ent.Credential) (*ent.ConnectionType, error) {
-	if conn, err := c.Edges.ConnectionOrErr(); err == nil {
-		if ct, err := conn.Edges.TypeOrErr(); err == nil {
-			return ct, nil
-		}
-	}
 	_, ct, err := s.connectionOf(ctx, c)
 	return ct, err
 }
