@@ -18,13 +18,13 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
-	"github.com/99designs/gqlgen/graphql/playground"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/plugboard/plugboard/graph"
 	"github.com/plugboard/plugboard/internal/auth"
 	"github.com/plugboard/plugboard/internal/connection"
+	"github.com/plugboard/plugboard/internal/server/graphiql"
 )
 
 // MaxBodyBytes bounds a GraphQL request body.
@@ -86,14 +86,13 @@ func NewHandler(cfg Config) http.Handler {
 		gql.Use(newCatalogCache(cfg.CatalogVersion))
 	}
 
-	var ui http.Handler
-	if cfg.Dev && cfg.DevToken != "" {
-		ui = playground.Handler("plugboard", "/graphql",
-			playground.WithGraphiqlEnablePluginExplorer(true),
-			playground.WithGraphiqlUiHeaders(map[string]string{"Authorization": "Bearer " + cfg.DevToken}))
-	} else {
-		ui = playground.Handler("plugboard", "/graphql", playground.WithGraphiqlEnablePluginExplorer(true))
+	// GraphiQL, served from the binary; only the local mode's page carries
+	// a token.
+	uiOpts := graphiql.Options{Endpoint: "/graphql"}
+	if cfg.Dev {
+		uiOpts.Token = cfg.DevToken
 	}
+	ui := graphiql.Handler(uiOpts)
 
 	timeout := cfg.RequestTimeout
 	if timeout <= 0 {
@@ -116,6 +115,7 @@ func NewHandler(cfg Config) http.Handler {
 	})
 	mux.Handle("GET /metrics", cfg.Metrics)
 	mux.Handle("GET /wizard", wizardPage())
+	mux.Handle("GET "+graphiql.AssetsPath, graphiql.Assets())
 	if cfg.OAuthCallback != nil {
 		mux.Handle("GET /oauth2/callback", cfg.OAuthCallback)
 	}
