@@ -48,7 +48,7 @@ func CSP(nonce string) string {
 // token.
 const TokenHint = "Bearer <your API token>"
 
-//go:embed assets page.html
+//go:embed assets/*.js assets/*.css page.html
 var files embed.FS
 
 // scripts and styles are the page's assets in load order; startScript,
