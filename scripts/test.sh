@@ -5,6 +5,9 @@
 #
 # PostgreSQL halves of the store tests run when PLUGBOARD_TEST_POSTGRES_URL
 # names a server (.ci/run sets it); otherwise they skip, or fail when CI=true.
+# The GraphiQL browser test (internal/server/browsertest, part of the root
+# module's tests) needs Debian's chromium and `npm ci` in its folder; .ci/run
+# installs both. Without them it skips, or fails when CI=true.
 # TEST_TIMEOUT (default 15m) bounds each `go test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
