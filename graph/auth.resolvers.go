@@ -14,7 +14,7 @@ import (
 
 // RegisterSigningKey is the resolver for the registerSigningKey field.
 func (r *mutationResolver) RegisterSigningKey(ctx context.Context, input model.RegisterSigningKeyInput) (*model.RegisterSigningKeyPayload, error) {
-	key, err := (&auth.Embedding{DB: r.DB}).RegisterKey(ctx, auth.RegisterKeyInput{
+	key, err := r.embedding().RegisterKey(ctx, auth.RegisterKeyInput{
 		Kid: input.Kid, Algorithm: string(input.Algorithm), PublicKeyPEM: input.PublicKeyPem,
 	})
 	ue, err := fieldErrors(ctx, err)
@@ -26,7 +26,7 @@ func (r *mutationResolver) RegisterSigningKey(ctx context.Context, input model.R
 
 // CreateAPIToken is the resolver for the createAPIToken field.
 func (r *mutationResolver) CreateAPIToken(ctx context.Context, input model.CreateAPITokenInput) (*model.CreateAPITokenPayload, error) {
-	plain, row, err := (&auth.Tokens{DB: r.DB}).Issue(ctx, auth.Role(input.Role), deref(input.Name))
+	plain, row, err := r.tokens().Issue(ctx, auth.Role(input.Role), deref(input.Name))
 	ue, err := fieldErrors(ctx, err)
 	if err != nil {
 		return nil, err
@@ -40,9 +40,8 @@ func (r *mutationResolver) CreateAPIToken(ctx context.Context, input model.Creat
 
 // RevokeAPIToken is the resolver for the revokeAPIToken field.
 func (r *mutationResolver) RevokeAPIToken(ctx context.Context, id int) (*model.RevokeAPITokenPayload, error) {
-	// The app's Tokens forgets the revoked token through its hook on the
-	// client, whichever Tokens revokes it.
-	err := (&auth.Tokens{DB: r.DB}).Revoke(ctx, id)
+	// The server's Tokens forgets the token and tells every replica.
+	err := r.tokens().Revoke(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -51,4 +50,16 @@ func (r *mutationResolver) RevokeAPIToken(ctx context.Context, id int) (*model.R
 		return nil, err
 	}
 	return &model.RevokeAPITokenPayload{APIToken: row, UserErrors: []*model.UserError{}}, nil
+}
+
+// RevokeSigningKey is the resolver for the revokeSigningKey field.
+func (r *mutationResolver) RevokeSigningKey(ctx context.Context, id int) (*model.RevokeSigningKeyPayload, error) {
+	if err := r.embedding().RevokeKey(ctx, id); err != nil {
+		return nil, err
+	}
+	key, err := r.DB.SigningKey.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &model.RevokeSigningKeyPayload{SigningKey: key, UserErrors: []*model.UserError{}}, nil
 }

@@ -136,6 +136,11 @@ func (r *queryResolver) SigningKeys(ctx context.Context, after *entgql.Cursor[in
 		ent.WithSigningKeyOrder(orderBy), ent.WithSigningKeyFilter(where.Filter))
 }
 
+// ConnectionType returns generated.ConnectionTypeResolver implementation.
+func (r *Resolver) ConnectionType() generated.ConnectionTypeResolver {
+	return &connectionTypeResolver{r}
+}
+
 // Credential returns generated.CredentialResolver implementation.
 func (r *Resolver) Credential() generated.CredentialResolver { return &credentialResolver{r} }
 
@@ -149,8 +154,9 @@ func (r *Resolver) Integration() generated.IntegrationResolver { return &integra
 func (r *Resolver) Query() generated.QueryResolver { return &queryResolver{r} }
 
 type (
-	credentialResolver  struct{ *Resolver }
-	instanceResolver    struct{ *Resolver }
-	integrationResolver struct{ *Resolver }
-	queryResolver       struct{ *Resolver }
+	connectionTypeResolver struct{ *Resolver }
+	credentialResolver     struct{ *Resolver }
+	instanceResolver       struct{ *Resolver }
+	integrationResolver    struct{ *Resolver }
+	queryResolver          struct{ *Resolver }
 )

@@ -18,6 +18,21 @@ import (
 	"github.com/plugboard/plugboard/internal/connection"
 )
 
+// Inputs is the resolver for the inputs field.
+func (r *connectionTypeResolver) Inputs(ctx context.Context, obj *ent.ConnectionType) ([]*schematype.Input, error) {
+	ins := connection.TypeInputs(ctx, obj)
+	out := make([]*schematype.Input, len(ins))
+	for i := range ins {
+		out[i] = &ins[i]
+	}
+	return out, nil
+}
+
+// Oauth2 is the resolver for the oauth2 field.
+func (r *connectionTypeResolver) Oauth2(ctx context.Context, obj *ent.ConnectionType) (*schematype.OAuth2Spec, error) {
+	return connection.TypeOAuth2(ctx, obj), nil
+}
+
 // Values is the resolver for the values field.
 func (r *credentialResolver) Values(ctx context.Context, obj *ent.Credential) ([]*model.CredentialValue, error) {
 	vals, err := r.Connections.Values(ctx, obj)

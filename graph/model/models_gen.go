@@ -233,6 +233,11 @@ type RevokeAPITokenPayload struct {
 	UserErrors []*UserError  `json:"userErrors"`
 }
 
+type RevokeSigningKeyPayload struct {
+	SigningKey *ent.SigningKey `json:"signingKey,omitempty"`
+	UserErrors []*UserError    `json:"userErrors"`
+}
+
 type RollbackCredentialPayload struct {
 	Credential *ent.Credential `json:"credential,omitempty"`
 	UserErrors []*UserError    `json:"userErrors"`

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -50,17 +49,20 @@ type embedClaims struct {
 // public keys that verify them.
 //
 // A token that checked out is remembered for CacheTTL (never past its exp),
-// so a busy page costs no query per request. Revoking a key through this
-// process forgets every remembered token at once.
+// so a busy page costs no query per request. Revoking a key forgets every
+// remembered token at once, on this replica and, through Revocations, on
+// every other one; nothing remembered is served while Revocations cannot
+// hear of revocations.
 type Embedding struct {
 	DB  *ent.Client
 	Now func() time.Time
 	// Log receives, at debug level, why a token was refused; never the
 	// token. Nil means slog.Default().
 	Log *slog.Logger
+	// Revocations, when set, carries revocations to every replica.
+	Revocations Revocations
 
-	mu    sync.Mutex
-	cache map[string]cachedViewer // token hash → viewer
+	cache tokenCache
 }
 
 func (e *Embedding) now() time.Time {
@@ -77,31 +79,8 @@ func (e *Embedding) log() *slog.Logger {
 	return slog.Default()
 }
 
-func (e *Embedding) cached(hash string, now time.Time) (*Viewer, bool) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	c, ok := e.cache[hash]
-	if !ok || !now.Before(c.expires) {
-		return nil, false
-	}
-	v := c.viewer
-	return &v, true
-}
-
-func (e *Embedding) remember(hash string, v *Viewer, until time.Time) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.cache == nil || len(e.cache) >= maxCachedTokens {
-		e.cache = map[string]cachedViewer{}
-	}
-	e.cache[hash] = cachedViewer{viewer: *v, expires: until}
-}
-
-func (e *Embedding) forgetAll() {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.cache = nil
-}
+// ForgetAll drops every remembered embedding token.
+func (e *Embedding) ForgetAll() { e.cache.forget(0) }
 
 // refusal is why a token was refused, for the debug log only.
 type refusal struct{ reason string }
@@ -120,9 +99,12 @@ func (e *Embedding) Authenticate(ctx context.Context, bearer string) (*Viewer, e
 		return nil, e.refused(ctx, refuse("token longer than %d bytes", maxEmbedTokenBytes))
 	}
 	hash := secrets.HashToken(bearer)
-	if v, ok := e.cached(hash, now); ok {
-		return v, nil
+	if trusted(e.Revocations) {
+		if v, ok := e.cache.get(hash, now); ok {
+			return v, nil
+		}
 	}
+	gen := e.cache.generation()
 	v, exp, err := e.verify(ctx, bearer, now)
 	if err != nil {
 		return nil, e.refused(ctx, err)
@@ -131,7 +113,7 @@ func (e *Embedding) Authenticate(ctx context.Context, bearer string) (*Viewer, e
 	if exp.Before(until) {
 		until = exp
 	}
-	e.remember(hash, v, until)
+	e.cache.put(hash, v, until, gen)
 	return v, nil
 }
 

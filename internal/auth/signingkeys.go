@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/plugboard/plugboard/ent"
+	"github.com/plugboard/plugboard/ent/predicate"
 	"github.com/plugboard/plugboard/ent/signingkey"
 )
 
@@ -114,8 +115,9 @@ var errKidTaken = &InputError{Field: "kid", Code: CodeTaken,
 	Message: "The organization already has a signing key with this kid."}
 
 // RevokeKey revokes a signing key of the viewer's organization: tokens it
-// signed are refused from then on. Only an organization admin may revoke
-// keys.
+// signed are refused from then on, on every replica. Only an organization
+// admin may revoke keys. A key of another organization is ErrNotFound; one
+// already revoked stays as it is.
 func (e *Embedding) RevokeKey(ctx context.Context, id int) error {
 	v, err := RequireAdmin(ctx)
 	if err != nil {
@@ -123,17 +125,26 @@ func (e *Embedding) RevokeKey(ctx context.Context, id int) error {
 	}
 	// Updates are not filtered by the tenant interceptor: name the
 	// organization explicitly.
+	mine := []predicate.SigningKey{signingkey.ID(id), signingkey.OrganizationID(v.OrganizationID)}
 	n, err := e.DB.SigningKey.Update().
-		Where(signingkey.ID(id), signingkey.OrganizationID(v.OrganizationID), signingkey.RevokedAtIsNil()).
+		Where(append(mine, signingkey.RevokedAtIsNil())...).
 		SetRevokedAt(e.now()).
 		Save(ctx)
 	if err != nil {
 		return err
 	}
 	if n == 0 {
+		done, err := e.DB.SigningKey.Query().Where(append(mine, signingkey.RevokedAtNotNil())...).Exist(ctx)
+		if err != nil {
+			return err
+		}
+		if done {
+			return nil
+		}
 		return fmt.Errorf("signing key %d: %w", id, ErrNotFound)
 	}
-	e.forgetAll()
+	e.ForgetAll()
+	tell(ctx, e.Revocations, RevokedSigningKey, v.OrganizationID, id)
 	if err := e.DB.AuditEvent.Create().
 		SetOrganizationID(v.OrganizationID).
 		SetActor(v.Actor).

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/plugboard/plugboard/ent"
@@ -24,13 +23,15 @@ const (
 //
 // A token that checked out is remembered for CacheTTL, so a busy client
 // costs no query per request. Revoking through this process forgets it at
-// once; another replica stops accepting a revoked token within CacheTTL.
+// once; Revocations tells the other replicas, which forget it as soon as
+// they hear of it, and serve nothing remembered while they cannot hear.
 type Tokens struct {
 	DB  *ent.Client
 	Now func() time.Time
+	// Revocations, when set, carries revocations to every replica.
+	Revocations Revocations
 
-	mu    sync.Mutex
-	cache map[string]cachedViewer // token hash → viewer
+	cache tokenCache
 }
 
 // NewTokens returns the API tokens of db. Revoking or expiring a token
@@ -60,46 +61,11 @@ const CacheTTL = 5 * time.Second
 // maxCachedTokens bounds the token cache; past it the cache starts over.
 const maxCachedTokens = 10000
 
-type cachedViewer struct {
-	viewer  Viewer
-	expires time.Time
-}
+// Forget drops what is remembered of API token id, or of every token
+// when id is 0.
+func (t *Tokens) Forget(id int) { t.cache.forget(id) }
 
-func (t *Tokens) cached(hash string, now time.Time) (*Viewer, bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	e, ok := t.cache[hash]
-	if !ok || !now.Before(e.expires) {
-		return nil, false
-	}
-	v := e.viewer
-	return &v, true
-}
-
-func (t *Tokens) remember(hash string, v *Viewer, until time.Time) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.cache == nil || len(t.cache) >= maxCachedTokens {
-		t.cache = map[string]cachedViewer{}
-	}
-	t.cache[hash] = cachedViewer{viewer: *v, expires: until}
-}
-
-func (t *Tokens) forget(tokenID int) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for h, e := range t.cache {
-		if e.viewer.TokenID == tokenID {
-			delete(t.cache, h)
-		}
-	}
-}
-
-func (t *Tokens) forgetAll() {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.cache = nil
-}
+func (t *Tokens) forgetAll() { t.cache.forget(0) }
 
 func (t *Tokens) now() time.Time {
 	if t.Now != nil {
@@ -185,9 +151,12 @@ func (t *Tokens) Authenticate(ctx context.Context, bearer string) (*Viewer, erro
 	}
 	hash := secrets.HashToken(bearer)
 	now := t.now()
-	if v, ok := t.cached(hash, now); ok {
-		return v, nil
+	if trusted(t.Revocations) {
+		if v, ok := t.cache.get(hash, now); ok {
+			return v, nil
+		}
 	}
+	gen := t.cache.generation()
 	sys := SystemContext(ctx)
 	row, err := t.DB.APIToken.Query().
 		Where(apitoken.TokenHash(hash)).
@@ -219,7 +188,7 @@ func (t *Tokens) Authenticate(ctx context.Context, bearer string) (*Viewer, erro
 	if row.ExpiresAt != nil && row.ExpiresAt.Before(until) {
 		until = *row.ExpiresAt
 	}
-	t.remember(hash, v, until)
+	t.cache.put(hash, v, until, gen)
 	return v, nil
 }
 
@@ -253,6 +222,7 @@ func (t *Tokens) Revoke(ctx context.Context, id int) error {
 		}
 		return fmt.Errorf("token %d: %w", id, ErrNotFound)
 	}
-	t.forget(id)
+	t.Forget(id)
+	tell(ctx, t.Revocations, RevokedAPIToken, v.OrganizationID, id)
 	return t.audit(ctx, v, "api_token.revoked", fmt.Sprintf("token %d revoked", id))
 }

@@ -1,6 +1,7 @@
-// Package events fans out credential status changes to subscribers: within
-// one process directly, and across replicas that share a PostgreSQL
-// database through LISTEN/NOTIFY.
+// Package events fans out credential status changes to subscribers, and
+// revocations of API tokens and signing keys to the caches of
+// authentication: within one process directly, and across replicas that
+// share a PostgreSQL database through LISTEN/NOTIFY.
 package events
 
 import (
@@ -42,6 +43,12 @@ type Bus struct {
 	mu     sync.Mutex
 	subs   map[*subscriber]struct{}
 	remote func(ctx context.Context, ev StatusChange) error
+
+	// Revocations (revocations.go).
+	onRevoke     []func(Revocation)
+	remoteRevoke func(ctx context.Context, channel, payload string) error
+	listening    bool                     // the PostgreSQL listener is up
+	echoes       map[string]chan struct{} // nonce → waiting publisher
 }
 
 // NewBus returns a bus delivering within this process.
@@ -49,7 +56,7 @@ func NewBus(log *slog.Logger) *Bus {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Bus{log: log, subs: map[*subscriber]struct{}{}}
+	return &Bus{log: log, subs: map[*subscriber]struct{}{}, echoes: map[string]chan struct{}{}}
 }
 
 // Publish delivers ev to this process's subscribers and, when the bus is

@@ -25,7 +25,7 @@ func (b *Bus) ConnectPostgres(ctx context.Context, databaseURL string) error {
 	if err != nil {
 		return fmt.Errorf("events: connecting to PostgreSQL: %w", err)
 	}
-	if _, err := conn.Exec(ctx, "LISTEN "+channel); err != nil {
+	if err := listenAll(ctx, conn); err != nil {
 		_ = conn.Close(ctx)
 		return fmt.Errorf("events: LISTEN: %w", err)
 	}
@@ -37,7 +37,9 @@ func (b *Bus) ConnectPostgres(ctx context.Context, databaseURL string) error {
 	np := &notifyPool{cfg: cfg, conn: notifier, mu: make(chan struct{}, 1)}
 	b.mu.Lock()
 	b.remote = np.notify
+	b.remoteRevoke = np.send
 	b.mu.Unlock()
+	b.setListening(true)
 	go b.listen(ctx, cfg, conn)
 	go func() {
 		<-ctx.Done()
@@ -50,6 +52,10 @@ func (b *Bus) listen(ctx context.Context, cfg *pgx.ConnConfig, conn *pgx.Conn) {
 	backoff := 100 * time.Millisecond
 	for {
 		n, err := conn.WaitForNotification(ctx)
+		if err == nil && n.Channel == revocationChannel {
+			b.receiveRevocation(n.Payload)
+			continue
+		}
 		if err == nil {
 			backoff = 100 * time.Millisecond
 			var ev StatusChange
@@ -61,6 +67,9 @@ func (b *Bus) listen(ctx context.Context, cfg *pgx.ConnConfig, conn *pgx.Conn) {
 			continue
 		}
 		_ = conn.Close(context.Background())
+		// Revocations can be missed from now on: caches are not trusted
+		// until the listener is back (and are dropped then).
+		b.setListening(false)
 		if ctx.Err() != nil {
 			return
 		}
@@ -75,10 +84,11 @@ func (b *Bus) listen(ctx context.Context, cfg *pgx.ConnConfig, conn *pgx.Conn) {
 			if conn, err = pgx.ConnectConfig(ctx, cfg); err != nil {
 				continue
 			}
-			if _, err = conn.Exec(ctx, "LISTEN "+channel); err != nil {
+			if err = listenAll(ctx, conn); err != nil {
 				_ = conn.Close(context.Background())
 				continue
 			}
+			b.setListening(true)
 			break
 		}
 	}
@@ -91,11 +101,22 @@ type notifyPool struct {
 	conn *pgx.Conn
 }
 
+// listenAll listens on every channel of the bus.
+func listenAll(ctx context.Context, conn *pgx.Conn) error {
+	_, err := conn.Exec(ctx, "LISTEN "+channel+"; LISTEN "+revocationChannel)
+	return err
+}
+
 func (p *notifyPool) notify(ctx context.Context, ev StatusChange) error {
 	payload, err := encode(ev)
 	if err != nil {
 		return err
 	}
+	return p.send(ctx, channel, payload)
+}
+
+// send notifies channel with payload.
+func (p *notifyPool) send(ctx context.Context, channel, payload string) (err error) {
 	p.mu <- struct{}{}
 	defer func() { <-p.mu }()
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)

@@ -180,11 +180,13 @@ func Open(ctx context.Context, o Options) (_ *App, err error) {
 		go a.OAuth.RunSweeper(sweepCtx, interval)
 	}
 	a.Tokens = auth.NewTokens(db)
-	a.Embedding = &auth.Embedding{DB: db, Log: log.With("component", "auth")}
+	a.Tokens.Revocations = revocations{a.Events}
+	a.Embedding = &auth.Embedding{DB: db, Log: log.With("component", "auth"), Revocations: revocations{a.Events}}
+	forgetRevoked(a.Events, a.Tokens, a.Embedding)
 	cfg := Config{
 		Resolver: &graph.Resolver{
 			DB: db, Connections: a.Service, Plugins: a.Host, Events: a.Events,
-			OAuth: oauthFlows{a.OAuth},
+			OAuth: oauthFlows{a.OAuth}, Tokens: a.Tokens, Embedding: a.Embedding,
 		},
 		OAuthCallback:  a.OAuth.CallbackHandler(),
 		CatalogVersion: catalog.Version,

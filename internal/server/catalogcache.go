@@ -12,11 +12,13 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/plugboard/plugboard/internal/auth"
+	"github.com/plugboard/plugboard/internal/connection"
 )
 
 // catalogFields are the root fields whose answers depend only on the plugin
-// catalog: the same for every viewer, changed only when a plugin loads,
-// crashes or is reloaded.
+// catalog and the viewer's view of it (a customer's user sees no input
+// hidden from customers): changed only when a plugin loads, crashes or is
+// reloaded.
 var catalogFields = map[string]bool{
 	"connectionTypes": true,
 	"connectionType":  true,
@@ -70,7 +72,9 @@ func (c *catalogCache) InterceptOperation(ctx context.Context, next graphql.Oper
 	if _, err := auth.Require(ctx); err != nil {
 		return next(ctx)
 	}
-	key := cacheKey(oc)
+	// Answers are kept per view: an admin's answer, which holds inputs
+	// hidden from customers, is never served to a customer.
+	key := cacheKey(oc, connection.CustomerView(ctx))
 	version := c.version()
 	if e, ok := c.entries.Get(ctx, key); ok && e.version == version && c.now().Sub(e.at) < CatalogTTL {
 		served := false
@@ -111,8 +115,13 @@ func catalogOnly(oc *graphql.OperationContext) bool {
 	return true
 }
 
-func cacheKey(oc *graphql.OperationContext) string {
+func cacheKey(oc *graphql.OperationContext, customerView bool) string {
 	h := sha256.New()
+	if customerView {
+		h.Write([]byte("customer\x00"))
+	} else {
+		h.Write([]byte("full\x00"))
+	}
 	h.Write([]byte(oc.RawQuery))
 	h.Write([]byte{0})
 	h.Write([]byte(oc.OperationName))

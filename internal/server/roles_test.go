@@ -85,6 +85,7 @@ type matrixEnv struct {
 	id map[string]string
 	// scratch objects the admin mutations act on.
 	scratchConn, victimToken string
+	victimKey                string
 }
 
 func (m *matrixEnv) sees(r role, o *object) bool {
@@ -163,6 +164,8 @@ func seedMatrix(t *testing.T, env *servertest.Env) *matrixEnv {
 	// Organization A.
 	key := newEmbedKey(t, "alpha-key-1")
 	add("signingKeyA", "SigningKey", registerKey(t, env, env.AdminToken, key), all, "alpha-key-1")
+	// One for admin A to revoke; the customers' tokens use the other.
+	m.victimKey = registerKey(t, env, env.AdminToken, newEmbedKey(t, "alpha-victim"))
 	add("connA", "Connection", createConn(env.AdminToken, "asana-alpha", "Asana Alpha", "CUSTOMER"),
 		with(custA1, custA2, userA1b), "asana-alpha", "Asana Alpha")
 	add("connOrg", "Connection", createConn(env.AdminToken, "vendor-global", "Vendor Global Asana", "ORGANIZATION_GLOBAL"),
@@ -398,6 +401,8 @@ var mutationMatrix = []struct {
 		row(A, A, D, D, D, D)},
 	{"revokeAPIToken", `mutation($victim: ID!) { revokeAPIToken(id: $victim) { apiToken { id } } }`,
 		row(A, D, D, D, D, D)},
+	{"revokeSigningKey", `mutation($victimKey: ID!) { revokeSigningKey(id: $victimKey) { signingKey { id revokedAt } } }`,
+		row(A, D, D, D, D, D)},
 	{"createIntegration", `mutation($role: String!) { createIntegration(input: {key: $role, name: $role, slots: []}) { integration { id } } }`,
 		row(A, A, D, D, D, D)},
 	{"createInstance", `mutation($integA: ID!, $custA1: ID!, $role: String!) { createInstance(input: {integrationID: $integA, customerID: $custA1, name: $role}) { instance { id } } }`,
@@ -427,7 +432,8 @@ var mutationMatrix = []struct {
 func (m *matrixEnv) vars(t *testing.T, r role, query string) map[string]any {
 	pool := map[string]any{
 		"role": "m-" + strings.ToLower(r.String()), "scratch": m.scratchConn, "victim": m.victimToken,
-		"pem": newEmbedKey(t, "x").publicPEM(t),
+		"victimKey": m.victimKey,
+		"pem":       newEmbedKey(t, "x").publicPEM(t),
 	}
 	for k, v := range m.id {
 		pool[k] = v

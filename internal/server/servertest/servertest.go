@@ -160,6 +160,9 @@ type Config struct {
 	SweepInterval time.Duration
 	// NoIntrospection turns GraphQL introspection off.
 	NoIntrospection bool
+	// MasterKey is the base64 master key; empty makes one per Env. Replicas
+	// on one database need the same.
+	MasterKey string
 }
 
 // Start starts plugboard with cfg, serving on a loopback port, and an admin
@@ -188,7 +191,7 @@ func Start(t testing.TB, cfg Config) *Env {
 		DataDir: t.TempDir(), DatabaseURL: cfg.DatabaseURL, PluginDir: pdir, Dev: cfg.Dev,
 		Logger: log, PluginCallTimeout: cfg.CallTimeout, PluginTestTimeout: cfg.TestTimeout,
 		StoreOptions: cfg.StoreOptions, PublicURL: "http://" + ln.Addr().String(),
-		SweepInterval: sweep, NoIntrospection: cfg.NoIntrospection,
+		SweepInterval: sweep, NoIntrospection: cfg.NoIntrospection, MasterKey: cfg.MasterKey,
 	})
 	if err != nil {
 		_ = ln.Close()
