@@ -44,47 +44,64 @@ func cleanEnv() []string {
 	return env
 }
 
-// The serve command says which SQLite file it serves, and on SIGTERM logs
-// its shutdown with the plugins it stopped, then exits 0.
-func TestServeLogsDatabaseAndSIGTERM(t *testing.T) {
-	bin, pluginDir := buildServe(t)
-	data := t.TempDir()
-	cmd := exec.Command(bin, "serve", "--data-dir", data, "--plugin-dir", pluginDir, "--addr", "127.0.0.1:0")
-	cmd.Env = cleanEnv()
-	stderr, err := cmd.StderrPipe()
+// served is a `plugboard serve` child process and its stderr lines.
+type served struct {
+	cmd   *exec.Cmd
+	mu    sync.Mutex
+	lines []string
+	done  chan struct{} // closed when stderr ends
+}
+
+func (s *served) log() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return strings.Join(s.lines, "\n")
+}
+
+// serve starts bin with args and returns it with its "plugboard is
+// serving" line.
+func serve(t *testing.T, bin string, args ...string) (*served, string) {
+	t.Helper()
+	s := &served{cmd: exec.Command(bin, args...), done: make(chan struct{})}
+	s.cmd.Env = cleanEnv()
+	stderr, err := s.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
+	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	var (
-		mu      sync.Mutex
-		lines   []string
-		serving = make(chan string, 1)
-		done    = make(chan struct{})
-	)
+	t.Cleanup(func() { _ = s.cmd.Process.Kill() })
+	serving := make(chan string, 1)
 	go func() {
-		defer close(done)
+		defer close(s.done)
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
-			mu.Lock()
-			lines = append(lines, sc.Text())
-			mu.Unlock()
+			s.mu.Lock()
+			s.lines = append(s.lines, sc.Text())
+			s.mu.Unlock()
 			if strings.Contains(sc.Text(), `msg="plugboard is serving"`) {
 				serving <- sc.Text()
 			}
 		}
 	}()
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	var line string
 	select {
-	case line = <-serving:
-	case <-done:
-		t.Fatalf("plugboard exited before serving:\n%s", strings.Join(lines, "\n"))
+	case line := <-serving:
+		return s, line
+	case <-s.done:
+		t.Fatalf("plugboard exited before serving:\n%s", s.log())
 	case <-time.After(2 * time.Minute):
-		t.Fatal("plugboard did not start serving")
+		t.Fatalf("plugboard did not start serving:\n%s", s.log())
 	}
+	return nil, ""
+}
+
+// The serve command says which SQLite file it serves, and on SIGTERM logs
+// its shutdown with the plugins it stopped, then exits 0.
+func TestServeLogsDatabaseAndSIGTERM(t *testing.T) {
+	bin, pluginDir := buildServe(t)
+	data := t.TempDir()
+	s, line := serve(t, bin, "serve", "--data-dir", data, "--plugin-dir", pluginDir, "--addr", "127.0.0.1:0")
 	if want := fmt.Sprintf("database=%q", "sqlite "+filepath.Join(data, "plugboard.db")); !strings.Contains(line, want) {
 		t.Errorf("serving line %q; want %s", line, want)
 	}
@@ -94,15 +111,14 @@ func TestServeLogsDatabaseAndSIGTERM(t *testing.T) {
 	}
 	waitReady(t, "http://"+addr[1]+"/readyz")
 
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	<-done
-	if err := cmd.Wait(); err != nil {
+	<-s.done
+	if err := s.cmd.Wait(); err != nil {
 		t.Errorf("plugboard exited with %v after SIGTERM", err)
 	}
-	log := strings.Join(lines, "\n")
-	at := 0
+	log, at := s.log(), 0
 	for _, want := range []string{
 		`msg="shutting down" reason="terminated signal received"`,
 		`msg="plugins stopped" count=1 plugins=asana`,
