@@ -45,10 +45,3 @@ func notFoundNode(err error) error {
 	}
 	return err
 }
-
-// errNotYet refuses an operation whose rules are not built yet.
-func errNotYet(op string) error {
-	return &connection.ValidationError{Fields: []connection.FieldError{{
-		Code: connection.CodeNotSupported, Message: op + " is not available yet in this version of plugboard.",
-	}}}
-}

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # check-generated.sh: fails if committed generated code is stale.
 #   - ent + gqlgen (ent/, graph/): `go generate .` at the repository root;
-#   - plugins/sdk protobuf (*.pb.go): only when protoc is on the PATH.
+#   - plugins/sdk protobuf (*.pb.go): `go generate ./internal/proto` in
+#     plugins/sdk, which needs protoc (Debian: protobuf-compiler and
+#     libprotobuf-dev); skipped without it, except under CI=true, where a
+#     missing protoc fails the check.
 # The generators run in a temporary copy of the tree, which is then compared
 # with this one (new and deleted files included). So the working tree is
 # never modified (gqlgen rewrites hand-written resolver files), and
@@ -41,6 +44,9 @@ check() {
 check "ent + gqlgen" "go generate ." ent graph
 if command -v protoc >/dev/null 2>&1; then
 	check "plugins/sdk protobuf" "cd plugins/sdk && go generate ./internal/proto" plugins/sdk/internal/proto
+elif [[ ${CI:-} == true ]]; then
+	echo "FAIL: plugins/sdk protobuf: protoc is not installed (CI=true: install protobuf-compiler and libprotobuf-dev)" >&2
+	status=1
 else
 	echo "--- plugins/sdk protobuf: skipped, protoc is not installed (committed .pb.go files not checked)"
 fi

@@ -104,9 +104,12 @@ default organization's admin and GraphiQL comes with an admin token filled in.`,
 			if err != nil {
 				return err
 			}
-			defer app.Close()
+			defer func() {
+				app.Close()
+				log.Info("plugboard stopped")
+			}()
 			return app.Serve(ctx, addr, func(a net.Addr) {
-				log.Info("plugboard is serving", "addr", a.String(), "database", store.RedactURL(sf.databaseURL),
+				log.Info("plugboard is serving", "addr", a.String(), "database", app.Store.Describe(),
 					"plugin_dir", pluginDir, "dev", dev)
 				if dev {
 					host := "localhost"

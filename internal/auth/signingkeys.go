@@ -1,5 +1,7 @@
 package auth
 
+//lint:file-ignore ST1005 ParsePublicKey's errors are sentences shown to API users as they are.
+
 import (
 	"context"
 	"crypto/ed25519"

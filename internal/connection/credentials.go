@@ -585,14 +585,6 @@ func redact(msg string, secretList []string) string {
 	return msg
 }
 
-func values(m map[string]string) []string {
-	out := make([]string, 0, len(m))
-	for _, v := range m {
-		out = append(out, v)
-	}
-	return out
-}
-
 // statusAfterSave is the status a save leaves the credential in. For OAuth
 // 2.0 credentials that hold a token the status belongs to the token's
 // lifecycle (refreshes, reconnects): keep is true and the save leaves it.

@@ -177,8 +177,6 @@ func mapsClone(m map[string]string) map[string]string {
 	return out
 }
 
-func mapHas(m map[string]string, k string) bool { _, ok := m[k]; return ok }
-
 func hasCode(errs []FieldError, code string) bool {
 	for _, e := range errs {
 		if e.Code == code {

@@ -69,15 +69,8 @@ func (s *Service) PreloadTypes(ctx context.Context, creds []*ent.Credential) err
 	return nil
 }
 
-// typeOf returns the connection type of a credential: from its loaded
-// edges, the request's memo, or one query.
-func (s *Service) typeOf(ctx context.Context, c *ent.Credential) (*ent.ConnectionType, error) {
-	_, ct, err := s.connectionOf(ctx, c)
-	return ct, err
-}
-
-// connectionOf returns a credential's connection and its type, with the
-// same sources as typeOf.
+// connectionOf returns a credential's connection and its type: from its
+// loaded edges, the request's memo, or one query.
 func (s *Service) connectionOf(ctx context.Context, c *ent.Credential) (*ent.Connection, *ent.ConnectionType, error) {
 	if conn, err := c.Edges.ConnectionOrErr(); err == nil {
 		if ct, err := conn.Edges.TypeOrErr(); err == nil {

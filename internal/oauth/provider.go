@@ -263,13 +263,3 @@ func sanitize(s string, secrets []string, n int) string {
 	}
 	return b.String()
 }
-
-// redact removes secrets from a message.
-func redact(msg string, secrets []string) string {
-	for _, sec := range secrets {
-		if len(sec) >= 4 {
-			msg = strings.ReplaceAll(msg, sec, "[redacted]")
-		}
-	}
-	return msg
-}

@@ -57,7 +57,8 @@ type Config struct {
 	Values  Resolver
 	// Events receives every status change; nil publishes nothing.
 	Events events.Publisher
-	// Logger gets no secret ever; nil means slog.Default().
+	// Logger gets no secret ever; nil means slog.Default(). The service adds
+	// component=oauth to it.
 	Logger *slog.Logger
 	// HTTPClient makes the calls to providers (its Transport is used; the
 	// deadline is TokenTimeout); nil means a client over

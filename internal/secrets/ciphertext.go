@@ -5,10 +5,6 @@ import "fmt"
 // Version is the ciphertext format version this package writes.
 const Version = 1
 
-// minCiphertextSize is the smallest version 1 ciphertext: header with a
-// one-byte key ID, nonce and tag (an empty plaintext).
-const minCiphertextSize = 2 + 1 + nonceSize + tagSize
-
 // Envelope is a parsed ciphertext; see the package documentation for the
 // format. Nonce and Sealed alias the bytes given to ParseCiphertext.
 type Envelope struct {

@@ -166,7 +166,7 @@ func Open(ctx context.Context, o Options) (_ *App, err error) {
 	a.Service = &connection.Service{DB: db, Plugins: a.Host, Keys: a.Keys, Log: log, Events: a.Events}
 	a.OAuth = oauth.New(oauth.Config{
 		DB: db, SQL: a.Store.DB, Dialect: a.Store.Dialect, Keys: a.Keys, Values: a.Service,
-		Events: connection.StatusHook{Service: a.Service, Next: a.Events}, Logger: log.With("component", "oauth"), HTTPClient: o.OAuthHTTPClient,
+		Events: connection.StatusHook{Service: a.Service, Next: a.Events}, Logger: log, HTTPClient: o.OAuthHTTPClient,
 		CallbackURL: callbackURL(o),
 	})
 	a.Service.OAuth = a.OAuth
@@ -246,7 +246,14 @@ func (a *App) Close() {
 		a.stopEvents()
 	}
 	if a.Host != nil {
+		var names []string
+		for _, p := range a.Host.Plugins() {
+			if p.Status == pluginhost.StatusLoaded {
+				names = append(names, p.Name)
+			}
+		}
 		_ = a.Host.Close()
+		a.Log.Info("plugins stopped", "count", len(names), "plugins", strings.Join(names, ","))
 	}
 	if a.Store != nil {
 		_ = a.Store.Close()
@@ -277,6 +284,7 @@ func (a *App) Serve(ctx context.Context, addr string, ready func(net.Addr)) erro
 		return err
 	case <-ctx.Done():
 	}
+	a.Log.Info("shutting down", "reason", context.Cause(ctx))
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return srv.Shutdown(shutdown)

@@ -11,7 +11,8 @@ import (
 )
 
 // Metrics counts HTTP requests and exposes them, with gauges registered by
-// other parts, in the Prometheus text format.
+// other parts and the Go runtime and process metrics, in the Prometheus text
+// format.
 type Metrics struct {
 	mu       sync.Mutex
 	requests map[string]*atomic.Int64 // "path|code"
@@ -106,6 +107,8 @@ func (m *Metrics) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprintf(&b, "%s%s %g\n", name, labels(s.Labels), s.Value)
 		}
 	}
+	writeGoMetrics(&b)
+	writeProcessMetrics(&b)
 	_, _ = w.Write([]byte(b.String()))
 }
 

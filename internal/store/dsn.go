@@ -59,6 +59,7 @@ func parseTarget(databaseURL, dataDir string) (target, error) {
 		name, query, _ := strings.Cut(u, "?")
 		return sqliteTarget(name, "", query)
 	default:
+		//lint:ignore ST1005 it ends with the scheme "file:", not punctuation
 		return target{}, fmt.Errorf("unsupported database URL %q: want postgres://, postgresql://, sqlite:///path or file:", RedactURL(u))
 	}
 }

@@ -49,8 +49,9 @@ type Store struct {
 	// Dialect is the ent dialect name: dialect.SQLite or dialect.Postgres.
 	Dialect string
 
-	drv    *entsql.Driver // uncounted driver, used by Migrate
-	logger *slog.Logger
+	drv         *entsql.Driver // uncounted driver, used by Migrate
+	logger      *slog.Logger
+	description string
 }
 
 // Option configures Open.
@@ -121,12 +122,28 @@ func Open(ctx context.Context, databaseURL, dataDir string, logger *slog.Logger,
 	}
 	logger.Info("database opened", "dialect", t.dialect, "database", display)
 	return &Store{
-		Client:  ent.NewClient(ent.Driver(clientDrv)),
-		DB:      db,
-		Dialect: t.dialect,
-		drv:     drv,
-		logger:  logger,
+		Client:      ent.NewClient(ent.Driver(clientDrv)),
+		DB:          db,
+		Dialect:     t.dialect,
+		drv:         drv,
+		logger:      logger,
+		description: describe(t, display),
 	}, nil
+}
+
+// Describe says which database the store is, for logs: "sqlite <path>",
+// "sqlite in-memory" or "postgres <URL without its password>".
+func (s *Store) Describe() string { return s.description }
+
+func describe(t target, display string) string {
+	switch {
+	case t.dialect == dialect.Postgres:
+		return "postgres " + display
+	case t.memory:
+		return "sqlite in-memory"
+	default:
+		return "sqlite " + display
+	}
 }
 
 // createSQLiteFile creates the directory of an SQLite file (0700) and the

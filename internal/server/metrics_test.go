@@ -1,0 +1,95 @@
+package server_test
+
+import (
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/plugboard/plugboard/internal/server/servertest"
+)
+
+// scrape reads /metrics into a map of sample (name and labels) to value,
+// checking that every sample's metric has a TYPE line before it.
+func scrape(t *testing.T, env *servertest.Env) map[string]float64 {
+	t.Helper()
+	res, err := http.Get(env.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	typed := map[string]bool{}
+	out := map[string]float64{}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if f := strings.Fields(line); len(f) == 4 && f[1] == "TYPE" {
+			typed[f[2]] = true
+			continue
+		}
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if i < 0 || err != nil {
+			t.Fatalf("malformed sample %q", line)
+		}
+		sample := line[:i]
+		name, _, _ := strings.Cut(sample, "{")
+		base := strings.TrimSuffix(strings.TrimSuffix(name, "_sum"), "_count")
+		if !typed[name] && !typed[base] {
+			t.Errorf("%s has no TYPE line", name)
+		}
+		out[sample] = v
+	}
+	return out
+}
+
+// /metrics shows the Go runtime and the process, in the standard Prometheus
+// names, so a goroutine or file descriptor leak shows up.
+func TestMetricsRuntimeAndProcess(t *testing.T) {
+	env := servertest.Start(t, servertest.Config{Plugins: []string{"asana"}})
+	before := scrape(t, env)
+	for _, name := range []string{
+		"go_goroutines", "go_threads", "go_memstats_heap_alloc_bytes", "go_memstats_heap_inuse_bytes",
+		"go_memstats_alloc_bytes_total", "go_memstats_sys_bytes", "go_gc_duration_seconds_count",
+		"process_open_fds", "process_max_fds", "process_resident_memory_bytes", "process_virtual_memory_bytes",
+		"process_start_time_seconds", "process_cpu_seconds_total",
+	} {
+		if _, ok := before[name]; !ok {
+			t.Errorf("/metrics has no %s", name)
+		}
+	}
+	if before["go_memstats_heap_alloc_bytes"] <= 0 || before["process_resident_memory_bytes"] <= 0 || before["process_cpu_seconds_total"] <= 0 {
+		t.Errorf("heap %g, resident %g, cpu %g; want all above 0", before["go_memstats_heap_alloc_bytes"],
+			before["process_resident_memory_bytes"], before["process_cpu_seconds_total"])
+	}
+	if start, now := before["process_start_time_seconds"], float64(time.Now().Unix()); start > now+1 || start < now-24*3600 {
+		t.Errorf("process_start_time_seconds = %g; now is %g", start, now)
+	}
+
+	// Leak 200 goroutines and 50 files: both counts grow by about that
+	// (less what the server ended meanwhile).
+	release := make(chan struct{})
+	for range 200 {
+		go func() { <-release }()
+	}
+	defer close(release)
+	for range 50 {
+		f, err := os.Open(os.Args[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+	}
+	after := scrape(t, env)
+	if got := after["go_goroutines"] - before["go_goroutines"]; got < 150 {
+		t.Errorf("go_goroutines grew by %g with 200 more goroutines", got)
+	}
+	if got := after["process_open_fds"] - before["process_open_fds"]; got < 40 {
+		t.Errorf("process_open_fds grew by %g with 50 more open files", got)
+	}
+}
