@@ -135,6 +135,9 @@ func argumentError(ctx context.Context, err error) *gqlerror.Error {
 	if !errors.As(err, &gqlErr) || gqlErr.Err == nil || fc == nil || fc.Field.Field == nil || fc.Field.Definition == nil {
 		return nil
 	}
+	if code, _ := Classify(gqlErr.Err); code != CodeInternal {
+		return nil // an id that does not decode is NOT_FOUND, as any other
+	}
 	base := fc.Path()
 	if len(gqlErr.Path) <= len(base) || gqlErr.Path[:len(base)].String() != base.String() {
 		return nil
