@@ -85,6 +85,12 @@ func TestMalformedFiltersAndCursors(t *testing.T) {
 			})
 		}
 	}
+	// A negative page size has its own code.
+	for _, list := range []string{"credentials", "customers"} {
+		if r := env.Do(t, fmt.Sprintf(`{ %s(first: -1) { totalCount } }`, list), nil); r.Code() != "INVALID_PAGINATION" {
+			t.Fatalf("%s(first: -1): %s", list, r.Raw)
+		}
+	}
 	// What is within the bounds still works: a real cursor, nested and
 	// wide filters.
 	first := env.Do(t, `{ customers(first: 1) { edges { cursor } pageInfo { endCursor } } }`, nil)
