@@ -3,9 +3,11 @@ package graph
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/plugboard/plugboard/ent"
@@ -86,6 +88,9 @@ func NewErrorPresenter(logger *slog.Logger) graphql.ErrorPresenterFunc {
 }
 
 func presentError(ctx context.Context, err error) *gqlerror.Error {
+	if out := argumentError(ctx, err); out != nil {
+		return out
+	}
 	var gqlErr *gqlerror.Error
 	if errors.As(err, &gqlErr) && gqlErr.Err == nil {
 		// Parse and validation errors of the document, made by gqlgen.
@@ -105,6 +110,54 @@ func presentError(ctx context.Context, err error) *gqlerror.Error {
 	if errors.As(err, &ve) {
 		out.Extensions["userErrors"] = userErrors(ve)
 	}
+	return out
+}
+
+// InvalidArgument returns the VALIDATION_FAILED error for an argument of a
+// field; field is the argument's path, such as ["where", "or", "3"], and
+// comes back in extensions.userErrors as a mutation's field errors do.
+func InvalidArgument(field []string, code, message string) *gqlerror.Error {
+	ve := &connection.ValidationError{Fields: []connection.FieldError{{Field: field, Code: code, Message: message}}}
+	return &gqlerror.Error{
+		Message:    ve.Error(),
+		Extensions: map[string]any{"code": CodeValidationFailed, "userErrors": userErrors(ve)},
+	}
+}
+
+// argumentError turns gqlgen's failure to read an argument of the field in
+// ctx (a cursor that does not decode, a time or enum value of the wrong
+// form) into the caller's VALIDATION_FAILED naming the argument, or returns
+// nil for any other error. Such a failure is a *gqlerror.Error whose path
+// runs past the field's into one of its arguments.
+func argumentError(ctx context.Context, err error) *gqlerror.Error {
+	var gqlErr *gqlerror.Error
+	fc := graphql.GetFieldContext(ctx)
+	if !errors.As(err, &gqlErr) || gqlErr.Err == nil || fc == nil || fc.Field.Field == nil || fc.Field.Definition == nil {
+		return nil
+	}
+	if code, _ := Classify(gqlErr.Err); code != CodeInternal {
+		return nil // an id that does not decode is NOT_FOUND, as any other
+	}
+	base := fc.Path()
+	if len(gqlErr.Path) <= len(base) || gqlErr.Path[:len(base)].String() != base.String() {
+		return nil
+	}
+	name, ok := gqlErr.Path[len(base)].(ast.PathName)
+	arg := fc.Field.Definition.Arguments.ForName(string(name))
+	if !ok || arg == nil {
+		return nil
+	}
+	field := make([]string, 0, len(gqlErr.Path)-len(base))
+	for _, p := range gqlErr.Path[len(base):] {
+		field = append(field, fmt.Sprint(p))
+	}
+	msg := gqlErr.Err.Error()
+	if len(field) == 1 && arg.Type.Name() == "Cursor" {
+		msg = "not a cursor this API returned"
+	}
+	out := InvalidArgument(field, connection.CodeInvalidValue, msg)
+	out.Path = base
+	out.Locations = gqlErr.Locations
 	return out
 }
 

@@ -128,12 +128,10 @@ func NewHandler(cfg Config) http.Handler {
 			ui.ServeHTTP(w, r)
 			return
 		}
-		if r.ContentLength > MaxBodyBytes {
-			writeGraphQLError(w, http.StatusRequestEntityTooLarge, CodeQueryTooLarge,
-				fmt.Sprintf("the request body is larger than %d bytes", MaxBodyBytes))
+		r, ok := bufferBody(w, r)
+		if !ok {
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
 		if r.Header.Get("Upgrade") == "" {
 			// Subscriptions live as long as their websocket; everything
 			// else gets a deadline that every store and plugin call sees.
@@ -174,11 +172,12 @@ func newGraphQLHandler(schema graphql.ExecutableSchema, logger *slog.Logger, wsI
 	srv := handler.New(schema)
 	srv.AddTransport(transport.Websocket{KeepAlivePingInterval: 10 * time.Second, InitFunc: wsInit})
 	srv.AddTransport(transport.Options{})
-	srv.AddTransport(transport.GET{})
-	srv.AddTransport(transport.POST{})
+	srv.AddTransport(httpTransport{Transport: transport.GET{}, get: true})
+	srv.AddTransport(httpTransport{Transport: transport.POST{}})
+	srv.AddTransport(unsupported{})
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
 	srv.Use(queryLimits{maxDepth: MaxQueryDepth, maxAliases: MaxAliases})
-	srv.Use(extension.FixedComplexityLimit(MaxComplexity))
+	srv.Use(pagedComplexityLimit{extension.FixedComplexityLimit(MaxComplexity)})
 	if !opts.NoIntrospection {
 		srv.Use(extension.Introspection{})
 	}
@@ -238,7 +237,8 @@ func authenticate(cfg Config, next http.Handler) http.Handler {
 // websocketAuth authenticates a websocket connection: browsers cannot set
 // headers on a websocket, so the token may come in the connection_init
 // payload as {"Authorization": "Bearer <token>"}. A viewer already set from
-// the upgrade request's header is kept.
+// the upgrade request's header is kept. A refused token closes the socket
+// with 4401, a RUNTIME token (which may not subscribe) with 4403.
 func websocketAuth(cfg Config) transport.WebsocketInitFunc {
 	return func(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
 		h := payload.Authorization()
@@ -248,15 +248,25 @@ func websocketAuth(cfg Config) transport.WebsocketInitFunc {
 			}
 		}
 		if h == "" {
+			if v := auth.FromContext(ctx); v != nil && v.Role == auth.RoleRuntime {
+				return refuseWebsocket(ctx, wsCloseForbidden, "forbidden", auth.ErrForbidden)
+			}
 			return ctx, &payload, nil
 		}
 		token, ok := strings.CutPrefix(h, "Bearer ")
 		if !ok {
-			return ctx, nil, auth.ErrUnauthenticated
+			return refuseWebsocket(ctx, wsCloseUnauthorized, "unauthorized", auth.ErrUnauthenticated)
 		}
 		v, err := cfg.Auth.Authenticate(ctx, strings.TrimSpace(token))
 		if err != nil {
-			return ctx, nil, auth.ErrUnauthenticated
+			if !errors.Is(err, auth.ErrUnauthenticated) {
+				cfg.Logger.Error("authenticating a websocket", "err", err)
+				return refuseWebsocket(ctx, wsCloseTryAgain, "the token could not be checked; try again", errors.New("the token could not be checked; try again"))
+			}
+			return refuseWebsocket(ctx, wsCloseUnauthorized, "unauthorized", auth.ErrUnauthenticated)
+		}
+		if v.Role == auth.RoleRuntime {
+			return refuseWebsocket(ctx, wsCloseForbidden, "forbidden", auth.ErrForbidden)
 		}
 		return auth.NewContext(ctx, v), &payload, nil
 	}
