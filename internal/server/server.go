@@ -251,7 +251,7 @@ func websocketAuth(cfg Config) transport.WebsocketInitFunc {
 			if v := auth.FromContext(ctx); v != nil && v.Role == auth.RoleRuntime {
 				return refuseWebsocket(ctx, wsCloseForbidden, "forbidden", auth.ErrForbidden)
 			}
-			return ctx, &payload, nil
+			return ctx, nil, nil
 		}
 		token, ok := strings.CutPrefix(h, "Bearer ")
 		if !ok {
@@ -268,7 +268,9 @@ func websocketAuth(cfg Config) transport.WebsocketInitFunc {
 		if v.Role == auth.RoleRuntime {
 			return refuseWebsocket(ctx, wsCloseForbidden, "forbidden", auth.ErrForbidden)
 		}
-		return auth.NewContext(ctx, v), &payload, nil
+		// The ack carries no payload: echoing the init payload would send
+		// the client's token back over the wire.
+		return auth.NewContext(ctx, v), nil, nil
 	}
 }
 

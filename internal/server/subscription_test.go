@@ -47,8 +47,12 @@ func dialWS(t *testing.T, env *servertest.Env, token string) *websocket.Conn {
 func subscribe(t *testing.T, env *servertest.Env, token, query string, vars map[string]any) *websocket.Conn {
 	t.Helper()
 	conn := dialWS(t, env, token)
-	if m, err := receive(conn); err != nil || m.Type != "connection_ack" {
+	m, err := receive(conn)
+	if err != nil || m.Type != "connection_ack" {
 		t.Fatalf("expected connection_ack, got %+v %v", m, err)
+	}
+	if token != "" && strings.Contains(string(m.Payload), token) {
+		t.Fatalf("connection_ack echoes the token back: %s", m.Payload)
 	}
 	p, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
 	send(t, conn, wsMessage{ID: "1", Type: "subscribe", Payload: p})
