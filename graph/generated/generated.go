@@ -458,7 +458,7 @@ type ComplexityRoot struct {
 		RegisterSigningKey       func(childComplexity int, input model.RegisterSigningKeyInput) int
 		ReloadPlugins            func(childComplexity int) int
 		RevokeAPIToken           func(childComplexity int, id int) int
-		RollbackCredential       func(childComplexity int, id int, version int) int
+		RollbackCredential       func(childComplexity int, id int, version int, verify *bool) int
 		RotateEncryptionKey      func(childComplexity int) int
 		SaveCredential           func(childComplexity int, input model.SaveCredentialInput) int
 		StartOAuth2              func(childComplexity int, input model.StartOAuth2Input) int
@@ -572,6 +572,7 @@ type ComplexityRoot struct {
 
 	RollbackCredentialPayload struct {
 		Credential func(childComplexity int) int
+		TestResult func(childComplexity int) int
 		UserErrors func(childComplexity int) int
 	}
 
@@ -738,7 +739,7 @@ type MutationResolver interface {
 	DeleteConnection(ctx context.Context, id int) (*model.DeleteConnectionPayload, error)
 	SaveCredential(ctx context.Context, input model.SaveCredentialInput) (*model.SaveCredentialPayload, error)
 	TestCredential(ctx context.Context, id int) (*model.TestCredentialPayload, error)
-	RollbackCredential(ctx context.Context, id int, version int) (*model.RollbackCredentialPayload, error)
+	RollbackCredential(ctx context.Context, id int, version int, verify *bool) (*model.RollbackCredentialPayload, error)
 	CreateCustomer(ctx context.Context, input model.CreateCustomerInput) (*model.CreateCustomerPayload, error)
 	ReloadPlugins(ctx context.Context) (*model.ReloadPluginsPayload, error)
 	RegisterSigningKey(ctx context.Context, input model.RegisterSigningKeyInput) (*model.RegisterSigningKeyPayload, error)
@@ -2466,7 +2467,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.RollbackCredential(childComplexity, args["id"].(int), args["version"].(int)), true
+		return e.ComplexityRoot.Mutation.RollbackCredential(childComplexity, args["id"].(int), args["version"].(int), args["verify"].(*bool)), true
 	case "Mutation.rotateEncryptionKey":
 		if e.ComplexityRoot.Mutation.RotateEncryptionKey == nil {
 			break
@@ -3025,6 +3026,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.RollbackCredentialPayload.Credential(childComplexity), true
+	case "RollbackCredentialPayload.testResult":
+		if e.ComplexityRoot.RollbackCredentialPayload.TestResult == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RollbackCredentialPayload.TestResult(childComplexity), true
 	case "RollbackCredentialPayload.userErrors":
 		if e.ComplexityRoot.RollbackCredentialPayload.UserErrors == nil {
 			break
@@ -7338,6 +7345,8 @@ type SaveCredentialPayload {
 
 type RollbackCredentialPayload {
   credential: Credential
+  "The live test's outcome, with verify."
+  testResult: TestResult
   userErrors: [UserError!]!
 }
 
@@ -7375,8 +7384,12 @@ type Mutation {
   saveCredential(input: SaveCredentialInput!): SaveCredentialPayload!
   "Run the plugin's live test on a stored credential."
   testCredential(id: ID!): TestCredentialPayload!
-  "Make an earlier saved version of a credential live again (as a new version)."
-  rollbackCredential(id: ID!, version: Int!): RollbackCredentialPayload!
+  """
+Make an earlier saved version of a credential live again (as a new version).
+Without verify the credential takes the status those values last had; with
+verify the plugin tests them first, and a failed test changes nothing.
+"""
+  rollbackCredential(id: ID!, version: Int!, verify: Boolean): RollbackCredentialPayload!
   createCustomer(input: CreateCustomerInput!): CreateCustomerPayload!
   "Re-read the plugin directory and lock file; start new and changed plugins."
   reloadPlugins: ReloadPluginsPayload!
@@ -8548,6 +8561,8 @@ func (ec *executionContext) childFields_RollbackCredentialPayload(ctx context.Co
 	switch field.Name {
 	case "credential":
 		return ec.fieldContext_RollbackCredentialPayload_credential(ctx, field)
+	case "testResult":
+		return ec.fieldContext_RollbackCredentialPayload_testResult(ctx, field)
 	case "userErrors":
 		return ec.fieldContext_RollbackCredentialPayload_userErrors(ctx, field)
 	}
@@ -9541,6 +9556,14 @@ func (ec *executionContext) field_Mutation_rollbackCredential_args(ctx context.C
 		return nil, err
 	}
 	args["version"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "verify",
+		func(ctx context.Context, v any) (*bool, error) {
+			return ec.unmarshalOBoolean2ᚖbool(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["verify"] = arg2
 	return args, nil
 }
 
@@ -16873,7 +16896,7 @@ func (ec *executionContext) _Mutation_rollbackCredential(ctx context.Context, fi
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().RollbackCredential(ctx, fc.Args["id"].(int), fc.Args["version"].(int))
+			return ec.Resolvers.Mutation().RollbackCredential(ctx, fc.Args["id"].(int), fc.Args["version"].(int), fc.Args["verify"].(*bool))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.RollbackCredentialPayload) graphql.Marshaler {
@@ -19663,6 +19686,38 @@ func (ec *executionContext) fieldContext_RollbackCredentialPayload_credential(_ 
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_Credential(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RollbackCredentialPayload_testResult(ctx context.Context, field graphql.CollectedField, obj *model.RollbackCredentialPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RollbackCredentialPayload_testResult(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TestResult, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.TestResult) graphql.Marshaler {
+			return ec.marshalOTestResult2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐTestResult(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RollbackCredentialPayload_testResult(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RollbackCredentialPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_TestResult(ctx, field)
 		},
 	}
 	return fc, nil
@@ -37264,6 +37319,11 @@ func (ec *executionContext) _RollbackCredentialPayload(ctx context.Context, sel 
 			out.Values[i] = graphql.MarshalString("RollbackCredentialPayload")
 		case "credential":
 			out.Values[i] = ec._RollbackCredentialPayload_credential(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "testResult":
+			out.Values[i] = ec._RollbackCredentialPayload_testResult(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
