@@ -255,6 +255,12 @@ func (s *Service) InstanceSlots(ctx context.Context, inst *ent.Instance) ([]*Slo
 	for _, st := range states {
 		cp := *st
 		cp.OrgCredential, cp.BuildOnly = nil, nil
+		// The slot's edges were read as plugboard: the viewer's own reads
+		// load them again, so it sees an organization-managed connection
+		// no more than elsewhere.
+		sl := *st.Slot
+		sl.Edges = ent.ConnectionSlotEdges{}
+		cp.Slot = &sl
 		if c := st.Credential; c != nil && (IsOrgScope(st.Connection.Scope) || !ownedBy(c, inst, v)) {
 			// The status stays: the customer sees how its slot stands.
 			status := c.Status

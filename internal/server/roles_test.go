@@ -403,6 +403,11 @@ var queryMatrix = []struct {
 	// slot's status and only the credentials it sees elsewhere.
 	{"node", "", `query($instA1: ID!) { node(id: $instA1) { ... on Instance { id configState needsDeploy
 		slots { slot { key label position } status credential { id holder status } } } } }`, row(A, D, A, D, A, D)},
+	// A slot's connection is the viewer's to see only when the connection
+	// is: a customer's user asking for an organization-managed one is
+	// denied, never answered INTERNAL.
+	{"node", "", `query($instA1: ID!) { node(id: $instA1) { ... on Instance { slots { slot { key connection { id scope } } } } } }`,
+		row(A, D, F, D, F, D)},
 	{"instances", "Instance", `{ instances(first: 100) { edges { node { id configState
 		slots { slot { key } status credential { id status } } } } } }`, row(A, A, F, F, F, D)},
 	{"integrations", "Integration", `{ integrations(first: 100) { edges { node { id key connectionSlots { key label position } } } } }`,
