@@ -35,6 +35,10 @@ type CredentialVersion struct {
 	SecretMeta map[string]schematype.SecretMeta `json:"secret_meta,omitempty"`
 	// State holds the value of the "state" field.
 	State credentialversion.State `json:"state,omitempty"`
+	// LastStatus holds the value of the "last_status" field.
+	LastStatus *credentialversion.LastStatus `json:"last_status,omitempty"`
+	// LastStatusDetail holds the value of the "last_status_detail" field.
+	LastStatusDetail string `json:"last_status_detail,omitempty"`
 	// Actor holds the value of the "actor" field.
 	Actor string `json:"actor,omitempty"`
 	// Message holds the value of the "message" field.
@@ -91,7 +95,7 @@ func (*CredentialVersion) scanValues(columns []string) ([]any, error) {
 			values[i] = new([]byte)
 		case credentialversion.FieldID, credentialversion.FieldOrganizationID, credentialversion.FieldCredentialID, credentialversion.FieldVersion:
 			values[i] = new(sql.NullInt64)
-		case credentialversion.FieldState, credentialversion.FieldActor, credentialversion.FieldMessage:
+		case credentialversion.FieldState, credentialversion.FieldLastStatus, credentialversion.FieldLastStatusDetail, credentialversion.FieldActor, credentialversion.FieldMessage:
 			values[i] = new(sql.NullString)
 		case credentialversion.FieldCreatedAt:
 			values[i] = new(sql.NullTime)
@@ -161,6 +165,19 @@ func (_m *CredentialVersion) assignValues(columns []string, values []any) error 
 				return fmt.Errorf("unexpected type %T for field state", values[i])
 			} else if value.Valid {
 				_m.State = credentialversion.State(value.String)
+			}
+		case credentialversion.FieldLastStatus:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field last_status", values[i])
+			} else if value.Valid {
+				_m.LastStatus = new(credentialversion.LastStatus)
+				*_m.LastStatus = credentialversion.LastStatus(value.String)
+			}
+		case credentialversion.FieldLastStatusDetail:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field last_status_detail", values[i])
+			} else if value.Valid {
+				_m.LastStatusDetail = value.String
 			}
 		case credentialversion.FieldActor:
 			if value, ok := values[i].(*sql.NullString); !ok {
@@ -245,6 +262,14 @@ func (_m *CredentialVersion) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("state=")
 	builder.WriteString(fmt.Sprintf("%v", _m.State))
+	builder.WriteString(", ")
+	if v := _m.LastStatus; v != nil {
+		builder.WriteString("last_status=")
+		builder.WriteString(fmt.Sprintf("%v", *v))
+	}
+	builder.WriteString(", ")
+	builder.WriteString("last_status_detail=")
+	builder.WriteString(_m.LastStatusDetail)
 	builder.WriteString(", ")
 	builder.WriteString("actor=")
 	builder.WriteString(_m.Actor)

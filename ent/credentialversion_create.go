@@ -67,6 +67,34 @@ func (_c *CredentialVersionCreate) SetState(v credentialversion.State) *Credenti
 	return _c
 }
 
+// SetLastStatus sets the "last_status" field.
+func (_c *CredentialVersionCreate) SetLastStatus(v credentialversion.LastStatus) *CredentialVersionCreate {
+	_c.mutation.SetLastStatus(v)
+	return _c
+}
+
+// SetNillableLastStatus sets the "last_status" field if the given value is not nil.
+func (_c *CredentialVersionCreate) SetNillableLastStatus(v *credentialversion.LastStatus) *CredentialVersionCreate {
+	if v != nil {
+		_c.SetLastStatus(*v)
+	}
+	return _c
+}
+
+// SetLastStatusDetail sets the "last_status_detail" field.
+func (_c *CredentialVersionCreate) SetLastStatusDetail(v string) *CredentialVersionCreate {
+	_c.mutation.SetLastStatusDetail(v)
+	return _c
+}
+
+// SetNillableLastStatusDetail sets the "last_status_detail" field if the given value is not nil.
+func (_c *CredentialVersionCreate) SetNillableLastStatusDetail(v *string) *CredentialVersionCreate {
+	if v != nil {
+		_c.SetLastStatusDetail(*v)
+	}
+	return _c
+}
+
 // SetActor sets the "actor" field.
 func (_c *CredentialVersionCreate) SetActor(v string) *CredentialVersionCreate {
 	_c.mutation.SetActor(v)
@@ -171,6 +199,11 @@ func (_c *CredentialVersionCreate) check() error {
 			return &ValidationError{Name: "state", err: fmt.Errorf(`ent: validator failed for field "CredentialVersion.state": %w`, err)}
 		}
 	}
+	if v, ok := _c.mutation.LastStatus(); ok {
+		if err := credentialversion.LastStatusValidator(v); err != nil {
+			return &ValidationError{Name: "last_status", err: fmt.Errorf(`ent: validator failed for field "CredentialVersion.last_status": %w`, err)}
+		}
+	}
 	if _, ok := _c.mutation.Actor(); !ok {
 		return &ValidationError{Name: "actor", err: errors.New(`ent: missing required field "CredentialVersion.actor"`)}
 	}
@@ -229,6 +262,14 @@ func (_c *CredentialVersionCreate) createSpec() (*CredentialVersion, *sqlgraph.C
 	if value, ok := _c.mutation.State(); ok {
 		_spec.SetField(credentialversion.FieldState, field.TypeEnum, value)
 		_node.State = value
+	}
+	if value, ok := _c.mutation.LastStatus(); ok {
+		_spec.SetField(credentialversion.FieldLastStatus, field.TypeEnum, value)
+		_node.LastStatus = &value
+	}
+	if value, ok := _c.mutation.LastStatusDetail(); ok {
+		_spec.SetField(credentialversion.FieldLastStatusDetail, field.TypeString, value)
+		_node.LastStatusDetail = value
 	}
 	if value, ok := _c.mutation.Actor(); ok {
 		_spec.SetField(credentialversion.FieldActor, field.TypeString, value)
@@ -340,6 +381,42 @@ func (u *CredentialVersionUpsert) UpdateState() *CredentialVersionUpsert {
 	return u
 }
 
+// SetLastStatus sets the "last_status" field.
+func (u *CredentialVersionUpsert) SetLastStatus(v credentialversion.LastStatus) *CredentialVersionUpsert {
+	u.Set(credentialversion.FieldLastStatus, v)
+	return u
+}
+
+// UpdateLastStatus sets the "last_status" field to the value that was provided on create.
+func (u *CredentialVersionUpsert) UpdateLastStatus() *CredentialVersionUpsert {
+	u.SetExcluded(credentialversion.FieldLastStatus)
+	return u
+}
+
+// ClearLastStatus clears the value of the "last_status" field.
+func (u *CredentialVersionUpsert) ClearLastStatus() *CredentialVersionUpsert {
+	u.SetNull(credentialversion.FieldLastStatus)
+	return u
+}
+
+// SetLastStatusDetail sets the "last_status_detail" field.
+func (u *CredentialVersionUpsert) SetLastStatusDetail(v string) *CredentialVersionUpsert {
+	u.Set(credentialversion.FieldLastStatusDetail, v)
+	return u
+}
+
+// UpdateLastStatusDetail sets the "last_status_detail" field to the value that was provided on create.
+func (u *CredentialVersionUpsert) UpdateLastStatusDetail() *CredentialVersionUpsert {
+	u.SetExcluded(credentialversion.FieldLastStatusDetail)
+	return u
+}
+
+// ClearLastStatusDetail clears the value of the "last_status_detail" field.
+func (u *CredentialVersionUpsert) ClearLastStatusDetail() *CredentialVersionUpsert {
+	u.SetNull(credentialversion.FieldLastStatusDetail)
+	return u
+}
+
 // SetMessage sets the "message" field.
 func (u *CredentialVersionUpsert) SetMessage(v string) *CredentialVersionUpsert {
 	u.Set(credentialversion.FieldMessage, v)
@@ -435,6 +512,48 @@ func (u *CredentialVersionUpsertOne) SetState(v credentialversion.State) *Creden
 func (u *CredentialVersionUpsertOne) UpdateState() *CredentialVersionUpsertOne {
 	return u.Update(func(s *CredentialVersionUpsert) {
 		s.UpdateState()
+	})
+}
+
+// SetLastStatus sets the "last_status" field.
+func (u *CredentialVersionUpsertOne) SetLastStatus(v credentialversion.LastStatus) *CredentialVersionUpsertOne {
+	return u.Update(func(s *CredentialVersionUpsert) {
+		s.SetLastStatus(v)
+	})
+}
+
+// UpdateLastStatus sets the "last_status" field to the value that was provided on create.
+func (u *CredentialVersionUpsertOne) UpdateLastStatus() *CredentialVersionUpsertOne {
+	return u.Update(func(s *CredentialVersionUpsert) {
+		s.UpdateLastStatus()
+	})
+}
+
+// ClearLastStatus clears the value of the "last_status" field.
+func (u *CredentialVersionUpsertOne) ClearLastStatus() *CredentialVersionUpsertOne {
+	return u.Update(func(s *CredentialVersionUpsert) {
+		s.ClearLastStatus()
+	})
+}
+
+// SetLastStatusDetail sets the "last_status_detail" field.
+func (u *CredentialVersionUpsertOne) SetLastStatusDetail(v string) *CredentialVersionUpsertOne {
+	return u.Update(func(s *CredentialVersionUpsert) {
+		s.SetLastStatusDetail(v)
+	})
+}
+
+// UpdateLastStatusDetail sets the "last_status_detail" field to the value that was provided on create.
+func (u *CredentialVersionUpsertOne) UpdateLastStatusDetail() *CredentialVersionUpsertOne {
+	return u.Update(func(s *CredentialVersionUpsert) {
+		s.UpdateLastStatusDetail()
+	})
+}
+
+// ClearLastStatusDetail clears the value of the "last_status_detail" field.
+func (u *CredentialVersionUpsertOne) ClearLastStatusDetail() *CredentialVersionUpsertOne {
+	return u.Update(func(s *CredentialVersionUpsert) {
+		s.ClearLastStatusDetail()
 	})
 }
 
@@ -702,6 +821,48 @@ func (u *CredentialVersionUpsertBulk) SetState(v credentialversion.State) *Crede
 func (u *CredentialVersionUpsertBulk) UpdateState() *CredentialVersionUpsertBulk {
 	return u.Update(func(s *CredentialVersionUpsert) {
 		s.UpdateState()
+	})
+}
+
+// SetLastStatus sets the "last_status" field.
+func (u *CredentialVersionUpsertBulk) SetLastStatus(v credentialversion.LastStatus) *CredentialVersionUpsertBulk {
+	return u.Update(func(s *CredentialVersionUpsert) {
+		s.SetLastStatus(v)
+	})
+}
+
+// UpdateLastStatus sets the "last_status" field to the value that was provided on create.
+func (u *CredentialVersionUpsertBulk) UpdateLastStatus() *CredentialVersionUpsertBulk {
+	return u.Update(func(s *CredentialVersionUpsert) {
+		s.UpdateLastStatus()
+	})
+}
+
+// ClearLastStatus clears the value of the "last_status" field.
+func (u *CredentialVersionUpsertBulk) ClearLastStatus() *CredentialVersionUpsertBulk {
+	return u.Update(func(s *CredentialVersionUpsert) {
+		s.ClearLastStatus()
+	})
+}
+
+// SetLastStatusDetail sets the "last_status_detail" field.
+func (u *CredentialVersionUpsertBulk) SetLastStatusDetail(v string) *CredentialVersionUpsertBulk {
+	return u.Update(func(s *CredentialVersionUpsert) {
+		s.SetLastStatusDetail(v)
+	})
+}
+
+// UpdateLastStatusDetail sets the "last_status_detail" field to the value that was provided on create.
+func (u *CredentialVersionUpsertBulk) UpdateLastStatusDetail() *CredentialVersionUpsertBulk {
+	return u.Update(func(s *CredentialVersionUpsert) {
+		s.UpdateLastStatusDetail()
+	})
+}
+
+// ClearLastStatusDetail clears the value of the "last_status_detail" field.
+func (u *CredentialVersionUpsertBulk) ClearLastStatusDetail() *CredentialVersionUpsertBulk {
+	return u.Update(func(s *CredentialVersionUpsert) {
+		s.ClearLastStatusDetail()
 	})
 }
 

@@ -42,6 +42,46 @@ func (_u *CredentialVersionUpdate) SetNillableState(v *credentialversion.State) 
 	return _u
 }
 
+// SetLastStatus sets the "last_status" field.
+func (_u *CredentialVersionUpdate) SetLastStatus(v credentialversion.LastStatus) *CredentialVersionUpdate {
+	_u.mutation.SetLastStatus(v)
+	return _u
+}
+
+// SetNillableLastStatus sets the "last_status" field if the given value is not nil.
+func (_u *CredentialVersionUpdate) SetNillableLastStatus(v *credentialversion.LastStatus) *CredentialVersionUpdate {
+	if v != nil {
+		_u.SetLastStatus(*v)
+	}
+	return _u
+}
+
+// ClearLastStatus clears the value of the "last_status" field.
+func (_u *CredentialVersionUpdate) ClearLastStatus() *CredentialVersionUpdate {
+	_u.mutation.ClearLastStatus()
+	return _u
+}
+
+// SetLastStatusDetail sets the "last_status_detail" field.
+func (_u *CredentialVersionUpdate) SetLastStatusDetail(v string) *CredentialVersionUpdate {
+	_u.mutation.SetLastStatusDetail(v)
+	return _u
+}
+
+// SetNillableLastStatusDetail sets the "last_status_detail" field if the given value is not nil.
+func (_u *CredentialVersionUpdate) SetNillableLastStatusDetail(v *string) *CredentialVersionUpdate {
+	if v != nil {
+		_u.SetLastStatusDetail(*v)
+	}
+	return _u
+}
+
+// ClearLastStatusDetail clears the value of the "last_status_detail" field.
+func (_u *CredentialVersionUpdate) ClearLastStatusDetail() *CredentialVersionUpdate {
+	_u.mutation.ClearLastStatusDetail()
+	return _u
+}
+
 // SetMessage sets the "message" field.
 func (_u *CredentialVersionUpdate) SetMessage(v string) *CredentialVersionUpdate {
 	_u.mutation.SetMessage(v)
@@ -101,6 +141,11 @@ func (_u *CredentialVersionUpdate) check() error {
 			return &ValidationError{Name: "state", err: fmt.Errorf(`ent: validator failed for field "CredentialVersion.state": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.LastStatus(); ok {
+		if err := credentialversion.LastStatusValidator(v); err != nil {
+			return &ValidationError{Name: "last_status", err: fmt.Errorf(`ent: validator failed for field "CredentialVersion.last_status": %w`, err)}
+		}
+	}
 	if _u.mutation.OrganizationCleared() && len(_u.mutation.OrganizationIDs()) > 0 {
 		return errors.New(`ent: clearing a required unique edge "CredentialVersion.organization"`)
 	}
@@ -139,6 +184,18 @@ func (_u *CredentialVersionUpdate) sqlSave(ctx context.Context) (_node int, err 
 	}
 	if value, ok := _u.mutation.State(); ok {
 		_spec.SetField(credentialversion.FieldState, field.TypeEnum, value)
+	}
+	if value, ok := _u.mutation.LastStatus(); ok {
+		_spec.SetField(credentialversion.FieldLastStatus, field.TypeEnum, value)
+	}
+	if _u.mutation.LastStatusCleared() {
+		_spec.ClearField(credentialversion.FieldLastStatus, field.TypeEnum)
+	}
+	if value, ok := _u.mutation.LastStatusDetail(); ok {
+		_spec.SetField(credentialversion.FieldLastStatusDetail, field.TypeString, value)
+	}
+	if _u.mutation.LastStatusDetailCleared() {
+		_spec.ClearField(credentialversion.FieldLastStatusDetail, field.TypeString)
 	}
 	if value, ok := _u.mutation.Message(); ok {
 		_spec.SetField(credentialversion.FieldMessage, field.TypeString, value)
@@ -179,6 +236,46 @@ func (_u *CredentialVersionUpdateOne) SetNillableState(v *credentialversion.Stat
 	if v != nil {
 		_u.SetState(*v)
 	}
+	return _u
+}
+
+// SetLastStatus sets the "last_status" field.
+func (_u *CredentialVersionUpdateOne) SetLastStatus(v credentialversion.LastStatus) *CredentialVersionUpdateOne {
+	_u.mutation.SetLastStatus(v)
+	return _u
+}
+
+// SetNillableLastStatus sets the "last_status" field if the given value is not nil.
+func (_u *CredentialVersionUpdateOne) SetNillableLastStatus(v *credentialversion.LastStatus) *CredentialVersionUpdateOne {
+	if v != nil {
+		_u.SetLastStatus(*v)
+	}
+	return _u
+}
+
+// ClearLastStatus clears the value of the "last_status" field.
+func (_u *CredentialVersionUpdateOne) ClearLastStatus() *CredentialVersionUpdateOne {
+	_u.mutation.ClearLastStatus()
+	return _u
+}
+
+// SetLastStatusDetail sets the "last_status_detail" field.
+func (_u *CredentialVersionUpdateOne) SetLastStatusDetail(v string) *CredentialVersionUpdateOne {
+	_u.mutation.SetLastStatusDetail(v)
+	return _u
+}
+
+// SetNillableLastStatusDetail sets the "last_status_detail" field if the given value is not nil.
+func (_u *CredentialVersionUpdateOne) SetNillableLastStatusDetail(v *string) *CredentialVersionUpdateOne {
+	if v != nil {
+		_u.SetLastStatusDetail(*v)
+	}
+	return _u
+}
+
+// ClearLastStatusDetail clears the value of the "last_status_detail" field.
+func (_u *CredentialVersionUpdateOne) ClearLastStatusDetail() *CredentialVersionUpdateOne {
+	_u.mutation.ClearLastStatusDetail()
 	return _u
 }
 
@@ -254,6 +351,11 @@ func (_u *CredentialVersionUpdateOne) check() error {
 			return &ValidationError{Name: "state", err: fmt.Errorf(`ent: validator failed for field "CredentialVersion.state": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.LastStatus(); ok {
+		if err := credentialversion.LastStatusValidator(v); err != nil {
+			return &ValidationError{Name: "last_status", err: fmt.Errorf(`ent: validator failed for field "CredentialVersion.last_status": %w`, err)}
+		}
+	}
 	if _u.mutation.OrganizationCleared() && len(_u.mutation.OrganizationIDs()) > 0 {
 		return errors.New(`ent: clearing a required unique edge "CredentialVersion.organization"`)
 	}
@@ -309,6 +411,18 @@ func (_u *CredentialVersionUpdateOne) sqlSave(ctx context.Context) (_node *Crede
 	}
 	if value, ok := _u.mutation.State(); ok {
 		_spec.SetField(credentialversion.FieldState, field.TypeEnum, value)
+	}
+	if value, ok := _u.mutation.LastStatus(); ok {
+		_spec.SetField(credentialversion.FieldLastStatus, field.TypeEnum, value)
+	}
+	if _u.mutation.LastStatusCleared() {
+		_spec.ClearField(credentialversion.FieldLastStatus, field.TypeEnum)
+	}
+	if value, ok := _u.mutation.LastStatusDetail(); ok {
+		_spec.SetField(credentialversion.FieldLastStatusDetail, field.TypeString, value)
+	}
+	if _u.mutation.LastStatusDetailCleared() {
+		_spec.ClearField(credentialversion.FieldLastStatusDetail, field.TypeString)
 	}
 	if value, ok := _u.mutation.Message(); ok {
 		_spec.SetField(credentialversion.FieldMessage, field.TypeString, value)

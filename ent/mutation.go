@@ -8501,6 +8501,8 @@ type CredentialVersionMutation struct {
 	secrets             *[]byte
 	secret_meta         *map[string]schematype.SecretMeta
 	state               *credentialversion.State
+	last_status         *credentialversion.LastStatus
+	last_status_detail  *string
 	actor               *string
 	message             *string
 	created_at          *time.Time
@@ -8923,6 +8925,104 @@ func (m *CredentialVersionMutation) ResetState() {
 	m.state = nil
 }
 
+// SetLastStatus sets the "last_status" field.
+func (m *CredentialVersionMutation) SetLastStatus(cs credentialversion.LastStatus) {
+	m.last_status = &cs
+}
+
+// LastStatus returns the value of the "last_status" field in the mutation.
+func (m *CredentialVersionMutation) LastStatus() (r credentialversion.LastStatus, exists bool) {
+	v := m.last_status
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLastStatus returns the old "last_status" field's value of the CredentialVersion entity.
+// If the CredentialVersion object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CredentialVersionMutation) OldLastStatus(ctx context.Context) (v *credentialversion.LastStatus, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLastStatus is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLastStatus requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLastStatus: %w", err)
+	}
+	return oldValue.LastStatus, nil
+}
+
+// ClearLastStatus clears the value of the "last_status" field.
+func (m *CredentialVersionMutation) ClearLastStatus() {
+	m.last_status = nil
+	m.clearedFields[credentialversion.FieldLastStatus] = struct{}{}
+}
+
+// LastStatusCleared returns if the "last_status" field was cleared in this mutation.
+func (m *CredentialVersionMutation) LastStatusCleared() bool {
+	_, ok := m.clearedFields[credentialversion.FieldLastStatus]
+	return ok
+}
+
+// ResetLastStatus resets all changes to the "last_status" field.
+func (m *CredentialVersionMutation) ResetLastStatus() {
+	m.last_status = nil
+	delete(m.clearedFields, credentialversion.FieldLastStatus)
+}
+
+// SetLastStatusDetail sets the "last_status_detail" field.
+func (m *CredentialVersionMutation) SetLastStatusDetail(s string) {
+	m.last_status_detail = &s
+}
+
+// LastStatusDetail returns the value of the "last_status_detail" field in the mutation.
+func (m *CredentialVersionMutation) LastStatusDetail() (r string, exists bool) {
+	v := m.last_status_detail
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLastStatusDetail returns the old "last_status_detail" field's value of the CredentialVersion entity.
+// If the CredentialVersion object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CredentialVersionMutation) OldLastStatusDetail(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLastStatusDetail is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLastStatusDetail requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLastStatusDetail: %w", err)
+	}
+	return oldValue.LastStatusDetail, nil
+}
+
+// ClearLastStatusDetail clears the value of the "last_status_detail" field.
+func (m *CredentialVersionMutation) ClearLastStatusDetail() {
+	m.last_status_detail = nil
+	m.clearedFields[credentialversion.FieldLastStatusDetail] = struct{}{}
+}
+
+// LastStatusDetailCleared returns if the "last_status_detail" field was cleared in this mutation.
+func (m *CredentialVersionMutation) LastStatusDetailCleared() bool {
+	_, ok := m.clearedFields[credentialversion.FieldLastStatusDetail]
+	return ok
+}
+
+// ResetLastStatusDetail resets all changes to the "last_status_detail" field.
+func (m *CredentialVersionMutation) ResetLastStatusDetail() {
+	m.last_status_detail = nil
+	delete(m.clearedFields, credentialversion.FieldLastStatusDetail)
+}
+
 // SetActor sets the "actor" field.
 func (m *CredentialVersionMutation) SetActor(s string) {
 	m.actor = &s
@@ -9132,7 +9232,7 @@ func (m *CredentialVersionMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *CredentialVersionMutation) Fields() []string {
-	fields := make([]string, 0, 10)
+	fields := make([]string, 0, 12)
 	if m.organization != nil {
 		fields = append(fields, credentialversion.FieldOrganizationID)
 	}
@@ -9153,6 +9253,12 @@ func (m *CredentialVersionMutation) Fields() []string {
 	}
 	if m.state != nil {
 		fields = append(fields, credentialversion.FieldState)
+	}
+	if m.last_status != nil {
+		fields = append(fields, credentialversion.FieldLastStatus)
+	}
+	if m.last_status_detail != nil {
+		fields = append(fields, credentialversion.FieldLastStatusDetail)
 	}
 	if m.actor != nil {
 		fields = append(fields, credentialversion.FieldActor)
@@ -9185,6 +9291,10 @@ func (m *CredentialVersionMutation) Field(name string) (ent.Value, bool) {
 		return m.SecretMeta()
 	case credentialversion.FieldState:
 		return m.State()
+	case credentialversion.FieldLastStatus:
+		return m.LastStatus()
+	case credentialversion.FieldLastStatusDetail:
+		return m.LastStatusDetail()
 	case credentialversion.FieldActor:
 		return m.Actor()
 	case credentialversion.FieldMessage:
@@ -9214,6 +9324,10 @@ func (m *CredentialVersionMutation) OldField(ctx context.Context, name string) (
 		return m.OldSecretMeta(ctx)
 	case credentialversion.FieldState:
 		return m.OldState(ctx)
+	case credentialversion.FieldLastStatus:
+		return m.OldLastStatus(ctx)
+	case credentialversion.FieldLastStatusDetail:
+		return m.OldLastStatusDetail(ctx)
 	case credentialversion.FieldActor:
 		return m.OldActor(ctx)
 	case credentialversion.FieldMessage:
@@ -9277,6 +9391,20 @@ func (m *CredentialVersionMutation) SetField(name string, value ent.Value) error
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetState(v)
+		return nil
+	case credentialversion.FieldLastStatus:
+		v, ok := value.(credentialversion.LastStatus)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLastStatus(v)
+		return nil
+	case credentialversion.FieldLastStatusDetail:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLastStatusDetail(v)
 		return nil
 	case credentialversion.FieldActor:
 		v, ok := value.(string)
@@ -9353,6 +9481,12 @@ func (m *CredentialVersionMutation) ClearedFields() []string {
 	if m.FieldCleared(credentialversion.FieldSecretMeta) {
 		fields = append(fields, credentialversion.FieldSecretMeta)
 	}
+	if m.FieldCleared(credentialversion.FieldLastStatus) {
+		fields = append(fields, credentialversion.FieldLastStatus)
+	}
+	if m.FieldCleared(credentialversion.FieldLastStatusDetail) {
+		fields = append(fields, credentialversion.FieldLastStatusDetail)
+	}
 	if m.FieldCleared(credentialversion.FieldMessage) {
 		fields = append(fields, credentialversion.FieldMessage)
 	}
@@ -9378,6 +9512,12 @@ func (m *CredentialVersionMutation) ClearField(name string) error {
 		return nil
 	case credentialversion.FieldSecretMeta:
 		m.ClearSecretMeta()
+		return nil
+	case credentialversion.FieldLastStatus:
+		m.ClearLastStatus()
+		return nil
+	case credentialversion.FieldLastStatusDetail:
+		m.ClearLastStatusDetail()
 		return nil
 	case credentialversion.FieldMessage:
 		m.ClearMessage()
@@ -9410,6 +9550,12 @@ func (m *CredentialVersionMutation) ResetField(name string) error {
 		return nil
 	case credentialversion.FieldState:
 		m.ResetState()
+		return nil
+	case credentialversion.FieldLastStatus:
+		m.ResetLastStatus()
+		return nil
+	case credentialversion.FieldLastStatusDetail:
+		m.ResetLastStatusDetail()
 		return nil
 	case credentialversion.FieldActor:
 		m.ResetActor()

@@ -265,7 +265,7 @@ func init() {
 	credentialversionFields := schema.CredentialVersion{}.Fields()
 	_ = credentialversionFields
 	// credentialversionDescCreatedAt is the schema descriptor for created_at field.
-	credentialversionDescCreatedAt := credentialversionFields[8].Descriptor()
+	credentialversionDescCreatedAt := credentialversionFields[10].Descriptor()
 	// credentialversion.DefaultCreatedAt holds the default value on creation for the created_at field.
 	credentialversion.DefaultCreatedAt = credentialversionDescCreatedAt.Default.(func() time.Time)
 	customerMixin := schema.Customer{}.Mixin()

@@ -1,8 +1,11 @@
 package graph
 
 import (
+	"errors"
+
 	"github.com/plugboard/plugboard/graph/model"
 	"github.com/plugboard/plugboard/internal/connection"
+	"github.com/plugboard/plugboard/internal/oauth"
 )
 
 func testResult(tr *connection.TestResult) *model.TestResult {
@@ -33,7 +36,10 @@ func deref(s *string) string {
 // redirectNotAllowed names the redirect input the allow-list refused.
 func redirectNotAllowed(input model.StartOAuth2Input, err error) error {
 	var field []string
+	var re *oauth.RedirectError
 	switch {
+	case errors.As(err, &re):
+		field, err = []string{re.Field}, re
 	case input.RedirectURL != nil && input.FailureURL == nil:
 		field = []string{"redirectURL"}
 	case input.FailureURL != nil && input.RedirectURL == nil:

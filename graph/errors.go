@@ -47,12 +47,12 @@ func Classify(err error) (code, message string) {
 	case errors.Is(err, oauth.ErrNotFound), errors.Is(err, auth.ErrNotFound):
 		return CodeNotFound, "not found"
 	case errors.Is(err, oauth.ErrNotOAuth), errors.Is(err, oauth.ErrMisconfigured), errors.Is(err, oauth.ErrRedirectNotAllowed):
-		return CodeValidationFailed, err.Error()
+		return CodeValidationFailed, publicText(err)
 	case errors.Is(err, oauth.ErrNotConnected), errors.Is(err, oauth.ErrReconnectNeeded):
-		return CodeConflict, err.Error()
+		return CodeConflict, publicText(err)
 	case errors.Is(err, oauth.ErrProvider):
 		// A provider's transient failure; the message is sanitized.
-		return CodeUpstreamUnavailable, err.Error()
+		return CodeUpstreamUnavailable, publicText(err)
 	case errors.Is(err, auth.ErrUnauthenticated):
 		return CodeUnauthenticated, auth.ErrUnauthenticated.Error()
 	case errors.Is(err, auth.ErrForbidden):
@@ -72,6 +72,16 @@ func Classify(err error) (code, message string) {
 		return CodeInternal, "the request was cancelled or ran out of time"
 	}
 	return CodeInternal, "internal error"
+}
+
+// publicText is err's text for a caller: a credential is named by the
+// global id the caller knows, never by its row id.
+func publicText(err error) string {
+	var ce *oauth.CredentialError
+	if errors.As(err, &ce) {
+		return "credential " + globalid.Encode(ce.ID) + ": " + ce.Err.Error()
+	}
+	return err.Error()
 }
 
 // NewErrorPresenter returns the presenter that gives every error an

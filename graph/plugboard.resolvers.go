@@ -139,13 +139,13 @@ func (r *mutationResolver) TestCredential(ctx context.Context, id int) (*model.T
 }
 
 // RollbackCredential is the resolver for the rollbackCredential field.
-func (r *mutationResolver) RollbackCredential(ctx context.Context, id int, version int) (*model.RollbackCredentialPayload, error) {
-	c, err := r.Connections.RollbackCredential(ctx, id, version)
+func (r *mutationResolver) RollbackCredential(ctx context.Context, id int, version int, verify *bool) (*model.RollbackCredentialPayload, error) {
+	c, tr, err := r.Connections.RollbackCredential(ctx, id, version, verify != nil && *verify)
 	ue, err := fieldErrors(ctx, err)
 	if err != nil {
 		return nil, err
 	}
-	return &model.RollbackCredentialPayload{Credential: c, UserErrors: ue}, nil
+	return &model.RollbackCredentialPayload{Credential: c, TestResult: testResult(tr), UserErrors: ue}, nil
 }
 
 // CreateCustomer is the resolver for the createCustomer field.

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/plugboard/plugboard/ent/organization"
 	"github.com/plugboard/plugboard/internal/auth"
 	"github.com/plugboard/plugboard/internal/store"
 )
@@ -57,6 +58,22 @@ func TestCommands(t *testing.T) {
 	}
 	if _, err := run(t, "tokens", "create", "--role", "root", "--data-dir", data); err == nil {
 		t.Error("an unknown role was accepted")
+	}
+	// An unknown organization is refused, saying how to create it, and
+	// nothing is created; --create-org creates it.
+	out, err = run(t, "tokens", "create", "--org", "typo", "--data-dir", data)
+	if err == nil || !strings.Contains(err.Error(), "--create-org") || strings.Contains(out, "pb_admin_") {
+		t.Fatalf("tokens create --org typo: %v %s", err, out)
+	}
+	if n, err := s.Client.Organization.Query().Where(organization.Slug("typo")).Count(auth.SystemContext(context.Background())); err != nil || n != 0 {
+		t.Fatalf("organization typo: %d rows, %v", n, err)
+	}
+	if out, err := run(t, "tokens", "create", "--org", "acme-vendor", "--create-org", "--data-dir", data); err != nil ||
+		!strings.Contains(out, "pb_admin_") || !strings.Contains(out, "organization acme-vendor") {
+		t.Fatalf("tokens create --create-org: %v %s", err, out)
+	}
+	if out, err := run(t, "tokens", "create", "--org", "acme-vendor", "--role", "runtime", "--data-dir", data); err != nil || !strings.Contains(out, "pb_rt_") {
+		t.Fatalf("tokens create for an existing organization: %v %s", err, out)
 	}
 
 	// pin and list: a pinned binary, then a modified and an unpinned one.

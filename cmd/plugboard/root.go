@@ -14,6 +14,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/plugboard/plugboard/ent"
+	"github.com/plugboard/plugboard/ent/organization"
 	"github.com/plugboard/plugboard/internal/auth"
 	"github.com/plugboard/plugboard/internal/pluginhost"
 	"github.com/plugboard/plugboard/internal/server"
@@ -261,6 +263,7 @@ func newTokensCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "tokens", Short: "Create API tokens"}
 	var sf storeFlags
 	var role, org, name string
+	var createOrg bool
 	create := &cobra.Command{
 		Use:   "create",
 		Short: "Create an API token and print it (shown once; stored hashed)",
@@ -280,7 +283,7 @@ func newTokensCmd() *cobra.Command {
 				return err
 			}
 			defer s.Close()
-			o, err := server.EnsureOrganization(ctx, s.Client, org)
+			o, err := tokenOrganization(ctx, s.Client, org, createOrg)
 			if err != nil {
 				return err
 			}
@@ -296,8 +299,36 @@ func newTokensCmd() *cobra.Command {
 	}
 	sf.register(create)
 	create.Flags().StringVar(&role, "role", "admin", "admin or runtime")
-	create.Flags().StringVar(&org, "org", server.DefaultOrgSlug, "organization slug (created if missing)")
+	create.Flags().StringVar(&org, "org", server.DefaultOrgSlug, "organization slug; an unknown one is refused unless --create-org")
+	create.Flags().BoolVar(&createOrg, "create-org", false, "create the organization named by --org if it does not exist")
 	create.Flags().StringVar(&name, "name", "", "a name to recognize the token by")
 	cmd.AddCommand(create)
 	return cmd
+}
+
+// tokenOrganization returns the organization a new token belongs to. An
+// organization that does not exist is created only when asked (create),
+// or for the default organization, which serve creates anyway: a typo in
+// --org must not make a new, empty tenant.
+func tokenOrganization(ctx context.Context, db *ent.Client, slug string, create bool) (*ent.Organization, error) {
+	sys := auth.SystemContext(ctx)
+	o, err := db.Organization.Query().Where(organization.Slug(slug)).Only(sys)
+	switch {
+	case err == nil:
+		return o, nil
+	case !ent.IsNotFound(err):
+		return nil, fmt.Errorf("organization %s: %w", slug, err)
+	case create || slug == server.DefaultOrgSlug:
+		return server.EnsureOrganization(ctx, db, slug)
+	}
+	known, err := db.Organization.Query().Order(ent.Asc(organization.FieldSlug)).Limit(20).Select(organization.FieldSlug).Strings(sys)
+	if err != nil {
+		return nil, err
+	}
+	list := "none"
+	if len(known) > 0 {
+		list = strings.Join(known, ", ")
+	}
+	return nil, fmt.Errorf("no organization %q (organizations: %s); to create it, run again with --create-org: "+
+		"plugboard tokens create --org %s --create-org ...", slug, list, slug)
 }

@@ -31,6 +31,10 @@ const (
 	FieldSecretMeta = "secret_meta"
 	// FieldState holds the string denoting the state field in the database.
 	FieldState = "state"
+	// FieldLastStatus holds the string denoting the last_status field in the database.
+	FieldLastStatus = "last_status"
+	// FieldLastStatusDetail holds the string denoting the last_status_detail field in the database.
+	FieldLastStatusDetail = "last_status_detail"
 	// FieldActor holds the string denoting the actor field in the database.
 	FieldActor = "actor"
 	// FieldMessage holds the string denoting the message field in the database.
@@ -69,6 +73,8 @@ var Columns = []string{
 	FieldSecrets,
 	FieldSecretMeta,
 	FieldState,
+	FieldLastStatus,
+	FieldLastStatusDetail,
 	FieldActor,
 	FieldMessage,
 	FieldCreatedAt,
@@ -114,6 +120,31 @@ func StateValidator(s State) error {
 	}
 }
 
+// LastStatus defines the type for the "last_status" enum field.
+type LastStatus string
+
+// LastStatus values.
+const (
+	LastStatusPENDING LastStatus = "PENDING"
+	LastStatusACTIVE  LastStatus = "ACTIVE"
+	LastStatusERROR   LastStatus = "ERROR"
+	LastStatusFAILED  LastStatus = "FAILED"
+)
+
+func (ls LastStatus) String() string {
+	return string(ls)
+}
+
+// LastStatusValidator is a validator for the "last_status" field enum values. It is called by the builders before save.
+func LastStatusValidator(ls LastStatus) error {
+	switch ls {
+	case LastStatusPENDING, LastStatusACTIVE, LastStatusERROR, LastStatusFAILED:
+		return nil
+	default:
+		return fmt.Errorf("credentialversion: invalid enum value for last_status field: %q", ls)
+	}
+}
+
 // OrderOption defines the ordering options for the CredentialVersion queries.
 type OrderOption func(*sql.Selector)
 
@@ -140,6 +171,16 @@ func ByVersion(opts ...sql.OrderTermOption) OrderOption {
 // ByState orders the results by the state field.
 func ByState(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldState, opts...).ToFunc()
+}
+
+// ByLastStatus orders the results by the last_status field.
+func ByLastStatus(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldLastStatus, opts...).ToFunc()
+}
+
+// ByLastStatusDetail orders the results by the last_status_detail field.
+func ByLastStatusDetail(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldLastStatusDetail, opts...).ToFunc()
 }
 
 // ByActor orders the results by the actor field.
@@ -199,6 +240,24 @@ func (e *State) UnmarshalGQL(val interface{}) error {
 	*e = State(str)
 	if err := StateValidator(*e); err != nil {
 		return fmt.Errorf("%s is not a valid State", str)
+	}
+	return nil
+}
+
+// MarshalGQL implements graphql.Marshaler interface.
+func (e LastStatus) MarshalGQL(w io.Writer) {
+	io.WriteString(w, strconv.Quote(e.String()))
+}
+
+// UnmarshalGQL implements graphql.Unmarshaler interface.
+func (e *LastStatus) UnmarshalGQL(val interface{}) error {
+	str, ok := val.(string)
+	if !ok {
+		return fmt.Errorf("enum %T must be a string", val)
+	}
+	*e = LastStatus(str)
+	if err := LastStatusValidator(*e); err != nil {
+		return fmt.Errorf("%s is not a valid LastStatus", str)
 	}
 	return nil
 }

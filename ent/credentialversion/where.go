@@ -75,6 +75,11 @@ func Secrets(v []byte) predicate.CredentialVersion {
 	return predicate.CredentialVersion(sql.FieldEQ(FieldSecrets, v))
 }
 
+// LastStatusDetail applies equality check predicate on the "last_status_detail" field. It's identical to LastStatusDetailEQ.
+func LastStatusDetail(v string) predicate.CredentialVersion {
+	return predicate.CredentialVersion(sql.FieldEQ(FieldLastStatusDetail, v))
+}
+
 // Actor applies equality check predicate on the "actor" field. It's identical to ActorEQ.
 func Actor(v string) predicate.CredentialVersion {
 	return predicate.CredentialVersion(sql.FieldEQ(FieldActor, v))
@@ -258,6 +263,111 @@ func StateIn(vs ...State) predicate.CredentialVersion {
 // StateNotIn applies the NotIn predicate on the "state" field.
 func StateNotIn(vs ...State) predicate.CredentialVersion {
 	return predicate.CredentialVersion(sql.FieldNotIn(FieldState, vs...))
+}
+
+// LastStatusEQ applies the EQ predicate on the "last_status" field.
+func LastStatusEQ(v LastStatus) predicate.CredentialVersion {
+	return predicate.CredentialVersion(sql.FieldEQ(FieldLastStatus, v))
+}
+
+// LastStatusNEQ applies the NEQ predicate on the "last_status" field.
+func LastStatusNEQ(v LastStatus) predicate.CredentialVersion {
+	return predicate.CredentialVersion(sql.FieldNEQ(FieldLastStatus, v))
+}
+
+// LastStatusIn applies the In predicate on the "last_status" field.
+func LastStatusIn(vs ...LastStatus) predicate.CredentialVersion {
+	return predicate.CredentialVersion(sql.FieldIn(FieldLastStatus, vs...))
+}
+
+// LastStatusNotIn applies the NotIn predicate on the "last_status" field.
+func LastStatusNotIn(vs ...LastStatus) predicate.CredentialVersion {
+	return predicate.CredentialVersion(sql.FieldNotIn(FieldLastStatus, vs...))
+}
+
+// LastStatusIsNil applies the IsNil predicate on the "last_status" field.
+func LastStatusIsNil() predicate.CredentialVersion {
+	return predicate.CredentialVersion(sql.FieldIsNull(FieldLastStatus))
+}
+
+// LastStatusNotNil applies the NotNil predicate on the "last_status" field.
+func LastStatusNotNil() predicate.CredentialVersion {
+	return predicate.CredentialVersion(sql.FieldNotNull(FieldLastStatus))
+}
+
+// LastStatusDetailEQ applies the EQ predicate on the "last_status_detail" field.
+func LastStatusDetailEQ(v string) predicate.CredentialVersion {
+	return predicate.CredentialVersion(sql.FieldEQ(FieldLastStatusDetail, v))
+}
+
+// LastStatusDetailNEQ applies the NEQ predicate on the "last_status_detail" field.
+func LastStatusDetailNEQ(v string) predicate.CredentialVersion {
+	return predicate.CredentialVersion(sql.FieldNEQ(FieldLastStatusDetail, v))
+}
+
+// LastStatusDetailIn applies the In predicate on the "last_status_detail" field.
+func LastStatusDetailIn(vs ...string) predicate.CredentialVersion {
+	return predicate.CredentialVersion(sql.FieldIn(FieldLastStatusDetail, vs...))
+}
+
+// LastStatusDetailNotIn applies the NotIn predicate on the "last_status_detail" field.
+func LastStatusDetailNotIn(vs ...string) predicate.CredentialVersion {
+	return predicate.CredentialVersion(sql.FieldNotIn(FieldLastStatusDetail, vs...))
+}
+
+// LastStatusDetailGT applies the GT predicate on the "last_status_detail" field.
+func LastStatusDetailGT(v string) predicate.CredentialVersion {
+	return predicate.CredentialVersion(sql.FieldGT(FieldLastStatusDetail, v))
+}
+
+// LastStatusDetailGTE applies the GTE predicate on the "last_status_detail" field.
+func LastStatusDetailGTE(v string) predicate.CredentialVersion {
+	return predicate.CredentialVersion(sql.FieldGTE(FieldLastStatusDetail, v))
+}
+
+// LastStatusDetailLT applies the LT predicate on the "last_status_detail" field.
+func LastStatusDetailLT(v string) predicate.CredentialVersion {
+	return predicate.CredentialVersion(sql.FieldLT(FieldLastStatusDetail, v))
+}
+
+// LastStatusDetailLTE applies the LTE predicate on the "last_status_detail" field.
+func LastStatusDetailLTE(v string) predicate.CredentialVersion {
+	return predicate.CredentialVersion(sql.FieldLTE(FieldLastStatusDetail, v))
+}
+
+// LastStatusDetailContains applies the Contains predicate on the "last_status_detail" field.
+func LastStatusDetailContains(v string) predicate.CredentialVersion {
+	return predicate.CredentialVersion(sql.FieldContains(FieldLastStatusDetail, v))
+}
+
+// LastStatusDetailHasPrefix applies the HasPrefix predicate on the "last_status_detail" field.
+func LastStatusDetailHasPrefix(v string) predicate.CredentialVersion {
+	return predicate.CredentialVersion(sql.FieldHasPrefix(FieldLastStatusDetail, v))
+}
+
+// LastStatusDetailHasSuffix applies the HasSuffix predicate on the "last_status_detail" field.
+func LastStatusDetailHasSuffix(v string) predicate.CredentialVersion {
+	return predicate.CredentialVersion(sql.FieldHasSuffix(FieldLastStatusDetail, v))
+}
+
+// LastStatusDetailIsNil applies the IsNil predicate on the "last_status_detail" field.
+func LastStatusDetailIsNil() predicate.CredentialVersion {
+	return predicate.CredentialVersion(sql.FieldIsNull(FieldLastStatusDetail))
+}
+
+// LastStatusDetailNotNil applies the NotNil predicate on the "last_status_detail" field.
+func LastStatusDetailNotNil() predicate.CredentialVersion {
+	return predicate.CredentialVersion(sql.FieldNotNull(FieldLastStatusDetail))
+}
+
+// LastStatusDetailEqualFold applies the EqualFold predicate on the "last_status_detail" field.
+func LastStatusDetailEqualFold(v string) predicate.CredentialVersion {
+	return predicate.CredentialVersion(sql.FieldEqualFold(FieldLastStatusDetail, v))
+}
+
+// LastStatusDetailContainsFold applies the ContainsFold predicate on the "last_status_detail" field.
+func LastStatusDetailContainsFold(v string) predicate.CredentialVersion {
+	return predicate.CredentialVersion(sql.FieldContainsFold(FieldLastStatusDetail, v))
 }
 
 // ActorEQ applies the EQ predicate on the "actor" field.

@@ -357,6 +357,8 @@ var (
 		{Name: "secrets", Type: field.TypeBytes, Nullable: true},
 		{Name: "secret_meta", Type: field.TypeJSON, Nullable: true},
 		{Name: "state", Type: field.TypeEnum, Enums: []string{"LIVE", "SUPERSEDED", "PENDING", "REJECTED"}},
+		{Name: "last_status", Type: field.TypeEnum, Nullable: true, Enums: []string{"PENDING", "ACTIVE", "ERROR", "FAILED"}},
+		{Name: "last_status_detail", Type: field.TypeString, Nullable: true},
 		{Name: "actor", Type: field.TypeString},
 		{Name: "message", Type: field.TypeString, Nullable: true},
 		{Name: "created_at", Type: field.TypeTime},
@@ -371,13 +373,13 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "credential_versions_credentials_versions",
-				Columns:    []*schema.Column{CredentialVersionsColumns[9]},
+				Columns:    []*schema.Column{CredentialVersionsColumns[11]},
 				RefColumns: []*schema.Column{CredentialsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
 			{
 				Symbol:     "credential_versions_organizations_organization",
-				Columns:    []*schema.Column{CredentialVersionsColumns[10]},
+				Columns:    []*schema.Column{CredentialVersionsColumns[12]},
 				RefColumns: []*schema.Column{OrganizationsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
@@ -386,12 +388,12 @@ var (
 			{
 				Name:    "credentialversion_organization_id",
 				Unique:  false,
-				Columns: []*schema.Column{CredentialVersionsColumns[10]},
+				Columns: []*schema.Column{CredentialVersionsColumns[12]},
 			},
 			{
 				Name:    "credentialversion_credential_id_version",
 				Unique:  true,
-				Columns: []*schema.Column{CredentialVersionsColumns[9], CredentialVersionsColumns[1]},
+				Columns: []*schema.Column{CredentialVersionsColumns[11], CredentialVersionsColumns[1]},
 			},
 		},
 	}

@@ -36,6 +36,14 @@ func (CredentialVersion) Fields() []ent.Field {
 		// REJECTED (its verification failed; never went live).
 		field.Enum("state").Values("LIVE", "SUPERSEDED", "PENDING", "REJECTED").
 			Annotations(entgql.Type("CredentialVersionState")),
+		// last_status and last_status_detail are the credential's status
+		// when this version stopped being live: what its values last
+		// earned, which a rollback to them starts from. Unset while the
+		// version is live, and for a version never live.
+		field.Enum("last_status").Values("PENDING", "ACTIVE", "ERROR", "FAILED").Optional().Nillable().
+			Annotations(entgql.Skip(entgql.SkipAll)),
+		field.String("last_status_detail").Optional().
+			Annotations(entgql.Skip(entgql.SkipAll)),
 		field.String("actor").Immutable(),
 		field.String("message").Optional(),
 		field.Time("created_at").Default(timeNow).Immutable().

@@ -41,7 +41,6 @@ func NewExecutableSchema(cfg Config) graphql.ExecutableSchema {
 type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
-	ConnectionType() ConnectionTypeResolver
 	Credential() CredentialResolver
 	Instance() InstanceResolver
 	Integration() IntegrationResolver
@@ -459,8 +458,7 @@ type ComplexityRoot struct {
 		RegisterSigningKey       func(childComplexity int, input model.RegisterSigningKeyInput) int
 		ReloadPlugins            func(childComplexity int) int
 		RevokeAPIToken           func(childComplexity int, id int) int
-		RevokeSigningKey         func(childComplexity int, id int) int
-		RollbackCredential       func(childComplexity int, id int, version int) int
+		RollbackCredential       func(childComplexity int, id int, version int, verify *bool) int
 		RotateEncryptionKey      func(childComplexity int) int
 		SaveCredential           func(childComplexity int, input model.SaveCredentialInput) int
 		StartOAuth2              func(childComplexity int, input model.StartOAuth2Input) int
@@ -572,13 +570,9 @@ type ComplexityRoot struct {
 		UserErrors func(childComplexity int) int
 	}
 
-	RevokeSigningKeyPayload struct {
-		SigningKey func(childComplexity int) int
-		UserErrors func(childComplexity int) int
-	}
-
 	RollbackCredentialPayload struct {
 		Credential func(childComplexity int) int
+		TestResult func(childComplexity int) int
 		UserErrors func(childComplexity int) int
 	}
 
@@ -730,10 +724,6 @@ type ComplexityRoot struct {
 
 // region    ************************** generated!.gotpl **************************
 
-type ConnectionTypeResolver interface {
-	Inputs(ctx context.Context, obj *ent.ConnectionType) ([]*schematype.Input, error)
-	Oauth2(ctx context.Context, obj *ent.ConnectionType) (*schematype.OAuth2Spec, error)
-}
 type CredentialResolver interface {
 	Values(ctx context.Context, obj *ent.Credential) ([]*model.CredentialValue, error)
 }
@@ -749,13 +739,12 @@ type MutationResolver interface {
 	DeleteConnection(ctx context.Context, id int) (*model.DeleteConnectionPayload, error)
 	SaveCredential(ctx context.Context, input model.SaveCredentialInput) (*model.SaveCredentialPayload, error)
 	TestCredential(ctx context.Context, id int) (*model.TestCredentialPayload, error)
-	RollbackCredential(ctx context.Context, id int, version int) (*model.RollbackCredentialPayload, error)
+	RollbackCredential(ctx context.Context, id int, version int, verify *bool) (*model.RollbackCredentialPayload, error)
 	CreateCustomer(ctx context.Context, input model.CreateCustomerInput) (*model.CreateCustomerPayload, error)
 	ReloadPlugins(ctx context.Context) (*model.ReloadPluginsPayload, error)
 	RegisterSigningKey(ctx context.Context, input model.RegisterSigningKeyInput) (*model.RegisterSigningKeyPayload, error)
 	CreateAPIToken(ctx context.Context, input model.CreateAPITokenInput) (*model.CreateAPITokenPayload, error)
 	RevokeAPIToken(ctx context.Context, id int) (*model.RevokeAPITokenPayload, error)
-	RevokeSigningKey(ctx context.Context, id int) (*model.RevokeSigningKeyPayload, error)
 	RotateEncryptionKey(ctx context.Context) (*model.RotateEncryptionKeyPayload, error)
 	StartOAuth2(ctx context.Context, input model.StartOAuth2Input) (*model.StartOAuth2Payload, error)
 	DisconnectCredential(ctx context.Context, id int) (*model.DisconnectCredentialPayload, error)
@@ -2468,17 +2457,6 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RevokeAPIToken(childComplexity, args["id"].(int)), true
-	case "Mutation.revokeSigningKey":
-		if e.ComplexityRoot.Mutation.RevokeSigningKey == nil {
-			break
-		}
-
-		args, err := ec.field_Mutation_revokeSigningKey_args(ctx, rawArgs)
-		if err != nil {
-			return 0, false
-		}
-
-		return e.ComplexityRoot.Mutation.RevokeSigningKey(childComplexity, args["id"].(int)), true
 	case "Mutation.rollbackCredential":
 		if e.ComplexityRoot.Mutation.RollbackCredential == nil {
 			break
@@ -2489,7 +2467,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.RollbackCredential(childComplexity, args["id"].(int), args["version"].(int)), true
+		return e.ComplexityRoot.Mutation.RollbackCredential(childComplexity, args["id"].(int), args["version"].(int), args["verify"].(*bool)), true
 	case "Mutation.rotateEncryptionKey":
 		if e.ComplexityRoot.Mutation.RotateEncryptionKey == nil {
 			break
@@ -3042,25 +3020,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.RevokeAPITokenPayload.UserErrors(childComplexity), true
 
-	case "RevokeSigningKeyPayload.signingKey":
-		if e.ComplexityRoot.RevokeSigningKeyPayload.SigningKey == nil {
-			break
-		}
-
-		return e.ComplexityRoot.RevokeSigningKeyPayload.SigningKey(childComplexity), true
-	case "RevokeSigningKeyPayload.userErrors":
-		if e.ComplexityRoot.RevokeSigningKeyPayload.UserErrors == nil {
-			break
-		}
-
-		return e.ComplexityRoot.RevokeSigningKeyPayload.UserErrors(childComplexity), true
-
 	case "RollbackCredentialPayload.credential":
 		if e.ComplexityRoot.RollbackCredentialPayload.Credential == nil {
 			break
 		}
 
 		return e.ComplexityRoot.RollbackCredentialPayload.Credential(childComplexity), true
+	case "RollbackCredentialPayload.testResult":
+		if e.ComplexityRoot.RollbackCredentialPayload.TestResult == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RollbackCredentialPayload.TestResult(childComplexity), true
 	case "RollbackCredentialPayload.userErrors":
 		if e.ComplexityRoot.RollbackCredentialPayload.UserErrors == nil {
 			break
@@ -3788,23 +3759,12 @@ type RevokeAPITokenPayload {
   userErrors: [UserError!]!
 }
 
-type RevokeSigningKeyPayload {
-  signingKey: SigningKey
-  userErrors: [UserError!]!
-}
-
 extend type Mutation {
   "Register a public key that verifies the organization's embedding tokens (JWTs)."
   registerSigningKey(input: RegisterSigningKeyInput!): RegisterSigningKeyPayload!
   "Create an API token (ORG_ADMIN or RUNTIME); the token is shown once."
   createAPIToken(input: CreateAPITokenInput!): CreateAPITokenPayload!
-  "Revoke an API token: refused from the moment this answers, on every replica."
   revokeAPIToken(id: ID!): RevokeAPITokenPayload!
-  """
-  Revoke a signing key (a leaked one, say): every embedding token it signed
-  is refused from the moment this answers, on every replica.
-  """
-  revokeSigningKey(id: ID!): RevokeSigningKeyPayload!
 }
 `, BuiltIn: false},
 	{Name: "../ent.graphqls", Input: `directive @goField(forceResolver: Boolean, name: String, omittable: Boolean) on FIELD_DEFINITION | INPUT_FIELD_DEFINITION
@@ -7385,6 +7345,8 @@ type SaveCredentialPayload {
 
 type RollbackCredentialPayload {
   credential: Credential
+  "The live test's outcome, with verify."
+  testResult: TestResult
   userErrors: [UserError!]!
 }
 
@@ -7422,8 +7384,12 @@ type Mutation {
   saveCredential(input: SaveCredentialInput!): SaveCredentialPayload!
   "Run the plugin's live test on a stored credential."
   testCredential(id: ID!): TestCredentialPayload!
-  "Make an earlier saved version of a credential live again (as a new version)."
-  rollbackCredential(id: ID!, version: Int!): RollbackCredentialPayload!
+  """
+Make an earlier saved version of a credential live again (as a new version).
+Without verify the credential takes the status those values last had; with
+verify the plugin tests them first, and a failed test changes nothing.
+"""
+  rollbackCredential(id: ID!, version: Int!, verify: Boolean): RollbackCredentialPayload!
   createCustomer(input: CreateCustomerInput!): CreateCustomerPayload!
   "Re-read the plugin directory and lock file; start new and changed plugins."
   reloadPlugins: ReloadPluginsPayload!
@@ -8591,20 +8557,12 @@ func (ec *executionContext) childFields_RevokeAPITokenPayload(ctx context.Contex
 	return nil, fmt.Errorf("no field named %q was found under type RevokeAPITokenPayload", field.Name)
 }
 
-func (ec *executionContext) childFields_RevokeSigningKeyPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-	switch field.Name {
-	case "signingKey":
-		return ec.fieldContext_RevokeSigningKeyPayload_signingKey(ctx, field)
-	case "userErrors":
-		return ec.fieldContext_RevokeSigningKeyPayload_userErrors(ctx, field)
-	}
-	return nil, fmt.Errorf("no field named %q was found under type RevokeSigningKeyPayload", field.Name)
-}
-
 func (ec *executionContext) childFields_RollbackCredentialPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "credential":
 		return ec.fieldContext_RollbackCredentialPayload_credential(ctx, field)
+	case "testResult":
+		return ec.fieldContext_RollbackCredentialPayload_testResult(ctx, field)
 	case "userErrors":
 		return ec.fieldContext_RollbackCredentialPayload_userErrors(ctx, field)
 	}
@@ -9579,20 +9537,6 @@ func (ec *executionContext) field_Mutation_revokeAPIToken_args(ctx context.Conte
 	return args, nil
 }
 
-func (ec *executionContext) field_Mutation_revokeSigningKey_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
-	var err error
-	args := map[string]any{}
-	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
-		func(ctx context.Context, v any) (int, error) {
-			return ec.unmarshalNID2int(ctx, v)
-		})
-	if err != nil {
-		return nil, err
-	}
-	args["id"] = arg0
-	return args, nil
-}
-
 func (ec *executionContext) field_Mutation_rollbackCredential_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -9612,6 +9556,14 @@ func (ec *executionContext) field_Mutation_rollbackCredential_args(ctx context.C
 		return nil, err
 	}
 	args["version"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "verify",
+		func(ctx context.Context, v any) (*bool, error) {
+			return ec.unmarshalOBoolean2ᚖbool(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["verify"] = arg2
 	return args, nil
 }
 
@@ -12497,11 +12449,11 @@ func (ec *executionContext) _ConnectionType_inputs(ctx context.Context, field gr
 			return ec.fieldContext_ConnectionType_inputs(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.ConnectionType().Inputs(ctx, obj)
+			return obj.Inputs, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*schematype.Input) graphql.Marshaler {
-			return ec.marshalNInputField2ᚕᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚋschemaᚋschematypeᚐInputᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v []schematype.Input) graphql.Marshaler {
+			return ec.marshalNInputField2ᚕgithubᚗcomᚋplugboardᚋplugboardᚋentᚋschemaᚋschematypeᚐInputᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -12511,8 +12463,8 @@ func (ec *executionContext) fieldContext_ConnectionType_inputs(_ context.Context
 	fc = &graphql.FieldContext{
 		Object:     "ConnectionType",
 		Field:      field,
-		IsMethod:   true,
-		IsResolver: true,
+		IsMethod:   false,
+		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_InputField(ctx, field)
 		},
@@ -12529,7 +12481,7 @@ func (ec *executionContext) _ConnectionType_oauth2(ctx context.Context, field gr
 			return ec.fieldContext_ConnectionType_oauth2(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.ConnectionType().Oauth2(ctx, obj)
+			return obj.Oauth2, nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *schematype.OAuth2Spec) graphql.Marshaler {
@@ -12543,8 +12495,8 @@ func (ec *executionContext) fieldContext_ConnectionType_oauth2(_ context.Context
 	fc = &graphql.FieldContext{
 		Object:     "ConnectionType",
 		Field:      field,
-		IsMethod:   true,
-		IsResolver: true,
+		IsMethod:   false,
+		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_OAuth2Spec(ctx, field)
 		},
@@ -16944,7 +16896,7 @@ func (ec *executionContext) _Mutation_rollbackCredential(ctx context.Context, fi
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().RollbackCredential(ctx, fc.Args["id"].(int), fc.Args["version"].(int))
+			return ec.Resolvers.Mutation().RollbackCredential(ctx, fc.Args["id"].(int), fc.Args["version"].(int), fc.Args["verify"].(*bool))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.RollbackCredentialPayload) graphql.Marshaler {
@@ -17180,50 +17132,6 @@ func (ec *executionContext) fieldContext_Mutation_revokeAPIToken(ctx context.Con
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_revokeAPIToken_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
-		ec.Error(ctx, err)
-		return fc, err
-	}
-	return fc, nil
-}
-
-func (ec *executionContext) _Mutation_revokeSigningKey(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_Mutation_revokeSigningKey(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().RevokeSigningKey(ctx, fc.Args["id"].(int))
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.RevokeSigningKeyPayload) graphql.Marshaler {
-			return ec.marshalNRevokeSigningKeyPayload2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐRevokeSigningKeyPayload(ctx, selections, v)
-		},
-		true,
-		true,
-	)
-}
-func (ec *executionContext) fieldContext_Mutation_revokeSigningKey(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	fc = &graphql.FieldContext{
-		Object:     "Mutation",
-		Field:      field,
-		IsMethod:   true,
-		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_RevokeSigningKeyPayload(ctx, field)
-		},
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			err = ec.Recover(ctx, r)
-			ec.Error(ctx, err)
-		}
-	}()
-	ctx = graphql.WithFieldContext(ctx, fc)
-	if fc.Args, err = ec.field_Mutation_revokeSigningKey_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -19751,70 +19659,6 @@ func (ec *executionContext) fieldContext_RevokeAPITokenPayload_userErrors(_ cont
 	return fc, nil
 }
 
-func (ec *executionContext) _RevokeSigningKeyPayload_signingKey(ctx context.Context, field graphql.CollectedField, obj *model.RevokeSigningKeyPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_RevokeSigningKeyPayload_signingKey(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.SigningKey, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *ent.SigningKey) graphql.Marshaler {
-			return ec.marshalOSigningKey2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚐSigningKey(ctx, selections, v)
-		},
-		true,
-		false,
-	)
-}
-func (ec *executionContext) fieldContext_RevokeSigningKeyPayload_signingKey(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	fc = &graphql.FieldContext{
-		Object:     "RevokeSigningKeyPayload",
-		Field:      field,
-		IsMethod:   false,
-		IsResolver: false,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_SigningKey(ctx, field)
-		},
-	}
-	return fc, nil
-}
-
-func (ec *executionContext) _RevokeSigningKeyPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.RevokeSigningKeyPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_RevokeSigningKeyPayload_userErrors(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.UserErrors, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.UserError) graphql.Marshaler {
-			return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐUserErrorᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
-}
-func (ec *executionContext) fieldContext_RevokeSigningKeyPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	fc = &graphql.FieldContext{
-		Object:     "RevokeSigningKeyPayload",
-		Field:      field,
-		IsMethod:   false,
-		IsResolver: false,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_UserError(ctx, field)
-		},
-	}
-	return fc, nil
-}
-
 func (ec *executionContext) _RollbackCredentialPayload_credential(ctx context.Context, field graphql.CollectedField, obj *model.RollbackCredentialPayload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -19842,6 +19686,38 @@ func (ec *executionContext) fieldContext_RollbackCredentialPayload_credential(_ 
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_Credential(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RollbackCredentialPayload_testResult(ctx context.Context, field graphql.CollectedField, obj *model.RollbackCredentialPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RollbackCredentialPayload_testResult(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TestResult, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.TestResult) graphql.Marshaler {
+			return ec.marshalOTestResult2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐTestResult(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RollbackCredentialPayload_testResult(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RollbackCredentialPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_TestResult(ctx, field)
 		},
 	}
 	return fc, nil
@@ -34745,17 +34621,15 @@ func (ec *executionContext) _ConnectionType(ctx context.Context, sel ast.Selecti
 					return ec._ConnectionType_plugin(ctx, field, obj)
 				})
 		case "inputs":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._ConnectionType_inputs(ctx, field, obj)
-				})
+			out.Values[i] = ec._ConnectionType_inputs(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "oauth2":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, false,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._ConnectionType_oauth2(ctx, field, obj)
-				})
+			out.Values[i] = ec._ConnectionType_oauth2(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -36626,13 +36500,6 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
-		case "revokeSigningKey":
-			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
-				return ec._Mutation_revokeSigningKey(ctx, field)
-			})
-			if out.Values[i] == graphql.Null {
-				out.Invalids++
-			}
 		case "rotateEncryptionKey":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_rotateEncryptionKey(ctx, field)
@@ -37439,44 +37306,6 @@ func (ec *executionContext) _RevokeAPITokenPayload(ctx context.Context, sel ast.
 	return out
 }
 
-var revokeSigningKeyPayloadImplementors = []string{"RevokeSigningKeyPayload"}
-
-func (ec *executionContext) _RevokeSigningKeyPayload(ctx context.Context, sel ast.SelectionSet, obj *model.RevokeSigningKeyPayload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, revokeSigningKeyPayloadImplementors)
-
-	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
-	for i, field := range fields {
-		switch field.Name {
-		case "__typename":
-			out.Values[i] = graphql.MarshalString("RevokeSigningKeyPayload")
-		case "signingKey":
-			out.Values[i] = ec._RevokeSigningKeyPayload_signingKey(ctx, field, obj)
-			if out.Values[i] == graphql.RequiredNull {
-				out.Invalids++
-			}
-		case "userErrors":
-			out.Values[i] = ec._RevokeSigningKeyPayload_userErrors(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				out.Invalids++
-			}
-		default:
-			panic("unknown field " + strconv.Quote(field.Name))
-		}
-	}
-	out.Dispatch(ctx)
-	if out.Invalids > 0 {
-		return graphql.Null
-	}
-
-	if n := len(deferred.Defers); n > 0 {
-		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
-		ec.ProcessDeferredGroup(deferred)
-	}
-
-	return out
-}
-
 var rollbackCredentialPayloadImplementors = []string{"RollbackCredentialPayload"}
 
 func (ec *executionContext) _RollbackCredentialPayload(ctx context.Context, sel ast.SelectionSet, obj *model.RollbackCredentialPayload) graphql.Marshaler {
@@ -37490,6 +37319,11 @@ func (ec *executionContext) _RollbackCredentialPayload(ctx context.Context, sel 
 			out.Values[i] = graphql.MarshalString("RollbackCredentialPayload")
 		case "credential":
 			out.Values[i] = ec._RollbackCredentialPayload_credential(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "testResult":
+			out.Values[i] = ec._RollbackCredentialPayload_testResult(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
@@ -39501,11 +39335,15 @@ func (ec *executionContext) marshalNInputCollection2githubᚗcomᚋplugboardᚋp
 	return res
 }
 
-func (ec *executionContext) marshalNInputField2ᚕᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚋschemaᚋschematypeᚐInputᚄ(ctx context.Context, sel ast.SelectionSet, v []*schematype.Input) graphql.Marshaler {
+func (ec *executionContext) marshalNInputField2githubᚗcomᚋplugboardᚋplugboardᚋentᚋschemaᚋschematypeᚐInput(ctx context.Context, sel ast.SelectionSet, v schematype.Input) graphql.Marshaler {
+	return ec._InputField(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNInputField2ᚕgithubᚗcomᚋplugboardᚋplugboardᚋentᚋschemaᚋschematypeᚐInputᚄ(ctx context.Context, sel ast.SelectionSet, v []schematype.Input) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNInputField2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚋschemaᚋschematypeᚐInput(ctx, sel, v[i])
+		return ec.marshalNInputField2githubᚗcomᚋplugboardᚋplugboardᚋentᚋschemaᚋschematypeᚐInput(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -39515,14 +39353,6 @@ func (ec *executionContext) marshalNInputField2ᚕᚖgithubᚗcomᚋplugboardᚋ
 	}
 
 	return ret
-}
-
-func (ec *executionContext) marshalNInputField2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚋschemaᚋschematypeᚐInput(ctx context.Context, sel ast.SelectionSet, v *schematype.Input) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "InputField!")
-		return graphql.Null
-	}
-	return ec._InputField(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNInputOption2githubᚗcomᚋplugboardᚋplugboardᚋentᚋschemaᚋschematypeᚐOption(ctx context.Context, sel ast.SelectionSet, v schematype.Option) graphql.Marshaler {
@@ -39876,14 +39706,6 @@ func (ec *executionContext) marshalNRevokeAPITokenPayload2ᚖgithubᚗcomᚋplug
 		return graphql.Null
 	}
 	return ec._RevokeAPITokenPayload(ctx, sel, v)
-}
-
-func (ec *executionContext) marshalNRevokeSigningKeyPayload2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐRevokeSigningKeyPayload(ctx context.Context, sel ast.SelectionSet, v *model.RevokeSigningKeyPayload) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "RevokeSigningKeyPayload!")
-		return graphql.Null
-	}
-	return ec._RevokeSigningKeyPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNRole2githubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐRole(ctx context.Context, v any) (model.Role, error) {

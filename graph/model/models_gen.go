@@ -240,7 +240,9 @@ type RevokeSigningKeyPayload struct {
 
 type RollbackCredentialPayload struct {
 	Credential *ent.Credential `json:"credential,omitempty"`
-	UserErrors []*UserError    `json:"userErrors"`
+	// The live test's outcome, with verify.
+	TestResult *TestResult  `json:"testResult,omitempty"`
+	UserErrors []*UserError `json:"userErrors"`
 }
 
 type RotateEncryptionKeyPayload struct {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
-	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -16,6 +15,7 @@ import (
 	"github.com/plugboard/plugboard/ent/signingkey"
 	"github.com/plugboard/plugboard/ent/user"
 	"github.com/plugboard/plugboard/internal/secrets"
+	"github.com/plugboard/plugboard/internal/textrule"
 )
 
 // Rules of embedding tokens.
@@ -230,7 +230,7 @@ func (e *Embedding) verify(ctx context.Context, bearer string, now time.Time) (*
 }
 
 func validExternalID(s string) bool {
-	return s != "" && len(s) <= maxExternalIDLen && utf8.ValidString(s)
+	return s != "" && len(s) <= maxExternalIDLen && textrule.Identifier(s) == ""
 }
 
 // customer returns the organization's customer of externalID, creating it

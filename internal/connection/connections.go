@@ -52,6 +52,8 @@ func (s *Service) CreateConnection(ctx context.Context, in CreateConnectionInput
 	} else if len(in.Name) > 200 {
 		errs = append(errs, fieldErr(CodeTooLong, "The name is longer than 200 characters.", "name"))
 	}
+	errs = append(errs, checkChars(in.Name, displayText, "name")...)
+	errs = append(errs, checkChars(in.Description, displayText, "description")...)
 	if !stableKeyPattern.MatchString(in.StableKey) || len(in.StableKey) > 100 {
 		errs = append(errs, fieldErr(CodeInvalidValue,
 			"A stable key is 1 to 100 letters, digits, '.', '_' or '-', starting with a letter or digit.", "stableKey"))
@@ -118,7 +120,7 @@ func checkInputSettings(inputs []schematype.Input, scope connection.Scope, setti
 		}
 		if st.Source != "" && scope != connection.ScopeORGANIZATION_CUSTOMER {
 			errs = append(errs, fieldErr(CodeInvalidValue,
-				"Only ORGANIZATION_CUSTOMER connections say who fills each input.", "inputSettings", key, "source"))
+				"Only "+ScopeWords(connection.ScopeORGANIZATION_CUSTOMER)+" connections say who fills each input.", "inputSettings", key, "source"))
 		}
 	}
 	return errs
@@ -142,6 +144,11 @@ func (s *Service) UpdateConnection(ctx context.Context, in UpdateConnectionInput
 	var errs []FieldError
 	if in.Name != nil && (strings.TrimSpace(*in.Name) == "" || len(*in.Name) > 200) {
 		errs = append(errs, fieldErr(CodeInvalidValue, "A name is 1 to 200 characters.", "name"))
+	} else if in.Name != nil {
+		errs = append(errs, checkChars(*in.Name, displayText, "name")...)
+	}
+	if in.Description != nil {
+		errs = append(errs, checkChars(*in.Description, displayText, "description")...)
 	}
 	if in.Description != nil && len(*in.Description) > 2000 {
 		errs = append(errs, fieldErr(CodeTooLong, "The description is longer than 2000 characters.", "description"))
@@ -280,6 +287,8 @@ func (s *Service) CreateCustomer(ctx context.Context, externalID, name string) (
 	if strings.TrimSpace(name) == "" || len(name) > 200 {
 		errs = append(errs, fieldErr(CodeInvalidValue, "A name is 1 to 200 characters.", "name"))
 	}
+	errs = append(errs, checkChars(externalID, identifier, "externalID")...)
+	errs = append(errs, checkChars(name, displayText, "name")...)
 	if len(errs) > 0 {
 		return nil, invalid(errs...)
 	}

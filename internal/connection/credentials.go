@@ -147,7 +147,7 @@ func (s *Service) SaveCredential(ctx context.Context, in SaveCredentialInput) (s
 				field = "verify"
 			}
 			return nil, nil, invalid(fieldErr(CodeNotSupported,
-				"The organization's values of an ORGANIZATION_CUSTOMER connection are tested with a customer's credential.", field))
+				"The organization's values of "+aScopeConnection(connection.ScopeORGANIZATION_CUSTOMER, false)+" are tested with a customer's credential.", field))
 		}
 	}
 	verify := in.Verify && existing != nil
@@ -306,7 +306,11 @@ func (s *Service) SaveCredential(ctx context.Context, in SaveCredentialInput) (s
 		}
 		// Every save is a new immutable version; only the inputs and
 		// secrets are versioned, never an OAuth 2.0 token.
-		if err := s.addVersion(ctx, db, v, v.OrganizationID, id, version,
+		was := existing
+		if was == nil {
+			was = &ent.Credential{ID: id, OrganizationID: v.OrganizationID}
+		}
+		if err := s.addVersion(ctx, db, v, was, version,
 			vals, credentialversion.StateLIVE, ""); err != nil {
 			return err
 		}
@@ -390,7 +394,7 @@ func (s *Service) holderOf(ctx context.Context, conn *ent.Connection, customerID
 	case connection.ScopeORGANIZATION_GLOBAL:
 		if customerID != 0 {
 			return "", "", invalid(fieldErr(CodeInvalidValue,
-				"An ORGANIZATION_GLOBAL connection has one credential for the whole organization; leave customerID out.", "customerID"))
+				aScopeConnection(connection.ScopeORGANIZATION_GLOBAL, true)+" has one credential for the whole organization; leave customerID out.", "customerID"))
 		}
 		return credential.HolderORGANIZATION, "org", nil
 	case connection.ScopeCUSTOMER, connection.ScopeORGANIZATION_CUSTOMER:
@@ -399,7 +403,7 @@ func (s *Service) holderOf(ctx context.Context, conn *ent.Connection, customerID
 				// The organization's own values, shared by its customers.
 				return credential.HolderORGANIZATION, "org", nil
 			}
-			return "", "", invalid(fieldErr(CodeRequired, "A "+string(conn.Scope)+" connection's credential belongs to a customer: give customerID.", "customerID"))
+			return "", "", invalid(fieldErr(CodeRequired, aScopeConnection(conn.Scope, true)+"'s credential belongs to a customer: give customerID.", "customerID"))
 		}
 		ok, err := s.DB.Customer.Query().Where(customer.ID(customerID)).Exist(ctx)
 		if err != nil {
@@ -411,7 +415,7 @@ func (s *Service) holderOf(ctx context.Context, conn *ent.Connection, customerID
 		return credential.HolderCUSTOMER, "customer:" + strconv.Itoa(customerID), nil
 	default:
 		return "", "", invalid(fieldErr(CodeNotSupported,
-			"Credentials of "+string(conn.Scope)+" connections are saved through an instance or a user, not directly.", "connectionID"))
+			"Credentials of "+ScopeWords(conn.Scope)+" connections are saved through an instance or a user, not directly.", "connectionID"))
 	}
 }
 
@@ -696,7 +700,7 @@ func (s *Service) TestCredential(ctx context.Context, id int) (*ent.Credential, 
 	ct := cred.Edges.Connection.Edges.Type
 	if cred.Edges.Connection.Scope == connection.ScopeORGANIZATION_CUSTOMER && cred.Holder == credential.HolderORGANIZATION {
 		return nil, nil, invalid(fieldErr(CodeNotSupported,
-			"The organization's values of an ORGANIZATION_CUSTOMER connection are tested with a customer's credential.", "id"))
+			"The organization's values of "+aScopeConnection(connection.ScopeORGANIZATION_CUSTOMER, false)+" are tested with a customer's credential.", "id"))
 	}
 	secretVals, err := s.openSecrets(ctx, cred)
 	if err != nil {

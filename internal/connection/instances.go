@@ -3,6 +3,7 @@ package connection
 import (
 	"context"
 	"fmt"
+	"runtime/debug"
 	"strings"
 
 	"github.com/plugboard/plugboard/ent"
@@ -56,10 +57,16 @@ type SlotState struct {
 	// BuildOnly is the build-only connection that keeps the slot of a
 	// PRODUCTION instance unsatisfied, if any.
 	BuildOnly *ent.Connection
+	// CustomerStatus is, for a customer's user, the status of the slot's
+	// credential when the credential itself is not the user's to see.
+	CustomerStatus *credential.Status
 }
 
 // Status is the status of the slot's credential, nil without one.
 func (st *SlotState) Status() *credential.Status {
+	if st.CustomerStatus != nil {
+		return st.CustomerStatus
+	}
 	if st.Credential == nil {
 		return nil
 	}
@@ -67,10 +74,15 @@ func (st *SlotState) Status() *credential.Status {
 	return &s
 }
 
-// slotStates resolves every slot of inst, in slot order.
+// slotStates resolves every slot of inst, in slot order. It is the truth
+// of the instance whoever asks: it reads as plugboard inside the instance's
+// organization, so a slot whose connection the viewer may not see (an
+// organization-managed one, for a customer's user) still resolves.
+// Callers show a viewer only what it may see (InstanceSlots).
 func (s *Service) slotStates(ctx context.Context, db *ent.Client, inst *ent.Instance) ([]*SlotState, error) {
+	ctx = auth.SystemContext(ctx)
 	slots, err := db.ConnectionSlot.Query().
-		Where(connectionslot.IntegrationID(inst.IntegrationID)).
+		Where(connectionslot.IntegrationID(inst.IntegrationID), connectionslot.OrganizationID(inst.OrganizationID)).
 		WithConnection().
 		Order(ent.Asc(connectionslot.FieldPosition), ent.Asc(connectionslot.FieldID)).
 		All(ctx)
@@ -81,7 +93,7 @@ func (s *Service) slotStates(ctx context.Context, db *ent.Client, inst *ent.Inst
 		return nil, nil
 	}
 	bindings, err := db.InstanceBinding.Query().
-		Where(instancebinding.InstanceID(inst.ID)).
+		Where(instancebinding.InstanceID(inst.ID), instancebinding.OrganizationID(inst.OrganizationID)).
 		WithCredential(func(q *ent.CredentialQuery) { q.WithConnection() }).All(ctx)
 	if err != nil {
 		return nil, err
@@ -95,6 +107,7 @@ func (s *Service) slotStates(ctx context.Context, db *ent.Client, inst *ent.Inst
 		connIDs = append(connIDs, sl.ConnectionID)
 	}
 	cands, err := db.Credential.Query().Where(
+		credential.OrganizationID(inst.OrganizationID),
 		credential.ConnectionIDIn(connIDs...),
 		credential.HolderKeyIn("org", customerHolderKey(inst.CustomerID), instanceHolderKey(inst.ID)),
 	).All(ctx)
@@ -129,7 +142,7 @@ func (s *Service) slotStates(ctx context.Context, db *ent.Client, inst *ent.Inst
 			st.Credential, st.Bound = c, true
 			if test && !c.IsTest {
 				// A TEST instance uses the holder's test credential.
-				tc, err := db.Credential.Query().Where(credential.ConnectionID(c.ConnectionID),
+				tc, err := db.Credential.Query().Where(credential.OrganizationID(inst.OrganizationID), credential.ConnectionID(c.ConnectionID),
 					credential.HolderKey(c.HolderKey), credential.IsTest(true)).Only(ctx)
 				if err != nil && !ent.IsNotFound(err) {
 					return nil, err
@@ -219,19 +232,43 @@ func (s *Service) viewerInstance(ctx context.Context, v *auth.Viewer, id int) (*
 	return inst, err
 }
 
-// InstanceSlots returns the slots of an instance and what each uses.
+// InstanceSlots returns the slots of an instance and what each uses, as
+// the viewer may see them. A customer's user sees every slot's status; of
+// the credentials, only those it sees elsewhere: never the organization's
+// (of an organization-managed slot), nor another user's.
 func (s *Service) InstanceSlots(ctx context.Context, inst *ent.Instance) ([]*SlotState, error) {
 	v, err := auth.Require(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if v.Role == auth.RoleCustomerUser && inst.CustomerID != v.CustomerID {
+	if v.OrganizationID != inst.OrganizationID || (v.Role == auth.RoleCustomerUser && inst.CustomerID != v.CustomerID) {
 		return nil, notFound("instance", inst.ID)
 	}
 	if v.Role != auth.RoleOrgAdmin && v.Role != auth.RoleCustomerUser {
 		return nil, fmt.Errorf("%w: this needs an admin or the instance's customer", auth.ErrForbidden)
 	}
-	return s.slotStates(ctx, s.DB, inst)
+	states, err := s.slotStates(ctx, s.DB, inst)
+	if err != nil || v.Role == auth.RoleOrgAdmin {
+		return states, err
+	}
+	out := make([]*SlotState, 0, len(states))
+	for _, st := range states {
+		cp := *st
+		cp.OrgCredential, cp.BuildOnly = nil, nil
+		// The slot's edges were read as plugboard: the viewer's own reads
+		// load them again, so it sees an organization-managed connection
+		// no more than elsewhere.
+		sl := *st.Slot
+		sl.Edges = ent.ConnectionSlotEdges{}
+		cp.Slot = &sl
+		if c := st.Credential; c != nil && (IsOrgScope(st.Connection.Scope) || !ownedBy(c, inst, v)) {
+			// The status stays: the customer sees how its slot stands.
+			status := c.Status
+			cp.Credential, cp.CustomerStatus = nil, &status
+		}
+		out = append(out, &cp)
+	}
+	return out, nil
 }
 
 // refreshInstances recomputes the config state of the instances, and
@@ -282,7 +319,17 @@ func instancesUsing(ctx context.Context, db *ent.Client, connID, customerID int)
 // afterCredentialChange brings the instances a credential serves up to
 // date: their config state, and for a change of the organization's values,
 // needsDeploy of the deployed ones.
-func (s *Service) afterCredentialChange(ctx context.Context, c *ent.Credential, orgValuesChanged bool) error {
+//
+// It runs after the change committed, so the change's answer must not
+// depend on it: a fault here is returned (and logged by the caller), a
+// panic included, never raised into the answer.
+func (s *Service) afterCredentialChange(ctx context.Context, c *ent.Credential, orgValuesChanged bool) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.log().Error("panic recomputing the instances of a credential", "credential", c.ID, "panic", p, "stack", string(debug.Stack()))
+			err = fmt.Errorf("recomputing the instances of credential %d: %v", c.ID, p)
+		}
+	}()
 	customerID := 0
 	if c.CustomerID != nil {
 		customerID = *c.CustomerID
@@ -360,6 +407,7 @@ func (s *Service) CreateInstance(ctx context.Context, in CreateInstanceInput) (*
 	if strings.TrimSpace(in.Name) == "" || len(in.Name) > 200 {
 		errs = append(errs, fieldErr(CodeInvalidValue, "A name is 1 to 200 characters.", "name"))
 	}
+	errs = append(errs, checkChars(in.Name, displayText, "name")...)
 	if in.Environment == "" {
 		in.Environment = instance.EnvironmentPRODUCTION
 	}
@@ -447,8 +495,8 @@ func (s *Service) BindInstanceConnection(ctx context.Context, in BindInput) (*en
 		if conn.Scope == connection.ScopeUSER || IsOrgScope(conn.Scope) ||
 			c.Scope != connection.ScopeCUSTOMER || c.TypeID != conn.TypeID {
 			return nil, invalid(fieldErr(CodeInvalidValue, fmt.Sprintf(
-				"Slot %q takes a credential of connection %q, or a customer's credential of a CUSTOMER connection of the same type.",
-				sl.Key, conn.StableKey), "credentialID"))
+				"Slot %q takes a credential of connection %q, or a customer's credential of %s of the same type.",
+				sl.Key, conn.StableKey, aScopeConnection(connection.ScopeCUSTOMER, false)), "credentialID"))
 		}
 		credConn = c
 	}
@@ -609,7 +657,7 @@ func (s *Service) DeleteInstance(ctx context.Context, id int) error {
 		}
 		return s.audit(ctx, db, v, auditEntry{
 			action:  "instance.deleted",
-			message: fmt.Sprintf("instance %d deleted with %d INTEGRATION credentials", id, len(credIDs)),
+			message: fmt.Sprintf("instance %d deleted with %d integration-scoped credentials", id, len(credIDs)),
 		})
 	})
 }

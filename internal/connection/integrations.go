@@ -55,6 +55,8 @@ func (s *Service) CreateIntegration(ctx context.Context, in CreateIntegrationInp
 	if len(in.Description) > 2000 {
 		errs = append(errs, fieldErr(CodeTooLong, "The description is longer than 2000 characters.", "description"))
 	}
+	errs = append(errs, checkChars(in.Name, displayText, "name")...)
+	errs = append(errs, checkChars(in.Description, displayText, "description")...)
 	if len(in.Slots) > MaxSlots {
 		errs = append(errs, fieldErr(CodeTooMany, fmt.Sprintf("At most %d slots.", MaxSlots), "slots"))
 	}
@@ -76,6 +78,7 @@ func (s *Service) CreateIntegration(ctx context.Context, in CreateIntegrationInp
 		if strings.TrimSpace(sl.Label) == "" || len(sl.Label) > 200 {
 			errs = append(errs, FieldError{at("label"), CodeInvalidValue, "A label is 1 to 200 characters."})
 		}
+		errs = append(errs, checkChars(sl.Label, displayText, at("label")...)...)
 		switch {
 		case (sl.ConnectionID != 0) == (sl.TypeKey != ""):
 			errs = append(errs, FieldError{at("connectionID"), CodeInvalidValue,
@@ -89,7 +92,7 @@ func (s *Service) CreateIntegration(ctx context.Context, in CreateIntegrationInp
 				return nil, err
 			case c.Scope == connection.ScopeINTEGRATION:
 				errs = append(errs, FieldError{at("connectionID"), CodeInvalidValue, fmt.Sprintf(
-					"Connection %q has INTEGRATION scope: it belongs to its own slot; give typeKey for a new one.", c.StableKey)})
+					"Connection %q is %s: it belongs to its own slot; give typeKey for a new one.", c.StableKey, ScopeWords(c.Scope))})
 			default:
 				plans[i].conn = c
 			}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/plugboard/plugboard/ent"
 	"github.com/plugboard/plugboard/ent/connection"
@@ -36,6 +37,38 @@ const (
 	// customer, the instance or one of the customer's users.
 	CodeWrongHolder = "WRONG_HOLDER"
 )
+
+// scopeWords name each scope as a person would write it, for messages.
+var scopeWords = map[connection.Scope]string{
+	connection.ScopeCUSTOMER:              "customer-scoped",
+	connection.ScopeORGANIZATION_CUSTOMER: "organization-managed per-customer",
+	connection.ScopeORGANIZATION_GLOBAL:   "organization-wide",
+	connection.ScopeINTEGRATION:           "integration-scoped",
+	connection.ScopeUSER:                  "user-scoped",
+}
+
+// ScopeWords names a scope in words ("customer-scoped",
+// "organization-wide", ...); messages never show the enum name.
+func ScopeWords(sc connection.Scope) string {
+	if w, ok := scopeWords[sc]; ok {
+		return w
+	}
+	return "unknown-scope"
+}
+
+// aScopeConnection is "a customer-scoped connection", "an organization-wide
+// connection", ...; upper says it starts a sentence.
+func aScopeConnection(sc connection.Scope, upper bool) string {
+	w := ScopeWords(sc)
+	article := "a"
+	if strings.ContainsRune("aeiou", rune(w[0])) {
+		article = "an"
+	}
+	if upper {
+		article = strings.ToUpper(article[:1]) + article[1:]
+	}
+	return article + " " + w + " connection"
+}
 
 // IsOrgScope reports whether the organization enters the values of a
 // connection of scope sc; customers never see or set them.
@@ -122,7 +155,7 @@ func (s *Service) holderFor(ctx context.Context, v *auth.Viewer, conn *ent.Conne
 		}
 	}
 	leaveOut := func(field, why string) error {
-		return invalid(fieldErr(CodeInvalidValue, "A "+string(conn.Scope)+" connection's credential "+why+"; leave "+field+" out.", field))
+		return invalid(fieldErr(CodeInvalidValue, aScopeConnection(conn.Scope, true)+"'s credential "+why+"; leave "+field+" out.", field))
 	}
 	switch conn.Scope {
 	case connection.ScopeORGANIZATION_GLOBAL, connection.ScopeORGANIZATION_CUSTOMER, connection.ScopeCUSTOMER:
@@ -134,7 +167,7 @@ func (s *Service) holderFor(ctx context.Context, v *auth.Viewer, conn *ent.Conne
 		}
 		if conn.Scope == connection.ScopeORGANIZATION_GLOBAL && in.CustomerID != 0 {
 			return holderRef{}, invalid(fieldErr(CodeInvalidValue,
-				"An ORGANIZATION_GLOBAL connection has one credential for the whole organization; leave customerID out.", "customerID"))
+				aScopeConnection(connection.ScopeORGANIZATION_GLOBAL, true)+" has one credential for the whole organization; leave customerID out.", "customerID"))
 		}
 		h, _, err := s.holderOf(ctx, conn, in.CustomerID)
 		if err != nil {
@@ -156,7 +189,7 @@ func (s *Service) holderFor(ctx context.Context, v *auth.Viewer, conn *ent.Conne
 		}
 		if in.InstanceID == 0 {
 			return holderRef{}, invalid(fieldErr(CodeRequired,
-				"An INTEGRATION connection's credential is made inside an instance's config wizard: give instanceID.", "instanceID"))
+				aScopeConnection(connection.ScopeINTEGRATION, true)+"'s credential is made inside an instance's config wizard: give instanceID.", "instanceID"))
 		}
 		q := s.DB.Instance.Query().Where(instance.ID(in.InstanceID))
 		if cu {
@@ -184,7 +217,7 @@ func (s *Service) holderFor(ctx context.Context, v *auth.Viewer, conn *ent.Conne
 			return holderRef{}, leaveOut("instanceID", "belongs to a user")
 		}
 		if in.UserID == 0 {
-			return holderRef{}, invalid(fieldErr(CodeRequired, "A USER connection's credential belongs to a customer's user: give userID.", "userID"))
+			return holderRef{}, invalid(fieldErr(CodeRequired, aScopeConnection(connection.ScopeUSER, true)+"'s credential belongs to a customer's user: give userID.", "userID"))
 		}
 		if cu && in.UserID != v.UserID {
 			return holderRef{}, invalid(fieldErr(CodeNotFound, "No such user.", "userID"))

@@ -47,6 +47,7 @@ func (s *Service) CreateConnectionTemplate(ctx context.Context, in CreateConnect
 	if strings.TrimSpace(in.Name) == "" || len(in.Name) > 200 {
 		errs = append(errs, fieldErr(CodeInvalidValue, "A name is 1 to 200 characters.", "name"))
 	}
+	errs = append(errs, checkChars(in.Name, displayText, "name")...)
 	plain, secretVals := map[string]string{}, map[string]string{}
 	if ct != nil {
 		for _, p := range in.Presets {

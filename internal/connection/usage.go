@@ -33,14 +33,15 @@ type Usage struct {
 }
 
 // ConnectionUsage returns the integrations, instances and customers that
-// use a connection; nil when there is no such connection.
+// use a connection; ErrNotFound when there is no such connection in the
+// viewer's organization, as node answers.
 func (s *Service) ConnectionUsage(ctx context.Context, connectionID int) (*Usage, error) {
 	if _, err := auth.RequireAdmin(ctx); err != nil {
 		return nil, err
 	}
 	conn, err := s.DB.Connection.Query().Where(connection.ID(connectionID)).Only(ctx)
 	if ent.IsNotFound(err) {
-		return nil, nil
+		return nil, notFound("connection", connectionID)
 	}
 	if err != nil {
 		return nil, err
@@ -99,7 +100,9 @@ func (s *Service) usage(ctx context.Context, db *ent.Client, conn *ent.Connectio
 			if err != nil {
 				return nil, err
 			}
-			iu := InstanceUse{Instance: inst, Customer: inst.Edges.Customer, SlotKey: sl.Key, NeedsDeploy: inst.NeedsDeploy}
+			// An instance never deployed needs its first deploy.
+			iu := InstanceUse{Instance: inst, Customer: inst.Edges.Customer, SlotKey: sl.Key,
+				NeedsDeploy: inst.NeedsDeploy || inst.DeployedAt == nil}
 			for _, st := range states {
 				if st.Slot.ID == sl.ID {
 					iu.Credential = st.Credential

@@ -32,6 +32,8 @@ func (s *Service) CreateUser(ctx context.Context, in CreateUserInput) (*ent.User
 	if strings.TrimSpace(in.ExternalID) == "" || len(in.ExternalID) > 200 {
 		errs = append(errs, fieldErr(CodeInvalidValue, "An external id is 1 to 200 characters.", "externalID"))
 	}
+	errs = append(errs, checkChars(in.ExternalID, identifier, "externalID")...)
+	errs = append(errs, checkChars(in.Email, identifier, "email")...)
 	if in.Email != "" && (len(in.Email) > 320 || !strings.Contains(in.Email, "@")) {
 		errs = append(errs, fieldErr(CodeInvalidValue, "An email address has an @ and at most 320 characters.", "email"))
 	}

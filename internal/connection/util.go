@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"github.com/plugboard/plugboard/ent/schema/schematype"
+	"github.com/plugboard/plugboard/internal/textrule"
 )
 
 var stableKeyPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
@@ -28,3 +29,27 @@ func clip(s string, n int) string {
 
 // quote quotes a key (never a value) for a message.
 func quote(key string) string { return strconv.Quote(clip(key, 100)) }
+
+// What a caller's string is, for checkChars.
+const (
+	identifier  = true  // an external id or a key: no control character
+	displayText = false // a name, a label, a description: tabs and line breaks only
+)
+
+// checkChars is the one check of the characters of a string a caller
+// gives, the same on every database: it returns a field error at path
+// when value holds invalid UTF-8 or a control character its kind refuses.
+func checkChars(value string, kind bool, path ...string) []FieldError {
+	why := textrule.Text(value)
+	if kind == identifier {
+		why = textrule.Identifier(value)
+	}
+	if why == "" {
+		return nil
+	}
+	what := "The text"
+	if kind == identifier {
+		what = "The identifier"
+	}
+	return []FieldError{fieldErr(CodeInvalidValue, what+" "+why+".", path...)}
+}

@@ -86,17 +86,19 @@ func nextVersion(ctx context.Context, db *ent.Client, orgID, credID, current int
 	return n + 1, nil
 }
 
-// addVersion stores version n of credential credID in state. A LIVE version
-// supersedes the one live before it. Old versions beyond KeepVersions are
-// pruned. It runs in the caller's transaction.
-func (s *Service) addVersion(ctx context.Context, db *ent.Client, v *auth.Viewer, orgID, credID, n int,
+// addVersion stores version n of credential was in state; was is the
+// credential as it stood before the change. A LIVE version supersedes the
+// one live before it, which keeps the status was had. Old versions beyond
+// KeepVersions are pruned. It runs in the caller's transaction.
+func (s *Service) addVersion(ctx context.Context, db *ent.Client, v *auth.Viewer, was *ent.Credential, n int,
 	vals versionValues, state credentialversion.State, message string) error {
+	orgID, credID := was.OrganizationID, was.ID
 	sealed, err := s.sealVersionSecrets(ctx, credID, n, vals.secrets)
 	if err != nil {
 		return err
 	}
 	if state == credentialversion.StateLIVE {
-		if err := supersedeLive(ctx, db, orgID, credID); err != nil {
+		if err := supersedeLive(ctx, db, was); err != nil {
 			return err
 		}
 	}
@@ -124,11 +126,19 @@ func (s *Service) addVersion(ctx context.Context, db *ent.Client, v *auth.Viewer
 	return pruneVersions(ctx, db, orgID, credID)
 }
 
-func supersedeLive(ctx context.Context, db *ent.Client, orgID, credID int) error {
+// supersedeLive marks the LIVE version of credential was SUPERSEDED,
+// recording the status was had: what those values last earned.
+// A credential being created (no status yet) has no live version.
+func supersedeLive(ctx context.Context, db *ent.Client, was *ent.Credential) error {
+	if was.Status == "" {
+		return nil
+	}
 	return db.CredentialVersion.Update().
-		Where(credentialversion.CredentialID(credID), credentialversion.OrganizationID(orgID),
+		Where(credentialversion.CredentialID(was.ID), credentialversion.OrganizationID(was.OrganizationID),
 			credentialversion.StateEQ(credentialversion.StateLIVE)).
-		SetState(credentialversion.StateSUPERSEDED).Exec(ctx)
+		SetState(credentialversion.StateSUPERSEDED).
+		SetLastStatus(credentialversion.LastStatus(was.Status)).
+		SetLastStatusDetail(clip(was.StatusDetail, 1000)).Exec(ctx)
 }
 
 // pruneVersions deletes the SUPERSEDED and REJECTED versions of credID
@@ -185,7 +195,7 @@ func (s *Service) verifySave(ctx context.Context, v *auth.Viewer, p pendingSave)
 		if n, err = nextVersion(ctx, db, ex.OrganizationID, ex.ID, ex.Version); err != nil {
 			return err
 		}
-		if err := s.addVersion(ctx, db, v, ex.OrganizationID, ex.ID, n, p.vals, credentialversion.StatePENDING, "waiting for its live test"); err != nil {
+		if err := s.addVersion(ctx, db, v, ex, n, p.vals, credentialversion.StatePENDING, "waiting for its live test"); err != nil {
 			return err
 		}
 		return s.audit(ctx, db, v, auditEntry{
@@ -261,7 +271,7 @@ func (s *Service) verifySave(ctx context.Context, v *auth.Viewer, p pendingSave)
 				return err
 			}
 		}
-		if err := supersedeLive(ctx, db, ex.OrganizationID, ex.ID); err != nil {
+		if err := supersedeLive(ctx, db, ex); err != nil {
 			return err
 		}
 		if err := db.CredentialVersion.Update().
@@ -334,23 +344,68 @@ func isOAuth(ct *ent.ConnectionType) bool {
 
 // RollbackCredential makes the values of an earlier version of credential
 // id live again, as a new version (history stays linear). Only a version
-// that was live (LIVE or SUPERSEDED) can be rolled back to. OAuth 2.0
-// credentials keep their token and its status; others become ACTIVE.
-func (s *Service) RollbackCredential(ctx context.Context, id, version int) (*ent.Credential, error) {
+// that was live (LIVE or SUPERSEDED) can be rolled back to.
+//
+// A rollback never claims more than it knows. OAuth 2.0 credentials keep
+// their token and its status. Others take the status the values last
+// earned (recorded when that version stopped being live; PENDING when it
+// was not recorded), or with verify the plugin tests the values first: a
+// failed test refuses the rollback (TEST_FAILED) and changes nothing, a
+// passed one makes the credential ACTIVE.
+func (s *Service) RollbackCredential(ctx context.Context, id, version int, verify bool) (*ent.Credential, *TestResult, error) {
 	v, err := auth.RequireAdmin(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cred, err := s.DB.Credential.Query().Where(credential.ID(id)).
 		WithConnection(func(q *ent.ConnectionQuery) { q.WithType() }).Only(ctx)
 	if ent.IsNotFound(err) {
-		return nil, notFound("credential", id)
+		return nil, nil, notFound("credential", id)
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	target, err := s.rollbackTarget(ctx, cred.ID, version)
+	if err != nil {
+		return nil, nil, err
+	}
+	secretVals, err := s.openVersionSecrets(ctx, target)
+	if err != nil {
+		return nil, nil, err
+	}
+	vals := versionValues{plain: target.Inputs, secrets: secretVals, meta: target.SecretMeta}
+	if vals.plain == nil {
+		vals.plain = map[string]string{}
+	}
+	if vals.meta == nil {
+		vals.meta = map[string]schematype.SecretMeta{}
+	}
+	conn := cred.Edges.Connection
+	orgPart := conn.Scope == connection.ScopeORGANIZATION_CUSTOMER && cred.Holder == credential.HolderORGANIZATION
+	if verify && orgPart {
+		return nil, nil, invalid(fieldErr(CodeNotSupported, "The organization's values of "+
+			aScopeConnection(connection.ScopeORGANIZATION_CUSTOMER, false)+" are tested with a customer's credential.", "verify"))
+	}
+	rs := rollbackStatusOf(cred, target, isOAuth(conn.Edges.Type) && !orgPart)
+	var tr *TestResult
+	if verify {
+		if tr, err = s.testVersionValues(ctx, cred, vals); err != nil {
+			return nil, tr, err
+		}
+		rs.tested = true
+		if !rs.keep {
+			rs.status, rs.detail = credential.StatusACTIVE, fmt.Sprintf("rolled back to the values of version %d; verified: %s", version, clip(tr.Message, 500))
+		}
+	}
+	saved, err := s.commitRollback(ctx, v, cred, version, vals, rs)
+	return saved, tr, err
+}
+
+// rollbackTarget loads version of credential credID, refusing a version
+// that was never live.
+func (s *Service) rollbackTarget(ctx context.Context, credID, version int) (*ent.CredentialVersion, error) {
 	target, err := s.DB.CredentialVersion.Query().
-		Where(credentialversion.CredentialID(cred.ID), credentialversion.Version(version)).Only(ctx)
+		Where(credentialversion.CredentialID(credID), credentialversion.Version(version)).Only(ctx)
 	if ent.IsNotFound(err) {
 		return nil, invalid(fieldErr(CodeNotFound,
 			fmt.Sprintf("The credential has no version %d (the last %d versions are kept).", version, KeepVersions), "version"))
@@ -368,30 +423,80 @@ func (s *Service) RollbackCredential(ctx context.Context, id, version int) (*ent
 		return nil, invalid(fieldErr(CodeInvalidValue,
 			fmt.Sprintf("Version %d was rejected by its live test and was never live; it cannot be rolled back to.", version), "version"))
 	}
-	secretVals, err := s.openVersionSecrets(ctx, target)
+	return target, nil
+}
+
+// rollbackStatus is the status a rollback leaves: keep says the
+// credential's own (an OAuth 2.0 token's) stays; tested says a live test
+// of the values passed just now.
+type rollbackStatus struct {
+	status credential.Status
+	detail string
+	keep   bool
+	tested bool
+}
+
+// rollbackStatusOf is the status a rollback to target leaves without a
+// test: the one its values last earned, PENDING if that was not recorded.
+func rollbackStatusOf(cred *ent.Credential, target *ent.CredentialVersion, keep bool) rollbackStatus {
+	if keep {
+		return rollbackStatus{status: cred.Status, detail: cred.StatusDetail, keep: true}
+	}
+	if target.LastStatus == nil {
+		return rollbackStatus{status: credential.StatusPENDING, detail: fmt.Sprintf(
+			"rolled back to the values of version %d, whose status was not recorded; test them", target.Version)}
+	}
+	detail := fmt.Sprintf("rolled back to the values of version %d, %s when last live", target.Version, *target.LastStatus)
+	if target.LastStatusDetail != "" {
+		detail += " (" + clip(target.LastStatusDetail, 400) + ")"
+	}
+	return rollbackStatus{status: credential.Status(*target.LastStatus), detail: detail}
+}
+
+// testVersionValues runs the plugin's live test on a version's values of
+// cred, with the credential's token for OAuth 2.0 types. A failed test is
+// a TEST_FAILED field error with the result.
+func (s *Service) testVersionValues(ctx context.Context, cred *ent.Credential, vals versionValues) (*TestResult, error) {
+	conn := cred.Edges.Connection
+	ct := conn.Edges.Type
+	merged, err := s.layerValues(ctx, conn, ct.Inputs, cred.Holder, cred.IsTest, mergeValues(vals.plain, vals.secrets))
 	if err != nil {
 		return nil, err
 	}
-	vals := versionValues{plain: target.Inputs, secrets: secretVals, meta: target.SecretMeta}
-	if vals.plain == nil {
-		vals.plain = map[string]string{}
+	resolved, err := resolve(ct, merged)
+	if err != nil {
+		return nil, err
 	}
-	if vals.meta == nil {
-		vals.meta = map[string]schematype.SecretMeta{}
+	var tok *oauth.Token
+	if isOAuth(ct) && s.OAuth != nil && len(cred.Token) > 0 {
+		if tok, err = s.OAuth.Token(ctx, cred.ID, 0); err != nil {
+			return nil, err
+		}
 	}
-	conn := cred.Edges.Connection
-	ct := conn.Edges.Type
-	status, detail := credential.StatusACTIVE, fmt.Sprintf("rolled back to the values of version %d", version)
-	keep := isOAuth(ct)
-	orgPart := conn.Scope == connection.ScopeORGANIZATION_CUSTOMER && cred.Holder == credential.HolderORGANIZATION
-	if orgPart {
-		keep = false
+	tr, err := s.Plugins.Test(ctx, ct.Key, resolved, sdkToken(tok))
+	if err != nil {
+		return nil, err
 	}
+	secretList := secretValues(ct.Inputs, merged)
+	if tok != nil {
+		secretList = append(secretList, tok.AccessToken, tok.RefreshToken)
+	}
+	result := &TestResult{OK: tr.OK, Message: redact(tr.Message, secretList)}
+	if !tr.OK {
+		return result, invalid(fieldErr(CodeTestFailed, "The live test of the values failed; nothing was rolled back: "+result.Message, "verify"))
+	}
+	return result, nil
+}
+
+// commitRollback stores vals as the new live version of cred with the
+// status rs, audits it, and brings the instances up to date.
+func (s *Service) commitRollback(ctx context.Context, v *auth.Viewer, cred *ent.Credential, version int,
+	vals versionValues, rs rollbackStatus) (*ent.Credential, error) {
 	var saved *ent.Credential
-	var n int
-	err = s.withTx(ctx, func(tx *ent.Tx) error {
+	err := s.withTx(ctx, func(tx *ent.Tx) error {
 		db := tx.Client()
-		if n, err = nextVersion(ctx, db, cred.OrganizationID, cred.ID, cred.Version); err != nil {
+		n, err := nextVersion(ctx, db, cred.OrganizationID, cred.ID, cred.Version)
+		if err != nil {
 			return err
 		}
 		u := db.Credential.Update().
@@ -399,20 +504,19 @@ func (s *Service) RollbackCredential(ctx context.Context, id, version int) (*ent
 		if err := s.setLiveValues(ctx, u, cred.ID, n, vals); err != nil {
 			return err
 		}
-		if keep {
-			status = cred.Status
-		} else {
-			u.SetStatus(status).SetStatusDetail(detail)
+		if !rs.keep {
+			u.SetStatus(rs.status).SetStatusDetail(rs.detail)
 		}
-		cnt, err := u.Save(ctx)
-		if err != nil {
+		if rs.tested {
+			u.SetLastTestedAt(s.now())
+		}
+		if cnt, err := u.Save(ctx); err != nil {
 			return err
-		}
-		if cnt == 0 {
+		} else if cnt == 0 {
 			return invalid(fieldErr(CodeTaken, "The credential changed while it was being rolled back; try again."))
 		}
 		msg := fmt.Sprintf("rolled back from version %d to the values of version %d", cred.Version, version)
-		if err := s.addVersion(ctx, db, v, cred.OrganizationID, cred.ID, n, vals, credentialversion.StateLIVE, msg); err != nil {
+		if err := s.addVersion(ctx, db, v, cred, n, vals, credentialversion.StateLIVE, msg); err != nil {
 			return err
 		}
 		if err := s.audit(ctx, db, v, auditEntry{
@@ -421,10 +525,10 @@ func (s *Service) RollbackCredential(ctx context.Context, id, version int) (*ent
 		}); err != nil {
 			return err
 		}
-		if status != cred.Status {
+		if rs.status != cred.Status {
 			if err := s.audit(ctx, db, v, auditEntry{
 				credentialID: cred.ID, connectionID: cred.ConnectionID, action: "credential.status_changed",
-				message: fmt.Sprintf("status %s → %s", cred.Status, status),
+				message: fmt.Sprintf("status %s → %s", cred.Status, rs.status),
 			}); err != nil {
 				return err
 			}

@@ -38,7 +38,7 @@ func (s *Service) Disconnect(ctx context.Context, credentialID int) error {
 			return err
 		}
 		if !isOAuth(ct) {
-			return fmt.Errorf("credential %d (%s): %w", cred.ID, ct.Key, ErrNotOAuth)
+			return credentialErr(cred.ID, fmt.Errorf("%w (%s)", ErrNotOAuth, ct.Key))
 		}
 		tok, err := s.open(ctx, cred)
 		if err != nil {

@@ -3,6 +3,7 @@ package oauth
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Errors the API layer maps to GraphQL error codes. Every error this
@@ -41,6 +42,26 @@ var (
 	ErrProvider = errors.New("the OAuth 2.0 provider failed")
 )
 
+// RedirectError is a success or failure redirect URL that is not allowed.
+// It wraps ErrRedirectNotAllowed and names the input at fault.
+type RedirectError struct {
+	// Field is the input: "redirectURL" or "failureURL".
+	Field string
+	// Err says why; it wraps ErrRedirectNotAllowed.
+	Err error
+}
+
+func (e *RedirectError) Error() string {
+	msg := e.Err.Error()
+	if e.Field == "failureURL" {
+		msg = strings.Replace(msg, "the redirect URL", "the failure URL", 1)
+	}
+	return msg
+}
+
+// Unwrap lets errors.Is see ErrRedirectNotAllowed.
+func (e *RedirectError) Unwrap() error { return e.Err }
+
 // ProviderError is a failed call to a provider's token or revoke endpoint,
 // described without any secret.
 type ProviderError struct {
@@ -66,7 +87,22 @@ func (e *ProviderError) Unwrap() []error {
 	return []error{ErrProvider}
 }
 
-func notFound(id int) error { return fmt.Errorf("credential %d: %w", id, ErrNotFound) }
+func notFound(id int) error { return credentialErr(id, ErrNotFound) }
+
+// CredentialError is an error about one credential. Its text names the
+// credential by its row id, for the log; an API names it to its caller by
+// the id the caller knows (the global id) and Err's text.
+type CredentialError struct {
+	ID  int
+	Err error
+}
+
+func (e *CredentialError) Error() string { return fmt.Sprintf("credential %d: %v", e.ID, e.Err) }
+
+// Unwrap lets errors.Is see the error of this package that Err wraps.
+func (e *CredentialError) Unwrap() error { return e.Err }
+
+func credentialErr(id int, err error) error { return &CredentialError{ID: id, Err: err} }
 
 func misconfigured(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrMisconfigured, fmt.Sprintf(format, args...))

@@ -60,10 +60,10 @@ const (
 // judge decides what a credential with token tok needs.
 func judge(c *ent.Credential, tok *Token, n need, now time.Time) (verdict, error) {
 	if c.Status == credential.StatusFAILED {
-		return serve, fmt.Errorf("credential %d: %w: %s", c.ID, ErrReconnectNeeded, c.StatusDetail)
+		return serve, credentialErr(c.ID, fmt.Errorf("%w: %s", ErrReconnectNeeded, c.StatusDetail))
 	}
 	if tok == nil {
-		return serve, fmt.Errorf("credential %d: %w", c.ID, ErrNotConnected)
+		return serve, credentialErr(c.ID, ErrNotConnected)
 	}
 	due := c.NextRefreshAt != nil && !c.NextRefreshAt.After(now)
 	if n.sweep {
@@ -169,11 +169,11 @@ func (s *Service) Token(ctx context.Context, credentialID int, minValidity time.
 	if last.err != nil {
 		return nil, last.err
 	}
-	return nil, fmt.Errorf("credential %d: %w: the token could not be refreshed", credentialID, ErrProvider)
+	return nil, credentialErr(credentialID, fmt.Errorf("%w: the token could not be refreshed", ErrProvider))
 }
 
 func backoffError(c *ent.Credential) error {
-	return fmt.Errorf("credential %d: %w: the token is not valid long enough and refreshing it is failing: %s", c.ID, ErrProvider, c.StatusDetail)
+	return credentialErr(c.ID, fmt.Errorf("%w: the token is not valid long enough and refreshing it is failing: %s", ErrProvider, c.StatusDetail))
 }
 
 // fly runs one refresh of the credential in this process, shared by every
@@ -341,7 +341,7 @@ func (s *Service) refreshLocked(ctx context.Context, db *ent.Client, tx *ent.Tx,
 	s.log.Warn("refreshing a token failed", "credential", id, "reason", pe.Code, "transient", pe.transient(), "status", t.to, "detail", t.detail)
 	var ferr error = pe
 	if t.to == credential.StatusFAILED {
-		ferr = fmt.Errorf("credential %d: %w: %s", id, ErrReconnectNeeded, t.detail)
+		ferr = credentialErr(id, fmt.Errorf("%w: %s", ErrReconnectNeeded, t.detail))
 	}
 	return lockedResult{flightResult: flightResult{tok: tok, to: t.to, err: ferr}}, t
 }

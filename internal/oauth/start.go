@@ -67,7 +67,7 @@ func (s *Service) Start(ctx context.Context, in StartInput) (string, error) {
 		return "", err
 	}
 	if ct.AuthKind != connectiontype.AuthKindOAUTH2_AUTHORIZATION_CODE || ct.Oauth2 == nil {
-		return "", fmt.Errorf("credential %d (%s): %w: it is not an OAuth 2.0 authorization code type", cred.ID, ct.Key, ErrNotOAuth)
+		return "", credentialErr(cred.ID, fmt.Errorf("%w: %s is not an OAuth 2.0 authorization code type", ErrNotOAuth, ct.Key))
 	}
 	f, err := s.flowOf(ct, values)
 	if err != nil {
@@ -78,12 +78,12 @@ func (s *Service) Start(ctx context.Context, in StartInput) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		for _, u := range []string{in.RedirectURL, in.FailureURL} {
-			if u == "" {
+		for _, u := range []struct{ field, url string }{{"redirectURL", in.RedirectURL}, {"failureURL", in.FailureURL}} {
+			if u.url == "" {
 				continue
 			}
-			if _, err := checkRedirect(org.RedirectAllowlist, u); err != nil {
-				return "", err
+			if _, err := checkRedirect(org.RedirectAllowlist, u.url); err != nil {
+				return "", &RedirectError{Field: u.field, Err: err}
 			}
 		}
 	}

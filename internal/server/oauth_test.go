@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -119,6 +120,23 @@ func TestOAuthAuthorizationCodeEndToEnd(t *testing.T) {
 		if r.Code() != "VALIDATION_FAILED" || !strings.Contains(r.Raw, "redirectURL") {
 			t.Fatalf("redirect off the allow-list: %s", r.Raw)
 		}
+		// Of an allowed success URL and a refused failure URL, the error
+		// names the failure URL.
+		for _, tc := range []struct{ redirect, failure, field, noun string }{
+			{"https://app.example.com/integrations/done", "https://evil.example/x", "failureURL", "failure URL"},
+			{"https://evil.example/x", "https://app.example.com/integrations/failed", "redirectURL", "redirect URL"},
+		} {
+			r = env.Do(t, `mutation($id: ID!, $ok: String!, $bad: String!) { startOAuth2(input: {credentialID: $id, redirectURL: $ok, failureURL: $bad}) {
+				authorizeURL userErrors { field code message } } }`, map[string]any{"id": credID, "ok": tc.redirect, "bad": tc.failure})
+			ue, _ := servertest.Get(r.Data, "startOAuth2.userErrors").([]any)
+			if r.Code() != "VALIDATION_FAILED" || len(ue) != 1 {
+				t.Fatalf("a %s off the allow-list: %s", tc.noun, r.Raw)
+			}
+			if f := servertest.Get(r.Data, "startOAuth2.userErrors.0.field"); fmt.Sprint(f) != "["+tc.field+"]" ||
+				!strings.Contains(servertest.Str(r.Data, "startOAuth2.userErrors.0.message"), "the "+tc.noun) {
+				t.Fatalf("a %s off the allow-list is not named: %s", tc.noun, r.Raw)
+			}
+		}
 
 		// Connect.
 		r = env.Do(t, `mutation($id: ID!) { startOAuth2(input: {credentialID: $id, redirectURL: "https://app.example.com/integrations/done"}) { authorizeURL credential { status } userErrors { message } } }`,
@@ -197,6 +215,11 @@ func TestOAuthAuthorizationCodeEndToEnd(t *testing.T) {
 		}
 		if code, rr = readRuntime(t, env, rt, credID); code != http.StatusConflict || rr.Error == nil || rr.Error.Code != "CONFLICT" {
 			t.Fatalf("runtime read after disconnect %d: %+v", code, rr)
+		}
+		// The refusal names the credential by the id the runtime sent.
+		if want := "credential " + credID + ": "; !strings.HasPrefix(rr.Error.Message, want) ||
+			strings.Contains(rr.Error.Message, fmt.Sprint(id)) {
+			t.Fatalf("runtime read after disconnect: the message %q does not start with %q, or names the row id %d", rr.Error.Message, want, id)
 		}
 		c, err := env.App.Store.Client.Credential.Get(ctx, id)
 		if err != nil || len(c.Token) != 0 || c.Status != credential.StatusPENDING {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/plugboard/plugboard/ent"
+	"github.com/plugboard/plugboard/ent/connectionslot"
 	"github.com/plugboard/plugboard/ent/credential"
 	"github.com/plugboard/plugboard/ent/user"
 	"github.com/plugboard/plugboard/graph/globalid"
@@ -174,6 +175,8 @@ func seedMatrix(t *testing.T, env *servertest.Env) *matrixEnv {
 		with(custA1, custA2, userA1b), "user-dropbox", "User Level Asana")
 	add("connInline", "Connection", createConn(env.AdminToken, "wizard-inline", "Inline Asana", "INTEGRATION"),
 		with(custA1, custA2, userA1b), "wizard-inline", "Inline Asana")
+	add("connOrgCust", "Connection", createConn(env.AdminToken, "vendor-per-customer", "Vendor Per Customer Asana", "ORGANIZATION_CUSTOMER"),
+		all, "vendor-per-customer", "Vendor Per Customer Asana")
 	m.scratchConn = createConn(env.AdminToken, "scratch", "Scratch", "CUSTOMER")
 	add("custA1", "Customer", createCustomer(env.AdminToken, "zz-alpha-one", "Alpha One Ltd"),
 		with(custA1, userA1b), "zz-alpha-one", "Alpha One Ltd")
@@ -182,6 +185,17 @@ func seedMatrix(t *testing.T, env *servertest.Env) *matrixEnv {
 	add("credA1", "Credential", save(env.AdminToken, m.id["connA"], m.id["custA1"]), with(custA1, userA1b))
 	add("credA2", "Credential", save(env.AdminToken, m.id["connA"], m.id["custA2"]), with(custA2))
 	add("credOrg", "Credential", save(env.AdminToken, m.id["connOrg"], ""), all)
+	// The organization-managed per-customer connection: the organization's
+	// part (its hidden inputs) and customer A1's part (its shown ones).
+	saveOC := func(cust string, key, value string) string {
+		in := map[string]any{"connectionID": m.id["connOrgCust"], "values": []any{map[string]any{"key": key, "value": value}}}
+		if cust != "" {
+			in["customerID"] = cust
+		}
+		return do(env.AdminToken, saveMutation, map[string]any{"in": in}, "saveCredential.credential.id")
+	}
+	add("credOrgCust", "Credential", saveOC("", "baseUrl", asana.URL), all)
+	add("credOrgCustA1", "Credential", saveOC(m.id["custA1"], "apiKey", canary), all)
 
 	// The customers' users come with their first embedding token.
 	m.tokens[custA1] = key.token(t, "default", "zz-alpha-one", "u-alpha-one-1")
@@ -223,6 +237,17 @@ func seedMatrix(t *testing.T, env *servertest.Env) *matrixEnv {
 	add("instA1", "Instance", globalid.Encode(inst.ID), with(custA1, userA1b), "Alpha Sync for One")
 	connInline, _ := globalid.Decode(m.id["connInline"])
 	connUser, _ := globalid.Decode(m.id["connUser"])
+	// A slot of every scope.
+	for i, sl := range []struct{ key, conn string }{
+		{"asana", "connA"}, {"org-wide", "connOrg"}, {"org-per-customer", "connOrgCust"},
+		{"inline", "connInline"}, {"dropbox", "connUser"},
+	} {
+		connID, _ := globalid.Decode(m.id[sl.conn])
+		if err := db.ConnectionSlot.Create().SetOrganizationID(orgA.ID).SetIntegrationID(integ.ID).
+			SetKey(sl.key).SetLabel("Slot " + sl.key).SetPosition(i).SetConnectionID(connID).Exec(sys); err != nil {
+			t.Fatal(err)
+		}
+	}
 	ci, err := db.Credential.Create().SetOrganizationID(orgA.ID).SetConnectionID(connInline).
 		SetHolder(credential.HolderINSTANCE).SetInstanceID(inst.ID).
 		SetHolderKey(fmt.Sprintf("instance:%d", inst.ID)).Save(sys)
@@ -238,6 +263,16 @@ func seedMatrix(t *testing.T, env *servertest.Env) *matrixEnv {
 		t.Fatal(err)
 	}
 	add("credUserA1", "Credential", globalid.Encode(cu.ID), with(custA1))
+	// The USER slot of the instance uses the first user's credential: the
+	// second user sees the slot's status, not the credential.
+	dropbox, err := db.ConnectionSlot.Query().Where(connectionslot.IntegrationID(integ.ID), connectionslot.Key("dropbox")).Only(sys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.InstanceBinding.Create().SetOrganizationID(orgA.ID).SetInstanceID(inst.ID).
+		SetSlotID(dropbox.ID).SetCredentialID(cu.ID).Exec(sys); err != nil {
+		t.Fatal(err)
+	}
 
 	// Tokens of A: the runtime, one for admin A to revoke.
 	rt, _, err := env.App.Tokens.Create(ctx, orgA.ID, auth.RoleRuntime, "alpha-runtime")
@@ -292,6 +327,9 @@ func (m *matrixEnv) check(t *testing.T, r role, op string, want expect, res *ser
 		denied = true
 	}
 	notBuilt := code == "VALIDATION_FAILED" && allUserErrors(res, "NOT_SUPPORTED")
+	if code == "INTERNAL" {
+		t.Errorf("%s %s: no viewer may get INTERNAL: %s", r, op, res.Raw)
+	}
 	reached := code != "FORBIDDEN" && code != "NOT_FOUND" && code != "UNAUTHENTICATED" && code != "INTERNAL" && !denied
 	ok := false
 	switch want {
@@ -364,6 +402,26 @@ var queryMatrix = []struct {
 	{"signingKeys", "SigningKey", `{ signingKeys(first: 100) { edges { node { id kid publicKeyPem } } } }`, row(A, A, D, D, D, D)},
 	{"connectionUsage", "", `query($connA: ID!) { connectionUsage(connectionID: $connA) { connection { id } } }`, row(A, D, D, D, D, D)},
 	{"configWizard", "", `query($instA1: ID!) { configWizard(instanceID: $instA1) { __typename } }`, row(A, D, A, D, A, D)},
+	// The instance of A1 has a slot of every scope; each role sees every
+	// slot's status and only the credentials it sees elsewhere.
+	{"node", "", `query($instA1: ID!) { node(id: $instA1) { ... on Instance { id configState needsDeploy
+		slots { slot { key label position } status credential { id holder status } } } } }`, row(A, D, A, D, A, D)},
+	// A slot's connection is the viewer's to see only when the connection
+	// is: a customer's user asking for an organization-managed one is
+	// denied, never answered INTERNAL.
+	{"node", "", `query($instA1: ID!) { node(id: $instA1) { ... on Instance { slots { slot { key connection { id scope } } } } } }`,
+		row(A, D, F, D, F, D)},
+	{"instances", "Instance", `{ instances(first: 100) { edges { node { id configState
+		slots { slot { key } status credential { id status } } } } } }`, row(A, A, F, F, F, D)},
+	{"integrations", "Integration", `{ integrations(first: 100) { edges { node { id key connectionSlots { key label position } } } } }`,
+		row(A, A, F, F, F, D)},
+	{"configWizard", "", `query($instA1: ID!) { configWizard(instanceID: $instA1) { instance { id slots { status credential { id } } }
+		pages { key elements { slotKey label scope typeKey action status connected connectLabel
+			credential { id holder status values { key isSet } } existing { id }
+			fields { key value isSet } errors { field code message } } } } }`, row(A, D, A, D, A, D)},
+	{"connectionUsage", "", `query($connOrgCust: ID!) { connectionUsage(connectionID: $connOrgCust) {
+		connection { id } integrations { id } customers { id }
+		instances { instance { id } customer { id } slotKey credential { id } needsDeploy } } }`, row(A, D, D, D, D, D)},
 }
 
 // mutationMatrix: every mutation, in the order run. Each names its targets
@@ -383,6 +441,12 @@ var mutationMatrix = []struct {
 	{"saveCredential", `mutation($connA: ID!, $custA1: ID!) { saveCredential(input: {connectionID: $connA, customerID: $custA1,
 		values: [{key: "apiKey", value: "1/0000000000000000:abc"}]}) { credential { id } } }`,
 		row(A, D, E, D, E, D)},
+	{"saveCredential", `mutation($connInline: ID!, $instA1: ID!) { saveCredential(input: {connectionID: $connInline, instanceID: $instA1,
+		values: [{key: "apiKey", value: "1/0000000000000000:abc"}]}) { credential { id status } } }`,
+		row(A, D, E, D, E, D)},
+	{"saveCredential", `mutation($connUser: ID!) { saveCredential(input: {connectionID: $connUser,
+		values: [{key: "apiKey", value: "1/0000000000000000:abc"}]}) { credential { id status } } }`,
+		row(R, D, E, E, E, D)},
 	{"testCredential", `mutation($credA1: ID!) { testCredential(id: $credA1) { credential { id } result { ok } } }`,
 		row(A, D, E, D, E, D)},
 	{"startOAuth2", `mutation($credA1: ID!) { startOAuth2(input: {credentialID: $credA1}) { authorizeURL } }`,
@@ -471,6 +535,35 @@ func TestRoleMatrix(t *testing.T) {
 						if !m.sees(r, o) && got[o.id] {
 							t.Errorf("%s %s: %s is shown: %s", r, q.field, o.name, res.Raw)
 						}
+					}
+				}
+			}
+		})
+
+		t.Run("slots", func(t *testing.T) {
+			// Every slot has a status each member of the customer sees;
+			// the credential only where the member sees it elsewhere.
+			const q = `query($id: ID!) { node(id: $id) { ... on Instance { slots { slot { key } status credential { id } } } } }`
+			want := map[role]map[string]string{
+				custA1:  {"asana": "credA1", "org-wide": "", "org-per-customer": "", "inline": "credInstA1", "dropbox": "credUserA1"},
+				userA1b: {"asana": "credA1", "org-wide": "", "org-per-customer": "", "inline": "credInstA1", "dropbox": ""},
+				adminA:  {"asana": "credA1", "org-wide": "credOrg", "org-per-customer": "credOrgCustA1", "inline": "credInstA1", "dropbox": "credUserA1"},
+			}
+			for r, creds := range want {
+				res := env.DoAs(t, m.tokens[r], q, map[string]any{"id": m.id["instA1"]})
+				slots, _ := servertest.Get(res.Data, "node.slots").([]any)
+				if len(res.Errors) > 0 || len(slots) != len(creds) {
+					t.Fatalf("%s slots: %s", r, res.Raw)
+				}
+				for i := range slots {
+					key := servertest.Str(res.Data, fmt.Sprintf("node.slots.%d.slot.key", i))
+					status := servertest.Str(res.Data, fmt.Sprintf("node.slots.%d.status", i))
+					got := servertest.Str(res.Data, fmt.Sprintf("node.slots.%d.credential.id", i))
+					if wantCred := creds[key]; (wantCred == "" && got != "") || (wantCred != "" && got != m.id[wantCred]) {
+						t.Errorf("%s slot %s: credential %q, want %s", r, key, got, wantCred)
+					}
+					if status == "" {
+						t.Errorf("%s slot %s: no status: %s", r, key, res.Raw)
 					}
 				}
 			}
@@ -624,6 +717,9 @@ func TestRoleMatrix(t *testing.T) {
 			}
 		})
 		assertNoCanary(t, env)
+		if logs := env.Logs.String(); strings.Contains(logs, "panic") {
+			t.Errorf("the log holds a panic:\n%s", logs)
+		}
 	})
 }
 

@@ -491,13 +491,35 @@ func TestTemplatesAndUsage(t *testing.T) {
 				t.Fatalf("ORGANIZATION_CUSTOMER slot resolved without binding: %v", inst)
 			}
 			insts = append(insts, inst["id"].(string))
-			scOK(t, env, `mutation($id: ID!) { deployInstance(id: $id) { instance { id } } }`, map[string]any{"id": inst["id"]})
 		}
 		const usageQuery = `query($id: ID!) { connectionUsage(connectionID: $id) {
 			connection { stableKey } integrations { key } customers { externalID }
 			instances { instance { id name } customer { externalID } slotKey credential { holder } needsDeploy } } }`
 		usage := func() map[string]any {
 			return scOK(t, env, usageQuery, map[string]any{"id": shared})["connectionUsage"].(map[string]any)
+		}
+		// Never deployed: each instance needs its first deploy.
+		for _, iu := range usage()["instances"].([]any) {
+			if m := iu.(map[string]any); m["needsDeploy"] != true {
+				t.Fatalf("an instance never deployed: %v", m)
+			}
+		}
+		for _, inst := range insts {
+			scOK(t, env, `mutation($id: ID!) { deployInstance(id: $id) { instance { id } } }`, map[string]any{"id": inst})
+		}
+		// Another organization's admin gets the answer node gives: NOT_FOUND.
+		orgB, err := server.EnsureOrganization(context.Background(), env.App.Store.Client, "usage-other-org")
+		if err != nil {
+			t.Fatal(err)
+		}
+		adminB, _, err := env.App.Tokens.Create(context.Background(), orgB.ID, auth.RoleOrgAdmin, "other admin")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, q := range []string{usageQuery, `query($id: ID!) { node(id: $id) { id } }`} {
+			if r := env.DoAs(t, adminB, q, map[string]any{"id": shared}); r.Code() != "NOT_FOUND" || strings.Contains(r.Raw, "asana-shared") {
+				t.Fatalf("another organization's admin: want NOT_FOUND, got %s", r.Raw)
+			}
 		}
 		u := usage()
 		if len(u["integrations"].([]any)) != 1 || len(u["customers"].([]any)) != 2 || len(u["instances"].([]any)) != 2 {

@@ -341,3 +341,84 @@ func TestVerifyOnNewCredentialIsATest(t *testing.T) {
 		assertNoCanary(t, env)
 	})
 }
+
+const rollbackVerifyMutation = `mutation($id: ID!, $v: Int!, $verify: Boolean) { rollbackCredential(id: $id, version: $v, verify: $verify) {
+	credential { id version status statusDetail } testResult { ok message } userErrors { field code message } } }`
+
+// TestRollbackClaimsNoMoreThanItKnows: a rollback without verify gives the
+// credential the status its values last earned (a failed test stays
+// failed); with verify the plugin tests the values first, and a failed
+// test changes nothing.
+func TestRollbackClaimsNoMoreThanItKnows(t *testing.T) {
+	servertest.EachDB(t, servertest.Config{Plugins: []string{"asana"}}, func(t *testing.T, env *servertest.Env) {
+		asana := newVersionAsana(t, verTokA)
+		connID, custID := createAsanaConnection(t, env)
+		save := func(tok string) string {
+			t.Helper()
+			r := env.Do(t, saveMutation, map[string]any{"in": map[string]any{
+				"connectionID": connID, "customerID": custID,
+				"values": []any{
+					map[string]any{"key": "apiKey", "value": tok},
+					map[string]any{"key": "baseUrl", "value": asana.URL},
+				},
+			}})
+			mustOK(t, r)
+			return servertest.Str(r.Data, "saveCredential.credential.id")
+		}
+		// Version 1: values whose live test fails; the credential is ERROR
+		// when version 2 (good values) replaces them.
+		credID := save(verTokBad)
+		r := env.Do(t, testMutation, map[string]any{"id": credID})
+		mustOK(t, r)
+		if servertest.Str(r.Data, "testCredential.credential.status") != "ERROR" {
+			t.Fatalf("a failed test: %s", r.Raw)
+		}
+		save(verTokA)
+		do := func(v int, verify any) *servertest.Response {
+			t.Helper()
+			return env.Do(t, rollbackVerifyMutation, map[string]any{"id": credID, "v": v, "verify": verify})
+		}
+
+		// Without verify: version 1's values come back ERROR, as they were.
+		r = do(1, nil)
+		mustOK(t, r)
+		if servertest.Get(r.Data, "rollbackCredential.credential.version") != float64(3) ||
+			servertest.Str(r.Data, "rollbackCredential.credential.status") != "ERROR" ||
+			!strings.Contains(servertest.Str(r.Data, "rollbackCredential.credential.statusDetail"), "version 1") {
+			t.Fatalf("rollback to values whose test failed: %s", r.Raw)
+		}
+		// Version 2's values were ACTIVE when last live.
+		r = do(2, false)
+		mustOK(t, r)
+		if servertest.Get(r.Data, "rollbackCredential.credential.version") != float64(4) ||
+			servertest.Str(r.Data, "rollbackCredential.credential.status") != "ACTIVE" {
+			t.Fatalf("rollback to values that were ACTIVE: %s", r.Raw)
+		}
+
+		// With verify, values that fail their test are refused: nothing changes.
+		r = do(1, true)
+		if r.Code() != "VALIDATION_FAILED" || servertest.Str(r.Data, "rollbackCredential.userErrors.0.code") != "TEST_FAILED" ||
+			servertest.Get(r.Data, "rollbackCredential.testResult.ok") != false ||
+			servertest.Get(r.Data, "rollbackCredential.credential") != nil || asana.lastToken() != verTokBad {
+			t.Fatalf("verified rollback to failing values: %s", r.Raw)
+		}
+		states, node := versionStates(t, env, credID)
+		wantStates(t, states, map[int]string{1: "SUPERSEDED", 2: "SUPERSEDED", 3: "SUPERSEDED", 4: "LIVE"})
+		if node["version"] != float64(4) || node["status"] != "ACTIVE" {
+			t.Fatalf("a refused verified rollback changed the credential: %v", node)
+		}
+		// With verify, values that pass are live and ACTIVE.
+		r = do(3, true)
+		if r.Code() != "VALIDATION_FAILED" || servertest.Str(r.Data, "rollbackCredential.userErrors.0.code") != "TEST_FAILED" {
+			t.Fatalf("verified rollback to version 3 (version 1's failing values): %s", r.Raw)
+		}
+		r = do(2, true)
+		mustOK(t, r)
+		if servertest.Get(r.Data, "rollbackCredential.credential.version") != float64(5) ||
+			servertest.Str(r.Data, "rollbackCredential.credential.status") != "ACTIVE" ||
+			servertest.Get(r.Data, "rollbackCredential.testResult.ok") != true || asana.lastToken() != verTokA {
+			t.Fatalf("verified rollback to passing values: %s", r.Raw)
+		}
+		assertNoCanary(t, env)
+	})
+}
