@@ -365,6 +365,7 @@ type ComplexityRoot struct {
 		OnPremControlled func(childComplexity int) int
 		Options          func(childComplexity int) int
 		Pattern          func(childComplexity int) int
+		PatternMessage   func(childComplexity int) int
 		Placeholder      func(childComplexity int) int
 		Required         func(childComplexity int) int
 		Secret           func(childComplexity int) int
@@ -694,22 +695,23 @@ type ComplexityRoot struct {
 	}
 
 	WizardField struct {
-		Collection  func(childComplexity int) int
-		Default     func(childComplexity int) int
-		Description func(childComplexity int) int
-		Example     func(childComplexity int) int
-		IsSet       func(childComplexity int) int
-		Key         func(childComplexity int) int
-		Label       func(childComplexity int) int
-		Options     func(childComplexity int) int
-		Pattern     func(childComplexity int) int
-		Placeholder func(childComplexity int) int
-		Required    func(childComplexity int) int
-		Secret      func(childComplexity int) int
-		Template    func(childComplexity int) int
-		Type        func(childComplexity int) int
-		UpdatedAt   func(childComplexity int) int
-		Value       func(childComplexity int) int
+		Collection     func(childComplexity int) int
+		Default        func(childComplexity int) int
+		Description    func(childComplexity int) int
+		Example        func(childComplexity int) int
+		IsSet          func(childComplexity int) int
+		Key            func(childComplexity int) int
+		Label          func(childComplexity int) int
+		Options        func(childComplexity int) int
+		Pattern        func(childComplexity int) int
+		PatternMessage func(childComplexity int) int
+		Placeholder    func(childComplexity int) int
+		Required       func(childComplexity int) int
+		Secret         func(childComplexity int) int
+		Template       func(childComplexity int) int
+		Type           func(childComplexity int) int
+		UpdatedAt      func(childComplexity int) int
+		Value          func(childComplexity int) int
 	}
 
 	WizardPage struct {
@@ -1993,6 +1995,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.InputField.Pattern(childComplexity), true
+	case "InputField.patternMessage":
+		if e.ComplexityRoot.InputField.PatternMessage == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InputField.PatternMessage(childComplexity), true
 	case "InputField.placeholder":
 		if e.ComplexityRoot.InputField.Placeholder == nil {
 			break
@@ -3510,6 +3518,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.WizardField.Pattern(childComplexity), true
+	case "WizardField.patternMessage":
+		if e.ComplexityRoot.WizardField.PatternMessage == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WizardField.PatternMessage(childComplexity), true
 	case "WizardField.placeholder":
 		if e.ComplexityRoot.WizardField.Placeholder == nil {
 			break
@@ -7198,7 +7212,10 @@ type InputField {
   "Secret inputs are write-only: stored encrypted, never returned."
   secret: Boolean!
   options: [InputOption!]!
+  "A regular expression the whole value must match; for the form's own check, not to show anyone."
   pattern: String
+  "The sentence to show when a value does not match pattern."
+  patternMessage: String
   collection: InputCollection!
   onPremControlled: Boolean!
   "For TEMPLATE inputs: the template whose {{#key}} slots name other inputs."
@@ -7603,7 +7620,10 @@ type WizardField {
   description: String
   secret: Boolean!
   options: [InputOption!]!
+  "A regular expression the whole value must match; for the form's own check, not to show anyone."
   pattern: String
+  "The sentence to show when a value does not match pattern."
+  patternMessage: String
   collection: InputCollection!
   template: String
   "The current value; always null for a secret field."
@@ -8240,6 +8260,8 @@ func (ec *executionContext) childFields_InputField(ctx context.Context, field gr
 		return ec.fieldContext_InputField_options(ctx, field)
 	case "pattern":
 		return ec.fieldContext_InputField_pattern(ctx, field)
+	case "patternMessage":
+		return ec.fieldContext_InputField_patternMessage(ctx, field)
 	case "collection":
 		return ec.fieldContext_InputField_collection(ctx, field)
 	case "onPremControlled":
@@ -8806,6 +8828,8 @@ func (ec *executionContext) childFields_WizardField(ctx context.Context, field g
 		return ec.fieldContext_WizardField_options(ctx, field)
 	case "pattern":
 		return ec.fieldContext_WizardField_pattern(ctx, field)
+	case "patternMessage":
+		return ec.fieldContext_WizardField_patternMessage(ctx, field)
 	case "collection":
 		return ec.fieldContext_WizardField_collection(ctx, field)
 	case "template":
@@ -15443,6 +15467,29 @@ func (ec *executionContext) fieldContext_InputField_pattern(_ context.Context, f
 	return graphql.NewScalarFieldContext("InputField", field, false, false, "String")
 }
 
+func (ec *executionContext) _InputField_patternMessage(ctx context.Context, field graphql.CollectedField, obj *schematype.Input) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InputField_patternMessage(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PatternMessage, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalOString2string(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_InputField_patternMessage(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InputField", field, false, false, "String")
+}
+
 func (ec *executionContext) _InputField_collection(ctx context.Context, field graphql.CollectedField, obj *schematype.Input) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -21764,6 +21811,29 @@ func (ec *executionContext) _WizardField_pattern(ctx context.Context, field grap
 	)
 }
 func (ec *executionContext) fieldContext_WizardField_pattern(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WizardField", field, false, false, "String")
+}
+
+func (ec *executionContext) _WizardField_patternMessage(ctx context.Context, field graphql.CollectedField, obj *model.WizardField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WizardField_patternMessage(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PatternMessage, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_WizardField_patternMessage(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("WizardField", field, false, false, "String")
 }
 
@@ -35849,6 +35919,11 @@ func (ec *executionContext) _InputField(ctx context.Context, sel ast.SelectionSe
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
+		case "patternMessage":
+			out.Values[i] = ec._InputField_patternMessage(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
 		case "collection":
 			out.Values[i] = ec._InputField_collection(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -38152,6 +38227,11 @@ func (ec *executionContext) _WizardField(ctx context.Context, sel ast.SelectionS
 			}
 		case "pattern":
 			out.Values[i] = ec._WizardField_pattern(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "patternMessage":
+			out.Values[i] = ec._WizardField_patternMessage(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
