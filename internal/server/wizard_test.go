@@ -112,7 +112,8 @@ func seedWizard(t testing.TB, app *server.App, slots int) *wizardSeed {
 	hide := false
 	s.asanaCust = mkConn(asana, "asana-customer", connection.ScopeCUSTOMER, nil)
 	s.asanaOther = mkConn(asana, "asana-other", connection.ScopeCUSTOMER, nil)
-	// The customer-visible signing secret is hidden by the connection.
+	// A connection may hide an input from customers (the Slack plugin
+	// already hides its signing secret; the setting repeats it).
 	s.slackInt = mkConn(slack, "slack-integration", connection.ScopeINTEGRATION,
 		map[string]schematype.InputSetting{"signingSecret": {Shown: &hide}})
 	s.pgGlobal = mkConn(pg, "pg-global", connection.ScopeORGANIZATION_GLOBAL, nil)

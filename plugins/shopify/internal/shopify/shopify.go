@@ -49,7 +49,10 @@ var connectionType = func() sdk.ConnectionType {
 			{Key: "storeUrl", Label: "Store admin URL", Type: sdk.InputTemplate, Template: "https://{{#shop}}.myshopify.com/admin"},
 			{Key: "accessToken", Label: "Admin API access token", Type: sdk.InputPassword, Secret: true, Required: true,
 				Placeholder: "shpat_…", Description: "In the store admin: Settings → Apps and sales channels → Develop apps → your app → API credentials."},
-			{Key: "apiVersion", Label: "API version", Type: sdk.InputPicklist, Default: APIVersions[len(APIVersions)-1], Options: versions},
+			// The version the organization's integration is written
+			// against: its setting, not the store owner's.
+			{Key: "apiVersion", Label: "API version", Type: sdk.InputPicklist, Default: APIVersions[len(APIVersions)-1], Options: versions,
+				Hidden: true, Description: "The Admin API version your integration calls."},
 			{Key: "baseUrlOverride", Label: "Admin URL override", Type: sdk.InputURL, Hidden: true,
 				Description: "Replaces the store admin URL, for a proxy or a test server."},
 		},

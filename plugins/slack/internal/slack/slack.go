@@ -52,7 +52,9 @@ var connectionType = sdk.ConnectionType{
 			Description: "From your Slack app's Basic Information page."},
 		{Key: "clientSecret", Label: "Client secret", Type: sdk.InputPassword, Secret: true, Required: true, Hidden: true,
 			Description: "From your Slack app's Basic Information page."},
-		{Key: "signingSecret", Label: "Signing secret", Type: sdk.InputPassword, Secret: true,
+		// A setting of the organization's Slack app, like the client id
+		// and secret: customers only press Connect.
+		{Key: "signingSecret", Label: "Signing secret", Type: sdk.InputPassword, Secret: true, Hidden: true,
 			Description: "Verifies requests Slack sends to your app (events, interactivity)."},
 	},
 	OAuth2: &sdk.OAuth2Spec{
