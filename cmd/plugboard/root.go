@@ -154,28 +154,39 @@ func newPluginsCmd() *cobra.Command {
 		Short: "Pin and list plugin binaries",
 	}
 	var dir, lock string
+	var force bool
 	pin := &cobra.Command{
-		Use:   "pin",
-		Short: "Write the lock file of SHA-256 pins for every executable in the plugin dir",
-		Long: `Write the lock file of SHA-256 pins for every executable in the plugin dir.
+		Use:   "pin NAME...",
+		Short: "Pin the named plugin binaries of the plugin dir by their SHA-256",
+		Long: `Pin the named plugin binaries of the plugin dir: write their SHA-256 to the
+lock file, keeping the other pins.
 
 The server runs only pinned binaries whose hash matches the pin: pin after
 installing or upgrading a plugin, then reload (the reloadPlugins mutation) or
-restart the server.`,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			l, err := pluginhost.Pin(dir, lock)
-			if err != nil {
-				return err
-			}
+restart the server. A binary whose hash changed since it was pinned (an
+upgrade, or tampering) is re-pinned only with --force; without it the old and
+new SHA-256 are shown and nothing is written.`,
+		Example: "  plugboard plugins pin --plugin-dir ./data/plugins acme\n" +
+			"  plugboard plugins pin --plugin-dir ./data/plugins --force asana slack",
+		RunE: func(cmd *cobra.Command, names []string) error {
 			path := lock
 			if path == "" {
 				path = pluginhost.DefaultLockPath(dir)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "pinned %d plugin(s) in %s\n", len(l.Plugins), path)
-			printLock(cmd.OutOrStdout(), l)
+			l, changes, err := pluginhost.PinNames(dir, path, names, force)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			for _, c := range changes {
+				fmt.Fprintf(out, "re-pinned %s (--force):\n  was sha256 %s\n  now sha256 %s\n", c.Name, c.Old, c.New)
+			}
+			fmt.Fprintf(out, "pinned %d plugin(s) in %s; the lock holds:\n", len(names), path)
+			printLock(out, l)
 			return nil
 		},
 	}
+	pin.Flags().BoolVar(&force, "force", false, "re-pin binaries whose SHA-256 changed since they were pinned")
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List the pinned plugins and whether their binaries match the pins",
@@ -212,7 +223,7 @@ restart the server.`,
 				case !present:
 					state = "MISSING"
 				case sum != pin.SHA256:
-					state = "MODIFIED (will not run; re-pin if intended)"
+					state = "MODIFIED (will not run; pin --force if intended)"
 				}
 				fmt.Fprintf(w, "%s\t%s\t%s\n", n, short(pin.SHA256), state)
 			}
