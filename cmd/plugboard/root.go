@@ -154,6 +154,25 @@ func newPluginsCmd() *cobra.Command {
 		Short: "Pin and list plugin binaries",
 	}
 	var dir, lock string
+	lockPath := func() string {
+		if lock == "" {
+			return pluginhost.DefaultLockPath(dir)
+		}
+		return lock
+	}
+	pin, list := newPinCmd(&dir, lockPath), newListCmd(&dir, lockPath)
+	for _, c := range []*cobra.Command{pin, list} {
+		c.Flags().StringVar(&dir, "plugin-dir", envOr("PLUGBOARD_PLUGIN_DIR", defaultPluginDir(envOr("PLUGBOARD_DATA_DIR", "./data"))),
+			"directory of plugin binaries (env PLUGBOARD_PLUGIN_DIR)")
+		c.Flags().StringVar(&lock, "lock-file", "", "lock file (default <plugin-dir>/plugboard.lock)")
+	}
+	cmd.AddCommand(pin, list)
+	return cmd
+}
+
+// newPinCmd is `plugins pin NAME...`: pins by name, and re-pins a changed
+// binary only with --force.
+func newPinCmd(dir *string, lockPath func() string) *cobra.Command {
 	var force bool
 	pin := &cobra.Command{
 		Use:   "pin NAME...",
@@ -169,11 +188,8 @@ new SHA-256 are shown and nothing is written.`,
 		Example: "  plugboard plugins pin --plugin-dir ./data/plugins acme\n" +
 			"  plugboard plugins pin --plugin-dir ./data/plugins --force asana slack",
 		RunE: func(cmd *cobra.Command, names []string) error {
-			path := lock
-			if path == "" {
-				path = pluginhost.DefaultLockPath(dir)
-			}
-			l, changes, err := pluginhost.PinNames(dir, path, names, force)
+			path := lockPath()
+			l, changes, err := pluginhost.PinNames(*dir, path, names, force)
 			if err != nil {
 				return err
 			}
@@ -187,19 +203,21 @@ new SHA-256 are shown and nothing is written.`,
 		},
 	}
 	pin.Flags().BoolVar(&force, "force", false, "re-pin binaries whose SHA-256 changed since they were pinned")
-	list := &cobra.Command{
+	return pin
+}
+
+// newListCmd is `plugins list`: every pin and binary, and whether they match.
+func newListCmd(dir *string, lockPath func() string) *cobra.Command {
+	return &cobra.Command{
 		Use:   "list",
 		Short: "List the pinned plugins and whether their binaries match the pins",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			path := lock
-			if path == "" {
-				path = pluginhost.DefaultLockPath(dir)
-			}
+			path := lockPath()
 			l, err := pluginhost.ReadLock(path)
 			if err != nil {
 				return err
 			}
-			fresh, err := pluginhost.Hashes(dir, path)
+			fresh, err := pluginhost.Hashes(*dir, path)
 			if err != nil {
 				return err
 			}
@@ -230,13 +248,6 @@ new SHA-256 are shown and nothing is written.`,
 			return w.Flush()
 		},
 	}
-	for _, c := range []*cobra.Command{pin, list} {
-		c.Flags().StringVar(&dir, "plugin-dir", envOr("PLUGBOARD_PLUGIN_DIR", defaultPluginDir(envOr("PLUGBOARD_DATA_DIR", "./data"))),
-			"directory of plugin binaries (env PLUGBOARD_PLUGIN_DIR)")
-		c.Flags().StringVar(&lock, "lock-file", "", "lock file (default <plugin-dir>/plugboard.lock)")
-	}
-	cmd.AddCommand(pin, list)
-	return cmd
 }
 
 func printLock(out io.Writer, l *pluginhost.Lock) {
