@@ -69,12 +69,15 @@ func launch(t testing.TB, binary string, env []string) sdk.Provider {
 	t.Cleanup(logw.stop) // runs after Kill below: cleanups run last-in first-out
 	cmd := exec.Command(binary)
 	if env != nil {
+		// env after the host's, which go-plugin would otherwise append
+		// last (and the last value of a key wins).
 		cmd.Env = append(os.Environ(), env...)
 	}
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
 		Plugins:          sdk.PluginSet(),
 		Cmd:              cmd,
+		SkipHostEnv:      env != nil,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		SecureConfig:     &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()},
 		AutoMTLS:         true,

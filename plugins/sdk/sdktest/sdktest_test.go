@@ -24,6 +24,12 @@ func TestCheckPassesAGoodPlugin(t *testing.T) {
 // test provider, which checks the values first, passes (above).
 func TestCheckReportsATestThatCallsOut(t *testing.T) {
 	bin := sdktest.Build(t, "github.com/plugboard/plugboard/plugins/sdk/internal/testplugin/cmd/callout")
+	// The test's own proxy settings do not hide the call.
+	for _, k := range []string{"HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"} {
+		t.Setenv(k, "http://127.0.0.1:1")
+	}
+	t.Setenv("NO_PROXY", "*")
+	t.Setenv("no_proxy", "*")
 	errs := run(t, func(tb testing.TB) { sdktest.Check(tb, bin) })
 	for _, want := range []string{
 		`type "testplugin.everything": Test with no values called out (api.example.com:443)`,
