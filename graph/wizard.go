@@ -47,7 +47,7 @@ func wizardModel(w *connection.Wizard) *model.ConfigWizard {
 				Key: in.Key, Label: in.Label, Type: in.Type, Required: in.Required,
 				Default: optional(in.Default), Example: optional(in.Example),
 				Placeholder: optional(in.Placeholder), Description: optional(in.Description),
-				Secret: in.Secret, Options: opts, Pattern: optional(in.Pattern),
+				Secret: in.Secret, Options: opts, Pattern: optional(in.Pattern), PatternMessage: optional(in.PatternMessage),
 				Collection: in.Collection, Template: optional(in.Template),
 				Value: f.Value, IsSet: f.IsSet, UpdatedAt: f.UpdatedAt,
 			})

@@ -41,7 +41,8 @@ echo "==> building plugboard and the bundled plugins into $work" >&2
 mkdir -p "$work/bin" "$work/plugins"
 go build -o "$work/bin/plugboard" ./cmd/plugboard
 go build -o "$work/plugins/" ./plugins/...
-"$work/bin/plugboard" plugins pin --plugin-dir "$work/plugins" >&2
+mapfile -t plugins < <(ls "$work/plugins")
+"$work/bin/plugboard" plugins pin --plugin-dir "$work/plugins" "${plugins[@]}" >&2
 echo "==> plugins: $(cd "$work/plugins" && ls -I plugboard.lock | tr '\n' ' ')" >&2
 
 # start_and_wait DATA_DIR: prints the milliseconds from exec to ready.

@@ -17,8 +17,15 @@ echo "==> building the bundled plugins into $PLUGIN_DIR"
 mkdir -p "$PLUGIN_DIR"
 go build -o "$PLUGIN_DIR/" ./plugins/...
 
-echo "==> pinning the plugins"
-bin/plugboard plugins pin --plugin-dir "$PLUGIN_DIR"
+# Pin the bundled plugins by name: they were just built here, so a rebuild's
+# new hashes are expected (--force). Other binaries in the directory keep
+# their pins; a plugin added by hand is pinned with `plugboard plugins pin NAME`.
+bundled=()
+for main in plugins/*/main.go; do
+	bundled+=("$(basename "$(dirname "$main")")")
+done
+echo "==> pinning the bundled plugins: ${bundled[*]}"
+bin/plugboard plugins pin --plugin-dir "$PLUGIN_DIR" --force "${bundled[@]}"
 
 echo "==> starting plugboard (Ctrl-C stops it)"
 exec bin/plugboard serve --dev --data-dir "$DATA_DIR" --plugin-dir "$PLUGIN_DIR" "$@"

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/plugboard/plugboard/ent/organization"
 	"github.com/plugboard/plugboard/internal/auth"
+	"github.com/plugboard/plugboard/internal/pluginhost"
 	"github.com/plugboard/plugboard/internal/store"
 )
 
@@ -84,7 +87,7 @@ func TestCommands(t *testing.T) {
 		}
 	}
 	write("one", "#!/bin/sh\n")
-	if out, err := run(t, "plugins", "pin", "--plugin-dir", dir); err != nil || !strings.Contains(out, "pinned 1 plugin") {
+	if out, err := run(t, "plugins", "pin", "--plugin-dir", dir, "one"); err != nil || !strings.Contains(out, "pinned 1 plugin") {
 		t.Fatalf("pin: %v %s", err, out)
 	}
 	write("one", "#!/bin/sh\necho changed\n")
@@ -100,5 +103,68 @@ func TestCommands(t *testing.T) {
 		if out, err := run(t, c...); err != nil || !strings.Contains(out, "--") {
 			t.Errorf("%v: %v %s", c, err, out)
 		}
+	}
+}
+
+// TestPluginsPinByName: pin pins the binaries it is told to and keeps the
+// other pins; a binary that changed since it was pinned is re-pinned only
+// with --force, and the refusal shows both SHA-256 sums.
+func TestPluginsPinByName(t *testing.T) {
+	dir := t.TempDir()
+	lockPath := filepath.Join(dir, "plugboard.lock")
+	write := func(name, body string) string {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		h := sha256.Sum256([]byte(body))
+		return hex.EncodeToString(h[:])
+	}
+	pins := func() map[string]string {
+		l, err := pluginhost.ReadLock(lockPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for n, e := range l.Plugins {
+			out[n] = e.SHA256
+		}
+		return out
+	}
+	oldOne := write("one", "#!/bin/sh\n")
+	two := write("two", "#!/bin/sh\necho two\n")
+	write("three", "#!/bin/sh\necho three\n")
+
+	if out, err := run(t, "plugins", "pin", "--plugin-dir", dir, "one", "two"); err != nil {
+		t.Fatalf("pin one two: %v %s", err, out)
+	}
+	if got := pins(); len(got) != 2 || got["one"] != oldOne || got["two"] != two {
+		t.Fatalf("after pinning one and two the lock holds %v", got)
+	}
+
+	// An unknown name is an error and changes nothing.
+	if out, err := run(t, "plugins", "pin", "--plugin-dir", dir, "nope"); err == nil || !strings.Contains(err.Error(), `"nope"`) {
+		t.Fatalf("pin nope: %v %s", err, out)
+	}
+	if _, err := run(t, "plugins", "pin", "--plugin-dir", dir); err == nil {
+		t.Fatal("pin without a name pinned something")
+	}
+
+	// A changed binary: refused without --force, showing both sums.
+	newOne := write("one", "#!/bin/sh\necho tampered\n")
+	out, err := run(t, "plugins", "pin", "--plugin-dir", dir, "one", "three")
+	if err == nil || !strings.Contains(err.Error(), oldOne) || !strings.Contains(err.Error(), newOne) {
+		t.Fatalf("re-pin of a changed binary without --force: %v %s", err, out)
+	}
+	if got := pins(); len(got) != 2 || got["one"] != oldOne {
+		t.Fatalf("a refused pin changed the lock: %v", got)
+	}
+
+	// --force re-pins it, and says what it replaced.
+	out, err = run(t, "plugins", "pin", "--plugin-dir", dir, "--force", "one")
+	if err != nil || !strings.Contains(out, oldOne) || !strings.Contains(out, newOne) {
+		t.Fatalf("pin --force one: %v %s", err, out)
+	}
+	if got := pins(); len(got) != 2 || got["one"] != newOne || got["two"] != two {
+		t.Fatalf("after pin --force one the lock holds %v", got)
 	}
 }

@@ -159,41 +159,70 @@ func newPluginsCmd() *cobra.Command {
 		Short: "Pin and list plugin binaries",
 	}
 	var dir, lock string
+	lockPath := func() string {
+		if lock == "" {
+			return pluginhost.DefaultLockPath(dir)
+		}
+		return lock
+	}
+	pin, list := newPinCmd(&dir, lockPath), newListCmd(&dir, lockPath)
+	for _, c := range []*cobra.Command{pin, list} {
+		c.Flags().StringVar(&dir, "plugin-dir", envOr("PLUGBOARD_PLUGIN_DIR", defaultPluginDir(envOr("PLUGBOARD_DATA_DIR", "./data"))),
+			"directory of plugin binaries (env PLUGBOARD_PLUGIN_DIR)")
+		c.Flags().StringVar(&lock, "lock-file", "", "lock file (default <plugin-dir>/plugboard.lock)")
+	}
+	cmd.AddCommand(pin, list)
+	return cmd
+}
+
+// newPinCmd is `plugins pin NAME...`: pins by name, and re-pins a changed
+// binary only with --force.
+func newPinCmd(dir *string, lockPath func() string) *cobra.Command {
+	var force bool
 	pin := &cobra.Command{
-		Use:   "pin",
-		Short: "Write the lock file of SHA-256 pins for every executable in the plugin dir",
-		Long: `Write the lock file of SHA-256 pins for every executable in the plugin dir.
+		Use:   "pin NAME...",
+		Short: "Pin the named plugin binaries of the plugin dir by their SHA-256",
+		Long: `Pin the named plugin binaries of the plugin dir: write their SHA-256 to the
+lock file, keeping the other pins.
 
 The server runs only pinned binaries whose hash matches the pin: pin after
 installing or upgrading a plugin, then reload (the reloadPlugins mutation) or
-restart the server.`,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			l, err := pluginhost.Pin(dir, lock)
+restart the server. A binary whose hash changed since it was pinned (an
+upgrade, or tampering) is re-pinned only with --force; without it the old and
+new SHA-256 are shown and nothing is written.`,
+		Example: "  plugboard plugins pin --plugin-dir ./data/plugins acme\n" +
+			"  plugboard plugins pin --plugin-dir ./data/plugins --force asana slack",
+		RunE: func(cmd *cobra.Command, names []string) error {
+			path := lockPath()
+			l, changes, err := pluginhost.PinNames(*dir, path, names, force)
 			if err != nil {
 				return err
 			}
-			path := lock
-			if path == "" {
-				path = pluginhost.DefaultLockPath(dir)
+			out := cmd.OutOrStdout()
+			for _, c := range changes {
+				fmt.Fprintf(out, "re-pinned %s (--force):\n  was sha256 %s\n  now sha256 %s\n", c.Name, c.Old, c.New)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "pinned %d plugin(s) in %s\n", len(l.Plugins), path)
-			printLock(cmd.OutOrStdout(), l)
+			fmt.Fprintf(out, "pinned %d plugin(s) in %s; the lock holds:\n", len(names), path)
+			printLock(out, l)
 			return nil
 		},
 	}
-	list := &cobra.Command{
+	pin.Flags().BoolVar(&force, "force", false, "re-pin binaries whose SHA-256 changed since they were pinned")
+	return pin
+}
+
+// newListCmd is `plugins list`: every pin and binary, and whether they match.
+func newListCmd(dir *string, lockPath func() string) *cobra.Command {
+	return &cobra.Command{
 		Use:   "list",
 		Short: "List the pinned plugins and whether their binaries match the pins",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			path := lock
-			if path == "" {
-				path = pluginhost.DefaultLockPath(dir)
-			}
+			path := lockPath()
 			l, err := pluginhost.ReadLock(path)
 			if err != nil {
 				return err
 			}
-			fresh, err := pluginhost.Hashes(dir, path)
+			fresh, err := pluginhost.Hashes(*dir, path)
 			if err != nil {
 				return err
 			}
@@ -217,20 +246,13 @@ restart the server.`,
 				case !present:
 					state = "MISSING"
 				case sum != pin.SHA256:
-					state = "MODIFIED (will not run; re-pin if intended)"
+					state = "MODIFIED (will not run; pin --force if intended)"
 				}
 				fmt.Fprintf(w, "%s\t%s\t%s\n", n, short(pin.SHA256), state)
 			}
 			return w.Flush()
 		},
 	}
-	for _, c := range []*cobra.Command{pin, list} {
-		c.Flags().StringVar(&dir, "plugin-dir", envOr("PLUGBOARD_PLUGIN_DIR", defaultPluginDir(envOr("PLUGBOARD_DATA_DIR", "./data"))),
-			"directory of plugin binaries (env PLUGBOARD_PLUGIN_DIR)")
-		c.Flags().StringVar(&lock, "lock-file", "", "lock file (default <plugin-dir>/plugboard.lock)")
-	}
-	cmd.AddCommand(pin, list)
-	return cmd
 }
 
 func printLock(out io.Writer, l *pluginhost.Lock) {

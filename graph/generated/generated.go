@@ -41,6 +41,7 @@ func NewExecutableSchema(cfg Config) graphql.ExecutableSchema {
 type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
+	ConnectionType() ConnectionTypeResolver
 	Credential() CredentialResolver
 	Instance() InstanceResolver
 	Integration() IntegrationResolver
@@ -365,6 +366,7 @@ type ComplexityRoot struct {
 		OnPremControlled func(childComplexity int) int
 		Options          func(childComplexity int) int
 		Pattern          func(childComplexity int) int
+		PatternMessage   func(childComplexity int) int
 		Placeholder      func(childComplexity int) int
 		Required         func(childComplexity int) int
 		Secret           func(childComplexity int) int
@@ -458,6 +460,7 @@ type ComplexityRoot struct {
 		RegisterSigningKey       func(childComplexity int, input model.RegisterSigningKeyInput) int
 		ReloadPlugins            func(childComplexity int) int
 		RevokeAPIToken           func(childComplexity int, id int) int
+		RevokeSigningKey         func(childComplexity int, id int) int
 		RollbackCredential       func(childComplexity int, id int, version int, verify *bool) int
 		RotateEncryptionKey      func(childComplexity int) int
 		SaveCredential           func(childComplexity int, input model.SaveCredentialInput) int
@@ -567,6 +570,11 @@ type ComplexityRoot struct {
 
 	RevokeAPITokenPayload struct {
 		APIToken   func(childComplexity int) int
+		UserErrors func(childComplexity int) int
+	}
+
+	RevokeSigningKeyPayload struct {
+		SigningKey func(childComplexity int) int
 		UserErrors func(childComplexity int) int
 	}
 
@@ -695,22 +703,23 @@ type ComplexityRoot struct {
 	}
 
 	WizardField struct {
-		Collection  func(childComplexity int) int
-		Default     func(childComplexity int) int
-		Description func(childComplexity int) int
-		Example     func(childComplexity int) int
-		IsSet       func(childComplexity int) int
-		Key         func(childComplexity int) int
-		Label       func(childComplexity int) int
-		Options     func(childComplexity int) int
-		Pattern     func(childComplexity int) int
-		Placeholder func(childComplexity int) int
-		Required    func(childComplexity int) int
-		Secret      func(childComplexity int) int
-		Template    func(childComplexity int) int
-		Type        func(childComplexity int) int
-		UpdatedAt   func(childComplexity int) int
-		Value       func(childComplexity int) int
+		Collection     func(childComplexity int) int
+		Default        func(childComplexity int) int
+		Description    func(childComplexity int) int
+		Example        func(childComplexity int) int
+		IsSet          func(childComplexity int) int
+		Key            func(childComplexity int) int
+		Label          func(childComplexity int) int
+		Options        func(childComplexity int) int
+		Pattern        func(childComplexity int) int
+		PatternMessage func(childComplexity int) int
+		Placeholder    func(childComplexity int) int
+		Required       func(childComplexity int) int
+		Secret         func(childComplexity int) int
+		Template       func(childComplexity int) int
+		Type           func(childComplexity int) int
+		UpdatedAt      func(childComplexity int) int
+		Value          func(childComplexity int) int
 	}
 
 	WizardPage struct {
@@ -724,6 +733,10 @@ type ComplexityRoot struct {
 
 // region    ************************** generated!.gotpl **************************
 
+type ConnectionTypeResolver interface {
+	Inputs(ctx context.Context, obj *ent.ConnectionType) ([]*schematype.Input, error)
+	Oauth2(ctx context.Context, obj *ent.ConnectionType) (*schematype.OAuth2Spec, error)
+}
 type CredentialResolver interface {
 	Values(ctx context.Context, obj *ent.Credential) ([]*model.CredentialValue, error)
 }
@@ -745,6 +758,7 @@ type MutationResolver interface {
 	RegisterSigningKey(ctx context.Context, input model.RegisterSigningKeyInput) (*model.RegisterSigningKeyPayload, error)
 	CreateAPIToken(ctx context.Context, input model.CreateAPITokenInput) (*model.CreateAPITokenPayload, error)
 	RevokeAPIToken(ctx context.Context, id int) (*model.RevokeAPITokenPayload, error)
+	RevokeSigningKey(ctx context.Context, id int) (*model.RevokeSigningKeyPayload, error)
 	RotateEncryptionKey(ctx context.Context) (*model.RotateEncryptionKeyPayload, error)
 	StartOAuth2(ctx context.Context, input model.StartOAuth2Input) (*model.StartOAuth2Payload, error)
 	DisconnectCredential(ctx context.Context, id int) (*model.DisconnectCredentialPayload, error)
@@ -1994,6 +2008,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.InputField.Pattern(childComplexity), true
+	case "InputField.patternMessage":
+		if e.ComplexityRoot.InputField.PatternMessage == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InputField.PatternMessage(childComplexity), true
 	case "InputField.placeholder":
 		if e.ComplexityRoot.InputField.Placeholder == nil {
 			break
@@ -2457,6 +2477,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RevokeAPIToken(childComplexity, args["id"].(int)), true
+	case "Mutation.revokeSigningKey":
+		if e.ComplexityRoot.Mutation.RevokeSigningKey == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_revokeSigningKey_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RevokeSigningKey(childComplexity, args["id"].(int)), true
 	case "Mutation.rollbackCredential":
 		if e.ComplexityRoot.Mutation.RollbackCredential == nil {
 			break
@@ -3020,6 +3051,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.RevokeAPITokenPayload.UserErrors(childComplexity), true
 
+	case "RevokeSigningKeyPayload.signingKey":
+		if e.ComplexityRoot.RevokeSigningKeyPayload.SigningKey == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RevokeSigningKeyPayload.SigningKey(childComplexity), true
+	case "RevokeSigningKeyPayload.userErrors":
+		if e.ComplexityRoot.RevokeSigningKeyPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RevokeSigningKeyPayload.UserErrors(childComplexity), true
+
 	case "RollbackCredentialPayload.credential":
 		if e.ComplexityRoot.RollbackCredentialPayload.Credential == nil {
 			break
@@ -3517,6 +3561,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.WizardField.Pattern(childComplexity), true
+	case "WizardField.patternMessage":
+		if e.ComplexityRoot.WizardField.PatternMessage == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WizardField.PatternMessage(childComplexity), true
 	case "WizardField.placeholder":
 		if e.ComplexityRoot.WizardField.Placeholder == nil {
 			break
@@ -3759,12 +3809,23 @@ type RevokeAPITokenPayload {
   userErrors: [UserError!]!
 }
 
+type RevokeSigningKeyPayload {
+  signingKey: SigningKey
+  userErrors: [UserError!]!
+}
+
 extend type Mutation {
   "Register a public key that verifies the organization's embedding tokens (JWTs)."
   registerSigningKey(input: RegisterSigningKeyInput!): RegisterSigningKeyPayload!
   "Create an API token (ORG_ADMIN or RUNTIME); the token is shown once."
   createAPIToken(input: CreateAPITokenInput!): CreateAPITokenPayload!
+  "Revoke an API token: refused from the moment this answers, on every replica."
   revokeAPIToken(id: ID!): RevokeAPITokenPayload!
+  """
+  Revoke a signing key (a leaked one, say): every embedding token it signed
+  is refused from the moment this answers, on every replica.
+  """
+  revokeSigningKey(id: ID!): RevokeSigningKeyPayload!
 }
 `, BuiltIn: false},
 	{Name: "../ent.graphqls", Input: `directive @goField(forceResolver: Boolean, name: String, omittable: Boolean) on FIELD_DEFINITION | INPUT_FIELD_DEFINITION
@@ -7205,7 +7266,10 @@ type InputField {
   "Secret inputs are write-only: stored encrypted, never returned."
   secret: Boolean!
   options: [InputOption!]!
+  "A regular expression the whole value must match; for the form's own check, not to show anyone."
   pattern: String
+  "The sentence to show when a value does not match pattern."
+  patternMessage: String
   collection: InputCollection!
   onPremControlled: Boolean!
   "For TEMPLATE inputs: the template whose {{#key}} slots name other inputs."
@@ -7616,7 +7680,10 @@ type WizardField {
   description: String
   secret: Boolean!
   options: [InputOption!]!
+  "A regular expression the whole value must match; for the form's own check, not to show anyone."
   pattern: String
+  "The sentence to show when a value does not match pattern."
+  patternMessage: String
   collection: InputCollection!
   template: String
   "The current value; always null for a secret field."
@@ -8253,6 +8320,8 @@ func (ec *executionContext) childFields_InputField(ctx context.Context, field gr
 		return ec.fieldContext_InputField_options(ctx, field)
 	case "pattern":
 		return ec.fieldContext_InputField_pattern(ctx, field)
+	case "patternMessage":
+		return ec.fieldContext_InputField_patternMessage(ctx, field)
 	case "collection":
 		return ec.fieldContext_InputField_collection(ctx, field)
 	case "onPremControlled":
@@ -8557,6 +8626,16 @@ func (ec *executionContext) childFields_RevokeAPITokenPayload(ctx context.Contex
 	return nil, fmt.Errorf("no field named %q was found under type RevokeAPITokenPayload", field.Name)
 }
 
+func (ec *executionContext) childFields_RevokeSigningKeyPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "signingKey":
+		return ec.fieldContext_RevokeSigningKeyPayload_signingKey(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_RevokeSigningKeyPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RevokeSigningKeyPayload", field.Name)
+}
+
 func (ec *executionContext) childFields_RollbackCredentialPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "credential":
@@ -8821,6 +8900,8 @@ func (ec *executionContext) childFields_WizardField(ctx context.Context, field g
 		return ec.fieldContext_WizardField_options(ctx, field)
 	case "pattern":
 		return ec.fieldContext_WizardField_pattern(ctx, field)
+	case "patternMessage":
+		return ec.fieldContext_WizardField_patternMessage(ctx, field)
 	case "collection":
 		return ec.fieldContext_WizardField_collection(ctx, field)
 	case "template":
@@ -9524,6 +9605,20 @@ func (ec *executionContext) field_Mutation_registerSigningKey_args(ctx context.C
 }
 
 func (ec *executionContext) field_Mutation_revokeAPIToken_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (int, error) {
+			return ec.unmarshalNID2int(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_revokeSigningKey_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
@@ -12449,11 +12544,11 @@ func (ec *executionContext) _ConnectionType_inputs(ctx context.Context, field gr
 			return ec.fieldContext_ConnectionType_inputs(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.Inputs, nil
+			return ec.Resolvers.ConnectionType().Inputs(ctx, obj)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []schematype.Input) graphql.Marshaler {
-			return ec.marshalNInputField2ᚕgithubᚗcomᚋplugboardᚋplugboardᚋentᚋschemaᚋschematypeᚐInputᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v []*schematype.Input) graphql.Marshaler {
+			return ec.marshalNInputField2ᚕᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚋschemaᚋschematypeᚐInputᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -12463,8 +12558,8 @@ func (ec *executionContext) fieldContext_ConnectionType_inputs(_ context.Context
 	fc = &graphql.FieldContext{
 		Object:     "ConnectionType",
 		Field:      field,
-		IsMethod:   false,
-		IsResolver: false,
+		IsMethod:   true,
+		IsResolver: true,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_InputField(ctx, field)
 		},
@@ -12481,7 +12576,7 @@ func (ec *executionContext) _ConnectionType_oauth2(ctx context.Context, field gr
 			return ec.fieldContext_ConnectionType_oauth2(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.Oauth2, nil
+			return ec.Resolvers.ConnectionType().Oauth2(ctx, obj)
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *schematype.OAuth2Spec) graphql.Marshaler {
@@ -12495,8 +12590,8 @@ func (ec *executionContext) fieldContext_ConnectionType_oauth2(_ context.Context
 	fc = &graphql.FieldContext{
 		Object:     "ConnectionType",
 		Field:      field,
-		IsMethod:   false,
-		IsResolver: false,
+		IsMethod:   true,
+		IsResolver: true,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_OAuth2Spec(ctx, field)
 		},
@@ -15466,6 +15561,29 @@ func (ec *executionContext) fieldContext_InputField_pattern(_ context.Context, f
 	return graphql.NewScalarFieldContext("InputField", field, false, false, "String")
 }
 
+func (ec *executionContext) _InputField_patternMessage(ctx context.Context, field graphql.CollectedField, obj *schematype.Input) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InputField_patternMessage(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PatternMessage, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalOString2string(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_InputField_patternMessage(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InputField", field, false, false, "String")
+}
+
 func (ec *executionContext) _InputField_collection(ctx context.Context, field graphql.CollectedField, obj *schematype.Input) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -17132,6 +17250,50 @@ func (ec *executionContext) fieldContext_Mutation_revokeAPIToken(ctx context.Con
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_revokeAPIToken_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_revokeSigningKey(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_revokeSigningKey(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RevokeSigningKey(ctx, fc.Args["id"].(int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.RevokeSigningKeyPayload) graphql.Marshaler {
+			return ec.marshalNRevokeSigningKeyPayload2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐRevokeSigningKeyPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_revokeSigningKey(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RevokeSigningKeyPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_revokeSigningKey_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -19659,6 +19821,70 @@ func (ec *executionContext) fieldContext_RevokeAPITokenPayload_userErrors(_ cont
 	return fc, nil
 }
 
+func (ec *executionContext) _RevokeSigningKeyPayload_signingKey(ctx context.Context, field graphql.CollectedField, obj *model.RevokeSigningKeyPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RevokeSigningKeyPayload_signingKey(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SigningKey, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.SigningKey) graphql.Marshaler {
+			return ec.marshalOSigningKey2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚐSigningKey(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RevokeSigningKeyPayload_signingKey(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RevokeSigningKeyPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SigningKey(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RevokeSigningKeyPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.RevokeSigningKeyPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RevokeSigningKeyPayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RevokeSigningKeyPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RevokeSigningKeyPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _RollbackCredentialPayload_credential(ctx context.Context, field graphql.CollectedField, obj *model.RollbackCredentialPayload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -21819,6 +22045,29 @@ func (ec *executionContext) _WizardField_pattern(ctx context.Context, field grap
 	)
 }
 func (ec *executionContext) fieldContext_WizardField_pattern(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WizardField", field, false, false, "String")
+}
+
+func (ec *executionContext) _WizardField_patternMessage(ctx context.Context, field graphql.CollectedField, obj *model.WizardField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WizardField_patternMessage(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PatternMessage, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_WizardField_patternMessage(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("WizardField", field, false, false, "String")
 }
 
@@ -34621,15 +34870,17 @@ func (ec *executionContext) _ConnectionType(ctx context.Context, sel ast.Selecti
 					return ec._ConnectionType_plugin(ctx, field, obj)
 				})
 		case "inputs":
-			out.Values[i] = ec._ConnectionType_inputs(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
-			}
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ConnectionType_inputs(ctx, field, obj)
+				})
 		case "oauth2":
-			out.Values[i] = ec._ConnectionType_oauth2(ctx, field, obj)
-			if out.Values[i] == graphql.RequiredNull {
-				atomic.AddUint32(&out.Invalids, 1)
-			}
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ConnectionType_oauth2(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -35904,6 +36155,11 @@ func (ec *executionContext) _InputField(ctx context.Context, sel ast.SelectionSe
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
+		case "patternMessage":
+			out.Values[i] = ec._InputField_patternMessage(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
 		case "collection":
 			out.Values[i] = ec._InputField_collection(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -36496,6 +36752,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "revokeAPIToken":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_revokeAPIToken(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "revokeSigningKey":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_revokeSigningKey(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -37286,6 +37549,44 @@ func (ec *executionContext) _RevokeAPITokenPayload(ctx context.Context, sel ast.
 			}
 		case "userErrors":
 			out.Values[i] = ec._RevokeAPITokenPayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var revokeSigningKeyPayloadImplementors = []string{"RevokeSigningKeyPayload"}
+
+func (ec *executionContext) _RevokeSigningKeyPayload(ctx context.Context, sel ast.SelectionSet, obj *model.RevokeSigningKeyPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, revokeSigningKeyPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RevokeSigningKeyPayload")
+		case "signingKey":
+			out.Values[i] = ec._RevokeSigningKeyPayload_signingKey(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._RevokeSigningKeyPayload_userErrors(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -38212,6 +38513,11 @@ func (ec *executionContext) _WizardField(ctx context.Context, sel ast.SelectionS
 			}
 		case "pattern":
 			out.Values[i] = ec._WizardField_pattern(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "patternMessage":
+			out.Values[i] = ec._WizardField_patternMessage(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
@@ -39335,15 +39641,11 @@ func (ec *executionContext) marshalNInputCollection2githubᚗcomᚋplugboardᚋp
 	return res
 }
 
-func (ec *executionContext) marshalNInputField2githubᚗcomᚋplugboardᚋplugboardᚋentᚋschemaᚋschematypeᚐInput(ctx context.Context, sel ast.SelectionSet, v schematype.Input) graphql.Marshaler {
-	return ec._InputField(ctx, sel, &v)
-}
-
-func (ec *executionContext) marshalNInputField2ᚕgithubᚗcomᚋplugboardᚋplugboardᚋentᚋschemaᚋschematypeᚐInputᚄ(ctx context.Context, sel ast.SelectionSet, v []schematype.Input) graphql.Marshaler {
+func (ec *executionContext) marshalNInputField2ᚕᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚋschemaᚋschematypeᚐInputᚄ(ctx context.Context, sel ast.SelectionSet, v []*schematype.Input) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNInputField2githubᚗcomᚋplugboardᚋplugboardᚋentᚋschemaᚋschematypeᚐInput(ctx, sel, v[i])
+		return ec.marshalNInputField2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚋschemaᚋschematypeᚐInput(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -39353,6 +39655,14 @@ func (ec *executionContext) marshalNInputField2ᚕgithubᚗcomᚋplugboardᚋplu
 	}
 
 	return ret
+}
+
+func (ec *executionContext) marshalNInputField2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚋschemaᚋschematypeᚐInput(ctx context.Context, sel ast.SelectionSet, v *schematype.Input) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "InputField!")
+		return graphql.Null
+	}
+	return ec._InputField(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNInputOption2githubᚗcomᚋplugboardᚋplugboardᚋentᚋschemaᚋschematypeᚐOption(ctx context.Context, sel ast.SelectionSet, v schematype.Option) graphql.Marshaler {
@@ -39706,6 +40016,14 @@ func (ec *executionContext) marshalNRevokeAPITokenPayload2ᚖgithubᚗcomᚋplug
 		return graphql.Null
 	}
 	return ec._RevokeAPITokenPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNRevokeSigningKeyPayload2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐRevokeSigningKeyPayload(ctx context.Context, sel ast.SelectionSet, v *model.RevokeSigningKeyPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "RevokeSigningKeyPayload!")
+		return graphql.Null
+	}
+	return ec._RevokeSigningKeyPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNRole2githubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐRole(ctx context.Context, v any) (model.Role, error) {

@@ -380,19 +380,22 @@ type WizardConnection struct {
 
 // One field of a wizard form: the declaration and the current non-secret value.
 type WizardField struct {
-	Key         string                `json:"key"`
-	Label       string                `json:"label"`
-	Type        schematype.InputType  `json:"type"`
-	Required    bool                  `json:"required"`
-	Default     *string               `json:"default,omitempty"`
-	Example     *string               `json:"example,omitempty"`
-	Placeholder *string               `json:"placeholder,omitempty"`
-	Description *string               `json:"description,omitempty"`
-	Secret      bool                  `json:"secret"`
-	Options     []*schematype.Option  `json:"options"`
-	Pattern     *string               `json:"pattern,omitempty"`
-	Collection  schematype.Collection `json:"collection"`
-	Template    *string               `json:"template,omitempty"`
+	Key         string               `json:"key"`
+	Label       string               `json:"label"`
+	Type        schematype.InputType `json:"type"`
+	Required    bool                 `json:"required"`
+	Default     *string              `json:"default,omitempty"`
+	Example     *string              `json:"example,omitempty"`
+	Placeholder *string              `json:"placeholder,omitempty"`
+	Description *string              `json:"description,omitempty"`
+	Secret      bool                 `json:"secret"`
+	Options     []*schematype.Option `json:"options"`
+	// A regular expression the whole value must match; for the form's own check, not to show anyone.
+	Pattern *string `json:"pattern,omitempty"`
+	// The sentence to show when a value does not match pattern.
+	PatternMessage *string               `json:"patternMessage,omitempty"`
+	Collection     schematype.Collection `json:"collection"`
+	Template       *string               `json:"template,omitempty"`
 	// The current value; always null for a secret field.
 	Value     *string    `json:"value,omitempty"`
 	IsSet     bool       `json:"isSet"`

@@ -129,7 +129,7 @@ func InputsFromSDK(in []sdk.Input) []schematype.Input {
 			Key: i.Key, Label: i.Label, Type: schematype.InputType(i.Type),
 			Required: i.Required, Default: i.Default, Example: i.Example,
 			Placeholder: i.Placeholder, Description: i.Description,
-			Shown: !i.Hidden, Secret: i.Secret, Options: opts, Pattern: i.Pattern,
+			Shown: !i.Hidden, Secret: i.Secret, Options: opts, Pattern: i.Pattern, PatternMessage: i.PatternMessage,
 			Collection: schematype.Collection(coll), OnPremControlled: i.OnPremControlled,
 			Template: i.Template,
 		})
@@ -150,7 +150,7 @@ func InputsToSDK(in []schematype.Input) []sdk.Input {
 			Key: i.Key, Label: i.Label, Type: sdk.InputType(i.Type),
 			Required: i.Required, Default: i.Default, Example: i.Example,
 			Placeholder: i.Placeholder, Description: i.Description,
-			Hidden: !i.Shown, Secret: i.Secret, Options: opts, Pattern: i.Pattern,
+			Hidden: !i.Shown, Secret: i.Secret, Options: opts, Pattern: i.Pattern, PatternMessage: i.PatternMessage,
 			Collection: sdk.Collection(i.Collection), OnPremControlled: i.OnPremControlled,
 			Template: i.Template,
 		})

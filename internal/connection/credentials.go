@@ -63,7 +63,8 @@ type TestResult struct {
 }
 
 // SaveCredential runs the save pipeline: static checks from the type's
-// declaration → the plugin's Validate → an optional live Test → secrets
+// declaration and the plugin's Validate (checkValues: both run, their field
+// errors merged) → an optional live Test → secrets
 // encrypted → stored with an audit event. When any step fails nothing is
 // stored: field problems come back as a *ValidationError, plugin faults as
 // pluginhost errors. When the credential already exists, the field errors
@@ -162,29 +163,10 @@ func (s *Service) SaveCredential(ctx context.Context, in SaveCredentialInput) (s
 	if err != nil {
 		return nil, nil, err
 	}
-	if errs := staticCheckFor(ct.Inputs, merged, skip); len(errs) > 0 {
-		return nil, nil, invalid(errs...)
-	}
-	resolved, err := resolve(ct, merged)
-	if err != nil {
-		return nil, nil, err
-	}
 	secretList := secretValues(ct.Inputs, merged)
-	vr, err := s.Plugins.Validate(ctx, ct.Key, resolved)
+	resolved, err := s.checkValues(ctx, ct, merged, skip, secretList)
 	if err != nil {
 		return nil, nil, err
-	}
-	diags := vr.Diagnostics
-	if skip != nil {
-		diags = nil
-		for _, d := range vr.Diagnostics {
-			if !skip[d.Field] {
-				diags = append(diags, d)
-			}
-		}
-	}
-	if errs := diagnosticErrors(diags, secretList); len(errs) > 0 {
-		return nil, nil, invalid(errs...)
 	}
 	// A client-credentials type gets its token now: a refused request is
 	// the caller's to fix, and nothing is stored.
@@ -539,6 +521,77 @@ func staticCheckFor(inputs []schematype.Input, merged map[string]string, skip ma
 		}
 	}
 	return errs
+}
+
+// checkValues runs the static check and the plugin's Validate on merged
+// values and returns them resolved (defaults filled, templates rendered).
+// The plugin is asked even when the static check fails, so that its words
+// reach the user: its ERROR for a field replaces the static check's errors
+// for that field (unless it only repeats them), and a field only one of the
+// two names keeps its errors. When the static check failed and the plugin
+// cannot be asked, the static errors are the answer. Inputs in skip are
+// another holder's and not checked.
+func (s *Service) checkValues(ctx context.Context, ct *ent.ConnectionType, merged map[string]string, skip map[string]bool, secretList []string) (map[string]string, error) {
+	static := staticCheckFor(ct.Inputs, merged, skip)
+	resolved, err := resolve(ct, merged)
+	if err != nil {
+		if len(static) > 0 {
+			return nil, invalid(static...)
+		}
+		return nil, err
+	}
+	vr, err := s.Plugins.Validate(ctx, ct.Key, resolved)
+	if err != nil {
+		if len(static) > 0 {
+			return nil, invalid(static...)
+		}
+		return nil, err
+	}
+	var diags []sdk.Diagnostic
+	for _, d := range vr.Diagnostics {
+		if !skip[d.Field] {
+			diags = append(diags, d)
+		}
+	}
+	if errs := mergeFieldErrors(static, diagnosticErrors(diags, secretList)); len(errs) > 0 {
+		return nil, invalid(errs...)
+	}
+	return resolved, nil
+}
+
+// mergeFieldErrors merges the static check's errors with the plugin's, per
+// field (its path): the plugin's errors for a field take the place of the
+// static ones, except when they say the same, where the static ones stay
+// with their more precise codes (REQUIRED, INVALID_VALUE).
+func mergeFieldErrors(static, plugin []FieldError) []FieldError {
+	key := func(f FieldError) string { return strings.Join(f.Field, "\x00") }
+	staticMsgs := map[string]map[string]bool{}
+	for _, f := range static {
+		if staticMsgs[key(f)] == nil {
+			staticMsgs[key(f)] = map[string]bool{}
+		}
+		staticMsgs[key(f)][f.Message] = true
+	}
+	// A field's plugin errors replace its static ones if one says more.
+	replaced := map[string]bool{}
+	for _, f := range plugin {
+		if k := key(f); len(f.Field) > 0 && !staticMsgs[k][f.Message] {
+			replaced[k] = true
+		}
+	}
+	var out []FieldError
+	for _, f := range static {
+		if !replaced[key(f)] {
+			out = append(out, f)
+		}
+	}
+	for _, f := range plugin {
+		k := key(f)
+		if len(f.Field) == 0 || replaced[k] || staticMsgs[k] == nil {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 func label(in schematype.Input) string {

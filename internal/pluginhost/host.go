@@ -401,7 +401,7 @@ func (h *Host) sync(ctx context.Context) error {
 func (h *Host) scan() (map[string]target, error) {
 	lock, err := ReadLock(h.cfg.LockPath)
 	if errors.Is(err, fs.ErrNotExist) {
-		h.log.Warn("no plugin lock file; no plugin will be launched until `plugboard plugins pin` writes one", "lock", h.cfg.LockPath)
+		h.log.Warn("no plugin lock file; no plugin will be launched until `plugboard plugins pin NAME...` writes one", "lock", h.cfg.LockPath)
 		lock, err = &Lock{Version: LockVersion, Plugins: map[string]LockEntry{}}, nil
 	}
 	if err != nil {
@@ -417,10 +417,10 @@ func (h *Host) scan() (map[string]target, error) {
 		pin, ok := lock.Plugins[b.name]
 		switch {
 		case !ok:
-			t.refusal = "binary not pinned; run `plugboard plugins pin`"
+			t.refusal = "binary not pinned; run `plugboard plugins pin " + b.name + "`"
 		case pin.SHA256 != b.sha256:
 			t.pinned = true
-			t.refusal = fmt.Sprintf("sha256 mismatch: pinned %s, found %s; re-pin with `plugboard plugins pin` if the new binary is trusted", short(pin.SHA256), short(b.sha256))
+			t.refusal = fmt.Sprintf("sha256 mismatch: pinned %s, found %s; re-pin with `plugboard plugins pin --force %s` if the new binary is trusted", short(pin.SHA256), short(b.sha256), b.name)
 		default:
 			t.pinned = true
 		}

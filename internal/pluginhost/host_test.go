@@ -78,7 +78,7 @@ func TestStartLoadsPinnedAndRefusesTheRest(t *testing.T) {
 		{"asana", StatusLoaded, ""},
 		{"faulty", StatusLoaded, ""},
 		{"ghost", StatusDisabled, "pinned but missing"},
-		{"stranger", StatusDisabled, "binary not pinned; run `plugboard plugins pin`"},
+		{"stranger", StatusDisabled, "binary not pinned; run `plugboard plugins pin stranger`"},
 		{"tampered", StatusDisabled, "sha256 mismatch"},
 	}
 	got := h.Plugins()
@@ -109,7 +109,7 @@ func TestStartLoadsPinnedAndRefusesTheRest(t *testing.T) {
 		}
 	}
 	for _, want := range []string{
-		"plugin stranger refused: binary not pinned; run `plugboard plugins pin`",
+		"plugin stranger refused: binary not pinned; run `plugboard plugins pin stranger`",
 		"plugin tampered refused: sha256 mismatch",
 		"plugin ghost refused: pinned but missing",
 	} {

@@ -134,6 +134,7 @@ func checkTypeLimits(ct *sdk.ConnectionType) error {
 			{"label", in.Label, MaxLabelLen},
 			{"description", in.Description, MaxDescriptionLen},
 			{"pattern", in.Pattern, MaxPatternLen},
+			{"patternMessage", in.PatternMessage, MaxDescriptionLen},
 			{"template", in.Template, MaxTemplateLen},
 			{"default", in.Default, MaxShortTextLen},
 			{"example", in.Example, MaxShortTextLen},

@@ -134,7 +134,9 @@ func (l *Lock) Write(path string) error {
 // Pin hashes every regular executable file in dir (skipping the lock file,
 // hidden files and non-executables), writes a fresh lock with their SHA-256
 // sums to lockPath atomically and returns it. An empty lockPath means
-// DefaultLockPath(dir).
+// DefaultLockPath(dir). It trusts whatever the directory holds, for a
+// directory its caller just filled (tests); `plugboard plugins pin` pins by
+// name with PinNames.
 func Pin(dir, lockPath string) (*Lock, error) {
 	if lockPath == "" {
 		lockPath = DefaultLockPath(dir)
@@ -151,6 +153,79 @@ func Pin(dir, lockPath string) (*Lock, error) {
 		return nil, err
 	}
 	return l, nil
+}
+
+// PinChange is a pin whose binary changed: its name, the pinned SHA-256 and
+// the binary's SHA-256 now.
+type PinChange struct {
+	Name string
+	Old  string
+	New  string
+}
+
+// ChangedPinsError is PinNames's refusal to replace pins without force: the
+// binaries changed since they were pinned, which an upgrade does and so
+// does tampering. Nothing was written.
+type ChangedPinsError struct {
+	Changes []PinChange
+}
+
+func (e *ChangedPinsError) Error() string {
+	var b strings.Builder
+	for _, c := range e.Changes {
+		fmt.Fprintf(&b, "plugin %s changed since it was pinned:\n  pinned sha256 %s\n  now    sha256 %s\n", c.Name, c.Old, c.New)
+	}
+	b.WriteString("not re-pinned: check where the binaries came from, then pin them again with --force")
+	return b.String()
+}
+
+// PinNames pins the named plugin binaries of dir in the lock file at
+// lockPath (DefaultLockPath(dir) when empty), keeping every other pin; a
+// missing lock file starts empty. A name that is not a plugin executable of
+// dir is an error. A binary pinned with another SHA-256 is re-pinned only
+// with force; without it nothing is written and the error is a
+// *ChangedPinsError naming the old and new sums. It returns the lock written
+// and the pins that force replaced.
+func PinNames(dir, lockPath string, names []string, force bool) (*Lock, []PinChange, error) {
+	if lockPath == "" {
+		lockPath = DefaultLockPath(dir)
+	}
+	if len(names) == 0 {
+		return nil, nil, errors.New("name the plugins to pin (plugboard plugins list shows the binaries)")
+	}
+	l, err := ReadLock(lockPath)
+	if errors.Is(err, fs.ErrNotExist) {
+		l, err = &Lock{Version: LockVersion, Plugins: map[string]LockEntry{}}, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	bins, err := scanDir(dir, lockPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	found := make(map[string]binary, len(bins))
+	for _, b := range bins {
+		found[b.name] = b
+	}
+	var changes []PinChange
+	for _, name := range names {
+		b, ok := found[name]
+		if !ok {
+			return nil, nil, fmt.Errorf("no plugin binary %q in %s (an executable file of that name)", name, dir)
+		}
+		if old, pinned := l.Plugins[name]; pinned && old.SHA256 != b.sha256 {
+			changes = append(changes, PinChange{Name: name, Old: old.SHA256, New: b.sha256})
+		}
+		l.Plugins[name] = LockEntry{SHA256: b.sha256, Size: b.size}
+	}
+	if len(changes) > 0 && !force {
+		return nil, nil, &ChangedPinsError{Changes: changes}
+	}
+	if err := l.Write(lockPath); err != nil {
+		return nil, nil, err
+	}
+	return l, changes, nil
 }
 
 // binary is one plugin executable found in the plugin directory.

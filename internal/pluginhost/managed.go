@@ -151,7 +151,7 @@ func (m *managed) launch(ctx context.Context) (*instance, *sdk.Description, erro
 		client.Kill()
 		if errors.Is(err, goplugin.ErrChecksumsDoNotMatch) {
 			// The file changed after the scan: only a re-pin helps.
-			return nil, nil, &disableError{msg: "sha256 mismatch at launch; re-pin with `plugboard plugins pin` if the new binary is trusted"}
+			return nil, nil, &disableError{msg: "sha256 mismatch at launch; re-pin with `plugboard plugins pin --force " + m.name + "` if the new binary is trusted"}
 		}
 		if msg := err.Error(); strings.Contains(msg, "incompatible API version") || strings.Contains(msg, "unsupported plugin protocol") {
 			// go-plugin has no sentinel for these; a restart cannot fix

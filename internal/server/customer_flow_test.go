@@ -74,6 +74,15 @@ func TestCustomerConnectsFromTheWizard(t *testing.T) {
 		if !strings.Contains(r.Raw, `"OAUTH_CONNECT"`) || !strings.Contains(r.Raw, `"FORM"`) {
 			t.Fatalf("wizard actions: %s", r.Raw)
 		}
+		// The Slack slot is a single Connect button: no field of the
+		// organization's Slack app (its signing secret) is asked for.
+		if servertest.Str(r.Data, "configWizard.pages.0.elements.1.slotKey") != "slack" ||
+			servertest.Str(r.Data, "configWizard.pages.0.elements.1.action") != "OAUTH_CONNECT" {
+			t.Fatalf("the second slot is not Slack's Connect button: %s", r.Raw)
+		}
+		if fields, _ := servertest.Get(r.Data, "configWizard.pages.0.elements.1.fields").([]any); len(fields) != 0 {
+			t.Fatalf("the customer's Slack slot asks for fields %v: %s", fields, r.Raw)
+		}
 
 		// Fill the Asana form.
 		r = env.DoAs(t, tok, saveMutation, map[string]any{"in": map[string]any{"connectionID": asanaConn,

@@ -73,7 +73,7 @@ func TestCatalogDeclaresEveryAttribute(t *testing.T) {
 		connectionTypes(first: 50, orderBy: {field: KEY}) { totalCount edges { node {
 			key label description iconURL authKind schemaVersion available plugin { name status }
 			inputs { key label type required default example placeholder description shown secret
-				options { value label } pattern collection onPremControlled template }
+				options { value label } pattern patternMessage collection onPremControlled template }
 			oauth2 { authorizeURL tokenURL revokeURL scopes scopeSeparator pkceMethod authStyle clientIDInput clientSecretInput }
 		} } }
 	}`, nil)
@@ -112,6 +112,20 @@ func TestCatalogDeclaresEveryAttribute(t *testing.T) {
 	}
 	if in := input("asana.apiKey", "apiKey"); in["secret"] != true || in["required"] != true || in["type"] != "PASSWORD" || in["pattern"] == nil {
 		t.Errorf("asana apiKey: %v", in)
+	}
+	// Every input with a pattern says in words what it expects.
+	for typeKey, ct := range types {
+		for _, raw := range ct["inputs"].([]any) {
+			in := raw.(map[string]any)
+			if p, _ := in["pattern"].(string); p != "" {
+				if m, _ := in["patternMessage"].(string); m == "" || strings.Contains(m, p) {
+					t.Errorf("%s input %s: patternMessage %q for pattern %s", typeKey, in["key"], m, p)
+				}
+			}
+		}
+	}
+	if m := input("asana.apiKey", "apiKey")["patternMessage"]; m != "This does not look like an Asana personal access token: it starts with a digit and a slash, such as 2/1200…:0123…." {
+		t.Errorf("asana apiKey patternMessage: %v", m)
 	}
 	if in := input("asana.apiKey", "baseUrl"); in["shown"] != false || in["default"] != "https://app.asana.com/api/1.0" || in["type"] != "URL" {
 		t.Errorf("asana baseUrl: %v", in)

@@ -84,7 +84,7 @@ func procBinaries(t *testing.T) (bin, pluginDir string) {
 		for _, args := range [][]string{
 			{"go", "build", "-o", procBin, "./cmd/plugboard"},
 			{"go", "build", "-o", procPluginDir + string(filepath.Separator), "./plugins/asana", "./plugins/msgraph"},
-			{procBin, "plugins", "pin", "--plugin-dir", procPluginDir},
+			{procBin, "plugins", "pin", "--plugin-dir", procPluginDir, "asana", "msgraph"},
 		} {
 			cmd := exec.Command(args[0], args[1:]...)
 			cmd.Dir = root

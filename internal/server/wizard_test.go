@@ -112,7 +112,8 @@ func seedWizard(t testing.TB, app *server.App, slots int) *wizardSeed {
 	hide := false
 	s.asanaCust = mkConn(asana, "asana-customer", connection.ScopeCUSTOMER, nil)
 	s.asanaOther = mkConn(asana, "asana-other", connection.ScopeCUSTOMER, nil)
-	// The customer-visible signing secret is hidden by the connection.
+	// A connection may hide an input from customers (the Slack plugin
+	// already hides its signing secret; the setting repeats it).
 	s.slackInt = mkConn(slack, "slack-integration", connection.ScopeINTEGRATION,
 		map[string]schematype.InputSetting{"signingSecret": {Shown: &hide}})
 	s.pgGlobal = mkConn(pg, "pg-global", connection.ScopeORGANIZATION_GLOBAL, nil)
@@ -474,7 +475,7 @@ func TestConfigWizard(t *testing.T) {
 			"credential=ACTIVE values=apiKey=null/true,baseUrl=null/false",
 			asanaKeyField + " isSet=true updatedAt=t",
 			asanaURLField + " value=null isSet=false updatedAt=-",
-			"error values.apiKey INVALID_VALUE",
+			"error values.apiKey PLUGIN_REJECTED", // the Asana plugin's own words
 			"error values.baseUrl INVALID_VALUE",
 		}})
 		if msg := elems[0].Errors[0].Message; msg == "" {
@@ -525,7 +526,7 @@ func TestConfigWizard(t *testing.T) {
 			"action=FORM status=ACTIVE connected=false connectLabel=null",
 			"credential=ACTIVE values=apiKey=null/true",
 			asanaKeyField + " isSet=true updatedAt=t",
-			"error values.apiKey INVALID_VALUE",
+			"error values.apiKey PLUGIN_REJECTED", // the Asana plugin's own words
 		}})
 		// Hidden inputs and their values never reach the customer.
 		for _, hidden := range []string{"authorizeUrl", "tokenUrl", "revokeUrl", "clientId", "clientSecret", "baseUrl",

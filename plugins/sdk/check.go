@@ -22,8 +22,8 @@ var pluginKeyRE = regexp.MustCompile(`^[a-z][a-z0-9_-]*$`)
 //   - input keys are unique within a type and are letters, digits, "_", "-",
 //     "." (starting with a letter or "_"); every input has a label and a
 //     known type and collection;
-//   - patterns compile, and defaults satisfy the input's pattern, type and
-//     options;
+//   - patterns compile, a patternMessage comes with a pattern, and defaults
+//     satisfy the input's pattern, type and options;
 //   - PICKLIST inputs have options with unique, non-empty values, and only
 //     PICKLIST inputs have options;
 //   - TEMPLATE inputs (and only they) have a template whose slots name other,
@@ -117,11 +117,7 @@ func (c *checker) checkInput(ct *ConnectionType, in *Input) {
 	if _, err := collections.proto(in.Collection); err != nil {
 		c.add("unknown collection %q", in.Collection)
 	}
-	if in.Pattern != "" {
-		if _, err := CompilePattern(in.Pattern); err != nil {
-			c.add("pattern does not compile: %v", err)
-		}
-	}
+	c.checkPattern(in)
 
 	if in.Type == InputPicklist {
 		if len(in.Options) == 0 {
@@ -160,9 +156,23 @@ func (c *checker) checkInput(ct *ConnectionType, in *Input) {
 	}
 
 	if in.Default != "" && !in.Secret && in.Type != InputTemplate {
-		if problem := checkValue(in, in.Default); problem != "" {
+		if problem, pattern := checkValue(in, in.Default); pattern {
+			c.add("default does not match the pattern")
+		} else if problem != "" {
 			c.add("default %s", strings.TrimSuffix(problem, "."))
 		}
+	}
+}
+
+// checkPattern checks an input's pattern and its message.
+func (c *checker) checkPattern(in *Input) {
+	if in.Pattern != "" {
+		if _, err := CompilePattern(in.Pattern); err != nil {
+			c.add("pattern does not compile: %v", err)
+		}
+	}
+	if in.PatternMessage != "" && in.Pattern == "" {
+		c.add("patternMessage without a pattern")
 	}
 }
 

@@ -59,7 +59,10 @@ func TestValidateDescription(t *testing.T) {
 		{"default misses pattern", func(d *Description) {
 			d.ConnectionTypes[0].Inputs[1].Pattern = "[a-z]+"
 			d.ConnectionTypes[0].Inputs[1].Default = "ABC"
-		}, "default must match the pattern"},
+		}, "default does not match the pattern"},
+		{"pattern message without pattern", func(d *Description) {
+			d.ConnectionTypes[0].Inputs[1].PatternMessage = "Enter a tenant."
+		}, "patternMessage without a pattern"},
 		{"default not an option", func(d *Description) { d.ConnectionTypes[0].Inputs[3].Default = "mars" }, "default must be one of"},
 		{"picklist without options", func(d *Description) {
 			d.ConnectionTypes[0].Inputs[3].Options = nil
@@ -149,6 +152,8 @@ func TestValidateValues(t *testing.T) {
 		{Key: "tags", Label: "Tags", Type: InputPicklist, Collection: CollectionValueList, Options: []Option{{Value: "a"}}},
 		{Key: "headers", Label: "Headers", Type: InputString, Collection: CollectionKeyValueList},
 		{Key: "tmpl", Label: "T", Type: InputTemplate, Template: "{{#port}}", Required: true},
+		{Key: "shop", Label: "Store name", Type: InputString, Pattern: "[a-z]+", PatternMessage: "Enter the store name in lower case."},
+		{Key: "codes", Label: "Codes", Type: InputString, Pattern: "[A-Z]{2}", Collection: CollectionValueList},
 	}}
 	tests := []struct {
 		name   string
@@ -162,11 +167,14 @@ func TestValidateValues(t *testing.T) {
 		}, map[string]string{}},
 		{"invalid", map[string]string{
 			"key": "canary-secret-7f3a", "port": "x", "on": "yes", "url": "/relative", "json": "{", "pick": "c",
-			"tags": `["b"]`, "headers": `{"X-A":"1"}`,
+			"tags": `["b"]`, "headers": `{"X-A":"1"}`, "shop": "Acme", "codes": `["DE","eu"]`,
 		}, map[string]string{
-			"key": "must match the pattern", "port": "must be a number", "on": `"true" or "false"`,
+			// A pattern failure shows the declared message, or a
+			// generic one naming the field: never the pattern.
+			"key": "API key is not in the expected format.", "port": "must be a number", "on": `"true" or "false"`,
 			"url": "absolute URL", "json": "valid JSON", "pick": "one of: a, b", "tags": "each item must be one of",
-			"headers": "JSON array of",
+			"headers": "JSON array of", "shop": "Enter the store name in lower case.",
+			"codes": "Codes has an invalid item: each item is not in the expected format.",
 		}},
 	}
 	for _, tt := range tests {
@@ -178,6 +186,9 @@ func TestValidateValues(t *testing.T) {
 				}
 				if strings.Contains(d.Summary, "canary") {
 					t.Errorf("diagnostic %+v quotes the value", d)
+				}
+				if strings.ContainsAny(d.Summary, "[]{}") && d.Field != "headers" {
+					t.Errorf("diagnostic %+v shows a pattern", d)
 				}
 				got[d.Field] = d.Summary
 			}

@@ -104,7 +104,7 @@ func Serve(p Provider, opts ...ServeOption) {
 
 const notAHostMessage = `%s is a plugboard plugin: the plugboard server starts it, it is not meant
 to be run by hand. To install it, copy the binary into the server's plugin
-directory and pin its SHA-256 checksum (plugboard plugins pin), then reload
+directory and pin its SHA-256 checksum (plugboard plugins pin NAME), then reload
 the plugins. (plugboard plugin protocol %d.%d)
 `
 

@@ -79,10 +79,17 @@ type Input struct {
 	// organization fills them (an OAuth 2.0 client id, an authorize URL).
 	Hidden bool
 	// Secret inputs are write-only: stored encrypted, never returned.
-	Secret     bool
-	Options    []Option
-	Pattern    string // a Go (RE2) regular expression the whole value must match
-	Collection Collection
+	Secret  bool
+	Options []Option
+	// Pattern is a Go (RE2) regular expression the whole value must match.
+	Pattern string
+	// PatternMessage is the sentence shown to the person filling the form
+	// when a value does not match Pattern, such as "Enter the store name
+	// as in acme.myshopify.com: lower-case letters, digits and dashes.".
+	// Without it the message is "<Label> is not in the expected format.":
+	// a pattern is never shown to anyone.
+	PatternMessage string
+	Collection     Collection
 	// OnPremControlled inputs (host, port) may be replaced by an on-premise
 	// agent's address.
 	OnPremControlled bool

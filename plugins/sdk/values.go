@@ -133,7 +133,9 @@ func ResolveValues(ct *ConnectionType, values map[string]string) (map[string]str
 // required inputs have a value (or a default), values match the input's
 // pattern and type (PICKLIST options, NUMBER, BOOLEAN "true"/"false",
 // absolute URL, JSON, list collections). It returns one ERROR diagnostic per
-// bad input, never quoting a value. TEMPLATE inputs are computed, so they
+// bad input, never quoting a value nor showing a pattern: a value that does
+// not match its input's pattern gets the input's PatternMessage, or
+// "<Label> is not in the expected format.". TEMPLATE inputs are computed, so they
 // are not checked; keys ct does not declare are ignored. A provider's
 // Validate typically starts with it and adds its own checks.
 func ValidateValues(ct *ConnectionType, values map[string]string) []Diagnostic {
@@ -153,7 +155,9 @@ func ValidateValues(ct *ConnectionType, values map[string]string) []Diagnostic {
 			}
 			continue
 		}
-		if problem := checkValue(in, v); problem != "" {
+		if problem, pattern := checkValue(in, v); pattern && in.PatternMessage != "" {
+			ds = append(ds, ErrorDiag(in.Key, in.PatternMessage))
+		} else if problem != "" {
 			ds = append(ds, ErrorDiag(in.Key, in.name()+" "+problem))
 		}
 	}
@@ -162,51 +166,57 @@ func ValidateValues(ct *ConnectionType, values map[string]string) []Diagnostic {
 
 // checkValue returns what is wrong with a non-empty value of in, or "". The
 // text completes a sentence that starts with the input's name, and never
-// quotes the value.
-func checkValue(in *Input, v string) string {
+// quotes the value or the pattern; pattern says the problem is a value (or
+// an item) that does not match the input's pattern.
+func checkValue(in *Input, v string) (problem string, pattern bool) {
 	switch in.Collection {
 	case CollectionValueList:
 		var items []string
 		if err := json.Unmarshal([]byte(v), &items); err != nil {
-			return "must be a JSON array of strings."
+			return "must be a JSON array of strings.", false
 		}
 		for _, item := range items {
-			if p := checkOne(in, item); p != "" {
-				return "has an invalid item: each item " + p
+			if p, pat := checkOne(in, item); p != "" {
+				return "has an invalid item: each item " + p, pat
 			}
 		}
-		return ""
+		return "", false
 	case CollectionKeyValueList:
 		var items []struct {
 			Key   *string `json:"key"`
 			Value *string `json:"value"`
 		}
 		if err := json.Unmarshal([]byte(v), &items); err != nil {
-			return `must be a JSON array of {"key": ..., "value": ...} objects.`
+			return `must be a JSON array of {"key": ..., "value": ...} objects.`, false
 		}
 		for _, item := range items {
 			if item.Key == nil || *item.Key == "" || item.Value == nil {
-				return `must have a non-empty "key" and a "value" in every item.`
+				return `must have a non-empty "key" and a "value" in every item.`, false
 			}
-			if p := checkOne(in, *item.Value); p != "" {
-				return "has an invalid item: each value " + p
+			if p, pat := checkOne(in, *item.Value); p != "" {
+				return "has an invalid item: each value " + p, pat
 			}
 		}
-		return ""
+		return "", false
 	}
 	return checkOne(in, v)
 }
 
-func checkOne(in *Input, v string) string {
+func checkOne(in *Input, v string) (problem string, pattern bool) {
 	if in.Pattern != "" {
 		re, err := CompilePattern(in.Pattern)
 		if err != nil {
-			return "cannot be checked: the plugin declares an invalid pattern."
+			return "cannot be checked: the plugin declares an invalid pattern.", false
 		}
 		if !re.MatchString(v) {
-			return "must match the pattern " + in.Pattern + "."
+			return "is not in the expected format.", true
 		}
 	}
+	return checkType(in, v), false
+}
+
+// checkType is checkOne's part for the input's type.
+func checkType(in *Input, v string) string {
 	switch in.Type {
 	case InputPicklist:
 		var values []string

@@ -30,6 +30,7 @@ type Input struct {
 	Secret           bool       `json:"secret,omitempty"`
 	Options          []Option   `json:"options,omitempty"`
 	Pattern          string     `json:"pattern,omitempty"`
+	PatternMessage   string     `json:"patternMessage,omitempty"` // shown when a value does not match Pattern
 	Collection       Collection `json:"collection,omitempty"`
 	OnPremControlled bool       `json:"onPremControlled,omitempty"`
 	Template         string     `json:"template,omitempty"`

@@ -1,7 +1,8 @@
 // Command faulty is a plugboard plugin that misbehaves on request, for the
 // host's tests. It is not bundled (it lives outside plugins/).
 //
-// Its one type, faulty.echo, has the inputs "mode" and "secret" (a secret).
+// Its one type, faulty.echo, has the inputs "mode", "secret" (a secret) and
+// "count" (a NUMBER, which the host checks).
 // Validate and Test act on mode:
 //
 //	hang     block forever, ignoring the context (a hung plugin)
@@ -56,6 +57,7 @@ func (provider) Describe(context.Context) (*sdk.Description, error) {
 			Inputs: []sdk.Input{
 				{Key: "mode", Label: "Mode", Type: sdk.InputString, Description: "hang, crash, panic, slow, invalid or ok."},
 				{Key: "secret", Label: "Secret", Type: sdk.InputPassword, Secret: true},
+				{Key: "count", Label: "Count", Type: sdk.InputNumber, Description: "Any number; for the host's own checks."},
 			},
 		}},
 	}, nil

@@ -46,13 +46,22 @@
 //     known enum values, patterns that compile, defaults that satisfy their
 //     pattern and options, PICKLIST options, TEMPLATE slots that name inputs,
 //     complete OAuth 2.0 specs, secret inputs that are PASSWORDs, ...);
+//   - every input with a Pattern has a PatternMessage, the sentence a person
+//     reads when a value misses the pattern (a pattern is never shown);
 //   - the plugin answers a health check (Ping);
 //   - for every type, Validate with no values returns diagnostics, not an
 //     error, with an ERROR for each required input and fields that name
 //     inputs of the type;
 //   - for every type, Test with no values answers (not OK, with a message)
 //     within 10 seconds, without calling out: Test must check the values
-//     before it reaches a service;
+//     before it reaches a service. Check starts the plugin with
+//     HTTP_PROXY, HTTPS_PROXY and ALL_PROXY pointed at a local listener
+//     (NO_PROXY empty) and fails if that Test connects to it, naming the
+//     host. This sees the calls of proxy-aware clients (net/http's default
+//     transport, sdk.CheckHTTP with a nil client); a plugin that dials a
+//     socket itself (a database driver) is only held to the deadline, and
+//     CheckProvider, which has no process to watch, checks the deadline
+//     only;
 //   - a canary value put in every secret input and in the token never comes
 //     back in a diagnostic, message or error;
 //   - Validate and Test refuse an unknown type key with sdk.ErrUnknownType.

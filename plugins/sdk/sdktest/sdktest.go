@@ -55,16 +55,29 @@ func Build(t testing.TB, pkg string) string {
 // ends.
 func Launch(t testing.TB, binary string) sdk.Provider {
 	t.Helper()
+	return launch(t, binary, nil)
+}
+
+// launch is Launch with env added to the plugin's environment.
+func launch(t testing.TB, binary string, env []string) sdk.Provider {
+	t.Helper()
 	sum, err := fileSHA256(binary)
 	if err != nil {
 		t.Fatalf("sdktest.Launch: %v", err)
 	}
 	logw := &testLogWriter{t: t}
 	t.Cleanup(logw.stop) // runs after Kill below: cleanups run last-in first-out
+	cmd := exec.Command(binary)
+	if env != nil {
+		// env after the host's, which go-plugin would otherwise append
+		// last (and the last value of a key wins).
+		cmd.Env = append(os.Environ(), env...)
+	}
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
 		Plugins:          sdk.PluginSet(),
-		Cmd:              exec.Command(binary),
+		Cmd:              cmd,
+		SkipHostEnv:      env != nil,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		SecureConfig:     &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()},
 		AutoMTLS:         true,
@@ -164,10 +177,13 @@ func CheckDescription(t testing.TB, d *sdk.Description) {
 	t.Errorf("plugin description: %v", err)
 }
 
-// Check launches the plugin binary and runs CheckProvider on it.
+// Check launches the plugin binary and runs CheckProvider on it, with the
+// plugin's proxy settings pointed at a recorder: a Test with no values that
+// makes an HTTP(S) call fails the check.
 func Check(t testing.TB, binary string) {
 	t.Helper()
-	CheckProvider(t, Launch(t, binary))
+	rec := newCallRecorder(t)
+	checkProvider(t, launch(t, binary, rec.env()), rec)
 }
 
 // callTimeout bounds every call Check makes.
@@ -176,8 +192,17 @@ const callTimeout = 10 * time.Second
 // unknownType is a type key no plugin declares.
 const unknownType = "sdktest.noSuchType"
 
-// CheckProvider runs the checks of the package documentation on p.
+// CheckProvider runs the checks of the package documentation on p, but
+// for the one that needs a plugin process: that Test with no values makes
+// no call (Check checks it).
 func CheckProvider(t testing.TB, p sdk.Provider) {
+	t.Helper()
+	checkProvider(t, p, nil)
+}
+
+// checkProvider is CheckProvider; rec, if not nil, records the calls the
+// plugin makes.
+func checkProvider(t testing.TB, p sdk.Provider, rec *callRecorder) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 	d, err := p.Describe(ctx)
@@ -186,6 +211,7 @@ func CheckProvider(t testing.TB, p sdk.Provider) {
 		t.Fatalf("Describe failed: %v", err)
 	}
 	CheckDescription(t, d)
+	checkPatternMessages(t, d)
 
 	if pinger, ok := p.(sdk.Pinger); ok {
 		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
@@ -196,7 +222,7 @@ func CheckProvider(t testing.TB, p sdk.Provider) {
 	}
 
 	for i := range d.ConnectionTypes {
-		checkType(t, p, &d.ConnectionTypes[i])
+		checkType(t, p, &d.ConnectionTypes[i], rec)
 	}
 
 	if _, err := call(func(ctx context.Context) (any, error) {
@@ -217,7 +243,7 @@ func call(f func(ctx context.Context) (any, error)) (any, error) {
 	return f(ctx)
 }
 
-func checkType(t testing.TB, p sdk.Provider, ct *sdk.ConnectionType) {
+func checkType(t testing.TB, p sdk.Provider, ct *sdk.ConnectionType, rec *callRecorder) {
 	t.Helper()
 	var required []string
 	for _, in := range ct.Inputs {
@@ -225,33 +251,49 @@ func checkType(t testing.TB, p sdk.Provider, ct *sdk.ConnectionType) {
 			required = append(required, in.Key)
 		}
 	}
+	checkValidateEmpty(t, p, ct, required)
+	checkTestEmpty(t, p, ct, required, rec)
+	checkSecretsStay(t, p, ct)
+}
 
-	// Validate with no values: diagnostics, not an error.
+// checkValidateEmpty: Validate with no values answers diagnostics, not an
+// error, with an ERROR for each required input.
+func checkValidateEmpty(t testing.TB, p sdk.Provider, ct *sdk.ConnectionType, required []string) {
+	t.Helper()
 	res, err := call(func(ctx context.Context) (any, error) {
 		return p.Validate(ctx, &sdk.ValidateRequest{TypeKey: ct.Key, Values: map[string]string{}})
 	})
 	if err != nil {
 		t.Errorf("type %q: Validate with no values returned an error; it must return diagnostics instead: %v", ct.Key, err)
-	} else {
-		ds := res.(*sdk.ValidateResponse).Diagnostics
-		checkDiagnostics(t, ct, ds)
-		flagged := map[string]bool{}
-		for _, d := range ds {
-			if d.Severity == sdk.SeverityError {
-				flagged[d.Field] = true
-			}
-		}
-		for _, key := range required {
-			if !flagged[key] {
-				t.Errorf("type %q: Validate with no values returned no ERROR diagnostic for the required input %q (sdk.ValidateValues does this)", ct.Key, key)
-			}
+		return
+	}
+	ds := res.(*sdk.ValidateResponse).Diagnostics
+	checkDiagnostics(t, ct, ds)
+	flagged := map[string]bool{}
+	for _, d := range ds {
+		if d.Severity == sdk.SeverityError {
+			flagged[d.Field] = true
 		}
 	}
+	for _, key := range required {
+		if !flagged[key] {
+			t.Errorf("type %q: Validate with no values returned no ERROR diagnostic for the required input %q (sdk.ValidateValues does this)", ct.Key, key)
+		}
+	}
+}
 
-	// Test with no values: an answer, not OK, with a message.
-	res, err = call(func(ctx context.Context) (any, error) {
+// checkTestEmpty: Test with no values answers not OK, with a message,
+// within callTimeout, and calls nothing (as far as rec sees).
+func checkTestEmpty(t testing.TB, p sdk.Provider, ct *sdk.ConnectionType, required []string, rec *callRecorder) {
+	t.Helper()
+	before := rec.count()
+	res, err := call(func(ctx context.Context) (any, error) {
 		return p.Test(ctx, &sdk.TestRequest{TypeKey: ct.Key, Values: map[string]string{}})
 	})
+	if calls := rec.since(before); len(calls) > 0 {
+		t.Errorf("type %q: Test with no values called out (%s); Test must check the values before it reaches a service (see sdk.InvalidValues)",
+			ct.Key, strings.Join(calls, ", "))
+	}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
 		t.Errorf("type %q: Test with no values did not answer within %s; Test must check the values before it calls out", ct.Key, callTimeout)
@@ -266,8 +308,12 @@ func checkType(t testing.TB, p sdk.Provider, ct *sdk.ConnectionType) {
 			t.Errorf("type %q: Test with no values failed without a message; say what is wrong", ct.Key)
 		}
 	}
+}
 
-	// Secrets never come back.
+// checkSecretsStay: a canary in every secret input and in the token never
+// comes back from Validate or Test.
+func checkSecretsStay(t testing.TB, p sdk.Provider, ct *sdk.ConnectionType) {
+	t.Helper()
 	values := map[string]string{}
 	for _, in := range ct.Inputs {
 		if in.Secret {
@@ -275,7 +321,7 @@ func checkType(t testing.TB, p sdk.Provider, ct *sdk.ConnectionType) {
 		}
 	}
 	token := &sdk.Token{AccessToken: Canary, RefreshToken: Canary, TokenType: "Bearer"}
-	res, err = call(func(ctx context.Context) (any, error) {
+	res, err := call(func(ctx context.Context) (any, error) {
 		return p.Validate(ctx, &sdk.ValidateRequest{TypeKey: ct.Key, Values: values})
 	})
 	if err != nil {
@@ -292,6 +338,20 @@ func checkType(t testing.TB, p sdk.Provider, ct *sdk.ConnectionType) {
 		checkNoCanary(t, ct.Key, "the Test error", err.Error())
 	} else {
 		checkNoCanary(t, ct.Key, "the Test message", res.(*sdk.TestResponse).Message)
+	}
+}
+
+// checkPatternMessages: every input with a pattern says in words what it
+// expects, so no one is shown the generic message (or a pattern).
+func checkPatternMessages(t testing.TB, d *sdk.Description) {
+	t.Helper()
+	for _, ct := range d.ConnectionTypes {
+		for _, in := range ct.Inputs {
+			if in.Pattern != "" && strings.TrimSpace(in.PatternMessage) == "" {
+				t.Errorf("type %q: input %q has a Pattern but no PatternMessage; a value that misses it would only be told %q",
+					ct.Key, in.Key, in.Label+" is not in the expected format.")
+			}
+		}
 	}
 }
 

@@ -20,6 +20,52 @@ func TestCheckPassesAGoodPlugin(t *testing.T) {
 	sdktest.Check(t, bin)
 }
 
+// A Test that calls out with no values fails Check, naming the host; the
+// test provider, which checks the values first, passes (above).
+func TestCheckReportsATestThatCallsOut(t *testing.T) {
+	bin := sdktest.Build(t, "github.com/plugboard/plugboard/plugins/sdk/internal/testplugin/cmd/callout")
+	// The test's own proxy settings do not hide the call.
+	for _, k := range []string{"HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"} {
+		t.Setenv(k, "http://127.0.0.1:1")
+	}
+	t.Setenv("NO_PROXY", "*")
+	t.Setenv("no_proxy", "*")
+	errs := run(t, func(tb testing.TB) { sdktest.Check(tb, bin) })
+	for _, want := range []string{
+		`type "testplugin.everything": Test with no values called out (api.example.com:443)`,
+		`type "testplugin.oauth2": Test with no values called out (api.example.com:443)`,
+	} {
+		if !containsOne(errs, want) {
+			t.Errorf("Check did not report %q; it reported:\n%s", want, strings.Join(errs, "\n"))
+		}
+	}
+	if len(errs) != 2 {
+		t.Errorf("Check reported %d problems, want the 2 calls:\n%s", len(errs), strings.Join(errs, "\n"))
+	}
+}
+
+// A pattern without a PatternMessage fails the check.
+func TestCheckProviderWantsPatternMessages(t *testing.T) {
+	p := &describeWith{testplugin.New(), func(d *sdk.Description) { d.ConnectionTypes[0].Inputs[2].PatternMessage = "" }}
+	errs := run(t, func(tb testing.TB) { sdktest.CheckProvider(tb, sdktest.InProcess(tb, p)) })
+	want := `type "testplugin.everything": input "host" has a Pattern but no PatternMessage`
+	if len(errs) != 1 || !strings.Contains(errs[0], want) {
+		t.Errorf("CheckProvider reported %q, want only %q", errs, want)
+	}
+}
+
+// describeWith is a test provider whose description edit changes.
+type describeWith struct {
+	*testplugin.Provider
+	edit func(*sdk.Description)
+}
+
+func (p *describeWith) Describe(context.Context) (*sdk.Description, error) {
+	d := testplugin.Description()
+	p.edit(d)
+	return d, nil
+}
+
 func TestInProcess(t *testing.T) {
 	p := sdktest.InProcess(t, testplugin.New())
 	sdktest.CheckProvider(t, p)

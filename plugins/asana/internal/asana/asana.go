@@ -46,14 +46,15 @@ var connectionType = sdk.ConnectionType{
 	AuthKind:    sdk.AuthAPIKey,
 	Inputs: []sdk.Input{
 		{
-			Key:         "apiKey",
-			Label:       "Personal access token",
-			Type:        sdk.InputPassword,
-			Secret:      true,
-			Required:    true,
-			Pattern:     TokenPattern,
-			Placeholder: "2/1200000000000000/1200000000000001:0123456789abcdef0123456789abcdef",
-			Description: "In Asana: Settings → Apps → View developer console → Personal access tokens → Create new token.",
+			Key:            "apiKey",
+			Label:          "Personal access token",
+			Type:           sdk.InputPassword,
+			Secret:         true,
+			Required:       true,
+			Pattern:        TokenPattern,
+			PatternMessage: "This does not look like an Asana personal access token: it starts with a digit and a slash, such as 2/1200…:0123….",
+			Placeholder:    "2/1200000000000000/1200000000000001:0123456789abcdef0123456789abcdef",
+			Description:    "In Asana: Settings → Apps → View developer console → Personal access tokens → Create new token.",
 		},
 		{
 			Key:         "baseUrl",
@@ -79,6 +80,9 @@ func (*Provider) Validate(_ context.Context, req *sdk.ValidateRequest) (*sdk.Val
 	return &sdk.ValidateResponse{Diagnostics: validate(req.Values)}, nil
 }
 
+// validate runs the SDK's checks and words the two paste mistakes people
+// make most for what they are; any other token that misses the pattern gets
+// the input's PatternMessage.
 func validate(values map[string]string) []sdk.Diagnostic {
 	ds := sdk.ValidateValues(&connectionType, values)
 	token := values["apiKey"]
@@ -86,16 +90,12 @@ func validate(values map[string]string) []sdk.Diagnostic {
 		if d.Field != "apiKey" || token == "" {
 			continue
 		}
-		// A friendlier message than "must match the pattern".
 		switch {
-		case strings.HasPrefix(strings.ToLower(token), "bearer "):
+		case strings.HasPrefix(strings.ToLower(strings.TrimSpace(token)), "bearer "):
 			ds[i].Summary = `Paste the token without the "Bearer " prefix.`
 		case strings.TrimSpace(token) != token:
 			ds[i].Summary = "The token has spaces or line breaks around it; paste it without them."
-		default:
-			ds[i].Summary = "This does not look like an Asana personal access token: it starts with a digit and a slash, such as 2/1200…:0123…."
 		}
-		ds[i].Detail = "Expected the pattern " + TokenPattern
 	}
 	return ds
 }

@@ -55,11 +55,13 @@ var connectionType = sdk.ConnectionType{
 	AuthKind:    sdk.AuthOAuth2ClientCredentials,
 	Inputs: []sdk.Input{
 		{Key: "tenant", Label: "Tenant", Type: sdk.InputString, Required: true, Pattern: TenantPattern,
-			Placeholder: "contoso.onmicrosoft.com",
-			Description: "The Directory (tenant) ID from the app registration's Overview page, or a domain of the tenant."},
+			PatternMessage: "Enter the Directory (tenant) ID, a GUID from the app registration's Overview page, or a domain of the tenant such as contoso.onmicrosoft.com.",
+			Placeholder:    "contoso.onmicrosoft.com",
+			Description:    "The Directory (tenant) ID from the app registration's Overview page, or a domain of the tenant."},
 		{Key: "clientId", Label: "Application (client) ID", Type: sdk.InputString, Required: true, Pattern: GUIDPattern,
-			Placeholder: "00000000-0000-0000-0000-000000000000",
-			Description: "From the app registration's Overview page in the Microsoft Entra admin center."},
+			PatternMessage: "Enter the Application (client) ID, a GUID from the app registration's Overview page; not the app's name or a secret.",
+			Placeholder:    "00000000-0000-0000-0000-000000000000",
+			Description:    "From the app registration's Overview page in the Microsoft Entra admin center."},
 		{Key: "clientSecret", Label: "Client secret", Type: sdk.InputPassword, Secret: true, Required: true,
 			Description: "The Value of a client secret (not its Secret ID), from the app registration's Certificates & secrets page."},
 		{Key: "authorityHost", Label: "Authority host", Type: sdk.InputURL, Default: DefaultAuthorityHost, Hidden: true,
@@ -109,13 +111,10 @@ func validate(values map[string]string) []sdk.Diagnostic {
 		switch d.Field {
 		case "tenant":
 			ds[i].Summary = tenantProblem(v)
-			ds[i].Detail = "Expected the pattern " + TenantPattern
 		case "clientId":
-			ds[i].Summary = "Enter the Application (client) ID, a GUID from the app registration's Overview page; not the app's name or a secret."
 			if strings.TrimSpace(v) != v {
 				ds[i].Summary = "The client ID has spaces or line breaks around it; paste it without them."
 			}
-			ds[i].Detail = "Expected the pattern " + GUIDPattern
 		}
 	}
 

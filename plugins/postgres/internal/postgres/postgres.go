@@ -53,8 +53,10 @@ var connectionType = sdk.ConnectionType{
 	AuthKind:    sdk.AuthBasic,
 	Inputs: []sdk.Input{
 		{Key: "host", Label: "Host", Type: sdk.InputString, Required: true, OnPremControlled: true,
-			Pattern: hostPattern, Placeholder: "db.example.com", Description: "Host name or IP address of the server."},
-		{Key: "port", Label: "Port", Type: sdk.InputNumber, Default: "5432", OnPremControlled: true, Pattern: `[0-9]+`},
+			Pattern: hostPattern, PatternMessage: "Enter one host name or IP address, such as db.example.com: no port, URL or socket path.",
+			Placeholder: "db.example.com", Description: "Host name or IP address of the server."},
+		{Key: "port", Label: "Port", Type: sdk.InputNumber, Default: "5432", OnPremControlled: true, Pattern: `[0-9]+`,
+			PatternMessage: "Port must be a whole number between 1 and 65535, such as 5432."},
 		{Key: "database", Label: "Database", Type: sdk.InputString, Required: true, Placeholder: "app"},
 		{Key: "user", Label: "User", Type: sdk.InputString, Required: true},
 		{Key: "password", Label: "Password", Type: sdk.InputPassword, Secret: true},

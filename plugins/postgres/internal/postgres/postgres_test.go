@@ -36,10 +36,10 @@ func TestValidate(t *testing.T) {
 		{Name: "port 0", Values: base("port", "0"), Errors: map[string]string{"port": "between 1 and 65535"}},
 		{Name: "port too big", Values: base("port", "65536"), Errors: map[string]string{"port": "between 1 and 65535"}},
 		{Name: "port not a number", Values: base("port", "5432x"), Errors: map[string]string{"port": ""}},
-		{Name: "host with port", Values: base("host", "db.example.com:5432"), Errors: map[string]string{"host": "must match"}},
-		{Name: "host is a URL", Values: base("host", "postgres://db"), Errors: map[string]string{"host": "must match"}},
-		{Name: "host is a socket dir", Values: base("host", "/var/run/postgresql"), Errors: map[string]string{"host": "must match"}},
-		{Name: "two hosts", Values: base("host", "a,b"), Errors: map[string]string{"host": "must match"}},
+		{Name: "host with port", Values: base("host", "db.example.com:5432"), Errors: map[string]string{"host": "Enter one host name or IP address"}},
+		{Name: "host is a URL", Values: base("host", "postgres://db"), Errors: map[string]string{"host": "Enter one host name or IP address"}},
+		{Name: "host is a socket dir", Values: base("host", "/var/run/postgresql"), Errors: map[string]string{"host": "Enter one host name or IP address"}},
+		{Name: "two hosts", Values: base("host", "a,b"), Errors: map[string]string{"host": "Enter one host name or IP address"}},
 		{Name: "unknown sslmode", Values: base("sslmode", "always"), Errors: map[string]string{"sslmode": "must be one of"}},
 	})
 }

@@ -429,8 +429,11 @@ type Input struct {
 	Collection       Collection             `protobuf:"varint,13,opt,name=collection,proto3,enum=plugboard.v1.Collection" json:"collection,omitempty"`
 	OnPremControlled bool                   `protobuf:"varint,14,opt,name=on_prem_controlled,json=onPremControlled,proto3" json:"on_prem_controlled,omitempty"`
 	Template         string                 `protobuf:"bytes,15,opt,name=template,proto3" json:"template,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The sentence shown when a value does not match pattern; empty from
+	// plugins that predate it (the host then words a generic one).
+	PatternMessage string `protobuf:"bytes,16,opt,name=pattern_message,json=patternMessage,proto3" json:"pattern_message,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Input) Reset() {
@@ -564,6 +567,13 @@ func (x *Input) GetOnPremControlled() bool {
 func (x *Input) GetTemplate() string {
 	if x != nil {
 		return x.Template
+	}
+	return ""
+}
+
+func (x *Input) GetPatternMessage() string {
+	if x != nil {
+		return x.PatternMessage
 	}
 	return ""
 }
@@ -1257,7 +1267,7 @@ const file_plugboard_proto_rawDesc = "" +
 	"\x0fplugboard.proto\x12\fplugboard.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"4\n" +
 	"\x06Option\x12\x14\n" +
 	"\x05value\x18\x01 \x01(\tR\x05value\x12\x14\n" +
-	"\x05label\x18\x02 \x01(\tR\x05label\"\xee\x03\n" +
+	"\x05label\x18\x02 \x01(\tR\x05label\"\x97\x04\n" +
 	"\x05Input\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05label\x18\x02 \x01(\tR\x05label\x12+\n" +
@@ -1276,7 +1286,8 @@ const file_plugboard_proto_rawDesc = "" +
 	"collection\x18\r \x01(\x0e2\x18.plugboard.v1.CollectionR\n" +
 	"collection\x12,\n" +
 	"\x12on_prem_controlled\x18\x0e \x01(\bR\x10onPremControlled\x12\x1a\n" +
-	"\btemplate\x18\x0f \x01(\tR\btemplate\"\x89\x06\n" +
+	"\btemplate\x18\x0f \x01(\tR\btemplate\x12'\n" +
+	"\x0fpattern_message\x18\x10 \x01(\tR\x0epatternMessage\"\x89\x06\n" +
 	"\n" +
 	"OAuth2Spec\x12#\n" +
 	"\rauthorize_url\x18\x01 \x01(\tR\fauthorizeUrl\x12\x1b\n" +

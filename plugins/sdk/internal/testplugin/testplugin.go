@@ -42,7 +42,8 @@ func Description() *sdk.Description {
 				Inputs: []sdk.Input{
 					{Key: "mode", Label: "Mode", Type: sdk.InputString, Description: "How the plugin misbehaves."},
 					{Key: "secret", Label: "Secret", Type: sdk.InputPassword, Secret: true, Example: "s3cr3t"},
-					{Key: "host", Label: "Host", Type: sdk.InputString, Required: true, Placeholder: "db.example.com", OnPremControlled: true, Pattern: `[a-z0-9.-]+`},
+					{Key: "host", Label: "Host", Type: sdk.InputString, Required: true, Placeholder: "db.example.com", OnPremControlled: true, Pattern: `[a-z0-9.-]+`,
+						PatternMessage: "Enter a host name in lower case, such as db.example.com."},
 					{Key: "port", Label: "Port", Type: sdk.InputNumber, Default: "5432", OnPremControlled: true, Hidden: true},
 					{Key: "notes", Label: "Notes", Type: sdk.InputText, Collection: sdk.CollectionNone},
 					{Key: "enabled", Label: "Enabled", Type: sdk.InputBoolean, Default: "true"},

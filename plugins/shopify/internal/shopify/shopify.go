@@ -44,11 +44,15 @@ var connectionType = func() sdk.ConnectionType {
 		AuthKind:    sdk.AuthAPIKey,
 		Inputs: []sdk.Input{
 			{Key: "shop", Label: "Store name", Type: sdk.InputString, Required: true, Pattern: `^[a-z0-9][a-z0-9-]*$`,
-				Placeholder: "acme", Description: "The name in acme.myshopify.com."},
+				PatternMessage: "Enter the store name as in acme.myshopify.com: lower-case letters, digits and dashes.",
+				Placeholder:    "acme", Description: "The name in acme.myshopify.com."},
 			{Key: "storeUrl", Label: "Store admin URL", Type: sdk.InputTemplate, Template: "https://{{#shop}}.myshopify.com/admin"},
 			{Key: "accessToken", Label: "Admin API access token", Type: sdk.InputPassword, Secret: true, Required: true,
 				Placeholder: "shpat_…", Description: "In the store admin: Settings → Apps and sales channels → Develop apps → your app → API credentials."},
-			{Key: "apiVersion", Label: "API version", Type: sdk.InputPicklist, Default: APIVersions[len(APIVersions)-1], Options: versions},
+			// The version the organization's integration is written
+			// against: its setting, not the store owner's.
+			{Key: "apiVersion", Label: "API version", Type: sdk.InputPicklist, Default: APIVersions[len(APIVersions)-1], Options: versions,
+				Hidden: true, Description: "The Admin API version your integration calls."},
 			{Key: "baseUrlOverride", Label: "Admin URL override", Type: sdk.InputURL, Hidden: true,
 				Description: "Replaces the store admin URL, for a proxy or a test server."},
 		},
@@ -72,11 +76,8 @@ func validate(values map[string]string) []sdk.Diagnostic {
 	ds := sdk.ValidateValues(&connectionType, values)
 	shop := values["shop"]
 	for i, d := range ds {
-		if d.Field == "shop" && shop != "" {
-			ds[i].Summary = "Enter the store name as in acme.myshopify.com: lower-case letters, digits and dashes."
-			if strings.Contains(shop, ".") {
-				ds[i].Summary = "Enter only the store name (acme), not the domain (acme.myshopify.com)."
-			}
+		if d.Field == "shop" && strings.Contains(shop, ".") {
+			ds[i].Summary = "Enter only the store name (acme), not the domain (acme.myshopify.com)."
 		}
 	}
 	return ds

@@ -46,12 +46,15 @@ var connectionType = sdk.ConnectionType{
 			Description: "Test calls auth.test on the API of this URL's host."},
 		{Key: "revokeUrl", Label: "Revoke URL", Type: sdk.InputURL, Default: DefaultRevokeURL, Hidden: true},
 		{Key: "scopes", Label: "Scopes", Type: sdk.InputString, Default: DefaultScopes, Hidden: true,
-			Description: "Bot token scopes, separated by commas.", Pattern: `[a-z0-9_.:-]+(,[a-z0-9_.:-]+)*`},
+			Description: "Bot token scopes, separated by commas.", Pattern: `[a-z0-9_.:-]+(,[a-z0-9_.:-]+)*`,
+			PatternMessage: "Scopes must be Slack scope names separated by commas, without spaces, such as chat:write,channels:read."},
 		{Key: "clientId", Label: "Client ID", Type: sdk.InputString, Required: true, Hidden: true,
 			Description: "From your Slack app's Basic Information page."},
 		{Key: "clientSecret", Label: "Client secret", Type: sdk.InputPassword, Secret: true, Required: true, Hidden: true,
 			Description: "From your Slack app's Basic Information page."},
-		{Key: "signingSecret", Label: "Signing secret", Type: sdk.InputPassword, Secret: true,
+		// A setting of the organization's Slack app, like the client id
+		// and secret: customers only press Connect.
+		{Key: "signingSecret", Label: "Signing secret", Type: sdk.InputPassword, Secret: true, Hidden: true,
 			Description: "Verifies requests Slack sends to your app (events, interactivity)."},
 	},
 	OAuth2: &sdk.OAuth2Spec{

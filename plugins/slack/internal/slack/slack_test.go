@@ -46,7 +46,7 @@ func TestValidate(t *testing.T) {
 	sdktest.CheckValidate(t, New(), TypeKey, []sdktest.ValidateCase{
 		{Name: "complete", Values: map[string]string{"clientId": "123.456", "clientSecret": canary, "signingSecret": canary}},
 		{Name: "empty", Values: map[string]string{}, Errors: map[string]string{"clientId": "is required", "clientSecret": "is required"}},
-		{Name: "bad scopes", Values: map[string]string{"clientId": "1", "clientSecret": canary, "scopes": "chat:write channels:read"}, Errors: map[string]string{"scopes": "must match the pattern"}},
+		{Name: "bad scopes", Values: map[string]string{"clientId": "1", "clientSecret": canary, "scopes": "chat:write channels:read"}, Errors: map[string]string{"scopes": "separated by commas, without spaces"}},
 		{Name: "bad token URL", Values: map[string]string{"clientId": "1", "clientSecret": canary, "tokenUrl": "slack.com/api"}, Errors: map[string]string{"tokenUrl": "absolute URL"}},
 	})
 }
