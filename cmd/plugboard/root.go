@@ -351,6 +351,6 @@ func tokenOrganization(ctx context.Context, db *ent.Client, slug string, create 
 	if len(known) > 0 {
 		list = strings.Join(known, ", ")
 	}
-	return nil, fmt.Errorf("no organization %q (organizations: %s); to create it, run again with --create-org: "+
-		"plugboard tokens create --org %s --create-org ...", slug, list, slug)
+	return nil, fmt.Errorf("no organization %q (organizations: %s); to create it, run the same command "+
+		"with --create-org (bin/plugboard tokens create --org %s --create-org --role ...)", slug, list, slug)
 }

@@ -24,7 +24,7 @@ func buildServe(t *testing.T) (bin, pluginDir string) {
 	for _, args := range [][]string{
 		{"go", "build", "-o", bin, "."},
 		{"go", "build", "-o", pluginDir + string(filepath.Separator), "github.com/plugboard/plugboard/plugins/asana"},
-		{bin, "plugins", "pin", "--plugin-dir", pluginDir},
+		{bin, "plugins", "pin", "--plugin-dir", pluginDir, "asana"},
 	} {
 		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
 			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)

@@ -30,16 +30,18 @@ func clip(s string, n int) string {
 // quote quotes a key (never a value) for a message.
 func quote(key string) string { return strconv.Quote(clip(key, 100)) }
 
-// What a caller's string is, for checkChars.
+// textKind is what a caller's string is, for checkChars.
+type textKind int
+
 const (
-	identifier  = true  // an external id or a key: no control character
-	displayText = false // a name, a label, a description: tabs and line breaks only
+	identifier  textKind = iota // an external id or a key: no control character
+	displayText                 // a name, a label, a description: tabs and line breaks only
 )
 
 // checkChars is the one check of the characters of a string a caller
 // gives, the same on every database: it returns a field error at path
 // when value holds invalid UTF-8 or a control character its kind refuses.
-func checkChars(value string, kind bool, path ...string) []FieldError {
+func checkChars(value string, kind textKind, path ...string) []FieldError {
 	why := textrule.Text(value)
 	if kind == identifier {
 		why = textrule.Identifier(value)
