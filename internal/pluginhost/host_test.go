@@ -637,7 +637,10 @@ func TestNotAPluginIsCrashedNotFatal(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "silent"), "#!/bin/sh\nsleep 30\n", 0o755)
 	mustPin(t, dir)
 	h := newTestHost(t, dir, func(c *Config) {
-		c.StartTimeout = 300 * time.Millisecond
+		// The working plugin starts under the same timeout as the broken ones:
+		// it must be long enough for a real plugin on a loaded machine (300 ms
+		// was not), and plugins start concurrently, so "silent" costs it once.
+		c.StartTimeout = 5 * time.Second
 		c.RestartBackoffMin = 10 * time.Second // one attempt is enough here
 	})
 	h.start(t)
