@@ -167,6 +167,11 @@ func TestDeclaredTestErrorIsRedacted(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("the redacted error lost its chain: %v", err)
 	}
+	_, err = sdktest.InProcess(t, newDeclared().plugin).Test(context.Background(), &sdk.TestRequest{TypeKey: "decl.apiKey",
+		Values: map[string]string{"apiKey": declKey, "mode": "error"}})
+	if status.Code(err) != codes.DeadlineExceeded || strings.Contains(fmt.Sprint(err), sdktest.Canary) {
+		t.Errorf("over gRPC: error = %v, want DeadlineExceeded without the secret", err)
+	}
 }
 
 func TestDeclaredUnknownType(t *testing.T) {
@@ -201,4 +206,24 @@ func TestDeclaredTypeWithoutFunctions(t *testing.T) {
 	sdktest.CheckAnswer(t, resp, err, true, "no live test")
 	resp, err = p.Test(context.Background(), &sdk.TestRequest{TypeKey: "bare.apiKey"})
 	sdktest.CheckAnswer(t, resp, err, false, "API key is required")
+}
+
+// TestDeclaredRedactsEscapedSecrets covers a secret that a driver or a URL
+// quotes escaped, and a secret inside another.
+func TestDeclaredRedactsEscapedSecrets(t *testing.T) {
+	password := "p@ss/w rd+" + sdktest.Canary
+	p := &sdk.Plugin{Key: "esc", Version: "1", Types: []sdk.Type{{
+		ConnectionType: sdk.ConnectionType{Key: "esc.basic", Label: "Escaped", AuthKind: sdk.AuthBasic, Inputs: []sdk.Input{
+			{Key: "user", Label: "User", Type: sdk.InputString, Required: true},
+			{Key: "password", Label: "Password", Type: sdk.InputPassword, Secret: true},
+			{Key: "dsn", Label: "DSN", Type: sdk.InputTemplate, Secret: true, Template: "{{#user}}:{{#password}}@db"},
+		}},
+		Test: func(_ context.Context, req *sdk.TestRequest) (*sdk.TestResponse, error) {
+			v := req.Values
+			return &sdk.TestResponse{OK: false, Message: strings.Join([]string{
+				url.QueryEscape(v["password"]), url.PathEscape(v["password"]), v["dsn"], v["password"]}, " | ")}, nil
+		},
+	}}}
+	resp, err := p.Test(context.Background(), &sdk.TestRequest{TypeKey: "esc.basic", Values: map[string]string{"user": "ada", "password": password}})
+	sdktest.CheckAnswer(t, resp, err, false, "[redacted] | [redacted] | [redacted] | [redacted]")
 }
