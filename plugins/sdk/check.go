@@ -207,6 +207,8 @@ func (c *checker) checkTemplateInput(ct *ConnectionType, in *Input) {
 	}
 }
 
+// checkOAuth2 checks that OAuth 2.0 types, and only they, have a complete
+// spec.
 func (c *checker) checkOAuth2(ct *ConnectionType) {
 	isOAuth2 := ct.AuthKind == AuthOAuth2AuthorizationCode || ct.AuthKind == AuthOAuth2ClientCredentials
 	s := ct.OAuth2
@@ -221,7 +223,16 @@ func (c *checker) checkOAuth2(ct *ConnectionType) {
 		return
 	}
 	c.prefix = fmt.Sprintf("type %q: OAuth2 spec: ", ct.Key)
+	c.checkSpecURLs(ct, s)
+	c.checkSpecParams(ct, s)
+	c.checkSpecSettings(s)
+	c.checkClientInputs(ct, s)
+}
 
+// checkSpecURLs checks the endpoints of a spec and its scopes: present
+// where the flow needs them, templates that name inputs of the type, and
+// absolute URLs once rendered with the defaults.
+func (c *checker) checkSpecURLs(ct *ConnectionType, s *OAuth2Spec) {
 	if s.TokenURL == "" {
 		c.add("token URL is empty")
 	}
@@ -238,6 +249,11 @@ func (c *checker) checkOAuth2(ct *ConnectionType) {
 		}
 	}
 	c.checkSpecTemplate(ct, "scopes", s.Scopes)
+}
+
+// checkSpecParams checks the extra authorize and token parameters: named,
+// with templates that name inputs of the type.
+func (c *checker) checkSpecParams(ct *ConnectionType, s *OAuth2Spec) {
 	for _, params := range []struct {
 		name string
 		m    map[string]string
@@ -249,6 +265,10 @@ func (c *checker) checkOAuth2(ct *ConnectionType) {
 			c.checkSpecTemplate(ct, fmt.Sprintf("%s %q", params.name, k), v)
 		}
 	}
+}
+
+// checkSpecSettings checks the spec's enum values and refresh margin.
+func (c *checker) checkSpecSettings(s *OAuth2Spec) {
 	if _, err := pkceMethods.proto(s.PKCE); err != nil {
 		c.add("unknown PKCE method %q", s.PKCE)
 	}
@@ -258,7 +278,11 @@ func (c *checker) checkOAuth2(ct *ConnectionType) {
 	if s.RefreshMargin < 0 {
 		c.add("refresh margin %s is negative", s.RefreshMargin)
 	}
+}
 
+// checkClientInputs checks that the client id and (secret) client secret
+// inputs the spec names are inputs of the type.
+func (c *checker) checkClientInputs(ct *ConnectionType, s *OAuth2Spec) {
 	idKey := s.ClientIDInput
 	if idKey == "" {
 		idKey = "clientId"

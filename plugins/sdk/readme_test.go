@@ -79,3 +79,31 @@ func TestREADMEBuilds(t *testing.T) {
 		}
 	}
 }
+
+// TestREADMEPluginIsShort holds the README's plugin to what it promises: a
+// whole plugin with one API key type in about 30 lines of code on the
+// declarative layer (blank lines, comments, the package clause and the
+// imports not counted).
+func TestREADMEPluginIsShort(t *testing.T) {
+	const maxLines = 35
+	src := readmeFiles(t)["main.go"]
+	if !strings.Contains(src, "sdk.Plugin{") {
+		t.Errorf("the README's main.go does not declare an sdk.Plugin")
+	}
+	lines, inImports := 0, false
+	for _, line := range strings.Split(src, "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case line == "import (":
+			inImports = true
+		case inImports:
+			inImports = line != ")"
+		case line == "", strings.HasPrefix(line, "//"), strings.HasPrefix(line, "package "):
+		default:
+			lines++
+		}
+	}
+	if lines > maxLines {
+		t.Errorf("the README's main.go has %d lines of code, want at most %d", lines, maxLines)
+	}
+}

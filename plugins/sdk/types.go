@@ -2,9 +2,12 @@
 //
 // A plugin declares one or more connection types (their input fields, auth
 // kind and OAuth 2.0 spec) and validates and tests values for them. A
-// plugin author implements Provider with the Go-native types of this package
-// and calls Serve from main; the protobuf messages, the go-plugin handshake
-// and the gRPC adapters stay inside the SDK.
+// plugin author declares a Plugin, whose Types each hold a declaration and
+// the type's own Validate and Test, and calls Serve from main; the SDK
+// dispatches by type key, resolves templates, runs the declared checks and
+// redacts secrets. Provider is the low-level interface underneath, for a
+// plugin that needs more control. The protobuf messages, the go-plugin
+// handshake and the gRPC adapters stay inside the SDK.
 package sdk
 
 import (

@@ -29,14 +29,12 @@ const DefaultBaseURL = "https://app.asana.com/api/1.0"
 // client secret or a truncated token) without rejecting a future format.
 const TokenPattern = `^[0-9]/[0-9A-Za-z:/._~+=-]{16,}$`
 
-// Provider implements sdk.Provider for Asana.
-type Provider struct {
-	// Client makes the HTTP calls; nil means http.DefaultClient.
-	Client *http.Client
+// New returns the Asana plugin.
+func New() *sdk.Plugin {
+	return &sdk.Plugin{Key: "asana", Version: Version, Types: []sdk.Type{
+		{ConnectionType: connectionType, Validate: validate, Test: test},
+	}}
 }
-
-// New returns the Asana provider.
-func New() *Provider { return &Provider{} }
 
 var connectionType = sdk.ConnectionType{
 	Key:         TypeKey,
@@ -67,60 +65,29 @@ var connectionType = sdk.ConnectionType{
 	},
 }
 
-// Describe implements sdk.Provider.
-func (*Provider) Describe(context.Context) (*sdk.Description, error) {
-	return &sdk.Description{Key: "asana", Version: Version, ConnectionTypes: []sdk.ConnectionType{connectionType}}, nil
-}
-
-// Validate implements sdk.Provider.
-func (*Provider) Validate(_ context.Context, req *sdk.ValidateRequest) (*sdk.ValidateResponse, error) {
-	if req.TypeKey != TypeKey {
-		return nil, sdk.UnknownTypeError(req.TypeKey)
-	}
-	return &sdk.ValidateResponse{Diagnostics: validate(req.Values)}, nil
-}
-
-// validate runs the SDK's checks and words the two paste mistakes people
-// make most for what they are; any other token that misses the pattern gets
-// the input's PatternMessage.
+// validate words the two paste mistakes people make most for what they
+// are; any other token that misses the pattern gets the input's
+// PatternMessage.
 func validate(values map[string]string) []sdk.Diagnostic {
-	ds := sdk.ValidateValues(&connectionType, values)
 	token := values["apiKey"]
-	for i, d := range ds {
-		if d.Field != "apiKey" || token == "" {
-			continue
-		}
-		switch {
-		case strings.HasPrefix(strings.ToLower(strings.TrimSpace(token)), "bearer "):
-			ds[i].Summary = `Paste the token without the "Bearer " prefix.`
-		case strings.TrimSpace(token) != token:
-			ds[i].Summary = "The token has spaces or line breaks around it; paste it without them."
-		}
+	switch {
+	case strings.HasPrefix(strings.ToLower(strings.TrimSpace(token)), "bearer "):
+		return []sdk.Diagnostic{sdk.ErrorDiag("apiKey", `Paste the token without the "Bearer " prefix.`)}
+	case strings.TrimSpace(token) != token:
+		return []sdk.Diagnostic{sdk.ErrorDiag("apiKey", "The token has spaces or line breaks around it; paste it without them.")}
 	}
-	return ds
+	return nil
 }
 
-// Test implements sdk.Provider: it asks Asana who the token belongs to.
-func (p *Provider) Test(ctx context.Context, req *sdk.TestRequest) (*sdk.TestResponse, error) {
-	if req.TypeKey != TypeKey {
-		return nil, sdk.UnknownTypeError(req.TypeKey)
-	}
-	values, err := sdk.ResolveValues(&connectionType, req.Values)
-	if err != nil {
-		return nil, err
-	}
-	if resp := sdk.InvalidValues(validate(values)); resp != nil {
-		return resp, nil
-	}
-	token := values["apiKey"]
-
-	httpReq, err := http.NewRequest(http.MethodGet, strings.TrimRight(values["baseUrl"], "/")+"/users/me", nil)
+// test asks Asana who the token belongs to.
+func test(ctx context.Context, req *sdk.TestRequest) (*sdk.TestResponse, error) {
+	httpReq, err := http.NewRequest(http.MethodGet, strings.TrimRight(req.Values["baseUrl"], "/")+"/users/me", nil)
 	if err != nil {
 		return &sdk.TestResponse{OK: false, Message: "The API base URL is not usable."}, nil
 	}
-	httpReq.Header.Set("Authorization", "Bearer "+token)
+	httpReq.Header.Set("Authorization", "Bearer "+req.Values["apiKey"])
 	httpReq.Header.Set("Accept", "application/json")
-	resp := sdk.CheckHTTP(ctx, p.Client, httpReq, func(status int, body []byte) *sdk.TestResponse {
+	return sdk.CheckHTTP(ctx, nil, httpReq, func(status int, body []byte) *sdk.TestResponse {
 		switch status {
 		case http.StatusOK:
 			var me struct {
@@ -136,7 +103,5 @@ func (p *Provider) Test(ctx context.Context, req *sdk.TestRequest) (*sdk.TestRes
 			return &sdk.TestResponse{OK: false, Message: "Asana says the token was rejected: it is wrong, expired or revoked."}
 		}
 		return nil // "<host> answered <status>."
-	})
-	resp.Message = sdk.Redact(resp.Message, token) // in case Asana ever echoes it
-	return resp, nil
+	}), nil
 }

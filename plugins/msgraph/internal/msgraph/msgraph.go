@@ -38,14 +38,12 @@ const TenantPattern = GUIDPattern + `|([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9]
 
 var guid = regexp.MustCompile(`^` + GUIDPattern + `$`)
 
-// Provider implements sdk.Provider for Microsoft Graph.
-type Provider struct {
-	// Client makes the HTTP calls; nil means http.DefaultClient.
-	Client *http.Client
+// New returns the Microsoft Graph plugin.
+func New() *sdk.Plugin {
+	return &sdk.Plugin{Key: "msgraph", Version: Version, Types: []sdk.Type{
+		{ConnectionType: connectionType, Validate: validate, Test: test},
+	}}
 }
-
-// New returns the Microsoft Graph provider.
-func New() *Provider { return &Provider{} }
 
 var connectionType = sdk.ConnectionType{
 	Key:         TypeKey,
@@ -83,41 +81,17 @@ var connectionType = sdk.ConnectionType{
 	},
 }
 
-// Describe implements sdk.Provider.
-func (*Provider) Describe(context.Context) (*sdk.Description, error) {
-	return &sdk.Description{Key: "msgraph", Version: Version, ConnectionTypes: []sdk.ConnectionType{connectionType}}, nil
-}
-
-// Validate implements sdk.Provider.
-func (*Provider) Validate(_ context.Context, req *sdk.ValidateRequest) (*sdk.ValidateResponse, error) {
-	if req.TypeKey != TypeKey {
-		return nil, sdk.UnknownTypeError(req.TypeKey)
-	}
-	return &sdk.ValidateResponse{Diagnostics: validate(req.Values)}, nil
-}
-
-// validate runs the SDK's checks, words their pattern errors for a person
-// who copies values out of the Microsoft Entra admin center, and adds the
-// checks a pattern cannot express.
+// validate words the pattern errors for a person who copies values out of
+// the Microsoft Entra admin center, and adds the checks a pattern cannot
+// express.
 func validate(values map[string]string) []sdk.Diagnostic {
-	ds := sdk.ValidateValues(&connectionType, values)
-	flagged := map[string]bool{}
-	for i, d := range ds {
-		flagged[d.Field] = true
-		v := values[d.Field]
-		if v == "" {
-			continue // "… is required." says it all
-		}
-		switch d.Field {
-		case "tenant":
-			ds[i].Summary = tenantProblem(v)
-		case "clientId":
-			if strings.TrimSpace(v) != v {
-				ds[i].Summary = "The client ID has spaces or line breaks around it; paste it without them."
-			}
-		}
+	var ds []sdk.Diagnostic
+	if problem := tenantProblem(values["tenant"]); problem != "" {
+		ds = append(ds, sdk.ErrorDiag("tenant", problem))
 	}
-
+	if id := values["clientId"]; strings.TrimSpace(id) != id {
+		ds = append(ds, sdk.ErrorDiag("clientId", "The client ID has spaces or line breaks around it; paste it without them."))
+	}
 	if secret := values["clientSecret"]; secret != "" {
 		switch {
 		case strings.TrimSpace(secret) != secret:
@@ -126,24 +100,22 @@ func validate(values map[string]string) []sdk.Diagnostic {
 			ds = append(ds, sdk.ErrorDiag("clientSecret", "This looks like the secret's ID. Enter the secret's Value, shown once when the secret is created under Certificates & secrets."))
 		}
 	}
-	if !flagged["scopes"] {
-		for _, scope := range strings.Fields(valueOrDefault(values, "scopes")) {
-			if !strings.HasSuffix(scope, "/.default") {
-				ds = append(ds, sdk.ErrorDiag("scopes", "App-only access takes a resource's .default scope, such as "+DefaultScopes+"; the granted application permissions decide what the token may do."))
-				break
-			}
+	for _, scope := range strings.Fields(values["scopes"]) {
+		if !strings.HasSuffix(scope, "/.default") {
+			ds = append(ds, sdk.ErrorDiag("scopes", "App-only access takes a resource's .default scope, such as "+DefaultScopes+"; the granted application permissions decide what the token may do."))
+			break
 		}
 	}
-	if !flagged["authorityHost"] {
-		if u, err := url.Parse(valueOrDefault(values, "authorityHost")); err == nil && (u.Path != "" || u.RawQuery != "") {
-			ds = append(ds, sdk.ErrorDiag("authorityHost", "Enter only the scheme and host of the authority, such as "+DefaultAuthorityHost+"; the tenant and the token path are added to it."))
-		}
+	// Only an absolute URL: the declared check words any other value.
+	if u, err := url.Parse(values["authorityHost"]); err == nil && u.IsAbs() && u.Host != "" && (u.Path != "" || u.RawQuery != "") {
+		ds = append(ds, sdk.ErrorDiag("authorityHost", "Enter only the scheme and host of the authority, such as "+DefaultAuthorityHost+"; the tenant and the token path are added to it."))
 	}
 	return ds
 }
 
-// tenantProblem says what is wrong with a tenant that misses the pattern,
-// without quoting it.
+// tenantProblem names a known mistake in a tenant, which the pattern
+// rejects, without quoting it; "" for any other tenant (one that misses
+// the pattern gets its PatternMessage).
 func tenantProblem(v string) string {
 	t := strings.TrimSpace(v)
 	switch strings.ToLower(t) {
@@ -158,71 +130,53 @@ func tenantProblem(v string) string {
 	case strings.Contains(t, "@"):
 		return "Enter the tenant's domain (the part after the @), not an email address."
 	}
-	return "Enter the Directory (tenant) ID, a GUID from the app registration's Overview page, or a domain of the tenant such as contoso.onmicrosoft.com."
+	return ""
 }
 
-func valueOrDefault(values map[string]string, key string) string {
-	if v := values[key]; v != "" {
-		return v
-	}
-	return connectionType.Input(key).Default
-}
-
-// Test implements sdk.Provider: with the token plugboard got from the token
-// endpoint, it reads the tenant's organization from Microsoft Graph.
-func (p *Provider) Test(ctx context.Context, req *sdk.TestRequest) (*sdk.TestResponse, error) {
-	if req.TypeKey != TypeKey {
-		return nil, sdk.UnknownTypeError(req.TypeKey)
-	}
-	values, err := sdk.ResolveValues(&connectionType, req.Values)
-	if err != nil {
-		return nil, err
-	}
-	if resp := sdk.InvalidValues(validate(values)); resp != nil {
-		return resp, nil
-	}
+// test reads the tenant's organization from Microsoft Graph, with the token
+// plugboard got from the token endpoint.
+func test(ctx context.Context, req *sdk.TestRequest) (*sdk.TestResponse, error) {
 	if req.Token == nil || req.Token.AccessToken == "" {
 		return &sdk.TestResponse{OK: false, Message: "No access token yet: plugboard requests one from Microsoft Entra ID with the client ID and secret."}, nil
 	}
-	token := req.Token.AccessToken
-
-	api := strings.TrimRight(values["graphBaseUrl"], "/") + "/organization?$select=id,displayName"
+	api := strings.TrimRight(req.Values["graphBaseUrl"], "/") + "/organization?$select=id,displayName"
 	httpReq, err := http.NewRequest(http.MethodGet, api, nil)
 	if err != nil {
 		return &sdk.TestResponse{OK: false, Message: "The Graph base URL is not usable."}, nil
 	}
-	httpReq.Header.Set("Authorization", "Bearer "+token)
+	httpReq.Header.Set("Authorization", "Bearer "+req.Token.AccessToken)
 	httpReq.Header.Set("Accept", "application/json")
-	resp := sdk.CheckHTTP(ctx, p.Client, httpReq, func(status int, body []byte) *sdk.TestResponse {
-		switch status {
-		case http.StatusOK:
-			var orgs struct {
-				Value []struct {
-					ID          string `json:"id"`
-					DisplayName string `json:"displayName"`
-				} `json:"value"`
-			}
-			if json.Unmarshal(body, &orgs) != nil || len(orgs.Value) == 0 || orgs.Value[0].DisplayName == "" {
-				return &sdk.TestResponse{OK: true, Message: "Connected to Microsoft Graph."}
-			}
-			org := orgs.Value[0]
-			msg := "Connected to Microsoft Graph for the organization " + org.DisplayName
-			if org.ID != "" {
-				msg += " (tenant " + org.ID + ")"
-			}
-			return &sdk.TestResponse{OK: true, Message: msg + "."}
-		case http.StatusUnauthorized:
-			return &sdk.TestResponse{OK: false, Message: "Microsoft Graph rejected the access token" + graphError(body) +
-				": it expired, was revoked, or was issued for another resource than Microsoft Graph (check the scopes)."}
-		case http.StatusForbidden:
-			return &sdk.TestResponse{OK: false, Message: "Microsoft Graph refused to read the organization" + graphError(body) +
-				": the app needs the application permission Organization.Read.All with admin consent. In the app registration: " +
-				"API permissions → Add a permission → Microsoft Graph → Application permissions → Organization.Read.All, then Grant admin consent."}
+	return sdk.CheckHTTP(ctx, nil, httpReq, organizationAnswer), nil
+}
+
+// organizationAnswer is the verdict on Graph's answer to GET /organization.
+func organizationAnswer(status int, body []byte) *sdk.TestResponse {
+	switch status {
+	case http.StatusOK:
+		var orgs struct {
+			Value []struct {
+				ID          string `json:"id"`
+				DisplayName string `json:"displayName"`
+			} `json:"value"`
 		}
-		return nil // "<host> answered <status>."
-	})
-	resp.Message = sdk.Redact(resp.Message, token, req.Token.RefreshToken, values["clientSecret"])
-	return resp, nil
+		if json.Unmarshal(body, &orgs) != nil || len(orgs.Value) == 0 || orgs.Value[0].DisplayName == "" {
+			return &sdk.TestResponse{OK: true, Message: "Connected to Microsoft Graph."}
+		}
+		org := orgs.Value[0]
+		msg := "Connected to Microsoft Graph for the organization " + org.DisplayName
+		if org.ID != "" {
+			msg += " (tenant " + org.ID + ")"
+		}
+		return &sdk.TestResponse{OK: true, Message: msg + "."}
+	case http.StatusUnauthorized:
+		return &sdk.TestResponse{OK: false, Message: "Microsoft Graph rejected the access token" + graphError(body) +
+			": it expired, was revoked, or was issued for another resource than Microsoft Graph (check the scopes)."}
+	case http.StatusForbidden:
+		return &sdk.TestResponse{OK: false, Message: "Microsoft Graph refused to read the organization" + graphError(body) +
+			": the app needs the application permission Organization.Read.All with admin consent. In the app registration: " +
+			"API permissions → Add a permission → Microsoft Graph → Application permissions → Organization.Read.All, then Grant admin consent."}
+	}
+	return nil // "<host> answered <status>."
 }
 
 // graphCode is the shape of a Graph error code worth quoting.

@@ -206,8 +206,8 @@ func TestClientCredentialsFlow(t *testing.T) {
 	defer srv.Close()
 
 	values := valid("tenant", "contoso.onmicrosoft.com", "authorityHost", srv.URL, "graphBaseUrl", srv.URL+"/v1.0")
-	if ds := validate(values); len(ds) > 0 {
-		t.Fatalf("the values are not valid: %+v", ds)
+	if resp, err := New().Validate(context.Background(), &sdk.ValidateRequest{TypeKey: TypeKey, Values: values}); err != nil || len(resp.Diagnostics) > 0 {
+		t.Fatalf("the values are not valid: %+v, %v", resp, err)
 	}
 	resolved, err := sdk.ResolveValues(&connectionType, values)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -30,11 +31,12 @@ const testTimeout = 30 * time.Second
 // not a port, a URL, a list of hosts or a Unix socket directory.
 const hostPattern = `[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|[0-9A-Fa-f.]*:[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*`
 
-// Provider implements sdk.Provider for PostgreSQL.
-type Provider struct{}
-
-// New returns the PostgreSQL provider.
-func New() *Provider { return &Provider{} }
+// New returns the PostgreSQL plugin.
+func New() *sdk.Plugin {
+	return &sdk.Plugin{Key: "postgres", Version: Version, Types: []sdk.Type{
+		{ConnectionType: connectionType, Validate: validate, Test: testConnection},
+	}}
+}
 
 var sslModes = []sdk.Option{
 	{Value: "disable", Label: "disable: no TLS"},
@@ -65,54 +67,26 @@ var connectionType = sdk.ConnectionType{
 	},
 }
 
-// Describe implements sdk.Provider.
-func (*Provider) Describe(context.Context) (*sdk.Description, error) {
-	return &sdk.Description{Key: "postgres", Version: Version, ConnectionTypes: []sdk.ConnectionType{connectionType}}, nil
-}
-
-// Validate implements sdk.Provider.
-func (*Provider) Validate(_ context.Context, req *sdk.ValidateRequest) (*sdk.ValidateResponse, error) {
-	if req.TypeKey != TypeKey {
-		return nil, sdk.UnknownTypeError(req.TypeKey)
-	}
-	return &sdk.ValidateResponse{Diagnostics: validate(req.Values)}, nil
-}
-
+// validate checks the range of a port that is a whole number (the
+// declared pattern words any other value).
 func validate(values map[string]string) []sdk.Diagnostic {
-	ds := sdk.ValidateValues(&connectionType, values)
-	for _, d := range ds {
-		if d.Field == "port" {
-			return ds
-		}
-	}
 	port := values["port"]
-	if port == "" {
-		port = "5432"
+	if port == "" || strings.Trim(port, "0123456789") != "" {
+		return nil
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-		ds = append(ds, sdk.ErrorDiag("port", "Port must be between 1 and 65535."))
+		return []sdk.Diagnostic{sdk.ErrorDiag("port", "Port must be between 1 and 65535.")}
 	}
-	return ds
+	return nil
 }
 
-// Test implements sdk.Provider: it connects and runs SELECT 1.
-func (*Provider) Test(ctx context.Context, req *sdk.TestRequest) (*sdk.TestResponse, error) {
-	if req.TypeKey != TypeKey {
-		return nil, sdk.UnknownTypeError(req.TypeKey)
-	}
-	values, err := sdk.ResolveValues(&connectionType, req.Values)
-	if err != nil {
-		return nil, err
-	}
-	if resp := sdk.InvalidValues(validate(values)); resp != nil {
-		return resp, nil
-	}
-	password := values["password"]
+// testConnection connects and runs SELECT 1.
+func testConnection(ctx context.Context, req *sdk.TestRequest) (*sdk.TestResponse, error) {
+	values := req.Values
 	addr := net.JoinHostPort(values["host"], values["port"])
-
 	cfg, err := config(values)
 	if err != nil {
-		return &sdk.TestResponse{OK: false, Message: redact("The connection settings are not usable: "+describe(err), password)}, nil
+		return &sdk.TestResponse{OK: false, Message: "The connection settings are not usable: " + describe(err)}, nil
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -121,18 +95,18 @@ func (*Provider) Test(ctx context.Context, req *sdk.TestRequest) (*sdk.TestRespo
 	}
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return &sdk.TestResponse{OK: false, Message: redact(failure(ctx, addr, err), password)}, nil
+		return &sdk.TestResponse{OK: false, Message: failure(ctx, addr, err)}, nil
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	var one int
 	if err := conn.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
-		return &sdk.TestResponse{OK: false, Message: redact("Connected, but SELECT 1 failed: "+describe(err), password)}, nil
+		return &sdk.TestResponse{OK: false, Message: "Connected, but SELECT 1 failed: " + describe(err)}, nil
 	}
 	msg := fmt.Sprintf("Connected to %s as %s.", addr, values["user"])
 	if v := conn.PgConn().ParameterStatus("server_version"); v != "" {
 		msg = fmt.Sprintf("Connected to PostgreSQL %s at %s as %s.", v, addr, values["user"])
 	}
-	return &sdk.TestResponse{OK: true, Message: redact(msg, password)}, nil
+	return &sdk.TestResponse{OK: true, Message: msg}, nil
 }
 
 // config builds the pgx configuration from the values alone. The password
@@ -199,10 +173,4 @@ func describe(err error) string {
 		}
 		err = next
 	}
-}
-
-// redact removes the password, as it is and URL-escaped, from a message, in
-// case an error ever carries it.
-func redact(msg, password string) string {
-	return sdk.Redact(msg, password, url.QueryEscape(password))
 }

@@ -22,14 +22,12 @@ const Version = "0.1.0"
 // is the default.
 var APIVersions = []string{"2024-07", "2024-10", "2025-01", "2025-04", "2025-07"}
 
-// Provider implements sdk.Provider for Shopify.
-type Provider struct {
-	// Client makes the HTTP calls; nil means http.DefaultClient.
-	Client *http.Client
+// New returns the Shopify plugin.
+func New() *sdk.Plugin {
+	return &sdk.Plugin{Key: "shopify", Version: Version, Types: []sdk.Type{
+		{ConnectionType: connectionType, Validate: validate, Test: test},
+	}}
 }
-
-// New returns the Shopify provider.
-func New() *Provider { return &Provider{} }
 
 var connectionType = func() sdk.ConnectionType {
 	var versions []sdk.Option
@@ -59,55 +57,28 @@ var connectionType = func() sdk.ConnectionType {
 	}
 }()
 
-// Describe implements sdk.Provider.
-func (*Provider) Describe(context.Context) (*sdk.Description, error) {
-	return &sdk.Description{Key: "shopify", Version: Version, ConnectionTypes: []sdk.ConnectionType{connectionType}}, nil
-}
-
-// Validate implements sdk.Provider.
-func (*Provider) Validate(_ context.Context, req *sdk.ValidateRequest) (*sdk.ValidateResponse, error) {
-	if req.TypeKey != TypeKey {
-		return nil, sdk.UnknownTypeError(req.TypeKey)
-	}
-	return &sdk.ValidateResponse{Diagnostics: validate(req.Values)}, nil
-}
-
+// validate words the most common mistake, a domain for the store name.
 func validate(values map[string]string) []sdk.Diagnostic {
-	ds := sdk.ValidateValues(&connectionType, values)
-	shop := values["shop"]
-	for i, d := range ds {
-		if d.Field == "shop" && strings.Contains(shop, ".") {
-			ds[i].Summary = "Enter only the store name (acme), not the domain (acme.myshopify.com)."
-		}
+	if strings.Contains(values["shop"], ".") {
+		return []sdk.Diagnostic{sdk.ErrorDiag("shop", "Enter only the store name (acme), not the domain (acme.myshopify.com).")}
 	}
-	return ds
+	return nil
 }
 
-// Test implements sdk.Provider: it reads the store's shop.json.
-func (p *Provider) Test(ctx context.Context, req *sdk.TestRequest) (*sdk.TestResponse, error) {
-	if req.TypeKey != TypeKey {
-		return nil, sdk.UnknownTypeError(req.TypeKey)
-	}
-	values, err := sdk.ResolveValues(&connectionType, req.Values)
-	if err != nil {
-		return nil, err
-	}
-	if resp := sdk.InvalidValues(validate(values)); resp != nil {
-		return resp, nil
-	}
-	token := values["accessToken"]
+// test reads the store's shop.json.
+func test(ctx context.Context, req *sdk.TestRequest) (*sdk.TestResponse, error) {
+	values := req.Values
 	base := values["storeUrl"]
 	if o := values["baseUrlOverride"]; o != "" {
 		base = o
 	}
-
 	httpReq, err := http.NewRequest(http.MethodGet, strings.TrimRight(base, "/")+"/api/"+values["apiVersion"]+"/shop.json", nil)
 	if err != nil {
 		return &sdk.TestResponse{OK: false, Message: "The store URL is not usable."}, nil
 	}
-	httpReq.Header.Set("X-Shopify-Access-Token", token)
+	httpReq.Header.Set("X-Shopify-Access-Token", values["accessToken"])
 	httpReq.Header.Set("Accept", "application/json")
-	resp := sdk.CheckHTTP(ctx, p.Client, httpReq, func(status int, body []byte) *sdk.TestResponse {
+	return sdk.CheckHTTP(ctx, nil, httpReq, func(status int, body []byte) *sdk.TestResponse {
 		switch status {
 		case http.StatusOK:
 			var shop struct {
@@ -129,7 +100,5 @@ func (p *Provider) Test(ctx context.Context, req *sdk.TestRequest) (*sdk.TestRes
 			return &sdk.TestResponse{OK: false, Message: fmt.Sprintf("No store %s.myshopify.com, or API version %s is not available.", values["shop"], values["apiVersion"])}
 		}
 		return nil // "<host> answered <status>."
-	})
-	resp.Message = sdk.Redact(resp.Message, token) // in case Shopify ever echoes it
-	return resp, nil
+	}), nil
 }

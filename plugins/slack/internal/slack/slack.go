@@ -25,14 +25,12 @@ const (
 	DefaultScopes       = "chat:write,channels:read"
 )
 
-// Provider implements sdk.Provider for Slack.
-type Provider struct {
-	// Client makes the HTTP calls; nil means http.DefaultClient.
-	Client *http.Client
+// New returns the Slack plugin.
+func New() *sdk.Plugin {
+	return &sdk.Plugin{Key: "slack", Version: Version, Types: []sdk.Type{
+		{ConnectionType: connectionType, Test: test},
+	}}
 }
-
-// New returns the Slack provider.
-func New() *Provider { return &Provider{} }
 
 var connectionType = sdk.ConnectionType{
 	Key:         TypeKey,
@@ -70,77 +68,52 @@ var connectionType = sdk.ConnectionType{
 	},
 }
 
-// Describe implements sdk.Provider.
-func (*Provider) Describe(context.Context) (*sdk.Description, error) {
-	return &sdk.Description{Key: "slack", Version: Version, ConnectionTypes: []sdk.ConnectionType{connectionType}}, nil
-}
-
-// Validate implements sdk.Provider.
-func (*Provider) Validate(_ context.Context, req *sdk.ValidateRequest) (*sdk.ValidateResponse, error) {
-	if req.TypeKey != TypeKey {
-		return nil, sdk.UnknownTypeError(req.TypeKey)
-	}
-	return &sdk.ValidateResponse{Diagnostics: sdk.ValidateValues(&connectionType, req.Values)}, nil
-}
-
-// Test implements sdk.Provider: with a token it calls auth.test on the
-// Slack API (the host of tokenUrl, so a test server can stand in).
-func (p *Provider) Test(ctx context.Context, req *sdk.TestRequest) (*sdk.TestResponse, error) {
-	if req.TypeKey != TypeKey {
-		return nil, sdk.UnknownTypeError(req.TypeKey)
-	}
+// test calls auth.test on the Slack API with the token (the API of
+// tokenUrl's host, so a test server can stand in).
+func test(ctx context.Context, req *sdk.TestRequest) (*sdk.TestResponse, error) {
 	if req.Token == nil || req.Token.AccessToken == "" {
 		return &sdk.TestResponse{OK: false, Message: "Not connected: authorize the Slack app first."}, nil
 	}
-	token := req.Token.AccessToken
-	values, err := sdk.ResolveValues(&connectionType, req.Values)
-	if err != nil {
-		return nil, err
-	}
-	if resp := sdk.InvalidValues(sdk.ValidateValues(&connectionType, values)); resp != nil {
-		return resp, nil
-	}
-	tokenURL, err := url.Parse(values["tokenUrl"])
+	tokenURL, err := url.Parse(req.Values["tokenUrl"])
 	if err != nil {
 		return &sdk.TestResponse{OK: false, Message: "The token URL is not usable."}, nil
 	}
 	api := (&url.URL{Scheme: tokenURL.Scheme, Host: tokenURL.Host, Path: "/api/auth.test"}).String()
-
 	httpReq, err := http.NewRequest(http.MethodPost, api, nil)
 	if err != nil {
 		return &sdk.TestResponse{OK: false, Message: "The token URL is not usable."}, nil
 	}
-	httpReq.Header.Set("Authorization", "Bearer "+token)
-	resp := sdk.CheckHTTP(ctx, p.Client, httpReq, func(status int, body []byte) *sdk.TestResponse {
-		if status != http.StatusOK {
-			return nil // "<host> answered <status>."
+	httpReq.Header.Set("Authorization", "Bearer "+req.Token.AccessToken)
+	return sdk.CheckHTTP(ctx, nil, httpReq, authTestAnswer), nil
+}
+
+// authTestAnswer is the verdict on Slack's answer to auth.test.
+func authTestAnswer(status int, body []byte) *sdk.TestResponse {
+	if status != http.StatusOK {
+		return nil // "<host> answered <status>."
+	}
+	var answer struct {
+		OK    bool   `json:"ok"`
+		Error string `json:"error"`
+		Team  string `json:"team"`
+		User  string `json:"user"`
+	}
+	if err := json.Unmarshal(body, &answer); err != nil {
+		return &sdk.TestResponse{OK: false, Message: "Slack answered something other than JSON."}
+	}
+	if !answer.OK {
+		switch answer.Error {
+		case "invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive":
+			return &sdk.TestResponse{OK: false, Message: "Slack rejected the token (" + answer.Error + "): reconnect the app."}
 		}
-		var answer struct {
-			OK    bool   `json:"ok"`
-			Error string `json:"error"`
-			Team  string `json:"team"`
-			User  string `json:"user"`
-		}
-		if err := json.Unmarshal(body, &answer); err != nil {
-			return &sdk.TestResponse{OK: false, Message: "Slack answered something other than JSON."}
-		}
-		if !answer.OK {
-			switch answer.Error {
-			case "invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive":
-				return &sdk.TestResponse{OK: false, Message: "Slack rejected the token (" + answer.Error + "): reconnect the app."}
-			}
-			return &sdk.TestResponse{OK: false, Message: "Slack answered an error: " + answer.Error}
-		}
-		msg := "Connected to Slack"
-		if answer.Team != "" {
-			msg += " workspace " + answer.Team
-		}
-		if answer.User != "" {
-			msg += " as " + answer.User
-		}
-		return &sdk.TestResponse{OK: true, Message: msg + "."}
-	})
-	// In case an error or Slack ever echoes a secret.
-	resp.Message = sdk.Redact(resp.Message, token, req.Token.RefreshToken, values["clientSecret"], values["signingSecret"])
-	return resp, nil
+		return &sdk.TestResponse{OK: false, Message: "Slack answered an error: " + answer.Error}
+	}
+	msg := "Connected to Slack"
+	if answer.Team != "" {
+		msg += " workspace " + answer.Team
+	}
+	if answer.User != "" {
+		msg += " as " + answer.User
+	}
+	return &sdk.TestResponse{OK: true, Message: msg + "."}
 }
