@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -12,9 +13,16 @@ import (
 	"github.com/plugboard/plugboard/internal/server/servertest"
 )
 
-// scrape reads /metrics into a map of sample (name and labels) to value,
-// checking that every sample's metric has a TYPE line before it.
+// scrape reads /metrics into a map of sample (name and labels, the labels
+// in name order as canonical writes them) to value, checking that every
+// sample's metric has a TYPE line before it.
 func scrape(t *testing.T, env *servertest.Env) map[string]float64 {
+	t.Helper()
+	return parseMetrics(t, scrapeBody(t, env))
+}
+
+// scrapeBody is the text of one GET /metrics.
+func scrapeBody(t *testing.T, env *servertest.Env) string {
 	t.Helper()
 	res, err := http.Get(env.URL + "/metrics")
 	if err != nil {
@@ -22,9 +30,14 @@ func scrape(t *testing.T, env *servertest.Env) map[string]float64 {
 	}
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
+	return string(b)
+}
+
+func parseMetrics(t *testing.T, body string) map[string]float64 {
+	t.Helper()
 	typed := map[string]bool{}
 	out := map[string]float64{}
-	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+	for _, line := range strings.Split(strings.TrimSpace(body), "\n") {
 		if f := strings.Fields(line); len(f) == 4 && f[1] == "TYPE" {
 			typed[f[2]] = true
 			continue
@@ -39,13 +52,72 @@ func scrape(t *testing.T, env *servertest.Env) map[string]float64 {
 		}
 		sample := line[:i]
 		name, _, _ := strings.Cut(sample, "{")
-		base := strings.TrimSuffix(strings.TrimSuffix(name, "_sum"), "_count")
+		base := name
+		for _, suffix := range []string{"_sum", "_count", "_bucket"} {
+			base = strings.TrimSuffix(base, suffix)
+		}
 		if !typed[name] && !typed[base] {
 			t.Errorf("%s has no TYPE line", name)
 		}
-		out[sample] = v
+		out[canonical(t, sample)] = v
 	}
 	return out
+}
+
+// canonical writes a sample's name and labels with the labels sorted by
+// name, so that a lookup does not depend on the order of the exposition.
+func canonical(t *testing.T, sample string) string {
+	t.Helper()
+	name, rest, ok := strings.Cut(sample, "{")
+	if !ok {
+		return sample
+	}
+	rest, ok = strings.CutSuffix(rest, "}")
+	if !ok {
+		t.Fatalf("malformed labels in %q", sample)
+	}
+	var pairs []string
+	for rest != "" {
+		label, value, ok := strings.Cut(rest, "=")
+		if !ok || value == "" || value[0] != '"' {
+			t.Fatalf("malformed labels in %q", sample)
+		}
+		end := closingQuote(value)
+		if end < 0 {
+			t.Fatalf("malformed labels in %q", sample)
+		}
+		pairs = append(pairs, label+"="+value[:end+1])
+		rest = strings.TrimPrefix(value[end+1:], ",")
+	}
+	sort.Strings(pairs)
+	return name + "{" + strings.Join(pairs, ",") + "}"
+}
+
+// closingQuote is the index of the quote that ends the quoted string at the
+// start of s, past escaped characters; -1 when there is none.
+func closingQuote(s string) int {
+	for i := 1; i < len(s); i++ {
+		switch s[i] {
+		case '\\':
+			i++
+		case '"':
+			return i
+		}
+	}
+	return -1
+}
+
+// /metrics counts requests by path and code and shows each plugin's status.
+func TestMetrics(t *testing.T) {
+	env := servertest.Start(t, servertest.Config{Plugins: []string{"asana"}})
+	mustOK(t, env.Do(t, `{ viewer { role } }`, nil))
+	got := scrape(t, env)
+	if _, ok := got[canonical(t, `plugboard_http_requests_total{path="/graphql",code="200"}`)]; !ok {
+		t.Errorf("metrics lack %s:\n%v", `plugboard_http_requests_total{path="/graphql",code="200"}`, got)
+	}
+	if v, ok := got[canonical(t, `plugboard_plugin_up{plugin="asana",status="LOADED"}`)]; !ok || v != 1 {
+		t.Errorf("metrics lack %s 1:\n%v", `plugboard_plugin_up{plugin="asana",status="LOADED"}`, got)
+	}
 }
 
 // /metrics shows the Go runtime and the process, in the standard Prometheus
