@@ -1,8 +1,11 @@
 package server_test
 
 import (
+	"context"
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"sort"
 	"strconv"
@@ -10,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/plugboard/plugboard/graph/globalid"
+	"github.com/plugboard/plugboard/internal/auth"
 	"github.com/plugboard/plugboard/internal/server/servertest"
 )
 
@@ -163,5 +168,114 @@ func TestMetricsRuntimeAndProcess(t *testing.T) {
 	}
 	if got := after["process_open_fds"] - before["process_open_fds"]; got < 40 {
 		t.Errorf("process_open_fds grew by %g with 50 more open files", got)
+	}
+}
+
+// TestMetricsLatencyHistograms drives GraphQL mutations and a query, saves
+// that call the plugins (one with a live test), a runtime read that refreshes an expired token and
+// one that finds nothing; /metrics then shows each in its histogram, with
+// the expected labels, and no secret anywhere.
+func TestMetricsLatencyHistograms(t *testing.T) {
+	const secret = "metrics-CANARY-secret-51c0"
+	const accessToken = "metrics-CANARY-access-a7d2"
+	idp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		w.Header().Set("Content-Type", "application/json")
+		if r.PostForm.Get("client_secret") != secret {
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = w.Write([]byte(`{"error":"invalid_client"}`))
+			return
+		}
+		_, _ = w.Write([]byte(`{"access_token":"` + accessToken + `","token_type":"Bearer","expires_in":3599}`))
+	}))
+	t.Cleanup(idp.Close)
+	env := servertest.Start(t, servertest.Config{Plugins: []string{"msgraph", "asana"}})
+	credID := saveClientCredentials(t, env, idp.URL, secret)
+	asana, _ := fakeAsana(t)
+	connID, custID := createAsanaConnection(t, env)
+	mustOK(t, env.Do(t, saveMutation, map[string]any{"in": map[string]any{
+		"connectionID": connID, "customerID": custID, "test": true,
+		"values": []any{
+			map[string]any{"key": "apiKey", "value": canary},
+			map[string]any{"key": "baseUrl", "value": asana.URL},
+		},
+	}}))
+	mustOK(t, env.Do(t, `query Viewer { viewer { role } }`, nil))
+
+	// Expire the token: the next runtime read refreshes it.
+	id, _ := globalid.Decode(credID)
+	past := time.Now().Add(-time.Minute)
+	if err := env.App.Store.Client.Credential.UpdateOneID(id).SetTokenExpiresAt(past).SetNextRefreshAt(past).Exec(auth.SystemContext(context.Background())); err != nil {
+		t.Fatal(err)
+	}
+	rt := runtimeToken(t, env)
+	if code, rr := readRuntime(t, env, rt, credID); code != http.StatusOK || rr.Token == nil {
+		t.Fatalf("runtime read %d: %+v", code, rr)
+	}
+	if code, _ := readRuntime(t, env, rt, "nothing-here"); code != http.StatusNotFound {
+		t.Fatalf("runtime read of an unknown id: %d", code)
+	}
+
+	body := scrapeBody(t, env)
+	got := parseMetrics(t, body)
+	for _, series := range []string{
+		`plugboard_graphql_operation_duration_seconds_count{operation="CreateGraph",type="mutation"}`,
+		`plugboard_graphql_operation_duration_seconds_count{operation="anonymous",type="mutation"}`,
+		`plugboard_graphql_operation_duration_seconds_count{operation="Viewer",type="query"}`,
+		`plugboard_plugin_call_duration_seconds_count{plugin="msgraph",method="describe",result="ok"}`,
+		`plugboard_plugin_call_duration_seconds_count{plugin="msgraph",method="validate",result="ok"}`,
+		`plugboard_plugin_call_duration_seconds_count{plugin="asana",method="test",result="ok"}`,
+		`plugboard_token_refresh_duration_seconds_count{result="ok"}`,
+		`plugboard_runtime_read_duration_seconds_count{code="200"}`,
+		`plugboard_runtime_read_duration_seconds_count{code="404"}`,
+	} {
+		if got[canonical(t, series)] <= 0 {
+			t.Errorf("%s = %g; want observations", series, got[canonical(t, series)])
+		}
+	}
+	for _, leak := range []string{secret, accessToken, canary, "CANARY", rt} {
+		if strings.Contains(body, leak) {
+			t.Errorf("/metrics shows a secret (%.8s…)", leak)
+		}
+	}
+}
+
+// saveClientCredentials creates an msgraph client-credentials connection in
+// a named mutation and saves its credential in an anonymous one; it returns
+// the credential's ID.
+func saveClientCredentials(t *testing.T, env *servertest.Env, authority, secret string) string {
+	t.Helper()
+	r := env.Do(t, `mutation CreateGraph { createConnection(input: {typeKey: "msgraph.clientCredentials", stableKey: "graph", name: "Graph", scope: ORGANIZATION_GLOBAL}) { connection { id } } }`, nil)
+	mustOK(t, r)
+	val := func(k, v string) map[string]any { return map[string]any{"key": k, "value": v} }
+	r = env.Do(t, saveMutation, map[string]any{"in": map[string]any{
+		"connectionID": servertest.Str(r.Data, "createConnection.connection.id"),
+		"values": []any{
+			val("tenant", "contoso.onmicrosoft.com"), val("clientId", "11111111-2222-3333-4444-555555555555"),
+			val("clientSecret", secret), val("authorityHost", authority),
+		},
+	}})
+	mustOK(t, r)
+	return servertest.Str(r.Data, "saveCredential.credential.id")
+}
+
+// TestMetricsOperationNamesAreBounded: clients choose operation names, so
+// the GraphQL histogram keeps at most a hundred of them and counts the rest,
+// and every name an unauthenticated request sends, as "other".
+func TestMetricsOperationNamesAreBounded(t *testing.T) {
+	env := servertest.Start(t, servertest.Config{Plugins: []string{"asana"}})
+	_ = env.DoAs(t, "", `query Stranger { viewer { role } }`, nil)
+	for i := range 120 {
+		mustOK(t, env.Do(t, fmt.Sprintf(`query Op%d { viewer { role } }`, i), nil))
+	}
+	names := map[string]bool{}
+	for series := range parseMetrics(t, scrapeBody(t, env)) {
+		if rest, ok := strings.CutPrefix(series, `plugboard_graphql_operation_duration_seconds_count{operation="`); ok {
+			name, _, _ := strings.Cut(rest, `"`)
+			names[name] = true
+		}
+	}
+	if len(names) > 101 || !names["other"] || !names["Op0"] || names["Stranger"] || names["Op119"] {
+		t.Errorf("operation label values (%d): %v; want Op0 … Op99 and other", len(names), names)
 	}
 }
