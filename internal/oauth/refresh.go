@@ -309,7 +309,7 @@ func (s *Service) refreshLocked(ctx context.Context, db *ent.Client, tx *ent.Tx,
 		s.log.Warn("cannot refresh: the credential's OAuth 2.0 settings are unusable", "credential", id, "err", flowErr)
 		pe = &ProviderError{Code: "configuration_error", Message: "the token cannot be refreshed: " + configMessage(flowErr)}
 	default:
-		fresh, err = s.renew(ctx, f, tok)
+		fresh, err = s.observedRenew(ctx, f, tok)
 		if err != nil {
 			pe = s.classify(err, "refreshing the token", append(f.secrets, tok.AccessToken, tok.RefreshToken))
 		}

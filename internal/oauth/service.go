@@ -86,6 +86,10 @@ type Config struct {
 	SweepBatch int
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// ObserveRefresh, if set, is told the duration and outcome of every
+	// refresh at a provider's token endpoint; the server turns it into a
+	// latency histogram.
+	ObserveRefresh func(d time.Duration, err error)
 }
 
 // Service runs the OAuth 2.0 flows of credentials. It is safe for
@@ -108,6 +112,8 @@ type Service struct {
 	flights singleflight.Group
 	// slots bounds concurrent refreshes (RefreshConcurrency).
 	slots chan struct{}
+	// observeRefresh is Config.ObserveRefresh, or nil.
+	observeRefresh func(time.Duration, error)
 }
 
 // New returns a Service. It panics when DB, Keys or Values is missing: a
@@ -131,6 +137,8 @@ func New(cfg Config) *Service {
 		maxFailures:  cfg.MaxFailures,
 		batch:        cfg.SweepBatch,
 		clock:        cfg.Now,
+
+		observeRefresh: cfg.ObserveRefresh,
 	}
 	if s.log == nil {
 		s.log = slog.Default()

@@ -125,7 +125,8 @@ func (h *Host) callCurrent(ctx context.Context, m *managed, timeout time.Duratio
 // also cut short when the process dies, and turns its failure into one of
 // the package's errors. scrub, if set, removes request values from a
 // plugin's error message.
-func (h *Host) call(ctx context.Context, m *managed, inst *instance, timeout time.Duration, op string, scrub func(string) string, fn func(context.Context) error) error {
+func (h *Host) call(ctx context.Context, m *managed, inst *instance, timeout time.Duration, op string, scrub func(string) string, fn func(context.Context) error) (err error) {
+	defer func(start time.Time) { h.cfg.ObserveCall(m.name, op, time.Since(start), err) }(time.Now())
 	callCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	stop := context.AfterFunc(inst.dead, cancel)
@@ -140,7 +141,7 @@ func (h *Host) call(ctx context.Context, m *managed, inst *instance, timeout tim
 		}
 	}
 
-	err := fn(callCtx)
+	err = fn(callCtx)
 	if err == nil {
 		return nil
 	}

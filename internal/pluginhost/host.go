@@ -93,6 +93,10 @@ type Config struct {
 	OnDescribe func(ctx context.Context, p PluginInfo, d *sdk.Description) error
 	// OnStatus is called after a plugin's status or last error changes.
 	OnStatus func(ctx context.Context, p PluginInfo)
+	// ObserveCall, if set, is told the duration and outcome of every call
+	// to a plugin (method: describe, validate, test or ping); the server
+	// turns it into a latency histogram.
+	ObserveCall func(plugin, method string, d time.Duration, err error)
 }
 
 func (c Config) withDefaults() Config {
@@ -115,6 +119,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.ObserveCall == nil {
+		c.ObserveCall = func(string, string, time.Duration, error) {}
 	}
 	return c
 }

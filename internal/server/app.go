@@ -131,6 +131,7 @@ func Open(ctx context.Context, o Options) (_ *App, err error) {
 		Logger:      log.With("component", "pluginhost"),
 		CallTimeout: o.PluginCallTimeout,
 		TestTimeout: o.PluginTestTimeout,
+		ObserveCall: a.Metrics.ObservePluginCall,
 		OnDescribe: func(ctx context.Context, p pluginhost.PluginInfo, d *sdk.Description) error {
 			return catalog.SyncPlugin(ctx, p, d)
 		},
@@ -143,7 +144,7 @@ func Open(ctx context.Context, o Options) (_ *App, err error) {
 	if err = a.Host.Start(ctx); err != nil {
 		return nil, fmt.Errorf("starting plugins: %w", err)
 	}
-	a.Metrics.Gauge("plugboard_plugin_up", func() []Sample {
+	a.Metrics.Gauge("plugboard_plugin_up", "1 when the plugin is loaded, by plugin and status.", func() []Sample {
 		var out []Sample
 		for _, p := range a.Host.Plugins() {
 			v := 0.0
@@ -167,7 +168,7 @@ func Open(ctx context.Context, o Options) (_ *App, err error) {
 	a.OAuth = oauth.New(oauth.Config{
 		DB: db, SQL: a.Store.DB, Dialect: a.Store.Dialect, Keys: a.Keys, Values: a.Service,
 		Events: connection.StatusHook{Service: a.Service, Next: a.Events}, Logger: log, HTTPClient: o.OAuthHTTPClient,
-		CallbackURL: callbackURL(o),
+		CallbackURL: callbackURL(o), ObserveRefresh: a.Metrics.ObserveTokenRefresh,
 	})
 	a.Service.OAuth = a.OAuth
 	if o.SweepInterval >= 0 {

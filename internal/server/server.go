@@ -71,48 +71,12 @@ type Config struct {
 
 // NewHandler returns plugboard's HTTP handler.
 func NewHandler(cfg Config) http.Handler {
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	if cfg.Metrics == nil {
-		cfg.Metrics = NewMetrics()
-	}
-	var hopts []HandlerOption
-	if cfg.NoIntrospection {
-		hopts = append(hopts, WithoutIntrospection())
-	}
-	gql := NewGraphQLHandler(graph.NewSchema(cfg.Resolver), cfg.Logger, websocketAuth(cfg), hopts...)
-	if cfg.CatalogVersion != nil {
-		gql.Use(newCatalogCache(cfg.CatalogVersion))
-	}
-
-	// GraphiQL, served from the binary; only the local mode's page carries
-	// a token.
-	uiOpts := graphiql.Options{Endpoint: "/graphql"}
-	if cfg.Dev {
-		uiOpts.Token = cfg.DevToken
-	}
-	ui := graphiql.Handler(uiOpts)
-
-	timeout := cfg.RequestTimeout
-	if timeout <= 0 {
-		timeout = DefaultRequestTimeout
-	}
+	cfg = cfg.withDefaults()
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if cfg.Ready != nil {
-			ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-			defer cancel()
-			if err := cfg.Ready(ctx); err != nil {
-				writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": err.Error()})
-				return
-			}
-		}
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
-	})
+	mux.HandleFunc("GET /readyz", readyHandler(cfg.Ready))
 	mux.Handle("GET /metrics", cfg.Metrics)
 	mux.Handle("GET /wizard", wizardPage())
 	mux.Handle("GET "+graphiql.AssetsPath, graphiql.Assets())
@@ -120,10 +84,67 @@ func NewHandler(cfg Config) http.Handler {
 		mux.Handle("GET /oauth2/callback", cfg.OAuthCallback)
 	}
 	if cfg.Runtime != nil {
-		mux.Handle("GET /runtime/v1/credentials/{id}", authenticate(cfg, runtimeHandler(cfg.Resolver.DB, cfg.Runtime, cfg.Logger)))
+		runtime := authenticate(cfg, runtimeHandler(cfg.Resolver.DB, cfg.Runtime, cfg.Logger))
+		mux.Handle("GET /runtime/v1/credentials/{id}", cfg.Metrics.timeRuntimeReads(runtime))
 	}
-	api := authenticate(cfg, gql)
-	mux.Handle("/graphql", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("/graphql", graphQLEndpoint(cfg, authenticate(cfg, graphQLAPI(cfg))))
+	return cfg.Metrics.instrument(logRequests(cfg.Logger, mux))
+}
+
+// withDefaults fills in the logger, the metrics and the request timeout.
+func (cfg Config) withDefaults() Config {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics()
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = DefaultRequestTimeout
+	}
+	return cfg
+}
+
+// readyHandler serves GET /readyz from ready (nil: always ready).
+func readyHandler(ready func(ctx context.Context) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if ready != nil {
+			ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+			defer cancel()
+			if err := ready(ctx); err != nil {
+				writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": err.Error()})
+				return
+			}
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	}
+}
+
+// graphQLAPI is the GraphQL handler of cfg: the schema, the catalog cache
+// when configured, and the operation latency histogram.
+func graphQLAPI(cfg Config) *handler.Server {
+	var hopts []HandlerOption
+	if cfg.NoIntrospection {
+		hopts = append(hopts, WithoutIntrospection())
+	}
+	gql := NewGraphQLHandler(graph.NewSchema(cfg.Resolver), cfg.Logger, websocketAuth(cfg), hopts...)
+	gql.AroundOperations(cfg.Metrics.timeOperations)
+	if cfg.CatalogVersion != nil {
+		gql.Use(newCatalogCache(cfg.CatalogVersion))
+	}
+	return gql
+}
+
+// graphQLEndpoint serves /graphql: GraphiQL to a browser (served from the
+// binary; only the local mode's page carries a token), api to everyone
+// else, under the request timeout unless the request opens a websocket.
+func graphQLEndpoint(cfg Config, api http.Handler) http.Handler {
+	uiOpts := graphiql.Options{Endpoint: "/graphql"}
+	if cfg.Dev {
+		uiOpts.Token = cfg.DevToken
+	}
+	ui := graphiql.Handler(uiOpts)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodGet && wantsHTML(r) {
 			ui.ServeHTTP(w, r)
 			return
@@ -135,13 +156,12 @@ func NewHandler(cfg Config) http.Handler {
 		if r.Header.Get("Upgrade") == "" {
 			// Subscriptions live as long as their websocket; everything
 			// else gets a deadline that every store and plugin call sees.
-			ctx, cancel := context.WithTimeout(r.Context(), timeout)
+			ctx, cancel := context.WithTimeout(r.Context(), cfg.RequestTimeout)
 			defer cancel()
 			r = r.WithContext(ctx)
 		}
 		api.ServeHTTP(w, r)
-	}))
-	return cfg.Metrics.instrument(logRequests(cfg.Logger, mux))
+	})
 }
 
 // NewGraphQLHandler returns the gqlgen handler with explicit transports, a

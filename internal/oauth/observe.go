@@ -1,0 +1,17 @@
+package oauth
+
+import (
+	"context"
+	"time"
+)
+
+// observedRenew is renew, its duration and outcome told to
+// Config.ObserveRefresh when one is set.
+func (s *Service) observedRenew(ctx context.Context, f *flow, old *Token) (*Token, error) {
+	start := time.Now()
+	tok, err := s.renew(ctx, f, old)
+	if s.observeRefresh != nil {
+		s.observeRefresh(time.Since(start), err)
+	}
+	return tok, err
+}
