@@ -144,9 +144,9 @@ func (r *Rotator) activeID(ctx context.Context) (string, error) {
 	return env.KeyID, err
 }
 
-func (r *Rotator) sweep(ctx context.Context, col Column, res *Result) error {
-	after := 0
-	n := r.batch()
+// eachBatch pages through col by id, calling fn with every batch read.
+func (r *Rotator) eachBatch(ctx context.Context, col Column, fn func([]row) error) error {
+	after, n := 0, r.batch()
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -155,14 +155,11 @@ func (r *Rotator) sweep(ctx context.Context, col Column, res *Result) error {
 		if err != nil {
 			return fmt.Errorf("reading %s: %w", col.Name(), err)
 		}
-		for _, row := range rows {
-			if err := r.reencryptRow(ctx, col, row, res); err != nil {
+		if len(rows) > 0 {
+			if err := fn(rows); err != nil {
 				return err
 			}
-			after = row.id
-		}
-		if len(rows) > 0 && r.OnBatch != nil {
-			r.OnBatch(Progress{Column: col.Name(), Rows: len(rows), LastID: after, Reencrypted: res.Reencrypted})
+			after = rows[len(rows)-1].id
 		}
 		if len(rows) < n {
 			return nil
@@ -170,61 +167,104 @@ func (r *Rotator) sweep(ctx context.Context, col Column, res *Result) error {
 	}
 }
 
+func (r *Rotator) sweep(ctx context.Context, col Column, res *Result) error {
+	return r.eachBatch(ctx, col, func(rows []row) error {
+		for _, row := range rows {
+			if err := r.reencryptRow(ctx, col, row, res); err != nil {
+				return err
+			}
+		}
+		if r.OnBatch != nil {
+			r.OnBatch(Progress{Column: col.Name(), Rows: len(rows), LastID: rows[len(rows)-1].id, Reencrypted: res.Reencrypted})
+		}
+		return nil
+	})
+}
+
 // reencryptRow moves one value to the active key, re-reading the row when a
 // concurrent write wins the compare-and-swap. Only database and context
 // errors are returned; a value that does not decrypt is logged and counted.
 func (r *Rotator) reencryptRow(ctx context.Context, col Column, row row, res *Result) error {
-	for attempt := 0; ; attempt++ {
-		need, err := r.Keys.NeedsReencrypt(ctx, row.ct)
-		if err != nil {
-			if errors.Is(err, secrets.ErrMalformed) {
-				res.Failed++
-				r.log().Error("sealed value is malformed; left as is", "column", col.Name(), "id", row.id, "err", err)
-				return nil
-			}
-			return fmt.Errorf("%s row %d: %w", col.Name(), row.id, err)
-		}
-		if !need {
-			return nil
-		}
-		nv, err := r.Keys.Reencrypt(ctx, row.ct, row.aad)
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			res.Failed++
-			r.log().Error("sealed value does not decrypt; left under its key", "column", col.Name(), "id", row.id, "err", err)
-			return nil
-		}
-		if bytes.Equal(nv, row.ct) {
-			return nil
-		}
-		if r.beforeSwap != nil {
-			r.beforeSwap(col.Name(), row.id)
-		}
-		ok, err := col.swap(ctx, r.DB, row, nv)
-		if err != nil {
-			return fmt.Errorf("writing %s row %d: %w", col.Name(), row.id, err)
-		}
-		if ok {
-			res.Reencrypted++
-			return nil
+	for attempt := 1; ; attempt++ {
+		lost, err := r.moveOnce(ctx, col, row, res)
+		if err != nil || !lost {
+			return err
 		}
 		res.Conflicts++
-		if attempt+1 >= maxAttempts {
+		if attempt >= maxAttempts {
 			r.log().Warn("row keeps changing; left for the next run", "column", col.Name(), "id", row.id)
 			return nil
 		}
 		// Lost to a concurrent save: read the row again.
-		fresh, err := col.page(ctx, r.DB, row.id-1, 1)
-		if err != nil {
-			return fmt.Errorf("re-reading %s row %d: %w", col.Name(), row.id, err)
+		fresh, ok, err := r.reread(ctx, col, row.id)
+		if err != nil || !ok {
+			return err
 		}
-		if len(fresh) == 0 || fresh[0].id != row.id {
-			return nil // erased meanwhile
-		}
-		row = fresh[0]
+		row = fresh
 	}
+}
+
+// moveOnce re-encrypts one value under the active key and swaps it in; it
+// reports whether a concurrent write won the swap.
+func (r *Rotator) moveOnce(ctx context.Context, col Column, row row, res *Result) (lost bool, err error) {
+	nv, err := r.reencrypted(ctx, col, row, res)
+	if err != nil || nv == nil {
+		return false, err
+	}
+	if r.beforeSwap != nil {
+		r.beforeSwap(col.Name(), row.id)
+	}
+	ok, err := col.swap(ctx, r.DB, row, nv)
+	if err != nil {
+		return false, fmt.Errorf("writing %s row %d: %w", col.Name(), row.id, err)
+	}
+	if ok {
+		res.Reencrypted++
+	}
+	return !ok, nil
+}
+
+// reencrypted returns the value of row sealed under the active key, or nil
+// when there is nothing to write: the value is under it already, or it is
+// malformed or does not decrypt (logged and counted as failed).
+func (r *Rotator) reencrypted(ctx context.Context, col Column, row row, res *Result) ([]byte, error) {
+	need, err := r.Keys.NeedsReencrypt(ctx, row.ct)
+	if errors.Is(err, secrets.ErrMalformed) {
+		res.Failed++
+		r.log().Error("sealed value is malformed; left as is", "column", col.Name(), "id", row.id, "err", err)
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s row %d: %w", col.Name(), row.id, err)
+	}
+	if !need {
+		return nil, nil
+	}
+	nv, err := r.Keys.Reencrypt(ctx, row.ct, row.aad)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		res.Failed++
+		r.log().Error("sealed value does not decrypt; left under its key", "column", col.Name(), "id", row.id, "err", err)
+		return nil, nil
+	}
+	if bytes.Equal(nv, row.ct) {
+		return nil, nil
+	}
+	return nv, nil
+}
+
+// reread reads row id of col again; false when it was erased meanwhile.
+func (r *Rotator) reread(ctx context.Context, col Column, id int) (row, bool, error) {
+	fresh, err := col.page(ctx, r.DB, id-1, 1)
+	if err != nil {
+		return row{}, false, fmt.Errorf("re-reading %s row %d: %w", col.Name(), id, err)
+	}
+	if len(fresh) == 0 || fresh[0].id != id {
+		return row{}, false, nil
+	}
+	return fresh[0], true, nil
 }
 
 // Pending counts sealed values not under the active data key (malformed
@@ -232,95 +272,22 @@ func (r *Rotator) reencryptRow(ctx context.Context, col Column, row row, res *Re
 func (r *Rotator) Pending(ctx context.Context) (int, error) {
 	ctx = auth.SystemContext(ctx)
 	total := 0
-	n := r.batch()
 	for _, col := range Columns() {
-		after := 0
-		for {
-			rows, err := col.page(ctx, r.DB, after, n)
-			if err != nil {
-				return total, fmt.Errorf("reading %s: %w", col.Name(), err)
-			}
+		err := r.eachBatch(ctx, col, func(rows []row) error {
 			for _, row := range rows {
 				need, err := r.Keys.NeedsReencrypt(ctx, row.ct)
 				if err != nil && !errors.Is(err, secrets.ErrMalformed) {
-					return total, err
+					return err
 				}
 				if need || err != nil {
 					total++
 				}
-				after = row.id
 			}
-			if len(rows) < n {
-				break
-			}
+			return nil
+		})
+		if err != nil {
+			return total, err
 		}
 	}
 	return total, nil
-}
-
-// RewrapResult is the outcome of Rewrap.
-type RewrapResult struct {
-	// Keys counts the data keys now wrapped by the new master key.
-	Keys int
-	// Rewrapped counts those this call changed (the others already were).
-	Rewrapped int
-}
-
-// Rewrap re-wraps every data key under newMaster and stores them in one
-// transaction; ciphertexts are untouched. Keys already wrapped by newMaster
-// are passed through, so an interrupted rewrap can be run again. After it,
-// only newMaster unwraps the data keys: switch every server to it (a server
-// still on oldMaster fails on data keys it has not cached yet).
-func Rewrap(ctx context.Context, db *ent.Client, oldMaster, newMaster secrets.MasterKey) (RewrapResult, error) {
-	ctx = auth.SystemContext(ctx)
-	tx, err := db.Tx(ctx)
-	if err != nil {
-		return RewrapResult{}, err
-	}
-	rows, err := tx.EncryptionKey.Query().Order(ent.Asc(encryptionkey.FieldID)).All(ctx)
-	if err != nil {
-		_ = tx.Rollback()
-		return RewrapResult{}, fmt.Errorf("reading data keys: %w", err)
-	}
-	in := make([]*secrets.DataKey, len(rows))
-	for i, k := range rows {
-		in[i] = &secrets.DataKey{ID: k.KeyID, MasterKeyID: k.MasterKeyID, Wrapped: k.Wrapped,
-			Active: k.Status == encryptionkey.StatusACTIVE, CreatedAt: k.CreatedAt}
-	}
-	out, err := secrets.RewrapDataKeys(oldMaster, newMaster, in)
-	if err != nil {
-		_ = tx.Rollback()
-		return RewrapResult{}, err
-	}
-	res := RewrapResult{Keys: len(out)}
-	for i, k := range out {
-		if rows[i].MasterKeyID == k.MasterKeyID && bytes.Equal(rows[i].Wrapped, k.Wrapped) {
-			continue
-		}
-		n, err := tx.EncryptionKey.Update().
-			Where(encryptionkey.ID(rows[i].ID), encryptionkey.MasterKeyIDEQ(rows[i].MasterKeyID)).
-			SetMasterKeyID(k.MasterKeyID).SetWrapped(k.Wrapped).
-			Save(ctx)
-		if err == nil && n != 1 {
-			err = fmt.Errorf("data key %s changed meanwhile; run again", k.ID)
-		}
-		if err != nil {
-			_ = tx.Rollback()
-			return RewrapResult{}, fmt.Errorf("storing data key %s: %w", k.ID, err)
-		}
-		res.Rewrapped++
-	}
-	if err := tx.Commit(); err != nil {
-		return RewrapResult{}, fmt.Errorf("committing re-wrapped data keys: %w", err)
-	}
-	// A key created under the old master while the transaction ran (a
-	// concurrent rotation) would be missed: check, so the caller knows.
-	left, err := db.EncryptionKey.Query().Where(encryptionkey.MasterKeyIDNEQ(newMaster.ID())).Count(ctx)
-	if err != nil {
-		return res, err
-	}
-	if left > 0 {
-		return res, fmt.Errorf("%d data key(s) were created under the old master key meanwhile; run rewrap again", left)
-	}
-	return res, nil
 }
