@@ -12,8 +12,8 @@ import (
 
 	"github.com/plugboard/plugboard/graph/model"
 	"github.com/plugboard/plugboard/internal/auth"
-	"github.com/plugboard/plugboard/internal/keys"
 	"github.com/plugboard/plugboard/internal/secrets"
+	"github.com/plugboard/plugboard/internal/secrets/sealed"
 )
 
 // RotateEncryptionKey is the resolver for the rotateEncryptionKey field.
@@ -31,7 +31,7 @@ func (r *mutationResolver) RotateEncryptionKey(ctx context.Context) (*model.Rota
 	if !ok || kr == nil {
 		return nil, errors.New("rotateEncryptionKey: the server has no keyring")
 	}
-	rot := &keys.Rotator{DB: r.DB, Keys: kr}
+	rot := &sealed.Rotator{DB: r.DB, Keys: kr}
 	res, rerr := rot.Rotate(ctx)
 	msg := fmt.Sprintf("plugboard-wide data key rotated to %s: %d value(s) re-encrypted, %d remaining",
 		res.KeyID, res.Reencrypted, res.Remaining)

@@ -10,8 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/plugboard/plugboard/internal/keys"
 	"github.com/plugboard/plugboard/internal/secrets"
+	"github.com/plugboard/plugboard/internal/secrets/sealed"
 	"github.com/plugboard/plugboard/internal/store"
 )
 
@@ -92,11 +92,11 @@ The master key is read like serve reads it (PLUGBOARD_MASTER_KEY, else
 			}
 			defer s.Close()
 			out := cmd.OutOrStdout()
-			rot := &keys.Rotator{DB: s.Client, Keys: kr, Batch: batch, Log: logger(),
-				OnBatch: func(p keys.Progress) {
+			rot := &sealed.Rotator{DB: s.Client, Keys: kr, Batch: batch, Log: logger(),
+				OnBatch: func(p sealed.Progress) {
 					fmt.Fprintf(out, "  %s: through id %d, %d value(s) re-encrypted so far\n", p.Column, p.LastID, p.Reencrypted)
 				}}
-			var res keys.Result
+			var res sealed.Result
 			if resume {
 				res, err = rot.Reencrypt(ctx)
 			} else {
@@ -114,12 +114,12 @@ The master key is read like serve reads it (PLUGBOARD_MASTER_KEY, else
 		},
 	}
 	sf.register(cmd)
-	cmd.Flags().IntVar(&batch, "batch", keys.DefaultBatch, "rows read per batch")
+	cmd.Flags().IntVar(&batch, "batch", sealed.DefaultBatch, "rows read per batch")
 	cmd.Flags().BoolVar(&resume, "resume", false, "make no new key: finish re-encrypting values under older keys")
 	return cmd
 }
 
-func printResult(out io.Writer, res keys.Result) {
+func printResult(out io.Writer, res sealed.Result) {
 	fmt.Fprintf(out, "re-encrypted %d value(s); %d remaining under older keys", res.Reencrypted, res.Remaining)
 	if res.Failed > 0 {
 		fmt.Fprintf(out, " (%d do not decrypt: see the log)", res.Failed)
@@ -194,7 +194,7 @@ are left as they are.`,
 				return err
 			}
 			defer s.Close()
-			res, err := keys.Rewrap(ctx, s.Client, oldMaster, newMaster)
+			res, err := sealed.Rewrap(ctx, s.Client, oldMaster, newMaster)
 			if err != nil {
 				return err
 			}

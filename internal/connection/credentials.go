@@ -19,6 +19,7 @@ import (
 	"github.com/plugboard/plugboard/ent/schema/schematype"
 	"github.com/plugboard/plugboard/internal/auth"
 	"github.com/plugboard/plugboard/internal/oauth"
+	"github.com/plugboard/plugboard/internal/secrets/sealed"
 	"github.com/plugboard/plugboard/plugins/sdk"
 )
 
@@ -701,10 +702,6 @@ func savedMessage(changed []string, version int, tested bool) string {
 	return msg
 }
 
-func secretsAAD(id int) []byte {
-	return []byte("plugboard/credential/" + strconv.Itoa(id) + "/secrets")
-}
-
 func (s *Service) sealSecrets(ctx context.Context, id int, vals map[string]string) ([]byte, error) {
 	if len(vals) == 0 {
 		return nil, nil
@@ -713,7 +710,7 @@ func (s *Service) sealSecrets(ctx context.Context, id int, vals map[string]strin
 	if err != nil {
 		return nil, err
 	}
-	ct, err := s.Keys.Encrypt(ctx, b, secretsAAD(id))
+	ct, err := s.Keys.Encrypt(ctx, b, sealed.CredentialSecrets.AAD(id))
 	if err != nil {
 		return nil, fmt.Errorf("encrypting credential %d: %w", id, err)
 	}
@@ -725,7 +722,7 @@ func (s *Service) openSecrets(ctx context.Context, c *ent.Credential) (map[strin
 	if len(c.Secrets) == 0 {
 		return out, nil
 	}
-	b, err := s.Keys.Decrypt(ctx, c.Secrets, secretsAAD(c.ID))
+	b, err := s.Keys.Decrypt(ctx, c.Secrets, sealed.CredentialSecrets.AAD(c.ID))
 	if err != nil {
 		return nil, fmt.Errorf("decrypting credential %d: %w", c.ID, err)
 	}

@@ -5,12 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/plugboard/plugboard/ent"
 	"github.com/plugboard/plugboard/ent/connectiontemplate"
 	"github.com/plugboard/plugboard/internal/auth"
+	"github.com/plugboard/plugboard/internal/secrets/sealed"
 	"github.com/plugboard/plugboard/plugins/sdk"
 )
 
@@ -21,10 +21,6 @@ type CreateConnectionTemplateInput struct {
 	// Presets are values; a clear is refused, and a secret preset is
 	// sealed like a credential's secrets.
 	Presets []ValueInput
-}
-
-func templateSecretsAAD(id int) []byte {
-	return []byte("plugboard/template/" + strconv.Itoa(id) + "/secrets")
 }
 
 // CreateConnectionTemplate stores presets for a type's inputs. Secret
@@ -97,11 +93,11 @@ func (s *Service) CreateConnectionTemplate(ctx context.Context, in CreateConnect
 			if err != nil {
 				return err
 			}
-			sealed, err := s.Keys.Encrypt(ctx, b, templateSecretsAAD(row.ID))
+			ct, err := s.Keys.Encrypt(ctx, b, sealed.TemplateSecretPresets.AAD(row.ID))
 			if err != nil {
 				return fmt.Errorf("encrypting template %d: %w", row.ID, err)
 			}
-			if row, err = row.Update().SetSecretPresets(sealed).Save(ctx); err != nil {
+			if row, err = row.Update().SetSecretPresets(ct).Save(ctx); err != nil {
 				return err
 			}
 		}
@@ -134,7 +130,7 @@ func (s *Service) templatePresets(ctx context.Context, id int) (map[string]strin
 		out[k] = v
 	}
 	if len(t.SecretPresets) > 0 {
-		b, err := s.Keys.Decrypt(ctx, t.SecretPresets, templateSecretsAAD(t.ID))
+		b, err := s.Keys.Decrypt(ctx, t.SecretPresets, sealed.TemplateSecretPresets.AAD(t.ID))
 		if err != nil {
 			return nil, fmt.Errorf("decrypting template %d: %w", t.ID, err)
 		}

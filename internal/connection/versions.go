@@ -16,19 +16,13 @@ import (
 	"github.com/plugboard/plugboard/internal/auth"
 	"github.com/plugboard/plugboard/internal/oauth"
 	"github.com/plugboard/plugboard/internal/pluginhost"
+	"github.com/plugboard/plugboard/internal/secrets/sealed"
 )
 
 // KeepVersions is how many versions of a credential are kept. The LIVE
 // version and a PENDING one are never pruned; older SUPERSEDED and
 // REJECTED versions beyond the last KeepVersions go.
 const KeepVersions = 10
-
-// versionSecretsAAD binds a version's sealed secrets to that version: a
-// version's ciphertext cannot be swapped into the live row (whose AAD is
-// secretsAAD) or into another version.
-func versionSecretsAAD(credID, version int) []byte {
-	return []byte("plugboard/credential/" + strconv.Itoa(credID) + "/version/" + strconv.Itoa(version) + "/secrets")
-}
 
 // versionValues are the values one version holds.
 type versionValues struct {
@@ -45,7 +39,7 @@ func (s *Service) sealVersionSecrets(ctx context.Context, credID, version int, v
 	if err != nil {
 		return nil, err
 	}
-	ct, err := s.Keys.Encrypt(ctx, b, versionSecretsAAD(credID, version))
+	ct, err := s.Keys.Encrypt(ctx, b, sealed.CredentialVersionSecrets.AAD(sealed.VersionKey{CredentialID: credID, Version: version}))
 	if err != nil {
 		return nil, fmt.Errorf("encrypting version %d of credential %d: %w", version, credID, err)
 	}
@@ -57,7 +51,7 @@ func (s *Service) openVersionSecrets(ctx context.Context, cv *ent.CredentialVers
 	if len(cv.Secrets) == 0 {
 		return out, nil
 	}
-	b, err := s.Keys.Decrypt(ctx, cv.Secrets, versionSecretsAAD(cv.CredentialID, cv.Version))
+	b, err := s.Keys.Decrypt(ctx, cv.Secrets, sealed.CredentialVersionSecrets.AAD(sealed.VersionKey{CredentialID: cv.CredentialID, Version: cv.Version}))
 	if err != nil {
 		return nil, fmt.Errorf("decrypting version %d of credential %d: %w", cv.Version, cv.CredentialID, err)
 	}

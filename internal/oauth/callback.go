@@ -15,6 +15,7 @@ import (
 	"github.com/plugboard/plugboard/graph/globalid"
 	"github.com/plugboard/plugboard/internal/auth"
 	"github.com/plugboard/plugboard/internal/secrets"
+	"github.com/plugboard/plugboard/internal/secrets/sealed"
 )
 
 // outcome is the result of one callback, as the browser is told.
@@ -146,7 +147,7 @@ func (s *Service) complete(ctx context.Context, q url.Values) outcome {
 	}
 	var verifier string
 	if len(st.Verifier) > 0 {
-		b, err := s.keys.Decrypt(ctx, st.Verifier, verifierAAD(st.StateHash))
+		b, err := s.keys.Decrypt(ctx, st.Verifier, sealed.OAuthVerifier.AAD(st.StateHash))
 		if err != nil {
 			s.log.Error("decrypting a PKCE verifier", "credential", cred.ID, "err", err)
 			return failed("the authorization could not be completed: its PKCE verifier could not be read", "server_error",

@@ -7,11 +7,11 @@
 //
 // A credential's token (access token, refresh token, expiry, type, granted
 // scopes and the extra fields of the token response) is stored only sealed
-// (Keys.Encrypt, AAD "plugboard/credential/<id>/token"); its expiry, granted
+// (Keys.Encrypt, AAD sealed.CredentialToken); its expiry, granted
 // scopes and refresh schedule are also kept in plain columns so the sweeper
 // can find what is due. An authorization in progress is an OAuthState row
 // holding the SHA-256 of the random state and the PKCE verifier sealed with
-// AAD "plugboard/oauthstate/<state hash>/verifier"; it expires after
+// AAD sealed.OAuthVerifier; it expires after
 // Config.StateTTL and can be used once.
 //
 // # One refresh at a time

@@ -12,6 +12,7 @@ import (
 	"github.com/plugboard/plugboard/ent/credential"
 	"github.com/plugboard/plugboard/internal/auth"
 	"github.com/plugboard/plugboard/internal/secrets"
+	"github.com/plugboard/plugboard/internal/secrets/sealed"
 )
 
 // StartInput starts an authorization.
@@ -107,7 +108,7 @@ func (s *Service) Start(ctx context.Context, in StartInput) (string, error) {
 				oauth2.SetAuthURLParam("code_challenge", verifier),
 				oauth2.SetAuthURLParam("code_challenge_method", "plain"))
 		}
-		if sealedVerifier, err = s.keys.Encrypt(ctx, []byte(verifier), verifierAAD(hash)); err != nil {
+		if sealedVerifier, err = s.keys.Encrypt(ctx, []byte(verifier), sealed.OAuthVerifier.AAD(hash)); err != nil {
 			return "", fmt.Errorf("encrypting the PKCE verifier: %w", err)
 		}
 	}

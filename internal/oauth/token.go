@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/plugboard/plugboard/ent"
+	"github.com/plugboard/plugboard/internal/secrets/sealed"
 )
 
 // Token is an OAuth 2.0 token of a credential. Printing or logging it never
@@ -104,14 +105,6 @@ type record struct {
 	Extra        map[string]any `json:"extra,omitempty"`
 }
 
-func tokenAAD(credID int) []byte {
-	return []byte("plugboard/credential/" + strconv.Itoa(credID) + "/token")
-}
-
-func verifierAAD(stateHash string) []byte {
-	return []byte("plugboard/oauthstate/" + stateHash + "/verifier")
-}
-
 // seal encrypts tok for credential credID.
 func (s *Service) seal(ctx context.Context, credID int, tok *Token) ([]byte, error) {
 	r := record{
@@ -127,11 +120,11 @@ func (s *Service) seal(ctx context.Context, credID int, tok *Token) ([]byte, err
 		return nil, fmt.Errorf("encoding the token of credential %d: %w", credID, errWithoutDetail(err))
 	}
 	defer clear(b)
-	sealed, err := s.keys.Encrypt(ctx, b, tokenAAD(credID))
+	ct, err := s.keys.Encrypt(ctx, b, sealed.CredentialToken.AAD(credID))
 	if err != nil {
 		return nil, fmt.Errorf("encrypting the token of credential %d: %w", credID, err)
 	}
-	return sealed, nil
+	return ct, nil
 }
 
 // open decrypts the token of c; nil when it holds none. The expiry column
@@ -140,7 +133,7 @@ func (s *Service) open(ctx context.Context, c *ent.Credential) (*Token, error) {
 	if len(c.Token) == 0 {
 		return nil, nil
 	}
-	b, err := s.keys.Decrypt(ctx, c.Token, tokenAAD(c.ID))
+	b, err := s.keys.Decrypt(ctx, c.Token, sealed.CredentialToken.AAD(c.ID))
 	if err != nil {
 		return nil, fmt.Errorf("decrypting the token of credential %d: %w", c.ID, err)
 	}

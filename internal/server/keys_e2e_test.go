@@ -8,8 +8,8 @@ import (
 	"github.com/plugboard/plugboard/ent/credential"
 	"github.com/plugboard/plugboard/graph/globalid"
 	"github.com/plugboard/plugboard/internal/auth"
-	keyrot "github.com/plugboard/plugboard/internal/keys"
 	"github.com/plugboard/plugboard/internal/secrets"
+	"github.com/plugboard/plugboard/internal/secrets/sealed"
 	"github.com/plugboard/plugboard/internal/server"
 	"github.com/plugboard/plugboard/internal/server/servertest"
 )
@@ -85,7 +85,7 @@ func TestRotateEncryptionKeyEndToEnd(t *testing.T) {
 		if env, _ := secrets.ParseCiphertext(after.Secrets); env.KeyID != keyID {
 			t.Fatalf("credential secrets under %s, want %s", env.KeyID, keyID)
 		}
-		if _, err := env.App.Keys.Decrypt(sys, after.Secrets, keyrot.CredentialSecretsAAD(credID)); err != nil {
+		if _, err := env.App.Keys.Decrypt(sys, after.Secrets, sealed.CredentialSecrets.AAD(credID)); err != nil {
 			t.Fatalf("credential secrets after rotation: %v", err)
 		}
 		// The credential keeps working: the plugin's live test reads the

@@ -11,8 +11,8 @@ import (
 	"github.com/plugboard/plugboard/ent/credentialversion"
 	"github.com/plugboard/plugboard/graph/globalid"
 	"github.com/plugboard/plugboard/internal/auth"
-	keyrot "github.com/plugboard/plugboard/internal/keys"
 	"github.com/plugboard/plugboard/internal/secrets"
+	"github.com/plugboard/plugboard/internal/secrets/sealed"
 	"github.com/plugboard/plugboard/internal/server"
 	"github.com/plugboard/plugboard/internal/server/servertest"
 )
@@ -203,7 +203,7 @@ func TestCredentialVersions(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := env.App.Keys.Decrypt(sys, v1.Secrets, keyrot.CredentialSecretsAAD(credInt)); err == nil {
+		if _, err := env.App.Keys.Decrypt(sys, v1.Secrets, sealed.CredentialSecrets.AAD(credInt)); err == nil {
 			t.Error("a version's secrets decrypt with the credential's AAD")
 		}
 
@@ -266,7 +266,7 @@ func TestCredentialVersions(t *testing.T) {
 			t.Fatal(err)
 		}
 		oldKey, _ := secrets.ParseCiphertext(before[0].Secrets)
-		rot := &keyrot.Rotator{DB: db, Keys: env.App.Keys}
+		rot := &sealed.Rotator{DB: db, Keys: env.App.Keys}
 		res, err := rot.Rotate(ctx)
 		if err != nil || res.Remaining != 0 || res.Failed != 0 || res.KeyID == oldKey.KeyID {
 			t.Fatalf("rotation: %+v, %v", res, err)
@@ -283,7 +283,7 @@ func TestCredentialVersions(t *testing.T) {
 			if err != nil || hdr.KeyID != res.KeyID {
 				t.Errorf("version %d is under key %q (%v); want %s", v.Version, hdr.KeyID, err, res.KeyID)
 			}
-			if _, err := env.App.Keys.Decrypt(sys, v.Secrets, keyrot.CredentialVersionSecretsAAD(v.CredentialID, v.Version)); err != nil {
+			if _, err := env.App.Keys.Decrypt(sys, v.Secrets, sealed.CredentialVersionSecrets.AAD(sealed.VersionKey{CredentialID: v.CredentialID, Version: v.Version})); err != nil {
 				t.Errorf("version %d does not decrypt after the rotation: %v", v.Version, err)
 			}
 		}

@@ -1,4 +1,4 @@
-package keys
+package sealed
 
 import (
 	"bytes"
@@ -93,7 +93,7 @@ func seed(t *testing.T, s *store.Store, nCreds, nTmpls, nStates int) *fixture {
 		f.creds = append(f.creds, cr.ID)
 		f.saveSecrets(t, ctx, cr.ID, fmt.Sprintf(`{"apiKey":"secret-%d"}`, i))
 		tok := fmt.Sprintf(`{"access_token":"at-%d"}`, i)
-		sealed, err := f.kr.Encrypt(ctx, []byte(tok), CredentialTokenAAD(cr.ID))
+		sealed, err := f.kr.Encrypt(ctx, []byte(tok), CredentialToken.AAD(cr.ID))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -109,7 +109,7 @@ func seed(t *testing.T, s *store.Store, nCreds, nTmpls, nStates int) *fixture {
 			t.Fatal(err)
 		}
 		v := fmt.Sprintf(`{"clientSecret":"preset-%d"}`, i)
-		sealed, err := f.kr.Encrypt(ctx, []byte(v), TemplateSecretsAAD(tm.ID))
+		sealed, err := f.kr.Encrypt(ctx, []byte(v), TemplateSecretPresets.AAD(tm.ID))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -122,7 +122,7 @@ func seed(t *testing.T, s *store.Store, nCreds, nTmpls, nStates int) *fixture {
 	for i := range nStates {
 		hash := fmt.Sprintf("statehash%d", i)
 		v := fmt.Sprintf("verifier-%d", i)
-		sealed, err := f.kr.Encrypt(ctx, []byte(v), OAuthVerifierAAD(hash))
+		sealed, err := f.kr.Encrypt(ctx, []byte(v), OAuthVerifier.AAD(hash))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -140,7 +140,7 @@ func seed(t *testing.T, s *store.Store, nCreds, nTmpls, nStates int) *fixture {
 // saveSecrets does what connection.Service.SaveCredential does to the
 // sealed column: seal under the active key, write, remember the value.
 func (f *fixture) saveSecrets(t testing.TB, ctx context.Context, id int, v string) {
-	sealed, err := f.kr.Encrypt(ctx, []byte(v), CredentialSecretsAAD(id))
+	sealed, err := f.kr.Encrypt(ctx, []byte(v), CredentialSecrets.AAD(id))
 	if err != nil {
 		t.Error(err)
 		return
@@ -161,16 +161,15 @@ func (f *fixture) saveSecrets(t testing.TB, ctx context.Context, id int, v strin
 func (f *fixture) check(t *testing.T, kr *secrets.Keyring, keyID string) int {
 	t.Helper()
 	ctx := auth.SystemContext(context.Background())
-	r := &Rotator{DB: f.db, Keys: kr}
 	seen := 0
-	for _, col := range r.columns() {
-		rows, err := col.page(ctx, 0, 1<<20)
+	for _, col := range Columns() {
+		rows, err := col.page(ctx, f.db, 0, 1<<20)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, row := range rows {
 			seen++
-			key := fmt.Sprintf("%s/%d", col.name, row.id)
+			key := fmt.Sprintf("%s/%d", col.Name(), row.id)
 			got, err := kr.Decrypt(ctx, row.ct, row.aad)
 			if err != nil {
 				t.Errorf("%s: %v", key, err)
@@ -242,7 +241,7 @@ func TestRotate(t *testing.T) {
 		}
 		// Retired key still present: the old ciphertext, kept aside,
 		// still decrypts.
-		if _, err := f.kr.Decrypt(sys, before.Secrets, CredentialSecretsAAD(f.creds[0])); err != nil {
+		if _, err := f.kr.Decrypt(sys, before.Secrets, CredentialSecrets.AAD(f.creds[0])); err != nil {
 			t.Errorf("a ciphertext under the retired key: %v", err)
 		}
 	})
@@ -373,17 +372,17 @@ func TestCopiedCiphertextFailsToDecrypt(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := f.kr.Decrypt(ctx, ca.Secrets, CredentialSecretsAAD(a)); err != nil {
+		if _, err := f.kr.Decrypt(ctx, ca.Secrets, CredentialSecrets.AAD(a)); err != nil {
 			t.Fatalf("credential %d's own secrets: %v", a, err)
 		}
 		if err := f.db.Credential.UpdateOneID(b).SetSecrets(ca.Secrets).Exec(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if pt, err := f.kr.Decrypt(ctx, ca.Secrets, CredentialSecretsAAD(b)); !errors.Is(err, secrets.ErrDecrypt) || pt != nil {
+		if pt, err := f.kr.Decrypt(ctx, ca.Secrets, CredentialSecrets.AAD(b)); !errors.Is(err, secrets.ErrDecrypt) || pt != nil {
 			t.Fatalf("credential %d's secrets copied to %d decrypt: %q, %v; want ErrDecrypt", a, b, pt, err)
 		}
 		// Nor does the secrets value open as the token of the same row.
-		if _, err := f.kr.Decrypt(ctx, ca.Secrets, CredentialTokenAAD(a)); !errors.Is(err, secrets.ErrDecrypt) {
+		if _, err := f.kr.Decrypt(ctx, ca.Secrets, CredentialToken.AAD(a)); !errors.Is(err, secrets.ErrDecrypt) {
 			t.Fatalf("secrets opened as a token: %v", err)
 		}
 		res, err := (&Rotator{DB: f.db, Keys: f.kr}).Rotate(ctx)
@@ -430,7 +429,7 @@ func TestRewrap(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := oldKR.Decrypt(ctx, c.Secrets, CredentialSecretsAAD(c.ID)); !errors.Is(err, secrets.ErrMasterKeyMismatch) {
+		if _, err := oldKR.Decrypt(ctx, c.Secrets, CredentialSecrets.AAD(c.ID)); !errors.Is(err, secrets.ErrMasterKeyMismatch) {
 			t.Fatalf("old master after the rewrap: %v; want ErrMasterKeyMismatch", err)
 		}
 		// Running it again is harmless.
