@@ -25,8 +25,8 @@ import (
 	"github.com/plugboard/plugboard/ent/plugin"
 	"github.com/plugboard/plugboard/ent/schema/schematype"
 	"github.com/plugboard/plugboard/ent/signingkey"
-	"github.com/plugboard/plugboard/graph/globalid"
 	"github.com/plugboard/plugboard/graph/model"
+	"github.com/plugboard/plugboard/internal/globalid"
 	gqlparser "github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
 )

@@ -132,6 +132,23 @@ func (e *Embedding) refused(ctx context.Context, err error) error {
 // *refusal; anything else is a failure of the store.
 func (e *Embedding) verify(ctx context.Context, bearer string, now time.Time) (*Viewer, time.Time, error) {
 	sys := SystemContext(ctx)
+	claims, org, err := e.parse(sys, bearer, now)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	if err := checkClaims(claims, now); err != nil {
+		return nil, time.Time{}, err
+	}
+	v, err := e.viewer(sys, org, claims)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	return v, claims.ExpiresAt.Time, nil
+}
+
+// parse verifies bearer's signature, audience and times, and returns its
+// claims and the organization whose key signed it.
+func (e *Embedding) parse(sys context.Context, bearer string, now time.Time) (*embedClaims, *ent.Organization, error) {
 	claims := &embedClaims{}
 	var org *ent.Organization
 	var storeErr error
@@ -144,81 +161,100 @@ func (e *Embedding) verify(ctx context.Context, bearer string, now time.Time) (*
 		jwt.WithTimeFunc(func() time.Time { return now }),
 	)
 	_, err := parser.ParseWithClaims(bearer, claims, func(tok *jwt.Token) (any, error) {
-		// The claims are decoded, not yet verified: they only choose the
-		// key, which must then verify the signature.
-		kid, _ := tok.Header["kid"].(string)
-		alg := tok.Method.Alg()
-		if kid == "" || claims.Issuer == "" {
-			return nil, refuse("no kid header or no iss claim")
-		}
-		o, err := e.DB.Organization.Query().Where(organization.Slug(claims.Issuer)).Only(sys)
-		if ent.IsNotFound(err) {
-			return nil, refuse("unknown organization")
-		}
-		if err != nil {
+		pub, o, err := e.chooseKey(sys, tok, claims)
+		var r *refusal
+		if err != nil && !errors.As(err, &r) {
 			storeErr = err
-			return nil, err
-		}
-		key, err := e.DB.SigningKey.Query().
-			Where(signingkey.OrganizationID(o.ID), signingkey.Kid(kid)).
-			Only(sys)
-		if ent.IsNotFound(err) {
-			return nil, refuse("unknown kid in organization %d", o.ID)
-		}
-		if err != nil {
-			storeErr = err
-			return nil, err
-		}
-		if key.RevokedAt != nil {
-			return nil, refuse("signing key %d is revoked", key.ID)
-		}
-		// The header's alg must be the key's: a key never verifies a
-		// signature of another algorithm.
-		if string(key.Algorithm) != alg {
-			return nil, refuse("alg %s on a %s key", alg, key.Algorithm)
-		}
-		pub, err := ParsePublicKey(string(key.Algorithm), key.PublicKeyPem)
-		if err != nil {
-			return nil, refuse("signing key %d does not parse", key.ID)
 		}
 		org = o
-		return pub, nil
+		return pub, err
 	})
 	if storeErr != nil {
-		return nil, time.Time{}, storeErr
+		return nil, nil, storeErr
 	}
 	if err != nil {
 		var r *refusal
 		if errors.As(err, &r) {
-			return nil, time.Time{}, r
+			return nil, nil, r
 		}
 		// The parser's errors say which check failed, never the token.
-		return nil, time.Time{}, refuse("%v", err)
+		return nil, nil, refuse("%v", err)
 	}
 	if org == nil {
-		return nil, time.Time{}, refuse("no key was chosen")
+		return nil, nil, refuse("no key was chosen")
 	}
+	return claims, org, nil
+}
+
+// chooseKey returns the public key that must verify tok, and its
+// organization. The claims are decoded, not yet verified: they only choose
+// the key, which must then verify the signature.
+func (e *Embedding) chooseKey(sys context.Context, tok *jwt.Token, claims *embedClaims) (any, *ent.Organization, error) {
+	kid, _ := tok.Header["kid"].(string)
+	alg := tok.Method.Alg()
+	if kid == "" || claims.Issuer == "" {
+		return nil, nil, refuse("no kid header or no iss claim")
+	}
+	o, err := e.DB.Organization.Query().Where(organization.Slug(claims.Issuer)).Only(sys)
+	if ent.IsNotFound(err) {
+		return nil, nil, refuse("unknown organization")
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	key, err := e.DB.SigningKey.Query().
+		Where(signingkey.OrganizationID(o.ID), signingkey.Kid(kid)).
+		Only(sys)
+	if ent.IsNotFound(err) {
+		return nil, nil, refuse("unknown kid in organization %d", o.ID)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if key.RevokedAt != nil {
+		return nil, nil, refuse("signing key %d is revoked", key.ID)
+	}
+	// The header's alg must be the key's: a key never verifies a signature
+	// of another algorithm.
+	if string(key.Algorithm) != alg {
+		return nil, nil, refuse("alg %s on a %s key", alg, key.Algorithm)
+	}
+	pub, err := ParsePublicKey(string(key.Algorithm), key.PublicKeyPem)
+	if err != nil {
+		return nil, nil, refuse("signing key %d does not parse", key.ID)
+	}
+	return pub, o, nil
+}
+
+// checkClaims refuses a verified token whose lifetime is too long or whose
+// identity claims are missing or malformed.
+func checkClaims(claims *embedClaims, now time.Time) error {
 	start := now
 	if claims.IssuedAt != nil {
 		start = claims.IssuedAt.Time
 	}
-	exp := claims.ExpiresAt.Time
-	if exp.Sub(start) > MaxEmbedLifetime {
-		return nil, time.Time{}, refuse("lifetime longer than %s", MaxEmbedLifetime)
+	if claims.ExpiresAt.Time.Sub(start) > MaxEmbedLifetime {
+		return refuse("lifetime longer than %s", MaxEmbedLifetime)
 	}
 	if !validExternalID(claims.Subject) || !validExternalID(claims.Customer) {
-		return nil, time.Time{}, refuse("sub or customer claim missing or too long")
+		return refuse("sub or customer claim missing or too long")
 	}
 	if len(claims.Email) > maxEmailLen {
-		return nil, time.Time{}, refuse("email claim too long")
+		return refuse("email claim too long")
 	}
+	return nil
+}
+
+// viewer returns the CUSTOMER_USER viewer of claims, finding or creating
+// its customer and user.
+func (e *Embedding) viewer(sys context.Context, org *ent.Organization, claims *embedClaims) (*Viewer, error) {
 	cust, err := e.customer(sys, org, claims.Customer)
 	if err != nil {
-		return nil, time.Time{}, err
+		return nil, err
 	}
 	u, err := e.user(sys, org.ID, cust.ID, claims.Subject, claims.Email)
 	if err != nil {
-		return nil, time.Time{}, err
+		return nil, err
 	}
 	return &Viewer{
 		Role:           RoleCustomerUser,
@@ -226,7 +262,7 @@ func (e *Embedding) verify(ctx context.Context, bearer string, now time.Time) (*
 		CustomerID:     cust.ID,
 		UserID:         u.ID,
 		Actor:          "user:" + claims.Subject + "@" + claims.Customer,
-	}, exp, nil
+	}, nil
 }
 
 func validExternalID(s string) bool {

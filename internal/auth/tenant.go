@@ -48,9 +48,11 @@ var CustomerVisibleScopes = []connection.Scope{
 // CUSTOMER_USER viewer sees less still (see customerUserFilter). A query of
 // tenant data without a viewer fails with ErrNoViewer.
 //
-// Updates and deletes are not filtered: services name the organization (and
-// the customer) in their predicates.
+// Writes are held to the viewer's organization too (tenantWriteHook): an
+// update or delete of another organization's row finds nothing, and a
+// create lands in the viewer's organization.
 func InstallTenantFilter(client *ent.Client) {
+	client.Use(tenantWriteHook)
 	client.Intercept(intercept.TraverseFunc(func(ctx context.Context, q intercept.Query) error {
 		typ := q.Type()
 		if !tenantTypes[typ] && typ != ent.TypeOrganization {

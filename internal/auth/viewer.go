@@ -1,6 +1,6 @@
 // Package auth owns who is calling: API tokens, roles, the viewer carried in
-// a request's context, and the tenant filter that keeps every query inside
-// the viewer's organization.
+// a request's context, and the tenant filter that keeps every query and
+// every write inside the viewer's organization.
 package auth
 
 import (

@@ -47,8 +47,37 @@ func (c *Catalog) SyncPlugin(ctx context.Context, p pluginhost.PluginInfo, d *sd
 	return tx.Commit()
 }
 
+// syncPlugin stores p and, when d is not nil, its declared connection types.
 func syncPlugin(ctx context.Context, db *ent.Client, p pluginhost.PluginInfo, d *sdk.Description) error {
-	id, err := db.Plugin.Create().
+	id, err := upsertPlugin(ctx, db, p)
+	if err != nil {
+		return err
+	}
+	if d == nil {
+		return nil
+	}
+	if err := db.Plugin.UpdateOneID(id).SetLoadedAt(time.Now().UTC()).Exec(ctx); err != nil {
+		return err
+	}
+	declared := make([]string, 0, len(d.ConnectionTypes))
+	for i := range d.ConnectionTypes {
+		ct := &d.ConnectionTypes[i]
+		declared = append(declared, ct.Key)
+		if err := upsertConnectionType(ctx, db, id, ct); err != nil {
+			return fmt.Errorf("type %s: %w", ct.Key, err)
+		}
+	}
+	return db.ConnectionType.Update().
+		Where(connectiontype.PluginID(id), connectiontype.KeyNotIn(declared...)).
+		SetAvailable(false).
+		Exec(ctx)
+}
+
+// upsertPlugin creates or updates the row of p by its name and returns its
+// id. A plugin that never loaded (no key) keeps the key and version last
+// recorded.
+func upsertPlugin(ctx context.Context, db *ent.Client, p pluginhost.PluginInfo) (int, error) {
+	return db.Plugin.Create().
 		SetName(p.Name).
 		SetKey(p.Key).
 		SetVersion(p.Version).
@@ -65,51 +94,35 @@ func syncPlugin(ctx context.Context, db *ent.Client, p pluginhost.PluginInfo, d 
 			}
 		}).
 		ID(ctx)
-	if err != nil {
-		return err
+}
+
+// upsertConnectionType creates or updates, by its key, the available
+// connection type ct of the plugin pluginID.
+func upsertConnectionType(ctx context.Context, db *ent.Client, pluginID int, ct *sdk.ConnectionType) error {
+	create := db.ConnectionType.Create().
+		SetKey(ct.Key).
+		SetPluginID(pluginID).
+		SetLabel(ct.Label).
+		SetDescription(ct.Description).
+		SetIconURL(ct.IconURL).
+		SetAuthKind(connectiontype.AuthKind(ct.AuthKind)).
+		SetInputs(InputsFromSDK(ct.Inputs)).
+		SetSchemaVersion(max(ct.SchemaVersion, 1)).
+		SetAvailable(true)
+	if ct.OAuth2 != nil {
+		create.SetOauth2(OAuth2FromSDK(ct.OAuth2))
 	}
-	if d == nil {
-		return nil
-	}
-	if err := db.Plugin.UpdateOneID(id).SetLoadedAt(time.Now().UTC()).Exec(ctx); err != nil {
-		return err
-	}
-	declared := make([]string, 0, len(d.ConnectionTypes))
-	for i := range d.ConnectionTypes {
-		ct := &d.ConnectionTypes[i]
-		declared = append(declared, ct.Key)
-		create := db.ConnectionType.Create().
-			SetKey(ct.Key).
-			SetPluginID(id).
-			SetLabel(ct.Label).
-			SetDescription(ct.Description).
-			SetIconURL(ct.IconURL).
-			SetAuthKind(connectiontype.AuthKind(ct.AuthKind)).
-			SetInputs(InputsFromSDK(ct.Inputs)).
-			SetSchemaVersion(max(ct.SchemaVersion, 1)).
-			SetAvailable(true)
-		if ct.OAuth2 != nil {
-			create.SetOauth2(OAuth2FromSDK(ct.OAuth2))
-		}
-		err := create.OnConflictColumns(connectiontype.FieldKey).
-			Update(func(u *ent.ConnectionTypeUpsert) {
-				u.UpdatePluginID().UpdateLabel().UpdateDescription().UpdateIconURL().
-					UpdateAuthKind().UpdateInputs().UpdateSchemaVersion().UpdateAvailable().
-					UpdateUpdatedAt()
-				if ct.OAuth2 != nil {
-					u.UpdateOauth2()
-				} else {
-					u.ClearOauth2()
-				}
-			}).
-			Exec(ctx)
-		if err != nil {
-			return fmt.Errorf("type %s: %w", ct.Key, err)
-		}
-	}
-	return db.ConnectionType.Update().
-		Where(connectiontype.PluginID(id), connectiontype.KeyNotIn(declared...)).
-		SetAvailable(false).
+	return create.OnConflictColumns(connectiontype.FieldKey).
+		Update(func(u *ent.ConnectionTypeUpsert) {
+			u.UpdatePluginID().UpdateLabel().UpdateDescription().UpdateIconURL().
+				UpdateAuthKind().UpdateInputs().UpdateSchemaVersion().UpdateAvailable().
+				UpdateUpdatedAt()
+			if ct.OAuth2 != nil {
+				u.UpdateOauth2()
+			} else {
+				u.ClearOauth2()
+			}
+		}).
 		Exec(ctx)
 }
 

@@ -308,17 +308,30 @@ func (h *Host) sync(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	current := h.running()
+	// Stop what goes away or changes first, so its types are free for the
+	// plugins started below.
+	keep := h.stopChanged(current, targets)
+	launch := h.refuseOrQueue(current, targets, keep)
+	h.activate(ctx, launch, launchAll(ctx, launch))
+	return nil
+}
 
+// running returns a copy of the managed plugins by name.
+func (h *Host) running() map[string]*managed {
 	h.mu.RLock()
+	defer h.mu.RUnlock()
 	current := make(map[string]*managed, len(h.plugins))
 	for n, m := range h.plugins {
 		current[n] = m
 	}
-	h.mu.RUnlock()
+	return current
+}
 
-	// Stop what goes away or changes first, so its types are free for the
-	// plugins started below.
-	var launch []*managed
+// stopChanged shuts down every plugin of current whose target is gone,
+// refused or changed, forgets the removed ones, and returns the names of
+// the plugins kept as they are.
+func (h *Host) stopChanged(current map[string]*managed, targets map[string]target) map[string]bool {
 	keep := map[string]bool{}
 	for name, m := range current {
 		t, ok := targets[name]
@@ -329,61 +342,88 @@ func (h *Host) sync(ctx context.Context) error {
 		m.shutdown()
 		h.releaseTypes(m)
 		if !ok {
-			h.mu.Lock()
-			delete(h.plugins, name)
-			h.mu.Unlock()
-			info := m.snapshot()
-			info.Status, info.LastError = StatusDisabled, "removed from the plugin directory and the lock file"
-			h.log.Info("plugin removed", "plugin", name)
-			h.notifyStatus(info)
+			h.forget(name, m)
 		}
 	}
+	return keep
+}
 
+// forget drops a plugin removed from the directory and the lock file.
+func (h *Host) forget(name string, m *managed) {
+	h.mu.Lock()
+	delete(h.plugins, name)
+	h.mu.Unlock()
+	info := m.snapshot()
+	info.Status, info.LastError = StatusDisabled, "removed from the plugin directory and the lock file"
+	h.log.Info("plugin removed", "plugin", name)
+	h.notifyStatus(info)
+}
+
+// refuseOrQueue walks the targets not kept in name order: a refused one is
+// recorded DISABLED, the others are returned to be launched.
+func (h *Host) refuseOrQueue(current map[string]*managed, targets map[string]target, keep map[string]bool) []*managed {
 	names := make([]string, 0, len(targets))
 	for n := range targets {
 		names = append(names, n)
 	}
 	sort.Strings(names)
+	var launch []*managed
 	for _, name := range names {
 		if keep[name] {
 			continue
 		}
 		t := targets[name]
-		old := current[name]
 		m := newManaged(h, t)
 		if t.refusal != "" {
-			h.log.Warn(fmt.Sprintf("plugin %s refused: %s", name, t.refusal), "plugin", name, "path", t.path)
-			m.info.Status, m.info.LastError = StatusDisabled, t.refusal
-			h.mu.Lock()
-			h.plugins[name] = m
-			h.mu.Unlock()
-			if old == nil || old.snapshot().Status != StatusDisabled || old.snapshot().LastError != t.refusal {
-				h.notifyStatus(m.snapshot())
-			}
+			h.refuse(m, t, current[name])
 			continue
 		}
 		launch = append(launch, m)
 	}
+	return launch
+}
 
-	// Launch in parallel (start-up and Describe dominate), then activate in
-	// name order so type-key conflicts resolve the same way every time.
-	type result struct {
-		inst *instance
-		desc *sdk.Description
-		err  error
+// refuse records m DISABLED for t's refusal, notifying only when that is
+// news compared with old, the plugin it replaces (nil if none).
+func (h *Host) refuse(m *managed, t target, old *managed) {
+	h.log.Warn(fmt.Sprintf("plugin %s refused: %s", t.name, t.refusal), "plugin", t.name, "path", t.path)
+	m.info.Status, m.info.LastError = StatusDisabled, t.refusal
+	h.mu.Lock()
+	h.plugins[t.name] = m
+	h.mu.Unlock()
+	if old == nil || old.snapshot().Status != StatusDisabled || old.snapshot().LastError != t.refusal {
+		h.notifyStatus(m.snapshot())
 	}
-	results := make([]result, len(launch))
+}
+
+// launchResult is the outcome of one plugin's start-up and Describe.
+type launchResult struct {
+	inst *instance
+	desc *sdk.Description
+	err  error
+}
+
+// launchAll starts the plugins in parallel (start-up and Describe
+// dominate) and returns their outcomes in the same order.
+func launchAll(ctx context.Context, launch []*managed) []launchResult {
+	results := make([]launchResult, len(launch))
 	var wg sync.WaitGroup
 	for i, m := range launch {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			inst, desc, err := m.launch(ctx)
-			results[i] = result{inst, desc, err}
+			results[i] = launchResult{inst, desc, err}
 		}()
 	}
 	wg.Wait()
+	return results
+}
 
+// activate registers the launched plugins in name order, so type-key
+// conflicts resolve the same way every time, and supervises each one not
+// disabled.
+func (h *Host) activate(ctx context.Context, launch []*managed, results []launchResult) {
 	for i, m := range launch {
 		h.mu.Lock()
 		h.plugins[m.name] = m
@@ -401,7 +441,6 @@ func (h *Host) sync(ctx context.Context) error {
 		}
 		m.supervise(inst, failures)
 	}
-	return nil
 }
 
 // scan reads the lock and the directory into targets by name.

@@ -64,6 +64,24 @@ func checkLimits(d *sdk.Description) error {
 	return nil
 }
 
+// lenLimit is one string a plugin declares and the most bytes it may have.
+type lenLimit struct {
+	what string
+	s    string
+	max  int
+}
+
+// checkLens returns the first of limits that its string is over, its name
+// prefixed by prefix.
+func checkLens(prefix string, limits []lenLimit) error {
+	for _, l := range limits {
+		if err := maxLen(prefix+l.what, l.s, l.max); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func checkTypeLimits(ct *sdk.ConnectionType) error {
 	if err := maxLen("connection type key", ct.Key, MaxKeyLen); err != nil {
 		return err
@@ -72,85 +90,92 @@ func checkTypeLimits(ct *sdk.ConnectionType) error {
 	if len(ct.Inputs) > MaxInputsPerType {
 		return fmt.Errorf("%sdeclares %d inputs, more than the limit of %d", name, len(ct.Inputs), MaxInputsPerType)
 	}
-	checks := []struct {
-		what string
-		s    string
-		max  int
-	}{
+	limits := []lenLimit{
 		{"label", ct.Label, MaxLabelLen},
 		{"description", ct.Description, MaxDescriptionLen},
 		{"icon URL", ct.IconURL, MaxURLLen},
 	}
 	if s := ct.OAuth2; s != nil {
-		checks = append(checks, []struct {
-			what string
-			s    string
-			max  int
-		}{
-			{"OAuth2 authorize URL", s.AuthorizeURL, MaxURLLen},
-			{"OAuth2 token URL", s.TokenURL, MaxURLLen},
-			{"OAuth2 revoke URL", s.RevokeURL, MaxURLLen},
-			{"OAuth2 scopes", s.Scopes, MaxShortTextLen},
-			{"OAuth2 scope separator", s.ScopeSeparator, MaxKeyLen},
-			{"OAuth2 client id input", s.ClientIDInput, MaxKeyLen},
-			{"OAuth2 client secret input", s.ClientSecretInput, MaxKeyLen},
-		}...)
-		for _, m := range []struct {
-			what   string
-			params map[string]string
-		}{{"OAuth2 extra authorize params", s.ExtraAuthorizeParams}, {"OAuth2 extra token params", s.ExtraTokenParams}} {
-			if len(m.params) > MaxExtraParams {
-				return fmt.Errorf("%s%s: %d entries, more than the limit of %d", name, m.what, len(m.params), MaxExtraParams)
-			}
-			for k, v := range m.params {
-				if err := maxLen(name+m.what+" name", k, MaxKeyLen); err != nil {
-					return err
-				}
-				if err := maxLen(name+m.what+" value", v, MaxShortTextLen); err != nil {
-					return err
-				}
-			}
-		}
-	}
-	for _, c := range checks {
-		if err := maxLen(name+c.what, c.s, c.max); err != nil {
+		if err := checkOAuth2Params(name, s); err != nil {
 			return err
 		}
+		limits = append(limits, oauth2Limits(s)...)
+	}
+	if err := checkLens(name, limits); err != nil {
+		return err
 	}
 	for i := range ct.Inputs {
-		in := &ct.Inputs[i]
-		if err := maxLen(name+"input key", in.Key, MaxKeyLen); err != nil {
+		if err := checkInputLimits(name, &ct.Inputs[i]); err != nil {
 			return err
 		}
-		iname := fmt.Sprintf("%sinput %q: ", name, in.Key)
-		if len(in.Options) > MaxOptionsPerInput {
-			return fmt.Errorf("%sdeclares %d options, more than the limit of %d", iname, len(in.Options), MaxOptionsPerInput)
+	}
+	return nil
+}
+
+// oauth2Limits are the string limits of an OAuth 2.0 declaration.
+func oauth2Limits(s *sdk.OAuth2Spec) []lenLimit {
+	return []lenLimit{
+		{"OAuth2 authorize URL", s.AuthorizeURL, MaxURLLen},
+		{"OAuth2 token URL", s.TokenURL, MaxURLLen},
+		{"OAuth2 revoke URL", s.RevokeURL, MaxURLLen},
+		{"OAuth2 scopes", s.Scopes, MaxShortTextLen},
+		{"OAuth2 scope separator", s.ScopeSeparator, MaxKeyLen},
+		{"OAuth2 client id input", s.ClientIDInput, MaxKeyLen},
+		{"OAuth2 client secret input", s.ClientSecretInput, MaxKeyLen},
+	}
+}
+
+// checkOAuth2Params checks the size of the extra authorize and token
+// parameter maps of an OAuth 2.0 declaration, and of each entry.
+func checkOAuth2Params(name string, s *sdk.OAuth2Spec) error {
+	for _, m := range []struct {
+		what   string
+		params map[string]string
+	}{{"OAuth2 extra authorize params", s.ExtraAuthorizeParams}, {"OAuth2 extra token params", s.ExtraTokenParams}} {
+		if len(m.params) > MaxExtraParams {
+			return fmt.Errorf("%s%s: %d entries, more than the limit of %d", name, m.what, len(m.params), MaxExtraParams)
 		}
-		for _, c := range []struct {
-			what string
-			s    string
-			max  int
-		}{
-			{"label", in.Label, MaxLabelLen},
-			{"description", in.Description, MaxDescriptionLen},
-			{"pattern", in.Pattern, MaxPatternLen},
-			{"patternMessage", in.PatternMessage, MaxDescriptionLen},
-			{"template", in.Template, MaxTemplateLen},
-			{"default", in.Default, MaxShortTextLen},
-			{"example", in.Example, MaxShortTextLen},
-			{"placeholder", in.Placeholder, MaxShortTextLen},
-		} {
-			if err := maxLen(iname+c.what, c.s, c.max); err != nil {
+		for k, v := range m.params {
+			if err := maxLen(name+m.what+" name", k, MaxKeyLen); err != nil {
+				return err
+			}
+			if err := maxLen(name+m.what+" value", v, MaxShortTextLen); err != nil {
 				return err
 			}
 		}
-		for _, o := range in.Options {
-			if err := maxLen(iname+"option value", o.Value, MaxShortTextLen); err != nil {
-				return err
-			}
-			if err := maxLen(iname+"option label", o.Label, MaxLabelLen); err != nil {
-				return err
-			}
+	}
+	return nil
+}
+
+// checkInputLimits checks one input of the connection type named by name.
+func checkInputLimits(name string, in *sdk.Input) error {
+	if err := maxLen(name+"input key", in.Key, MaxKeyLen); err != nil {
+		return err
+	}
+	iname := fmt.Sprintf("%sinput %q: ", name, in.Key)
+	if len(in.Options) > MaxOptionsPerInput {
+		return fmt.Errorf("%sdeclares %d options, more than the limit of %d", iname, len(in.Options), MaxOptionsPerInput)
+	}
+	err := checkLens(iname, []lenLimit{
+		{"label", in.Label, MaxLabelLen},
+		{"description", in.Description, MaxDescriptionLen},
+		{"pattern", in.Pattern, MaxPatternLen},
+		{"patternMessage", in.PatternMessage, MaxDescriptionLen},
+		{"template", in.Template, MaxTemplateLen},
+		{"default", in.Default, MaxShortTextLen},
+		{"example", in.Example, MaxShortTextLen},
+		{"placeholder", in.Placeholder, MaxShortTextLen},
+	})
+	if err != nil {
+		return err
+	}
+	for _, o := range in.Options {
+		err := checkLens(iname, []lenLimit{
+			{"option value", o.Value, MaxShortTextLen},
+			{"option label", o.Label, MaxLabelLen},
+		})
+		if err != nil {
+			return err
 		}
 	}
 	return nil

@@ -124,6 +124,27 @@ func (m *managed) launch(ctx context.Context) (*instance, *sdk.Description, erro
 	if err != nil {
 		return nil, nil, &disableError{msg: "invalid pinned sha256"}
 	}
+	cmd, client := m.newClient(sum)
+	rpc, err := client.Client()
+	if err != nil {
+		return nil, nil, m.startFailed(cmd, client, err)
+	}
+	inst, err := dispense(client, rpc)
+	if err != nil {
+		client.Kill()
+		return nil, nil, err
+	}
+	desc, err := m.describe(ctx, inst)
+	if err != nil {
+		m.kill(inst)
+		return nil, nil, err
+	}
+	return inst, desc, nil
+}
+
+// newClient prepares the plugin's command and its go-plugin client: gRPC
+// only, the binary checked against its pinned sha256 sum, mutual TLS.
+func (m *managed) newClient(sum []byte) (*exec.Cmd, *goplugin.Client) {
 	logger := newHCLogger(m.log)
 	cmd := exec.Command(m.path)
 	// Let the plugin log at the level the host keeps; the host's own
@@ -141,34 +162,40 @@ func (m *managed) launch(ctx context.Context) (*instance, *sdk.Description, erro
 		Logger:           logger,
 		Managed:          false,
 	})
-	rpc, err := client.Client()
-	if err != nil {
-		// Client ran cmd.Start in this goroutine, so cmd.Process is safe
-		// to read. go-plugin killed the process; end its children too.
-		if cmd.Process != nil {
-			killProcessGroup(cmd.Process.Pid)
-		}
-		client.Kill()
-		if errors.Is(err, goplugin.ErrChecksumsDoNotMatch) {
-			// The file changed after the scan: only a re-pin helps.
-			return nil, nil, &disableError{msg: "sha256 mismatch at launch; re-pin with `plugboard plugins pin --force " + m.name + "` if the new binary is trusted"}
-		}
-		if msg := err.Error(); strings.Contains(msg, "incompatible API version") || strings.Contains(msg, "unsupported plugin protocol") {
-			// go-plugin has no sentinel for these; a restart cannot fix
-			// them, a rebuild against the current SDK can.
-			return nil, nil, &disableError{msg: fmt.Sprintf("protocol mismatch (host speaks plugboard protocol %d over gRPC): %s", sdk.ProtocolVersion, msg)}
-		}
-		return nil, nil, fmt.Errorf("start: %w", err)
+	return cmd, client
+}
+
+// startFailed ends what a failed start left behind and says why it failed:
+// a *disableError when no restart can help.
+func (m *managed) startFailed(cmd *exec.Cmd, client *goplugin.Client, err error) error {
+	// Client ran cmd.Start in this goroutine, so cmd.Process is safe to
+	// read. go-plugin killed the process; end its children too.
+	if cmd.Process != nil {
+		killProcessGroup(cmd.Process.Pid)
 	}
+	client.Kill()
+	if errors.Is(err, goplugin.ErrChecksumsDoNotMatch) {
+		// The file changed after the scan: only a re-pin helps.
+		return &disableError{msg: "sha256 mismatch at launch; re-pin with `plugboard plugins pin --force " + m.name + "` if the new binary is trusted"}
+	}
+	if msg := err.Error(); strings.Contains(msg, "incompatible API version") || strings.Contains(msg, "unsupported plugin protocol") {
+		// go-plugin has no sentinel for these; a restart cannot fix them,
+		// a rebuild against the current SDK can.
+		return &disableError{msg: fmt.Sprintf("protocol mismatch (host speaks plugboard protocol %d over gRPC): %s", sdk.ProtocolVersion, msg)}
+	}
+	return fmt.Errorf("start: %w", err)
+}
+
+// dispense takes the provider from a started plugin and wraps the process
+// in an instance. The caller kills client on error.
+func dispense(client *goplugin.Client, rpc goplugin.ClientProtocol) (*instance, error) {
 	raw, err := rpc.Dispense(sdk.PluginName)
 	if err != nil {
-		client.Kill()
-		return nil, nil, fmt.Errorf("dispense: %w", err)
+		return nil, fmt.Errorf("dispense: %w", err)
 	}
 	provider, ok := raw.(sdk.Provider)
 	if !ok {
-		client.Kill()
-		return nil, nil, &disableError{msg: fmt.Sprintf("dispensed %T, which is not an sdk.Provider", raw)}
+		return nil, &disableError{msg: fmt.Sprintf("dispensed %T, which is not an sdk.Provider", raw)}
 	}
 	p, ok := raw.(pinger)
 	if !ok {
@@ -187,21 +214,21 @@ func (m *managed) launch(ctx context.Context) (*instance, *sdk.Description, erro
 	if rc := client.ReattachConfig(); rc != nil {
 		inst.pid = rc.Pid
 	}
+	return inst, nil
+}
 
+// describe runs the plugin's Describe within the call timeout.
+func (m *managed) describe(ctx context.Context, inst *instance) (*sdk.Description, error) {
 	var desc *sdk.Description
-	err = m.h.call(ctx, m, inst, m.h.cfg.CallTimeout, "describe", nil, func(ctx context.Context) error {
+	err := m.h.call(ctx, m, inst, m.h.cfg.CallTimeout, "describe", nil, func(ctx context.Context) error {
 		var err error
-		desc, err = provider.Describe(ctx)
+		desc, err = inst.provider.Describe(ctx)
 		return err
 	})
 	if err == nil && desc == nil {
 		err = errors.New("describe returned no description")
 	}
-	if err != nil {
-		m.kill(inst)
-		return nil, nil, err
-	}
-	return inst, desc, nil
+	return desc, err
 }
 
 // finish completes a start attempt: on success it claims the declared

@@ -6,8 +6,8 @@ import (
 
 	"github.com/plugboard/plugboard/ent/auditevent"
 	"github.com/plugboard/plugboard/ent/credential"
-	"github.com/plugboard/plugboard/graph/globalid"
 	"github.com/plugboard/plugboard/internal/auth"
+	"github.com/plugboard/plugboard/internal/globalid"
 	"github.com/plugboard/plugboard/internal/secrets"
 	"github.com/plugboard/plugboard/internal/secrets/sealed"
 	"github.com/plugboard/plugboard/internal/server"

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/plugboard/plugboard/graph/globalid"
 	"github.com/plugboard/plugboard/internal/auth"
+	"github.com/plugboard/plugboard/internal/globalid"
 	"github.com/plugboard/plugboard/internal/server/servertest"
 )
 

@@ -16,8 +16,8 @@ import (
 	"github.com/oauth2-proxy/mockoidc"
 
 	"github.com/plugboard/plugboard/ent/credential"
-	"github.com/plugboard/plugboard/graph/globalid"
 	"github.com/plugboard/plugboard/internal/auth"
+	"github.com/plugboard/plugboard/internal/globalid"
 	"github.com/plugboard/plugboard/internal/server"
 	"github.com/plugboard/plugboard/internal/server/servertest"
 )

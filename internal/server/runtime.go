@@ -11,8 +11,8 @@ import (
 	"github.com/plugboard/plugboard/ent/connectiontype"
 	"github.com/plugboard/plugboard/ent/credential"
 	"github.com/plugboard/plugboard/graph"
-	"github.com/plugboard/plugboard/graph/globalid"
 	"github.com/plugboard/plugboard/internal/auth"
+	"github.com/plugboard/plugboard/internal/globalid"
 )
 
 // RuntimeToken is the access token handed to an integration runtime.

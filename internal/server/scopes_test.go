@@ -8,9 +8,9 @@ import (
 	"testing"
 
 	"github.com/plugboard/plugboard/ent"
-	"github.com/plugboard/plugboard/graph/globalid"
 	"github.com/plugboard/plugboard/internal/auth"
 	"github.com/plugboard/plugboard/internal/connection"
+	"github.com/plugboard/plugboard/internal/globalid"
 	"github.com/plugboard/plugboard/internal/server"
 	"github.com/plugboard/plugboard/internal/server/servertest"
 )

@@ -9,8 +9,8 @@ import (
 	"testing"
 
 	"github.com/plugboard/plugboard/ent/credentialversion"
-	"github.com/plugboard/plugboard/graph/globalid"
 	"github.com/plugboard/plugboard/internal/auth"
+	"github.com/plugboard/plugboard/internal/globalid"
 	"github.com/plugboard/plugboard/internal/secrets"
 	"github.com/plugboard/plugboard/internal/secrets/sealed"
 	"github.com/plugboard/plugboard/internal/server"
