@@ -13,6 +13,7 @@ import (
 	"github.com/plugboard/plugboard/ent/instancebinding"
 	"github.com/plugboard/plugboard/ent/schema/schematype"
 	"github.com/plugboard/plugboard/internal/auth"
+	"github.com/plugboard/plugboard/internal/connection/scopes"
 )
 
 // CreateConnectionInput is a new connection.
@@ -118,9 +119,9 @@ func checkInputSettings(inputs []schematype.Input, scope connection.Scope, setti
 			errs = append(errs, fieldErr(CodeInvalidValue, "The source is ORG or CUSTOMER.", "inputSettings", key, "source"))
 			continue
 		}
-		if st.Source != "" && scope != connection.ScopeORGANIZATION_CUSTOMER {
+		if st.Source != "" && !scopes.Of(scope).SplitsInputs() {
 			errs = append(errs, fieldErr(CodeInvalidValue,
-				"Only "+ScopeWords(connection.ScopeORGANIZATION_CUSTOMER)+" connections say who fills each input.", "inputSettings", key, "source"))
+				"Only "+ScopeWords(scopes.Splitting())+" connections say who fills each input.", "inputSettings", key, "source"))
 		}
 	}
 	return errs

@@ -11,6 +11,7 @@ import (
 	"github.com/plugboard/plugboard/ent/connectionslot"
 	"github.com/plugboard/plugboard/ent/integration"
 	"github.com/plugboard/plugboard/internal/auth"
+	"github.com/plugboard/plugboard/internal/connection/scopes"
 )
 
 // SlotInput is one connection slot of a new integration: a reusable
@@ -90,7 +91,7 @@ func (s *Service) CreateIntegration(ctx context.Context, in CreateIntegrationInp
 				errs = append(errs, FieldError{at("connectionID"), CodeNotFound, "No such connection."})
 			case err != nil:
 				return nil, err
-			case c.Scope == connection.ScopeINTEGRATION:
+			case scopes.Of(c.Scope).Inline:
 				errs = append(errs, FieldError{at("connectionID"), CodeInvalidValue, fmt.Sprintf(
 					"Connection %q is %s: it belongs to its own slot; give typeKey for a new one.", c.StableKey, ScopeWords(c.Scope))})
 			default:
@@ -151,7 +152,7 @@ func (s *Service) CreateIntegration(ctx context.Context, in CreateIntegrationInp
 				}
 				create := db.Connection.Create().SetOrganizationID(v.OrganizationID).
 					SetTypeID(p.ct.ID).SetStableKey(key).SetName(strings.TrimSpace(sl.Label)).
-					SetScope(connection.ScopeINTEGRATION)
+					SetScope(scopes.Inline())
 				if sl.TemplateID != 0 {
 					create.SetTemplateID(sl.TemplateID)
 				}
@@ -161,7 +162,7 @@ func (s *Service) CreateIntegration(ctx context.Context, in CreateIntegrationInp
 				}
 				connID = c.ID
 				if err := s.audit(ctx, db, v, auditEntry{connectionID: c.ID, action: "connection.created",
-					message: fmt.Sprintf("connection %s of type %s created with scope INTEGRATION for integration %s", key, p.ct.Key, in.Key),
+					message: fmt.Sprintf("connection %s of type %s created with scope %s for integration %s", key, p.ct.Key, scopes.Inline(), in.Key),
 				}); err != nil {
 					return err
 				}
