@@ -184,3 +184,32 @@ func ReusableScope() connection.Scope { return Reusable()[0] }
 // Splitting is the scope whose inputs are each marked ORG or CUSTOMER, for
 // messages.
 func Splitting() connection.Scope { return where(Policy.SplitsInputs)[0] }
+
+// SaveHolderField names the field of a save (saveCredential's input) by
+// which a config wizard's form names the holder of a slot's credential:
+// "customerID" or "instanceID"; "" when the viewer's token names it (a
+// user's own) or no wizard form saves it (the organization's values).
+func (p Policy) SaveHolderField() string {
+	if p.ManagedByOrg() {
+		return ""
+	}
+	switch p.Holder {
+	case credential.HolderCUSTOMER:
+		return "customerID"
+	case credential.HolderINSTANCE:
+		return "instanceID"
+	}
+	return ""
+}
+
+// SaveHolderFields maps each scope whose wizard form names its holder to
+// the field that does (SaveHolderField).
+func SaveHolderFields() map[connection.Scope]string {
+	out := map[connection.Scope]string{}
+	for _, p := range table {
+		if f := p.SaveHolderField(); f != "" {
+			out[p.Scope] = f
+		}
+	}
+	return out
+}

@@ -30,9 +30,10 @@ func enumScopes(t *testing.T) []connection.Scope {
 // want is the policy of every scope as DESIGN.md §1 states it, with what
 // each derived rule answers.
 type want struct {
-	policy                                    scopes.Policy
-	managedByOrg, customerVisible, splits     bool
-	orgPartOfOrg, orgPartOfCustomer, resolved bool
+	policy                                 scopes.Policy
+	managedByOrg, customerVisible, splits  bool
+	orgPartOfOrg, orgPartOfCustomer, known bool
+	saveField                              string
 }
 
 var wants = map[connection.Scope]want{
@@ -40,25 +41,25 @@ var wants = map[connection.Scope]want{
 		Scope: connection.ScopeCUSTOMER, Words: "customer-scoped", Holder: credential.HolderCUSTOMER,
 		EnteredBy: scopes.PartyCustomer, Merge: scopes.MergeNone, Wizard: scopes.WizardForm,
 		Reusable: true, OffersExisting: true,
-	}, customerVisible: true, resolved: true},
+	}, customerVisible: true, known: true, saveField: "customerID"},
 	connection.ScopeORGANIZATION_CUSTOMER: {policy: scopes.Policy{
 		Scope: connection.ScopeORGANIZATION_CUSTOMER, Words: "organization-managed per-customer",
 		Holder: credential.HolderCUSTOMER, EnteredBy: scopes.PartyOrganization, Merge: scopes.MergeOrgInputs,
 		Wizard: scopes.WizardManagedByOrg,
-	}, managedByOrg: true, splits: true, orgPartOfOrg: true, resolved: true},
+	}, managedByOrg: true, splits: true, orgPartOfOrg: true, known: true},
 	connection.ScopeORGANIZATION_GLOBAL: {policy: scopes.Policy{
 		Scope: connection.ScopeORGANIZATION_GLOBAL, Words: "organization-wide", Holder: credential.HolderORGANIZATION,
 		EnteredBy: scopes.PartyOrganization, Merge: scopes.MergeNone, Wizard: scopes.WizardManagedByOrg,
-	}, managedByOrg: true, resolved: true},
+	}, managedByOrg: true, known: true},
 	connection.ScopeINTEGRATION: {policy: scopes.Policy{
 		Scope: connection.ScopeINTEGRATION, Words: "integration-scoped", Holder: credential.HolderINSTANCE,
 		EnteredBy: scopes.PartyCustomer, Merge: scopes.MergeNone, Wizard: scopes.WizardForm,
 		OffersExisting: true, Inline: true,
-	}, customerVisible: true, resolved: true},
+	}, customerVisible: true, known: true, saveField: "instanceID"},
 	connection.ScopeUSER: {policy: scopes.Policy{
 		Scope: connection.ScopeUSER, Words: "user-scoped", Holder: credential.HolderUSER,
 		EnteredBy: scopes.PartyUser, Merge: scopes.MergeNone, Wizard: scopes.WizardForm,
-	}, customerVisible: true, resolved: true},
+	}, customerVisible: true, known: true},
 }
 
 func TestEveryScopeHasItsPolicy(t *testing.T) {
@@ -76,7 +77,8 @@ func TestEveryScopeHasItsPolicy(t *testing.T) {
 				name      string
 				got, want bool
 			}{
-				{"Known", scopes.Known(sc), w.resolved},
+				{"Known", scopes.Known(sc), w.known},
+				{"wizard action is MANAGED_BY_ORG", p.Wizard == scopes.WizardManagedByOrg, w.managedByOrg},
 				{"ManagedByOrg", p.ManagedByOrg(), w.managedByOrg},
 				{"CustomerVisible", p.CustomerVisible(), w.customerVisible},
 				{"SplitsInputs", p.SplitsInputs(), w.splits},
@@ -87,6 +89,12 @@ func TestEveryScopeHasItsPolicy(t *testing.T) {
 				{"in Reusable()", slices.Contains(scopes.Reusable(), sc), w.policy.Reusable},
 				{"is Inline()", scopes.Inline() == sc, w.policy.Inline},
 				{"is Splitting()", scopes.Splitting() == sc, w.splits},
+			}
+			if got := p.SaveHolderField(); got != w.saveField {
+				t.Errorf("SaveHolderField = %q, want %q", got, w.saveField)
+			}
+			if got := scopes.SaveHolderFields()[sc]; got != w.saveField {
+				t.Errorf("SaveHolderFields()[%s] = %q, want %q", sc, got, w.saveField)
 			}
 			for _, c := range checks {
 				if c.got != c.want {
