@@ -14,6 +14,7 @@ import (
 	"github.com/plugboard/plugboard/ent/intercept"
 	"github.com/plugboard/plugboard/ent/organization"
 	"github.com/plugboard/plugboard/ent/user"
+	"github.com/plugboard/plugboard/internal/connection/scopes"
 )
 
 // tenantTypes are the ent types owned by one organization: each has an
@@ -37,11 +38,9 @@ var tenantTypes = map[string]bool{
 
 // CustomerVisibleScopes are the connection scopes whose connections and
 // credentials a customer's users see (DESIGN.md §1): the values they enter
-// themselves. ORGANIZATION_CUSTOMER and ORGANIZATION_GLOBAL values are the
-// organization's, never shown to a customer.
-var CustomerVisibleScopes = []connection.Scope{
-	connection.ScopeCUSTOMER, connection.ScopeINTEGRATION, connection.ScopeUSER,
-}
+// themselves, as the scope table says. The organization-managed scopes'
+// values are the organization's, never shown to a customer.
+var CustomerVisibleScopes = scopes.CustomerVisible()
 
 // InstallTenantFilter makes every query of client, node lookups and edge
 // traversals included, see only the rows of the viewer's organization; a

@@ -13,6 +13,7 @@ import (
 	"github.com/plugboard/plugboard/ent/instancebinding"
 	"github.com/plugboard/plugboard/ent/schema/schematype"
 	"github.com/plugboard/plugboard/internal/auth"
+	"github.com/plugboard/plugboard/internal/connection/scopes"
 )
 
 // CreateConnectionInput is a new connection.
@@ -36,15 +37,36 @@ func (s *Service) CreateConnection(ctx context.Context, in CreateConnectionInput
 	if err != nil {
 		return nil, err
 	}
+	ct, errs, err := s.checkConnectionInput(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	if len(errs) > 0 {
+		return nil, invalid(errs...)
+	}
+	var created *ent.Connection
+	err = s.withTx(ctx, func(tx *ent.Tx) error {
+		created, err = s.writeConnection(ctx, tx, v, in, ct)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Entities made inside a transaction keep its (now finished) client.
+	return created.Unwrap(), nil
+}
+
+// checkConnectionInput checks a new connection and returns its type.
+func (s *Service) checkConnectionInput(ctx context.Context, in CreateConnectionInput) (*ent.ConnectionType, []FieldError, error) {
 	var errs []FieldError
 	ct, problem, err := s.declaredType(ctx, in.TypeKey)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if problem != "" {
 		errs = append(errs, fieldErr(CodeUnknownType, problem, "typeKey"))
 	}
-	if err := connection.ScopeValidator(in.Scope); err != nil {
+	if !scopes.Known(in.Scope) {
 		errs = append(errs, fieldErr(CodeInvalidValue, "Unknown scope.", "scope"))
 	}
 	if strings.TrimSpace(in.Name) == "" {
@@ -67,44 +89,42 @@ func (s *Service) CreateConnection(ctx context.Context, in CreateConnectionInput
 			errs = append(errs, s.checkTemplate(ctx, in.TemplateID, ct.ID)...)
 		}
 	}
-	if len(errs) > 0 {
-		return nil, invalid(errs...)
-	}
-	var created *ent.Connection
-	err = s.withTx(ctx, func(tx *ent.Tx) error {
-		taken, err := tx.Connection.Query().Where(connection.StableKey(in.StableKey)).Exist(ctx)
-		if err != nil {
-			return err
-		}
-		if taken {
-			return invalid(fieldErr(CodeTaken, "Another connection has this stable key.", "stableKey"))
-		}
-		created, err = tx.Connection.Create().
-			SetOrganizationID(v.OrganizationID).
-			SetTypeID(ct.ID).
-			SetStableKey(in.StableKey).
-			SetName(strings.TrimSpace(in.Name)).
-			SetDescription(in.Description).
-			SetScope(in.Scope).
-			SetBuildOnly(in.BuildOnly).
-			SetInputSettings(in.InputSettings).
-			SetNillableTemplateID(nilIfZero(in.TemplateID)).
-			Save(ctx)
-		if err != nil {
-			return err
-		}
-		return s.audit(ctx, tx.Client(), v, auditEntry{
-			connectionID: created.ID, action: "connection.created",
-			message: fmt.Sprintf("connection %s of type %s created with scope %s", created.StableKey, ct.Key, created.Scope),
-		})
-	})
+	return ct, errs, nil
+}
+
+// writeConnection stores a checked connection under a free stable key and
+// audits it.
+func (s *Service) writeConnection(ctx context.Context, tx *ent.Tx, v *auth.Viewer, in CreateConnectionInput, ct *ent.ConnectionType) (*ent.Connection, error) {
+	taken, err := tx.Connection.Query().Where(connection.StableKey(in.StableKey)).Exist(ctx)
 	if err != nil {
 		return nil, err
 	}
-	// Entities made inside a transaction keep its (now finished) client.
-	return created.Unwrap(), nil
+	if taken {
+		return nil, invalid(fieldErr(CodeTaken, "Another connection has this stable key.", "stableKey"))
+	}
+	created, err := tx.Connection.Create().
+		SetOrganizationID(v.OrganizationID).
+		SetTypeID(ct.ID).
+		SetStableKey(in.StableKey).
+		SetName(strings.TrimSpace(in.Name)).
+		SetDescription(in.Description).
+		SetScope(in.Scope).
+		SetBuildOnly(in.BuildOnly).
+		SetInputSettings(in.InputSettings).
+		SetNillableTemplateID(nilIfZero(in.TemplateID)).
+		Save(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return created, s.audit(ctx, tx.Client(), v, auditEntry{
+		connectionID: created.ID, action: "connection.created",
+		message: fmt.Sprintf("connection %s of type %s created with scope %s", created.StableKey, ct.Key, created.Scope),
+	})
 }
 
+// checkInputSettings checks a connection's per-input settings: known
+// inputs, a known source, and a source only where the scope splits its
+// inputs between the organization and each customer.
 func checkInputSettings(inputs []schematype.Input, scope connection.Scope, settings map[string]schematype.InputSetting) []FieldError {
 	var errs []FieldError
 	for key, st := range settings {
@@ -118,9 +138,9 @@ func checkInputSettings(inputs []schematype.Input, scope connection.Scope, setti
 			errs = append(errs, fieldErr(CodeInvalidValue, "The source is ORG or CUSTOMER.", "inputSettings", key, "source"))
 			continue
 		}
-		if st.Source != "" && scope != connection.ScopeORGANIZATION_CUSTOMER {
+		if st.Source != "" && !scopes.Of(scope).SplitsInputs() {
 			errs = append(errs, fieldErr(CodeInvalidValue,
-				"Only "+ScopeWords(connection.ScopeORGANIZATION_CUSTOMER)+" connections say who fills each input.", "inputSettings", key, "source"))
+				"Only "+ScopeWords(scopes.Splitting())+" connections say who fills each input.", "inputSettings", key, "source"))
 		}
 	}
 	return errs
@@ -208,62 +228,13 @@ func (s *Service) DeleteConnection(ctx context.Context, id int) error {
 			return err
 		}
 		if len(c.Edges.Slots) > 0 {
-			var users []string
-			for _, sl := range c.Edges.Slots {
-				ig := sl.Edges.Integration
-				if ig == nil {
-					continue
-				}
-				use := fmt.Sprintf("integration %s (slot %s)", ig.Key, sl.Key)
-				if len(ig.Edges.Instances) > 0 {
-					var insts []string
-					for _, inst := range ig.Edges.Instances {
-						cust := "?"
-						if inst.Edges.Customer != nil {
-							cust = inst.Edges.Customer.ExternalID
-						}
-						insts = append(insts, fmt.Sprintf("%q of customer %s", inst.Name, cust))
-					}
-					use += " with instances " + strings.Join(insts, ", ")
-				}
-				users = append(users, use)
-			}
-			return invalid(fieldErr(CodeInUse, "The connection is in use by "+strings.Join(users, ", ")+".", "id"))
+			return invalid(fieldErr(CodeInUse, "The connection is in use by "+strings.Join(slotUses(c), ", ")+".", "id"))
 		}
-		// A customer's credential of it may serve a slot of another
-		// connection of the same type.
-		bound, err := tx.InstanceBinding.Query().
-			Where(instancebinding.HasCredentialWith(credential.ConnectionID(id))).
-			WithInstance(func(q *ent.InstanceQuery) { q.WithCustomer() }).WithSlot().All(ctx)
-		if err != nil {
+		if err := refuseBoundCredentials(ctx, tx, id); err != nil {
 			return err
 		}
-		if len(bound) > 0 {
-			var users []string
-			for _, b := range bound {
-				if inst := b.Edges.Instance; inst != nil && b.Edges.Slot != nil {
-					cust := "?"
-					if inst.Edges.Customer != nil {
-						cust = inst.Edges.Customer.ExternalID
-					}
-					users = append(users, fmt.Sprintf("instance %q of customer %s (slot %s)", inst.Name, cust, b.Edges.Slot.Key))
-				}
-			}
-			return invalid(fieldErr(CodeInUse, "The connection's credentials are in use by "+strings.Join(users, ", ")+".", "id"))
-		}
-		// Audit events keep their connection id as history; credentials
-		// go with the connection.
-		credIDs, err := tx.Credential.Query().Where(credential.ConnectionID(id)).IDs(ctx)
-		if err != nil {
+		if err := deleteCredentialsOf(ctx, tx, v, id); err != nil {
 			return err
-		}
-		if len(credIDs) > 0 {
-			if err := DeleteVersionsOf(ctx, tx.Client(), v.OrganizationID, credIDs); err != nil {
-				return err
-			}
-			if _, err := tx.Credential.Delete().Where(credential.IDIn(credIDs...)).Exec(ctx); err != nil {
-				return err
-			}
 		}
 		if err := tx.Connection.DeleteOneID(id).Exec(ctx); err != nil {
 			return err
@@ -272,6 +243,69 @@ func (s *Service) DeleteConnection(ctx context.Context, id int) error {
 			action: "connection.deleted", message: "connection " + c.StableKey + " deleted",
 		})
 	})
+}
+
+// slotUses names the integrations (and their instances) whose slots use c.
+func slotUses(c *ent.Connection) []string {
+	var users []string
+	for _, sl := range c.Edges.Slots {
+		ig := sl.Edges.Integration
+		if ig == nil {
+			continue
+		}
+		use := fmt.Sprintf("integration %s (slot %s)", ig.Key, sl.Key)
+		if len(ig.Edges.Instances) > 0 {
+			var insts []string
+			for _, inst := range ig.Edges.Instances {
+				insts = append(insts, fmt.Sprintf("%q of customer %s", inst.Name, customerExternalID(inst)))
+			}
+			use += " with instances " + strings.Join(insts, ", ")
+		}
+		users = append(users, use)
+	}
+	return users
+}
+
+// customerExternalID is the external id of an instance's loaded customer,
+// "?" when it is not loaded.
+func customerExternalID(inst *ent.Instance) string {
+	if inst.Edges.Customer != nil {
+		return inst.Edges.Customer.ExternalID
+	}
+	return "?"
+}
+
+// refuseBoundCredentials refuses to delete a connection a customer's
+// credential of which serves a slot of another connection of the same
+// type, naming the instances.
+func refuseBoundCredentials(ctx context.Context, tx *ent.Tx, id int) error {
+	bound, err := tx.InstanceBinding.Query().
+		Where(instancebinding.HasCredentialWith(credential.ConnectionID(id))).
+		WithInstance(func(q *ent.InstanceQuery) { q.WithCustomer() }).WithSlot().All(ctx)
+	if err != nil || len(bound) == 0 {
+		return err
+	}
+	var users []string
+	for _, b := range bound {
+		if inst := b.Edges.Instance; inst != nil && b.Edges.Slot != nil {
+			users = append(users, fmt.Sprintf("instance %q of customer %s (slot %s)", inst.Name, customerExternalID(inst), b.Edges.Slot.Key))
+		}
+	}
+	return invalid(fieldErr(CodeInUse, "The connection's credentials are in use by "+strings.Join(users, ", ")+".", "id"))
+}
+
+// deleteCredentialsOf deletes a connection's credentials and their
+// versions. Audit events keep their connection id as history.
+func deleteCredentialsOf(ctx context.Context, tx *ent.Tx, v *auth.Viewer, id int) error {
+	credIDs, err := tx.Credential.Query().Where(credential.ConnectionID(id)).IDs(ctx)
+	if err != nil || len(credIDs) == 0 {
+		return err
+	}
+	if err := DeleteVersionsOf(ctx, tx.Client(), v.OrganizationID, credIDs); err != nil {
+		return err
+	}
+	_, err = tx.Credential.Delete().Where(credential.IDIn(credIDs...)).Exec(ctx)
+	return err
 }
 
 // CreateCustomer creates a customer of the viewer's organization.

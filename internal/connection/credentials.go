@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -15,9 +14,9 @@ import (
 	"github.com/plugboard/plugboard/ent/connectiontype"
 	"github.com/plugboard/plugboard/ent/credential"
 	"github.com/plugboard/plugboard/ent/credentialversion"
-	"github.com/plugboard/plugboard/ent/customer"
 	"github.com/plugboard/plugboard/ent/schema/schematype"
 	"github.com/plugboard/plugboard/internal/auth"
+	"github.com/plugboard/plugboard/internal/connection/scopes"
 	"github.com/plugboard/plugboard/internal/oauth"
 	"github.com/plugboard/plugboard/internal/secrets/sealed"
 	"github.com/plugboard/plugboard/plugins/sdk"
@@ -139,7 +138,7 @@ func (s *Service) SaveCredential(ctx context.Context, in SaveCredentialInput) (s
 	}
 	// The organization's save of an ORGANIZATION_CUSTOMER connection holds
 	// only ORG inputs: the CUSTOMER ones are checked in each customer's.
-	orgPart := conn.Scope == connection.ScopeORGANIZATION_CUSTOMER && h.holder == credential.HolderORGANIZATION
+	orgPart := scopes.Of(conn.Scope).OrgPart(h.holder)
 	var skip map[string]bool
 	if orgPart {
 		skip = sourceKeys(conn, ct.Inputs, schematype.InputSourceCustomer)
@@ -149,7 +148,7 @@ func (s *Service) SaveCredential(ctx context.Context, in SaveCredentialInput) (s
 				field = "verify"
 			}
 			return nil, nil, invalid(fieldErr(CodeNotSupported,
-				"The organization's values of "+aScopeConnection(connection.ScopeORGANIZATION_CUSTOMER, false)+" are tested with a customer's credential.", field))
+				"The organization's values of "+aScopeConnection(conn.Scope, false)+" are tested with a customer's credential.", field))
 		}
 	}
 	verify := in.Verify && existing != nil
@@ -369,37 +368,6 @@ func secretValues(inputs []schematype.Input, vals map[string]string) []string {
 		}
 	}
 	return out
-}
-
-// holderOf says who holds the credential of a save on conn.
-func (s *Service) holderOf(ctx context.Context, conn *ent.Connection, customerID int) (credential.Holder, string, error) {
-	switch conn.Scope {
-	case connection.ScopeORGANIZATION_GLOBAL:
-		if customerID != 0 {
-			return "", "", invalid(fieldErr(CodeInvalidValue,
-				aScopeConnection(connection.ScopeORGANIZATION_GLOBAL, true)+" has one credential for the whole organization; leave customerID out.", "customerID"))
-		}
-		return credential.HolderORGANIZATION, "org", nil
-	case connection.ScopeCUSTOMER, connection.ScopeORGANIZATION_CUSTOMER:
-		if customerID == 0 {
-			if conn.Scope == connection.ScopeORGANIZATION_CUSTOMER {
-				// The organization's own values, shared by its customers.
-				return credential.HolderORGANIZATION, "org", nil
-			}
-			return "", "", invalid(fieldErr(CodeRequired, aScopeConnection(conn.Scope, true)+"'s credential belongs to a customer: give customerID.", "customerID"))
-		}
-		ok, err := s.DB.Customer.Query().Where(customer.ID(customerID)).Exist(ctx)
-		if err != nil {
-			return "", "", err
-		}
-		if !ok {
-			return "", "", invalid(fieldErr(CodeNotFound, "No such customer.", "customerID"))
-		}
-		return credential.HolderCUSTOMER, "customer:" + strconv.Itoa(customerID), nil
-	default:
-		return "", "", invalid(fieldErr(CodeNotSupported,
-			"Credentials of "+ScopeWords(conn.Scope)+" connections are saved through an instance or a user, not directly.", "connectionID"))
-	}
 }
 
 // applyValues applies a save's values to the stored plain and secret maps
@@ -748,9 +716,9 @@ func (s *Service) TestCredential(ctx context.Context, id int) (*ent.Credential, 
 		return nil, nil, err
 	}
 	ct := cred.Edges.Connection.Edges.Type
-	if cred.Edges.Connection.Scope == connection.ScopeORGANIZATION_CUSTOMER && cred.Holder == credential.HolderORGANIZATION {
+	if sc := cred.Edges.Connection.Scope; scopes.Of(sc).OrgPart(cred.Holder) {
 		return nil, nil, invalid(fieldErr(CodeNotSupported,
-			"The organization's values of "+aScopeConnection(connection.ScopeORGANIZATION_CUSTOMER, false)+" are tested with a customer's credential.", "id"))
+			"The organization's values of "+aScopeConnection(sc, false)+" are tested with a customer's credential.", "id"))
 	}
 	secretVals, err := s.openSecrets(ctx, cred)
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/plugboard/plugboard/ent"
-	"github.com/plugboard/plugboard/ent/connection"
 	"github.com/plugboard/plugboard/ent/connectionslot"
 	"github.com/plugboard/plugboard/ent/credential"
 	"github.com/plugboard/plugboard/ent/instance"
@@ -15,6 +14,7 @@ import (
 	"github.com/plugboard/plugboard/ent/integration"
 	"github.com/plugboard/plugboard/ent/schema/schematype"
 	"github.com/plugboard/plugboard/internal/auth"
+	"github.com/plugboard/plugboard/internal/connection/scopes"
 	"github.com/plugboard/plugboard/internal/events"
 )
 
@@ -92,21 +92,52 @@ func (s *Service) slotStates(ctx context.Context, db *ent.Client, inst *ent.Inst
 	if len(slots) == 0 {
 		return nil, nil
 	}
+	r, err := s.newSlotResolver(ctx, db, inst, slots)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*SlotState, 0, len(slots))
+	for _, sl := range slots {
+		st, err := r.resolve(ctx, sl)
+		if err != nil {
+			return nil, err
+		}
+		judgeSlot(st, r.test)
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// slotResolver finds the credential of each slot of one instance: its
+// bindings, and the credentials its slots' holders hold.
+type slotResolver struct {
+	s     *Service
+	db    *ent.Client
+	inst  *ent.Instance
+	test  bool
+	bound map[int]*ent.Credential
+	cands []*ent.Credential
+}
+
+// newSlotResolver loads the instance's bindings and the credentials of
+// the slots' connections held by the organization, the instance's customer
+// and the instance.
+func (s *Service) newSlotResolver(ctx context.Context, db *ent.Client, inst *ent.Instance, slots []*ent.ConnectionSlot) (*slotResolver, error) {
 	bindings, err := db.InstanceBinding.Query().
 		Where(instancebinding.InstanceID(inst.ID), instancebinding.OrganizationID(inst.OrganizationID)).
 		WithCredential(func(q *ent.CredentialQuery) { q.WithConnection() }).All(ctx)
 	if err != nil {
 		return nil, err
 	}
-	bound := map[int]*ent.Credential{}
+	r := &slotResolver{s: s, db: db, inst: inst, test: inst.Environment == instance.EnvironmentTEST, bound: map[int]*ent.Credential{}}
 	for _, b := range bindings {
-		bound[b.SlotID] = b.Edges.Credential
+		r.bound[b.SlotID] = b.Edges.Credential
 	}
 	connIDs := make([]int, 0, len(slots))
 	for _, sl := range slots {
 		connIDs = append(connIDs, sl.ConnectionID)
 	}
-	cands, err := db.Credential.Query().Where(
+	r.cands, err = db.Credential.Query().Where(
 		credential.OrganizationID(inst.OrganizationID),
 		credential.ConnectionIDIn(connIDs...),
 		credential.HolderKeyIn("org", customerHolderKey(inst.CustomerID), instanceHolderKey(inst.ID)),
@@ -114,87 +145,113 @@ func (s *Service) slotStates(ctx context.Context, db *ent.Client, inst *ent.Inst
 	if err != nil {
 		return nil, err
 	}
-	test := inst.Environment == instance.EnvironmentTEST
-	// pick returns the credential of (connection, holder key) the
-	// instance's environment uses.
-	pick := func(connID int, key string) *ent.Credential {
-		var real, tst *ent.Credential
-		for _, c := range cands {
-			if c.ConnectionID != connID || c.HolderKey != key {
-				continue
-			}
-			if c.IsTest {
-				tst = c
-			} else {
-				real = c
-			}
+	return r, nil
+}
+
+// pick returns the credential of (connection, holder key) the instance's
+// environment uses.
+func (r *slotResolver) pick(connID int, key string) *ent.Credential {
+	var real, tst *ent.Credential
+	for _, c := range r.cands {
+		if c.ConnectionID != connID || c.HolderKey != key {
+			continue
 		}
-		if test && tst != nil {
-			return tst
-		}
-		return real
-	}
-	out := make([]*SlotState, 0, len(slots))
-	for _, sl := range slots {
-		conn := sl.Edges.Connection
-		st := &SlotState{Slot: sl, Connection: conn}
-		if c, ok := bound[sl.ID]; ok && c != nil {
-			st.Credential, st.Bound = c, true
-			if test && !c.IsTest {
-				// A TEST instance uses the holder's test credential.
-				tc, err := db.Credential.Query().Where(credential.OrganizationID(inst.OrganizationID), credential.ConnectionID(c.ConnectionID),
-					credential.HolderKey(c.HolderKey), credential.IsTest(true)).Only(ctx)
-				if err != nil && !ent.IsNotFound(err) {
-					return nil, err
-				}
-				if tc != nil {
-					st.Credential = tc
-				}
-			}
+		if c.IsTest {
+			tst = c
 		} else {
-			switch conn.Scope {
-			case connection.ScopeORGANIZATION_GLOBAL:
-				st.Credential = pick(conn.ID, "org")
-			case connection.ScopeORGANIZATION_CUSTOMER:
-				st.OrgCredential = pick(conn.ID, "org")
-				st.Credential = pick(conn.ID, customerHolderKey(inst.CustomerID))
-				if st.Credential == nil && !s.hasCustomerInputs(ctx, conn) {
-					st.Credential, st.OrgCredential = st.OrgCredential, nil
-				}
-			case connection.ScopeINTEGRATION:
-				st.Credential = pick(conn.ID, instanceHolderKey(inst.ID))
-			case connection.ScopeCUSTOMER:
-				st.Credential = pick(conn.ID, customerHolderKey(inst.CustomerID))
-			}
+			real = c
 		}
-		if conn.Scope == connection.ScopeORGANIZATION_CUSTOMER && st.Credential != nil && st.Credential.Holder != credential.HolderORGANIZATION && st.OrgCredential == nil {
-			st.OrgCredential = pick(conn.ID, "org")
-		}
-		buildOnly := conn
-		if st.Credential != nil && st.Credential.ConnectionID != conn.ID {
-			if c, err := st.Credential.Edges.ConnectionOrErr(); err == nil && c.BuildOnly {
-				buildOnly = c
-			}
-		}
-		switch {
-		case buildOnly.BuildOnly && !test:
-			conn := buildOnly
-			st.BuildOnly = conn
-			st.Problem = fmt.Sprintf("Connection %q is build-only: it serves only TEST instances.", conn.StableKey)
-		case st.Credential == nil:
-			st.Problem = fmt.Sprintf("Slot %q has no credential yet.", sl.Key)
-		case st.Credential.IsTest && !test:
-			st.Problem = fmt.Sprintf("Slot %q is bound to a test credential; PRODUCTION instances use real ones.", sl.Key)
-		case st.Credential.Status != credential.StatusACTIVE:
-			st.Problem = fmt.Sprintf("The credential of slot %q is %s.", sl.Key, st.Credential.Status)
-		case st.OrgCredential != nil && st.OrgCredential.Status != credential.StatusACTIVE:
-			st.Problem = fmt.Sprintf("The organization's values of slot %q are %s.", sl.Key, st.OrgCredential.Status)
-		default:
-			st.Satisfied = true
-		}
-		out = append(out, st)
 	}
-	return out, nil
+	if r.test && tst != nil {
+		return tst
+	}
+	return real
+}
+
+// holderKey is the key of the holder of an unbound slot's credential; ""
+// for a holder that needs a binding (which user's credential an instance
+// uses is the customer's choice).
+func (r *slotResolver) holderKey(h credential.Holder) string {
+	switch h {
+	case credential.HolderORGANIZATION:
+		return "org"
+	case credential.HolderCUSTOMER:
+		return customerHolderKey(r.inst.CustomerID)
+	case credential.HolderINSTANCE:
+		return instanceHolderKey(r.inst.ID)
+	}
+	return ""
+}
+
+// resolve finds the credential of one slot: its binding, else the one its
+// scope's holder holds; for a scope that splits its inputs, also the
+// organization's credential whose ORG values merge into it.
+func (r *slotResolver) resolve(ctx context.Context, sl *ent.ConnectionSlot) (*SlotState, error) {
+	conn := sl.Edges.Connection
+	p := scopes.Of(conn.Scope)
+	st := &SlotState{Slot: sl, Connection: conn}
+	if c, ok := r.bound[sl.ID]; ok && c != nil {
+		st.Credential, st.Bound = c, true
+		if err := r.useTestCredential(ctx, st); err != nil {
+			return nil, err
+		}
+	} else if key := r.holderKey(p.Holder); key != "" {
+		st.Credential = r.pick(conn.ID, key)
+		if p.SplitsInputs() {
+			st.OrgCredential = r.pick(conn.ID, "org")
+			if st.Credential == nil && !r.s.hasCustomerInputs(ctx, conn) {
+				st.Credential, st.OrgCredential = st.OrgCredential, nil
+			}
+		}
+	}
+	if p.SplitsInputs() && st.Credential != nil && st.Credential.Holder != credential.HolderORGANIZATION && st.OrgCredential == nil {
+		st.OrgCredential = r.pick(conn.ID, "org")
+	}
+	return st, nil
+}
+
+// useTestCredential makes a TEST instance's bound slot use the holder's
+// test credential when there is one.
+func (r *slotResolver) useTestCredential(ctx context.Context, st *SlotState) error {
+	c := st.Credential
+	if !r.test || c.IsTest {
+		return nil
+	}
+	tc, err := r.db.Credential.Query().Where(credential.OrganizationID(r.inst.OrganizationID), credential.ConnectionID(c.ConnectionID),
+		credential.HolderKey(c.HolderKey), credential.IsTest(true)).Only(ctx)
+	if err != nil && !ent.IsNotFound(err) {
+		return err
+	}
+	if tc != nil {
+		st.Credential = tc
+	}
+	return nil
+}
+
+// judgeSlot says whether a resolved slot is satisfied, and if not why.
+func judgeSlot(st *SlotState, test bool) {
+	sl := st.Slot
+	buildOnly := st.Connection
+	if st.Credential != nil && st.Credential.ConnectionID != buildOnly.ID {
+		if c, err := st.Credential.Edges.ConnectionOrErr(); err == nil && c.BuildOnly {
+			buildOnly = c
+		}
+	}
+	switch {
+	case buildOnly.BuildOnly && !test:
+		st.BuildOnly = buildOnly
+		st.Problem = fmt.Sprintf("Connection %q is build-only: it serves only TEST instances.", buildOnly.StableKey)
+	case st.Credential == nil:
+		st.Problem = fmt.Sprintf("Slot %q has no credential yet.", sl.Key)
+	case st.Credential.IsTest && !test:
+		st.Problem = fmt.Sprintf("Slot %q is bound to a test credential; PRODUCTION instances use real ones.", sl.Key)
+	case st.Credential.Status != credential.StatusACTIVE:
+		st.Problem = fmt.Sprintf("The credential of slot %q is %s.", sl.Key, st.Credential.Status)
+	case st.OrgCredential != nil && st.OrgCredential.Status != credential.StatusACTIVE:
+		st.Problem = fmt.Sprintf("The organization's values of slot %q are %s.", sl.Key, st.OrgCredential.Status)
+	default:
+		st.Satisfied = true
+	}
 }
 
 // hasCustomerInputs reports whether an ORGANIZATION_CUSTOMER connection has
@@ -261,7 +318,7 @@ func (s *Service) InstanceSlots(ctx context.Context, inst *ent.Instance) ([]*Slo
 		sl := *st.Slot
 		sl.Edges = ent.ConnectionSlotEdges{}
 		cp.Slot = &sl
-		if c := st.Credential; c != nil && (IsOrgScope(st.Connection.Scope) || !ownedBy(c, inst, v)) {
+		if c := st.Credential; c != nil && (!scopes.Of(st.Connection.Scope).CustomerVisible() || !ownedBy(c, inst, v)) {
 			// The status stays: the customer sees how its slot stands.
 			status := c.Status
 			cp.Credential, cp.CustomerStatus = nil, &status
@@ -464,7 +521,35 @@ func (s *Service) BindInstanceConnection(ctx context.Context, in BindInput) (*en
 	if err != nil {
 		return nil, err
 	}
-	cu := v.Role == auth.RoleCustomerUser
+	b, err := s.bindTarget(ctx, v, in)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.bindConnection(ctx, b); err != nil {
+		return nil, err
+	}
+	if err := checkBindHolder(v, b); err != nil {
+		return nil, err
+	}
+	if err := checkBindEnvironment(b); err != nil {
+		return nil, err
+	}
+	return s.writeBinding(ctx, v, b)
+}
+
+// binding is a slot of an instance and the credential a bind gives it.
+type binding struct {
+	inst *ent.Instance
+	slot *ent.ConnectionSlot
+	// conn is the slot's connection, credConn the credential's (another
+	// connection for a customer's reusable credential).
+	conn, credConn *ent.Connection
+	cred           *ent.Credential
+}
+
+// bindTarget loads the instance, slot and credential a bind names, as the
+// viewer may see them.
+func (s *Service) bindTarget(ctx context.Context, v *auth.Viewer, in BindInput) (*binding, error) {
 	inst, err := s.viewerInstance(ctx, v, in.InstanceID)
 	if err != nil {
 		return nil, invalid(fieldErr(CodeNotFound, "No such instance.", "instanceID"))
@@ -477,29 +562,42 @@ func (s *Service) BindInstanceConnection(ctx context.Context, in BindInput) (*en
 	if err != nil {
 		return nil, err
 	}
-	conn := sl.Edges.Connection
 	cred, err := s.DB.Credential.Get(ctx, in.CredentialID)
-	if ent.IsNotFound(err) || (err == nil && cu && cred.Holder == credential.HolderORGANIZATION) {
+	if ent.IsNotFound(err) || (err == nil && v.Role == auth.RoleCustomerUser && cred.Holder == credential.HolderORGANIZATION) {
 		return nil, invalid(fieldErr(CodeNotFound, "No such credential.", "credentialID"))
 	}
 	if err != nil {
 		return nil, err
 	}
-	credConn := conn
-	if cred.ConnectionID != conn.ID {
-		// Or a customer's reusable credential of the same type.
-		c, err := s.DB.Connection.Get(ctx, cred.ConnectionID)
-		if err != nil {
-			return nil, err
-		}
-		if conn.Scope == connection.ScopeUSER || IsOrgScope(conn.Scope) ||
-			c.Scope != connection.ScopeCUSTOMER || c.TypeID != conn.TypeID {
-			return nil, invalid(fieldErr(CodeInvalidValue, fmt.Sprintf(
-				"Slot %q takes a credential of connection %q, or a customer's credential of %s of the same type.",
-				sl.Key, conn.StableKey, aScopeConnection(connection.ScopeCUSTOMER, false)), "credentialID"))
-		}
-		credConn = c
+	conn := sl.Edges.Connection
+	return &binding{inst: inst, slot: sl, conn: conn, credConn: conn, cred: cred}, nil
+}
+
+// bindConnection accepts a credential of the slot's connection, or, for a
+// slot whose scope offers existing credentials, a customer's reusable
+// credential of the same type.
+func (s *Service) bindConnection(ctx context.Context, b *binding) error {
+	if b.cred.ConnectionID == b.conn.ID {
+		return nil
 	}
+	c, err := s.DB.Connection.Get(ctx, b.cred.ConnectionID)
+	if err != nil {
+		return err
+	}
+	if !scopes.Of(b.conn.Scope).OffersExisting || !scopes.Of(c.Scope).Reusable || c.TypeID != b.conn.TypeID {
+		return invalid(fieldErr(CodeInvalidValue, fmt.Sprintf(
+			"Slot %q takes a credential of connection %q, or a customer's credential of %s of the same type.",
+			b.slot.Key, b.conn.StableKey, aScopeConnection(scopes.ReusableScope(), false)), "credentialID"))
+	}
+	b.credConn = c
+	return nil
+}
+
+// checkBindHolder refuses a credential held by another customer, instance
+// or user than the instance's (a customer's user: than its own).
+func checkBindHolder(v *auth.Viewer, b *binding) error {
+	cred, inst := b.cred, b.inst
+	cu := v.Role == auth.RoleCustomerUser
 	credCustomer := 0
 	if cred.CustomerID != nil {
 		credCustomer = *cred.CustomerID
@@ -509,27 +607,41 @@ func (s *Service) BindInstanceConnection(ctx context.Context, in BindInput) (*en
 		cred.Holder != credential.HolderORGANIZATION && cred.Holder != credential.HolderINSTANCE && credCustomer != inst.CustomerID,
 		cu && cred.Holder == credential.HolderUSER && (cred.UserID == nil || *cred.UserID != v.UserID):
 		if cu {
-			return nil, invalid(fieldErr(CodeNotFound, "No such credential.", "credentialID"))
+			return invalid(fieldErr(CodeNotFound, "No such credential.", "credentialID"))
 		}
-		return nil, invalid(fieldErr(CodeWrongHolder,
+		return invalid(fieldErr(CodeWrongHolder,
 			"The credential belongs to another customer, instance or user than this instance's.", "credentialID"))
 	}
-	if inst.Environment == instance.EnvironmentPRODUCTION {
-		for _, c := range []*ent.Connection{conn, credConn} {
-			if c.BuildOnly {
-				return nil, invalid(fieldErr(CodeBuildOnly, fmt.Sprintf(
-					"Connection %q is build-only: it binds only to TEST instances, and instance %q is PRODUCTION.",
-					c.StableKey, inst.Name), "credentialID"))
-			}
-		}
-		if cred.IsTest {
-			return nil, invalid(fieldErr(CodeTestCredential, fmt.Sprintf(
-				"The credential is a test credential of connection %q: it serves only TEST instances, and instance %q is PRODUCTION.",
-				conn.StableKey, inst.Name), "credentialID"))
+	return nil
+}
+
+// checkBindEnvironment refuses a build-only connection or a test
+// credential on a PRODUCTION instance.
+func checkBindEnvironment(b *binding) error {
+	if b.inst.Environment != instance.EnvironmentPRODUCTION {
+		return nil
+	}
+	for _, c := range []*ent.Connection{b.conn, b.credConn} {
+		if c.BuildOnly {
+			return invalid(fieldErr(CodeBuildOnly, fmt.Sprintf(
+				"Connection %q is build-only: it binds only to TEST instances, and instance %q is PRODUCTION.",
+				c.StableKey, b.inst.Name), "credentialID"))
 		}
 	}
+	if b.cred.IsTest {
+		return invalid(fieldErr(CodeTestCredential, fmt.Sprintf(
+			"The credential is a test credential of connection %q: it serves only TEST instances, and instance %q is PRODUCTION.",
+			b.conn.StableKey, b.inst.Name), "credentialID"))
+	}
+	return nil
+}
+
+// writeBinding stores the binding, recomputes the instance's config state
+// and audits the bind, in one transaction.
+func (s *Service) writeBinding(ctx context.Context, v *auth.Viewer, bd *binding) (*ent.Instance, error) {
+	inst, sl, conn, cred := bd.inst, bd.slot, bd.conn, bd.cred
 	var out *ent.Instance
-	err = s.withTx(ctx, func(tx *ent.Tx) error {
+	err := s.withTx(ctx, func(tx *ent.Tx) error {
 		db := tx.Client()
 		b, err := db.InstanceBinding.Query().Where(instancebinding.InstanceID(inst.ID), instancebinding.SlotID(sl.ID)).Only(ctx)
 		switch {

@@ -17,6 +17,7 @@ import (
 	"github.com/plugboard/plugboard/ent/schema/schematype"
 	"github.com/plugboard/plugboard/ent/user"
 	"github.com/plugboard/plugboard/internal/auth"
+	"github.com/plugboard/plugboard/internal/connection/scopes"
 )
 
 // Field error codes of the scope rules.
@@ -38,22 +39,10 @@ const (
 	CodeWrongHolder = "WRONG_HOLDER"
 )
 
-// scopeWords name each scope as a person would write it, for messages.
-var scopeWords = map[connection.Scope]string{
-	connection.ScopeCUSTOMER:              "customer-scoped",
-	connection.ScopeORGANIZATION_CUSTOMER: "organization-managed per-customer",
-	connection.ScopeORGANIZATION_GLOBAL:   "organization-wide",
-	connection.ScopeINTEGRATION:           "integration-scoped",
-	connection.ScopeUSER:                  "user-scoped",
-}
-
 // ScopeWords names a scope in words ("customer-scoped",
 // "organization-wide", ...); messages never show the enum name.
 func ScopeWords(sc connection.Scope) string {
-	if w, ok := scopeWords[sc]; ok {
-		return w
-	}
-	return "unknown-scope"
+	return scopes.Of(sc).Words
 }
 
 // aScopeConnection is "a customer-scoped connection", "an organization-wide
@@ -68,12 +57,6 @@ func aScopeConnection(sc connection.Scope, upper bool) string {
 		article = strings.ToUpper(article[:1]) + article[1:]
 	}
 	return article + " " + w + " connection"
-}
-
-// IsOrgScope reports whether the organization enters the values of a
-// connection of scope sc; customers never see or set them.
-func IsOrgScope(sc connection.Scope) bool {
-	return sc == connection.ScopeORGANIZATION_GLOBAL || sc == connection.ScopeORGANIZATION_CUSTOMER
 }
 
 // InputShown reports whether customers see (and may set) an input of conn:
@@ -130,114 +113,148 @@ func errNoConnection() error {
 	return invalid(fieldErr(CodeNotFound, "No such connection.", "connectionID"))
 }
 
-// holderFor says who holds the credential of a save on conn, for viewer v:
+// holderFor says who holds the credential of a save on conn, for viewer v,
+// as the scope's policy names the holder:
 //
-//	ORGANIZATION_GLOBAL    the organization ("org"); no ids
-//	ORGANIZATION_CUSTOMER  the organization without customerID (ORG inputs),
-//	                       the customer with it (CUSTOMER inputs)
-//	CUSTOMER               the customer (customerID)
-//	INTEGRATION            the instance (instanceID)
-//	USER                   the customer's user (userID)
+//	organization  the organization ("org"); no ids
+//	customer      the customer (customerID); for a scope that splits its
+//	              inputs, the organization without customerID (ORG inputs)
+//	instance      the instance (instanceID)
+//	user          the customer's user (userID)
 //
 // A CUSTOMER_USER viewer holds only its own customer's, instances' and
 // user's credentials; the ids it leaves out default to its own.
 func (s *Service) holderFor(ctx context.Context, v *auth.Viewer, conn *ent.Connection, in SaveCredentialInput) (holderRef, error) {
-	cu := v.Role == auth.RoleCustomerUser
-	if cu {
-		if IsOrgScope(conn.Scope) {
+	p := scopes.Of(conn.Scope)
+	if v.Role == auth.RoleCustomerUser {
+		if !p.CustomerVisible() {
 			return holderRef{}, errNoConnection()
 		}
-		if in.CustomerID == 0 && conn.Scope == connection.ScopeCUSTOMER {
+		in = viewerDefaults(v, p, in)
+	}
+	switch p.Holder {
+	case credential.HolderORGANIZATION, credential.HolderCUSTOMER:
+		return s.orgOrCustomerHolder(ctx, v, conn, in)
+	case credential.HolderINSTANCE:
+		return s.instanceHolder(ctx, v, conn, in)
+	case credential.HolderUSER:
+		return s.userHolder(ctx, v, conn, in)
+	}
+	return holderRef{}, invalid(fieldErr(CodeInvalidValue, "Unknown scope.", "connectionID"))
+}
+
+// viewerDefaults fills the customer or user id a customer's user leaves
+// out of a save with its own.
+func viewerDefaults(v *auth.Viewer, p scopes.Policy, in SaveCredentialInput) SaveCredentialInput {
+	switch p.Holder {
+	case credential.HolderCUSTOMER:
+		if in.CustomerID == 0 {
 			in.CustomerID = v.CustomerID
 		}
-		if in.UserID == 0 && conn.Scope == connection.ScopeUSER {
+	case credential.HolderUSER:
+		if in.UserID == 0 {
 			in.UserID = v.UserID
 		}
 	}
-	leaveOut := func(field, why string) error {
-		return invalid(fieldErr(CodeInvalidValue, aScopeConnection(conn.Scope, true)+"'s credential "+why+"; leave "+field+" out.", field))
+	return in
+}
+
+// leaveOut refuses an id that a credential of conn's scope does not take.
+func leaveOut(conn *ent.Connection, field, why string) error {
+	return invalid(fieldErr(CodeInvalidValue, aScopeConnection(conn.Scope, true)+"'s credential "+why+"; leave "+field+" out.", field))
+}
+
+// orgOrCustomerHolder is the holder of a save on a connection held by the
+// organization or by each customer: a scope that splits its inputs takes
+// the organization's ORG inputs without customerID.
+func (s *Service) orgOrCustomerHolder(ctx context.Context, v *auth.Viewer, conn *ent.Connection, in SaveCredentialInput) (holderRef, error) {
+	p := scopes.Of(conn.Scope)
+	switch {
+	case in.InstanceID != 0:
+		return holderRef{}, leaveOut(conn, "instanceID", "is not held by an instance")
+	case in.UserID != 0:
+		return holderRef{}, leaveOut(conn, "userID", "is not held by a user")
+	case p.Holder == credential.HolderORGANIZATION && in.CustomerID != 0:
+		return holderRef{}, invalid(fieldErr(CodeInvalidValue,
+			aScopeConnection(conn.Scope, true)+" has one credential for the whole organization; leave customerID out.", "customerID"))
+	case p.Holder == credential.HolderORGANIZATION, in.CustomerID == 0 && p.SplitsInputs():
+		// The organization's own values, shared by its customers.
+		return orgHolder(), nil
+	case in.CustomerID == 0:
+		return holderRef{}, invalid(fieldErr(CodeRequired, aScopeConnection(conn.Scope, true)+"'s credential belongs to a customer: give customerID.", "customerID"))
 	}
-	switch conn.Scope {
-	case connection.ScopeORGANIZATION_GLOBAL, connection.ScopeORGANIZATION_CUSTOMER, connection.ScopeCUSTOMER:
-		if in.InstanceID != 0 {
-			return holderRef{}, leaveOut("instanceID", "is not held by an instance")
-		}
-		if in.UserID != 0 {
-			return holderRef{}, leaveOut("userID", "is not held by a user")
-		}
-		if conn.Scope == connection.ScopeORGANIZATION_GLOBAL && in.CustomerID != 0 {
-			return holderRef{}, invalid(fieldErr(CodeInvalidValue,
-				aScopeConnection(connection.ScopeORGANIZATION_GLOBAL, true)+" has one credential for the whole organization; leave customerID out.", "customerID"))
-		}
-		h, _, err := s.holderOf(ctx, conn, in.CustomerID)
-		if err != nil {
-			return holderRef{}, err
-		}
-		if h == credential.HolderORGANIZATION {
-			return orgHolder(), nil
-		}
-		if cu && in.CustomerID != v.CustomerID {
-			return holderRef{}, invalid(fieldErr(CodeNotFound, "No such customer.", "customerID"))
-		}
-		return holderRef{holder: h, key: customerHolderKey(in.CustomerID), customerID: in.CustomerID}, nil
-	case connection.ScopeINTEGRATION:
-		if in.CustomerID != 0 {
-			return holderRef{}, leaveOut("customerID", "belongs to an instance")
-		}
-		if in.UserID != 0 {
-			return holderRef{}, leaveOut("userID", "belongs to an instance")
-		}
-		if in.InstanceID == 0 {
-			return holderRef{}, invalid(fieldErr(CodeRequired,
-				aScopeConnection(connection.ScopeINTEGRATION, true)+"'s credential is made inside an instance's config wizard: give instanceID.", "instanceID"))
-		}
-		q := s.DB.Instance.Query().Where(instance.ID(in.InstanceID))
-		if cu {
-			q.Where(instance.CustomerID(v.CustomerID))
-		}
-		inst, err := q.Only(ctx)
-		if ent.IsNotFound(err) {
-			return holderRef{}, invalid(fieldErr(CodeNotFound, "No such instance.", "instanceID"))
-		}
-		if err != nil {
-			return holderRef{}, err
-		}
-		ok, err := s.DB.ConnectionSlot.Query().Where(
-			connectionslot.IntegrationID(inst.IntegrationID), connectionslot.ConnectionID(conn.ID)).Exist(ctx)
-		if err != nil {
-			return holderRef{}, err
-		}
-		if !ok {
-			return holderRef{}, invalid(fieldErr(CodeInvalidValue,
-				"The instance's integration has no slot for this connection.", "instanceID"))
-		}
-		return holderRef{holder: credential.HolderINSTANCE, key: instanceHolderKey(inst.ID), instanceID: inst.ID, customerID: inst.CustomerID}, nil
-	case connection.ScopeUSER:
-		if in.InstanceID != 0 {
-			return holderRef{}, leaveOut("instanceID", "belongs to a user")
-		}
-		if in.UserID == 0 {
-			return holderRef{}, invalid(fieldErr(CodeRequired, aScopeConnection(connection.ScopeUSER, true)+"'s credential belongs to a customer's user: give userID.", "userID"))
-		}
-		if cu && in.UserID != v.UserID {
-			return holderRef{}, invalid(fieldErr(CodeNotFound, "No such user.", "userID"))
-		}
-		u, err := s.DB.User.Query().Where(user.ID(in.UserID)).Only(ctx)
-		if ent.IsNotFound(err) {
-			return holderRef{}, invalid(fieldErr(CodeNotFound, "No such user.", "userID"))
-		}
-		if err != nil {
-			return holderRef{}, err
-		}
-		if in.CustomerID != 0 && in.CustomerID != u.CustomerID {
-			return holderRef{}, invalid(fieldErr(CodeInvalidValue, "The user is not one of this customer's users.", "customerID"))
-		}
-		if cu && u.CustomerID != v.CustomerID {
-			return holderRef{}, invalid(fieldErr(CodeNotFound, "No such user.", "userID"))
-		}
-		return holderRef{holder: credential.HolderUSER, key: userHolderKey(u.ID), userID: u.ID, customerID: u.CustomerID}, nil
+	ok, err := s.customerExists(ctx, in.CustomerID)
+	if err != nil {
+		return holderRef{}, err
 	}
-	return holderRef{}, invalid(fieldErr(CodeInvalidValue, "Unknown scope.", "connectionID"))
+	if !ok || (v.Role == auth.RoleCustomerUser && in.CustomerID != v.CustomerID) {
+		return holderRef{}, invalid(fieldErr(CodeNotFound, "No such customer.", "customerID"))
+	}
+	return holderRef{holder: credential.HolderCUSTOMER, key: customerHolderKey(in.CustomerID), customerID: in.CustomerID}, nil
+}
+
+// instanceHolder is the holder of a save on a connection held by one
+// instance: the instance, whose integration has a slot for conn.
+func (s *Service) instanceHolder(ctx context.Context, v *auth.Viewer, conn *ent.Connection, in SaveCredentialInput) (holderRef, error) {
+	switch {
+	case in.CustomerID != 0:
+		return holderRef{}, leaveOut(conn, "customerID", "belongs to an instance")
+	case in.UserID != 0:
+		return holderRef{}, leaveOut(conn, "userID", "belongs to an instance")
+	case in.InstanceID == 0:
+		return holderRef{}, invalid(fieldErr(CodeRequired,
+			aScopeConnection(conn.Scope, true)+"'s credential is made inside an instance's config wizard: give instanceID.", "instanceID"))
+	}
+	q := s.DB.Instance.Query().Where(instance.ID(in.InstanceID))
+	if v.Role == auth.RoleCustomerUser {
+		q.Where(instance.CustomerID(v.CustomerID))
+	}
+	inst, err := q.Only(ctx)
+	if ent.IsNotFound(err) {
+		return holderRef{}, invalid(fieldErr(CodeNotFound, "No such instance.", "instanceID"))
+	}
+	if err != nil {
+		return holderRef{}, err
+	}
+	ok, err := s.DB.ConnectionSlot.Query().Where(
+		connectionslot.IntegrationID(inst.IntegrationID), connectionslot.ConnectionID(conn.ID)).Exist(ctx)
+	if err != nil {
+		return holderRef{}, err
+	}
+	if !ok {
+		return holderRef{}, invalid(fieldErr(CodeInvalidValue,
+			"The instance's integration has no slot for this connection.", "instanceID"))
+	}
+	return holderRef{holder: credential.HolderINSTANCE, key: instanceHolderKey(inst.ID), instanceID: inst.ID, customerID: inst.CustomerID}, nil
+}
+
+// userHolder is the holder of a save on a connection held by each of a
+// customer's users: the user, of the customer when customerID is given.
+func (s *Service) userHolder(ctx context.Context, v *auth.Viewer, conn *ent.Connection, in SaveCredentialInput) (holderRef, error) {
+	cu := v.Role == auth.RoleCustomerUser
+	noUser := invalid(fieldErr(CodeNotFound, "No such user.", "userID"))
+	switch {
+	case in.InstanceID != 0:
+		return holderRef{}, leaveOut(conn, "instanceID", "belongs to a user")
+	case in.UserID == 0:
+		return holderRef{}, invalid(fieldErr(CodeRequired, aScopeConnection(conn.Scope, true)+"'s credential belongs to a customer's user: give userID.", "userID"))
+	case cu && in.UserID != v.UserID:
+		return holderRef{}, noUser
+	}
+	u, err := s.DB.User.Query().Where(user.ID(in.UserID)).Only(ctx)
+	if ent.IsNotFound(err) {
+		return holderRef{}, noUser
+	}
+	if err != nil {
+		return holderRef{}, err
+	}
+	if in.CustomerID != 0 && in.CustomerID != u.CustomerID {
+		return holderRef{}, invalid(fieldErr(CodeInvalidValue, "The user is not one of this customer's users.", "customerID"))
+	}
+	if cu && u.CustomerID != v.CustomerID {
+		return holderRef{}, noUser
+	}
+	return holderRef{holder: credential.HolderUSER, key: userHolderKey(u.ID), userID: u.ID, customerID: u.CustomerID}, nil
 }
 
 // checkWhoSets refuses the values of a save that its holder may not set:
@@ -251,7 +268,7 @@ func checkWhoSets(v *auth.Viewer, conn *ent.Connection, inputs []schematype.Inpu
 		if decl == nil {
 			continue // applyValues names unknown inputs
 		}
-		if conn.Scope == connection.ScopeORGANIZATION_CUSTOMER {
+		if scopes.Of(conn.Scope).SplitsInputs() {
 			src := InputSource(conn, *decl)
 			switch {
 			case h.holder == credential.HolderORGANIZATION && src == schematype.InputSourceCustomer:
@@ -300,7 +317,7 @@ func (s *Service) layerValues(ctx context.Context, conn *ent.Connection, inputs 
 	for k, v := range own {
 		out[k] = v
 	}
-	if conn.Scope == connection.ScopeORGANIZATION_CUSTOMER && holder != credential.HolderORGANIZATION {
+	if scopes.Of(conn.Scope).SplitsInputs() && holder != credential.HolderORGANIZATION {
 		orgKeys := sourceKeys(conn, inputs, schematype.InputSourceOrg)
 		for k := range orgKeys {
 			delete(out, k)

@@ -46,71 +46,84 @@ func (s *Service) CreateConnectionTemplate(ctx context.Context, in CreateConnect
 	errs = append(errs, checkChars(in.Name, displayText, "name")...)
 	plain, secretVals := map[string]string{}, map[string]string{}
 	if ct != nil {
-		for _, p := range in.Presets {
-			if p.Clear || p.Value == nil {
-				errs = append(errs, fieldErr(CodeRequired, "A preset needs a value.", "presets", clip(p.Key, 100)))
-			}
-		}
-		_, perrs := applyValues(ct.Inputs, in.Presets, plain, secretVals)
-		for _, e := range perrs {
-			if len(e.Field) > 0 && e.Field[0] == "values" {
-				e.Field[0] = "presets"
-			}
-			errs = append(errs, e)
-		}
-		// Each preset must be a valid value of its input; required inputs
-		// are a credential's concern.
-		merged := mergeValues(plain, secretVals)
-		for _, d := range sdk.ValidateValues(&sdk.ConnectionType{Inputs: InputsToSDK(ct.Inputs)}, merged) {
-			if _, given := merged[d.Field]; given && merged[d.Field] != "" {
-				errs = append(errs, fieldErr(CodeInvalidValue, d.Summary, "presets", d.Field))
-			}
-		}
+		errs = append(errs, checkPresets(ct, in.Presets, plain, secretVals)...)
 	}
 	if len(errs) > 0 {
 		return nil, invalid(errs...)
 	}
 	var created *ent.ConnectionTemplate
 	err = s.withTx(ctx, func(tx *ent.Tx) error {
-		taken, err := tx.ConnectionTemplate.Query().Where(connectiontemplate.Name(strings.TrimSpace(in.Name))).Exist(ctx)
-		if err != nil {
-			return err
-		}
-		if taken {
-			return invalid(fieldErr(CodeTaken, "Another template has this name.", "name"))
-		}
-		row, err := tx.ConnectionTemplate.Create().
-			SetOrganizationID(v.OrganizationID).
-			SetTypeID(ct.ID).
-			SetName(strings.TrimSpace(in.Name)).
-			SetPresets(plain).
-			Save(ctx)
-		if err != nil {
-			return err
-		}
-		if len(secretVals) > 0 {
-			b, err := json.Marshal(secretVals)
-			if err != nil {
-				return err
-			}
-			ct, err := s.Keys.Encrypt(ctx, b, sealed.TemplateSecretPresets.AAD(row.ID))
-			if err != nil {
-				return fmt.Errorf("encrypting template %d: %w", row.ID, err)
-			}
-			if row, err = row.Update().SetSecretPresets(ct).Save(ctx); err != nil {
-				return err
-			}
-		}
-		created = row
-		return s.audit(ctx, tx.Client(), v, auditEntry{
-			action:  "template.created",
-			message: fmt.Sprintf("template %s of type %s created with %d presets", created.Name, ct.Key, len(plain)+len(secretVals)),
-		})
+		created, err = s.writeTemplate(ctx, tx, v, in.Name, ct, plain, secretVals)
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
 	return created.Unwrap(), nil
+}
+
+// checkPresets applies a template's presets to plain and secretVals and
+// returns what is wrong with them: each needs a value, and each must be a
+// valid value of its input; required inputs are a credential's concern.
+func checkPresets(ct *ent.ConnectionType, presets []ValueInput, plain, secretVals map[string]string) []FieldError {
+	var errs []FieldError
+	for _, p := range presets {
+		if p.Clear || p.Value == nil {
+			errs = append(errs, fieldErr(CodeRequired, "A preset needs a value.", "presets", clip(p.Key, 100)))
+		}
+	}
+	_, perrs := applyValues(ct.Inputs, presets, plain, secretVals)
+	for _, e := range perrs {
+		if len(e.Field) > 0 && e.Field[0] == "values" {
+			e.Field[0] = "presets"
+		}
+		errs = append(errs, e)
+	}
+	merged := mergeValues(plain, secretVals)
+	for _, d := range sdk.ValidateValues(&sdk.ConnectionType{Inputs: InputsToSDK(ct.Inputs)}, merged) {
+		if _, given := merged[d.Field]; given && merged[d.Field] != "" {
+			errs = append(errs, fieldErr(CodeInvalidValue, d.Summary, "presets", d.Field))
+		}
+	}
+	return errs
+}
+
+// writeTemplate stores a checked template under a free name, its secret
+// presets sealed, and audits it.
+func (s *Service) writeTemplate(ctx context.Context, tx *ent.Tx, v *auth.Viewer, name string, ct *ent.ConnectionType, plain, secretVals map[string]string) (*ent.ConnectionTemplate, error) {
+	taken, err := tx.ConnectionTemplate.Query().Where(connectiontemplate.Name(strings.TrimSpace(name))).Exist(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if taken {
+		return nil, invalid(fieldErr(CodeTaken, "Another template has this name.", "name"))
+	}
+	row, err := tx.ConnectionTemplate.Create().
+		SetOrganizationID(v.OrganizationID).
+		SetTypeID(ct.ID).
+		SetName(strings.TrimSpace(name)).
+		SetPresets(plain).
+		Save(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(secretVals) > 0 {
+		b, err := json.Marshal(secretVals)
+		if err != nil {
+			return nil, err
+		}
+		box, err := s.Keys.Encrypt(ctx, b, sealed.TemplateSecretPresets.AAD(row.ID))
+		if err != nil {
+			return nil, fmt.Errorf("encrypting template %d: %w", row.ID, err)
+		}
+		if row, err = row.Update().SetSecretPresets(box).Save(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return row, s.audit(ctx, tx.Client(), v, auditEntry{
+		action:  "template.created",
+		message: fmt.Sprintf("template %s of type %s created with %d presets", row.Name, ct.Key, len(plain)+len(secretVals)),
+	})
 }
 
 // templatePresets returns a template's presets, secret ones decrypted. The

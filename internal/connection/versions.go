@@ -8,12 +8,12 @@ import (
 	"strconv"
 
 	"github.com/plugboard/plugboard/ent"
-	"github.com/plugboard/plugboard/ent/connection"
 	"github.com/plugboard/plugboard/ent/connectiontype"
 	"github.com/plugboard/plugboard/ent/credential"
 	"github.com/plugboard/plugboard/ent/credentialversion"
 	"github.com/plugboard/plugboard/ent/schema/schematype"
 	"github.com/plugboard/plugboard/internal/auth"
+	"github.com/plugboard/plugboard/internal/connection/scopes"
 	"github.com/plugboard/plugboard/internal/oauth"
 	"github.com/plugboard/plugboard/internal/pluginhost"
 	"github.com/plugboard/plugboard/internal/secrets/sealed"
@@ -375,10 +375,10 @@ func (s *Service) RollbackCredential(ctx context.Context, id, version int, verif
 		vals.meta = map[string]schematype.SecretMeta{}
 	}
 	conn := cred.Edges.Connection
-	orgPart := conn.Scope == connection.ScopeORGANIZATION_CUSTOMER && cred.Holder == credential.HolderORGANIZATION
+	orgPart := scopes.Of(conn.Scope).OrgPart(cred.Holder)
 	if verify && orgPart {
 		return nil, nil, invalid(fieldErr(CodeNotSupported, "The organization's values of "+
-			aScopeConnection(connection.ScopeORGANIZATION_CUSTOMER, false)+" are tested with a customer's credential.", "verify"))
+			aScopeConnection(conn.Scope, false)+" are tested with a customer's credential.", "verify"))
 	}
 	rs := rollbackStatusOf(cred, target, isOAuth(conn.Edges.Type) && !orgPart)
 	var tr *TestResult

@@ -3,7 +3,6 @@ package connection
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/plugboard/plugboard/ent"
@@ -14,23 +13,25 @@ import (
 	"github.com/plugboard/plugboard/ent/instance"
 	"github.com/plugboard/plugboard/ent/schema/schematype"
 	"github.com/plugboard/plugboard/internal/auth"
+	"github.com/plugboard/plugboard/internal/connection/scopes"
 	"github.com/plugboard/plugboard/plugins/sdk"
 )
 
-// WizardAction is what a config wizard shows for one connection slot.
-type WizardAction string
+// WizardAction is what a config wizard shows for one connection slot; a
+// scope's policy names the action of its slots.
+type WizardAction = scopes.WizardAction
 
 // Wizard actions.
 const (
 	// WizardForm is a form with the fields the viewer may see and fill.
-	WizardForm WizardAction = "FORM"
+	WizardForm = scopes.WizardForm
 	// WizardOAuthConnect is a Connect button (OAuth 2.0 authorization code).
-	WizardOAuthConnect WizardAction = "OAUTH_CONNECT"
+	WizardOAuthConnect = scopes.WizardOAuthConnect
 	// WizardSelectExisting is a choice among the customer's reusable
 	// credentials of the slot's connection type.
-	WizardSelectExisting WizardAction = "SELECT_EXISTING"
+	WizardSelectExisting = scopes.WizardSelectExisting
 	// WizardManagedByOrg means the organization fills the values.
-	WizardManagedByOrg WizardAction = "MANAGED_BY_ORG"
+	WizardManagedByOrg = scopes.WizardManagedByOrg
 )
 
 // Wizard is the config wizard of an instance as its viewer sees it.
@@ -88,22 +89,51 @@ type WizardField struct {
 // connections of reusable credentials, the holders' credentials, and for a
 // customer viewer the statuses of the organization's credentials.
 func (s *Service) ConfigWizard(ctx context.Context, instanceID int) (*Wizard, error) {
-	v, err := auth.Require(ctx)
+	v, customerView, err := wizardViewer(ctx, instanceID)
 	if err != nil {
 		return nil, err
 	}
-	customerView := false
+	inst, err := s.wizardInstance(ctx, v, instanceID, customerView)
+	if err != nil {
+		return nil, err
+	}
+	slots := inst.Edges.Integration.Edges.Slots
+	if err := s.loadSlotConnections(ctx, inst, slots, customerView); err != nil {
+		return nil, err
+	}
+	ws, err := s.newWizardState(ctx, v, inst, slots, customerView)
+	if err != nil {
+		return nil, err
+	}
+	w := &Wizard{Instance: inst, Slots: make([]*WizardSlot, 0, len(slots))}
+	for _, sl := range slots {
+		w.Slots = append(w.Slots, ws.slot(sl))
+	}
+	return w, nil
+}
+
+// wizardViewer returns the viewer of a wizard, and whether it is a
+// customer's user; anyone but an admin or a customer's user is told the
+// instance does not exist.
+func wizardViewer(ctx context.Context, instanceID int) (*auth.Viewer, bool, error) {
+	v, err := auth.Require(ctx)
+	if err != nil {
+		return nil, false, err
+	}
 	switch v.Role {
 	case auth.RoleOrgAdmin:
+		return v, false, nil
 	case auth.RoleCustomerUser:
-		if v.CustomerID == 0 {
-			return nil, notFound("instance", instanceID)
+		if v.CustomerID != 0 {
+			return v, true, nil
 		}
-		customerView = true
-	default:
-		return nil, notFound("instance", instanceID)
 	}
+	return nil, false, notFound("instance", instanceID)
+}
 
+// wizardInstance loads the instance with its integration's slots in
+// position order and its bindings with their credentials.
+func (s *Service) wizardInstance(ctx context.Context, v *auth.Viewer, instanceID int, customerView bool) (*ent.Instance, error) {
 	q := s.DB.Instance.Query().Where(instance.ID(instanceID), instance.OrganizationID(v.OrganizationID))
 	if customerView {
 		q.Where(instance.CustomerID(v.CustomerID))
@@ -119,203 +149,276 @@ func (s *Service) ConfigWizard(ctx context.Context, instanceID int) (*Wizard, er
 	if ent.IsNotFound(err) {
 		return nil, notFound("instance", instanceID)
 	}
-	if err != nil {
-		return nil, err
-	}
-	slots := inst.Edges.Integration.Edges.Slots
-	testEnv := inst.Environment == instance.EnvironmentTEST
-	if err := s.loadSlotConnections(ctx, inst, slots, customerView); err != nil {
-		return nil, err
-	}
+	return inst, err
+}
 
-	// The slots' connections and types, and who holds what.
-	typeIDs := make([]int, 0, len(slots))
-	connIDs := make([]int, 0, len(slots))
-	var orgConnIDs []int
-	for _, sl := range slots {
-		c := sl.Edges.Connection
-		connIDs = append(connIDs, c.ID)
-		typeIDs = append(typeIDs, c.TypeID)
-		if managedByOrg(c.Scope) {
-			orgConnIDs = append(orgConnIDs, c.ID)
-		}
+// wizardState is what a wizard knows of its instance's credentials while
+// it describes the slots.
+type wizardState struct {
+	s            *Service
+	v            *auth.Viewer
+	inst         *ent.Instance
+	customerView bool
+	testEnv      bool
+	// customerKey, instanceKey and userKey name the instance's holders;
+	// userKey is the viewer's, "" for an admin.
+	customerKey, instanceKey, userKey string
+	// visibleKeys are the holders whose credentials the viewer may see:
+	// the organization's for an admin, the user's for a user.
+	visibleKeys []string
+	// reusableByType are the customer's reusable connections per type.
+	reusableByType map[int][]*ent.Connection
+	creds          credIndex
+	// bound and boundID are the bound credential (id) of each slot.
+	bound   map[int]*ent.Credential
+	boundID map[int]int
+	// managedStatus and managedByID are, for a customer viewer, the
+	// statuses of the organization-managed credentials.
+	managedStatus map[credKey]statusRow
+	managedByID   map[int]statusRow
+}
+
+// statusRow is the status of an organization-managed credential, the only
+// thing a customer sees of it.
+type statusRow struct {
+	ID           int               `json:"id"`
+	ConnectionID int               `json:"connection_id"`
+	HolderKey    string            `json:"holder_key"`
+	IsTest       bool              `json:"is_test"`
+	Status       credential.Status `json:"status"`
+}
+
+// newWizardState loads the credentials the wizard of inst shows.
+func (s *Service) newWizardState(ctx context.Context, v *auth.Viewer, inst *ent.Instance, slots []*ent.ConnectionSlot, customerView bool) (*wizardState, error) {
+	ws := &wizardState{
+		s: s, v: v, inst: inst, customerView: customerView, testEnv: inst.Environment == instance.EnvironmentTEST,
+		customerKey: customerHolderKey(inst.CustomerID), instanceKey: instanceHolderKey(inst.ID),
+		bound: map[int]*ent.Credential{}, boundID: map[int]int{},
 	}
-	customerKey := "customer:" + strconv.Itoa(inst.CustomerID)
-	instanceKey := "instance:" + strconv.Itoa(inst.ID)
-	userKey := ""
-	holderKeys := []string{customerKey, instanceKey}
+	ws.visibleKeys = []string{ws.customerKey, ws.instanceKey}
 	if customerView && v.UserID != 0 {
-		userKey = "user:" + strconv.Itoa(v.UserID)
-		holderKeys = append(holderKeys, userKey)
+		ws.userKey = userHolderKey(v.UserID)
+		ws.visibleKeys = append(ws.visibleKeys, ws.userKey)
 	}
 	if !customerView {
 		// An admin sees the organization's credentials as they are.
-		holderKeys = append(holderKeys, "org")
+		ws.visibleKeys = append(ws.visibleKeys, "org")
 	}
-
-	// Reusable credentials live on CUSTOMER connections of the slots' types.
-	reusable, err := s.DB.Connection.Query().
-		Where(connection.TypeIDIn(typeIDs...), connection.ScopeEQ(connection.ScopeCUSTOMER)).
-		All(ctx)
-	if err != nil {
+	for _, b := range inst.Edges.Bindings {
+		ws.boundID[b.SlotID] = b.CredentialID
+		if c := b.Edges.Credential; c != nil {
+			ws.bound[b.SlotID] = c
+		}
+	}
+	if err := ws.loadHeld(ctx, slots); err != nil {
 		return nil, err
 	}
-	reusableByType := map[int][]*ent.Connection{}
-	lookupIDs := append([]int(nil), connIDs...)
+	if err := ws.loadManagedStatuses(ctx, slots); err != nil {
+		return nil, err
+	}
+	return ws, nil
+}
+
+// loadHeld loads the customer's reusable connections of the slots' types,
+// and the credentials the viewer may see of the slots' and those
+// connections.
+func (ws *wizardState) loadHeld(ctx context.Context, slots []*ent.ConnectionSlot) error {
+	typeIDs := make([]int, 0, len(slots))
+	lookupIDs := make([]int, 0, len(slots))
+	for _, sl := range slots {
+		lookupIDs = append(lookupIDs, sl.Edges.Connection.ID)
+		typeIDs = append(typeIDs, sl.Edges.Connection.TypeID)
+	}
+	reusable, err := ws.s.DB.Connection.Query().
+		Where(connection.TypeIDIn(typeIDs...), connection.ScopeIn(scopes.Reusable()...)).
+		All(ctx)
+	if err != nil {
+		return err
+	}
+	ws.reusableByType = map[int][]*ent.Connection{}
 	for _, c := range reusable {
-		if !testEnv && c.BuildOnly {
+		if !ws.testEnv && c.BuildOnly {
 			continue // build-only connections bind only to TEST instances
 		}
-		reusableByType[c.TypeID] = append(reusableByType[c.TypeID], c)
+		ws.reusableByType[c.TypeID] = append(ws.reusableByType[c.TypeID], c)
 		lookupIDs = append(lookupIDs, c.ID)
 	}
-	cq := s.DB.Credential.Query().
-		Where(credential.ConnectionIDIn(lookupIDs...), credential.HolderKeyIn(holderKeys...))
-	if !testEnv {
+	cq := ws.s.DB.Credential.Query().
+		Where(credential.ConnectionIDIn(lookupIDs...), credential.HolderKeyIn(ws.visibleKeys...))
+	if !ws.testEnv {
 		cq.Where(credential.IsTest(false))
 	}
 	held, err := cq.Order(credential.ByID()).All(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	creds := credIndex{}
+	ws.creds = credIndex{}
 	for _, c := range held {
-		creds.add(c, testEnv)
+		ws.creds.add(c, ws.testEnv)
 	}
+	return nil
+}
 
-	bound := map[int]*ent.Credential{}
-	boundID := map[int]int{}
-	for _, b := range inst.Edges.Bindings {
-		boundID[b.SlotID] = b.CredentialID
-		if c := b.Edges.Credential; c != nil {
-			bound[b.SlotID] = c
-		}
-	}
-
-	// A customer sees the status of the organization-managed credentials,
-	// never their values: read just their statuses, as plugboard, inside
-	// the instance's organization.
-	type statusRow struct {
-		ID           int               `json:"id"`
-		ConnectionID int               `json:"connection_id"`
-		HolderKey    string            `json:"holder_key"`
-		IsTest       bool              `json:"is_test"`
-		Status       credential.Status `json:"status"`
-	}
-	managedStatus := map[credKey]statusRow{}
-	managedByID := map[int]statusRow{}
-	if customerView && len(orgConnIDs) > 0 {
-		var boundIDs []int
-		for _, id := range boundID {
-			boundIDs = append(boundIDs, id)
-		}
-		oq := s.DB.Credential.Query().
-			Where(credential.OrganizationID(inst.OrganizationID), credential.ConnectionIDIn(orgConnIDs...),
-				credential.Or(credential.HolderKeyIn("org", customerKey), credential.IDIn(boundIDs...)))
-		if !testEnv {
-			oq.Where(credential.IsTest(false))
-		}
-		var rows []statusRow
-		err := oq.Order(credential.ByID()).
-			Select(credential.FieldID, credential.FieldConnectionID, credential.FieldHolderKey, credential.FieldIsTest, credential.FieldStatus).
-			Scan(auth.SystemContext(ctx), &rows)
-		if err != nil {
-			return nil, err
-		}
-		for _, r := range rows {
-			managedByID[r.ID] = r
-			k := credKey{r.ConnectionID, r.HolderKey}
-			if old, ok := managedStatus[k]; ok && old.IsTest == testEnv {
-				continue // the credential of the instance's environment wins
-			}
-			managedStatus[k] = r
-		}
-	}
-
-	w := &Wizard{Instance: inst, Slots: make([]*WizardSlot, 0, len(slots))}
+// loadManagedStatuses reads, for a customer viewer, the statuses of the
+// organization-managed credentials, never their values: read just their
+// statuses, as plugboard, inside the instance's organization.
+func (ws *wizardState) loadManagedStatuses(ctx context.Context, slots []*ent.ConnectionSlot) error {
+	ws.managedStatus, ws.managedByID = map[credKey]statusRow{}, map[int]statusRow{}
+	var orgConnIDs []int
 	for _, sl := range slots {
-		conn := sl.Edges.Connection
-		ct := conn.Edges.Type
-		ws := &WizardSlot{Slot: sl, Connection: conn, Type: ct}
-		w.Slots = append(w.Slots, ws)
+		if c := sl.Edges.Connection; scopes.Of(c.Scope).ManagedByOrg() {
+			orgConnIDs = append(orgConnIDs, c.ID)
+		}
+	}
+	if !ws.customerView || len(orgConnIDs) == 0 {
+		return nil
+	}
+	var boundIDs []int
+	for _, id := range ws.boundID {
+		boundIDs = append(boundIDs, id)
+	}
+	inst := ws.inst
+	oq := ws.s.DB.Credential.Query().
+		Where(credential.OrganizationID(inst.OrganizationID), credential.ConnectionIDIn(orgConnIDs...),
+			credential.Or(credential.HolderKeyIn("org", ws.customerKey), credential.IDIn(boundIDs...)))
+	if !ws.testEnv {
+		oq.Where(credential.IsTest(false))
+	}
+	var rows []statusRow
+	err := oq.Order(credential.ByID()).
+		Select(credential.FieldID, credential.FieldConnectionID, credential.FieldHolderKey, credential.FieldIsTest, credential.FieldStatus).
+		Scan(auth.SystemContext(ctx), &rows)
+	if err != nil {
+		return err
+	}
+	for _, r := range rows {
+		ws.managedByID[r.ID] = r
+		k := credKey{r.ConnectionID, r.HolderKey}
+		if old, ok := ws.managedStatus[k]; ok && old.IsTest == ws.testEnv {
+			continue // the credential of the instance's environment wins
+		}
+		ws.managedStatus[k] = r
+	}
+	return nil
+}
 
-		switch conn.Scope {
-		case connection.ScopeORGANIZATION_GLOBAL, connection.ScopeORGANIZATION_CUSTOMER:
-			ws.Action = WizardManagedByOrg
-			if customerView {
-				// The status only: no credential, no values, no errors.
-				r, ok := managedByID[boundID[sl.ID]]
-				if !ok && conn.Scope == connection.ScopeORGANIZATION_CUSTOMER {
-					r, ok = managedStatus[credKey{conn.ID, customerKey}]
-				}
-				if !ok {
-					r, ok = managedStatus[credKey{conn.ID, "org"}]
-				}
-				if ok {
-					st := r.Status
-					ws.Status = &st
-				}
-				break
-			}
-			cur := bound[sl.ID]
-			if cur == nil && conn.Scope == connection.ScopeORGANIZATION_CUSTOMER {
-				cur = creds.get(conn.ID, customerKey)
-			}
-			if cur == nil {
-				cur = creds.get(conn.ID, "org")
-			}
-			s.describe(ws, cur, false)
-		default:
-			var cur *ent.Credential
-			switch conn.Scope {
-			case connection.ScopeUSER:
-				// Each user's own: an admin sees the form without values.
-				if userKey != "" {
-					cur = creds.get(conn.ID, userKey)
-				}
-			case connection.ScopeINTEGRATION:
-				cur = bound[sl.ID]
-				if cur == nil {
-					cur = creds.get(conn.ID, instanceKey)
-				}
-			default: // CUSTOMER
-				cur = bound[sl.ID]
-				if cur == nil {
-					cur = creds.get(conn.ID, customerKey)
-				}
-			}
-			if cur != nil && customerView && !ownedBy(cur, inst, v) {
-				cur = nil // never show a customer someone else's credential
-			}
-			if cur == nil && conn.Scope != connection.ScopeUSER {
-				for _, rc := range reusableByType[conn.TypeID] {
-					if c := creds.get(rc.ID, customerKey); c != nil {
-						ws.Existing = append(ws.Existing, c)
-					}
-				}
-			}
-			switch {
-			case len(ws.Existing) > 0:
-				ws.Action = WizardSelectExisting
-			case ct.AuthKind == connectiontype.AuthKindOAUTH2_AUTHORIZATION_CODE:
-				ws.Action = WizardOAuthConnect
-				ws.ConnectLabel = "Connect " + typeLabel(ct)
-			default:
-				ws.Action = WizardForm
-			}
-			s.describe(ws, cur, customerView)
-			ws.Fields = wizardFields(ct.Inputs, conn, cur, customerView)
-			for i, c := range ws.Existing {
-				ec := connectionOf(c, reusableByType[conn.TypeID])
-				var visible map[string]bool
-				if customerView {
-					visible = visibleKeys(ct.Inputs, ec, true)
-				}
-				ws.Existing[i] = wizardCredential(c, ec, ct, visible, false)
+// slot describes one slot of the wizard as its scope's policy says:
+// managed by the organization, or filled by the customer.
+func (ws *wizardState) slot(sl *ent.ConnectionSlot) *WizardSlot {
+	conn := sl.Edges.Connection
+	p := scopes.Of(conn.Scope)
+	w := &WizardSlot{Slot: sl, Connection: conn, Type: conn.Edges.Type, Action: p.Wizard}
+	if p.ManagedByOrg() {
+		ws.managedSlot(w, p)
+	} else {
+		ws.customerSlot(w, p)
+	}
+	return w
+}
+
+// managedSlot describes an organization-managed slot: to a customer its
+// status only (no credential, no values, no errors), to an admin the
+// credential it uses.
+func (ws *wizardState) managedSlot(w *WizardSlot, p scopes.Policy) {
+	connID := w.Connection.ID
+	if !ws.customerView {
+		ws.s.describe(w, ws.current(w.Slot, p), false)
+		return
+	}
+	r, ok := ws.managedByID[ws.boundID[w.Slot.ID]]
+	for _, k := range ws.lookupKeys(p) {
+		if ok {
+			break
+		}
+		r, ok = ws.managedStatus[credKey{connID, k}]
+	}
+	if ok {
+		st := r.Status
+		w.Status = &st
+	}
+}
+
+// current is the credential a slot uses now, among those the viewer may
+// see: its binding (a user's credential is each user's own: an admin sees
+// the form without values), else the one its scope's holder holds, else
+// for a scope that splits its inputs the organization's.
+func (ws *wizardState) current(sl *ent.ConnectionSlot, p scopes.Policy) *ent.Credential {
+	connID := sl.Edges.Connection.ID
+	if p.Holder != credential.HolderUSER {
+		if c := ws.bound[sl.ID]; c != nil {
+			return c
+		}
+	}
+	for _, k := range ws.lookupKeys(p) {
+		if c := ws.creds.get(connID, k); c != nil {
+			return c
+		}
+	}
+	return nil
+}
+
+// lookupKeys are the holders whose credential an unbound slot of policy p
+// uses, in order: its scope's holder, then for a scope that splits its
+// inputs the organization (whose values then serve alone).
+func (ws *wizardState) lookupKeys(p scopes.Policy) []string {
+	var out []string
+	if k := ws.holderKey(p.Holder); k != "" {
+		out = append(out, k)
+	}
+	if p.SplitsInputs() {
+		out = append(out, "org")
+	}
+	return out
+}
+
+// holderKey is the key of the instance's holder h; "" for a user when the
+// viewer is not one.
+func (ws *wizardState) holderKey(h credential.Holder) string {
+	switch h {
+	case credential.HolderORGANIZATION:
+		return "org"
+	case credential.HolderCUSTOMER:
+		return ws.customerKey
+	case credential.HolderINSTANCE:
+		return ws.instanceKey
+	case credential.HolderUSER:
+		return ws.userKey
+	}
+	return ""
+}
+
+// customerSlot describes a slot the customer fills: a form, a Connect
+// button, or a choice among its reusable credentials.
+func (ws *wizardState) customerSlot(w *WizardSlot, p scopes.Policy) {
+	conn, ct := w.Connection, w.Type
+	cur := ws.current(w.Slot, p)
+	if cur != nil && ws.customerView && !ownedBy(cur, ws.inst, ws.v) {
+		cur = nil // never show a customer someone else's credential
+	}
+	if cur == nil && p.OffersExisting {
+		for _, rc := range ws.reusableByType[conn.TypeID] {
+			if c := ws.creds.get(rc.ID, ws.customerKey); c != nil {
+				w.Existing = append(w.Existing, c)
 			}
 		}
 	}
-	return w, nil
+	switch {
+	case len(w.Existing) > 0:
+		w.Action = WizardSelectExisting
+	case ct.AuthKind == connectiontype.AuthKindOAUTH2_AUTHORIZATION_CODE:
+		w.Action = WizardOAuthConnect
+		w.ConnectLabel = "Connect " + typeLabel(ct)
+	}
+	ws.s.describe(w, cur, ws.customerView)
+	w.Fields = wizardFields(ct.Inputs, conn, cur, ws.customerView)
+	for i, c := range w.Existing {
+		ec := connectionOf(c, ws.reusableByType[conn.TypeID])
+		var visible map[string]bool
+		if ws.customerView {
+			visible = visibleKeys(ct.Inputs, ec, true)
+		}
+		w.Existing[i] = wizardCredential(c, ec, ct, visible, false)
+	}
 }
 
 // loadSlotConnections loads the connections of the slots and their types
@@ -349,7 +452,7 @@ func (s *Service) loadSlotConnections(ctx context.Context, inst *ent.Instance, s
 		}
 		err := s.DB.Connection.Query().
 			Where(connection.OrganizationID(inst.OrganizationID), connection.IDIn(missing...),
-				connection.ScopeIn(connection.ScopeORGANIZATION_GLOBAL, connection.ScopeORGANIZATION_CUSTOMER)).
+				connection.ScopeIn(scopes.ManagedByOrg()...)).
 			Select(connection.FieldID, connection.FieldTypeID, connection.FieldScope).
 			Scan(auth.SystemContext(ctx), &rows)
 		if err != nil {
@@ -380,10 +483,6 @@ func (s *Service) loadSlotConnections(ctx context.Context, inst *ent.Instance, s
 		sl.Edges.Connection = c
 	}
 	return nil
-}
-
-func managedByOrg(scope connection.Scope) bool {
-	return scope == connection.ScopeORGANIZATION_GLOBAL || scope == connection.ScopeORGANIZATION_CUSTOMER
 }
 
 // describe fills the slot's credential, status, connection state and

@@ -3,8 +3,12 @@ package server
 import (
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"html/template"
 	"net/http"
+	"strings"
+
+	"github.com/plugboard/plugboard/internal/connection/scopes"
 )
 
 // The reference config wizard at GET /wizard?instance=<id>#token=<token>:
@@ -24,9 +28,12 @@ textarea{min-height:5rem}.help{color:#5a6270;font-size:.85rem}.status{color:#5a6
 .error{color:#b00020;font-size:.9rem}.ok{color:#0a7a32}button{margin-top:.8rem;padding:.4rem .9rem;font:inherit}
 `
 
-const wizardJS = `
+// wizardScript is the page's script; SAVE_HOLDER_FIELDS stands for the
+// scope table's answer to which field of a save names a slot's holder.
+const wizardScript = `
 (function () {
   "use strict";
+  var SAVE_HOLDER = SAVE_HOLDER_FIELDS;
   var root = document.getElementById("wizard");
   var instanceID = root.getAttribute("data-instance");
   var m = /(?:^|&)token=([^&]*)/.exec(location.hash.slice(1));
@@ -133,8 +140,9 @@ const wizardJS = `
 
   function saveInput(w, e, values) {
     var input = { connectionID: e.connectionID, values: values };
-    if (e.scope === "CUSTOMER") { input.customerID = w.instance.customerID; }
-    if (e.scope === "INTEGRATION") { input.instanceID = w.instance.id; }
+    var holder = { customerID: w.instance.customerID, instanceID: w.instance.id };
+    var f = SAVE_HOLDER[e.scope];
+    if (f) { input[f] = holder[f]; }
     return input;
   }
 
@@ -231,6 +239,17 @@ const wizardJS = `
   load();
 })();
 `
+
+// wizardJS is the page's script with the scope table's save fields.
+var wizardJS = strings.Replace(wizardScript, "SAVE_HOLDER_FIELDS", saveHolderFieldsJSON(), 1)
+
+func saveHolderFieldsJSON() string {
+	b, err := json.Marshal(scopes.SaveHolderFields())
+	if err != nil {
+		panic(err) // a map of strings always marshals
+	}
+	return string(b)
+}
 
 var wizardTemplate = template.Must(template.New("wizard").Parse(`<!DOCTYPE html>
 <html lang="en">
