@@ -10,7 +10,6 @@ import (
 	"github.com/plugboard/plugboard/ent/connection"
 	"github.com/plugboard/plugboard/ent/connectionslot"
 	"github.com/plugboard/plugboard/ent/integration"
-	"github.com/plugboard/plugboard/internal/auth"
 )
 
 // SlotInput is one connection slot of a new integration: a reusable
@@ -40,7 +39,7 @@ const MaxSlots = 50
 // CreateIntegration creates an integration, the INTEGRATION-scope
 // connections of its inline slots, and its slots in order.
 func (s *Service) CreateIntegration(ctx context.Context, in CreateIntegrationInput) (*ent.Integration, error) {
-	v, err := auth.RequireAdmin(ctx)
+	v, err := Authorize(ctx, ManageIntegrations)
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +183,7 @@ func (s *Service) CreateIntegration(ctx context.Context, in CreateIntegrationInp
 
 // ConnectionSlots returns an integration's slots in order.
 func (s *Service) ConnectionSlots(ctx context.Context, integrationID int) ([]*ent.ConnectionSlot, error) {
-	if _, err := auth.Require(ctx); err != nil {
+	if _, err := Authorize(ctx, ReadSlots); err != nil {
 		return nil, err
 	}
 	return s.DB.ConnectionSlot.Query().Where(connectionslot.IntegrationID(integrationID)).

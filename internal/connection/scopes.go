@@ -142,7 +142,7 @@ func errNoConnection() error {
 // A CUSTOMER_USER viewer holds only its own customer's, instances' and
 // user's credentials; the ids it leaves out default to its own.
 func (s *Service) holderFor(ctx context.Context, v *auth.Viewer, conn *ent.Connection, in SaveCredentialInput) (holderRef, error) {
-	cu := v.Role == auth.RoleCustomerUser
+	cu := customerBound(v)
 	if cu {
 		if IsOrgScope(conn.Scope) {
 			return holderRef{}, errNoConnection()
@@ -264,7 +264,7 @@ func checkWhoSets(v *auth.Viewer, conn *ent.Connection, inputs []schematype.Inpu
 				continue
 			}
 		}
-		if v.Role == auth.RoleCustomerUser && !InputShown(conn, *decl) {
+		if customerBound(v) && !InputShown(conn, *decl) {
 			errs = append(errs, fieldErr(CodeForbidden, label(*decl)+" is managed by the organization.", "values", val.Key))
 		}
 	}
@@ -357,19 +357,6 @@ func (s *Service) customerExists(ctx context.Context, id int) (bool, error) {
 // integrationExists reports whether the integration is the viewer's.
 func (s *Service) integrationExists(ctx context.Context, id int) (bool, error) {
 	return s.DB.Integration.Query().Where(integration.ID(id)).Exist(ctx)
-}
-
-// requireSaver returns the viewer if it may save credentials at all: an
-// admin, or a customer's user (restricted by holderFor and checkWhoSets).
-func requireSaver(ctx context.Context) (*auth.Viewer, error) {
-	v := auth.FromContext(ctx)
-	if v != nil && v.Role == auth.RoleCustomerUser {
-		if v.CustomerID == 0 {
-			return nil, fmt.Errorf("%w: the token names no customer", auth.ErrForbidden)
-		}
-		return v, nil
-	}
-	return auth.RequireAdmin(ctx)
 }
 
 // isFieldRejection reports whether err is a rejection of the values

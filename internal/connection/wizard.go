@@ -2,6 +2,7 @@ package connection
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -88,21 +89,14 @@ type WizardField struct {
 // connections of reusable credentials, the holders' credentials, and for a
 // customer viewer the statuses of the organization's credentials.
 func (s *Service) ConfigWizard(ctx context.Context, instanceID int) (*Wizard, error) {
-	v, err := auth.Require(ctx)
+	v, err := Authorize(ctx, ReadWizard)
+	if errors.Is(err, auth.ErrForbidden) {
+		return nil, notFound("instance", instanceID)
+	}
 	if err != nil {
 		return nil, err
 	}
-	customerView := false
-	switch v.Role {
-	case auth.RoleOrgAdmin:
-	case auth.RoleCustomerUser:
-		if v.CustomerID == 0 {
-			return nil, notFound("instance", instanceID)
-		}
-		customerView = true
-	default:
-		return nil, notFound("instance", instanceID)
-	}
+	customerView := customerBound(v)
 
 	q := s.DB.Instance.Query().Where(instance.ID(instanceID), instance.OrganizationID(v.OrganizationID))
 	if customerView {
