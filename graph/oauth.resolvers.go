@@ -12,7 +12,7 @@ import (
 	"github.com/plugboard/plugboard/ent/credential"
 	"github.com/plugboard/plugboard/graph/generated"
 	"github.com/plugboard/plugboard/graph/model"
-	"github.com/plugboard/plugboard/internal/auth"
+	"github.com/plugboard/plugboard/internal/connection"
 	"github.com/plugboard/plugboard/internal/oauth"
 )
 
@@ -54,10 +54,10 @@ func (r *mutationResolver) DisconnectCredential(ctx context.Context, id int) (*m
 
 // CredentialStatusChanged is the resolver for the credentialStatusChanged field.
 func (r *subscriptionResolver) CredentialStatusChanged(ctx context.Context, credentialID *int) (<-chan *model.CredentialStatusEvent, error) {
-	if err := requireMember(ctx); err != nil {
+	v, err := connection.Authorize(ctx, connection.WatchCredentials)
+	if err != nil {
 		return nil, err
 	}
-	v := auth.FromContext(ctx)
 	id := 0
 	if credentialID != nil {
 		// The credential must be the viewer's to watch it.
