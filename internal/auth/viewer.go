@@ -6,7 +6,6 @@ package auth
 import (
 	"context"
 	"errors"
-	"fmt"
 )
 
 // Role is what a viewer may do.
@@ -38,9 +37,6 @@ type Viewer struct {
 	// Actor names the viewer in the audit log, e.g. "token:42".
 	Actor string
 }
-
-// IsAdmin reports whether the viewer administers its organization.
-func (v *Viewer) IsAdmin() bool { return v != nil && v.Role == RoleOrgAdmin }
 
 // Errors of authentication and authorization.
 var (
@@ -77,19 +73,9 @@ func SystemContext(ctx context.Context) context.Context {
 // IsSystem reports whether v is plugboard itself.
 func (v *Viewer) IsSystem() bool { return v != nil && v.Role == roleSystem }
 
-// RequireAdmin returns the viewer of ctx if it administers an organization.
-func RequireAdmin(ctx context.Context) (*Viewer, error) {
-	v := FromContext(ctx)
-	switch {
-	case v == nil:
-		return nil, ErrUnauthenticated
-	case v.Role != RoleOrgAdmin:
-		return nil, fmt.Errorf("%w: this needs an organization admin token", ErrForbidden)
-	}
-	return v, nil
-}
-
-// Require returns the viewer of ctx, or ErrUnauthenticated.
+// Require returns the viewer of ctx, or ErrUnauthenticated: it
+// authenticates and decides nothing else. What a viewer may do is the
+// authorization table's (connection.Authorize).
 func Require(ctx context.Context) (*Viewer, error) {
 	v := FromContext(ctx)
 	if v == nil || v.IsSystem() {
