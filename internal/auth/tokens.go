@@ -77,23 +77,17 @@ func (t *Tokens) now() time.Time {
 // Create issues a new token of role for the organization and returns its
 // plaintext, shown once.
 func (t *Tokens) Create(ctx context.Context, orgID int, role Role, name string) (string, *ent.APIToken, error) {
-	var prefix string
-	var r apitoken.Role
-	switch role {
-	case RoleOrgAdmin:
-		prefix, r = adminPrefix, apitoken.RoleORG_ADMIN
-	case RoleRuntime:
-		prefix, r = runtimePrefix, apitoken.RoleRUNTIME
-	default:
+	kind, ok := apiTokenKindOf(role)
+	if !ok {
 		return "", nil, fmt.Errorf("tokens of role %s are not API tokens", role)
 	}
-	plain, err := secrets.RandomToken(prefix, 32)
+	plain, err := secrets.RandomToken(kind.prefix, 32)
 	if err != nil {
 		return "", nil, err
 	}
 	row, err := t.DB.APIToken.Create().
 		SetOrganizationID(orgID).
-		SetRole(r).
+		SetRole(kind.stored).
 		SetName(name).
 		SetTokenHash(secrets.HashToken(plain)).
 		Save(SystemContext(ctx))
@@ -111,7 +105,7 @@ func (t *Tokens) Issue(ctx context.Context, role Role, name string) (string, *en
 	if err != nil {
 		return "", nil, err
 	}
-	if role != RoleOrgAdmin && role != RoleRuntime {
+	if _, ok := apiTokenKindOf(role); !ok {
 		return "", nil, &InputError{Field: "role", Code: CodeInvalidValue, Message: "An API token is ORG_ADMIN or RUNTIME."}
 	}
 	if len(name) > maxTokenNameLen {
@@ -174,12 +168,8 @@ func (t *Tokens) Authenticate(ctx context.Context, bearer string) (*Viewer, erro
 	if row.LastUsedAt == nil || now.Sub(*row.LastUsedAt) > time.Minute {
 		_ = t.DB.APIToken.UpdateOneID(row.ID).SetLastUsedAt(now).Exec(sys)
 	}
-	role := RoleOrgAdmin
-	if row.Role == apitoken.RoleRUNTIME {
-		role = RoleRuntime
-	}
 	v := &Viewer{
-		Role:           role,
+		Role:           roleOfStored(row.Role),
 		OrganizationID: row.OrganizationID,
 		TokenID:        row.ID,
 		Actor:          "token:" + strconv.Itoa(row.ID),

@@ -6,6 +6,8 @@ package auth
 import (
 	"context"
 	"errors"
+
+	"github.com/plugboard/plugboard/ent/apitoken"
 )
 
 // Role is what a viewer may do.
@@ -23,6 +25,41 @@ const (
 	// never granted to a request.
 	roleSystem Role = "SYSTEM"
 )
+
+// apiTokenKind is a role an API token may carry: the prefix of its
+// plaintext and the role stored with it.
+type apiTokenKind struct {
+	role   Role
+	prefix string
+	stored apitoken.Role
+}
+
+// apiTokenKinds are the roles of API tokens; customer users come with
+// embedding tokens, and plugboard itself with none.
+var apiTokenKinds = []apiTokenKind{
+	{RoleOrgAdmin, adminPrefix, apitoken.RoleORG_ADMIN},
+	{RoleRuntime, runtimePrefix, apitoken.RoleRUNTIME},
+}
+
+func apiTokenKindOf(r Role) (apiTokenKind, bool) {
+	for _, k := range apiTokenKinds {
+		if k.role == r {
+			return k, true
+		}
+	}
+	return apiTokenKind{}, false
+}
+
+// roleOfStored is the role of a stored API token: an organization admin's
+// unless it is a runtime's.
+func roleOfStored(r apitoken.Role) Role {
+	for _, k := range apiTokenKinds {
+		if k.stored == r {
+			return k.role
+		}
+	}
+	return RoleOrgAdmin
+}
 
 // Viewer is the caller of a request.
 type Viewer struct {
