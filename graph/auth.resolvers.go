@@ -14,7 +14,7 @@ import (
 
 // RegisterSigningKey is the resolver for the registerSigningKey field.
 func (r *mutationResolver) RegisterSigningKey(ctx context.Context, input model.RegisterSigningKeyInput) (*model.RegisterSigningKeyPayload, error) {
-	key, err := r.embedding().RegisterKey(ctx, auth.RegisterKeyInput{
+	key, err := r.Access.RegisterSigningKey(ctx, auth.RegisterKeyInput{
 		Kid: input.Kid, Algorithm: string(input.Algorithm), PublicKeyPEM: input.PublicKeyPem,
 	})
 	ue, err := fieldErrors(ctx, err)
@@ -26,7 +26,7 @@ func (r *mutationResolver) RegisterSigningKey(ctx context.Context, input model.R
 
 // CreateAPIToken is the resolver for the createAPIToken field.
 func (r *mutationResolver) CreateAPIToken(ctx context.Context, input model.CreateAPITokenInput) (*model.CreateAPITokenPayload, error) {
-	plain, row, err := r.tokens().Issue(ctx, auth.Role(input.Role), deref(input.Name))
+	plain, row, err := r.Access.IssueAPIToken(ctx, auth.Role(input.Role), deref(input.Name))
 	ue, err := fieldErrors(ctx, err)
 	if err != nil {
 		return nil, err
@@ -41,11 +41,7 @@ func (r *mutationResolver) CreateAPIToken(ctx context.Context, input model.Creat
 // RevokeAPIToken is the resolver for the revokeAPIToken field.
 func (r *mutationResolver) RevokeAPIToken(ctx context.Context, id int) (*model.RevokeAPITokenPayload, error) {
 	// The server's Tokens forgets the token and tells every replica.
-	err := r.tokens().Revoke(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	row, err := r.DB.APIToken.Get(ctx, id)
+	row, err := r.Access.RevokeAPIToken(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -54,10 +50,7 @@ func (r *mutationResolver) RevokeAPIToken(ctx context.Context, id int) (*model.R
 
 // RevokeSigningKey is the resolver for the revokeSigningKey field.
 func (r *mutationResolver) RevokeSigningKey(ctx context.Context, id int) (*model.RevokeSigningKeyPayload, error) {
-	if err := r.embedding().RevokeKey(ctx, id); err != nil {
-		return nil, err
-	}
-	key, err := r.DB.SigningKey.Get(ctx, id)
+	key, err := r.Access.RevokeSigningKey(ctx, id)
 	if err != nil {
 		return nil, err
 	}

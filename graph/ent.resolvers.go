@@ -11,11 +11,12 @@ import (
 	"entgo.io/contrib/entgql"
 	"github.com/plugboard/plugboard/ent"
 	"github.com/plugboard/plugboard/graph/generated"
+	"github.com/plugboard/plugboard/internal/connection"
 )
 
 // Node is the resolver for the node field.
 func (r *queryResolver) Node(ctx context.Context, id int) (ent.Noder, error) {
-	if err := requireMember(ctx); err != nil {
+	if _, err := connection.Authorize(ctx, connection.ReadNodes); err != nil {
 		return nil, err
 	}
 	n, err := r.DB.Noder(ctx, id)
@@ -28,7 +29,7 @@ func (r *queryResolver) Node(ctx context.Context, id int) (ent.Noder, error) {
 
 // Nodes is the resolver for the nodes field.
 func (r *queryResolver) Nodes(ctx context.Context, ids []int) ([]ent.Noder, error) {
-	if err := requireMember(ctx); err != nil {
+	if _, err := connection.Authorize(ctx, connection.ReadNodes); err != nil {
 		return nil, err
 	}
 	return r.DB.Noders(ctx, ids)
@@ -36,7 +37,7 @@ func (r *queryResolver) Nodes(ctx context.Context, ids []int) ([]ent.Noder, erro
 
 // APITokens is the resolver for the apiTokens field.
 func (r *queryResolver) APITokens(ctx context.Context, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.APITokenOrder, where *ent.APITokenWhereInput) (*ent.APITokenConnection, error) {
-	if err := requireAdmin(ctx); err != nil {
+	if _, err := connection.Authorize(ctx, connection.ReadAPITokens); err != nil {
 		return nil, err
 	}
 	return r.DB.APIToken.Query().Paginate(ctx, after, first, before, last,
@@ -45,7 +46,7 @@ func (r *queryResolver) APITokens(ctx context.Context, after *entgql.Cursor[int]
 
 // AuditEvents is the resolver for the auditEvents field.
 func (r *queryResolver) AuditEvents(ctx context.Context, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.AuditEventOrder, where *ent.AuditEventWhereInput) (*ent.AuditEventConnection, error) {
-	if err := requireAdmin(ctx); err != nil {
+	if _, err := connection.Authorize(ctx, connection.ReadAuditLog); err != nil {
 		return nil, err
 	}
 	return r.DB.AuditEvent.Query().Paginate(ctx, after, first, before, last,
@@ -54,7 +55,7 @@ func (r *queryResolver) AuditEvents(ctx context.Context, after *entgql.Cursor[in
 
 // Connections is the resolver for the connections field.
 func (r *queryResolver) Connections(ctx context.Context, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.ConnectionOrder, where *ent.ConnectionWhereInput) (*ent.ConnectionConnection, error) {
-	if err := requireMember(ctx); err != nil {
+	if _, err := connection.Authorize(ctx, connection.ReadConnections); err != nil {
 		return nil, err
 	}
 	return r.DB.Connection.Query().Paginate(ctx, after, first, before, last,
@@ -63,7 +64,7 @@ func (r *queryResolver) Connections(ctx context.Context, after *entgql.Cursor[in
 
 // ConnectionTypes is the resolver for the connectionTypes field.
 func (r *queryResolver) ConnectionTypes(ctx context.Context, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.ConnectionTypeOrder, where *ent.ConnectionTypeWhereInput) (*ent.ConnectionTypeConnection, error) {
-	if err := requireViewer(ctx); err != nil {
+	if _, err := connection.Authorize(ctx, connection.ReadCatalog); err != nil {
 		return nil, err
 	}
 	return r.DB.ConnectionType.Query().Paginate(ctx, after, first, before, last,
@@ -72,7 +73,7 @@ func (r *queryResolver) ConnectionTypes(ctx context.Context, after *entgql.Curso
 
 // Credentials is the resolver for the credentials field.
 func (r *queryResolver) Credentials(ctx context.Context, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.CredentialOrder, where *ent.CredentialWhereInput) (*ent.CredentialConnection, error) {
-	if err := requireMember(ctx); err != nil {
+	if _, err := connection.Authorize(ctx, connection.ReadCredentials); err != nil {
 		return nil, err
 	}
 	conn, err := r.DB.Credential.Query().Paginate(ctx, after, first, before, last,
@@ -93,7 +94,7 @@ func (r *queryResolver) Credentials(ctx context.Context, after *entgql.Cursor[in
 
 // Customers is the resolver for the customers field.
 func (r *queryResolver) Customers(ctx context.Context, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.CustomerOrder, where *ent.CustomerWhereInput) (*ent.CustomerConnection, error) {
-	if err := requireMember(ctx); err != nil {
+	if _, err := connection.Authorize(ctx, connection.ReadCustomers); err != nil {
 		return nil, err
 	}
 	return r.DB.Customer.Query().Paginate(ctx, after, first, before, last,
@@ -102,7 +103,7 @@ func (r *queryResolver) Customers(ctx context.Context, after *entgql.Cursor[int]
 
 // Instances is the resolver for the instances field.
 func (r *queryResolver) Instances(ctx context.Context, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.InstanceOrder, where *ent.InstanceWhereInput) (*ent.InstanceConnection, error) {
-	if err := requireMember(ctx); err != nil {
+	if _, err := connection.Authorize(ctx, connection.ReadInstances); err != nil {
 		return nil, err
 	}
 	return r.DB.Instance.Query().Paginate(ctx, after, first, before, last,
@@ -111,7 +112,7 @@ func (r *queryResolver) Instances(ctx context.Context, after *entgql.Cursor[int]
 
 // Integrations is the resolver for the integrations field.
 func (r *queryResolver) Integrations(ctx context.Context, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.IntegrationOrder, where *ent.IntegrationWhereInput) (*ent.IntegrationConnection, error) {
-	if err := requireMember(ctx); err != nil {
+	if _, err := connection.Authorize(ctx, connection.ReadIntegrations); err != nil {
 		return nil, err
 	}
 	return r.DB.Integration.Query().Paginate(ctx, after, first, before, last,
@@ -120,7 +121,7 @@ func (r *queryResolver) Integrations(ctx context.Context, after *entgql.Cursor[i
 
 // Plugins is the resolver for the plugins field.
 func (r *queryResolver) Plugins(ctx context.Context, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.PluginOrder, where *ent.PluginWhereInput) (*ent.PluginConnection, error) {
-	if err := requireViewer(ctx); err != nil {
+	if _, err := connection.Authorize(ctx, connection.ReadCatalog); err != nil {
 		return nil, err
 	}
 	return r.DB.Plugin.Query().Paginate(ctx, after, first, before, last,
@@ -129,7 +130,7 @@ func (r *queryResolver) Plugins(ctx context.Context, after *entgql.Cursor[int], 
 
 // SigningKeys is the resolver for the signingKeys field.
 func (r *queryResolver) SigningKeys(ctx context.Context, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.SigningKeyOrder, where *ent.SigningKeyWhereInput) (*ent.SigningKeyConnection, error) {
-	if err := requireAdmin(ctx); err != nil {
+	if _, err := connection.Authorize(ctx, connection.ReadSigningKeys); err != nil {
 		return nil, err
 	}
 	return r.DB.SigningKey.Query().Paginate(ctx, after, first, before, last,

@@ -12,6 +12,7 @@ import (
 
 	"github.com/plugboard/plugboard/graph/model"
 	"github.com/plugboard/plugboard/internal/auth"
+	"github.com/plugboard/plugboard/internal/connection"
 	"github.com/plugboard/plugboard/internal/secrets"
 	"github.com/plugboard/plugboard/internal/secrets/sealed"
 )
@@ -23,7 +24,7 @@ import (
 // organization. Rotating is always safe (nothing becomes unreadable); the
 // event is written to the audit log of the admin's organization.
 func (r *mutationResolver) RotateEncryptionKey(ctx context.Context) (*model.RotateEncryptionKeyPayload, error) {
-	v, err := auth.RequireAdmin(ctx)
+	v, err := connection.Authorize(ctx, connection.RotateKeys)
 	if err != nil {
 		return nil, err
 	}

@@ -12,12 +12,15 @@ import (
 	"github.com/plugboard/plugboard/ent/credential"
 	"github.com/plugboard/plugboard/graph/generated"
 	"github.com/plugboard/plugboard/graph/model"
-	"github.com/plugboard/plugboard/internal/auth"
+	"github.com/plugboard/plugboard/internal/connection"
 	"github.com/plugboard/plugboard/internal/oauth"
 )
 
 // StartOAuth2 is the resolver for the startOAuth2 field.
 func (r *mutationResolver) StartOAuth2(ctx context.Context, input model.StartOAuth2Input) (*model.StartOAuth2Payload, error) {
+	if _, err := connection.Authorize(ctx, connection.StartOAuth); err != nil {
+		return nil, err
+	}
 	url, err := r.OAuth.StartAuthorization(ctx, input.CredentialID, deref(input.RedirectURL), deref(input.FailureURL), input.Popup)
 	if errors.Is(err, oauth.ErrRedirectNotAllowed) {
 		err = redirectNotAllowed(input, err)
@@ -38,6 +41,9 @@ func (r *mutationResolver) StartOAuth2(ctx context.Context, input model.StartOAu
 
 // DisconnectCredential is the resolver for the disconnectCredential field.
 func (r *mutationResolver) DisconnectCredential(ctx context.Context, id int) (*model.DisconnectCredentialPayload, error) {
+	if _, err := connection.Authorize(ctx, connection.DisconnectOAuth); err != nil {
+		return nil, err
+	}
 	err := r.OAuth.Disconnect(ctx, id)
 	ue, err := fieldErrors(ctx, err)
 	if err != nil {
@@ -54,10 +60,10 @@ func (r *mutationResolver) DisconnectCredential(ctx context.Context, id int) (*m
 
 // CredentialStatusChanged is the resolver for the credentialStatusChanged field.
 func (r *subscriptionResolver) CredentialStatusChanged(ctx context.Context, credentialID *int) (<-chan *model.CredentialStatusEvent, error) {
-	if err := requireMember(ctx); err != nil {
+	v, err := connection.Authorize(ctx, connection.WatchCredentials)
+	if err != nil {
 		return nil, err
 	}
-	v := auth.FromContext(ctx)
 	id := 0
 	if credentialID != nil {
 		// The credential must be the viewer's to watch it.

@@ -14,7 +14,6 @@ import (
 	"github.com/plugboard/plugboard/ent/schema/schematype"
 	"github.com/plugboard/plugboard/graph/generated"
 	"github.com/plugboard/plugboard/graph/model"
-	"github.com/plugboard/plugboard/internal/auth"
 	"github.com/plugboard/plugboard/internal/connection"
 )
 
@@ -160,7 +159,7 @@ func (r *mutationResolver) CreateCustomer(ctx context.Context, input model.Creat
 
 // ReloadPlugins is the resolver for the reloadPlugins field.
 func (r *mutationResolver) ReloadPlugins(ctx context.Context) (*model.ReloadPluginsPayload, error) {
-	if err := requireAdmin(ctx); err != nil {
+	if _, err := connection.Authorize(ctx, connection.ReloadPlugins); err != nil {
 		return nil, err
 	}
 	if err := r.Plugins.Reload(ctx); err != nil {
@@ -198,7 +197,7 @@ func (r *oAuth2SpecResolver) ExtraTokenParams(ctx context.Context, obj *schematy
 
 // Viewer is the resolver for the viewer field.
 func (r *queryResolver) Viewer(ctx context.Context) (*model.Viewer, error) {
-	v, err := auth.Require(ctx)
+	v, err := connection.Authorize(ctx, connection.ReadViewer)
 	if err != nil {
 		return nil, err
 	}
@@ -217,7 +216,7 @@ func (r *queryResolver) Viewer(ctx context.Context) (*model.Viewer, error) {
 
 // ConnectionType is the resolver for the connectionType field.
 func (r *queryResolver) ConnectionType(ctx context.Context, key string) (*ent.ConnectionType, error) {
-	if err := requireViewer(ctx); err != nil {
+	if _, err := connection.Authorize(ctx, connection.ReadCatalog); err != nil {
 		return nil, err
 	}
 	ct, err := r.DB.ConnectionType.Query().Where(connectiontype.Key(key)).Only(ctx)

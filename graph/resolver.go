@@ -10,7 +10,6 @@ import (
 
 	"github.com/plugboard/plugboard/ent"
 	"github.com/plugboard/plugboard/graph/generated"
-	"github.com/plugboard/plugboard/internal/auth"
 	"github.com/plugboard/plugboard/internal/connection"
 	"github.com/plugboard/plugboard/internal/events"
 )
@@ -37,25 +36,8 @@ type Resolver struct {
 	Plugins     PluginAdmin
 	OAuth       OAuthFlows
 	Events      *events.Bus
-	// Tokens and Embedding are the server's own, so a revocation made
-	// through the API drops what their caches remember and is told to
-	// every replica. Nil makes a fresh one per call (tests).
-	Tokens    *auth.Tokens
-	Embedding *auth.Embedding
-}
-
-func (r *Resolver) tokens() *auth.Tokens {
-	if r.Tokens != nil {
-		return r.Tokens
-	}
-	return &auth.Tokens{DB: r.DB}
-}
-
-func (r *Resolver) embedding() *auth.Embedding {
-	if r.Embedding != nil {
-		return r.Embedding
-	}
-	return &auth.Embedding{DB: r.DB}
+	// Access issues and revokes API tokens and signing keys.
+	Access *connection.Access
 }
 
 // NewSchema returns the executable schema over r.

@@ -345,10 +345,9 @@ func TestRegisterSigningKey(t *testing.T) {
 			{"empty kid", f.adminA, auth.RegisterKeyInput{Kid: "", Algorithm: "EdDSA", PublicKeyPEM: k.edOPEM}, "kid", auth.CodeInvalidValue, nil},
 			{"kid with a space", f.adminA, auth.RegisterKeyInput{Kid: "a b", Algorithm: "EdDSA", PublicKeyPEM: k.edOPEM}, "kid", auth.CodeInvalidValue, nil},
 			{"kid of 101 characters", f.adminA, auth.RegisterKeyInput{Kid: strings.Repeat("k", 101), Algorithm: "EdDSA", PublicKeyPEM: k.edOPEM}, "kid", auth.CodeInvalidValue, nil},
-			{"customer user", auth.NewContext(ctx, &auth.Viewer{Role: auth.RoleCustomerUser, OrganizationID: f.orgA, CustomerID: f.c1}),
-				auth.RegisterKeyInput{Kid: "cu", Algorithm: "EdDSA", PublicKeyPEM: k.edOPEM}, "", "", auth.ErrForbidden},
-			{"runtime", auth.NewContext(ctx, &auth.Viewer{Role: auth.RoleRuntime, OrganizationID: f.orgA}),
-				auth.RegisterKeyInput{Kid: "rt", Algorithm: "EdDSA", PublicKeyPEM: k.edOPEM}, "", "", auth.ErrForbidden},
+			// Who may register (admins only) is the authorization table's:
+			// connection's TestAccessIsForAdmins refuses customer users and
+			// runtimes.
 			{"no viewer", ctx, auth.RegisterKeyInput{Kid: "nv", Algorithm: "EdDSA", PublicKeyPEM: k.edOPEM}, "", "", auth.ErrUnauthenticated},
 		}
 		for _, tc := range tests {

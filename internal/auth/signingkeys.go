@@ -55,11 +55,11 @@ type RegisterKeyInput struct {
 }
 
 // RegisterKey stores a public key that verifies the embedding tokens of the
-// viewer's organization, and records it in the audit log. Only an
-// organization admin may register keys. Problems with the input come back as
-// an *InputError.
+// viewer's organization, and records it in the audit log. The caller
+// decides who may register keys (connection.Access). Problems with the
+// input come back as an *InputError.
 func (e *Embedding) RegisterKey(ctx context.Context, in RegisterKeyInput) (*ent.SigningKey, error) {
-	v, err := RequireAdmin(ctx)
+	v, err := Require(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -117,11 +117,11 @@ var errKidTaken = &InputError{Field: "kid", Code: CodeTaken,
 	Message: "The organization already has a signing key with this kid."}
 
 // RevokeKey revokes a signing key of the viewer's organization: tokens it
-// signed are refused from then on, on every replica. Only an organization
-// admin may revoke keys. A key of another organization is ErrNotFound; one
-// already revoked stays as it is.
+// signed are refused from then on, on every replica. The caller decides
+// who may revoke keys (connection.Access). A key of another organization
+// is ErrNotFound; one already revoked stays as it is.
 func (e *Embedding) RevokeKey(ctx context.Context, id int) error {
-	v, err := RequireAdmin(ctx)
+	v, err := Require(ctx)
 	if err != nil {
 		return err
 	}

@@ -77,23 +77,17 @@ func (t *Tokens) now() time.Time {
 // Create issues a new token of role for the organization and returns its
 // plaintext, shown once.
 func (t *Tokens) Create(ctx context.Context, orgID int, role Role, name string) (string, *ent.APIToken, error) {
-	var prefix string
-	var r apitoken.Role
-	switch role {
-	case RoleOrgAdmin:
-		prefix, r = adminPrefix, apitoken.RoleORG_ADMIN
-	case RoleRuntime:
-		prefix, r = runtimePrefix, apitoken.RoleRUNTIME
-	default:
+	kind, ok := apiTokenKindOf(role)
+	if !ok {
 		return "", nil, fmt.Errorf("tokens of role %s are not API tokens", role)
 	}
-	plain, err := secrets.RandomToken(prefix, 32)
+	plain, err := secrets.RandomToken(kind.prefix, 32)
 	if err != nil {
 		return "", nil, err
 	}
 	row, err := t.DB.APIToken.Create().
 		SetOrganizationID(orgID).
-		SetRole(r).
+		SetRole(kind.stored).
 		SetName(name).
 		SetTokenHash(secrets.HashToken(plain)).
 		Save(SystemContext(ctx))
@@ -103,15 +97,15 @@ func (t *Tokens) Create(ctx context.Context, orgID int, role Role, name string) 
 	return plain, row, nil
 }
 
-// Issue creates a token of role for the viewer's organization, which must
-// be administered by the viewer, records it in the audit log, and returns
-// its plaintext, shown once.
+// Issue creates a token of role for the viewer's organization, records it
+// in the audit log, and returns its plaintext, shown once. The caller
+// decides who may issue (connection.Access).
 func (t *Tokens) Issue(ctx context.Context, role Role, name string) (string, *ent.APIToken, error) {
-	v, err := RequireAdmin(ctx)
+	v, err := Require(ctx)
 	if err != nil {
 		return "", nil, err
 	}
-	if role != RoleOrgAdmin && role != RoleRuntime {
+	if _, ok := apiTokenKindOf(role); !ok {
 		return "", nil, &InputError{Field: "role", Code: CodeInvalidValue, Message: "An API token is ORG_ADMIN or RUNTIME."}
 	}
 	if len(name) > maxTokenNameLen {
@@ -174,12 +168,8 @@ func (t *Tokens) Authenticate(ctx context.Context, bearer string) (*Viewer, erro
 	if row.LastUsedAt == nil || now.Sub(*row.LastUsedAt) > time.Minute {
 		_ = t.DB.APIToken.UpdateOneID(row.ID).SetLastUsedAt(now).Exec(sys)
 	}
-	role := RoleOrgAdmin
-	if row.Role == apitoken.RoleRUNTIME {
-		role = RoleRuntime
-	}
 	v := &Viewer{
-		Role:           role,
+		Role:           roleOfStored(row.Role),
 		OrganizationID: row.OrganizationID,
 		TokenID:        row.ID,
 		Actor:          "token:" + strconv.Itoa(row.ID),
@@ -194,9 +184,10 @@ func (t *Tokens) Authenticate(ctx context.Context, bearer string) (*Viewer, erro
 
 // Revoke revokes a token of the viewer's organization and records it in the
 // audit log. A token of another organization is ErrNotFound; one already
-// revoked stays as it is.
+// revoked stays as it is. The caller decides who may revoke
+// (connection.Access).
 func (t *Tokens) Revoke(ctx context.Context, id int) error {
-	v, err := RequireAdmin(ctx)
+	v, err := Require(ctx)
 	if err != nil {
 		return err
 	}

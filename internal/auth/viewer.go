@@ -6,7 +6,8 @@ package auth
 import (
 	"context"
 	"errors"
-	"fmt"
+
+	"github.com/plugboard/plugboard/ent/apitoken"
 )
 
 // Role is what a viewer may do.
@@ -25,6 +26,41 @@ const (
 	roleSystem Role = "SYSTEM"
 )
 
+// apiTokenKind is a role an API token may carry: the prefix of its
+// plaintext and the role stored with it.
+type apiTokenKind struct {
+	role   Role
+	prefix string
+	stored apitoken.Role
+}
+
+// apiTokenKinds are the roles of API tokens; customer users come with
+// embedding tokens, and plugboard itself with none.
+var apiTokenKinds = []apiTokenKind{
+	{RoleOrgAdmin, adminPrefix, apitoken.RoleORG_ADMIN},
+	{RoleRuntime, runtimePrefix, apitoken.RoleRUNTIME},
+}
+
+func apiTokenKindOf(r Role) (apiTokenKind, bool) {
+	for _, k := range apiTokenKinds {
+		if k.role == r {
+			return k, true
+		}
+	}
+	return apiTokenKind{}, false
+}
+
+// roleOfStored is the role of a stored API token: an organization admin's
+// unless it is a runtime's.
+func roleOfStored(r apitoken.Role) Role {
+	for _, k := range apiTokenKinds {
+		if k.stored == r {
+			return k.role
+		}
+	}
+	return RoleOrgAdmin
+}
+
 // Viewer is the caller of a request.
 type Viewer struct {
 	Role           Role
@@ -38,9 +74,6 @@ type Viewer struct {
 	// Actor names the viewer in the audit log, e.g. "token:42".
 	Actor string
 }
-
-// IsAdmin reports whether the viewer administers its organization.
-func (v *Viewer) IsAdmin() bool { return v != nil && v.Role == RoleOrgAdmin }
 
 // Errors of authentication and authorization.
 var (
@@ -77,19 +110,9 @@ func SystemContext(ctx context.Context) context.Context {
 // IsSystem reports whether v is plugboard itself.
 func (v *Viewer) IsSystem() bool { return v != nil && v.Role == roleSystem }
 
-// RequireAdmin returns the viewer of ctx if it administers an organization.
-func RequireAdmin(ctx context.Context) (*Viewer, error) {
-	v := FromContext(ctx)
-	switch {
-	case v == nil:
-		return nil, ErrUnauthenticated
-	case v.Role != RoleOrgAdmin:
-		return nil, fmt.Errorf("%w: this needs an organization admin token", ErrForbidden)
-	}
-	return v, nil
-}
-
-// Require returns the viewer of ctx, or ErrUnauthenticated.
+// Require returns the viewer of ctx, or ErrUnauthenticated: it
+// authenticates and decides nothing else. What a viewer may do is the
+// authorization table's (connection.Authorize).
 func Require(ctx context.Context) (*Viewer, error) {
 	v := FromContext(ctx)
 	if v == nil || v.IsSystem() {

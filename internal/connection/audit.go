@@ -40,7 +40,7 @@ func (s *Service) auditOrg(ctx context.Context, db *ent.Client, orgID int, actor
 // AuditRuntimeRead records that an integration runtime read a credential's
 // values.
 func (s *Service) AuditRuntimeRead(ctx context.Context, c *ent.Credential) error {
-	v, err := auth.Require(ctx)
+	v, err := Authorize(ctx, ReadRuntimeValues)
 	if err != nil {
 		return err
 	}

@@ -33,7 +33,7 @@ type CreateConnectionInput struct {
 // CreateConnection creates a connection of a declared type in the viewer's
 // organization.
 func (s *Service) CreateConnection(ctx context.Context, in CreateConnectionInput) (*ent.Connection, error) {
-	v, err := auth.RequireAdmin(ctx)
+	v, err := Authorize(ctx, ManageConnections)
 	if err != nil {
 		return nil, err
 	}
@@ -157,7 +157,7 @@ type UpdateConnectionInput struct {
 // UpdateConnection changes a connection's name, description or build-only
 // flag.
 func (s *Service) UpdateConnection(ctx context.Context, in UpdateConnectionInput) (*ent.Connection, error) {
-	v, err := auth.RequireAdmin(ctx)
+	v, err := Authorize(ctx, ManageConnections)
 	if err != nil {
 		return nil, err
 	}
@@ -211,7 +211,7 @@ func (s *Service) UpdateConnection(ctx context.Context, in UpdateConnectionInput
 // DeleteConnection deletes a connection and its credentials. A connection
 // that an integration uses is refused, naming what uses it.
 func (s *Service) DeleteConnection(ctx context.Context, id int) error {
-	v, err := auth.RequireAdmin(ctx)
+	v, err := Authorize(ctx, ManageConnections)
 	if err != nil {
 		return err
 	}
@@ -310,7 +310,7 @@ func deleteCredentialsOf(ctx context.Context, tx *ent.Tx, v *auth.Viewer, id int
 
 // CreateCustomer creates a customer of the viewer's organization.
 func (s *Service) CreateCustomer(ctx context.Context, externalID, name string) (*ent.Customer, error) {
-	v, err := auth.RequireAdmin(ctx)
+	v, err := Authorize(ctx, ManageCustomers)
 	if err != nil {
 		return nil, err
 	}

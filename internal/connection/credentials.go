@@ -81,7 +81,7 @@ type TestResult struct {
 // customer's instances and its own USER credentials, and only inputs shown
 // to customers; ORGANIZATION_* connections do not exist for it.
 func (s *Service) SaveCredential(ctx context.Context, in SaveCredentialInput) (saved *ent.Credential, result *TestResult, err error) {
-	v, err := requireSaver(ctx)
+	v, err := Authorize(ctx, SaveCredential)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -97,7 +97,7 @@ func (s *Service) SaveCredential(ctx context.Context, in SaveCredentialInput) (s
 	if err != nil {
 		return nil, nil, err
 	}
-	if in.IsTest && v.Role != auth.RoleOrgAdmin {
+	if in.IsTest && !Permits(v, SaveTestCredential) {
 		return nil, nil, invalid(fieldErr(CodeForbidden, "Test credentials are the organization's.", "isTest"))
 	}
 
@@ -703,7 +703,7 @@ func (s *Service) openSecrets(ctx context.Context, c *ent.Credential) (map[strin
 // TestCredential runs the plugin's live test on a stored credential and
 // records the outcome as its status.
 func (s *Service) TestCredential(ctx context.Context, id int) (*ent.Credential, *TestResult, error) {
-	v, err := auth.RequireAdmin(ctx)
+	v, err := Authorize(ctx, TestCredential)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -811,7 +811,7 @@ func (s *Service) Values(ctx context.Context, c *ent.Credential) ([]Value, error
 	// A customer's user sees only the inputs shown to customers, never the
 	// organization's hidden ones (client ids, authorize URLs, ...).
 	v := auth.FromContext(ctx)
-	customerView := v != nil && v.Role == auth.RoleCustomerUser
+	customerView := customerBound(v)
 	out := make([]Value, 0, len(ct.Inputs))
 	for _, in := range ct.Inputs {
 		if customerView && !InputShown(conn, in) {

@@ -279,7 +279,7 @@ func configStateOf(states []*SlotState) instance.ConfigState {
 // organization's for an admin, its customer's for a customer's user.
 func (s *Service) viewerInstance(ctx context.Context, v *auth.Viewer, id int) (*ent.Instance, error) {
 	q := s.DB.Instance.Query().Where(instance.ID(id))
-	if v.Role != auth.RoleOrgAdmin {
+	if customerBound(v) {
 		q.Where(instance.CustomerID(v.CustomerID))
 	}
 	inst, err := q.Only(ctx)
@@ -298,14 +298,14 @@ func (s *Service) InstanceSlots(ctx context.Context, inst *ent.Instance) ([]*Slo
 	if err != nil {
 		return nil, err
 	}
-	if v.OrganizationID != inst.OrganizationID || (v.Role == auth.RoleCustomerUser && inst.CustomerID != v.CustomerID) {
+	if v.OrganizationID != inst.OrganizationID || (customerBound(v) && inst.CustomerID != v.CustomerID) {
 		return nil, notFound("instance", inst.ID)
 	}
-	if v.Role != auth.RoleOrgAdmin && v.Role != auth.RoleCustomerUser {
-		return nil, fmt.Errorf("%w: this needs an admin or the instance's customer", auth.ErrForbidden)
+	if _, err := Authorize(ctx, ReadInstanceSlots); err != nil {
+		return nil, err
 	}
 	states, err := s.slotStates(ctx, s.DB, inst)
-	if err != nil || v.Role == auth.RoleOrgAdmin {
+	if err != nil || !customerBound(v) {
 		return states, err
 	}
 	out := make([]*SlotState, 0, len(states))
@@ -446,7 +446,7 @@ type CreateInstanceInput struct {
 // CreateInstance deploys nothing yet: it creates the instance with its
 // config state computed from what its slots resolve to.
 func (s *Service) CreateInstance(ctx context.Context, in CreateInstanceInput) (*ent.Instance, error) {
-	v, err := auth.RequireAdmin(ctx)
+	v, err := Authorize(ctx, ManageInstances)
 	if err != nil {
 		return nil, err
 	}
@@ -517,7 +517,7 @@ type BindInput struct {
 // credentials. A build-only connection binds only to TEST instances, and a
 // test credential never to a PRODUCTION one.
 func (s *Service) BindInstanceConnection(ctx context.Context, in BindInput) (*ent.Instance, error) {
-	v, err := requireSaver(ctx)
+	v, err := Authorize(ctx, BindInstance)
 	if err != nil {
 		return nil, err
 	}
@@ -563,7 +563,7 @@ func (s *Service) bindTarget(ctx context.Context, v *auth.Viewer, in BindInput) 
 		return nil, err
 	}
 	cred, err := s.DB.Credential.Get(ctx, in.CredentialID)
-	if ent.IsNotFound(err) || (err == nil && v.Role == auth.RoleCustomerUser && cred.Holder == credential.HolderORGANIZATION) {
+	if ent.IsNotFound(err) || (err == nil && customerBound(v) && cred.Holder == credential.HolderORGANIZATION) {
 		return nil, invalid(fieldErr(CodeNotFound, "No such credential.", "credentialID"))
 	}
 	if err != nil {
@@ -597,7 +597,7 @@ func (s *Service) bindConnection(ctx context.Context, b *binding) error {
 // or user than the instance's (a customer's user: than its own).
 func checkBindHolder(v *auth.Viewer, b *binding) error {
 	cred, inst := b.cred, b.inst
-	cu := v.Role == auth.RoleCustomerUser
+	cu := customerBound(v)
 	credCustomer := 0
 	if cred.CustomerID != nil {
 		credCustomer = *cred.CustomerID
@@ -677,7 +677,7 @@ func (s *Service) writeBinding(ctx context.Context, v *auth.Viewer, bd *binding)
 // credential usable in its environment, and clears needsDeploy. A
 // build-only connection on a PRODUCTION instance is refused, naming it.
 func (s *Service) DeployInstance(ctx context.Context, id int) (*ent.Instance, error) {
-	v, err := auth.RequireAdmin(ctx)
+	v, err := Authorize(ctx, DeployInstance)
 	if err != nil {
 		return nil, err
 	}
@@ -729,7 +729,7 @@ func (s *Service) DeployInstance(ctx context.Context, id int) (*ent.Instance, er
 // DeleteInstance deletes an instance, its bindings and the INTEGRATION
 // credentials made in its wizard.
 func (s *Service) DeleteInstance(ctx context.Context, id int) error {
-	v, err := auth.RequireAdmin(ctx)
+	v, err := Authorize(ctx, ManageInstances)
 	if err != nil {
 		return err
 	}

@@ -41,7 +41,7 @@ const MaxSlots = 50
 // CreateIntegration creates an integration, the INTEGRATION-scope
 // connections of its inline slots, and its slots in order.
 func (s *Service) CreateIntegration(ctx context.Context, in CreateIntegrationInput) (*ent.Integration, error) {
-	v, err := auth.RequireAdmin(ctx)
+	v, err := Authorize(ctx, ManageIntegrations)
 	if err != nil {
 		return nil, err
 	}
@@ -232,7 +232,7 @@ func (s *Service) createInlineConnection(ctx context.Context, db *ent.Client, v 
 
 // ConnectionSlots returns an integration's slots in order.
 func (s *Service) ConnectionSlots(ctx context.Context, integrationID int) ([]*ent.ConnectionSlot, error) {
-	if _, err := auth.Require(ctx); err != nil {
+	if _, err := Authorize(ctx, ReadSlots); err != nil {
 		return nil, err
 	}
 	return s.DB.ConnectionSlot.Query().Where(connectionslot.IntegrationID(integrationID)).

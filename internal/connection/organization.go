@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/plugboard/plugboard/ent"
-	"github.com/plugboard/plugboard/internal/auth"
 )
 
 // UpdateOrganizationInput changes an organization's settings; nil fields
@@ -24,7 +23,7 @@ const MaxAllowlist = 50
 
 // UpdateOrganization changes the viewer's organization.
 func (s *Service) UpdateOrganization(ctx context.Context, in UpdateOrganizationInput) (*ent.Organization, error) {
-	v, err := auth.RequireAdmin(ctx)
+	v, err := Authorize(ctx, ManageOrganization)
 	if err != nil {
 		return nil, err
 	}

@@ -126,7 +126,7 @@ func errNoConnection() error {
 // user's credentials; the ids it leaves out default to its own.
 func (s *Service) holderFor(ctx context.Context, v *auth.Viewer, conn *ent.Connection, in SaveCredentialInput) (holderRef, error) {
 	p := scopes.Of(conn.Scope)
-	if v.Role == auth.RoleCustomerUser {
+	if customerBound(v) {
 		if !p.CustomerVisible() {
 			return holderRef{}, errNoConnection()
 		}
@@ -187,7 +187,7 @@ func (s *Service) orgOrCustomerHolder(ctx context.Context, v *auth.Viewer, conn 
 	if err != nil {
 		return holderRef{}, err
 	}
-	if !ok || (v.Role == auth.RoleCustomerUser && in.CustomerID != v.CustomerID) {
+	if !ok || (customerBound(v) && in.CustomerID != v.CustomerID) {
 		return holderRef{}, invalid(fieldErr(CodeNotFound, "No such customer.", "customerID"))
 	}
 	return holderRef{holder: credential.HolderCUSTOMER, key: customerHolderKey(in.CustomerID), customerID: in.CustomerID}, nil
@@ -206,7 +206,7 @@ func (s *Service) instanceHolder(ctx context.Context, v *auth.Viewer, conn *ent.
 			aScopeConnection(conn.Scope, true)+"'s credential is made inside an instance's config wizard: give instanceID.", "instanceID"))
 	}
 	q := s.DB.Instance.Query().Where(instance.ID(in.InstanceID))
-	if v.Role == auth.RoleCustomerUser {
+	if customerBound(v) {
 		q.Where(instance.CustomerID(v.CustomerID))
 	}
 	inst, err := q.Only(ctx)
@@ -231,7 +231,7 @@ func (s *Service) instanceHolder(ctx context.Context, v *auth.Viewer, conn *ent.
 // userHolder is the holder of a save on a connection held by each of a
 // customer's users: the user, of the customer when customerID is given.
 func (s *Service) userHolder(ctx context.Context, v *auth.Viewer, conn *ent.Connection, in SaveCredentialInput) (holderRef, error) {
-	cu := v.Role == auth.RoleCustomerUser
+	cu := customerBound(v)
 	noUser := invalid(fieldErr(CodeNotFound, "No such user.", "userID"))
 	switch {
 	case in.InstanceID != 0:
@@ -281,7 +281,7 @@ func checkWhoSets(v *auth.Viewer, conn *ent.Connection, inputs []schematype.Inpu
 				continue
 			}
 		}
-		if v.Role == auth.RoleCustomerUser && !InputShown(conn, *decl) {
+		if customerBound(v) && !InputShown(conn, *decl) {
 			errs = append(errs, fieldErr(CodeForbidden, label(*decl)+" is managed by the organization.", "values", val.Key))
 		}
 	}
@@ -374,19 +374,6 @@ func (s *Service) customerExists(ctx context.Context, id int) (bool, error) {
 // integrationExists reports whether the integration is the viewer's.
 func (s *Service) integrationExists(ctx context.Context, id int) (bool, error) {
 	return s.DB.Integration.Query().Where(integration.ID(id)).Exist(ctx)
-}
-
-// requireSaver returns the viewer if it may save credentials at all: an
-// admin, or a customer's user (restricted by holderFor and checkWhoSets).
-func requireSaver(ctx context.Context) (*auth.Viewer, error) {
-	v := auth.FromContext(ctx)
-	if v != nil && v.Role == auth.RoleCustomerUser {
-		if v.CustomerID == 0 {
-			return nil, fmt.Errorf("%w: the token names no customer", auth.ErrForbidden)
-		}
-		return v, nil
-	}
-	return auth.RequireAdmin(ctx)
 }
 
 // isFieldRejection reports whether err is a rejection of the values

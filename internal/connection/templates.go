@@ -26,7 +26,7 @@ type CreateConnectionTemplateInput struct {
 // CreateConnectionTemplate stores presets for a type's inputs. Secret
 // presets are sealed with the keyring and never returned.
 func (s *Service) CreateConnectionTemplate(ctx context.Context, in CreateConnectionTemplateInput) (*ent.ConnectionTemplate, error) {
-	v, err := auth.RequireAdmin(ctx)
+	v, err := Authorize(ctx, ManageTemplates)
 	if err != nil {
 		return nil, err
 	}

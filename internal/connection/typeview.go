@@ -11,8 +11,7 @@ import (
 // CustomerView reports whether the viewer of ctx sees the customers' view
 // of the catalog: a customer's user does; admins and runtimes see it all.
 func CustomerView(ctx context.Context) bool {
-	v := auth.FromContext(ctx)
-	return v != nil && v.Role == auth.RoleCustomerUser
+	return customerBound(auth.FromContext(ctx))
 }
 
 // TypeInputs returns the inputs of ct the viewer of ctx sees: for a

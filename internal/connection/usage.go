@@ -9,7 +9,6 @@ import (
 	"github.com/plugboard/plugboard/ent/connectionslot"
 	"github.com/plugboard/plugboard/ent/credential"
 	"github.com/plugboard/plugboard/ent/customer"
-	"github.com/plugboard/plugboard/internal/auth"
 )
 
 // InstanceUse is one instance slot that uses a connection.
@@ -36,7 +35,7 @@ type Usage struct {
 // use a connection; ErrNotFound when there is no such connection in the
 // viewer's organization, as node answers.
 func (s *Service) ConnectionUsage(ctx context.Context, connectionID int) (*Usage, error) {
-	if _, err := auth.RequireAdmin(ctx); err != nil {
+	if _, err := Authorize(ctx, ReadUsage); err != nil {
 		return nil, err
 	}
 	conn, err := s.DB.Connection.Query().Where(connection.ID(connectionID)).Only(ctx)

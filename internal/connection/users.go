@@ -6,7 +6,6 @@ import (
 
 	"github.com/plugboard/plugboard/ent"
 	"github.com/plugboard/plugboard/ent/user"
-	"github.com/plugboard/plugboard/internal/auth"
 )
 
 // CreateUserInput is a new user of a customer.
@@ -19,7 +18,7 @@ type CreateUserInput struct {
 // CreateUser creates a user of one of the organization's customers, for
 // USER-scope connections; its external id is unique within the customer.
 func (s *Service) CreateUser(ctx context.Context, in CreateUserInput) (*ent.User, error) {
-	v, err := auth.RequireAdmin(ctx)
+	v, err := Authorize(ctx, ManageUsers)
 	if err != nil {
 		return nil, err
 	}

@@ -347,7 +347,7 @@ func isOAuth(ct *ent.ConnectionType) bool {
 // failed test refuses the rollback (TEST_FAILED) and changes nothing, a
 // passed one makes the credential ACTIVE.
 func (s *Service) RollbackCredential(ctx context.Context, id, version int, verify bool) (*ent.Credential, *TestResult, error) {
-	v, err := auth.RequireAdmin(ctx)
+	v, err := Authorize(ctx, RollbackCredential)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -2,6 +2,7 @@ package connection
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -116,19 +117,14 @@ func (s *Service) ConfigWizard(ctx context.Context, instanceID int) (*Wizard, er
 // customer's user; anyone but an admin or a customer's user is told the
 // instance does not exist.
 func wizardViewer(ctx context.Context, instanceID int) (*auth.Viewer, bool, error) {
-	v, err := auth.Require(ctx)
+	v, err := Authorize(ctx, ReadWizard)
+	if errors.Is(err, auth.ErrForbidden) {
+		return nil, false, notFound("instance", instanceID)
+	}
 	if err != nil {
 		return nil, false, err
 	}
-	switch v.Role {
-	case auth.RoleOrgAdmin:
-		return v, false, nil
-	case auth.RoleCustomerUser:
-		if v.CustomerID != 0 {
-			return v, true, nil
-		}
-	}
-	return nil, false, notFound("instance", instanceID)
+	return v, customerBound(v), nil
 }
 
 // wizardInstance loads the instance with its integration's slots in

@@ -187,7 +187,8 @@ func Open(ctx context.Context, o Options) (_ *App, err error) {
 	cfg := Config{
 		Resolver: &graph.Resolver{
 			DB: db, Connections: a.Service, Plugins: a.Host, Events: a.Events,
-			OAuth: oauthFlows{a.OAuth}, Tokens: a.Tokens, Embedding: a.Embedding,
+			OAuth:  oauthFlows{a.OAuth},
+			Access: &connection.Access{DB: db, Tokens: a.Tokens, Embedding: a.Embedding},
 		},
 		OAuthCallback:  a.OAuth.CallbackHandler(),
 		CatalogVersion: catalog.Version,

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 	"github.com/plugboard/plugboard/ent/credential"
 	"github.com/plugboard/plugboard/graph"
 	"github.com/plugboard/plugboard/internal/auth"
+	"github.com/plugboard/plugboard/internal/connection"
 	"github.com/plugboard/plugboard/internal/globalid"
 )
 
@@ -62,13 +64,8 @@ func runtimeHandler(db *ent.Client, src RuntimeSource, log *slog.Logger) http.Ha
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		ctx := r.Context()
-		v := auth.FromContext(ctx)
-		switch {
-		case v == nil:
-			writeRuntimeError(w, http.StatusUnauthorized, graph.CodeUnauthenticated, auth.ErrUnauthenticated.Error())
-			return
-		case v.Role != auth.RoleRuntime:
-			writeRuntimeError(w, http.StatusForbidden, graph.CodeForbidden, "only RUNTIME tokens read credential values")
+		if _, err := connection.Authorize(ctx, connection.ReadRuntimeValues); err != nil {
+			refuseRuntimeRead(w, err)
 			return
 		}
 		id, err := globalid.Decode(r.PathValue("id"))
@@ -137,4 +134,15 @@ func runtimeHandler(db *ent.Client, src RuntimeSource, log *slog.Logger) http.Ha
 
 func writeRuntimeError(w http.ResponseWriter, status int, code, msg string) {
 	writeJSON(w, status, map[string]any{"error": map[string]string{"code": code, "message": msg}})
+}
+
+// refuseRuntimeRead answers a read the authorization table refused: 401
+// without a viewer, 403 saying who may read.
+func refuseRuntimeRead(w http.ResponseWriter, err error) {
+	var refused *connection.Refusal
+	if errors.As(err, &refused) {
+		writeRuntimeError(w, http.StatusForbidden, graph.CodeForbidden, refused.Need)
+		return
+	}
+	writeRuntimeError(w, http.StatusUnauthorized, graph.CodeUnauthenticated, auth.ErrUnauthenticated.Error())
 }

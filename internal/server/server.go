@@ -268,7 +268,7 @@ func websocketAuth(cfg Config) transport.WebsocketInitFunc {
 			}
 		}
 		if h == "" {
-			if v := auth.FromContext(ctx); v != nil && v.Role == auth.RoleRuntime {
+			if v := auth.FromContext(ctx); v != nil && !connection.Permits(v, connection.WatchCredentials) {
 				return refuseWebsocket(ctx, wsCloseForbidden, "forbidden", auth.ErrForbidden)
 			}
 			return ctx, nil, nil
@@ -285,7 +285,7 @@ func websocketAuth(cfg Config) transport.WebsocketInitFunc {
 			}
 			return refuseWebsocket(ctx, wsCloseUnauthorized, "unauthorized", auth.ErrUnauthenticated)
 		}
-		if v.Role == auth.RoleRuntime {
+		if !connection.Permits(v, connection.WatchCredentials) {
 			return refuseWebsocket(ctx, wsCloseForbidden, "forbidden", auth.ErrForbidden)
 		}
 		// The ack carries no payload: echoing the init payload would send
