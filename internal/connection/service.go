@@ -86,14 +86,3 @@ func (s *Service) withTx(ctx context.Context, fn func(tx *ent.Tx) error) (err er
 	}
 	return nil
 }
-
-// publish announces a status change that has been committed.
-func (s *Service) publish(ctx context.Context, c *ent.Credential, from string) {
-	if s.Events == nil || from == string(c.Status) {
-		return
-	}
-	s.Events.Publish(ctx, events.StatusChange{
-		OrganizationID: c.OrganizationID, CredentialID: c.ID, ConnectionID: c.ConnectionID,
-		From: from, To: string(c.Status), Detail: c.StatusDetail, At: s.now(),
-	})
-}

@@ -239,7 +239,7 @@ func (s *Service) verifySave(ctx context.Context, v *auth.Viewer, p pendingSave)
 	keep := false
 	switch {
 	case p.tok != nil:
-		detail = "token fetched with the client credentials; verified"
+		detail = "token obtained with the client credentials"
 	case isOAuth(p.ct) && len(ex.Token) > 0:
 		keep = true
 	case isOAuth(p.ct):
@@ -253,11 +253,6 @@ func (s *Service) verifySave(ctx context.Context, v *auth.Viewer, p pendingSave)
 			SetLastTestedAt(s.now())
 		if err := s.setLiveValues(ctx, u, ex.ID, n, p.vals); err != nil {
 			return err
-		}
-		if keep {
-			status = ex.Status
-		} else {
-			u.SetStatus(status).SetStatusDetail(detail)
 		}
 		cnt, err := u.Save(ctx)
 		if err != nil {
@@ -286,13 +281,12 @@ func (s *Service) verifySave(ctx context.Context, v *auth.Viewer, p pendingSave)
 		}); err != nil {
 			return err
 		}
-		if status != ex.Status {
-			if err := s.audit(ctx, db, v, auditEntry{
-				credentialID: ex.ID, connectionID: ex.ConnectionID, action: "credential.status_changed",
-				message: fmt.Sprintf("status %s → %s", ex.Status, status),
-			}); err != nil {
-				return err
-			}
+		change := statusChange{cred: ex, to: ex.Status, actor: v.Actor, recompute: true, orgValuesChanged: len(p.changed) > 0}
+		if !keep {
+			change.to, change.detail = status, detail
+		}
+		if err := s.transition(ctx, tx, change); err != nil {
+			return err
 		}
 		saved, err = db.Credential.Get(ctx, ex.ID)
 		return err
@@ -304,12 +298,7 @@ func (s *Service) verifySave(ctx context.Context, v *auth.Viewer, p pendingSave)
 	if err != nil {
 		return nil, nil, err
 	}
-	saved = saved.Unwrap()
-	s.publish(ctx, saved, string(ex.Status))
-	if err := s.afterCredentialChange(ctx, saved, len(p.changed) > 0); err != nil {
-		s.log().Warn("updating the instances of a verified credential", "credential", saved.ID, "err", err)
-	}
-	return saved, result, nil
+	return saved.Unwrap(), result, nil
 }
 
 var errVersionRaced = errors.New("credential changed during verification")
@@ -504,9 +493,6 @@ func (s *Service) commitRollback(ctx context.Context, v *auth.Viewer, cred *ent.
 		if err := s.setLiveValues(ctx, u, cred.ID, n, vals); err != nil {
 			return err
 		}
-		if !rs.keep {
-			u.SetStatus(rs.status).SetStatusDetail(rs.detail)
-		}
 		if rs.tested {
 			u.SetLastTestedAt(s.now())
 		}
@@ -525,13 +511,12 @@ func (s *Service) commitRollback(ctx context.Context, v *auth.Viewer, cred *ent.
 		}); err != nil {
 			return err
 		}
-		if rs.status != cred.Status {
-			if err := s.audit(ctx, db, v, auditEntry{
-				credentialID: cred.ID, connectionID: cred.ConnectionID, action: "credential.status_changed",
-				message: fmt.Sprintf("status %s → %s", cred.Status, rs.status),
-			}); err != nil {
-				return err
-			}
+		change := statusChange{cred: cred, to: cred.Status, actor: v.Actor, recompute: true, orgValuesChanged: true}
+		if !rs.keep {
+			change.to, change.detail = rs.status, rs.detail
+		}
+		if err := s.transition(ctx, tx, change); err != nil {
+			return err
 		}
 		saved, err = db.Credential.Get(ctx, cred.ID)
 		return err
@@ -539,12 +524,7 @@ func (s *Service) commitRollback(ctx context.Context, v *auth.Viewer, cred *ent.
 	if err != nil {
 		return nil, err
 	}
-	saved = saved.Unwrap()
-	s.publish(ctx, saved, string(cred.Status))
-	if err := s.afterCredentialChange(ctx, saved, true); err != nil {
-		s.log().Warn("updating the instances of a rolled back credential", "credential", saved.ID, "err", err)
-	}
-	return saved, nil
+	return saved.Unwrap(), nil
 }
 
 // setLiveValues makes vals the live values of credential id at version n
