@@ -271,7 +271,7 @@ func (s *Service) SaveCredential(ctx context.Context, in SaveCredentialInput) (s
 			return invalid(fieldErr(CodeTaken, "The credential changed while it was being saved; save again."))
 		}
 		if tok != nil {
-			if err := s.OAuth.StoreToken(ctx, db, id, ct, tok); err != nil {
+			if err := s.storeToken(ctx, db, id, ct, tok); err != nil {
 				return err
 			}
 		}
@@ -752,7 +752,7 @@ func (s *Service) TestCredential(ctx context.Context, id int) (*ent.Credential, 
 	}
 	var tok *oauth.Token
 	if (ct.AuthKind == connectiontype.AuthKindOAUTH2_AUTHORIZATION_CODE || ct.AuthKind == connectiontype.AuthKindOAUTH2_CLIENT_CREDENTIALS) && s.OAuth != nil {
-		if tok, err = s.OAuth.Token(ctx, cred.ID, 0); err != nil {
+		if tok, err = s.Token(ctx, cred.ID, 0); err != nil {
 			return nil, nil, err
 		}
 	}

@@ -210,7 +210,7 @@ func (s *Service) verifySave(ctx context.Context, v *auth.Viewer, p pendingSave)
 	tok := p.tok
 	if tok == nil && isOAuth(p.ct) && s.OAuth != nil && len(ex.Token) > 0 {
 		// An authorization-code credential is tested with its stored token.
-		if tok, err = s.OAuth.Token(ctx, ex.ID, 0); err != nil {
+		if tok, err = s.Token(ctx, ex.ID, 0); err != nil {
 			return nil, nil, s.rejectVersion(ctx, v, ex, n, "the stored OAuth 2.0 token is not usable", err)
 		}
 	}
@@ -262,7 +262,7 @@ func (s *Service) verifySave(ctx context.Context, v *auth.Viewer, p pendingSave)
 			return errVersionRaced
 		}
 		if p.tok != nil {
-			if err := s.OAuth.StoreToken(ctx, db, ex.ID, p.ct, p.tok); err != nil {
+			if err := s.storeToken(ctx, db, ex.ID, p.ct, p.tok); err != nil {
 				return err
 			}
 		}
@@ -458,7 +458,7 @@ func (s *Service) testVersionValues(ctx context.Context, cred *ent.Credential, v
 	}
 	var tok *oauth.Token
 	if isOAuth(ct) && s.OAuth != nil && len(cred.Token) > 0 {
-		if tok, err = s.OAuth.Token(ctx, cred.ID, 0); err != nil {
+		if tok, err = s.Token(ctx, cred.ID, 0); err != nil {
 			return nil, err
 		}
 	}

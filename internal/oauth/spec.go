@@ -12,9 +12,9 @@ import (
 	"github.com/plugboard/plugboard/plugins/sdk"
 )
 
-// flow is a type's OAuth 2.0 spec rendered against one credential's
+// Flow is a type's OAuth 2.0 spec rendered against one credential's
 // values: everything a request to the provider needs.
-type flow struct {
+type Flow struct {
 	kind         connectiontype.AuthKind
 	authorizeURL string
 	tokenURL     string
@@ -39,8 +39,8 @@ const (
 	pkceNone  = "NONE"
 )
 
-// marginOf returns the refresh margin of ct.
-func (s *Service) marginOf(ct *ent.ConnectionType) time.Duration {
+// MarginOf returns the refresh margin of ct.
+func (s *Service) MarginOf(ct *ent.ConnectionType) time.Duration {
 	if ct != nil && ct.Oauth2 != nil && ct.Oauth2.RefreshMarginSeconds > 0 {
 		return time.Duration(ct.Oauth2.RefreshMarginSeconds) * time.Second
 	}
@@ -54,18 +54,18 @@ func isOAuth(ct *ent.ConnectionType) bool {
 			ct.AuthKind == connectiontype.AuthKindOAUTH2_CLIENT_CREDENTIALS)
 }
 
-// flowOf renders ct's OAuth 2.0 spec with values (resolved: defaults and
+// FlowOf renders ct's OAuth 2.0 spec with values (resolved: defaults and
 // templates applied).
-func (s *Service) flowOf(ct *ent.ConnectionType, values map[string]string) (*flow, error) {
+func (s *Service) FlowOf(ct *ent.ConnectionType, values map[string]string) (*Flow, error) {
 	if !isOAuth(ct) {
 		return nil, ErrNotOAuth
 	}
 	sp := ct.Oauth2
-	f := &flow{
+	f := &Flow{
 		kind:     ct.AuthKind,
 		scopeSep: sp.ScopeSeparator,
 		pkce:     strings.ToUpper(sp.PKCEMethod),
-		margin:   s.marginOf(ct),
+		margin:   s.MarginOf(ct),
 	}
 	if f.scopeSep == "" {
 		f.scopeSep = " "
@@ -171,7 +171,7 @@ func isHTTPURL(s string) bool {
 
 // config returns the x/oauth2 config of an authorization code flow. Scopes
 // are left out: they are sent with the type's own separator (scopeParam).
-func (f *flow) config(redirectURL string) *oauth2.Config {
+func (f *Flow) config(redirectURL string) *oauth2.Config {
 	return &oauth2.Config{
 		ClientID:     f.clientID,
 		ClientSecret: f.clientSecret,
@@ -186,13 +186,16 @@ func (f *flow) config(redirectURL string) *oauth2.Config {
 
 // scopeParam is the scope parameter: the scopes joined by the type's
 // separator (Slack uses commas, the RFC spaces).
-func (f *flow) scopeParam() string { return strings.Join(f.scopes, f.scopeSep) }
+func (f *Flow) scopeParam() string { return strings.Join(f.scopes, f.scopeSep) }
 
 // grantedScopes returns the scopes of a token response: its scope field if
 // present, else the requested scopes.
-func (f *flow) grantedScopes(scope any) []string {
+func (f *Flow) grantedScopes(scope any) []string {
 	if s, ok := scope.(string); ok && strings.TrimSpace(s) != "" {
 		return splitScopes(s, f.scopeSep)
 	}
 	return append([]string(nil), f.scopes...)
 }
+
+// Margin is how long before its expiry a token of the flow is refreshed.
+func (f *Flow) Margin() time.Duration { return f.margin }
