@@ -9,6 +9,7 @@ import (
 
 	"github.com/plugboard/plugboard/ent"
 	"github.com/plugboard/plugboard/ent/connectiontype"
+	"github.com/plugboard/plugboard/ent/schema/schematype"
 	"github.com/plugboard/plugboard/plugins/sdk"
 )
 
@@ -20,6 +21,7 @@ type Flow struct {
 	tokenURL     string
 	revokeURL    string
 	clientID     string
+	clientIDKey  string
 	clientSecret string
 	scopes       []string
 	scopeSep     string
@@ -60,6 +62,28 @@ func (s *Service) FlowOf(ct *ent.ConnectionType, values map[string]string) (*Flo
 	if !isOAuth(ct) {
 		return nil, ErrNotOAuth
 	}
+	f, err := s.flowSettings(ct)
+	if err != nil {
+		return nil, err
+	}
+	for _, in := range ct.Inputs {
+		if in.Secret && len(values[in.Key]) >= 4 {
+			f.secrets = append(f.secrets, values[in.Key])
+		}
+	}
+	if err := f.renderURLs(ct, values); err != nil {
+		return nil, err
+	}
+	f.setClient(ct.Oauth2, values)
+	if err := f.check(ct); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// flowSettings reads the fixed settings of ct's spec: scope separator,
+// PKCE method, token auth style, refresh margin.
+func (s *Service) flowSettings(ct *ent.ConnectionType) (*Flow, error) {
 	sp := ct.Oauth2
 	f := &Flow{
 		kind:     ct.AuthKind,
@@ -86,12 +110,13 @@ func (s *Service) FlowOf(ct *ent.ConnectionType, values map[string]string) (*Flo
 	default:
 		return nil, misconfigured("connection type %s declares an unknown token auth style", ct.Key)
 	}
-	for _, in := range ct.Inputs {
-		if in.Secret && len(values[in.Key]) >= 4 {
-			f.secrets = append(f.secrets, values[in.Key])
-		}
-	}
+	return f, nil
+}
 
+// renderURLs renders the URLs, scopes and extra parameters of ct's spec
+// against values.
+func (f *Flow) renderURLs(ct *ent.ConnectionType, values map[string]string) error {
+	sp := ct.Oauth2
 	var err error
 	render := func(what, tmpl string) string {
 		if err != nil || tmpl == "" {
@@ -112,34 +137,43 @@ func (s *Service) FlowOf(ct *ent.ConnectionType, values map[string]string) (*Flo
 	f.extraAuth = renderMap(render, "authorize parameter", sp.ExtraAuthorizeParams)
 	f.extraToken = renderMap(render, "token parameter", sp.ExtraTokenParams)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	f.scopes = splitScopes(scopes, f.scopeSep)
+	return nil
+}
 
-	idKey, secretKey := sp.ClientIDInput, sp.ClientSecretInput
-	if idKey == "" {
-		idKey = "clientId"
+// setClient takes the client id and secret from the inputs sp names.
+func (f *Flow) setClient(sp *schematype.OAuth2Spec, values map[string]string) {
+	f.clientIDKey = sp.ClientIDInput
+	secretKey := sp.ClientSecretInput
+	if f.clientIDKey == "" {
+		f.clientIDKey = "clientId"
 	}
 	if secretKey == "" {
 		secretKey = "clientSecret"
 	}
-	f.clientID, f.clientSecret = values[idKey], values[secretKey]
+	f.clientID, f.clientSecret = values[f.clientIDKey], values[secretKey]
 	if len(f.clientSecret) >= 4 {
 		f.secrets = append(f.secrets, f.clientSecret)
 	}
+}
+
+// check refuses a flow that cannot make its requests.
+func (f *Flow) check(ct *ent.ConnectionType) error {
 	if f.clientID == "" {
-		return nil, misconfigured("the credential has no client id (input %q): save it first", idKey)
+		return misconfigured("the credential has no client id (input %q): save it first", f.clientIDKey)
 	}
 	if !isHTTPURL(f.tokenURL) {
-		return nil, misconfigured("connection type %s has no usable token URL", ct.Key)
+		return misconfigured("connection type %s has no usable token URL", ct.Key)
 	}
 	if f.kind == connectiontype.AuthKindOAUTH2_AUTHORIZATION_CODE && !isHTTPURL(f.authorizeURL) {
-		return nil, misconfigured("connection type %s has no usable authorize URL", ct.Key)
+		return misconfigured("connection type %s has no usable authorize URL", ct.Key)
 	}
 	if f.revokeURL != "" && !isHTTPURL(f.revokeURL) {
-		return nil, misconfigured("connection type %s has an unusable revoke URL", ct.Key)
+		return misconfigured("connection type %s has an unusable revoke URL", ct.Key)
 	}
-	return f, nil
+	return nil
 }
 
 func renderMap(render func(what, tmpl string) string, what string, m map[string]string) map[string]string {

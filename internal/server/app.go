@@ -248,7 +248,7 @@ func (a *App) handlerConfig(ctx context.Context, catalog *connection.Catalog) (C
 		},
 		OAuthCallback:   a.OAuth.CallbackHandler(a.Service.CompleteAuthorization),
 		CatalogVersion:  catalog.Version,
-		Runtime:         runtimeSource{a.Service},
+		Runtime:         a.Service,
 		Auth:            &auth.Authenticator{Tokens: a.Tokens, Embedding: a.Embedding},
 		Logger:          a.Log,
 		Metrics:         a.Metrics,
@@ -414,15 +414,4 @@ func callbackURL(o Options) string {
 		base = "http://localhost:" + port
 	}
 	return base + "/oauth2/callback"
-}
-
-// runtimeSource serves the runtime read from the connection service.
-type runtimeSource struct{ *connection.Service }
-
-func (r runtimeSource) AccessToken(ctx context.Context, credentialID int, minValidity time.Duration) (*RuntimeToken, error) {
-	t, err := r.Token(ctx, credentialID, minValidity)
-	if err != nil {
-		return nil, err
-	}
-	return &RuntimeToken{AccessToken: t.AccessToken, TokenType: t.TokenType, Expiry: t.Expiry}, nil
 }

@@ -120,7 +120,7 @@ func NewHandler(cfg Config) http.Handler {
 		mux.Handle("GET /oauth2/callback", cfg.OAuthCallback)
 	}
 	if cfg.Runtime != nil {
-		mux.Handle("GET /runtime/v1/credentials/{id}", authenticate(cfg, runtimeHandler(cfg.Resolver.DB, cfg.Runtime, cfg.Logger)))
+		mux.Handle("GET /runtime/v1/credentials/{id}", authenticate(cfg, runtimeHandler(cfg.Runtime, cfg.Logger)))
 	}
 	api := authenticate(cfg, gql)
 	mux.Handle("/graphql", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
