@@ -7,7 +7,16 @@ import (
 	"github.com/plugboard/plugboard/internal/auth"
 )
 
+// Audit actors of work plugboard does on its own, not for a viewer.
+const (
+	actorCallback = "oauth2:callback"
+	actorRefresh  = "oauth2:refresh"
+)
+
 type auditEntry struct {
+	// orgID and actor default to the viewer's when written with audit.
+	orgID        int
+	actor        string
 	credentialID int
 	connectionID int
 	action       string
@@ -15,16 +24,27 @@ type auditEntry struct {
 	message string
 }
 
+// credentialEntry is an entry about credential c, by actor.
+func credentialEntry(c *ent.Credential, actor, action, message string) auditEntry {
+	return auditEntry{
+		orgID: c.OrganizationID, actor: actor, credentialID: c.ID, connectionID: c.ConnectionID,
+		action: action, message: message,
+	}
+}
+
 // audit writes one entry of the connection log in the viewer's
 // organization.
 func (s *Service) audit(ctx context.Context, db *ent.Client, v *auth.Viewer, e auditEntry) error {
-	return s.auditOrg(ctx, db, v.OrganizationID, v.Actor, e)
+	e.orgID, e.actor = v.OrganizationID, v.Actor
+	return s.writeAudit(ctx, db, e)
 }
 
-func (s *Service) auditOrg(ctx context.Context, db *ent.Client, orgID int, actor string, e auditEntry) error {
+// writeAudit is the one writer of the connection log: every AuditEvent of
+// the domain is written here, in the caller's transaction (db).
+func (s *Service) writeAudit(ctx context.Context, db *ent.Client, e auditEntry) error {
 	c := db.AuditEvent.Create().
-		SetOrganizationID(orgID).
-		SetActor(actor).
+		SetOrganizationID(e.orgID).
+		SetActor(e.actor).
 		SetAction(e.action).
 		SetMessage(e.message).
 		SetAt(s.now())

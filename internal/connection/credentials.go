@@ -212,12 +212,12 @@ func (s *Service) SaveCredential(ctx context.Context, in SaveCredentialInput) (s
 		status, detail, keepStatus = credential.StatusACTIVE, "organization values validated", false
 	}
 	if tok != nil {
-		status, detail, keepStatus = credential.StatusACTIVE, "token fetched with the client credentials", false
+		status, detail, keepStatus = credential.StatusACTIVE, "token obtained with the client credentials", false
 	}
 	err = s.withTx(ctx, func(tx *ent.Tx) error {
 		db := tx.Client()
 		var id, version int
-		oldStatus := credential.StatusPENDING // a new credential starts PENDING
+		was := existing
 		if existing == nil {
 			c := db.Credential.Create().
 				SetOrganizationID(v.OrganizationID).
@@ -243,9 +243,9 @@ func (s *Service) SaveCredential(ctx context.Context, in SaveCredentialInput) (s
 				}
 				return err
 			}
-			id, version = row.ID, 1
+			id, version, was = row.ID, 1, row
 		} else {
-			id, oldStatus = existing.ID, existing.Status
+			id = existing.ID
 			if version, err = nextVersion(ctx, db, existing.OrganizationID, id, existing.Version); err != nil {
 				return err
 			}
@@ -254,11 +254,6 @@ func (s *Service) SaveCredential(ctx context.Context, in SaveCredentialInput) (s
 		u := db.Credential.Update().Where(credential.ID(id))
 		if err := s.setLiveValues(ctx, u, id, version, vals); err != nil {
 			return err
-		}
-		if !keepStatus {
-			u.SetStatus(status).SetStatusDetail(detail)
-		} else {
-			status = oldStatus
 		}
 		if existing != nil {
 			// Optimistic concurrency: a save that raced with another one
@@ -276,7 +271,7 @@ func (s *Service) SaveCredential(ctx context.Context, in SaveCredentialInput) (s
 			return invalid(fieldErr(CodeTaken, "The credential changed while it was being saved; save again."))
 		}
 		if tok != nil {
-			if err := s.OAuth.StoreToken(ctx, db, id, ct, tok); err != nil {
+			if err := s.storeToken(ctx, db, id, ct, tok); err != nil {
 				return err
 			}
 		}
@@ -288,10 +283,6 @@ func (s *Service) SaveCredential(ctx context.Context, in SaveCredentialInput) (s
 		}
 		// Every save is a new immutable version; only the inputs and
 		// secrets are versioned, never an OAuth 2.0 token.
-		was := existing
-		if was == nil {
-			was = &ent.Credential{ID: id, OrganizationID: v.OrganizationID}
-		}
 		if err := s.addVersion(ctx, db, v, was, version,
 			vals, credentialversion.StateLIVE, ""); err != nil {
 			return err
@@ -302,13 +293,16 @@ func (s *Service) SaveCredential(ctx context.Context, in SaveCredentialInput) (s
 		}); err != nil {
 			return err
 		}
-		if status != oldStatus {
-			if err := s.audit(ctx, db, v, auditEntry{
-				credentialID: id, connectionID: conn.ID, action: "credential.status_changed",
-				message: fmt.Sprintf("status %s → %s", oldStatus, status),
-			}); err != nil {
-				return err
-			}
+		// The instances it serves see the new values at run time; their
+		// config state and, for the organization's values, needsDeploy
+		// follow.
+		change := statusChange{cred: was, to: was.Status, actor: v.Actor,
+			recompute: true, orgValuesChanged: len(changed) > 0}
+		if !keepStatus {
+			change.to, change.detail = status, detail
+		}
+		if err := s.transition(ctx, tx, change); err != nil {
+			return err
 		}
 		saved, err = db.Credential.Get(ctx, id)
 		return err
@@ -316,18 +310,7 @@ func (s *Service) SaveCredential(ctx context.Context, in SaveCredentialInput) (s
 	if err != nil {
 		return nil, nil, err
 	}
-	from := string(credential.StatusPENDING)
-	if existing != nil {
-		from = string(existing.Status)
-	}
-	saved = saved.Unwrap()
-	s.publish(ctx, saved, from)
-	// The instances it serves see the new values at run time; their config
-	// state and, for the organization's values, needsDeploy follow.
-	if err := s.afterCredentialChange(ctx, saved, len(changed) > 0); err != nil {
-		s.log().Warn("updating the instances of a saved credential", "credential", saved.ID, "err", err)
-	}
-	return saved, result, nil
+	return saved.Unwrap(), result, nil
 }
 
 // recordLastErrors keeps the field errors of a rejected save of c for a
@@ -734,7 +717,7 @@ func (s *Service) TestCredential(ctx context.Context, id int) (*ent.Credential, 
 	}
 	var tok *oauth.Token
 	if (ct.AuthKind == connectiontype.AuthKindOAUTH2_AUTHORIZATION_CODE || ct.AuthKind == connectiontype.AuthKindOAUTH2_CLIENT_CREDENTIALS) && s.OAuth != nil {
-		if tok, err = s.OAuth.Token(ctx, cred.ID, 0); err != nil {
+		if tok, err = s.Token(ctx, cred.ID, 0); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -754,10 +737,7 @@ func (s *Service) TestCredential(ctx context.Context, id int) (*ent.Credential, 
 	var updated *ent.Credential
 	err = s.withTx(ctx, func(tx *ent.Tx) error {
 		db := tx.Client()
-		var err error
-		updated, err = db.Credential.UpdateOneID(cred.ID).
-			SetStatus(status).SetStatusDetail(detail).SetLastTestedAt(s.now()).Save(ctx)
-		if err != nil {
+		if err := db.Credential.UpdateOneID(cred.ID).SetLastTestedAt(s.now()).Exec(ctx); err != nil {
 			return err
 		}
 		outcome := "passed"
@@ -770,25 +750,17 @@ func (s *Service) TestCredential(ctx context.Context, id int) (*ent.Credential, 
 		}); err != nil {
 			return err
 		}
-		if status != cred.Status {
-			return s.audit(ctx, db, v, auditEntry{
-				credentialID: cred.ID, connectionID: cred.ConnectionID, action: "credential.status_changed",
-				message: fmt.Sprintf("status %s → %s", cred.Status, status),
-			})
+		if err := s.transition(ctx, tx, statusChange{cred: cred, to: status, detail: detail, actor: v.Actor}); err != nil {
+			return err
 		}
-		return nil
+		var err error
+		updated, err = db.Credential.Get(ctx, cred.ID)
+		return err
 	})
 	if err != nil {
 		return nil, nil, err
 	}
-	s.publish(ctx, updated, string(cred.Status))
-	updated = updated.Unwrap()
-	if updated.Status != cred.Status {
-		if err := s.afterCredentialChange(ctx, updated, false); err != nil {
-			s.log().Warn("updating the instances of a tested credential", "credential", updated.ID, "err", err)
-		}
-	}
-	return updated, result, nil
+	return updated.Unwrap(), result, nil
 }
 
 // Value is one input of a credential as the API shows it: secret values

@@ -15,7 +15,6 @@ import (
 	"github.com/plugboard/plugboard/ent/schema/schematype"
 	"github.com/plugboard/plugboard/internal/auth"
 	"github.com/plugboard/plugboard/internal/connection/scopes"
-	"github.com/plugboard/plugboard/internal/events"
 )
 
 // How a slot of an instance finds its credential:
@@ -400,39 +399,6 @@ func (s *Service) afterCredentialChange(ctx context.Context, c *ent.Credential, 
 		orgCred = c.ID
 	}
 	return s.refreshInstances(ctx, s.DB, insts, orgCred)
-}
-
-// CredentialStatusChanged recomputes the config state of the instances a
-// credential serves after a status change made elsewhere (an OAuth 2.0
-// callback, a refresh). ctx needs a viewer of the credential's
-// organization or the system viewer.
-func (s *Service) CredentialStatusChanged(ctx context.Context, credentialID int) error {
-	c, err := s.DB.Credential.Get(ctx, credentialID)
-	if ent.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	return s.afterCredentialChange(ctx, c, false)
-}
-
-// StatusHook passes status changes on to Next and recomputes the config
-// state of the instances each changed credential serves. The server can
-// hand it to the OAuth 2.0 engine as its publisher.
-type StatusHook struct {
-	Service *Service
-	Next    events.Publisher
-}
-
-// Publish implements events.Publisher.
-func (h StatusHook) Publish(ctx context.Context, ev events.StatusChange) {
-	if h.Next != nil {
-		h.Next.Publish(ctx, ev)
-	}
-	if err := h.Service.CredentialStatusChanged(auth.SystemContext(context.WithoutCancel(ctx)), ev.CredentialID); err != nil {
-		h.Service.log().Warn("recomputing instance config states", "credential", ev.CredentialID, "err", err)
-	}
 }
 
 // CreateInstanceInput is a new instance of an integration for a customer.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/plugboard/plugboard/ent"
@@ -25,15 +26,6 @@ type Sealer interface {
 	Decrypt(ctx context.Context, ciphertext, aad []byte) ([]byte, error)
 }
 
-// OAuthTokens is what the save pipeline and live tests need of the OAuth
-// 2.0 engine.
-type OAuthTokens interface {
-	// Token returns a fresh access token of a stored credential.
-	Token(ctx context.Context, credentialID int, minValidity time.Duration) (*oauth.Token, error)
-	FetchClientCredentials(ctx context.Context, ct *ent.ConnectionType, values map[string]string) (*oauth.Token, error)
-	StoreToken(ctx context.Context, db *ent.Client, credID int, ct *ent.ConnectionType, tok *oauth.Token) error
-}
-
 // Service runs the connection and credential rules over the store.
 type Service struct {
 	DB      *ent.Client
@@ -42,11 +34,17 @@ type Service struct {
 	Log     *slog.Logger
 	// Events receives credential status changes; nil drops them.
 	Events events.Publisher
-	// OAuth fetches and stores client-credentials tokens at save; nil
-	// refuses saves of OAUTH2_CLIENT_CREDENTIALS types.
-	OAuth OAuthTokens
+	// OAuth is the token engine: authorize URLs, code exchange, refresh,
+	// revoke. The service stores what it returns. nil refuses OAuth 2.0
+	// work (saves of OAUTH2_CLIENT_CREDENTIALS types, token reads).
+	OAuth *oauth.Service
+	// Refresh configures the refreshes of stored tokens.
+	Refresh RefreshOptions
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+
+	refreshInit sync.Once
+	refresh     *refresher
 }
 
 func (s *Service) now() time.Time {
@@ -63,7 +61,9 @@ func (s *Service) log() *slog.Logger {
 	return slog.Default()
 }
 
-// withTx runs fn in a transaction, rolling back on error or panic.
+// withTx runs fn in a transaction, rolling back on error or panic. It is
+// the one transaction helper of the domain: what a transition publishes
+// runs once it commits.
 func (s *Service) withTx(ctx context.Context, fn func(tx *ent.Tx) error) (err error) {
 	tx, err := s.DB.Tx(ctx)
 	if err != nil {
@@ -75,7 +75,12 @@ func (s *Service) withTx(ctx context.Context, fn func(tx *ent.Tx) error) (err er
 			panic(v)
 		}
 	}()
-	if err := fn(tx); err != nil {
+	return finishTx(tx, fn(tx))
+}
+
+// finishTx commits tx when err is nil and rolls it back otherwise.
+func finishTx(tx *ent.Tx, err error) error {
+	if err != nil {
 		if rerr := tx.Rollback(); rerr != nil {
 			return errors.Join(err, rerr)
 		}
@@ -85,15 +90,4 @@ func (s *Service) withTx(ctx context.Context, fn func(tx *ent.Tx) error) (err er
 		return fmt.Errorf("committing: %w", err)
 	}
 	return nil
-}
-
-// publish announces a status change that has been committed.
-func (s *Service) publish(ctx context.Context, c *ent.Credential, from string) {
-	if s.Events == nil || from == string(c.Status) {
-		return
-	}
-	s.Events.Publish(ctx, events.StatusChange{
-		OrganizationID: c.OrganizationID, CredentialID: c.ID, ConnectionID: c.ConnectionID,
-		From: from, To: string(c.Status), Detail: c.StatusDetail, At: s.now(),
-	})
 }

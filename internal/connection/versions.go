@@ -204,7 +204,7 @@ func (s *Service) verifySave(ctx context.Context, v *auth.Viewer, p pendingSave)
 	tok := p.tok
 	if tok == nil && isOAuth(p.ct) && s.OAuth != nil && len(ex.Token) > 0 {
 		// An authorization-code credential is tested with its stored token.
-		if tok, err = s.OAuth.Token(ctx, ex.ID, 0); err != nil {
+		if tok, err = s.Token(ctx, ex.ID, 0); err != nil {
 			return nil, nil, s.rejectVersion(ctx, v, ex, n, "the stored OAuth 2.0 token is not usable", err)
 		}
 	}
@@ -233,7 +233,7 @@ func (s *Service) verifySave(ctx context.Context, v *auth.Viewer, p pendingSave)
 	keep := false
 	switch {
 	case p.tok != nil:
-		detail = "token fetched with the client credentials; verified"
+		detail = "token obtained with the client credentials"
 	case isOAuth(p.ct) && len(ex.Token) > 0:
 		keep = true
 	case isOAuth(p.ct):
@@ -248,11 +248,6 @@ func (s *Service) verifySave(ctx context.Context, v *auth.Viewer, p pendingSave)
 		if err := s.setLiveValues(ctx, u, ex.ID, n, p.vals); err != nil {
 			return err
 		}
-		if keep {
-			status = ex.Status
-		} else {
-			u.SetStatus(status).SetStatusDetail(detail)
-		}
 		cnt, err := u.Save(ctx)
 		if err != nil {
 			return err
@@ -261,7 +256,7 @@ func (s *Service) verifySave(ctx context.Context, v *auth.Viewer, p pendingSave)
 			return errVersionRaced
 		}
 		if p.tok != nil {
-			if err := s.OAuth.StoreToken(ctx, db, ex.ID, p.ct, p.tok); err != nil {
+			if err := s.storeToken(ctx, db, ex.ID, p.ct, p.tok); err != nil {
 				return err
 			}
 		}
@@ -280,13 +275,12 @@ func (s *Service) verifySave(ctx context.Context, v *auth.Viewer, p pendingSave)
 		}); err != nil {
 			return err
 		}
-		if status != ex.Status {
-			if err := s.audit(ctx, db, v, auditEntry{
-				credentialID: ex.ID, connectionID: ex.ConnectionID, action: "credential.status_changed",
-				message: fmt.Sprintf("status %s → %s", ex.Status, status),
-			}); err != nil {
-				return err
-			}
+		change := statusChange{cred: ex, to: ex.Status, actor: v.Actor, recompute: true, orgValuesChanged: len(p.changed) > 0}
+		if !keep {
+			change.to, change.detail = status, detail
+		}
+		if err := s.transition(ctx, tx, change); err != nil {
+			return err
 		}
 		saved, err = db.Credential.Get(ctx, ex.ID)
 		return err
@@ -298,12 +292,7 @@ func (s *Service) verifySave(ctx context.Context, v *auth.Viewer, p pendingSave)
 	if err != nil {
 		return nil, nil, err
 	}
-	saved = saved.Unwrap()
-	s.publish(ctx, saved, string(ex.Status))
-	if err := s.afterCredentialChange(ctx, saved, len(p.changed) > 0); err != nil {
-		s.log().Warn("updating the instances of a verified credential", "credential", saved.ID, "err", err)
-	}
-	return saved, result, nil
+	return saved.Unwrap(), result, nil
 }
 
 var errVersionRaced = errors.New("credential changed during verification")
@@ -463,7 +452,7 @@ func (s *Service) testVersionValues(ctx context.Context, cred *ent.Credential, v
 	}
 	var tok *oauth.Token
 	if isOAuth(ct) && s.OAuth != nil && len(cred.Token) > 0 {
-		if tok, err = s.OAuth.Token(ctx, cred.ID, 0); err != nil {
+		if tok, err = s.Token(ctx, cred.ID, 0); err != nil {
 			return nil, err
 		}
 	}
@@ -498,9 +487,6 @@ func (s *Service) commitRollback(ctx context.Context, v *auth.Viewer, cred *ent.
 		if err := s.setLiveValues(ctx, u, cred.ID, n, vals); err != nil {
 			return err
 		}
-		if !rs.keep {
-			u.SetStatus(rs.status).SetStatusDetail(rs.detail)
-		}
 		if rs.tested {
 			u.SetLastTestedAt(s.now())
 		}
@@ -519,13 +505,12 @@ func (s *Service) commitRollback(ctx context.Context, v *auth.Viewer, cred *ent.
 		}); err != nil {
 			return err
 		}
-		if rs.status != cred.Status {
-			if err := s.audit(ctx, db, v, auditEntry{
-				credentialID: cred.ID, connectionID: cred.ConnectionID, action: "credential.status_changed",
-				message: fmt.Sprintf("status %s → %s", cred.Status, rs.status),
-			}); err != nil {
-				return err
-			}
+		change := statusChange{cred: cred, to: cred.Status, actor: v.Actor, recompute: true, orgValuesChanged: true}
+		if !rs.keep {
+			change.to, change.detail = rs.status, rs.detail
+		}
+		if err := s.transition(ctx, tx, change); err != nil {
+			return err
 		}
 		saved, err = db.Credential.Get(ctx, cred.ID)
 		return err
@@ -533,12 +518,7 @@ func (s *Service) commitRollback(ctx context.Context, v *auth.Viewer, cred *ent.
 	if err != nil {
 		return nil, err
 	}
-	saved = saved.Unwrap()
-	s.publish(ctx, saved, string(cred.Status))
-	if err := s.afterCredentialChange(ctx, saved, true); err != nil {
-		s.log().Warn("updating the instances of a rolled back credential", "credential", saved.ID, "err", err)
-	}
-	return saved, nil
+	return saved.Unwrap(), nil
 }
 
 // setLiveValues makes vals the live values of credential id at version n

@@ -3,9 +3,9 @@ package oauth
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/plugboard/plugboard/ent"
@@ -18,8 +18,8 @@ import (
 	"github.com/plugboard/plugboard/internal/secrets/sealed"
 )
 
-// outcome is the result of one callback, as the browser is told.
-type outcome struct {
+// Outcome is how one callback went, as the browser is told.
+type Outcome struct {
 	// state is the authorization's state row; nil when unknown.
 	state  *ent.OAuthState
 	credID int
@@ -33,13 +33,21 @@ type outcome struct {
 	http    int
 }
 
+// Err is nil when the callback authorized the credential.
+func (o Outcome) Err() error { return o.err }
+
+// Completion finishes a callback: internal/connection checks the state with
+// BeginCallback, exchanges the code with Exchange and stores the outcome.
+type Completion func(ctx context.Context, q url.Values) Outcome
+
 // CallbackHandler returns the handler of the provider's redirect back to
 // plugboard (mount it at GET /oauth2/callback; Config.CallbackURL must name
-// it). It checks the state, exchanges the code, stores the token and then
-// redirects to the start's success or failure URL, answers a popup with a
-// page that posts the outcome to window.opener, or shows a page. It acts as
-// plugboard itself (auth.SystemContext); the state proves the caller.
-func (s *Service) CallbackHandler() http.Handler {
+// it). complete checks the state, exchanges the code and stores the token;
+// the handler then redirects to the start's success or failure URL, answers
+// a popup with a page that posts the outcome to window.opener, or shows a
+// page. It acts as plugboard itself (auth.SystemContext); the state proves
+// the caller.
+func (s *Service) CallbackHandler(complete Completion) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet {
 			w.Header().Set("Allow", http.MethodGet)
@@ -49,68 +57,156 @@ func (s *Service) CallbackHandler() http.Handler {
 		// The code is single use: finish even if the browser goes away.
 		ctx, cancel := context.WithTimeout(auth.SystemContext(context.WithoutCancel(r.Context())), s.tokenTimeout+30*time.Second)
 		defer cancel()
-		o := s.complete(ctx, r.URL.Query())
+		o := complete(ctx, r.URL.Query())
 		s.respond(ctx, w, r, o)
 	})
 }
 
-func stateFailure(err error, code, msg string) outcome {
-	return outcome{err: err, code: code, message: msg, http: http.StatusBadRequest}
+func stateFailure(err error, code, msg string) Outcome {
+	return Outcome{err: err, code: code, message: msg, http: http.StatusBadRequest}
 }
 
-// complete runs the callback and says how it went. A state that is
-// unknown, expired, used or of another organization changes nothing.
-func (s *Service) complete(ctx context.Context, q url.Values) outcome {
+func serverError(err error) Outcome {
+	return Outcome{err: err, code: "server_error", message: "Something went wrong on our side. Try connecting again.", http: http.StatusInternalServerError}
+}
+
+// Callback is a callback whose state was valid and is now used.
+type Callback struct {
+	state *ent.OAuthState
+	q     url.Values
+	raw   string
+	log   *slog.Logger
+}
+
+// CredentialID is the credential the authorization is for.
+func (c *Callback) CredentialID() int { return c.state.CredentialID }
+
+// OrganizationID is the organization that started the authorization.
+func (c *Callback) OrganizationID() int { return c.state.OrganizationID }
+
+// BeginCallback checks the state of a callback and uses it up. A state
+// that is unknown, expired or used changes nothing: BeginCallback returns
+// nil and the Outcome to answer.
+func (s *Service) BeginCallback(ctx context.Context, q url.Values) (*Callback, Outcome) {
 	raw := q.Get("state")
 	if raw == "" || len(raw) > 512 {
-		return stateFailure(ErrStateInvalid, "invalid_state", "The answer of the provider carries no valid state. Start connecting again.")
+		return nil, stateFailure(ErrStateInvalid, "invalid_state", "The answer of the provider carries no valid state. Start connecting again.")
 	}
 	st, err := s.db.OAuthState.Query().Where(oauthstate.StateHash(secrets.HashToken(raw))).Only(ctx)
 	if ent.IsNotFound(err) {
 		s.log.Warn("callback with an unknown state")
-		return stateFailure(ErrStateInvalid, "invalid_state", "This authorization is unknown. Start connecting again.")
+		return nil, stateFailure(ErrStateInvalid, "invalid_state", "This authorization is unknown. Start connecting again.")
 	}
 	if err != nil {
 		s.log.Error("reading an authorization state", "err", err)
-		return outcome{err: err, code: "server_error", message: "Something went wrong on our side. Try connecting again.", http: http.StatusInternalServerError}
+		return nil, serverError(err)
 	}
+	cb := &Callback{state: st, q: q, raw: raw, log: s.log}
 	now := s.now()
-	fail := func(err error, code, msg string) outcome {
-		o := stateFailure(err, code, msg)
-		o.state, o.credID = st, st.CredentialID
-		s.log.Warn("callback refused", "credential", st.CredentialID, "reason", code)
-		return o
-	}
 	switch {
 	case st.UsedAt != nil:
-		return fail(ErrStateUsed, "state_used", "This authorization was already completed once. Start connecting again.")
+		return nil, cb.refused(ErrStateUsed, "state_used", "This authorization was already completed once. Start connecting again.")
 	case !now.Before(st.ExpiresAt):
-		return fail(ErrStateExpired, "state_expired", "This authorization took too long and expired. Start connecting again.")
+		return nil, cb.refused(ErrStateExpired, "state_expired", "This authorization took too long and expired. Start connecting again.")
 	}
 	n, err := s.db.OAuthState.Update().
 		Where(oauthstate.ID(st.ID), oauthstate.UsedAtIsNil()).
 		SetUsedAt(now).Save(ctx)
 	if err != nil {
 		s.log.Error("using an authorization state", "credential", st.CredentialID, "err", err)
-		return outcome{err: err, state: st, code: "server_error", message: "Something went wrong on our side. Try connecting again.", http: http.StatusInternalServerError}
+		o := serverError(err)
+		o.state = st
+		return nil, o
 	}
 	if n == 0 {
-		return fail(ErrStateUsed, "state_used", "This authorization was already completed once. Start connecting again.")
+		return nil, cb.refused(ErrStateUsed, "state_used", "This authorization was already completed once. Start connecting again.")
 	}
-	cred, err := s.db.Credential.Get(ctx, st.CredentialID)
-	if err != nil || cred.OrganizationID != st.OrganizationID {
-		o := fail(ErrStateInvalid, "invalid_state", "This authorization does not match a connection. Start connecting again.")
-		o.credID = 0
-		return o
-	}
+	return cb, Outcome{}
+}
 
-	o := outcome{state: st, credID: cred.ID, status: cred.Status}
-	failed := func(detail, code, msg string, err error) outcome {
-		t := s.markError(ctx, cred, detail, actorCallback)
-		o.status, o.err, o.code, o.message, o.http = t.to, err, code, msg, http.StatusBadRequest
-		s.log.Warn("authorization failed", "credential", cred.ID, "reason", code, "detail", detail)
-		return o
+func (c *Callback) refused(err error, code, msg string) Outcome {
+	o := stateFailure(err, code, msg)
+	o.state, o.credID = c.state, c.state.CredentialID
+	c.log.Warn("callback refused", "credential", c.state.CredentialID, "reason", code)
+	return o
+}
+
+// Unmatched is the outcome of a callback whose state names no credential
+// of its organization.
+func (c *Callback) Unmatched() Outcome {
+	o := c.refused(ErrStateInvalid, "invalid_state", "This authorization does not match a connection. Start connecting again.")
+	o.credID = 0
+	return o
+}
+
+// Failure is a failed authorization: Detail goes to the credential's
+// status and the connection log, Code and Message to the browser. No part
+// holds a secret.
+type Failure struct {
+	Detail, Code, Message string
+	Err                   error
+}
+
+// ValuesUnreadable is the failure of a callback whose credential's values
+// could not be read.
+func ValuesUnreadable(err error) *Failure {
+	return &Failure{Detail: "the connection's values could not be read", Code: "server_error",
+		Message: "Something went wrong on our side. Try connecting again.", Err: err}
+}
+
+// Failed is the outcome of a failed authorization; status is the
+// credential's status afterwards.
+func (c *Callback) Failed(status credential.Status, f *Failure) Outcome {
+	return Outcome{state: c.state, credID: c.state.CredentialID, status: status,
+		err: f.Err, code: f.Code, message: f.Message, http: http.StatusBadRequest}
+}
+
+// NotStored is the outcome of an authorization whose token could not be
+// stored.
+func (c *Callback) NotStored(status credential.Status, err error) Outcome {
+	o := serverError(err)
+	o.state, o.credID, o.status = c.state, c.state.CredentialID, status
+	return o
+}
+
+// Authorized is the outcome of a stored authorization.
+func (c *Callback) Authorized(status credential.Status) Outcome {
+	return Outcome{state: c.state, credID: c.state.CredentialID, status: status, http: http.StatusOK,
+		message: "The connection is authorized. You can return to the application."}
+}
+
+// Exchange reads the provider's answer to cb and trades its code for a
+// token, with ct's flow rendered against the credential's resolved values.
+func (s *Service) Exchange(ctx context.Context, cb *Callback, ct *ent.ConnectionType, values map[string]string) (*Token, *Flow, *Failure) {
+	code, fail := providerAnswer(cb.q)
+	if fail != nil {
+		return nil, nil, fail
 	}
+	f, err := s.FlowOf(ct, values)
+	if err == nil && ct.AuthKind != connectiontype.AuthKindOAUTH2_AUTHORIZATION_CODE {
+		err = ErrNotOAuth
+	}
+	if err != nil {
+		return nil, nil, &Failure{Detail: "the authorization could not be completed: " + err.Error(), Code: "configuration_error",
+			Message: "The connection's OAuth 2.0 settings are incomplete: " + err.Error(), Err: err}
+	}
+	verifier, fail := s.verifierOf(ctx, cb.state)
+	if fail != nil {
+		return nil, nil, fail
+	}
+	f.secrets = append(f.secrets, code, verifier, cb.raw)
+	tok, err := s.exchange(ctx, f, code, verifier)
+	if err != nil {
+		pe := s.classify(err, "exchanging the authorization code", f.secrets)
+		return nil, nil, &Failure{Detail: "the authorization could not be completed: " + pe.Message, Code: pe.Code,
+			Message: "The authorization could not be completed: " + pe.Message, Err: pe}
+	}
+	return tok, f, nil
+}
+
+// providerAnswer returns the code of the provider's answer, or the failure
+// it reports (error=...) or is (no code).
+func providerAnswer(q url.Values) (string, *Failure) {
 	if perr := q.Get("error"); perr != "" {
 		code := errorCode(perr)
 		if code == "" {
@@ -123,64 +219,35 @@ func (s *Service) complete(ctx context.Context, q url.Values) outcome {
 			detail += ": " + desc
 			msg = "The provider did not authorize the connection: " + desc
 		}
-		return failed(detail, code, msg, &ProviderError{Code: code, Message: detail, Permanent: code == "access_denied"})
+		return "", &Failure{Detail: detail, Code: code, Message: msg,
+			Err: &ProviderError{Code: code, Message: detail, Permanent: code == "access_denied"}}
 	}
 	code := q.Get("code")
 	if code == "" || len(code) > 4096 {
-		return failed("the provider's answer held no authorization code", "invalid_response",
-			"The provider's answer held no authorization code. Try connecting again.",
-			&ProviderError{Code: "invalid_response", Message: "no authorization code"})
+		return "", &Failure{Detail: "the provider's answer held no authorization code", Code: "invalid_response",
+			Message: "The provider's answer held no authorization code. Try connecting again.",
+			Err:     &ProviderError{Code: "invalid_response", Message: "no authorization code"}}
 	}
-	ct, values, err := s.values.Resolved(ctx, cred)
+	return code, nil
+}
+
+// verifierOf opens the PKCE verifier of st; "" without PKCE.
+func (s *Service) verifierOf(ctx context.Context, st *ent.OAuthState) (string, *Failure) {
+	if len(st.Verifier) == 0 {
+		return "", nil
+	}
+	b, err := s.keys.Decrypt(ctx, st.Verifier, sealed.OAuthVerifier.AAD(st.StateHash))
 	if err != nil {
-		s.log.Error("resolving a credential's values", "credential", cred.ID, "err", err)
-		return failed("the connection's values could not be read", "server_error",
-			"Something went wrong on our side. Try connecting again.", err)
+		s.log.Error("decrypting a PKCE verifier", "credential", st.CredentialID, "err", err)
+		return "", &Failure{Detail: "the authorization could not be completed: its PKCE verifier could not be read", Code: "server_error",
+			Message: "Something went wrong on our side. Try connecting again.", Err: err}
 	}
-	f, err := s.flowOf(ct, values)
-	if err == nil && ct.AuthKind != connectiontype.AuthKindOAUTH2_AUTHORIZATION_CODE {
-		err = ErrNotOAuth
-	}
-	if err != nil {
-		return failed("the authorization could not be completed: "+err.Error(), "configuration_error",
-			"The connection's OAuth 2.0 settings are incomplete: "+err.Error(), err)
-	}
-	var verifier string
-	if len(st.Verifier) > 0 {
-		b, err := s.keys.Decrypt(ctx, st.Verifier, sealed.OAuthVerifier.AAD(st.StateHash))
-		if err != nil {
-			s.log.Error("decrypting a PKCE verifier", "credential", cred.ID, "err", err)
-			return failed("the authorization could not be completed: its PKCE verifier could not be read", "server_error",
-				"Something went wrong on our side. Try connecting again.", err)
-		}
-		verifier = string(b)
-	}
-	f.secrets = append(f.secrets, code, verifier, raw)
-	tok, err := s.exchange(ctx, f, code, verifier)
-	if err != nil {
-		pe := s.classify(err, "exchanging the authorization code", f.secrets)
-		return failed("the authorization could not be completed: "+pe.Message, pe.Code,
-			"The authorization could not be completed: "+pe.Message, pe)
-	}
-	msg := "authorized through OAuth 2.0"
-	if len(tok.Scopes) > 0 {
-		msg += "; granted scopes: " + strings.Join(tok.Scopes, " ")
-	}
-	t, err := s.authorized(ctx, cred, f, tok, actorCallback, "credential.authorized", msg)
-	if err != nil {
-		s.log.Error("storing an authorized token", "credential", cred.ID, "err", err)
-		return outcome{err: err, state: st, credID: cred.ID, status: cred.Status, code: "server_error",
-			message: "Something went wrong on our side. Try connecting again.", http: http.StatusInternalServerError}
-	}
-	s.log.Info("credential authorized", "credential", cred.ID, "type", ct.Key)
-	o.status, o.http = t.to, http.StatusOK
-	o.message = "The connection is authorized. You can return to the application."
-	return o
+	return string(b), nil
 }
 
 // respond tells the browser how the callback went: a redirect to the
 // start's success or failure URL, a popup page or a plain page.
-func (s *Service) respond(ctx context.Context, w http.ResponseWriter, r *http.Request, o outcome) {
+func (s *Service) respond(ctx context.Context, w http.ResponseWriter, r *http.Request, o Outcome) {
 	gid := ""
 	if o.credID != 0 {
 		gid = globalid.Encode(o.credID)

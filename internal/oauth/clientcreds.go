@@ -6,7 +6,6 @@ import (
 
 	"github.com/plugboard/plugboard/ent"
 	"github.com/plugboard/plugboard/ent/connectiontype"
-	"github.com/plugboard/plugboard/ent/credential"
 	"github.com/plugboard/plugboard/plugins/sdk"
 )
 
@@ -19,7 +18,7 @@ func (s *Service) FetchClientCredentials(ctx context.Context, ct *ent.Connection
 	if ct == nil || ct.AuthKind != connectiontype.AuthKindOAUTH2_CLIENT_CREDENTIALS || ct.Oauth2 == nil {
 		return nil, fmt.Errorf("%w: not an OAuth 2.0 client credentials type", ErrNotOAuth)
 	}
-	f, err := s.flowOf(ct, resolveValues(ct, values))
+	f, err := s.FlowOf(ct, resolveValues(ct, values))
 	if err != nil {
 		return nil, err
 	}
@@ -39,34 +38,4 @@ func resolveValues(ct *ent.ConnectionType, values map[string]string) map[string]
 		return values
 	}
 	return out
-}
-
-// StoreToken seals tok as the token of credential credID (of type ct) and
-// sets the token columns: expiry, granted scopes, refresh schedule, failure
-// count 0, status ACTIVE. db is the caller's transaction client; only the
-// token and status columns are written. The caller audits the status change
-// and publishes it after its transaction commits, as it does for the save.
-func (s *Service) StoreToken(ctx context.Context, db *ent.Client, credID int, ct *ent.ConnectionType, tok *Token) error {
-	if tok == nil || tok.AccessToken == "" {
-		return fmt.Errorf("storing the token of credential %d: %w: no access token", credID, ErrProvider)
-	}
-	sealed, err := s.seal(ctx, credID, tok)
-	if err != nil {
-		return err
-	}
-	detail := "authorized"
-	if ct != nil && ct.AuthKind == connectiontype.AuthKindOAUTH2_CLIENT_CREDENTIALS {
-		detail = "token obtained with the client credentials"
-	}
-	n, err := setToken(db.Credential.Update().Where(credential.ID(credID)), sealed, tok, s.marginOf(ct), s.now()).
-		SetStatus(credential.StatusACTIVE).
-		SetStatusDetail(detail).
-		Save(ctx)
-	if err != nil {
-		return fmt.Errorf("storing the token of credential %d: %w", credID, err)
-	}
-	if n == 0 {
-		return notFound(credID)
-	}
-	return nil
 }

@@ -11,98 +11,33 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/plugboard/plugboard/ent"
-	"github.com/plugboard/plugboard/ent/credential"
-	"github.com/plugboard/plugboard/internal/auth"
 )
 
-// Disconnect revokes the credential's grant at the provider, when its type
-// declares a revoke URL (RFC 7009), and erases its token: the credential
-// becomes PENDING and keeps its id, inputs and bindings, ready to connect
-// again. A failed revocation is logged and audited but does not stop the
-// disconnect. The viewer must administer the credential's organization.
-func (s *Service) Disconnect(ctx context.Context, credentialID int) error {
-	v, err := requireAdminOrCustomer(ctx)
-	if err != nil {
-		return err
+// Revoke asks the provider to revoke the grant of tok (RFC 7009), when
+// ct declares a revoke URL; values are the credential's resolved values.
+// It says what happened, for the connection log (never a value), and
+// whether revoking failed. A nil tok has nothing to revoke.
+func (s *Service) Revoke(ctx context.Context, credentialID int, ct *ent.ConnectionType, values map[string]string, tok *Token) (string, bool) {
+	if tok == nil {
+		return "no token to revoke", false
 	}
-	for attempt := 0; ; attempt++ {
-		cred, err := s.db.Credential.Get(ctx, credentialID)
-		if ent.IsNotFound(err) {
-			return notFound(credentialID)
-		}
-		if err != nil {
-			return err
-		}
-		ct, values, err := s.values.Resolved(auth.SystemContext(ctx), cred)
-		if err != nil {
-			return err
-		}
-		if !isOAuth(ct) {
-			return credentialErr(cred.ID, fmt.Errorf("%w (%s)", ErrNotOAuth, ct.Key))
-		}
-		tok, err := s.open(ctx, cred)
-		if err != nil {
-			s.log.Warn("disconnecting a credential whose token cannot be read", "credential", cred.ID, "err", err)
-			tok = nil
-		}
-		revoked, revokeFailed := "no token to revoke", false
-		if tok != nil {
-			f, ferr := s.flowOf(ct, values)
-			switch {
-			case ferr != nil:
-				revoked = "the token was not revoked: " + configMessage(ferr)
-			case f.revokeURL == "":
-				revoked = "the type declares no revoke URL"
-			default:
-				if rerr := s.revoke(ctx, f, tok); rerr != nil {
-					revoked, revokeFailed = "revoking the grant failed: "+rerr.Message, true
-					s.log.Warn("revoking a grant failed", "credential", cred.ID, "reason", rerr.Code, "detail", rerr.Message)
-				} else {
-					revoked = "the grant was revoked at the provider"
-				}
-			}
-		}
-		t := transition{cred: cred, from: cred.Status, to: credential.StatusPENDING, detail: "disconnected: connect again to use it"}
-		done := false
-		err = s.withTx(ctx, func(tx *ent.Tx) error {
-			db := tx.Client()
-			n, err := db.Credential.Update().Where(credential.ID(cred.ID), sameToken(cred)).
-				ClearToken().ClearTokenExpiresAt().SetGrantedScopes("").ClearNextRefreshAt().
-				SetFailureCount(0).SetStatus(t.to).SetStatusDetail(t.detail).
-				Save(ctx)
-			if err != nil || n == 0 {
-				return err
-			}
-			done = true
-			if revokeFailed {
-				if err := s.audit(ctx, db, cred, v.Actor, "credential.revoke_failed", revoked); err != nil {
-					return err
-				}
-			}
-			if err := s.audit(ctx, db, cred, v.Actor, "credential.disconnected", "disconnected; "+revoked); err != nil {
-				return err
-			}
-			return s.auditTransition(ctx, db, t, v.Actor)
-		})
-		if err != nil {
-			return fmt.Errorf("disconnecting credential %d: %w", cred.ID, err)
-		}
-		if done {
-			s.publish(ctx, t)
-			s.log.Info("credential disconnected", "credential", cred.ID, "revocation", revoked)
-			return nil
-		}
-		// A refresh or an authorization stored a token meanwhile: revoke
-		// and erase that one too.
-		if attempt >= 3 {
-			return fmt.Errorf("disconnecting credential %d: its token keeps changing; try again", cred.ID)
-		}
+	f, err := s.FlowOf(ct, values)
+	switch {
+	case err != nil:
+		return "the token was not revoked: " + ConfigMessage(err), false
+	case f.revokeURL == "":
+		return "the type declares no revoke URL", false
 	}
+	if rerr := s.revoke(ctx, f, tok); rerr != nil {
+		s.log.Warn("revoking a grant failed", "credential", credentialID, "reason", rerr.Code, "detail", rerr.Message)
+		return "revoking the grant failed: " + rerr.Message, true
+	}
+	return "the grant was revoked at the provider", false
 }
 
 // revoke asks the provider to revoke tok's grant (RFC 7009): its refresh
 // token if it has one, else its access token.
-func (s *Service) revoke(ctx context.Context, f *flow, tok *Token) *ProviderError {
+func (s *Service) revoke(ctx context.Context, f *Flow, tok *Token) *ProviderError {
 	form := url.Values{}
 	if tok.RefreshToken != "" {
 		form.Set("token", tok.RefreshToken)

@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"context"
+	"errors"
 	"net/url"
 	"time"
 
@@ -13,7 +14,7 @@ import (
 
 // fromOAuth2 converts a token response. The expiry counts from the
 // service's clock, like every other time it stores.
-func (s *Service) fromOAuth2(f *flow, t *oauth2.Token, c *capture) *Token {
+func (s *Service) fromOAuth2(f *Flow, t *oauth2.Token, c *capture) *Token {
 	extra, expiresIn := c.fields()
 	tok := &Token{
 		AccessToken:  t.AccessToken,
@@ -30,7 +31,7 @@ func (s *Service) fromOAuth2(f *flow, t *oauth2.Token, c *capture) *Token {
 }
 
 // exchange trades an authorization code for a token.
-func (s *Service) exchange(ctx context.Context, f *flow, code, verifier string) (*Token, error) {
+func (s *Service) exchange(ctx context.Context, f *Flow, code, verifier string) (*Token, error) {
 	ctx, c, cancel := s.callContext(ctx)
 	defer cancel()
 	var opts []oauth2.AuthCodeOption
@@ -59,7 +60,7 @@ var reservedTokenParams = map[string]bool{
 // renew obtains a new token for a credential holding old: with the refresh
 // token (authorization code types) or a new client credentials grant. A
 // response without a refresh token keeps the old one.
-func (s *Service) renew(ctx context.Context, f *flow, old *Token) (*Token, error) {
+func (s *Service) renew(ctx context.Context, f *Flow, old *Token) (*Token, error) {
 	if f.kind == connectiontype.AuthKindOAUTH2_CLIENT_CREDENTIALS {
 		return s.clientCredentials(ctx, f)
 	}
@@ -91,7 +92,7 @@ func (s *Service) renew(ctx context.Context, f *flow, old *Token) (*Token, error
 }
 
 // clientCredentials runs the client credentials grant.
-func (s *Service) clientCredentials(ctx context.Context, f *flow) (*Token, error) {
+func (s *Service) clientCredentials(ctx context.Context, f *Flow) (*Token, error) {
 	ctx, c, cancel := s.callContext(ctx)
 	defer cancel()
 	params := url.Values{}
@@ -116,3 +117,33 @@ func (s *Service) clientCredentials(ctx context.Context, f *flow) (*Token, error
 	}
 	return s.fromOAuth2(f, t, c), nil
 }
+
+// Refresh obtains a new token for a credential holding old, with f (see
+// FlowOf): with the refresh token, or a new client credentials grant. A
+// failure is a *ProviderError whose text names no secret.
+func (s *Service) Refresh(ctx context.Context, f *Flow, old *Token) (*Token, *ProviderError) {
+	tok, err := s.observedRenew(ctx, f, old)
+	if err != nil {
+		return nil, s.classify(err, "refreshing the token", append(f.secrets, old.AccessToken, old.RefreshToken))
+	}
+	return tok, nil
+}
+
+// ConfigMessage is the text of an error of FlowOf, which never holds a
+// value; "the connection's values could not be read" for any other error.
+func ConfigMessage(err error) string {
+	if errors.Is(err, ErrMisconfigured) || errors.Is(err, ErrNotOAuth) {
+		return err.Error()
+	}
+	return "the connection's values could not be read"
+}
+
+// ConfigFailure is the failure of a refresh that cannot be made: the
+// credential's OAuth 2.0 settings or values are unusable (err, from
+// FlowOf or from reading the values).
+func ConfigFailure(err error) *ProviderError {
+	return &ProviderError{Code: "configuration_error", Message: "the token cannot be refreshed: " + ConfigMessage(err)}
+}
+
+// Transient reports whether retrying may help.
+func (e *ProviderError) Transient() bool { return e.transient() }

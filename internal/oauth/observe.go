@@ -7,7 +7,7 @@ import (
 
 // observedRenew is renew, its duration and outcome told to
 // Config.ObserveRefresh when one is set.
-func (s *Service) observedRenew(ctx context.Context, f *flow, old *Token) (*Token, error) {
+func (s *Service) observedRenew(ctx context.Context, f *Flow, old *Token) (*Token, error) {
 	start := time.Now()
 	tok, err := s.renew(ctx, f, old)
 	if s.observeRefresh != nil {

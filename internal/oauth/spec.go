@@ -9,17 +9,19 @@ import (
 
 	"github.com/plugboard/plugboard/ent"
 	"github.com/plugboard/plugboard/ent/connectiontype"
+	"github.com/plugboard/plugboard/ent/schema/schematype"
 	"github.com/plugboard/plugboard/plugins/sdk"
 )
 
-// flow is a type's OAuth 2.0 spec rendered against one credential's
+// Flow is a type's OAuth 2.0 spec rendered against one credential's
 // values: everything a request to the provider needs.
-type flow struct {
+type Flow struct {
 	kind         connectiontype.AuthKind
 	authorizeURL string
 	tokenURL     string
 	revokeURL    string
 	clientID     string
+	clientIDKey  string
 	clientSecret string
 	scopes       []string
 	scopeSep     string
@@ -39,8 +41,8 @@ const (
 	pkceNone  = "NONE"
 )
 
-// marginOf returns the refresh margin of ct.
-func (s *Service) marginOf(ct *ent.ConnectionType) time.Duration {
+// MarginOf returns the refresh margin of ct.
+func (s *Service) MarginOf(ct *ent.ConnectionType) time.Duration {
 	if ct != nil && ct.Oauth2 != nil && ct.Oauth2.RefreshMarginSeconds > 0 {
 		return time.Duration(ct.Oauth2.RefreshMarginSeconds) * time.Second
 	}
@@ -54,18 +56,40 @@ func isOAuth(ct *ent.ConnectionType) bool {
 			ct.AuthKind == connectiontype.AuthKindOAUTH2_CLIENT_CREDENTIALS)
 }
 
-// flowOf renders ct's OAuth 2.0 spec with values (resolved: defaults and
+// FlowOf renders ct's OAuth 2.0 spec with values (resolved: defaults and
 // templates applied).
-func (s *Service) flowOf(ct *ent.ConnectionType, values map[string]string) (*flow, error) {
+func (s *Service) FlowOf(ct *ent.ConnectionType, values map[string]string) (*Flow, error) {
 	if !isOAuth(ct) {
 		return nil, ErrNotOAuth
 	}
+	f, err := s.flowSettings(ct)
+	if err != nil {
+		return nil, err
+	}
+	for _, in := range ct.Inputs {
+		if in.Secret && len(values[in.Key]) >= 4 {
+			f.secrets = append(f.secrets, values[in.Key])
+		}
+	}
+	if err := f.renderURLs(ct, values); err != nil {
+		return nil, err
+	}
+	f.setClient(ct.Oauth2, values)
+	if err := f.check(ct); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// flowSettings reads the fixed settings of ct's spec: scope separator,
+// PKCE method, token auth style, refresh margin.
+func (s *Service) flowSettings(ct *ent.ConnectionType) (*Flow, error) {
 	sp := ct.Oauth2
-	f := &flow{
+	f := &Flow{
 		kind:     ct.AuthKind,
 		scopeSep: sp.ScopeSeparator,
 		pkce:     strings.ToUpper(sp.PKCEMethod),
-		margin:   s.marginOf(ct),
+		margin:   s.MarginOf(ct),
 	}
 	if f.scopeSep == "" {
 		f.scopeSep = " "
@@ -86,12 +110,13 @@ func (s *Service) flowOf(ct *ent.ConnectionType, values map[string]string) (*flo
 	default:
 		return nil, misconfigured("connection type %s declares an unknown token auth style", ct.Key)
 	}
-	for _, in := range ct.Inputs {
-		if in.Secret && len(values[in.Key]) >= 4 {
-			f.secrets = append(f.secrets, values[in.Key])
-		}
-	}
+	return f, nil
+}
 
+// renderURLs renders the URLs, scopes and extra parameters of ct's spec
+// against values.
+func (f *Flow) renderURLs(ct *ent.ConnectionType, values map[string]string) error {
+	sp := ct.Oauth2
 	var err error
 	render := func(what, tmpl string) string {
 		if err != nil || tmpl == "" {
@@ -112,34 +137,43 @@ func (s *Service) flowOf(ct *ent.ConnectionType, values map[string]string) (*flo
 	f.extraAuth = renderMap(render, "authorize parameter", sp.ExtraAuthorizeParams)
 	f.extraToken = renderMap(render, "token parameter", sp.ExtraTokenParams)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	f.scopes = splitScopes(scopes, f.scopeSep)
+	return nil
+}
 
-	idKey, secretKey := sp.ClientIDInput, sp.ClientSecretInput
-	if idKey == "" {
-		idKey = "clientId"
+// setClient takes the client id and secret from the inputs sp names.
+func (f *Flow) setClient(sp *schematype.OAuth2Spec, values map[string]string) {
+	f.clientIDKey = sp.ClientIDInput
+	secretKey := sp.ClientSecretInput
+	if f.clientIDKey == "" {
+		f.clientIDKey = "clientId"
 	}
 	if secretKey == "" {
 		secretKey = "clientSecret"
 	}
-	f.clientID, f.clientSecret = values[idKey], values[secretKey]
+	f.clientID, f.clientSecret = values[f.clientIDKey], values[secretKey]
 	if len(f.clientSecret) >= 4 {
 		f.secrets = append(f.secrets, f.clientSecret)
 	}
+}
+
+// check refuses a flow that cannot make its requests.
+func (f *Flow) check(ct *ent.ConnectionType) error {
 	if f.clientID == "" {
-		return nil, misconfigured("the credential has no client id (input %q): save it first", idKey)
+		return misconfigured("the credential has no client id (input %q): save it first", f.clientIDKey)
 	}
 	if !isHTTPURL(f.tokenURL) {
-		return nil, misconfigured("connection type %s has no usable token URL", ct.Key)
+		return misconfigured("connection type %s has no usable token URL", ct.Key)
 	}
 	if f.kind == connectiontype.AuthKindOAUTH2_AUTHORIZATION_CODE && !isHTTPURL(f.authorizeURL) {
-		return nil, misconfigured("connection type %s has no usable authorize URL", ct.Key)
+		return misconfigured("connection type %s has no usable authorize URL", ct.Key)
 	}
 	if f.revokeURL != "" && !isHTTPURL(f.revokeURL) {
-		return nil, misconfigured("connection type %s has an unusable revoke URL", ct.Key)
+		return misconfigured("connection type %s has an unusable revoke URL", ct.Key)
 	}
-	return f, nil
+	return nil
 }
 
 func renderMap(render func(what, tmpl string) string, what string, m map[string]string) map[string]string {
@@ -171,7 +205,7 @@ func isHTTPURL(s string) bool {
 
 // config returns the x/oauth2 config of an authorization code flow. Scopes
 // are left out: they are sent with the type's own separator (scopeParam).
-func (f *flow) config(redirectURL string) *oauth2.Config {
+func (f *Flow) config(redirectURL string) *oauth2.Config {
 	return &oauth2.Config{
 		ClientID:     f.clientID,
 		ClientSecret: f.clientSecret,
@@ -186,13 +220,16 @@ func (f *flow) config(redirectURL string) *oauth2.Config {
 
 // scopeParam is the scope parameter: the scopes joined by the type's
 // separator (Slack uses commas, the RFC spaces).
-func (f *flow) scopeParam() string { return strings.Join(f.scopes, f.scopeSep) }
+func (f *Flow) scopeParam() string { return strings.Join(f.scopes, f.scopeSep) }
 
 // grantedScopes returns the scopes of a token response: its scope field if
 // present, else the requested scopes.
-func (f *flow) grantedScopes(scope any) []string {
+func (f *Flow) grantedScopes(scope any) []string {
 	if s, ok := scope.(string); ok && strings.TrimSpace(s) != "" {
 		return splitScopes(s, f.scopeSep)
 	}
 	return append([]string(nil), f.scopes...)
 }
+
+// Margin is how long before its expiry a token of the flow is refreshed.
+func (f *Flow) Margin() time.Duration { return f.margin }

@@ -9,8 +9,6 @@ import (
 
 	"github.com/plugboard/plugboard/ent"
 	"github.com/plugboard/plugboard/ent/connectiontype"
-	"github.com/plugboard/plugboard/ent/credential"
-	"github.com/plugboard/plugboard/internal/auth"
 	"github.com/plugboard/plugboard/internal/secrets"
 	"github.com/plugboard/plugboard/internal/secrets/sealed"
 )
@@ -44,74 +42,110 @@ var authorizeParams = map[string]bool{
 	"code_challenge": true, "code_challenge_method": true,
 }
 
-// Start begins the authorization code flow for a credential and returns the
-// provider's authorize URL to send the browser to. The viewer must
-// administer the credential's organization; the credential must be of an
-// OAUTH2_AUTHORIZATION_CODE type.
-func (s *Service) Start(ctx context.Context, in StartInput) (string, error) {
-	v, err := requireAdminOrCustomer(ctx)
-	if err != nil {
-		return "", err
-	}
-	if s.callbackURL == "" {
-		return "", misconfigured("no OAuth 2.0 callback URL is configured")
-	}
-	cred, err := s.db.Credential.Get(ctx, in.CredentialID)
-	if ent.IsNotFound(err) {
-		return "", notFound(in.CredentialID)
-	}
-	if err != nil {
-		return "", err
-	}
-	ct, values, err := s.values.Resolved(auth.SystemContext(ctx), cred)
-	if err != nil {
-		return "", err
-	}
-	if ct.AuthKind != connectiontype.AuthKindOAUTH2_AUTHORIZATION_CODE || ct.Oauth2 == nil {
-		return "", credentialErr(cred.ID, fmt.Errorf("%w: %s is not an OAuth 2.0 authorization code type", ErrNotOAuth, ct.Key))
-	}
-	f, err := s.flowOf(ct, values)
-	if err != nil {
-		return "", err
-	}
-	if in.RedirectURL != "" || in.FailureURL != "" {
-		org, err := s.db.Organization.Get(ctx, cred.OrganizationID)
-		if err != nil {
-			return "", err
-		}
-		for _, u := range []struct{ field, url string }{{"redirectURL", in.RedirectURL}, {"failureURL", in.FailureURL}} {
-			if u.url == "" {
-				continue
-			}
-			if _, err := checkRedirect(org.RedirectAllowlist, u.url); err != nil {
-				return "", &RedirectError{Field: u.field, Err: err}
-			}
-		}
-	}
+// AuthorizeRequest is an authorization to start for a credential of an
+// OAUTH2_AUTHORIZATION_CODE type, with the credential's resolved values.
+type AuthorizeRequest struct {
+	StartInput
+	OrganizationID int
+	Type           *ent.ConnectionType
+	Values         map[string]string
+}
 
+// CanAuthorize reports whether the authorization code flow is configured:
+// it needs a callback URL.
+func (s *Service) CanAuthorize() error {
+	if s.callbackURL == "" {
+		return misconfigured("no OAuth 2.0 callback URL is configured")
+	}
+	return nil
+}
+
+// AuthorizeURL begins the authorization code flow: it checks the redirect
+// URLs against the organization's allow-list, stores the authorization in
+// progress (state and sealed PKCE verifier) and returns the provider's
+// authorize URL to send the browser to.
+func (s *Service) AuthorizeURL(ctx context.Context, r AuthorizeRequest) (string, error) {
+	if err := s.CanAuthorize(); err != nil {
+		return "", err
+	}
+	ct := r.Type
+	if ct.AuthKind != connectiontype.AuthKindOAUTH2_AUTHORIZATION_CODE || ct.Oauth2 == nil {
+		return "", credentialErr(r.CredentialID, fmt.Errorf("%w: %s is not an OAuth 2.0 authorization code type", ErrNotOAuth, ct.Key))
+	}
+	f, err := s.FlowOf(ct, r.Values)
+	if err != nil {
+		return "", err
+	}
+	if err := s.checkRedirects(ctx, r); err != nil {
+		return "", err
+	}
 	state, err := secrets.RandomToken(statePrefix, 32)
 	if err != nil {
 		return "", err
 	}
 	hash := secrets.HashToken(state)
+	opts, sealedVerifier, err := s.challenge(ctx, f, hash)
+	if err != nil {
+		return "", err
+	}
+	opts = append(opts, s.extraAuthorizeParams(ct, f)...)
+	if err := s.storeState(ctx, r, hash, sealedVerifier); err != nil {
+		return "", err
+	}
+	s.log.Info("authorization started", "credential", r.CredentialID, "type", ct.Key, "pkce", strings.ToLower(f.pkce), "popup", r.Popup)
+	return f.config(s.callbackURL).AuthCodeURL(state, opts...), nil
+}
+
+// checkRedirects checks the success and failure URLs of r against the
+// organization's redirect allow-list.
+func (s *Service) checkRedirects(ctx context.Context, r AuthorizeRequest) error {
+	if r.RedirectURL == "" && r.FailureURL == "" {
+		return nil
+	}
+	org, err := s.db.Organization.Get(ctx, r.OrganizationID)
+	if err != nil {
+		return err
+	}
+	for _, u := range []struct{ field, url string }{{"redirectURL", r.RedirectURL}, {"failureURL", r.FailureURL}} {
+		if u.url == "" {
+			continue
+		}
+		if _, err := checkRedirect(org.RedirectAllowlist, u.url); err != nil {
+			return &RedirectError{Field: u.field, Err: err}
+		}
+	}
+	return nil
+}
+
+// challenge returns the scope and PKCE options of the authorize URL, and
+// the PKCE verifier sealed for the state row (nil without PKCE).
+func (s *Service) challenge(ctx context.Context, f *Flow, stateHash string) ([]oauth2.AuthCodeOption, []byte, error) {
 	opts := []oauth2.AuthCodeOption{}
 	if sc := f.scopeParam(); sc != "" {
 		opts = append(opts, oauth2.SetAuthURLParam("scope", sc))
 	}
-	var sealedVerifier []byte
-	if f.pkce != pkceNone {
-		verifier := oauth2.GenerateVerifier()
-		if f.pkce == pkceS256 {
-			opts = append(opts, oauth2.S256ChallengeOption(verifier))
-		} else {
-			opts = append(opts,
-				oauth2.SetAuthURLParam("code_challenge", verifier),
-				oauth2.SetAuthURLParam("code_challenge_method", "plain"))
-		}
-		if sealedVerifier, err = s.keys.Encrypt(ctx, []byte(verifier), sealed.OAuthVerifier.AAD(hash)); err != nil {
-			return "", fmt.Errorf("encrypting the PKCE verifier: %w", err)
-		}
+	if f.pkce == pkceNone {
+		return opts, nil, nil
 	}
+	verifier := oauth2.GenerateVerifier()
+	if f.pkce == pkceS256 {
+		opts = append(opts, oauth2.S256ChallengeOption(verifier))
+	} else {
+		opts = append(opts,
+			oauth2.SetAuthURLParam("code_challenge", verifier),
+			oauth2.SetAuthURLParam("code_challenge_method", "plain"))
+	}
+	box, err := s.keys.Encrypt(ctx, []byte(verifier), sealed.OAuthVerifier.AAD(stateHash))
+	if err != nil {
+		return nil, nil, fmt.Errorf("encrypting the PKCE verifier: %w", err)
+	}
+	return opts, box, nil
+}
+
+// extraAuthorizeParams are the type's extra authorize parameters, but none
+// the flow sets itself.
+func (s *Service) extraAuthorizeParams(ct *ent.ConnectionType, f *Flow) []oauth2.AuthCodeOption {
+	var opts []oauth2.AuthCodeOption
 	for k, val := range f.extraAuth {
 		if authorizeParams[k] || (k == "scope" && len(f.scopes) > 0) {
 			s.log.Warn("ignoring an extra authorize parameter the flow sets itself", "type", ct.Key, "param", k)
@@ -119,33 +153,24 @@ func (s *Service) Start(ctx context.Context, in StartInput) (string, error) {
 		}
 		opts = append(opts, oauth2.SetAuthURLParam(k, val))
 	}
+	return opts
+}
 
-	now := s.now()
-	err = s.withTx(ctx, func(tx *ent.Tx) error {
-		db := tx.Client()
-		c := db.OAuthState.Create().
-			SetOrganizationID(cred.OrganizationID).
-			SetStateHash(hash).
-			SetCredentialID(cred.ID).
-			SetRedirectURL(in.RedirectURL).
-			SetFailureURL(in.FailureURL).
-			SetPopup(in.Popup).
-			SetExpiresAt(now.Add(s.stateTTL))
-		if sealedVerifier != nil {
-			c.SetVerifier(sealedVerifier)
-		}
-		if err := c.Exec(ctx); err != nil {
-			return err
-		}
-		msg := "authorization started"
-		if cred.Status != credential.StatusPENDING {
-			msg = "reconnect started (status " + string(cred.Status) + ")"
-		}
-		return s.audit(ctx, db, cred, v.Actor, "credential.authorization_started", msg)
-	})
-	if err != nil {
-		return "", fmt.Errorf("storing the authorization state: %w", err)
+// storeState stores the authorization in progress.
+func (s *Service) storeState(ctx context.Context, r AuthorizeRequest, hash string, sealedVerifier []byte) error {
+	c := s.db.OAuthState.Create().
+		SetOrganizationID(r.OrganizationID).
+		SetStateHash(hash).
+		SetCredentialID(r.CredentialID).
+		SetRedirectURL(r.RedirectURL).
+		SetFailureURL(r.FailureURL).
+		SetPopup(r.Popup).
+		SetExpiresAt(s.now().Add(s.stateTTL))
+	if sealedVerifier != nil {
+		c.SetVerifier(sealedVerifier)
 	}
-	s.log.Info("authorization started", "credential", cred.ID, "type", ct.Key, "pkce", strings.ToLower(f.pkce), "popup", in.Popup)
-	return f.config(s.callbackURL).AuthCodeURL(state, opts...), nil
+	if err := c.Exec(ctx); err != nil {
+		return fmt.Errorf("storing the authorization state: %w", err)
+	}
+	return nil
 }

@@ -105,8 +105,8 @@ type record struct {
 	Extra        map[string]any `json:"extra,omitempty"`
 }
 
-// seal encrypts tok for credential credID.
-func (s *Service) seal(ctx context.Context, credID int, tok *Token) ([]byte, error) {
+// Seal encrypts tok for credential credID.
+func (s *Service) Seal(ctx context.Context, credID int, tok *Token) ([]byte, error) {
 	r := record{
 		AccessToken: tok.AccessToken, TokenType: tok.TokenType, RefreshToken: tok.RefreshToken,
 		Scopes: tok.Scopes, Extra: tok.Extra,
@@ -127,9 +127,9 @@ func (s *Service) seal(ctx context.Context, credID int, tok *Token) ([]byte, err
 	return ct, nil
 }
 
-// open decrypts the token of c; nil when it holds none. The expiry column
+// Open decrypts the token of c; nil when it holds none. The expiry column
 // is authoritative: it is what the sweeper reads.
-func (s *Service) open(ctx context.Context, c *ent.Credential) (*Token, error) {
+func (s *Service) Open(ctx context.Context, c *ent.Credential) (*Token, error) {
 	if len(c.Token) == 0 {
 		return nil, nil
 	}

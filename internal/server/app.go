@@ -97,40 +97,74 @@ func Open(ctx context.Context, o Options) (_ *App, err error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	log := o.Logger
-	a := &App{Options: o, Log: log, Metrics: NewMetrics()}
+	a := &App{Options: o, Log: o.Logger, Metrics: NewMetrics()}
 	defer func() {
 		if err != nil {
 			a.Close()
 		}
 	}()
-	if a.Store, err = store.Open(ctx, o.DatabaseURL, o.DataDir, log, o.StoreOptions...); err != nil {
+	if err = a.openStore(ctx); err != nil {
 		return nil, err
 	}
-	if err = a.Store.Migrate(ctx); err != nil {
+	if err = a.openKeys(ctx); err != nil {
 		return nil, err
 	}
-	a.migrated.Store(true)
-	db := a.Store.Client
-	auth.InstallTenantFilter(db)
-
-	master, err := loadMasterKey(o, log)
+	catalog := &connection.Catalog{DB: a.Store.Client}
+	if err = a.startPlugins(ctx, catalog); err != nil {
+		return nil, err
+	}
+	if err = a.openEvents(); err != nil {
+		return nil, err
+	}
+	a.buildServices()
+	a.startSweeper()
+	cfg, err := a.handlerConfig(ctx, catalog)
 	if err != nil {
 		return nil, err
 	}
-	a.Keys = secrets.NewKeyring(master, &store.KeyStore{DB: db})
+	a.Handler = NewHandler(cfg)
+	return a, nil
+}
+
+// openStore opens and migrates the store and installs the tenant filter.
+func (a *App) openStore(ctx context.Context) error {
+	var err error
+	if a.Store, err = store.Open(ctx, a.Options.DatabaseURL, a.Options.DataDir, a.Log, a.Options.StoreOptions...); err != nil {
+		return err
+	}
+	if err = a.Store.Migrate(ctx); err != nil {
+		return err
+	}
+	a.migrated.Store(true)
+	auth.InstallTenantFilter(a.Store.Client)
+	return nil
+}
+
+// openKeys loads the master key and the keyring over the stored data keys.
+func (a *App) openKeys(ctx context.Context) error {
+	master, err := loadMasterKey(a.Options, a.Log)
+	if err != nil {
+		return err
+	}
+	a.Keys = secrets.NewKeyring(master, &store.KeyStore{DB: a.Store.Client})
 	// Make sure a data key exists now, so no request creates the first one
 	// while it holds a write transaction (SQLite has one writer). This also
 	// proves the master key unwraps the stored data keys.
 	if _, err = a.Keys.Encrypt(ctx, []byte("plugboard"), []byte("startup-check")); err != nil {
-		return nil, fmt.Errorf("checking the master key: %w", err)
+		return fmt.Errorf("checking the master key: %w", err)
 	}
-	catalog := &connection.Catalog{DB: db}
+	return nil
+}
+
+// startPlugins launches the pinned plugins, recording what they describe
+// in the catalog, and exports their state as a gauge.
+func (a *App) startPlugins(ctx context.Context, catalog *connection.Catalog) error {
+	log := a.Log
 	a.Host = pluginhost.New(pluginhost.Config{
-		Dir:         o.PluginDir,
+		Dir:         a.Options.PluginDir,
 		Logger:      log.With("component", "pluginhost"),
-		CallTimeout: o.PluginCallTimeout,
-		TestTimeout: o.PluginTestTimeout,
+		CallTimeout: a.Options.PluginCallTimeout,
+		TestTimeout: a.Options.PluginTestTimeout,
 		ObserveCall: a.Metrics.ObservePluginCall,
 		OnDescribe: func(ctx context.Context, p pluginhost.PluginInfo, d *sdk.Description) error {
 			return catalog.SyncPlugin(ctx, p, d)
@@ -141,81 +175,105 @@ func Open(ctx context.Context, o Options) (_ *App, err error) {
 			}
 		},
 	})
-	if err = a.Host.Start(ctx); err != nil {
-		return nil, fmt.Errorf("starting plugins: %w", err)
+	if err := a.Host.Start(ctx); err != nil {
+		return fmt.Errorf("starting plugins: %w", err)
 	}
-	a.Metrics.Gauge("plugboard_plugin_up", "1 when the plugin is loaded, by plugin and status.", func() []Sample {
-		var out []Sample
-		for _, p := range a.Host.Plugins() {
-			v := 0.0
-			if p.Status == pluginhost.StatusLoaded {
-				v = 1
-			}
-			out = append(out, Sample{Labels: map[string]string{"plugin": p.Name, "status": string(p.Status)}, Value: v})
-		}
-		return out
-	})
+	a.Metrics.Gauge("plugboard_plugin_up", "1 when the plugin is loaded, by plugin and status.", a.pluginSamples)
+	return nil
+}
 
-	a.Events = events.NewBus(log)
-	if a.Store.Dialect == dialect.Postgres {
-		evctx, cancel := context.WithCancel(context.Background())
-		a.stopEvents = cancel
-		if err = a.Events.ConnectPostgres(evctx, o.DatabaseURL); err != nil {
-			return nil, err
+func (a *App) pluginSamples() []Sample {
+	var out []Sample
+	for _, p := range a.Host.Plugins() {
+		v := 0.0
+		if p.Status == pluginhost.StatusLoaded {
+			v = 1
 		}
+		out = append(out, Sample{Labels: map[string]string{"plugin": p.Name, "status": string(p.Status)}, Value: v})
 	}
-	a.Service = &connection.Service{DB: db, Plugins: a.Host, Keys: a.Keys, Log: log, Events: a.Events}
+	return out
+}
+
+// openEvents makes the event bus, shared across replicas on PostgreSQL.
+func (a *App) openEvents() error {
+	a.Events = events.NewBus(a.Log)
+	if a.Store.Dialect != dialect.Postgres {
+		return nil
+	}
+	evctx, cancel := context.WithCancel(context.Background())
+	a.stopEvents = cancel
+	return a.Events.ConnectPostgres(evctx, a.Options.DatabaseURL)
+}
+
+// buildServices builds the domain in one direction: the OAuth 2.0 token
+// engine, then the connection service that owns credential state and
+// calls it, then the API tokens.
+func (a *App) buildServices() {
+	db := a.Store.Client
 	a.OAuth = oauth.New(oauth.Config{
-		DB: db, SQL: a.Store.DB, Dialect: a.Store.Dialect, Keys: a.Keys, Values: a.Service,
-		Events: connection.StatusHook{Service: a.Service, Next: a.Events}, Logger: log, HTTPClient: o.OAuthHTTPClient,
-		CallbackURL: callbackURL(o), ObserveRefresh: a.Metrics.ObserveTokenRefresh,
+		DB: db, Keys: a.Keys, Logger: a.Log, HTTPClient: a.Options.OAuthHTTPClient,
+		CallbackURL: callbackURL(a.Options), ObserveRefresh: a.Metrics.ObserveTokenRefresh,
 	})
-	a.Service.OAuth = a.OAuth
-	if o.SweepInterval >= 0 {
-		interval := o.SweepInterval
-		if interval == 0 {
-			interval = time.Minute
-		}
-		sweepCtx, cancel := context.WithCancel(context.Background())
-		a.stopSweep = cancel
-		go a.OAuth.RunSweeper(sweepCtx, interval)
+	a.Service = &connection.Service{
+		DB: db, Plugins: a.Host, Keys: a.Keys, Log: a.Log, Events: a.Events, OAuth: a.OAuth,
+		Refresh: connection.RefreshOptions{Dialect: a.Store.Dialect, SQL: a.Store.DB},
 	}
 	a.Tokens = auth.NewTokens(db)
 	a.Tokens.Revocations = revocations{a.Events}
-	a.Embedding = &auth.Embedding{DB: db, Log: log.With("component", "auth"), Revocations: revocations{a.Events}}
+	a.Embedding = &auth.Embedding{DB: db, Log: a.Log.With("component", "auth"), Revocations: revocations{a.Events}}
 	forgetRevoked(a.Events, a.Tokens, a.Embedding)
+}
+
+// startSweeper refreshes due tokens in the background, unless disabled.
+func (a *App) startSweeper() {
+	if a.Options.SweepInterval < 0 {
+		return
+	}
+	interval := a.Options.SweepInterval
+	if interval == 0 {
+		interval = time.Minute
+	}
+	sweepCtx, cancel := context.WithCancel(context.Background())
+	a.stopSweep = cancel
+	go a.Service.RunSweeper(sweepCtx, interval)
+}
+
+// handlerConfig is the HTTP handler's configuration over the services;
+// in local mode it ensures the default organization and its admin token.
+func (a *App) handlerConfig(ctx context.Context, catalog *connection.Catalog) (Config, error) {
+	o := a.Options
 	cfg := Config{
 		Resolver: &graph.Resolver{
-			DB: db, Connections: a.Service, Plugins: a.Host, Events: a.Events,
-			OAuth:  oauthFlows{a.OAuth},
-			Access: &connection.Access{DB: db, Tokens: a.Tokens, Embedding: a.Embedding},
+			DB: a.Store.Client, Connections: a.Service, Plugins: a.Host, Events: a.Events,
+			OAuth:  a.Service,
+			Access: &connection.Access{DB: a.Store.Client, Tokens: a.Tokens, Embedding: a.Embedding},
 		},
-		OAuthCallback:  a.OAuth.CallbackHandler(),
-		CatalogVersion: catalog.Version,
-		Runtime:        runtimeSource{Service: a.Service, oauth: a.OAuth},
-		Auth:           &auth.Authenticator{Tokens: a.Tokens, Embedding: a.Embedding},
-		Logger:         log,
-		Metrics:        a.Metrics,
-		Ready:          a.Ready,
-	}
-	if o.Dev {
-		org, err := EnsureOrganization(ctx, db, DefaultOrgSlug)
-		if err != nil {
-			return nil, err
-		}
-		if a.DevToken, err = devToken(ctx, a.Tokens, org.ID, o.DataDir); err != nil {
-			return nil, err
-		}
-		cfg.Dev = true
-		cfg.DevToken = a.DevToken
-		cfg.DevViewer = &auth.Viewer{Role: auth.RoleOrgAdmin, OrganizationID: org.ID, Actor: "dev"}
+		OAuthCallback:   a.OAuth.CallbackHandler(a.Service.CompleteAuthorization),
+		CatalogVersion:  catalog.Version,
+		Runtime:         a.Service,
+		Auth:            &auth.Authenticator{Tokens: a.Tokens, Embedding: a.Embedding},
+		Logger:          a.Log,
+		Metrics:         a.Metrics,
+		Ready:           a.Ready,
+		NoIntrospection: o.NoIntrospection,
 	}
 	if o.NoCatalogCache {
 		cfg.CatalogVersion = nil
 	}
-	cfg.NoIntrospection = o.NoIntrospection
-	a.Handler = NewHandler(cfg)
-	return a, nil
+	if !o.Dev {
+		return cfg, nil
+	}
+	org, err := EnsureOrganization(ctx, a.Store.Client, DefaultOrgSlug)
+	if err != nil {
+		return cfg, err
+	}
+	if a.DevToken, err = devToken(ctx, a.Tokens, org.ID, o.DataDir); err != nil {
+		return cfg, err
+	}
+	cfg.Dev = true
+	cfg.DevToken = a.DevToken
+	cfg.DevViewer = &auth.Viewer{Role: auth.RoleOrgAdmin, OrganizationID: org.ID, Actor: "dev"}
+	return cfg, nil
 }
 
 // Ready reports whether the database is migrated and reachable and every
@@ -358,30 +416,4 @@ func callbackURL(o Options) string {
 		base = "http://localhost:" + port
 	}
 	return base + "/oauth2/callback"
-}
-
-// oauthFlows adapts the OAuth 2.0 engine to the GraphQL resolvers.
-type oauthFlows struct{ s *oauth.Service }
-
-func (f oauthFlows) StartAuthorization(ctx context.Context, credentialID int, redirectURL, failureURL string, popup bool) (string, error) {
-	return f.s.Start(ctx, oauth.StartInput{CredentialID: credentialID, RedirectURL: redirectURL, FailureURL: failureURL, Popup: popup})
-}
-
-func (f oauthFlows) Disconnect(ctx context.Context, credentialID int) error {
-	return f.s.Disconnect(ctx, credentialID)
-}
-
-// runtimeSource serves the runtime read from the connection service and
-// the OAuth 2.0 engine.
-type runtimeSource struct {
-	*connection.Service
-	oauth *oauth.Service
-}
-
-func (r runtimeSource) AccessToken(ctx context.Context, credentialID int, minValidity time.Duration) (*RuntimeToken, error) {
-	t, err := r.oauth.Token(ctx, credentialID, minValidity)
-	if err != nil {
-		return nil, err
-	}
-	return &RuntimeToken{AccessToken: t.AccessToken, TokenType: t.TokenType, Expiry: t.Expiry}, nil
 }

@@ -8,32 +8,16 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/plugboard/plugboard/ent"
-	"github.com/plugboard/plugboard/ent/connectiontype"
-	"github.com/plugboard/plugboard/ent/credential"
 	"github.com/plugboard/plugboard/graph"
 	"github.com/plugboard/plugboard/internal/auth"
 	"github.com/plugboard/plugboard/internal/connection"
 	"github.com/plugboard/plugboard/internal/globalid"
 )
 
-// RuntimeToken is the access token handed to an integration runtime.
-type RuntimeToken struct {
-	AccessToken string
-	TokenType   string
-	Expiry      time.Time
-}
-
-// RuntimeSource is what the runtime read needs: a credential's resolved
-// values, a fresh access token for OAuth 2.0 types, and the audit log.
+// RuntimeSource is what the runtime read needs: the domain's read of a
+// credential for a runtime. connection.Service implements it.
 type RuntimeSource interface {
-	// Resolved returns the type and the resolved values (secrets included).
-	Resolved(ctx context.Context, c *ent.Credential) (*ent.ConnectionType, map[string]string, error)
-	// AccessToken returns an access token valid for at least minValidity,
-	// refreshing it first when needed.
-	AccessToken(ctx context.Context, credentialID int, minValidity time.Duration) (*RuntimeToken, error)
-	// AuditRuntimeRead records one read.
-	AuditRuntimeRead(ctx context.Context, c *ent.Credential) error
+	ReadForRuntime(ctx context.Context, id int, minValidity time.Duration) (*connection.RuntimeRead, error)
 }
 
 // runtimeResponse is the runtime read's JSON body.
@@ -57,79 +41,105 @@ const maxMinValidity = time.Hour
 
 // runtimeHandler serves GET /runtime/v1/credentials/{id}: a credential's
 // decrypted values and, for OAuth 2.0 types, an access token valid for at
-// least minValidity seconds (default: the refresh margin). Only RUNTIME
-// tokens may read; every read is audited. This is the one place secrets
-// leave plugboard, so it lives outside the GraphQL schema.
-func runtimeHandler(db *ent.Client, src RuntimeSource, log *slog.Logger) http.Handler {
+// least minValidity seconds (default: the refresh margin). The domain
+// decides who may read and what is read (connection.ReadForRuntime); this
+// handler parses the request and writes the answer. It lives outside the
+// GraphQL schema: it is the one place secrets leave plugboard.
+func runtimeHandler(src RuntimeSource, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		ctx := r.Context()
-		if _, err := connection.Authorize(ctx, connection.ReadRuntimeValues); err != nil {
+		if err := connection.MayReadRuntime(ctx); err != nil {
 			refuseRuntimeRead(w, err)
 			return
 		}
-		id, err := globalid.Decode(r.PathValue("id"))
+		id, minValidity, status, msg := parseRuntimeRead(r)
+		if status != 0 {
+			writeRuntimeError(w, status, runtimeCodes[status], msg)
+			return
+		}
+		read, err := src.ReadForRuntime(ctx, id, minValidity)
 		if err != nil {
-			writeRuntimeError(w, http.StatusNotFound, graph.CodeNotFound, "not found")
+			writeRuntimeFailure(w, log, id, err)
 			return
 		}
-		var minValidity time.Duration
-		if s := r.URL.Query().Get("minValidity"); s != "" {
-			n, err := strconv.Atoi(s)
-			if err != nil || n < 0 || time.Duration(n)*time.Second > maxMinValidity {
-				writeRuntimeError(w, http.StatusBadRequest, graph.CodeValidationFailed, "minValidity is a number of seconds from 0 to 3600")
-				return
-			}
-			minValidity = time.Duration(n) * time.Second
-		}
-		c, err := db.Credential.Get(ctx, id)
-		if err != nil {
-			writeRuntimeError(w, http.StatusNotFound, graph.CodeNotFound, "not found")
-			return
-		}
-		ct, values, err := src.Resolved(ctx, c)
-		if err != nil {
-			log.Error("runtime read: resolving values", "credential", c.ID, "err", err)
-			writeRuntimeError(w, http.StatusInternalServerError, graph.CodeInternal, "internal error")
-			return
-		}
-		res := runtimeResponse{
-			ID: globalid.Encode(c.ID), Type: ct.Key, Status: string(c.Status),
-			IsTest: c.IsTest, Values: values, Version: c.Version,
-		}
-		if ct.AuthKind == connectiontype.AuthKindOAUTH2_AUTHORIZATION_CODE || ct.AuthKind == connectiontype.AuthKindOAUTH2_CLIENT_CREDENTIALS {
-			tok, err := src.AccessToken(ctx, c.ID, minValidity)
-			if err != nil {
-				code, msg := graph.Classify(err)
-				status := http.StatusServiceUnavailable
-				switch code {
-				case graph.CodeConflict, graph.CodeValidationFailed:
-					status = http.StatusConflict
-				case graph.CodeNotFound:
-					status = http.StatusNotFound
-				case graph.CodeInternal:
-					log.Error("runtime read: access token", "credential", c.ID, "err", err)
-				}
-				writeRuntimeError(w, status, code, msg)
-				return
-			}
-			rt := &runtimeToken{AccessToken: tok.AccessToken, TokenType: tok.TokenType}
-			if !tok.Expiry.IsZero() {
-				e := tok.Expiry.UTC()
-				rt.ExpiresAt = &e
-			}
-			res.Token = rt
-		} else if c.Status != credential.StatusACTIVE {
-			writeRuntimeError(w, http.StatusConflict, graph.CodeConflict, "the credential is "+string(c.Status)+": "+c.StatusDetail)
-			return
-		}
-		if err := src.AuditRuntimeRead(ctx, c); err != nil {
-			log.Error("runtime read: audit", "credential", c.ID, "err", err)
-			writeRuntimeError(w, http.StatusInternalServerError, graph.CodeInternal, "internal error")
-			return
-		}
-		writeJSON(w, http.StatusOK, res)
+		writeJSON(w, http.StatusOK, runtimeBody(read))
 	})
+}
+
+// runtimeCodes are the error codes of the request's own faults.
+var runtimeCodes = map[int]string{
+	http.StatusNotFound:   graph.CodeNotFound,
+	http.StatusBadRequest: graph.CodeValidationFailed,
+}
+
+// parseRuntimeRead reads the credential id and minValidity of r; a non-zero
+// status and its message when they are not usable.
+func parseRuntimeRead(r *http.Request) (int, time.Duration, int, string) {
+	id, err := globalid.Decode(r.PathValue("id"))
+	if err != nil {
+		return 0, 0, http.StatusNotFound, "not found"
+	}
+	var minValidity time.Duration
+	if s := r.URL.Query().Get("minValidity"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 || time.Duration(n)*time.Second > maxMinValidity {
+			return 0, 0, http.StatusBadRequest, "minValidity is a number of seconds from 0 to 3600"
+		}
+		minValidity = time.Duration(n) * time.Second
+	}
+	return id, minValidity, 0, ""
+}
+
+// runtimeBody is the JSON answer of a read.
+func runtimeBody(read *connection.RuntimeRead) runtimeResponse {
+	c := read.Credential
+	res := runtimeResponse{
+		ID: globalid.Encode(c.ID), Type: read.Type.Key, Status: string(c.Status),
+		IsTest: c.IsTest, Values: read.Values, Version: c.Version,
+	}
+	if tok := read.Token; tok != nil {
+		rt := &runtimeToken{AccessToken: tok.AccessToken, TokenType: tok.TokenType}
+		if !tok.Expiry.IsZero() {
+			e := tok.Expiry.UTC()
+			rt.ExpiresAt = &e
+		}
+		res.Token = rt
+	}
+	return res
+}
+
+// writeRuntimeFailure answers a refused read with the HTTP status of the
+// domain's error: a token that cannot be had is 503 unless the caller must
+// act (409) or the credential is gone (404).
+func writeRuntimeFailure(w http.ResponseWriter, log *slog.Logger, id int, err error) {
+	var notLive *connection.NotLiveError
+	if errors.As(err, &notLive) {
+		writeRuntimeError(w, http.StatusConflict, graph.CodeConflict, notLive.Error())
+		return
+	}
+	code, msg := graph.Classify(err)
+	status := http.StatusInternalServerError
+	var tokErr *connection.TokenError
+	if errors.As(err, &tokErr) {
+		status = http.StatusServiceUnavailable
+		if code == graph.CodeInternal {
+			log.Error("runtime read: access token", "credential", id, "err", err)
+		}
+	}
+	switch code {
+	case graph.CodeUnauthenticated:
+		status = http.StatusUnauthorized
+	case graph.CodeForbidden:
+		status = http.StatusForbidden
+	case graph.CodeNotFound:
+		status = http.StatusNotFound
+	case graph.CodeConflict, graph.CodeValidationFailed:
+		if tokErr != nil {
+			status = http.StatusConflict
+		}
+	}
+	writeRuntimeError(w, status, code, msg)
 }
 
 func writeRuntimeError(w http.ResponseWriter, status int, code, msg string) {

@@ -84,7 +84,7 @@ func NewHandler(cfg Config) http.Handler {
 		mux.Handle("GET /oauth2/callback", cfg.OAuthCallback)
 	}
 	if cfg.Runtime != nil {
-		runtime := authenticate(cfg, runtimeHandler(cfg.Resolver.DB, cfg.Runtime, cfg.Logger))
+		runtime := authenticate(cfg, runtimeHandler(cfg.Runtime, cfg.Logger))
 		mux.Handle("GET /runtime/v1/credentials/{id}", cfg.Metrics.timeRuntimeReads(runtime))
 	}
 	mux.Handle("/graphql", graphQLEndpoint(cfg, authenticate(cfg, graphQLAPI(cfg))))

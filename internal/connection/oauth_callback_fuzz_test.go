@@ -1,4 +1,4 @@
-package oauth_test
+package connection_test
 
 import (
 	"html"
@@ -58,7 +58,7 @@ func FuzzCallbackState(f *testing.F) {
 		return b.String()
 	}
 	before := snapshot(f)
-	h := e.svc.CallbackHandler()
+	h := e.svc.OAuth.CallbackHandler(e.svc.CompleteAuthorization)
 	serve := func(q string) *httptest.ResponseRecorder {
 		r := httptest.NewRequest(http.MethodGet, "/oauth2/callback", nil)
 		r.URL.RawQuery = q

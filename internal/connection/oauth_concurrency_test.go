@@ -1,4 +1,4 @@
-package oauth_test
+package connection_test
 
 import (
 	"context"
@@ -12,7 +12,6 @@ import (
 	"github.com/plugboard/plugboard/ent/credential"
 	"github.com/plugboard/plugboard/internal/auth"
 	"github.com/plugboard/plugboard/internal/connection"
-	"github.com/plugboard/plugboard/internal/oauth"
 	"github.com/plugboard/plugboard/internal/secrets"
 	"github.com/plugboard/plugboard/internal/store"
 	"github.com/plugboard/plugboard/internal/store/storetest"
@@ -31,7 +30,7 @@ func slowRefresh(p *provider) {
 
 // readAll calls Token n times at once, spread over the services, and
 // returns the access tokens they got.
-func readAll(t *testing.T, ctx context.Context, svcs []*oauth.Service, id, n int) map[string]int {
+func readAll(t *testing.T, ctx context.Context, svcs []*connection.Service, id, n int) map[string]int {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	got := map[string]int{}
@@ -63,7 +62,7 @@ func TestConcurrentReadsRefreshOnce(t *testing.T) {
 		slowRefresh(p)
 		e.expire(t, cred.ID)
 
-		got := readAll(t, e.runtimeCtx(t), []*oauth.Service{e.svc}, cred.ID, 200)
+		got := readAll(t, e.runtimeCtx(t), []*connection.Service{e.svc}, cred.ID, 200)
 		if n := p.refreshCalls.Load(); n != 1 {
 			t.Fatalf("200 concurrent reads made %d refresh calls, want 1", n)
 		}
@@ -97,11 +96,7 @@ func TestReplicasRefreshOnce(t *testing.T) {
 
 	e := newEnv(t, st1, envOptions{})
 	keys2 := secrets.NewKeyring(e.master, &store.KeyStore{DB: st2.Client})
-	replica := oauth.New(oauth.Config{
-		DB: st2.Client, SQL: st2.DB, Dialect: st2.Dialect, Keys: keys2,
-		Values: &connection.Service{DB: st2.Client, Plugins: noPlugins{}, Keys: keys2},
-		Events: e.events, CallbackURL: e.cb.URL + "/oauth2/callback", Now: e.clock.Now,
-	})
+	replica := e.newServiceOn(envOptions{}, st2, keys2)
 
 	p := newProvider(t)
 	cred, _ := e.authorizedCredential(t, p)
@@ -109,7 +104,7 @@ func TestReplicasRefreshOnce(t *testing.T) {
 	for round := range 3 {
 		e.expire(t, cred.ID)
 		before := p.refreshCalls.Load()
-		got := readAll(t, e.runtimeCtx(t), []*oauth.Service{e.svc, replica}, cred.ID, 100)
+		got := readAll(t, e.runtimeCtx(t), []*connection.Service{e.svc, replica}, cred.ID, 100)
 		if n := p.refreshCalls.Load() - before; n != 1 {
 			t.Fatalf("round %d: 100 reads on two replicas made %d refresh calls, want 1", round, n)
 		}
@@ -124,8 +119,8 @@ func TestReplicasRefreshOnce(t *testing.T) {
 	ids := e.seedDue(t, p, ct, 100)
 	before := p.refreshCalls.Load()
 	var wg sync.WaitGroup
-	var stats [2]oauth.SweepStats
-	for i, svc := range []*oauth.Service{e.svc, replica} {
+	var stats [2]connection.SweepStats
+	for i, svc := range []*connection.Service{e.svc, replica} {
 		wg.Go(func() {
 			var err error
 			stats[i], err = svc.Sweep(e.sys)

@@ -1,4 +1,4 @@
-package oauth_test
+package connection_test
 
 import (
 	"bytes"
@@ -148,7 +148,7 @@ func TestAuthorizationCode(t *testing.T) {
 				{CredentialID: cred.ID, RedirectURL: allowedRedirect, FailureURL: "https://evil.com/oauth"},
 				{CredentialID: cred.ID, RedirectURL: "javascript:alert(1)", Popup: true},
 			} {
-				_, err := e.svc.Start(e.admin, in)
+				_, err := e.svc.Authorize(e.admin, in)
 				if !errors.Is(e.noteErr(err), oauth.ErrRedirectNotAllowed) {
 					t.Errorf("Start(%+v) = %v, want ErrRedirectNotAllowed", in, err)
 				}
@@ -161,7 +161,7 @@ func TestAuthorizationCode(t *testing.T) {
 		t.Run("access denied", func(t *testing.T) {
 			ct := e.slackLike(t, connectiontype.AuthKindOAUTH2_AUTHORIZATION_CODE, p.URL(), nil)
 			cred := e.credential(t, ct, p.values())
-			authURL, err := e.svc.Start(e.admin, oauth.StartInput{CredentialID: cred.ID})
+			authURL, err := e.svc.Authorize(e.admin, oauth.StartInput{CredentialID: cred.ID})
 			if err != nil {
 				t.Fatal(e.noteErr(err))
 			}
@@ -184,7 +184,7 @@ func TestAuthorizationCode(t *testing.T) {
 			}
 
 			// With a failure URL the browser goes there with error=.
-			authURL, _ = e.svc.Start(e.admin, oauth.StartInput{CredentialID: cred.ID, RedirectURL: allowedRedirect + "/ok", FailureURL: allowedRedirect + "/failed"})
+			authURL, _ = e.svc.Authorize(e.admin, oauth.StartInput{CredentialID: cred.ID, RedirectURL: allowedRedirect + "/ok", FailureURL: allowedRedirect + "/failed"})
 			au, _ = url.Parse(authURL)
 			pg = e.browse(t, e.cb.URL+"/oauth2/callback?"+url.Values{"state": {au.Query().Get("state")}, "error": {"access_denied"}}.Encode())
 			back, _ := url.Parse(pg.location)
@@ -219,7 +219,7 @@ func TestAuthorizationCode(t *testing.T) {
 			}
 
 			// Without a redirect URL the target is "*"; a failure posts its error.
-			authURL, _ := e.svc.Start(e.admin, oauth.StartInput{CredentialID: cred.ID, Popup: true})
+			authURL, _ := e.svc.Authorize(e.admin, oauth.StartInput{CredentialID: cred.ID, Popup: true})
 			au, _ := url.Parse(authURL)
 			pg = e.browse(t, e.cb.URL+"/oauth2/callback?"+url.Values{"state": {au.Query().Get("state")}, "error": {"access_denied"}}.Encode())
 			if !strings.Contains(pg.body, `var target = "*"`) || !strings.Contains(pg.body, `"error":"access_denied"`) || !strings.Contains(pg.body, `"status":"ERROR"`) {
@@ -234,7 +234,7 @@ func TestAuthorizationCode(t *testing.T) {
 					sp.AuthStyle = "HEADER"
 				})
 				cred := e.credential(t, ct, p.values())
-				authURL, err := e.svc.Start(e.admin, oauth.StartInput{CredentialID: cred.ID})
+				authURL, err := e.svc.Authorize(e.admin, oauth.StartInput{CredentialID: cred.ID})
 				if err != nil {
 					t.Fatal(e.noteErr(err))
 				}
@@ -261,10 +261,10 @@ func TestAuthorizationCode(t *testing.T) {
 			ct := e.slackLike(t, connectiontype.AuthKindOAUTH2_AUTHORIZATION_CODE, p.URL(), nil)
 			cred := e.credential(t, ct, p.values())
 			other, _ := e.db.Organization.Create().SetName("Other").SetSlug("o-" + randHex(4)).Save(e.sys)
-			if _, err := e.svc.Start(e.adminOf(t, other.ID), oauth.StartInput{CredentialID: cred.ID}); !errors.Is(e.noteErr(err), oauth.ErrNotFound) {
+			if _, err := e.svc.Authorize(e.adminOf(t, other.ID), oauth.StartInput{CredentialID: cred.ID}); !errors.Is(e.noteErr(err), oauth.ErrNotFound) {
 				t.Errorf("Start from another organization: %v", err)
 			}
-			if _, err := e.svc.Start(e.runtimeCtx(t), oauth.StartInput{CredentialID: cred.ID}); !errors.Is(e.noteErr(err), auth.ErrForbidden) {
+			if _, err := e.svc.Authorize(e.runtimeCtx(t), oauth.StartInput{CredentialID: cred.ID}); !errors.Is(e.noteErr(err), auth.ErrForbidden) {
 				t.Errorf("a runtime token started an authorization: %v", err)
 			}
 			customer := auth.NewContext(t.Context(), &auth.Viewer{Role: auth.RoleCustomerUser, OrganizationID: e.org.ID, CustomerID: 1})
@@ -273,7 +273,7 @@ func TestAuthorizationCode(t *testing.T) {
 			}
 			cc := e.slackLike(t, connectiontype.AuthKindOAUTH2_CLIENT_CREDENTIALS, p.URL(), nil)
 			ccCred := e.credential(t, cc, p.values())
-			if _, err := e.svc.Start(e.admin, oauth.StartInput{CredentialID: ccCred.ID}); !errors.Is(e.noteErr(err), oauth.ErrNotOAuth) {
+			if _, err := e.svc.Authorize(e.admin, oauth.StartInput{CredentialID: ccCred.ID}); !errors.Is(e.noteErr(err), oauth.ErrNotOAuth) {
 				t.Errorf("Start on a client credentials type: %v", err)
 			}
 		})
@@ -526,7 +526,7 @@ func TestClientCredentials(t *testing.T) {
 		values := map[string]string{
 			"clientId": p.clientID, "clientSecret": p.clientSecret, "tokenUrl": p.URL() + "/token", "scopes": "read,write",
 		}
-		tok, err := e.svc.FetchClientCredentials(e.admin, ct, values)
+		tok, err := e.svc.OAuth.FetchClientCredentials(e.admin, ct, values)
 		if err != nil {
 			t.Fatal(e.noteErr(err))
 		}
@@ -543,7 +543,7 @@ func TestClientCredentials(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := e.svc.StoreToken(e.admin, tx.Client(), cred.ID, ct, tok); err != nil {
+		if err := e.svc.StoreToken(e.admin, tx, cred.ID, ct, tok); err != nil {
 			_ = tx.Rollback()
 			t.Fatal(e.noteErr(err))
 		}
@@ -572,7 +572,7 @@ func TestClientCredentials(t *testing.T) {
 
 		// Wrong client credentials: a clear error without the secret.
 		bad := map[string]string{"clientId": p.clientID, "clientSecret": "cs_" + canary + "_wrong", "tokenUrl": p.URL() + "/token"}
-		_, err = e.svc.FetchClientCredentials(e.admin, ct, bad)
+		_, err = e.svc.OAuth.FetchClientCredentials(e.admin, ct, bad)
 		var pe *oauth.ProviderError
 		if !errors.As(e.noteErr(err), &pe) || pe.Code != "invalid_client" || !errors.Is(err, oauth.ErrProvider) {
 			t.Fatalf("wrong client secret: %v", err)

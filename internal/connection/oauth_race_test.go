@@ -1,4 +1,4 @@
-package oauth_test
+package connection_test
 
 import (
 	"errors"

@@ -1,4 +1,4 @@
-package oauth_test
+package connection_test
 
 import (
 	"bytes"
@@ -47,7 +47,7 @@ func TestMockOIDCHappyPath(t *testing.T) {
 
 		code := "code_" + canary + "_mockoidc_" + randHex(4)
 		m.QueueCode(code)
-		authURL, err := e.svc.Start(e.admin, oauth.StartInput{CredentialID: cred.ID, RedirectURL: allowedRedirect + "/done"})
+		authURL, err := e.svc.Authorize(e.admin, oauth.StartInput{CredentialID: cred.ID, RedirectURL: allowedRedirect + "/done"})
 		if err != nil {
 			t.Fatal(e.noteErr(err))
 		}

@@ -1,4 +1,4 @@
-package oauth_test
+package connection_test
 
 import (
 	"bytes"
@@ -120,8 +120,10 @@ type env struct {
 	db     *ent.Client
 	master secrets.MasterKey
 	keys   *secrets.Keyring
+	// svc owns the credentials; conns is the same service, for the save
+	// pipeline's calls.
 	conns  *connection.Service
-	svc    *oauth.Service
+	svc    *connection.Service
 	clock  *clock
 	logs   *syncBuffer
 	events *recorder
@@ -162,7 +164,6 @@ func newEnv(t testing.TB, st *store.Store, o envOptions) *env {
 		master: master, keys: secrets.NewKeyring(master, &store.KeyStore{DB: st.Client}),
 		sys: auth.SystemContext(t.Context()),
 	}
-	e.conns = &connection.Service{DB: e.db, Plugins: noPlugins{}, Keys: e.keys, Log: slog.New(slog.NewTextHandler(e.logs, nil))}
 	// Make the first data key now, not inside a test's transaction.
 	if _, err := e.keys.Encrypt(t.Context(), []byte("x"), []byte("warm-up")); err != nil {
 		t.Fatal(err)
@@ -177,9 +178,8 @@ func newEnv(t testing.TB, st *store.Store, o envOptions) *env {
 	}))
 	t.Cleanup(e.cb.Close)
 	e.svc = e.newService(o)
-	// The save pipeline fetches client-credentials tokens through it.
-	e.conns.OAuth = e.svc
-	handler.Store(e.svc.CallbackHandler())
+	e.conns = e.svc
+	handler.Store(e.svc.OAuth.CallbackHandler(e.svc.CompleteAuthorization))
 
 	e.org, err = e.db.Organization.Create().
 		SetName("Acme").SetSlug("acme-" + randHex(4)).
@@ -193,25 +193,36 @@ func newEnv(t testing.TB, st *store.Store, o envOptions) *env {
 	return e
 }
 
-// newService returns a Service over e's store; a second one stands for a
-// second replica.
-func (e *env) newService(o envOptions) *oauth.Service {
+// newService returns a connection service and its token engine over e's
+// store; a second one stands for a second replica.
+func (e *env) newService(o envOptions) *connection.Service {
+	return e.newServiceOn(o, e.st, e.keys)
+}
+
+// newServiceOn returns a connection service and its token engine over st.
+func (e *env) newServiceOn(o envOptions, st *store.Store, keys *secrets.Keyring) *connection.Service {
 	level := slog.LevelDebug
 	if o.quiet {
 		level = slog.LevelInfo
 	}
+	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: level}))
 	cfg := oauth.Config{
-		DB: e.db, SQL: e.st.DB, Dialect: e.st.Dialect, Keys: e.keys, Values: e.conns,
-		Events: e.events, Logger: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: level})),
-		CallbackURL:        e.cb.URL + "/oauth2/callback",
-		TokenTimeout:       o.tokenTimeout,
-		MaxFailures:        o.maxFailures,
-		RefreshConcurrency: o.concurrency,
+		DB: st.Client, Keys: keys, Logger: log,
+		CallbackURL:  e.cb.URL + "/oauth2/callback",
+		TokenTimeout: o.tokenTimeout,
+	}
+	svc := &connection.Service{
+		DB: st.Client, Plugins: noPlugins{}, Keys: keys, Log: log, Events: e.events,
+		Refresh: connection.RefreshOptions{
+			Dialect: st.Dialect, SQL: st.DB, MaxFailures: o.maxFailures, Concurrency: o.concurrency,
+		},
 	}
 	if !o.realClock {
 		cfg.Now = e.clock.Now
+		svc.Now = e.clock.Now
 	}
-	return oauth.New(cfg)
+	svc.OAuth = oauth.New(cfg)
+	return svc
 }
 
 func (e *env) adminOf(t testing.TB, orgID int) context.Context {
@@ -447,7 +458,7 @@ func (e *env) browse(t testing.TB, u string) page {
 // returns the callback URL the provider sent the browser to.
 func (e *env) connect(t testing.TB, in oauth.StartInput) string {
 	t.Helper()
-	authURL, err := e.svc.Start(e.admin, in)
+	authURL, err := e.svc.Authorize(e.admin, in)
 	if err != nil {
 		t.Fatalf("Start: %v", e.noteErr(err))
 	}
@@ -749,7 +760,7 @@ func (e *env) seedDue(t testing.TB, p *provider, ct *ent.ConnectionType, n int) 
 		rt := fmt.Sprintf("rt_%s_seed_%d_%s", canary, i, randHex(4))
 		p.addRefresh(rt)
 		if err == nil {
-			err = e.svc.StoreToken(ctx, tx.Client(), id, ct, &oauth.Token{
+			err = e.svc.StoreToken(ctx, tx, id, ct, &oauth.Token{
 				AccessToken: fmt.Sprintf("at_%s_seed_%d", canary, i), TokenType: "Bearer", RefreshToken: rt,
 				Expiry: e.clock.Now().Add(5 * time.Minute), Scopes: []string{"chat:write"},
 			})
