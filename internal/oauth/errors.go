@@ -87,8 +87,6 @@ func (e *ProviderError) Unwrap() []error {
 	return []error{ErrProvider}
 }
 
-func notFound(id int) error { return credentialErr(id, ErrNotFound) }
-
 // CredentialError is an error about one credential. Its text names the
 // credential by its row id, for the log; an API names it to its caller by
 // the id the caller knows (the global id) and Err's text.

@@ -32,11 +32,6 @@ type Token struct {
 	Extra map[string]any
 }
 
-// validFor reports whether the access token is still valid d after now.
-func (t *Token) validFor(now time.Time, d time.Duration) bool {
-	return t != nil && t.AccessToken != "" && (t.Expiry.IsZero() || t.Expiry.After(now.Add(d)))
-}
-
 // String describes the token without its secrets.
 func (t Token) String() string {
 	var b strings.Builder
