@@ -108,8 +108,8 @@ func FromContext(ctx context.Context) *Viewer {
 // SystemContext returns ctx acting as plugboard itself across every
 // organization, unfiltered by tenant. Only server-internal work that is not
 // yet inside one organization uses it: finding a token's organization, the
-// sweep's list of due credentials, the key rotator. Work inside one
-// organization uses OrganizationContext.
+// plugin catalog, the sweep's list of due credentials, the key rotator. Work
+// inside one organization uses OrganizationContext.
 func SystemContext(ctx context.Context) context.Context {
 	return NewContext(ctx, &Viewer{Role: roleSystem, Actor: "system", everyOrganization: true})
 }
