@@ -139,7 +139,7 @@ func (e *Embedding) verify(ctx context.Context, bearer string, now time.Time) (*
 	if err := checkClaims(claims, now); err != nil {
 		return nil, time.Time{}, err
 	}
-	v, err := e.viewer(sys, org, claims)
+	v, err := e.viewer(OrganizationContext(ctx, org.ID), org, claims)
 	if err != nil {
 		return nil, time.Time{}, err
 	}
@@ -202,9 +202,10 @@ func (e *Embedding) chooseKey(sys context.Context, tok *jwt.Token, claims *embed
 	if err != nil {
 		return nil, nil, err
 	}
+	// The key is looked up inside the token's organization alone.
 	key, err := e.DB.SigningKey.Query().
-		Where(signingkey.OrganizationID(o.ID), signingkey.Kid(kid)).
-		Only(sys)
+		Where(signingkey.Kid(kid)).
+		Only(OrganizationContext(sys, o.ID))
 	if ent.IsNotFound(err) {
 		return nil, nil, refuse("unknown kid in organization %d", o.ID)
 	}
@@ -246,13 +247,13 @@ func checkClaims(claims *embedClaims, now time.Time) error {
 }
 
 // viewer returns the CUSTOMER_USER viewer of claims, finding or creating
-// its customer and user.
-func (e *Embedding) viewer(sys context.Context, org *ent.Organization, claims *embedClaims) (*Viewer, error) {
-	cust, err := e.customer(sys, org, claims.Customer)
+// its customer and user; inOrg acts as plugboard inside org.
+func (e *Embedding) viewer(inOrg context.Context, org *ent.Organization, claims *embedClaims) (*Viewer, error) {
+	cust, err := e.customer(inOrg, org, claims.Customer)
 	if err != nil {
 		return nil, err
 	}
-	u, err := e.user(sys, org.ID, cust.ID, claims.Subject, claims.Email)
+	u, err := e.user(inOrg, org.ID, cust.ID, claims.Subject, claims.Email)
 	if err != nil {
 		return nil, err
 	}
@@ -270,12 +271,12 @@ func validExternalID(s string) bool {
 }
 
 // customer returns the organization's customer of externalID, creating it
-// when the organization allows.
-func (e *Embedding) customer(sys context.Context, org *ent.Organization, externalID string) (*ent.Customer, error) {
+// when the organization allows; inOrg acts as plugboard inside org.
+func (e *Embedding) customer(inOrg context.Context, org *ent.Organization, externalID string) (*ent.Customer, error) {
 	find := func() (*ent.Customer, error) {
 		return e.DB.Customer.Query().
-			Where(customer.OrganizationID(org.ID), customer.ExternalID(externalID)).
-			Only(sys)
+			Where(customer.ExternalID(externalID)).
+			Only(inOrg)
 	}
 	c, err := find()
 	if !ent.IsNotFound(err) {
@@ -288,7 +289,7 @@ func (e *Embedding) customer(sys context.Context, org *ent.Organization, externa
 		SetOrganizationID(org.ID).
 		SetExternalID(externalID).
 		SetName(externalID).
-		Save(sys)
+		Save(inOrg)
 	if ent.IsConstraintError(err) {
 		// Created at the same moment by another request.
 		return find()
@@ -296,16 +297,17 @@ func (e *Embedding) customer(sys context.Context, org *ent.Organization, externa
 	if err != nil {
 		return nil, fmt.Errorf("creating a customer: %w", err)
 	}
-	e.log().InfoContext(sys, "customer created from an embedding token", "organization", org.ID, "customer", c.ID)
+	e.log().InfoContext(inOrg, "customer created from an embedding token", "organization", org.ID, "customer", c.ID)
 	return c, nil
 }
 
-// user returns the customer's user of externalID, creating it.
-func (e *Embedding) user(sys context.Context, orgID, customerID int, externalID, email string) (*ent.User, error) {
+// user returns the customer's user of externalID, creating it; inOrg acts
+// as plugboard inside the customer's organization.
+func (e *Embedding) user(inOrg context.Context, orgID, customerID int, externalID, email string) (*ent.User, error) {
 	find := func() (*ent.User, error) {
 		return e.DB.User.Query().
 			Where(user.CustomerID(customerID), user.ExternalID(externalID)).
-			Only(sys)
+			Only(inOrg)
 	}
 	u, err := find()
 	if !ent.IsNotFound(err) {
@@ -318,7 +320,7 @@ func (e *Embedding) user(sys context.Context, orgID, customerID int, externalID,
 	if email != "" {
 		create.SetEmail(email)
 	}
-	u, err = create.Save(sys)
+	u, err = create.Save(inOrg)
 	if ent.IsConstraintError(err) {
 		return find()
 	}

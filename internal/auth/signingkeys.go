@@ -72,7 +72,7 @@ func (e *Embedding) RegisterKey(ctx context.Context, in RegisterKeyInput) (*ent.
 		return nil, &InputError{Field: "publicKeyPEM", Code: CodeInvalidValue, Message: err.Error()}
 	}
 	taken, err := e.DB.SigningKey.Query().
-		Where(signingkey.OrganizationID(v.OrganizationID), signingkey.Kid(in.Kid)).
+		Where(signingkey.Kid(in.Kid)).
 		Exist(ctx)
 	if err != nil {
 		return nil, err
@@ -125,9 +125,9 @@ func (e *Embedding) RevokeKey(ctx context.Context, id int) error {
 	if err != nil {
 		return err
 	}
-	// Updates are not filtered by the tenant interceptor: name the
-	// organization explicitly.
-	mine := []predicate.SigningKey{signingkey.ID(id), signingkey.OrganizationID(v.OrganizationID)}
+	// The tenant filter and write hook hold both to the viewer's
+	// organization: another organization's key is not found.
+	mine := []predicate.SigningKey{signingkey.ID(id)}
 	n, err := e.DB.SigningKey.Update().
 		Where(append(mine, signingkey.RevokedAtIsNil())...).
 		SetRevokedAt(e.now()).

@@ -44,8 +44,10 @@ var CustomerVisibleScopes = scopes.CustomerVisible()
 
 // InstallTenantFilter makes every query of client, node lookups and edge
 // traversals included, see only the rows of the viewer's organization; a
-// CUSTOMER_USER viewer sees less still (see customerUserFilter). A query of
-// tenant data without a viewer fails with ErrNoViewer.
+// CUSTOMER_USER viewer sees less still (see customerUserFilter). plugboard
+// itself sees every organization under SystemContext, and one under
+// OrganizationContext. A query of tenant data without a viewer fails with
+// ErrNoViewer.
 //
 // Writes are held to the viewer's organization too (tenantWriteHook): an
 // update or delete of another organization's row finds nothing, and a
@@ -61,7 +63,7 @@ func InstallTenantFilter(client *ent.Client) {
 		switch {
 		case v == nil:
 			return ErrNoViewer
-		case v.IsSystem():
+		case v.unfiltered():
 			return nil
 		case typ == ent.TypeOrganization:
 			q.WhereP(sql.FieldEQ(organization.FieldID, v.OrganizationID))

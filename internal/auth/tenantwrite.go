@@ -31,8 +31,9 @@ type predicateMutation interface {
 //   - An Organization is written only as the viewer's own; creating one is
 //     plugboard's work alone.
 //
-// The system viewer bypasses; a write of tenant data without a viewer fails
-// with ErrNoViewer.
+// plugboard itself across organizations (SystemContext) bypasses; inside one
+// (OrganizationContext) it is held to that organization like any viewer. A
+// write of tenant data without a viewer fails with ErrNoViewer.
 func tenantWriteHook(next ent.Mutator) ent.Mutator {
 	return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
 		typ := m.Type()
@@ -43,7 +44,7 @@ func tenantWriteHook(next ent.Mutator) ent.Mutator {
 		switch {
 		case v == nil:
 			return nil, fmt.Errorf("%s %s: %w", m.Op(), typ, ErrNoViewer)
-		case v.IsSystem():
+		case v.unfiltered():
 			return next.Mutate(ctx, m)
 		}
 		if err := constrainWrite(v, m); err != nil {

@@ -73,6 +73,10 @@ type Viewer struct {
 	TokenID int
 	// Actor names the viewer in the audit log, e.g. "token:42".
 	Actor string
+	// everyOrganization is set for plugboard itself acting across
+	// organizations (SystemContext) alone: the tenant filter and the
+	// write hook let it through.
+	everyOrganization bool
 }
 
 // Errors of authentication and authorization.
@@ -101,14 +105,33 @@ func FromContext(ctx context.Context) *Viewer {
 	return v
 }
 
-// SystemContext returns ctx acting as plugboard itself, unfiltered by
-// tenant. Only server-internal work uses it.
+// SystemContext returns ctx acting as plugboard itself across every
+// organization, unfiltered by tenant. Only server-internal work that is not
+// yet inside one organization uses it: finding a token's organization, the
+// plugin catalog, the sweep's list of due credentials, the key rotator. Work
+// inside one organization uses OrganizationContext.
 func SystemContext(ctx context.Context) context.Context {
-	return NewContext(ctx, &Viewer{Role: roleSystem, Actor: "system"})
+	return NewContext(ctx, &Viewer{Role: roleSystem, Actor: "system", everyOrganization: true})
 }
 
-// IsSystem reports whether v is plugboard itself.
+// OrganizationContext returns ctx acting as plugboard itself inside
+// organization orgID: it sees every row of that organization, as an admin
+// does, and the tenant filter and write hook hold its reads and writes to
+// that organization (a row of another one is not found). An orgID that
+// names no organization sees nothing. Like SystemContext it is never a
+// request's viewer: it authenticates nothing and the authorization table
+// grants it nothing.
+func OrganizationContext(ctx context.Context, orgID int) context.Context {
+	return NewContext(ctx, &Viewer{Role: roleSystem, OrganizationID: orgID, Actor: "system"})
+}
+
+// IsSystem reports whether v is plugboard itself, across organizations or
+// inside one.
 func (v *Viewer) IsSystem() bool { return v != nil && v.Role == roleSystem }
+
+// unfiltered reports whether v is plugboard itself across every
+// organization: the one viewer the tenant filter and write hook let through.
+func (v *Viewer) unfiltered() bool { return v.IsSystem() && v.everyOrganization }
 
 // Require returns the viewer of ctx, or ErrUnauthenticated: it
 // authenticates and decides nothing else. What a viewer may do is the

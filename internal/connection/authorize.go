@@ -22,7 +22,7 @@ func (s *Service) oauthCredential(ctx context.Context, id int) (*ent.Credential,
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	ct, values, err := s.Resolved(auth.SystemContext(ctx), cred)
+	ct, values, err := s.Resolved(auth.OrganizationContext(ctx, cred.OrganizationID), cred)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -72,12 +72,14 @@ func (s *Service) Authorize(ctx context.Context, in oauth.StartInput) (string, e
 // CompleteAuthorization finishes the callback of an authorization: the
 // engine checks the state and trades the code for a token, and the
 // credential stores it and becomes ACTIVE, or becomes ERROR with what went
-// wrong. ctx is plugboard's own (the state proves the caller).
+// wrong. ctx is plugboard's own (the state proves the caller); once the
+// state names the organization, everything runs inside it.
 func (s *Service) CompleteAuthorization(ctx context.Context, q url.Values) oauth.Outcome {
 	cb, o := s.OAuth.BeginCallback(ctx, q)
 	if cb == nil {
 		return o
 	}
+	ctx = auth.OrganizationContext(ctx, cb.OrganizationID())
 	cred, err := s.DB.Credential.Get(ctx, cb.CredentialID())
 	if err != nil || cred.OrganizationID != cb.OrganizationID() {
 		return cb.Unmatched()

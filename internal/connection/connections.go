@@ -301,7 +301,7 @@ func deleteCredentialsOf(ctx context.Context, tx *ent.Tx, v *auth.Viewer, id int
 	if err != nil || len(credIDs) == 0 {
 		return err
 	}
-	if err := DeleteVersionsOf(ctx, tx.Client(), v.OrganizationID, credIDs); err != nil {
+	if err := DeleteVersionsOf(ctx, tx.Client(), credIDs); err != nil {
 		return err
 	}
 	_, err = tx.Credential.Delete().Where(credential.IDIn(credIDs...)).Exec(ctx)

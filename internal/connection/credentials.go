@@ -246,7 +246,7 @@ func (s *Service) SaveCredential(ctx context.Context, in SaveCredentialInput) (s
 			id, version, was = row.ID, 1, row
 		} else {
 			id = existing.ID
-			if version, err = nextVersion(ctx, db, existing.OrganizationID, id, existing.Version); err != nil {
+			if version, err = nextVersion(ctx, db, id, existing.Version); err != nil {
 				return err
 			}
 		}
@@ -325,7 +325,7 @@ func (s *Service) recordLastErrors(ctx context.Context, c *ent.Credential, ve *V
 		out = append(out, schematype.FieldError{Field: field, Code: f.Code, Message: f.Message})
 	}
 	err := s.DB.Credential.Update().
-		Where(credential.ID(c.ID), credential.OrganizationID(c.OrganizationID)).
+		Where(credential.ID(c.ID)).
 		SetLastErrors(out).Exec(context.WithoutCancel(ctx))
 	if err != nil {
 		s.log().Warn("recording the errors of a rejected save", "credential", c.ID, "err", err)

@@ -75,13 +75,14 @@ func (st *SlotState) Status() *credential.Status {
 
 // slotStates resolves every slot of inst, in slot order. It is the truth
 // of the instance whoever asks: it reads as plugboard inside the instance's
-// organization, so a slot whose connection the viewer may not see (an
-// organization-managed one, for a customer's user) still resolves.
-// Callers show a viewer only what it may see (InstanceSlots).
+// organization (the tenant filter holds every read to it), so a slot whose
+// connection the viewer may not see (an organization-managed one, for a
+// customer's user) still resolves. Callers show a viewer only what it may
+// see (InstanceSlots).
 func (s *Service) slotStates(ctx context.Context, db *ent.Client, inst *ent.Instance) ([]*SlotState, error) {
-	ctx = auth.SystemContext(ctx)
+	ctx = auth.OrganizationContext(ctx, inst.OrganizationID)
 	slots, err := db.ConnectionSlot.Query().
-		Where(connectionslot.IntegrationID(inst.IntegrationID), connectionslot.OrganizationID(inst.OrganizationID)).
+		Where(connectionslot.IntegrationID(inst.IntegrationID)).
 		WithConnection().
 		Order(ent.Asc(connectionslot.FieldPosition), ent.Asc(connectionslot.FieldID)).
 		All(ctx)
@@ -123,7 +124,7 @@ type slotResolver struct {
 // and the instance.
 func (s *Service) newSlotResolver(ctx context.Context, db *ent.Client, inst *ent.Instance, slots []*ent.ConnectionSlot) (*slotResolver, error) {
 	bindings, err := db.InstanceBinding.Query().
-		Where(instancebinding.InstanceID(inst.ID), instancebinding.OrganizationID(inst.OrganizationID)).
+		Where(instancebinding.InstanceID(inst.ID)).
 		WithCredential(func(q *ent.CredentialQuery) { q.WithConnection() }).All(ctx)
 	if err != nil {
 		return nil, err
@@ -137,7 +138,6 @@ func (s *Service) newSlotResolver(ctx context.Context, db *ent.Client, inst *ent
 		connIDs = append(connIDs, sl.ConnectionID)
 	}
 	r.cands, err = db.Credential.Query().Where(
-		credential.OrganizationID(inst.OrganizationID),
 		credential.ConnectionIDIn(connIDs...),
 		credential.HolderKeyIn("org", customerHolderKey(inst.CustomerID), instanceHolderKey(inst.ID)),
 	).All(ctx)
@@ -216,7 +216,7 @@ func (r *slotResolver) useTestCredential(ctx context.Context, st *SlotState) err
 	if !r.test || c.IsTest {
 		return nil
 	}
-	tc, err := r.db.Credential.Query().Where(credential.OrganizationID(r.inst.OrganizationID), credential.ConnectionID(c.ConnectionID),
+	tc, err := r.db.Credential.Query().Where(credential.ConnectionID(c.ConnectionID),
 		credential.HolderKey(c.HolderKey), credential.IsTest(true)).Only(ctx)
 	if err != nil && !ent.IsNotFound(err) {
 		return err
@@ -329,15 +329,15 @@ func (s *Service) InstanceSlots(ctx context.Context, inst *ent.Instance) ([]*Slo
 
 // refreshInstances recomputes the config state of the instances, and
 // when orgCred is not 0 marks those of them that are deployed and use that
-// organization credential as needing a deploy. Updates are not filtered by
-// the tenant interceptor: each names the organization.
+// organization credential as needing a deploy. The write hook holds each
+// update to the organization of ctx's viewer.
 func (s *Service) refreshInstances(ctx context.Context, db *ent.Client, insts []*ent.Instance, orgCred int) error {
 	for _, inst := range insts {
 		states, err := s.slotStates(ctx, db, inst)
 		if err != nil {
 			return err
 		}
-		u := db.Instance.Update().Where(instance.ID(inst.ID), instance.OrganizationID(inst.OrganizationID))
+		u := db.Instance.Update().Where(instance.ID(inst.ID))
 		dirty := false
 		if cs := configStateOf(states); cs != inst.ConfigState {
 			u.SetConfigState(cs)
@@ -616,7 +616,7 @@ func (s *Service) writeBinding(ctx context.Context, v *auth.Viewer, bd *binding)
 				SetInstanceID(inst.ID).SetSlotID(sl.ID).SetCredentialID(cred.ID).Exec(ctx)
 		case err == nil:
 			err = db.InstanceBinding.Update().
-				Where(instancebinding.ID(b.ID), instancebinding.OrganizationID(inst.OrganizationID)).
+				Where(instancebinding.ID(b.ID)).
 				SetCredentialID(cred.ID).Exec(ctx)
 		}
 		if err != nil {
@@ -675,7 +675,7 @@ func (s *Service) DeployInstance(ctx context.Context, id int) (*ent.Instance, er
 	var out *ent.Instance
 	err = s.withTx(ctx, func(tx *ent.Tx) error {
 		db := tx.Client()
-		if err := db.Instance.Update().Where(instance.ID(inst.ID), instance.OrganizationID(inst.OrganizationID)).
+		if err := db.Instance.Update().Where(instance.ID(inst.ID)).
 			SetDeployedAt(s.now()).SetNeedsDeploy(false).
 			SetConfigState(instance.ConfigStateCONFIGURED).Exec(ctx); err != nil {
 			return err
@@ -701,7 +701,7 @@ func (s *Service) DeleteInstance(ctx context.Context, id int) error {
 	}
 	return s.withTx(ctx, func(tx *ent.Tx) error {
 		db := tx.Client()
-		inst, err := db.Instance.Query().Where(instance.ID(id)).Only(ctx)
+		_, err := db.Instance.Query().Where(instance.ID(id)).Only(ctx)
 		if ent.IsNotFound(err) {
 			return notFound("instance", id)
 		}
@@ -712,7 +712,7 @@ func (s *Service) DeleteInstance(ctx context.Context, id int) error {
 		if err != nil {
 			return err
 		}
-		bq := db.InstanceBinding.Delete().Where(instancebinding.OrganizationID(inst.OrganizationID))
+		bq := db.InstanceBinding.Delete()
 		if len(credIDs) > 0 {
 			bq.Where(instancebinding.Or(instancebinding.InstanceID(id), instancebinding.CredentialIDIn(credIDs...)))
 		} else {
@@ -722,15 +722,14 @@ func (s *Service) DeleteInstance(ctx context.Context, id int) error {
 			return err
 		}
 		if len(credIDs) > 0 {
-			if err := DeleteVersionsOf(ctx, db, inst.OrganizationID, credIDs); err != nil {
+			if err := DeleteVersionsOf(ctx, db, credIDs); err != nil {
 				return err
 			}
-			if _, err := db.Credential.Delete().Where(credential.IDIn(credIDs...),
-				credential.OrganizationID(inst.OrganizationID)).Exec(ctx); err != nil {
+			if _, err := db.Credential.Delete().Where(credential.IDIn(credIDs...)).Exec(ctx); err != nil {
 				return err
 			}
 		}
-		if _, err := db.Instance.Delete().Where(instance.ID(id), instance.OrganizationID(inst.OrganizationID)).Exec(ctx); err != nil {
+		if _, err := db.Instance.Delete().Where(instance.ID(id)).Exec(ctx); err != nil {
 			return err
 		}
 		return s.audit(ctx, db, v, auditEntry{

@@ -13,6 +13,7 @@ import (
 
 	"github.com/plugboard/plugboard/ent"
 	"github.com/plugboard/plugboard/ent/credential"
+	"github.com/plugboard/plugboard/internal/auth"
 	"github.com/plugboard/plugboard/internal/oauth"
 )
 
@@ -197,6 +198,9 @@ func (s *Service) refreshOnce(ctx context.Context, id int, n need) flightResult 
 	if err != nil {
 		return flightResult{err: err}
 	}
+	// The refresh and what it records run inside the credential's
+	// organization.
+	ctx = auth.OrganizationContext(ctx, cred.OrganizationID)
 	// Resolve before taking a slot or a lock: it reads the type and
 	// decrypts the secrets outside the lock transaction.
 	ct, values, flowErr := s.Resolved(ctx, cred)

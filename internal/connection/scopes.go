@@ -339,7 +339,7 @@ func (s *Service) layerValues(ctx context.Context, conn *ent.Connection, inputs 
 		}
 	}
 	if conn.TemplateID != nil {
-		presets, err := s.templatePresets(ctx, *conn.TemplateID)
+		presets, err := s.templatePresets(ctx, conn)
 		if err != nil {
 			return nil, err
 		}

@@ -126,12 +126,13 @@ func (s *Service) writeTemplate(ctx context.Context, tx *ent.Tx, v *auth.Viewer,
 	})
 }
 
-// templatePresets returns a template's presets, secret ones decrypted. The
-// caller reached the template through a connection its viewer may use, so
-// the template is read as plugboard itself: customers never see templates,
-// but their credentials are filled by them.
-func (s *Service) templatePresets(ctx context.Context, id int) (map[string]string, error) {
-	t, err := s.DB.ConnectionTemplate.Query().Where(connectiontemplate.ID(id)).Only(auth.SystemContext(ctx))
+// templatePresets returns the presets of conn's template, secret ones
+// decrypted. The caller reached conn as a connection its viewer may use, so
+// the template is read as plugboard itself inside conn's organization:
+// customers never see templates, but their credentials are filled by them.
+func (s *Service) templatePresets(ctx context.Context, conn *ent.Connection) (map[string]string, error) {
+	id := *conn.TemplateID
+	t, err := s.DB.ConnectionTemplate.Query().Where(connectiontemplate.ID(id)).Only(auth.OrganizationContext(ctx, conn.OrganizationID))
 	if ent.IsNotFound(err) {
 		return nil, nil // a template deleted under its connection presets nothing
 	}

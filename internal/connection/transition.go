@@ -82,7 +82,7 @@ func (s *Service) afterTransition(ctx context.Context, c statusChange) {
 			From: string(c.cred.Status), To: string(c.to), Detail: detail, At: s.now(),
 		})
 	}
-	if err := s.afterCredentialChange(auth.SystemContext(ctx), c.cred, c.orgValuesChanged); err != nil {
+	if err := s.afterCredentialChange(auth.OrganizationContext(ctx, c.cred.OrganizationID), c.cred, c.orgValuesChanged); err != nil {
 		s.log().Warn("updating the instances of a credential", "credential", c.cred.ID, "err", err)
 	}
 }

@@ -65,9 +65,9 @@ func (s *Service) openVersionSecrets(ctx context.Context, cv *ent.CredentialVers
 // both the credential's version and every stored version (a REJECTED one
 // takes its number too). A concurrent save taking the same number fails
 // on the unique (credential_id, version) index.
-func nextVersion(ctx context.Context, db *ent.Client, orgID, credID, current int) (int, error) {
+func nextVersion(ctx context.Context, db *ent.Client, credID, current int) (int, error) {
 	last, err := db.CredentialVersion.Query().
-		Where(credentialversion.CredentialID(credID), credentialversion.OrganizationID(orgID)).
+		Where(credentialversion.CredentialID(credID)).
 		Order(ent.Desc(credentialversion.FieldVersion)).
 		First(ctx)
 	if err != nil && !ent.IsNotFound(err) {
@@ -117,7 +117,7 @@ func (s *Service) addVersion(ctx context.Context, db *ent.Client, v *auth.Viewer
 		}
 		return err
 	}
-	return pruneVersions(ctx, db, orgID, credID)
+	return pruneVersions(ctx, db, credID)
 }
 
 // supersedeLive marks the LIVE version of credential was SUPERSEDED,
@@ -128,8 +128,7 @@ func supersedeLive(ctx context.Context, db *ent.Client, was *ent.Credential) err
 		return nil
 	}
 	return db.CredentialVersion.Update().
-		Where(credentialversion.CredentialID(was.ID), credentialversion.OrganizationID(was.OrganizationID),
-			credentialversion.StateEQ(credentialversion.StateLIVE)).
+		Where(credentialversion.CredentialID(was.ID), credentialversion.StateEQ(credentialversion.StateLIVE)).
 		SetState(credentialversion.StateSUPERSEDED).
 		SetLastStatus(credentialversion.LastStatus(was.Status)).
 		SetLastStatusDetail(clip(was.StatusDetail, 1000)).Exec(ctx)
@@ -137,9 +136,9 @@ func supersedeLive(ctx context.Context, db *ent.Client, was *ent.Credential) err
 
 // pruneVersions deletes the SUPERSEDED and REJECTED versions of credID
 // older than the last KeepVersions.
-func pruneVersions(ctx context.Context, db *ent.Client, orgID, credID int) error {
+func pruneVersions(ctx context.Context, db *ent.Client, credID int) error {
 	old, err := db.CredentialVersion.Query().
-		Where(credentialversion.CredentialID(credID), credentialversion.OrganizationID(orgID)).
+		Where(credentialversion.CredentialID(credID)).
 		Order(ent.Desc(credentialversion.FieldVersion)).
 		Offset(KeepVersions).
 		IDs(ctx)
@@ -147,7 +146,7 @@ func pruneVersions(ctx context.Context, db *ent.Client, orgID, credID int) error
 		return err
 	}
 	_, err = db.CredentialVersion.Delete().
-		Where(credentialversion.IDIn(old...), credentialversion.OrganizationID(orgID),
+		Where(credentialversion.IDIn(old...),
 			credentialversion.StateIn(credentialversion.StateSUPERSEDED, credentialversion.StateREJECTED)).
 		Exec(ctx)
 	return err
@@ -155,12 +154,12 @@ func pruneVersions(ctx context.Context, db *ent.Client, orgID, credID int) error
 
 // DeleteVersionsOf deletes every version of the credentials ids, for a
 // deletion of the credentials themselves (the versions reference them).
-func DeleteVersionsOf(ctx context.Context, db *ent.Client, orgID int, ids []int) error {
+func DeleteVersionsOf(ctx context.Context, db *ent.Client, ids []int) error {
 	if len(ids) == 0 {
 		return nil
 	}
 	_, err := db.CredentialVersion.Delete().
-		Where(credentialversion.CredentialIDIn(ids...), credentialversion.OrganizationID(orgID)).
+		Where(credentialversion.CredentialIDIn(ids...)).
 		Exec(ctx)
 	return err
 }
@@ -186,7 +185,7 @@ func (s *Service) verifySave(ctx context.Context, v *auth.Viewer, p pendingSave)
 	err := s.withTx(ctx, func(tx *ent.Tx) error {
 		db := tx.Client()
 		var err error
-		if n, err = nextVersion(ctx, db, ex.OrganizationID, ex.ID, ex.Version); err != nil {
+		if n, err = nextVersion(ctx, db, ex.ID, ex.Version); err != nil {
 			return err
 		}
 		if err := s.addVersion(ctx, db, v, ex, n, p.vals, credentialversion.StatePENDING, "waiting for its live test"); err != nil {
@@ -243,7 +242,7 @@ func (s *Service) verifySave(ctx context.Context, v *auth.Viewer, p pendingSave)
 	err = s.withTx(ctx, func(tx *ent.Tx) error {
 		db := tx.Client()
 		u := db.Credential.Update().
-			Where(credential.ID(ex.ID), credential.OrganizationID(ex.OrganizationID), credential.Version(ex.Version)).
+			Where(credential.ID(ex.ID), credential.Version(ex.Version)).
 			SetLastTestedAt(s.now())
 		if err := s.setLiveValues(ctx, u, ex.ID, n, p.vals); err != nil {
 			return err
@@ -264,7 +263,7 @@ func (s *Service) verifySave(ctx context.Context, v *auth.Viewer, p pendingSave)
 			return err
 		}
 		if err := db.CredentialVersion.Update().
-			Where(credentialversion.CredentialID(ex.ID), credentialversion.OrganizationID(ex.OrganizationID),
+			Where(credentialversion.CredentialID(ex.ID),
 				credentialversion.Version(n), credentialversion.StateEQ(credentialversion.StatePENDING)).
 			SetState(credentialversion.StateLIVE).SetMessage("live test passed").Exec(ctx); err != nil {
 			return err
@@ -304,7 +303,7 @@ func (s *Service) rejectVersion(ctx context.Context, v *auth.Viewer, ex *ent.Cre
 	err := s.withTx(ctx, func(tx *ent.Tx) error {
 		db := tx.Client()
 		if err := db.CredentialVersion.Update().
-			Where(credentialversion.CredentialID(ex.ID), credentialversion.OrganizationID(ex.OrganizationID),
+			Where(credentialversion.CredentialID(ex.ID),
 				credentialversion.Version(n), credentialversion.StateEQ(credentialversion.StatePENDING)).
 			SetState(credentialversion.StateREJECTED).SetMessage(why).Exec(ctx); err != nil {
 			return err
@@ -478,12 +477,12 @@ func (s *Service) commitRollback(ctx context.Context, v *auth.Viewer, cred *ent.
 	var saved *ent.Credential
 	err := s.withTx(ctx, func(tx *ent.Tx) error {
 		db := tx.Client()
-		n, err := nextVersion(ctx, db, cred.OrganizationID, cred.ID, cred.Version)
+		n, err := nextVersion(ctx, db, cred.ID, cred.Version)
 		if err != nil {
 			return err
 		}
 		u := db.Credential.Update().
-			Where(credential.ID(cred.ID), credential.OrganizationID(cred.OrganizationID), credential.Version(cred.Version))
+			Where(credential.ID(cred.ID), credential.Version(cred.Version))
 		if err := s.setLiveValues(ctx, u, cred.ID, n, vals); err != nil {
 			return err
 		}

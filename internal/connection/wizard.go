@@ -130,7 +130,7 @@ func wizardViewer(ctx context.Context, instanceID int) (*auth.Viewer, bool, erro
 // wizardInstance loads the instance with its integration's slots in
 // position order and its bindings with their credentials.
 func (s *Service) wizardInstance(ctx context.Context, v *auth.Viewer, instanceID int, customerView bool) (*ent.Instance, error) {
-	q := s.DB.Instance.Query().Where(instance.ID(instanceID), instance.OrganizationID(v.OrganizationID))
+	q := s.DB.Instance.Query().Where(instance.ID(instanceID))
 	if customerView {
 		q.Where(instance.CustomerID(v.CustomerID))
 	}
@@ -275,7 +275,7 @@ func (ws *wizardState) loadManagedStatuses(ctx context.Context, slots []*ent.Con
 	}
 	inst := ws.inst
 	oq := ws.s.DB.Credential.Query().
-		Where(credential.OrganizationID(inst.OrganizationID), credential.ConnectionIDIn(orgConnIDs...),
+		Where(credential.ConnectionIDIn(orgConnIDs...),
 			credential.Or(credential.HolderKeyIn("org", ws.customerKey), credential.IDIn(boundIDs...)))
 	if !ws.testEnv {
 		oq.Where(credential.IsTest(false))
@@ -283,7 +283,7 @@ func (ws *wizardState) loadManagedStatuses(ctx context.Context, slots []*ent.Con
 	var rows []statusRow
 	err := oq.Order(credential.ByID()).
 		Select(credential.FieldID, credential.FieldConnectionID, credential.FieldHolderKey, credential.FieldIsTest, credential.FieldStatus).
-		Scan(auth.SystemContext(ctx), &rows)
+		Scan(auth.OrganizationContext(ctx, inst.OrganizationID), &rows)
 	if err != nil {
 		return err
 	}
@@ -447,10 +447,10 @@ func (s *Service) loadSlotConnections(ctx context.Context, inst *ent.Instance, s
 			Scope  connection.Scope `json:"scope"`
 		}
 		err := s.DB.Connection.Query().
-			Where(connection.OrganizationID(inst.OrganizationID), connection.IDIn(missing...),
+			Where(connection.IDIn(missing...),
 				connection.ScopeIn(scopes.ManagedByOrg()...)).
 			Select(connection.FieldID, connection.FieldTypeID, connection.FieldScope).
-			Scan(auth.SystemContext(ctx), &rows)
+			Scan(auth.OrganizationContext(ctx, inst.OrganizationID), &rows)
 		if err != nil {
 			return err
 		}
