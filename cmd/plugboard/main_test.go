@@ -12,6 +12,7 @@ import (
 
 	"github.com/plugboard/plugboard/ent/organization"
 	"github.com/plugboard/plugboard/internal/auth"
+	"github.com/plugboard/plugboard/internal/connection/scopes"
 	"github.com/plugboard/plugboard/internal/pluginhost"
 	"github.com/plugboard/plugboard/internal/store"
 )
@@ -51,7 +52,7 @@ func TestCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	auth.InstallTenantFilter(s.Client)
+	auth.InstallTenantFilter(s.Client, scopes.CustomerVisible())
 	if v, err := (&auth.Tokens{DB: s.Client}).Authenticate(context.Background(), tok); err != nil || v.Role != auth.RoleOrgAdmin {
 		t.Fatalf("authenticate: %v %v", v, err)
 	}

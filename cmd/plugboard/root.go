@@ -17,6 +17,7 @@ import (
 	"github.com/plugboard/plugboard/ent"
 	"github.com/plugboard/plugboard/ent/organization"
 	"github.com/plugboard/plugboard/internal/auth"
+	"github.com/plugboard/plugboard/internal/connection/scopes"
 	"github.com/plugboard/plugboard/internal/pluginhost"
 	"github.com/plugboard/plugboard/internal/server"
 	"github.com/plugboard/plugboard/internal/store"
@@ -44,7 +45,7 @@ func (f *storeFlags) open(ctx context.Context) (*store.Store, error) {
 		_ = s.Close()
 		return nil, err
 	}
-	auth.InstallTenantFilter(s.Client)
+	auth.InstallTenantFilter(s.Client, scopes.CustomerVisible())
 	return s, nil
 }
 

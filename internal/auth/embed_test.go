@@ -20,6 +20,7 @@ import (
 	"github.com/plugboard/plugboard/ent/customer"
 	"github.com/plugboard/plugboard/ent/user"
 	"github.com/plugboard/plugboard/internal/auth"
+	"github.com/plugboard/plugboard/internal/connection/scopes"
 	"github.com/plugboard/plugboard/internal/store"
 	"github.com/plugboard/plugboard/internal/store/storetest"
 )
@@ -100,7 +101,7 @@ type embedFixture struct {
 func newEmbedFixture(t *testing.T, s *store.Store) *embedFixture {
 	t.Helper()
 	k := keys(t)
-	auth.InstallTenantFilter(s.Client)
+	auth.InstallTenantFilter(s.Client, scopes.CustomerVisible())
 	ctx := context.Background()
 	sys := auth.SystemContext(ctx)
 	a, err := s.Client.Organization.Create().SetName("Acme").SetSlug("acme").Save(sys)

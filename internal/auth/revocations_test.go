@@ -8,6 +8,7 @@ import (
 
 	"github.com/plugboard/plugboard/ent/intercept"
 	"github.com/plugboard/plugboard/internal/auth"
+	"github.com/plugboard/plugboard/internal/connection/scopes"
 	"github.com/plugboard/plugboard/internal/store/storetest"
 )
 
@@ -30,7 +31,7 @@ func (f *fakeRevocations) Trusted() bool { return f.trusted.Load() }
 // not put its answer back in the cache.
 func TestTokenCacheAndRevocations(t *testing.T) {
 	s := storetest.SQLite(t)
-	auth.InstallTenantFilter(s.Client)
+	auth.InstallTenantFilter(s.Client, scopes.CustomerVisible())
 	ctx := context.Background()
 	sys := auth.SystemContext(ctx)
 	org, err := s.Client.Organization.Create().SetName("Acme").SetSlug("acme").Save(sys)

@@ -14,7 +14,6 @@ import (
 	"github.com/plugboard/plugboard/ent/intercept"
 	"github.com/plugboard/plugboard/ent/organization"
 	"github.com/plugboard/plugboard/ent/user"
-	"github.com/plugboard/plugboard/internal/connection/scopes"
 )
 
 // tenantTypes are the ent types owned by one organization: each has an
@@ -36,12 +35,6 @@ var tenantTypes = map[string]bool{
 	ent.TypeUser:               true,
 }
 
-// CustomerVisibleScopes are the connection scopes whose connections and
-// credentials a customer's users see (DESIGN.md §1): the values they enter
-// themselves, as the scope table says. The organization-managed scopes'
-// values are the organization's, never shown to a customer.
-var CustomerVisibleScopes = scopes.CustomerVisible()
-
 // InstallTenantFilter makes every query of client, node lookups and edge
 // traversals included, see only the rows of the viewer's organization; a
 // CUSTOMER_USER viewer sees less still (see customerUserFilter). plugboard
@@ -52,7 +45,12 @@ var CustomerVisibleScopes = scopes.CustomerVisible()
 // Writes are held to the viewer's organization too (tenantWriteHook): an
 // update or delete of another organization's row finds nothing, and a
 // create lands in the viewer's organization.
-func InstallTenantFilter(client *ent.Client) {
+//
+// customerVisible are the connection scopes whose connections and
+// credentials a customer's users see: the values they enter themselves, as
+// the scope table says (scopes.CustomerVisible). The caller passes them, so
+// auth knows no scope rule.
+func InstallTenantFilter(client *ent.Client, customerVisible []connection.Scope) {
 	client.Use(tenantWriteHook)
 	client.Intercept(intercept.TraverseFunc(func(ctx context.Context, q intercept.Query) error {
 		typ := q.Type()
@@ -70,8 +68,8 @@ func InstallTenantFilter(client *ent.Client) {
 			return nil
 		}
 		q.WhereP(sql.FieldEQ("organization_id", v.OrganizationID))
-		if v.Role == RoleCustomerUser {
-			customerUserFilter(v, typ, q)
+		if v.IsCustomerUser() {
+			customerUserFilter(v, customerVisible, typ, q)
 		}
 		return nil
 	}))
@@ -88,17 +86,17 @@ func InstallTenantFilter(client *ent.Client) {
 //   - Integration and ConnectionSlot: all of them (the catalog).
 //   - AuditEvent, APIToken, SigningKey, ConnectionTemplate, OAuthState:
 //     nothing.
-func customerUserFilter(v *Viewer, typ string, q intercept.Query) {
+func customerUserFilter(v *Viewer, customerVisible []connection.Scope, typ string, q intercept.Query) {
 	switch typ {
 	case ent.TypeCustomer:
 		q.WhereP(customer.ID(v.CustomerID))
 	case ent.TypeUser:
 		q.WhereP(user.ID(v.UserID))
 	case ent.TypeConnection:
-		q.WhereP(connection.ScopeIn(CustomerVisibleScopes...))
+		q.WhereP(connection.ScopeIn(customerVisible...))
 	case ent.TypeCredential:
 		q.WhereP(
-			credential.HasConnectionWith(connection.ScopeIn(CustomerVisibleScopes...)),
+			credential.HasConnectionWith(connection.ScopeIn(customerVisible...)),
 			credential.Or(
 				credential.And(credential.HolderEQ(credential.HolderCUSTOMER), credential.CustomerID(v.CustomerID)),
 				credential.And(credential.HolderEQ(credential.HolderINSTANCE),

@@ -9,6 +9,7 @@ import (
 	"github.com/plugboard/plugboard/ent"
 	"github.com/plugboard/plugboard/ent/customer"
 	"github.com/plugboard/plugboard/internal/auth"
+	"github.com/plugboard/plugboard/internal/connection/scopes"
 	"github.com/plugboard/plugboard/internal/store"
 	"github.com/plugboard/plugboard/internal/store/storetest"
 )
@@ -20,7 +21,7 @@ func (f *tenantFixture) inOrgA(t *testing.T) context.Context {
 
 func TestOrganizationContextReadsOneOrganization(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
-		auth.InstallTenantFilter(s.Client)
+		auth.InstallTenantFilter(s.Client, scopes.CustomerVisible())
 		f := newTenantFixture(t, s, "reads")
 		ctx := f.inOrgA(t)
 		if _, err := f.db.Customer.Get(ctx, f.custB.ID); !ent.IsNotFound(err) {
@@ -83,7 +84,7 @@ func TestOrganizationContextWritesRefusedAcrossOrganizations(t *testing.T) {
 		}, false},
 	}
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
-		auth.InstallTenantFilter(s.Client)
+		auth.InstallTenantFilter(s.Client, scopes.CustomerVisible())
 		for i, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
 				f := newTenantFixture(t, s, "org"+strconv.Itoa(i))
@@ -114,7 +115,7 @@ func TestOrganizationContextWritesRefusedAcrossOrganizations(t *testing.T) {
 
 func TestOrganizationContextWritesInTheOrganization(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
-		auth.InstallTenantFilter(s.Client)
+		auth.InstallTenantFilter(s.Client, scopes.CustomerVisible())
 		f := newTenantFixture(t, s, "orgsame")
 		ctx := f.inOrgA(t)
 		n, err := f.db.Customer.Update().Where(customer.OrganizationIDIn(f.orgA.ID, f.orgB.ID)).

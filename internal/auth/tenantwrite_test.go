@@ -9,6 +9,7 @@ import (
 	"github.com/plugboard/plugboard/ent"
 	"github.com/plugboard/plugboard/ent/customer"
 	"github.com/plugboard/plugboard/internal/auth"
+	"github.com/plugboard/plugboard/internal/connection/scopes"
 	"github.com/plugboard/plugboard/internal/store"
 	"github.com/plugboard/plugboard/internal/store/storetest"
 )
@@ -88,7 +89,7 @@ func TestTenantWritesRefusedAcrossOrganizations(t *testing.T) {
 		}, false},
 	}
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
-		auth.InstallTenantFilter(s.Client)
+		auth.InstallTenantFilter(s.Client, scopes.CustomerVisible())
 		for i, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
 				f := newTenantFixture(t, s, strconv.Itoa(i))
@@ -119,7 +120,7 @@ func TestTenantWritesRefusedAcrossOrganizations(t *testing.T) {
 
 func TestTenantBulkWritesStayInTheOrganization(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
-		auth.InstallTenantFilter(s.Client)
+		auth.InstallTenantFilter(s.Client, scopes.CustomerVisible())
 		f := newTenantFixture(t, s, "bulk")
 		n, err := f.db.Customer.Update().Where(customer.OrganizationIDIn(f.orgA.ID, f.orgB.ID)).
 			SetName("renamed").Save(f.admin)
@@ -144,7 +145,7 @@ func TestTenantBulkWritesStayInTheOrganization(t *testing.T) {
 
 func TestTenantWritesInTheOrganization(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
-		auth.InstallTenantFilter(s.Client)
+		auth.InstallTenantFilter(s.Client, scopes.CustomerVisible())
 		f := newTenantFixture(t, s, "same")
 		if err := f.db.Customer.UpdateOneID(f.custA.ID).SetName("renamed").Exec(f.admin); err != nil {
 			t.Fatalf("update own customer: %v", err)
@@ -176,7 +177,7 @@ func TestTenantWritesInTheOrganization(t *testing.T) {
 
 func TestTenantWritesWithoutViewer(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
-		auth.InstallTenantFilter(s.Client)
+		auth.InstallTenantFilter(s.Client, scopes.CustomerVisible())
 		f := newTenantFixture(t, s, "none")
 		err := f.db.Customer.UpdateOneID(f.custA.ID).SetName("taken").Exec(context.Background())
 		if !errors.Is(err, auth.ErrNoViewer) {

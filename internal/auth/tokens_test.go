@@ -7,13 +7,14 @@ import (
 	"time"
 
 	"github.com/plugboard/plugboard/internal/auth"
+	"github.com/plugboard/plugboard/internal/connection/scopes"
 	"github.com/plugboard/plugboard/internal/store"
 	"github.com/plugboard/plugboard/internal/store/storetest"
 )
 
 func TestTokens(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
-		auth.InstallTenantFilter(s.Client)
+		auth.InstallTenantFilter(s.Client, scopes.CustomerVisible())
 		ctx := context.Background()
 		sys := auth.SystemContext(ctx)
 		org, err := s.Client.Organization.Create().SetName("Acme").SetSlug("acme").Save(sys)
@@ -86,7 +87,7 @@ func TestTokens(t *testing.T) {
 
 func TestTenantFilterNeedsAViewer(t *testing.T) {
 	s := storetest.SQLite(t)
-	auth.InstallTenantFilter(s.Client)
+	auth.InstallTenantFilter(s.Client, scopes.CustomerVisible())
 	if _, err := s.Client.Credential.Query().All(context.Background()); !errors.Is(err, auth.ErrNoViewer) {
 		t.Fatalf("a tenant query without a viewer: %v", err)
 	}

@@ -129,6 +129,10 @@ func OrganizationContext(ctx context.Context, orgID int) context.Context {
 // inside one.
 func (v *Viewer) IsSystem() bool { return v != nil && v.Role == roleSystem }
 
+// IsCustomerUser reports whether v is a customer's user, whom the tenant
+// filter narrows to its customer.
+func (v *Viewer) IsCustomerUser() bool { return v != nil && v.Role == RoleCustomerUser }
+
 // unfiltered reports whether v is plugboard itself across every
 // organization: the one viewer the tenant filter and write hook let through.
 func (v *Viewer) unfiltered() bool { return v.IsSystem() && v.everyOrganization }

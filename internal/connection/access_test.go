@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/plugboard/plugboard/internal/auth"
+	"github.com/plugboard/plugboard/internal/connection/scopes"
 	"github.com/plugboard/plugboard/internal/store"
 	"github.com/plugboard/plugboard/internal/store/storetest"
 )
@@ -37,7 +38,7 @@ type accessFixture struct {
 
 func newAccessFixture(t *testing.T, s *store.Store) *accessFixture {
 	t.Helper()
-	auth.InstallTenantFilter(s.Client)
+	auth.InstallTenantFilter(s.Client, scopes.CustomerVisible())
 	ctx := context.Background()
 	sys := auth.SystemContext(ctx)
 	org, err := s.Client.Organization.Create().SetName("Acme").SetSlug("acme").Save(sys)

@@ -12,6 +12,7 @@ import (
 	"github.com/plugboard/plugboard/ent/credential"
 	"github.com/plugboard/plugboard/internal/auth"
 	"github.com/plugboard/plugboard/internal/connection"
+	"github.com/plugboard/plugboard/internal/connection/scopes"
 	"github.com/plugboard/plugboard/internal/secrets"
 	"github.com/plugboard/plugboard/internal/store"
 	"github.com/plugboard/plugboard/internal/store/storetest"
@@ -92,7 +93,7 @@ func TestReplicasRefreshOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	st2 := open()
-	auth.InstallTenantFilter(st2.Client)
+	auth.InstallTenantFilter(st2.Client, scopes.CustomerVisible())
 
 	e := newEnv(t, st1, envOptions{})
 	keys2 := secrets.NewKeyring(e.master, &store.KeyStore{DB: st2.Client})

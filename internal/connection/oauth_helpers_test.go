@@ -29,6 +29,7 @@ import (
 	"github.com/plugboard/plugboard/ent/schema/schematype"
 	"github.com/plugboard/plugboard/internal/auth"
 	"github.com/plugboard/plugboard/internal/connection"
+	"github.com/plugboard/plugboard/internal/connection/scopes"
 	"github.com/plugboard/plugboard/internal/events"
 	"github.com/plugboard/plugboard/internal/oauth"
 	"github.com/plugboard/plugboard/internal/secrets"
@@ -154,7 +155,7 @@ const allowedRedirect = "https://app.example.com/oauth"
 
 func newEnv(t testing.TB, st *store.Store, o envOptions) *env {
 	t.Helper()
-	auth.InstallTenantFilter(st.Client)
+	auth.InstallTenantFilter(st.Client, scopes.CustomerVisible())
 	master, err := secrets.GenerateMasterKey()
 	if err != nil {
 		t.Fatal(err)

@@ -20,6 +20,7 @@ import (
 	"github.com/plugboard/plugboard/graph"
 	"github.com/plugboard/plugboard/internal/auth"
 	"github.com/plugboard/plugboard/internal/connection"
+	"github.com/plugboard/plugboard/internal/connection/scopes"
 	"github.com/plugboard/plugboard/internal/events"
 	"github.com/plugboard/plugboard/internal/oauth"
 	"github.com/plugboard/plugboard/internal/pluginhost"
@@ -136,7 +137,7 @@ func (a *App) openStore(ctx context.Context) error {
 		return err
 	}
 	a.migrated.Store(true)
-	auth.InstallTenantFilter(a.Store.Client)
+	auth.InstallTenantFilter(a.Store.Client, scopes.CustomerVisible())
 	return nil
 }
 

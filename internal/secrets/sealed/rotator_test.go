@@ -15,6 +15,7 @@ import (
 	"github.com/plugboard/plugboard/ent/credential"
 	"github.com/plugboard/plugboard/ent/schema/schematype"
 	"github.com/plugboard/plugboard/internal/auth"
+	"github.com/plugboard/plugboard/internal/connection/scopes"
 	"github.com/plugboard/plugboard/internal/secrets"
 	"github.com/plugboard/plugboard/internal/store"
 	"github.com/plugboard/plugboard/internal/store/storetest"
@@ -51,7 +52,7 @@ func seed(t *testing.T, s *store.Store, nCreds, nTmpls, nStates int) *fixture {
 	t.Helper()
 	ctx := auth.SystemContext(context.Background())
 	db := s.Client
-	auth.InstallTenantFilter(db)
+	auth.InstallTenantFilter(db, scopes.CustomerVisible())
 	master, err := secrets.GenerateMasterKey()
 	if err != nil {
 		t.Fatal(err)
