@@ -110,16 +110,9 @@ func applyValues(inputs []schematype.Input, vals []ValueInput, plain, secretVals
 	var changed []string
 	total := 0
 	for _, in := range vals {
-		decl := findInput(inputs, in.Key)
-		switch {
-		case decl == nil:
-			errs = append(errs, fieldErr(CodeUnknownInput, "The connection type declares no input "+quote(in.Key)+".", "values", clip(in.Key, 100)))
-			continue
-		case seen[in.Key]:
-			errs = append(errs, fieldErr(CodeInvalidValue, "The input is given twice.", "values", in.Key))
-			continue
-		case decl.Type == schematype.InputType(sdk.InputTemplate):
-			errs = append(errs, fieldErr(CodeReadOnly, "The input is computed from its template; set the inputs it names instead.", "values", in.Key))
+		decl, ferr := settableInput(inputs, in.Key, seen)
+		if ferr != nil {
+			errs = append(errs, *ferr)
 			continue
 		}
 		seen[in.Key] = true
@@ -127,24 +120,14 @@ func applyValues(inputs []schematype.Input, vals []ValueInput, plain, secretVals
 		if decl.Secret {
 			target = secretVals
 		}
-		switch {
-		case in.Clear || (in.Value == nil && !decl.Secret):
-			if _, ok := target[in.Key]; ok {
-				delete(target, in.Key)
-				changed = append(changed, in.Key)
-			}
-		case in.Value == nil:
-			// A secret left out keeps its stored value.
-		default:
-			if len(*in.Value) > MaxValueBytes {
-				errs = append(errs, fieldErr(CodeTooLong, fmt.Sprintf("The value is longer than %d bytes.", MaxValueBytes), "values", in.Key))
-				continue
-			}
-			total += len(*in.Value)
-			if old, ok := target[in.Key]; !ok || old != *in.Value {
-				changed = append(changed, in.Key)
-			}
-			target[in.Key] = *in.Value
+		did, size, ferr := applyValue(decl, in, target)
+		if ferr != nil {
+			errs = append(errs, *ferr)
+			continue
+		}
+		total += size
+		if did {
+			changed = append(changed, in.Key)
 		}
 	}
 	if total > MaxTotalBytes {
@@ -152,6 +135,43 @@ func applyValues(inputs []schematype.Input, vals []ValueInput, plain, secretVals
 	}
 	sort.Strings(changed)
 	return changed, errs
+}
+
+// settableInput is the declaration of the input key a save sets, or why
+// the save may not set it: undeclared, given twice, or a template's.
+func settableInput(inputs []schematype.Input, key string, seen map[string]bool) (*schematype.Input, *FieldError) {
+	decl := findInput(inputs, key)
+	var f FieldError
+	switch {
+	case decl == nil:
+		f = fieldErr(CodeUnknownInput, "The connection type declares no input "+quote(key)+".", "values", clip(key, 100))
+	case seen[key]:
+		f = fieldErr(CodeInvalidValue, "The input is given twice.", "values", key)
+	case decl.Type == schematype.InputType(sdk.InputTemplate):
+		f = fieldErr(CodeReadOnly, "The input is computed from its template; set the inputs it names instead.", "values", key)
+	default:
+		return decl, nil
+	}
+	return nil, &f
+}
+
+// applyValue applies one value of a save to target (the plain or the
+// secret map): whether it changed, and the bytes it sets.
+func applyValue(decl *schematype.Input, in ValueInput, target map[string]string) (changed bool, size int, ferr *FieldError) {
+	switch {
+	case in.Clear || (in.Value == nil && !decl.Secret):
+		_, ok := target[in.Key]
+		delete(target, in.Key)
+		return ok, 0, nil
+	case in.Value == nil:
+		return false, 0, nil // a secret left out keeps its stored value
+	case len(*in.Value) > MaxValueBytes:
+		f := fieldErr(CodeTooLong, fmt.Sprintf("The value is longer than %d bytes.", MaxValueBytes), "values", in.Key)
+		return false, 0, &f
+	}
+	old, ok := target[in.Key]
+	target[in.Key] = *in.Value
+	return !ok || old != *in.Value, len(*in.Value), nil
 }
 
 func mergeValues(plain, secretVals map[string]string) map[string]string {
@@ -175,8 +195,21 @@ func staticCheck(inputs []schematype.Input, merged map[string]string) []FieldErr
 // another holder fills (the customers of an ORGANIZATION_CUSTOMER
 // connection).
 func staticCheckFor(inputs []schematype.Input, merged map[string]string, skip map[string]bool) []FieldError {
-	var errs []FieldError
-	missing := map[string]bool{}
+	missing, errs := requiredErrors(inputs, merged, skip)
+	ct := &sdk.ConnectionType{Inputs: InputsToSDK(inputs)}
+	for _, d := range sdk.ValidateValues(ct, merged) {
+		if missing[d.Field] || skip[d.Field] {
+			continue
+		}
+		errs = append(errs, fieldErr(CodeInvalidValue, d.Summary, "values", d.Field))
+	}
+	return append(errs, templateErrors(inputs, merged, missing)...)
+}
+
+// requiredErrors are the required inputs without a value (or a default);
+// missing holds them and the inputs in skip, not this holder's to fill.
+func requiredErrors(inputs []schematype.Input, merged map[string]string, skip map[string]bool) (missing map[string]bool, errs []FieldError) {
+	missing = map[string]bool{}
 	for _, in := range inputs {
 		if in.Type == schematype.InputType(sdk.InputTemplate) {
 			continue
@@ -190,14 +223,13 @@ func staticCheckFor(inputs []schematype.Input, merged map[string]string, skip ma
 			errs = append(errs, fieldErr(CodeRequired, label(in)+" is required.", "values", in.Key))
 		}
 	}
-	ct := &sdk.ConnectionType{Inputs: InputsToSDK(inputs)}
-	for _, d := range sdk.ValidateValues(ct, merged) {
-		if missing[d.Field] || skip[d.Field] {
-			continue
-		}
-		errs = append(errs, fieldErr(CodeInvalidValue, d.Summary, "values", d.Field))
-	}
-	// A template needs every input it names.
+	return missing, errs
+}
+
+// templateErrors checks that a template has every input it names; the
+// inputs in missing are reported already.
+func templateErrors(inputs []schematype.Input, merged map[string]string, missing map[string]bool) []FieldError {
+	var errs []FieldError
 	for _, in := range inputs {
 		if in.Type != schematype.InputType(sdk.InputTemplate) {
 			continue
