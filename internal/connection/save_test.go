@@ -305,6 +305,14 @@ func testStored(w *saveWorld) (*ent.Credential, error) {
 	return c, err
 }
 
+func rollbackTo(version int, verify bool) func(w *saveWorld) (*ent.Credential, error) {
+	return func(w *saveWorld) (*ent.Credential, error) {
+		c := w.db.Credential.Query().Where(credential.ConnectionID(w.conn.ID)).OnlyX(w.sys)
+		c, _, err := w.s.RollbackCredential(w.admin, c.ID, version, verify)
+		return c, err
+	}
+}
+
 func seeded(t *testing.T, w *saveWorld) { w.seed(t) }
 
 func failingTest(msg string) func(t *testing.T, w *saveWorld) {
@@ -344,6 +352,25 @@ var transitionCases = []transitionCase{
 	{name: "live test passed", setup: seeded, run: testStored,
 		status: credential.StatusACTIVE, detail: "tested: all good",
 		audits: []string{"credential.tested"}, versions: []credentialversion.State{"LIVE"}},
+	{name: "rollback to a version that was live",
+		setup: func(t *testing.T, w *saveWorld) {
+			w.seed(t)
+			if _, err := saveOn(orgConn, SaveCredentialInput{}, value("host", "api2.example.com"))(w); err != nil {
+				t.Fatal(err)
+			}
+		},
+		run:    rollbackTo(1, false),
+		status: credential.StatusACTIVE, detail: "rolled back to the values of version 1, ACTIVE when last live (validated)",
+		audits: []string{"credential.rolled_back"}, versions: []credentialversion.State{"SUPERSEDED", "SUPERSEDED", "LIVE"}},
+	{name: "rollback with a failed test", setup: func(t *testing.T, w *saveWorld) {
+		w.seed(t)
+		if _, err := saveOn(orgConn, SaveCredentialInput{}, value("host", "api2.example.com"))(w); err != nil {
+			t.Fatal(err)
+		}
+		w.plugins.answer(false, "denied", nil)
+	},
+		run: rollbackTo(1, true), code: CodeTestFailed, status: credential.StatusACTIVE, detail: "validated",
+		versions: []credentialversion.State{"SUPERSEDED", "LIVE"}},
 	{name: "OAuth 2.0 authorization code, first save",
 		run:    saveOn(oauthConn, SaveCredentialInput{}, value("clientId", "client-1")),
 		status: credential.StatusPENDING, detail: "waiting for OAuth 2.0 authorization",

@@ -367,16 +367,9 @@ func (s *Service) RollbackCredential(ctx context.Context, id, version int, verif
 	if err != nil {
 		return nil, nil, err
 	}
-	secretVals, err := s.openVersionSecrets(ctx, target)
+	vals, err := s.versionValuesOf(ctx, target)
 	if err != nil {
 		return nil, nil, err
-	}
-	vals := versionValues{plain: target.Inputs, secrets: secretVals, meta: target.SecretMeta}
-	if vals.plain == nil {
-		vals.plain = map[string]string{}
-	}
-	if vals.meta == nil {
-		vals.meta = map[string]schematype.SecretMeta{}
 	}
 	conn := cred.Edges.Connection
 	orgPart := scopes.Of(conn.Scope).OrgPart(cred.Holder)
@@ -397,6 +390,22 @@ func (s *Service) RollbackCredential(ctx context.Context, id, version int, verif
 	}
 	saved, err := s.commitRollback(ctx, v, cred, version, vals, rs)
 	return saved, tr, err
+}
+
+// versionValuesOf opens the values version cv holds.
+func (s *Service) versionValuesOf(ctx context.Context, cv *ent.CredentialVersion) (versionValues, error) {
+	secretVals, err := s.openVersionSecrets(ctx, cv)
+	if err != nil {
+		return versionValues{}, err
+	}
+	vals := versionValues{plain: cv.Inputs, secrets: secretVals, meta: cv.SecretMeta}
+	if vals.plain == nil {
+		vals.plain = map[string]string{}
+	}
+	if vals.meta == nil {
+		vals.meta = map[string]schematype.SecretMeta{}
+	}
+	return vals, nil
 }
 
 // rollbackTarget loads version of credential credID, refusing a version
@@ -472,22 +481,9 @@ func (s *Service) commitRollback(ctx context.Context, v *auth.Viewer, cred *ent.
 	var saved *ent.Credential
 	err := s.withTx(ctx, func(tx *ent.Tx) error {
 		db := tx.Client()
-		n, err := nextVersion(ctx, db, cred.OrganizationID, cred.ID, cred.Version)
+		n, err := s.writeRollback(ctx, db, cred, vals, rs.tested)
 		if err != nil {
 			return err
-		}
-		u := db.Credential.Update().
-			Where(credential.ID(cred.ID), credential.OrganizationID(cred.OrganizationID), credential.Version(cred.Version))
-		if err := s.setLiveValues(ctx, u, cred.ID, n, vals); err != nil {
-			return err
-		}
-		if rs.tested {
-			u.SetLastTestedAt(s.now())
-		}
-		if cnt, err := u.Save(ctx); err != nil {
-			return err
-		} else if cnt == 0 {
-			return invalid(fieldErr(CodeTaken, "The credential changed while it was being rolled back; try again."))
 		}
 		msg := fmt.Sprintf("rolled back from version %d to the values of version %d", cred.Version, version)
 		if err := s.addVersion(ctx, db, v, cred, n, vals, credentialversion.StateLIVE, msg); err != nil {
@@ -513,6 +509,29 @@ func (s *Service) commitRollback(ctx context.Context, v *auth.Viewer, cred *ent.
 		return nil, err
 	}
 	return saved.Unwrap(), nil
+}
+
+// writeRollback makes vals the live values of cred at the next version,
+// which it returns, unless another change came first.
+func (s *Service) writeRollback(ctx context.Context, db *ent.Client, cred *ent.Credential, vals versionValues, tested bool) (int, error) {
+	n, err := nextVersion(ctx, db, cred.OrganizationID, cred.ID, cred.Version)
+	if err != nil {
+		return 0, err
+	}
+	u := db.Credential.Update().
+		Where(credential.ID(cred.ID), credential.OrganizationID(cred.OrganizationID), credential.Version(cred.Version))
+	if err := s.setLiveValues(ctx, u, cred.ID, n, vals); err != nil {
+		return 0, err
+	}
+	if tested {
+		u.SetLastTestedAt(s.now())
+	}
+	if cnt, err := u.Save(ctx); err != nil {
+		return 0, err
+	} else if cnt == 0 {
+		return 0, invalid(fieldErr(CodeTaken, "The credential changed while it was being rolled back; try again."))
+	}
+	return n, nil
 }
 
 // setLiveValues makes vals the live values of credential id at version n
