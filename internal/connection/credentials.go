@@ -10,10 +10,7 @@ import (
 	"time"
 
 	"github.com/plugboard/plugboard/ent"
-	"github.com/plugboard/plugboard/ent/connection"
-	"github.com/plugboard/plugboard/ent/connectiontype"
 	"github.com/plugboard/plugboard/ent/credential"
-	"github.com/plugboard/plugboard/ent/credentialversion"
 	"github.com/plugboard/plugboard/ent/schema/schematype"
 	"github.com/plugboard/plugboard/internal/auth"
 	"github.com/plugboard/plugboard/internal/connection/scopes"
@@ -60,257 +57,6 @@ type SaveCredentialInput struct {
 type TestResult struct {
 	OK      bool
 	Message string
-}
-
-// SaveCredential runs the save pipeline: static checks from the type's
-// declaration and the plugin's Validate (checkValues: both run, their field
-// errors merged) → an optional live Test → secrets
-// encrypted → stored with an audit event. When any step fails nothing is
-// stored: field problems come back as a *ValidationError, plugin faults as
-// pluginhost errors. When the credential already exists, the field errors
-// of a rejected save are kept in its last_errors (never the values) for a
-// config wizard; a successful save clears them.
-//
-// The checks and the plugin see the values the credential works with: its
-// own, for a customer's ORGANIZATION_CUSTOMER credential the organization's
-// ORG values, then the connection template's presets, then the declared
-// defaults. Only the holder's own values are stored.
-//
-// Admins save every scope. A CUSTOMER_USER viewer saves only its own
-// customer's CUSTOMER credentials, INTEGRATION credentials of its
-// customer's instances and its own USER credentials, and only inputs shown
-// to customers; ORGANIZATION_* connections do not exist for it.
-func (s *Service) SaveCredential(ctx context.Context, in SaveCredentialInput) (saved *ent.Credential, result *TestResult, err error) {
-	v, err := Authorize(ctx, SaveCredential)
-	if err != nil {
-		return nil, nil, err
-	}
-	conn, err := s.DB.Connection.Query().Where(connection.ID(in.ConnectionID)).WithType().Only(ctx)
-	if ent.IsNotFound(err) {
-		return nil, nil, errNoConnection()
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	ct := conn.Edges.Type
-	h, err := s.holderFor(ctx, v, conn, in)
-	if err != nil {
-		return nil, nil, err
-	}
-	if in.IsTest && !Permits(v, SaveTestCredential) {
-		return nil, nil, invalid(fieldErr(CodeForbidden, "Test credentials are the organization's.", "isTest"))
-	}
-
-	existing, err := s.DB.Credential.Query().
-		Where(credential.ConnectionID(conn.ID), credential.HolderKey(h.key), credential.IsTest(in.IsTest)).
-		Only(ctx)
-	if err != nil && !ent.IsNotFound(err) {
-		return nil, nil, err
-	}
-	if existing != nil {
-		// The wizard shows why the last save was refused.
-		defer func() {
-			if ve, ok := isFieldRejection(err); ok {
-				s.recordLastErrors(ctx, existing, ve)
-			}
-		}()
-	}
-	plain, secretVals := map[string]string{}, map[string]string{}
-	meta := map[string]schematype.SecretMeta{}
-	if existing != nil {
-		for k, val := range existing.Inputs {
-			plain[k] = val
-		}
-		if secretVals, err = s.openSecrets(ctx, existing); err != nil {
-			return nil, nil, err
-		}
-		for k, m := range existing.SecretMeta {
-			meta[k] = m
-		}
-	}
-
-	if errs := checkWhoSets(v, conn, ct.Inputs, h, in.Values); len(errs) > 0 {
-		return nil, nil, invalid(errs...)
-	}
-	changed, errs := applyValues(ct.Inputs, in.Values, plain, secretVals)
-	if len(errs) > 0 {
-		return nil, nil, invalid(errs...)
-	}
-	// The organization's save of an ORGANIZATION_CUSTOMER connection holds
-	// only ORG inputs: the CUSTOMER ones are checked in each customer's.
-	orgPart := scopes.Of(conn.Scope).OrgPart(h.holder)
-	var skip map[string]bool
-	if orgPart {
-		skip = sourceKeys(conn, ct.Inputs, schematype.InputSourceCustomer)
-		if in.Test || in.Verify {
-			field := "test"
-			if in.Verify {
-				field = "verify"
-			}
-			return nil, nil, invalid(fieldErr(CodeNotSupported,
-				"The organization's values of "+aScopeConnection(conn.Scope, false)+" are tested with a customer's credential.", field))
-		}
-	}
-	verify := in.Verify && existing != nil
-	if in.Verify && existing == nil {
-		in.Test = true // nothing is live yet: a failed test stores nothing
-	}
-	if verify && ct.AuthKind == connectiontype.AuthKindOAUTH2_AUTHORIZATION_CODE && len(existing.Token) == 0 {
-		return nil, nil, invalid(fieldErr(CodeNotSupported,
-			"The credential has no OAuth 2.0 token to verify new values with yet; save without verify and connect.", "verify"))
-	}
-	merged, err := s.layerValues(ctx, conn, ct.Inputs, h.holder, in.IsTest, mergeValues(plain, secretVals))
-	if err != nil {
-		return nil, nil, err
-	}
-	secretList := secretValues(ct.Inputs, merged)
-	resolved, err := s.checkValues(ctx, ct, merged, skip, secretList)
-	if err != nil {
-		return nil, nil, err
-	}
-	// A client-credentials type gets its token now: a refused request is
-	// the caller's to fix, and nothing is stored.
-	var tok *oauth.Token
-	if ct.AuthKind == connectiontype.AuthKindOAUTH2_CLIENT_CREDENTIALS && !orgPart {
-		if s.OAuth == nil {
-			return nil, nil, invalid(fieldErr(CodeNotSupported, "OAuth 2.0 is not configured on this server."))
-		}
-		if tok, err = s.OAuth.FetchClientCredentials(ctx, ct, resolved); err != nil {
-			return nil, nil, tokenRequestError(ct, err)
-		}
-	}
-	if in.Test && !verify {
-		tr, err := s.Plugins.Test(ctx, ct.Key, resolved, sdkToken(tok))
-		if err != nil {
-			return nil, nil, err
-		}
-		result = &TestResult{OK: tr.OK, Message: redact(tr.Message, secretList)}
-		if !tr.OK {
-			return nil, result, invalid(fieldErr(CodeTestFailed, "The live test failed: "+result.Message))
-		}
-	}
-
-	now := s.now()
-	for _, k := range changed {
-		if in := findInput(ct.Inputs, k); in != nil && in.Secret {
-			if _, set := secretVals[k]; set {
-				meta[k] = schematype.SecretMeta{UpdatedAt: now.UnixMilli()}
-			} else {
-				delete(meta, k)
-			}
-		}
-	}
-	if verify {
-		return s.verifySave(ctx, v, pendingSave{
-			ct: ct, existing: existing, changed: changed, resolved: resolved, secrets: secretList, tok: tok,
-			vals: versionValues{plain: plain, secrets: secretVals, meta: meta},
-		})
-	}
-	status, detail, keepStatus := statusAfterSave(ct, existing, result)
-	if orgPart {
-		// The organization's part holds no token: each customer's does.
-		status, detail, keepStatus = credential.StatusACTIVE, "organization values validated", false
-	}
-	if tok != nil {
-		status, detail, keepStatus = credential.StatusACTIVE, "token obtained with the client credentials", false
-	}
-	err = s.withTx(ctx, func(tx *ent.Tx) error {
-		db := tx.Client()
-		var id, version int
-		was := existing
-		if existing == nil {
-			c := db.Credential.Create().
-				SetOrganizationID(v.OrganizationID).
-				SetConnectionID(conn.ID).
-				SetHolder(h.holder).
-				SetHolderKey(h.key).
-				SetIsTest(in.IsTest)
-			// Every credential but the organization's names its
-			// customer, so the customer's own are found in one place.
-			if h.customerID != 0 {
-				c.SetCustomerID(h.customerID)
-			}
-			if h.instanceID != 0 {
-				c.SetInstanceID(h.instanceID)
-			}
-			if h.userID != 0 {
-				c.SetUserID(h.userID)
-			}
-			row, err := c.Save(ctx)
-			if err != nil {
-				if ent.IsConstraintError(err) {
-					return invalid(fieldErr(CodeTaken, "The credential was created concurrently; save again."))
-				}
-				return err
-			}
-			id, version, was = row.ID, 1, row
-		} else {
-			id = existing.ID
-			if version, err = nextVersion(ctx, db, id, existing.Version); err != nil {
-				return err
-			}
-		}
-		vals := versionValues{plain: plain, secrets: secretVals, meta: meta}
-		u := db.Credential.Update().Where(credential.ID(id))
-		if err := s.setLiveValues(ctx, u, id, version, vals); err != nil {
-			return err
-		}
-		if existing != nil {
-			// Optimistic concurrency: a save that raced with another one
-			// fails instead of dropping the other's values.
-			u.Where(credential.Version(existing.Version))
-		}
-		if result != nil {
-			u.SetLastTestedAt(now)
-		}
-		n, err := u.Save(ctx)
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			return invalid(fieldErr(CodeTaken, "The credential changed while it was being saved; save again."))
-		}
-		if tok != nil {
-			if err := s.storeToken(ctx, db, id, ct, tok); err != nil {
-				return err
-			}
-		}
-		if err := s.audit(ctx, db, v, auditEntry{
-			credentialID: id, connectionID: conn.ID, action: "credential.saved",
-			message: savedMessage(changed, version, result != nil),
-		}); err != nil {
-			return err
-		}
-		// Every save is a new immutable version; only the inputs and
-		// secrets are versioned, never an OAuth 2.0 token.
-		if err := s.addVersion(ctx, db, v, was, version,
-			vals, credentialversion.StateLIVE, ""); err != nil {
-			return err
-		}
-		if err := s.audit(ctx, db, v, auditEntry{
-			credentialID: id, connectionID: conn.ID, action: "credential.version_saved",
-			message: fmt.Sprintf("version %d saved and live", version),
-		}); err != nil {
-			return err
-		}
-		// The instances it serves see the new values at run time; their
-		// config state and, for the organization's values, needsDeploy
-		// follow.
-		change := statusChange{cred: was, to: was.Status, actor: v.Actor,
-			recompute: true, orgValuesChanged: len(changed) > 0}
-		if !keepStatus {
-			change.to, change.detail = status, detail
-		}
-		if err := s.transition(ctx, tx, change); err != nil {
-			return err
-		}
-		saved, err = db.Credential.Get(ctx, id)
-		return err
-	})
-	if err != nil {
-		return nil, nil, err
-	}
-	return saved.Unwrap(), result, nil
 }
 
 // recordLastErrors keeps the field errors of a rejected save of c for a
@@ -364,16 +110,9 @@ func applyValues(inputs []schematype.Input, vals []ValueInput, plain, secretVals
 	var changed []string
 	total := 0
 	for _, in := range vals {
-		decl := findInput(inputs, in.Key)
-		switch {
-		case decl == nil:
-			errs = append(errs, fieldErr(CodeUnknownInput, "The connection type declares no input "+quote(in.Key)+".", "values", clip(in.Key, 100)))
-			continue
-		case seen[in.Key]:
-			errs = append(errs, fieldErr(CodeInvalidValue, "The input is given twice.", "values", in.Key))
-			continue
-		case decl.Type == schematype.InputType(sdk.InputTemplate):
-			errs = append(errs, fieldErr(CodeReadOnly, "The input is computed from its template; set the inputs it names instead.", "values", in.Key))
+		decl, ferr := settableInput(inputs, in.Key, seen)
+		if ferr != nil {
+			errs = append(errs, *ferr)
 			continue
 		}
 		seen[in.Key] = true
@@ -381,24 +120,14 @@ func applyValues(inputs []schematype.Input, vals []ValueInput, plain, secretVals
 		if decl.Secret {
 			target = secretVals
 		}
-		switch {
-		case in.Clear || (in.Value == nil && !decl.Secret):
-			if _, ok := target[in.Key]; ok {
-				delete(target, in.Key)
-				changed = append(changed, in.Key)
-			}
-		case in.Value == nil:
-			// A secret left out keeps its stored value.
-		default:
-			if len(*in.Value) > MaxValueBytes {
-				errs = append(errs, fieldErr(CodeTooLong, fmt.Sprintf("The value is longer than %d bytes.", MaxValueBytes), "values", in.Key))
-				continue
-			}
-			total += len(*in.Value)
-			if old, ok := target[in.Key]; !ok || old != *in.Value {
-				changed = append(changed, in.Key)
-			}
-			target[in.Key] = *in.Value
+		did, size, ferr := applyValue(decl, in, target)
+		if ferr != nil {
+			errs = append(errs, *ferr)
+			continue
+		}
+		total += size
+		if did {
+			changed = append(changed, in.Key)
 		}
 	}
 	if total > MaxTotalBytes {
@@ -406,6 +135,43 @@ func applyValues(inputs []schematype.Input, vals []ValueInput, plain, secretVals
 	}
 	sort.Strings(changed)
 	return changed, errs
+}
+
+// settableInput is the declaration of the input key a save sets, or why
+// the save may not set it: undeclared, given twice, or a template's.
+func settableInput(inputs []schematype.Input, key string, seen map[string]bool) (*schematype.Input, *FieldError) {
+	decl := findInput(inputs, key)
+	var f FieldError
+	switch {
+	case decl == nil:
+		f = fieldErr(CodeUnknownInput, "The connection type declares no input "+quote(key)+".", "values", clip(key, 100))
+	case seen[key]:
+		f = fieldErr(CodeInvalidValue, "The input is given twice.", "values", key)
+	case decl.Type == schematype.InputType(sdk.InputTemplate):
+		f = fieldErr(CodeReadOnly, "The input is computed from its template; set the inputs it names instead.", "values", key)
+	default:
+		return decl, nil
+	}
+	return nil, &f
+}
+
+// applyValue applies one value of a save to target (the plain or the
+// secret map): whether it changed, and the bytes it sets.
+func applyValue(decl *schematype.Input, in ValueInput, target map[string]string) (changed bool, size int, ferr *FieldError) {
+	switch {
+	case in.Clear || (in.Value == nil && !decl.Secret):
+		_, ok := target[in.Key]
+		delete(target, in.Key)
+		return ok, 0, nil
+	case in.Value == nil:
+		return false, 0, nil // a secret left out keeps its stored value
+	case len(*in.Value) > MaxValueBytes:
+		f := fieldErr(CodeTooLong, fmt.Sprintf("The value is longer than %d bytes.", MaxValueBytes), "values", in.Key)
+		return false, 0, &f
+	}
+	old, ok := target[in.Key]
+	target[in.Key] = *in.Value
+	return !ok || old != *in.Value, len(*in.Value), nil
 }
 
 func mergeValues(plain, secretVals map[string]string) map[string]string {
@@ -429,8 +195,21 @@ func staticCheck(inputs []schematype.Input, merged map[string]string) []FieldErr
 // another holder fills (the customers of an ORGANIZATION_CUSTOMER
 // connection).
 func staticCheckFor(inputs []schematype.Input, merged map[string]string, skip map[string]bool) []FieldError {
-	var errs []FieldError
-	missing := map[string]bool{}
+	missing, errs := requiredErrors(inputs, merged, skip)
+	ct := &sdk.ConnectionType{Inputs: InputsToSDK(inputs)}
+	for _, d := range sdk.ValidateValues(ct, merged) {
+		if missing[d.Field] || skip[d.Field] {
+			continue
+		}
+		errs = append(errs, fieldErr(CodeInvalidValue, d.Summary, "values", d.Field))
+	}
+	return append(errs, templateErrors(inputs, merged, missing)...)
+}
+
+// requiredErrors are the required inputs without a value (or a default);
+// missing holds them and the inputs in skip, not this holder's to fill.
+func requiredErrors(inputs []schematype.Input, merged map[string]string, skip map[string]bool) (missing map[string]bool, errs []FieldError) {
+	missing = map[string]bool{}
 	for _, in := range inputs {
 		if in.Type == schematype.InputType(sdk.InputTemplate) {
 			continue
@@ -444,14 +223,13 @@ func staticCheckFor(inputs []schematype.Input, merged map[string]string, skip ma
 			errs = append(errs, fieldErr(CodeRequired, label(in)+" is required.", "values", in.Key))
 		}
 	}
-	ct := &sdk.ConnectionType{Inputs: InputsToSDK(inputs)}
-	for _, d := range sdk.ValidateValues(ct, merged) {
-		if missing[d.Field] || skip[d.Field] {
-			continue
-		}
-		errs = append(errs, fieldErr(CodeInvalidValue, d.Summary, "values", d.Field))
-	}
-	// A template needs every input it names.
+	return missing, errs
+}
+
+// templateErrors checks that a template has every input it names; the
+// inputs in missing are reported already.
+func templateErrors(inputs []schematype.Input, merged map[string]string, missing map[string]bool) []FieldError {
+	var errs []FieldError
 	for _, in := range inputs {
 		if in.Type != schematype.InputType(sdk.InputTemplate) {
 			continue
@@ -594,23 +372,6 @@ func redact(msg string, secretList []string) string {
 	return msg
 }
 
-// statusAfterSave is the status a save leaves the credential in. For OAuth
-// 2.0 credentials that hold a token the status belongs to the token's
-// lifecycle (refreshes, reconnects): keep is true and the save leaves it.
-func statusAfterSave(ct *ent.ConnectionType, existing *ent.Credential, tr *TestResult) (status credential.Status, detail string, keep bool) {
-	switch ct.AuthKind {
-	case connectiontype.AuthKindOAUTH2_AUTHORIZATION_CODE, connectiontype.AuthKindOAUTH2_CLIENT_CREDENTIALS:
-		if existing != nil && len(existing.Token) > 0 {
-			return existing.Status, existing.StatusDetail, true
-		}
-		return credential.StatusPENDING, "waiting for OAuth 2.0 authorization", false
-	}
-	if tr != nil {
-		return credential.StatusACTIVE, "tested: " + clip(tr.Message, 500), false
-	}
-	return credential.StatusACTIVE, "validated", false
-}
-
 // tokenRequestError turns a refused client-credentials request into a field
 // error on the client secret (or the whole save).
 func tokenRequestError(ct *ent.ConnectionType, err error) error {
@@ -690,15 +451,10 @@ func (s *Service) TestCredential(ctx context.Context, id int) (*ent.Credential, 
 	if err != nil {
 		return nil, nil, err
 	}
-	cred, err := s.DB.Credential.Query().Where(credential.ID(id)).
-		WithConnection(func(q *ent.ConnectionQuery) { q.WithType() }).Only(ctx)
-	if ent.IsNotFound(err) {
-		return nil, nil, notFound("credential", id)
-	}
+	cred, err := s.credentialWithType(ctx, id)
 	if err != nil {
 		return nil, nil, err
 	}
-	ct := cred.Edges.Connection.Edges.Type
 	if sc := cred.Edges.Connection.Scope; scopes.Of(sc).OrgPart(cred.Holder) {
 		return nil, nil, invalid(fieldErr(CodeNotSupported,
 			"The organization's values of "+aScopeConnection(sc, false)+" are tested with a customer's credential.", "id"))
@@ -707,42 +463,82 @@ func (s *Service) TestCredential(ctx context.Context, id int) (*ent.Credential, 
 	if err != nil {
 		return nil, nil, err
 	}
-	merged, err := s.layerValues(ctx, cred.Edges.Connection, ct.Inputs, cred.Holder, cred.IsTest, mergeValues(cred.Inputs, secretVals))
+	result, err := s.liveTest(ctx, cred, cred.Inputs, secretVals, false)
 	if err != nil {
 		return nil, nil, err
+	}
+	updated, err := s.recordTest(ctx, v, cred, result)
+	if err != nil {
+		return nil, nil, err
+	}
+	return updated.Unwrap(), result, nil
+}
+
+// credentialWithType loads credential id with its connection and type.
+func (s *Service) credentialWithType(ctx context.Context, id int) (*ent.Credential, error) {
+	cred, err := s.DB.Credential.Query().Where(credential.ID(id)).
+		WithConnection(func(q *ent.ConnectionQuery) { q.WithType() }).Only(ctx)
+	if ent.IsNotFound(err) {
+		return nil, notFound("credential", id)
+	}
+	return cred, err
+}
+
+// liveTest runs the plugin's live test of cred (loaded with its connection
+// and type) on the values plain and secretVals, its own or a version's,
+// layered as the credential works with them. An OAuth 2.0 type is tested
+// with the credential's token; with storedOnly, only when it holds one.
+// The message comes back with the secrets and the token redacted; a failed
+// test is a result, not an error.
+func (s *Service) liveTest(ctx context.Context, cred *ent.Credential, plain, secretVals map[string]string, storedOnly bool) (*TestResult, error) {
+	conn := cred.Edges.Connection
+	ct := conn.Edges.Type
+	merged, err := s.layerValues(ctx, conn, ct.Inputs, cred.Holder, cred.IsTest, mergeValues(plain, secretVals))
+	if err != nil {
+		return nil, err
 	}
 	resolved, err := resolve(ct, merged)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	var tok *oauth.Token
-	if (ct.AuthKind == connectiontype.AuthKindOAUTH2_AUTHORIZATION_CODE || ct.AuthKind == connectiontype.AuthKindOAUTH2_CLIENT_CREDENTIALS) && s.OAuth != nil {
+	if isOAuth(ct) && s.OAuth != nil && (!storedOnly || len(cred.Token) > 0) {
 		if tok, err = s.Token(ctx, cred.ID, 0); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 	}
 	tr, err := s.Plugins.Test(ctx, ct.Key, resolved, sdkToken(tok))
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	secretList := secretValues(ct.Inputs, merged)
 	if tok != nil {
 		secretList = append(secretList, tok.AccessToken, tok.RefreshToken)
 	}
-	result := &TestResult{OK: tr.OK, Message: redact(tr.Message, secretList)}
-	status, detail := credential.StatusACTIVE, "tested: "+clip(result.Message, 500)
-	if !tr.OK {
-		status, detail = credential.StatusERROR, "test failed: "+clip(result.Message, 500)
+	return &TestResult{OK: tr.OK, Message: redact(tr.Message, secretList)}, nil
+}
+
+// testedStatus is the status a live test of a stored credential leaves.
+func testedStatus(result *TestResult) (credential.Status, string) {
+	if !result.OK {
+		return credential.StatusERROR, "test failed: " + clip(result.Message, 500)
+	}
+	return credential.StatusACTIVE, "tested: " + clip(result.Message, 500)
+}
+
+// recordTest records the outcome of a live test of cred: when it ran, an
+// audit entry, and the status.
+func (s *Service) recordTest(ctx context.Context, v *auth.Viewer, cred *ent.Credential, result *TestResult) (*ent.Credential, error) {
+	status, detail := testedStatus(result)
+	outcome := "passed"
+	if !result.OK {
+		outcome = "failed"
 	}
 	var updated *ent.Credential
-	err = s.withTx(ctx, func(tx *ent.Tx) error {
+	err := s.withTx(ctx, func(tx *ent.Tx) error {
 		db := tx.Client()
 		if err := db.Credential.UpdateOneID(cred.ID).SetLastTestedAt(s.now()).Exec(ctx); err != nil {
 			return err
-		}
-		outcome := "passed"
-		if !tr.OK {
-			outcome = "failed"
 		}
 		if err := s.audit(ctx, db, v, auditEntry{
 			credentialID: cred.ID, connectionID: cred.ConnectionID, action: "credential.tested",
@@ -757,10 +553,7 @@ func (s *Service) TestCredential(ctx context.Context, id int) (*ent.Credential, 
 		updated, err = db.Credential.Get(ctx, cred.ID)
 		return err
 	})
-	if err != nil {
-		return nil, nil, err
-	}
-	return updated.Unwrap(), result, nil
+	return updated, err
 }
 
 // Value is one input of a credential as the API shows it: secret values

@@ -128,7 +128,8 @@ func supersedeLive(ctx context.Context, db *ent.Client, was *ent.Credential) err
 		return nil
 	}
 	return db.CredentialVersion.Update().
-		Where(credentialversion.CredentialID(was.ID), credentialversion.StateEQ(credentialversion.StateLIVE)).
+		Where(credentialversion.CredentialID(was.ID),
+			credentialversion.StateEQ(credentialversion.StateLIVE)).
 		SetState(credentialversion.StateSUPERSEDED).
 		SetLastStatus(credentialversion.LastStatus(was.Status)).
 		SetLastStatusDetail(clip(was.StatusDetail, 1000)).Exec(ctx)
@@ -180,9 +181,29 @@ type pendingSave struct {
 // the plugin while the credential's live values stay, then promotes the
 // version (test passed) or rejects it (test failed or could not run).
 func (s *Service) verifySave(ctx context.Context, v *auth.Viewer, p pendingSave) (*ent.Credential, *TestResult, error) {
+	n, err := s.stagePending(ctx, v, p)
+	if err != nil {
+		return nil, nil, err
+	}
+	result, err := s.testPending(ctx, v, p, n)
+	if err != nil {
+		return nil, result, err
+	}
+	saved, err := s.promotePending(ctx, v, p, n, result)
+	if errors.Is(err, errVersionRaced) {
+		verr := invalid(fieldErr(CodeTaken, "The credential changed while its new version was tested; save again."))
+		return nil, result, s.rejectVersion(ctx, v, p.existing, n, "another save went live while it was tested", verr)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return saved.Unwrap(), result, nil
+}
+
+// stagePending stores the values of p as the PENDING version it returns.
+func (s *Service) stagePending(ctx context.Context, v *auth.Viewer, p pendingSave) (n int, err error) {
 	ex := p.existing
-	var n int
-	err := s.withTx(ctx, func(tx *ent.Tx) error {
+	err = s.withTx(ctx, func(tx *ent.Tx) error {
 		db := tx.Client()
 		var err error
 		if n, err = nextVersion(ctx, db, ex.ID, ex.Version); err != nil {
@@ -196,15 +217,20 @@ func (s *Service) verifySave(ctx context.Context, v *auth.Viewer, p pendingSave)
 			message: savedMessage(p.changed, n, false) + "; pending its live test (version " + strconv.Itoa(ex.Version) + " stays live)",
 		})
 	})
-	if err != nil {
-		return nil, nil, err
-	}
+	return n, err
+}
 
+// testPending runs the plugin's live test on the PENDING version n of p.
+// A test that fails or cannot run rejects the version; a failed test comes
+// back with its result.
+func (s *Service) testPending(ctx context.Context, v *auth.Viewer, p pendingSave, n int) (*TestResult, error) {
+	ex := p.existing
 	tok := p.tok
 	if tok == nil && isOAuth(p.ct) && s.OAuth != nil && len(ex.Token) > 0 {
 		// An authorization-code credential is tested with its stored token.
+		var err error
 		if tok, err = s.Token(ctx, ex.ID, 0); err != nil {
-			return nil, nil, s.rejectVersion(ctx, v, ex, n, "the stored OAuth 2.0 token is not usable", err)
+			return nil, s.rejectVersion(ctx, v, ex, n, "the stored OAuth 2.0 token is not usable", err)
 		}
 	}
 	tr, err := s.Plugins.Test(ctx, p.ct.Key, p.resolved, sdkToken(tok))
@@ -213,7 +239,7 @@ func (s *Service) verifySave(ctx context.Context, v *auth.Viewer, p pendingSave)
 		if errors.Is(err, pluginhost.ErrUnavailable) || errors.Is(err, pluginhost.ErrTimeout) {
 			why = "plugin unavailable"
 		}
-		return nil, nil, s.rejectVersion(ctx, v, ex, n, why, err)
+		return nil, s.rejectVersion(ctx, v, ex, n, why, err)
 	}
 	secretList := p.secrets
 	if tok != nil {
@@ -222,50 +248,22 @@ func (s *Service) verifySave(ctx context.Context, v *auth.Viewer, p pendingSave)
 	result := &TestResult{OK: tr.OK, Message: redact(tr.Message, secretList)}
 	if !tr.OK {
 		verr := invalid(fieldErr(CodeTestFailed, fmt.Sprintf("The live test of version %d failed: %s", n, result.Message)))
-		return nil, result, s.rejectVersion(ctx, v, ex, n, "live test failed: "+clip(result.Message, 500), verr)
+		return result, s.rejectVersion(ctx, v, ex, n, "live test failed: "+clip(result.Message, 500), verr)
 	}
+	return result, nil
+}
 
-	// Promote: the credential takes the version's values.
-	// As a plain save: an OAuth 2.0 credential holding a token keeps the
-	// token's status; a fresh client-credentials token makes it ACTIVE.
-	status, detail := credential.StatusACTIVE, "verified: "+clip(result.Message, 500)
-	keep := false
-	switch {
-	case p.tok != nil:
-		detail = "token obtained with the client credentials"
-	case isOAuth(p.ct) && len(ex.Token) > 0:
-		keep = true
-	case isOAuth(p.ct):
-		status, detail = credential.StatusPENDING, "waiting for OAuth 2.0 authorization"
-	}
+// promotePending makes the PENDING version n of p live after its test
+// passed: the credential takes the version's values, and the status
+// saveStatus decides for a verified save. errVersionRaced says another
+// save went live meanwhile.
+func (s *Service) promotePending(ctx context.Context, v *auth.Viewer, p pendingSave, n int, result *TestResult) (*ent.Credential, error) {
+	ex := p.existing
+	out := saveOutcome{ct: p.ct, hasToken: len(ex.Token) > 0, fetched: p.tok != nil, test: result, verified: true}
 	var saved *ent.Credential
-	err = s.withTx(ctx, func(tx *ent.Tx) error {
+	err := s.withTx(ctx, func(tx *ent.Tx) error {
 		db := tx.Client()
-		u := db.Credential.Update().
-			Where(credential.ID(ex.ID), credential.Version(ex.Version)).
-			SetLastTestedAt(s.now())
-		if err := s.setLiveValues(ctx, u, ex.ID, n, p.vals); err != nil {
-			return err
-		}
-		cnt, err := u.Save(ctx)
-		if err != nil {
-			return err
-		}
-		if cnt == 0 {
-			return errVersionRaced
-		}
-		if p.tok != nil {
-			if err := s.storeToken(ctx, db, ex.ID, p.ct, p.tok); err != nil {
-				return err
-			}
-		}
-		if err := supersedeLive(ctx, db, ex); err != nil {
-			return err
-		}
-		if err := db.CredentialVersion.Update().
-			Where(credentialversion.CredentialID(ex.ID),
-				credentialversion.Version(n), credentialversion.StateEQ(credentialversion.StatePENDING)).
-			SetState(credentialversion.StateLIVE).SetMessage("live test passed").Exec(ctx); err != nil {
+		if err := s.promoteRow(ctx, db, p, n); err != nil {
 			return err
 		}
 		if err := s.audit(ctx, db, v, auditEntry{
@@ -274,24 +272,46 @@ func (s *Service) verifySave(ctx context.Context, v *auth.Viewer, p pendingSave)
 		}); err != nil {
 			return err
 		}
-		change := statusChange{cred: ex, to: ex.Status, actor: v.Actor, recompute: true, orgValuesChanged: len(p.changed) > 0}
-		if !keep {
-			change.to, change.detail = status, detail
-		}
-		if err := s.transition(ctx, tx, change); err != nil {
+		if err := s.transition(ctx, tx, out.change(ex, v.Actor, len(p.changed) > 0)); err != nil {
 			return err
 		}
+		var err error
 		saved, err = db.Credential.Get(ctx, ex.ID)
 		return err
 	})
-	if errors.Is(err, errVersionRaced) {
-		verr := invalid(fieldErr(CodeTaken, "The credential changed while its new version was tested; save again."))
-		return nil, result, s.rejectVersion(ctx, v, ex, n, "another save went live while it was tested", verr)
+	return saved, err
+}
+
+// promoteRow writes version n of p as the credential's live values (and
+// the client-credentials token it was tested with) and marks the version
+// LIVE, the one live before it SUPERSEDED.
+func (s *Service) promoteRow(ctx context.Context, db *ent.Client, p pendingSave, n int) error {
+	ex := p.existing
+	u := db.Credential.Update().
+		Where(credential.ID(ex.ID), credential.Version(ex.Version)).
+		SetLastTestedAt(s.now())
+	if err := s.setLiveValues(ctx, u, ex.ID, n, p.vals); err != nil {
+		return err
 	}
+	cnt, err := u.Save(ctx)
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
-	return saved.Unwrap(), result, nil
+	if cnt == 0 {
+		return errVersionRaced
+	}
+	if p.tok != nil {
+		if err := s.storeToken(ctx, db, ex.ID, p.ct, p.tok); err != nil {
+			return err
+		}
+	}
+	if err := supersedeLive(ctx, db, ex); err != nil {
+		return err
+	}
+	return db.CredentialVersion.Update().
+		Where(credentialversion.CredentialID(ex.ID),
+			credentialversion.Version(n), credentialversion.StateEQ(credentialversion.StatePENDING)).
+		SetState(credentialversion.StateLIVE).SetMessage("live test passed").Exec(ctx)
 }
 
 var errVersionRaced = errors.New("credential changed during verification")
@@ -339,11 +359,7 @@ func (s *Service) RollbackCredential(ctx context.Context, id, version int, verif
 	if err != nil {
 		return nil, nil, err
 	}
-	cred, err := s.DB.Credential.Query().Where(credential.ID(id)).
-		WithConnection(func(q *ent.ConnectionQuery) { q.WithType() }).Only(ctx)
-	if ent.IsNotFound(err) {
-		return nil, nil, notFound("credential", id)
-	}
+	cred, err := s.credentialWithType(ctx, id)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -351,16 +367,9 @@ func (s *Service) RollbackCredential(ctx context.Context, id, version int, verif
 	if err != nil {
 		return nil, nil, err
 	}
-	secretVals, err := s.openVersionSecrets(ctx, target)
+	vals, err := s.versionValuesOf(ctx, target)
 	if err != nil {
 		return nil, nil, err
-	}
-	vals := versionValues{plain: target.Inputs, secrets: secretVals, meta: target.SecretMeta}
-	if vals.plain == nil {
-		vals.plain = map[string]string{}
-	}
-	if vals.meta == nil {
-		vals.meta = map[string]schematype.SecretMeta{}
 	}
 	conn := cred.Edges.Connection
 	orgPart := scopes.Of(conn.Scope).OrgPart(cred.Holder)
@@ -381,6 +390,22 @@ func (s *Service) RollbackCredential(ctx context.Context, id, version int, verif
 	}
 	saved, err := s.commitRollback(ctx, v, cred, version, vals, rs)
 	return saved, tr, err
+}
+
+// versionValuesOf opens the values version cv holds.
+func (s *Service) versionValuesOf(ctx context.Context, cv *ent.CredentialVersion) (versionValues, error) {
+	secretVals, err := s.openVersionSecrets(ctx, cv)
+	if err != nil {
+		return versionValues{}, err
+	}
+	vals := versionValues{plain: cv.Inputs, secrets: secretVals, meta: cv.SecretMeta}
+	if vals.plain == nil {
+		vals.plain = map[string]string{}
+	}
+	if vals.meta == nil {
+		vals.meta = map[string]schematype.SecretMeta{}
+	}
+	return vals, nil
 }
 
 // rollbackTarget loads version of credential credID, refusing a version
@@ -439,32 +464,11 @@ func rollbackStatusOf(cred *ent.Credential, target *ent.CredentialVersion, keep 
 // cred, with the credential's token for OAuth 2.0 types. A failed test is
 // a TEST_FAILED field error with the result.
 func (s *Service) testVersionValues(ctx context.Context, cred *ent.Credential, vals versionValues) (*TestResult, error) {
-	conn := cred.Edges.Connection
-	ct := conn.Edges.Type
-	merged, err := s.layerValues(ctx, conn, ct.Inputs, cred.Holder, cred.IsTest, mergeValues(vals.plain, vals.secrets))
+	result, err := s.liveTest(ctx, cred, vals.plain, vals.secrets, true)
 	if err != nil {
 		return nil, err
 	}
-	resolved, err := resolve(ct, merged)
-	if err != nil {
-		return nil, err
-	}
-	var tok *oauth.Token
-	if isOAuth(ct) && s.OAuth != nil && len(cred.Token) > 0 {
-		if tok, err = s.Token(ctx, cred.ID, 0); err != nil {
-			return nil, err
-		}
-	}
-	tr, err := s.Plugins.Test(ctx, ct.Key, resolved, sdkToken(tok))
-	if err != nil {
-		return nil, err
-	}
-	secretList := secretValues(ct.Inputs, merged)
-	if tok != nil {
-		secretList = append(secretList, tok.AccessToken, tok.RefreshToken)
-	}
-	result := &TestResult{OK: tr.OK, Message: redact(tr.Message, secretList)}
-	if !tr.OK {
+	if !result.OK {
 		return result, invalid(fieldErr(CodeTestFailed, "The live test of the values failed; nothing was rolled back: "+result.Message, "verify"))
 	}
 	return result, nil
@@ -477,22 +481,9 @@ func (s *Service) commitRollback(ctx context.Context, v *auth.Viewer, cred *ent.
 	var saved *ent.Credential
 	err := s.withTx(ctx, func(tx *ent.Tx) error {
 		db := tx.Client()
-		n, err := nextVersion(ctx, db, cred.ID, cred.Version)
+		n, err := s.writeRollback(ctx, db, cred, vals, rs.tested)
 		if err != nil {
 			return err
-		}
-		u := db.Credential.Update().
-			Where(credential.ID(cred.ID), credential.Version(cred.Version))
-		if err := s.setLiveValues(ctx, u, cred.ID, n, vals); err != nil {
-			return err
-		}
-		if rs.tested {
-			u.SetLastTestedAt(s.now())
-		}
-		if cnt, err := u.Save(ctx); err != nil {
-			return err
-		} else if cnt == 0 {
-			return invalid(fieldErr(CodeTaken, "The credential changed while it was being rolled back; try again."))
 		}
 		msg := fmt.Sprintf("rolled back from version %d to the values of version %d", cred.Version, version)
 		if err := s.addVersion(ctx, db, v, cred, n, vals, credentialversion.StateLIVE, msg); err != nil {
@@ -518,6 +509,29 @@ func (s *Service) commitRollback(ctx context.Context, v *auth.Viewer, cred *ent.
 		return nil, err
 	}
 	return saved.Unwrap(), nil
+}
+
+// writeRollback makes vals the live values of cred at the next version,
+// which it returns, unless another change came first.
+func (s *Service) writeRollback(ctx context.Context, db *ent.Client, cred *ent.Credential, vals versionValues, tested bool) (int, error) {
+	n, err := nextVersion(ctx, db, cred.ID, cred.Version)
+	if err != nil {
+		return 0, err
+	}
+	u := db.Credential.Update().
+		Where(credential.ID(cred.ID), credential.Version(cred.Version))
+	if err := s.setLiveValues(ctx, u, cred.ID, n, vals); err != nil {
+		return 0, err
+	}
+	if tested {
+		u.SetLastTestedAt(s.now())
+	}
+	if cnt, err := u.Save(ctx); err != nil {
+		return 0, err
+	} else if cnt == 0 {
+		return 0, invalid(fieldErr(CodeTaken, "The credential changed while it was being rolled back; try again."))
+	}
+	return n, nil
 }
 
 // setLiveValues makes vals the live values of credential id at version n
