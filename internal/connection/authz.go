@@ -239,5 +239,5 @@ func (g grant) cell(v *auth.Viewer) allow {
 // customers. Admins, runtimes and plugboard itself see the organization's
 // view.
 func customerBound(v *auth.Viewer) bool {
-	return v != nil && v.Role == auth.RoleCustomerUser
+	return v.IsCustomerUser()
 }
