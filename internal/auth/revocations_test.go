@@ -79,7 +79,7 @@ func TestTokenCacheAndRevocations(t *testing.T) {
 	check(0, "cached again")
 
 	admin := auth.NewContext(ctx, &auth.Viewer{Role: auth.RoleOrgAdmin, OrganizationID: org.ID})
-	if err := tokens.Revoke(admin, row.ID); err != nil {
+	if _, err := tokens.Revoke(admin, row.ID); err != nil {
 		t.Fatal(err)
 	}
 	if len(rev.told) != 1 || rev.told[0] != auth.RevokedAPIToken {

@@ -54,11 +54,12 @@ type RegisterKeyInput struct {
 	PublicKeyPEM string
 }
 
-// RegisterKey stores a public key that verifies the embedding tokens of the
-// viewer's organization, and records it in the audit log. The caller
-// decides who may register keys (connection.Access). Problems with the
-// input come back as an *InputError.
-func (e *Embedding) RegisterKey(ctx context.Context, in RegisterKeyInput) (*ent.SigningKey, error) {
+// RegisterKey stores, through db (the caller's transaction), a public key
+// that verifies the embedding tokens of the viewer's organization. The
+// caller decides who may register keys and records it in the audit log
+// (connection.Access). Problems with the input come back as an
+// *InputError.
+func (e *Embedding) RegisterKey(ctx context.Context, db *ent.Client, in RegisterKeyInput) (*ent.SigningKey, error) {
 	v, err := Require(ctx)
 	if err != nil {
 		return nil, err
@@ -71,7 +72,7 @@ func (e *Embedding) RegisterKey(ctx context.Context, in RegisterKeyInput) (*ent.
 	if _, err := ParsePublicKey(in.Algorithm, pemText); err != nil {
 		return nil, &InputError{Field: "publicKeyPEM", Code: CodeInvalidValue, Message: err.Error()}
 	}
-	taken, err := e.DB.SigningKey.Query().
+	taken, err := db.SigningKey.Query().
 		Where(signingkey.Kid(in.Kid)).
 		Exist(ctx)
 	if err != nil {
@@ -80,11 +81,7 @@ func (e *Embedding) RegisterKey(ctx context.Context, in RegisterKeyInput) (*ent.
 	if taken {
 		return nil, errKidTaken
 	}
-	tx, err := e.DB.Tx(ctx)
-	if err != nil {
-		return nil, err
-	}
-	key, err := tx.SigningKey.Create().
+	key, err := db.SigningKey.Create().
 		SetOrganizationID(v.OrganizationID).
 		SetKid(in.Kid).
 		SetAlgorithm(signingkey.Algorithm(in.Algorithm)).
@@ -92,38 +89,26 @@ func (e *Embedding) RegisterKey(ctx context.Context, in RegisterKeyInput) (*ent.
 		Save(ctx)
 	if ent.IsConstraintError(err) {
 		// Registered at the same moment by another request.
-		_ = tx.Rollback()
 		return nil, errKidTaken
 	}
-	if err == nil {
-		err = tx.AuditEvent.Create().
-			SetOrganizationID(v.OrganizationID).
-			SetActor(v.Actor).
-			SetAction("signing_key.registered").
-			SetMessage(fmt.Sprintf("signing key %s (%s) registered", in.Kid, in.Algorithm)).
-			Exec(ctx)
-	}
 	if err != nil {
-		_ = tx.Rollback()
 		return nil, fmt.Errorf("storing signing key: %w", err)
 	}
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("storing signing key: %w", err)
-	}
-	return key.Unwrap(), nil
+	return key, nil
 }
 
 var errKidTaken = &InputError{Field: "kid", Code: CodeTaken,
 	Message: "The organization already has a signing key with this kid."}
 
-// RevokeKey revokes a signing key of the viewer's organization: tokens it
-// signed are refused from then on, on every replica. The caller decides
-// who may revoke keys (connection.Access). A key of another organization
-// is ErrNotFound; one already revoked stays as it is.
-func (e *Embedding) RevokeKey(ctx context.Context, id int) error {
+// RevokeKey revokes a signing key of the viewer's organization, and
+// reports whether this call revoked it: tokens it signed are refused from
+// then on, on every replica. The caller decides who may revoke keys and
+// records it in the audit log (connection.Access). A key of another
+// organization is ErrNotFound; one already revoked stays as it is (false).
+func (e *Embedding) RevokeKey(ctx context.Context, id int) (bool, error) {
 	v, err := Require(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	// The tenant filter and write hook hold both to the viewer's
 	// organization: another organization's key is not found.
@@ -133,29 +118,21 @@ func (e *Embedding) RevokeKey(ctx context.Context, id int) error {
 		SetRevokedAt(e.now()).
 		Save(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if n == 0 {
 		done, err := e.DB.SigningKey.Query().Where(append(mine, signingkey.RevokedAtNotNil())...).Exist(ctx)
 		if err != nil {
-			return err
+			return false, err
 		}
 		if done {
-			return nil
+			return false, nil
 		}
-		return fmt.Errorf("signing key %d: %w", id, ErrNotFound)
+		return false, fmt.Errorf("signing key %d: %w", id, ErrNotFound)
 	}
 	e.ForgetAll()
 	tell(ctx, e.Revocations, RevokedSigningKey, v.OrganizationID, id)
-	if err := e.DB.AuditEvent.Create().
-		SetOrganizationID(v.OrganizationID).
-		SetActor(v.Actor).
-		SetAction("signing_key.revoked").
-		SetMessage(fmt.Sprintf("signing key %d revoked", id)).
-		Exec(ctx); err != nil {
-		return fmt.Errorf("auditing the revocation: %w", err)
-	}
-	return nil
+	return true, nil
 }
 
 // ParsePublicKey parses a PKIX PEM public key for alg: an RSA key of at

@@ -40,7 +40,7 @@ func TestTokens(t *testing.T) {
 			}
 		}
 		// Revoking through this process takes effect at once, cache or not.
-		if err := tokens.Revoke(auth.NewContext(ctx, v), row.ID); err != nil {
+		if _, err := tokens.Revoke(auth.NewContext(ctx, v), row.ID); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := tokens.Authenticate(ctx, plain); !errors.Is(err, auth.ErrUnauthenticated) {
@@ -79,7 +79,7 @@ func TestTokens(t *testing.T) {
 			t.Fatal(err)
 		}
 		otherAdmin := auth.NewContext(ctx, &auth.Viewer{Role: auth.RoleOrgAdmin, OrganizationID: other.ID})
-		if err := tokens.Revoke(otherAdmin, row3.ID); err == nil {
+		if _, err := tokens.Revoke(otherAdmin, row3.ID); err == nil {
 			t.Fatal("another organization revoked a token")
 		}
 	})

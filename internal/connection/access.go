@@ -2,6 +2,8 @@ package connection
 
 import (
 	"context"
+	"fmt"
+	"time"
 
 	"github.com/plugboard/plugboard/ent"
 	"github.com/plugboard/plugboard/internal/auth"
@@ -35,43 +37,91 @@ func (a *Access) embedding() *auth.Embedding {
 }
 
 // IssueAPIToken creates an API token of role for the viewer's
-// organization and returns its plaintext, shown once.
+// organization, records it in the audit log, and returns its plaintext,
+// shown once.
 func (a *Access) IssueAPIToken(ctx context.Context, role auth.Role, name string) (string, *ent.APIToken, error) {
-	if _, err := Authorize(ctx, ManageTokens); err != nil {
+	v, err := Authorize(ctx, ManageTokens)
+	if err != nil {
 		return "", nil, err
 	}
-	return a.tokens().Issue(ctx, role, name)
+	plain, row, err := a.tokens().Issue(ctx, role, name)
+	if err != nil {
+		return "", nil, err
+	}
+	if err := a.audit(ctx, a.DB, v, "api_token.created", fmt.Sprintf("%s token %d created", role, row.ID)); err != nil {
+		return "", nil, err
+	}
+	return plain, row, nil
 }
 
-// RevokeAPIToken revokes an API token of the viewer's organization and
-// returns it as it now is.
+// RevokeAPIToken revokes an API token of the viewer's organization,
+// records it in the audit log unless it was revoked already, and returns
+// it as it now is.
 func (a *Access) RevokeAPIToken(ctx context.Context, id int) (*ent.APIToken, error) {
-	if _, err := Authorize(ctx, ManageTokens); err != nil {
+	v, err := Authorize(ctx, ManageTokens)
+	if err != nil {
 		return nil, err
 	}
-	if err := a.tokens().Revoke(ctx, id); err != nil {
+	revoked, err := a.tokens().Revoke(ctx, id)
+	if err != nil {
 		return nil, err
+	}
+	if revoked {
+		if err := a.audit(ctx, a.DB, v, "api_token.revoked", fmt.Sprintf("token %d revoked", id)); err != nil {
+			return nil, err
+		}
 	}
 	return a.DB.APIToken.Get(ctx, id)
 }
 
 // RegisterSigningKey stores a public key that verifies the embedding
-// tokens of the viewer's organization.
+// tokens of the viewer's organization, with its audit entry in the same
+// transaction.
 func (a *Access) RegisterSigningKey(ctx context.Context, in auth.RegisterKeyInput) (*ent.SigningKey, error) {
-	if _, err := Authorize(ctx, ManageSigningKeys); err != nil {
+	v, err := Authorize(ctx, ManageSigningKeys)
+	if err != nil {
 		return nil, err
 	}
-	return a.embedding().RegisterKey(ctx, in)
+	var key *ent.SigningKey
+	err = inTx(ctx, a.DB, func(tx *ent.Tx) error {
+		if key, err = a.embedding().RegisterKey(ctx, tx.Client(), in); err != nil {
+			return err
+		}
+		return a.audit(ctx, tx.Client(), v, "signing_key.registered",
+			fmt.Sprintf("signing key %s (%s) registered", in.Kid, in.Algorithm))
+	})
+	if err != nil {
+		return nil, err
+	}
+	return key.Unwrap(), nil
 }
 
-// RevokeSigningKey revokes a signing key of the viewer's organization and
-// returns it as it now is.
+// RevokeSigningKey revokes a signing key of the viewer's organization,
+// records it in the audit log unless it was revoked already, and returns
+// it as it now is.
 func (a *Access) RevokeSigningKey(ctx context.Context, id int) (*ent.SigningKey, error) {
-	if _, err := Authorize(ctx, ManageSigningKeys); err != nil {
+	v, err := Authorize(ctx, ManageSigningKeys)
+	if err != nil {
 		return nil, err
 	}
-	if err := a.embedding().RevokeKey(ctx, id); err != nil {
+	revoked, err := a.embedding().RevokeKey(ctx, id)
+	if err != nil {
 		return nil, err
+	}
+	if revoked {
+		if err := a.audit(ctx, a.DB, v, "signing_key.revoked", fmt.Sprintf("signing key %d revoked", id)); err != nil {
+			return nil, err
+		}
 	}
 	return a.DB.SigningKey.Get(ctx, id)
+}
+
+// audit writes one entry of the viewer's organization's log through the
+// domain's one writer.
+func (a *Access) audit(ctx context.Context, db *ent.Client, v *auth.Viewer, action, message string) error {
+	err := writeAudit(ctx, db, time.Now().UTC(), auditEntry{orgID: v.OrganizationID, actor: v.Actor, action: action, message: message})
+	if err != nil {
+		return fmt.Errorf("auditing %s: %w", action, err)
+	}
+	return nil
 }

@@ -7,8 +7,11 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"strings"
 	"testing"
 
+	"github.com/plugboard/plugboard/ent"
+	"github.com/plugboard/plugboard/ent/auditevent"
 	"github.com/plugboard/plugboard/internal/auth"
 	"github.com/plugboard/plugboard/internal/connection/scopes"
 	"github.com/plugboard/plugboard/internal/store"
@@ -120,6 +123,50 @@ func TestAccessIsForAdmins(t *testing.T) {
 		n, err := s.Client.AuditEvent.Query().Count(f.admin)
 		if err != nil || n != 6 { // the fixture's two, then four
 			t.Fatalf("audit events: %d %v", n, err)
+		}
+	})
+}
+
+// Each registration, issue and revocation is in the organization's audit
+// log, by the admin, once: revoking again and a refused registration
+// write nothing.
+func TestAccessAudits(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		f := newAccessFixture(t, s)
+		pemText := edPublicPEM(t)
+		if _, err := f.access.RegisterSigningKey(f.admin, auth.RegisterKeyInput{Kid: "ed-2", Algorithm: auth.AlgEdDSA, PublicKeyPEM: pemText}); err != nil {
+			t.Fatal(err)
+		}
+		var ie *auth.InputError
+		if _, err := f.access.RegisterSigningKey(f.admin, auth.RegisterKeyInput{Kid: "ed-2", Algorithm: auth.AlgEdDSA, PublicKeyPEM: pemText}); !errors.As(err, &ie) || ie.Code != auth.CodeTaken {
+			t.Fatalf("a taken kid: %v", err)
+		}
+		for range 2 {
+			if _, err := f.access.RevokeSigningKey(f.admin, f.keyID); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.access.RevokeAPIToken(f.admin, f.tokenID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		events, err := s.Client.AuditEvent.Query().Order(ent.Asc(auditevent.FieldID)).All(f.admin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, e := range events {
+			if e.Actor != "test" || e.OrganizationID != f.orgID {
+				t.Errorf("%s by %q in organization %d", e.Action, e.Actor, e.OrganizationID)
+			}
+			got = append(got, e.Action)
+		}
+		want := []string{"api_token.created", "signing_key.registered", "signing_key.registered", "signing_key.revoked", "api_token.revoked"}
+		if strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Fatalf("audit actions %v, want %v", got, want)
+		}
+		n, err := s.Client.SigningKey.Query().Count(auth.SystemContext(context.Background()))
+		if err != nil || n != 2 {
+			t.Fatalf("signing keys: %d %v", n, err)
 		}
 	})
 }

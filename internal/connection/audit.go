@@ -2,6 +2,7 @@ package connection
 
 import (
 	"context"
+	"time"
 
 	"github.com/plugboard/plugboard/ent"
 	"github.com/plugboard/plugboard/internal/auth"
@@ -42,12 +43,17 @@ func (s *Service) audit(ctx context.Context, db *ent.Client, v *auth.Viewer, e a
 // writeAudit is the one writer of the connection log: every AuditEvent of
 // the domain is written here, in the caller's transaction (db).
 func (s *Service) writeAudit(ctx context.Context, db *ent.Client, e auditEntry) error {
+	return writeAudit(ctx, db, s.now(), e)
+}
+
+// writeAudit writes e at the time at; Service.writeAudit and Access call it.
+func writeAudit(ctx context.Context, db *ent.Client, at time.Time, e auditEntry) error {
 	c := db.AuditEvent.Create().
 		SetOrganizationID(e.orgID).
 		SetActor(e.actor).
 		SetAction(e.action).
 		SetMessage(e.message).
-		SetAt(s.now())
+		SetAt(at)
 	if e.credentialID != 0 {
 		c.SetCredentialID(e.credentialID)
 	}

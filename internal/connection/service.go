@@ -64,8 +64,14 @@ func (s *Service) log() *slog.Logger {
 // withTx runs fn in a transaction, rolling back on error or panic. It is
 // the one transaction helper of the domain: what a transition publishes
 // runs once it commits.
-func (s *Service) withTx(ctx context.Context, fn func(tx *ent.Tx) error) (err error) {
-	tx, err := s.DB.Tx(ctx)
+func (s *Service) withTx(ctx context.Context, fn func(tx *ent.Tx) error) error {
+	return inTx(ctx, s.DB, fn)
+}
+
+// inTx is withTx over db, for the domain's parts that are not a Service
+// (Access).
+func inTx(ctx context.Context, db *ent.Client, fn func(tx *ent.Tx) error) (err error) {
+	tx, err := db.Tx(ctx)
 	if err != nil {
 		return fmt.Errorf("starting transaction: %w", err)
 	}
