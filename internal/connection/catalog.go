@@ -36,15 +36,12 @@ func (c *Catalog) SyncPlugin(ctx context.Context, p pluginhost.PluginInfo, d *sd
 	// nor the new answer as current.
 	c.version.Add(1)
 	defer c.version.Add(1)
-	tx, err := c.DB.Tx(ctx)
-	if err != nil {
-		return err
-	}
-	if err := syncPlugin(ctx, tx.Client(), p, d); err != nil {
-		_ = tx.Rollback()
-		return fmt.Errorf("storing plugin %s: %w", p.Name, err)
-	}
-	return tx.Commit()
+	return inTx(ctx, c.DB, func(tx *ent.Tx) error {
+		if err := syncPlugin(ctx, tx.Client(), p, d); err != nil {
+			return fmt.Errorf("storing plugin %s: %w", p.Name, err)
+		}
+		return nil
+	})
 }
 
 // syncPlugin stores p and, when d is not nil, its declared connection types.
