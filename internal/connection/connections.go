@@ -161,12 +161,7 @@ func (s *Service) UpdateConnection(ctx context.Context, in UpdateConnectionInput
 	if err != nil {
 		return nil, err
 	}
-	var errs []FieldError
-	if in.Name != nil && (strings.TrimSpace(*in.Name) == "" || len(*in.Name) > 200) {
-		errs = append(errs, fieldErr(CodeInvalidValue, "A name is 1 to 200 characters.", "name"))
-	} else if in.Name != nil {
-		errs = append(errs, checkChars(*in.Name, displayText, "name")...)
-	}
+	errs := checkNewName(in.Name)
 	if in.Description != nil {
 		errs = append(errs, checkChars(*in.Description, displayText, "description")...)
 	}
@@ -366,4 +361,16 @@ func (s *Service) declaredType(ctx context.Context, key string) (*ent.Connection
 		return ct, fmt.Sprintf("The plugin that declared %q no longer does.", ct.Key), nil
 	}
 	return ct, "", nil
+}
+
+// checkNewName checks a new display name (nil: the name is not changed):
+// 1 to 200 characters of display text.
+func checkNewName(name *string) []FieldError {
+	switch {
+	case name == nil:
+		return nil
+	case strings.TrimSpace(*name) == "" || len(*name) > 200:
+		return []FieldError{fieldErr(CodeInvalidValue, "A name is 1 to 200 characters.", "name")}
+	}
+	return checkChars(*name, displayText, "name")
 }

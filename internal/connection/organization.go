@@ -27,12 +27,7 @@ func (s *Service) UpdateOrganization(ctx context.Context, in UpdateOrganizationI
 	if err != nil {
 		return nil, err
 	}
-	var errs []FieldError
-	if in.Name != nil && (strings.TrimSpace(*in.Name) == "" || len(*in.Name) > 200) {
-		errs = append(errs, fieldErr(CodeInvalidValue, "A name is 1 to 200 characters.", "name"))
-	} else if in.Name != nil {
-		errs = append(errs, checkChars(*in.Name, displayText, "name")...)
-	}
+	errs := checkNewName(in.Name)
 	if len(in.RedirectAllowlist) > MaxAllowlist {
 		errs = append(errs, fieldErr(CodeTooMany, fmt.Sprintf("At most %d redirect URL prefixes.", MaxAllowlist), "redirectAllowlist"))
 	}

@@ -179,13 +179,7 @@ func (h *Host) Start(ctx context.Context) error {
 	if started {
 		return errors.New("pluginhost: already started; use Reload")
 	}
-	if err := h.sync(ctx); err != nil {
-		return err
-	}
-	h.mu.Lock()
-	h.started = true
-	h.mu.Unlock()
-	return nil
+	return h.syncAndStart(ctx)
 }
 
 // Reload re-reads the lock file and the directory: it starts new and
@@ -200,13 +194,7 @@ func (h *Host) Reload(ctx context.Context) error {
 	if closed {
 		return errClosed
 	}
-	if err := h.sync(ctx); err != nil {
-		return err
-	}
-	h.mu.Lock()
-	h.started = true
-	h.mu.Unlock()
-	return nil
+	return h.syncAndStart(ctx)
 }
 
 // Close kills every plugin process and stops the supervisors. It is
@@ -556,3 +544,15 @@ func (h *Host) backoff(failures int) time.Duration {
 type disableError struct{ msg string }
 
 func (e *disableError) Error() string { return e.msg }
+
+// syncAndStart syncs the plugins with the lock file and the directory and
+// marks the host started.
+func (h *Host) syncAndStart(ctx context.Context) error {
+	if err := h.sync(ctx); err != nil {
+		return err
+	}
+	h.mu.Lock()
+	h.started = true
+	h.mu.Unlock()
+	return nil
+}
