@@ -3,6 +3,7 @@ package graph
 import (
 	"errors"
 
+	"github.com/plugboard/plugboard/ent/schema/schematype"
 	"github.com/plugboard/plugboard/graph/model"
 	"github.com/plugboard/plugboard/internal/connection"
 	"github.com/plugboard/plugboard/internal/oauth"
@@ -22,6 +23,23 @@ func stringMap(m map[string]string) map[string]any {
 	out := make(map[string]any, len(m))
 	for k, v := range m {
 		out[k] = v
+	}
+	return out
+}
+
+// inputSettings are a connection's per-input settings by input key; none
+// given is nil.
+func inputSettings(list []*model.InputSettingInput) map[string]schematype.InputSetting {
+	if len(list) == 0 {
+		return nil
+	}
+	out := make(map[string]schematype.InputSetting, len(list))
+	for _, s := range list {
+		st := schematype.InputSetting{}
+		if s.Source != nil {
+			st.Source = schematype.InputSource(*s.Source)
+		}
+		out[s.Key] = st
 	}
 	return out
 }

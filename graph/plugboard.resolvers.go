@@ -46,28 +46,8 @@ func (r *credentialResolver) Values(ctx context.Context, obj *ent.Credential) ([
 }
 
 // CreateConnection is the resolver for the createConnection field.
-func (r *mutationResolver) CreateConnection(ctx context.Context, input model.CreateConnectionInput) (*model.CreateConnectionPayload, error) {
-	in := connection.CreateConnectionInput{
-		TypeKey: input.TypeKey, StableKey: input.StableKey, Name: input.Name,
-		Scope: input.Scope, BuildOnly: input.BuildOnly,
-	}
-	if input.TemplateID != nil {
-		in.TemplateID = *input.TemplateID
-	}
-	if input.Description != nil {
-		in.Description = *input.Description
-	}
-	if len(input.InputSettings) > 0 {
-		in.InputSettings = map[string]schematype.InputSetting{}
-		for _, s := range input.InputSettings {
-			st := schematype.InputSetting{}
-			if s.Source != nil {
-				st.Source = schematype.InputSource(*s.Source)
-			}
-			in.InputSettings[s.Key] = st
-		}
-	}
-	c, err := r.Connections.CreateConnection(ctx, in)
+func (r *mutationResolver) CreateConnection(ctx context.Context, input connection.CreateConnectionInput) (*model.CreateConnectionPayload, error) {
+	c, err := r.Connections.CreateConnection(ctx, input)
 	ue, err := fieldErrors(ctx, err)
 	if err != nil {
 		return nil, err
@@ -76,10 +56,8 @@ func (r *mutationResolver) CreateConnection(ctx context.Context, input model.Cre
 }
 
 // UpdateConnection is the resolver for the updateConnection field.
-func (r *mutationResolver) UpdateConnection(ctx context.Context, input model.UpdateConnectionInput) (*model.UpdateConnectionPayload, error) {
-	c, err := r.Connections.UpdateConnection(ctx, connection.UpdateConnectionInput{
-		ID: input.ID, Name: input.Name, Description: input.Description, BuildOnly: input.BuildOnly,
-	})
+func (r *mutationResolver) UpdateConnection(ctx context.Context, input connection.UpdateConnectionInput) (*model.UpdateConnectionPayload, error) {
+	c, err := r.Connections.UpdateConnection(ctx, input)
 	ue, err := fieldErrors(ctx, err)
 	if err != nil {
 		return nil, err
@@ -102,24 +80,8 @@ func (r *mutationResolver) DeleteConnection(ctx context.Context, id int) (*model
 }
 
 // SaveCredential is the resolver for the saveCredential field.
-func (r *mutationResolver) SaveCredential(ctx context.Context, input model.SaveCredentialInput) (*model.SaveCredentialPayload, error) {
-	in := connection.SaveCredentialInput{
-		ConnectionID: input.ConnectionID, IsTest: input.IsTest, Test: input.Test, Verify: input.Verify,
-		Values: make([]connection.ValueInput, 0, len(input.Values)),
-	}
-	if input.CustomerID != nil {
-		in.CustomerID = *input.CustomerID
-	}
-	if input.InstanceID != nil {
-		in.InstanceID = *input.InstanceID
-	}
-	if input.UserID != nil {
-		in.UserID = *input.UserID
-	}
-	for _, v := range input.Values {
-		in.Values = append(in.Values, connection.ValueInput{Key: v.Key, Value: v.Value, Clear: v.Clear != nil && *v.Clear})
-	}
-	c, tr, err := r.Connections.SaveCredential(ctx, in)
+func (r *mutationResolver) SaveCredential(ctx context.Context, input connection.SaveCredentialInput) (*model.SaveCredentialPayload, error) {
+	c, tr, err := r.Connections.SaveCredential(ctx, input)
 	ue, err := fieldErrors(ctx, err)
 	if err != nil {
 		return nil, err
@@ -173,11 +135,8 @@ func (r *mutationResolver) ReloadPlugins(ctx context.Context) (*model.ReloadPlug
 }
 
 // UpdateOrganization is the resolver for the updateOrganization field.
-func (r *mutationResolver) UpdateOrganization(ctx context.Context, input model.UpdateOrganizationInput) (*model.UpdateOrganizationPayload, error) {
-	org, err := r.Connections.UpdateOrganization(ctx, connection.UpdateOrganizationInput{
-		Name: input.Name, RedirectAllowlist: input.RedirectAllowlist,
-		SetAllowlist: input.RedirectAllowlist != nil, AutoCreateCustomers: input.AutoCreateCustomers,
-	})
+func (r *mutationResolver) UpdateOrganization(ctx context.Context, input connection.UpdateOrganizationInput) (*model.UpdateOrganizationPayload, error) {
+	org, err := r.Connections.UpdateOrganization(ctx, input)
 	ue, err := fieldErrors(ctx, err)
 	if err != nil {
 		return nil, err
@@ -226,13 +185,37 @@ func (r *queryResolver) ConnectionType(ctx context.Context, key string) (*ent.Co
 	return ct, err
 }
 
+// InputSettings is the resolver for the inputSettings field.
+func (r *createConnectionInputResolver) InputSettings(ctx context.Context, obj *connection.CreateConnectionInput, data []*model.InputSettingInput) error {
+	obj.InputSettings = inputSettings(data)
+	return nil
+}
+
+// RedirectAllowlist is the resolver for the redirectAllowlist field.
+func (r *updateOrganizationInputResolver) RedirectAllowlist(ctx context.Context, obj *connection.UpdateOrganizationInput, data []string) error {
+	obj.RedirectAllowlist, obj.SetAllowlist = data, data != nil
+	return nil
+}
+
 // Mutation returns generated.MutationResolver implementation.
 func (r *Resolver) Mutation() generated.MutationResolver { return &mutationResolver{r} }
 
 // OAuth2Spec returns generated.OAuth2SpecResolver implementation.
 func (r *Resolver) OAuth2Spec() generated.OAuth2SpecResolver { return &oAuth2SpecResolver{r} }
 
+// CreateConnectionInput returns generated.CreateConnectionInputResolver implementation.
+func (r *Resolver) CreateConnectionInput() generated.CreateConnectionInputResolver {
+	return &createConnectionInputResolver{r}
+}
+
+// UpdateOrganizationInput returns generated.UpdateOrganizationInputResolver implementation.
+func (r *Resolver) UpdateOrganizationInput() generated.UpdateOrganizationInputResolver {
+	return &updateOrganizationInputResolver{r}
+}
+
 type (
-	mutationResolver   struct{ *Resolver }
-	oAuth2SpecResolver struct{ *Resolver }
+	mutationResolver                struct{ *Resolver }
+	oAuth2SpecResolver              struct{ *Resolver }
+	createConnectionInputResolver   struct{ *Resolver }
+	updateOrganizationInputResolver struct{ *Resolver }
 )

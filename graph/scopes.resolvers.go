@@ -33,19 +33,8 @@ func (r *integrationResolver) ConnectionSlots(ctx context.Context, obj *ent.Inte
 }
 
 // CreateIntegration is the resolver for the createIntegration field.
-func (r *mutationResolver) CreateIntegration(ctx context.Context, input model.CreateIntegrationInput) (*model.CreateIntegrationPayload, error) {
-	in := connection.CreateIntegrationInput{Key: input.Key, Name: input.Name, Description: deref(input.Description)}
-	for _, sl := range input.Slots {
-		si := connection.SlotInput{Key: sl.Key, Label: sl.Label, TypeKey: deref(sl.TypeKey)}
-		if sl.TemplateID != nil {
-			si.TemplateID = *sl.TemplateID
-		}
-		if sl.ConnectionID != nil {
-			si.ConnectionID = *sl.ConnectionID
-		}
-		in.Slots = append(in.Slots, si)
-	}
-	ig, err := r.Connections.CreateIntegration(ctx, in)
+func (r *mutationResolver) CreateIntegration(ctx context.Context, input connection.CreateIntegrationInput) (*model.CreateIntegrationPayload, error) {
+	ig, err := r.Connections.CreateIntegration(ctx, input)
 	ue, err := fieldErrors(ctx, err)
 	if err != nil {
 		return nil, err
@@ -54,10 +43,8 @@ func (r *mutationResolver) CreateIntegration(ctx context.Context, input model.Cr
 }
 
 // CreateInstance is the resolver for the createInstance field.
-func (r *mutationResolver) CreateInstance(ctx context.Context, input model.CreateInstanceInput) (*model.CreateInstancePayload, error) {
-	inst, err := r.Connections.CreateInstance(ctx, connection.CreateInstanceInput{
-		IntegrationID: input.IntegrationID, CustomerID: input.CustomerID, Name: input.Name, Environment: input.Environment,
-	})
+func (r *mutationResolver) CreateInstance(ctx context.Context, input connection.CreateInstanceInput) (*model.CreateInstancePayload, error) {
+	inst, err := r.Connections.CreateInstance(ctx, input)
 	ue, err := fieldErrors(ctx, err)
 	if err != nil {
 		return nil, err
@@ -66,10 +53,8 @@ func (r *mutationResolver) CreateInstance(ctx context.Context, input model.Creat
 }
 
 // BindInstanceConnection is the resolver for the bindInstanceConnection field.
-func (r *mutationResolver) BindInstanceConnection(ctx context.Context, input model.BindInstanceConnectionInput) (*model.BindInstanceConnectionPayload, error) {
-	inst, err := r.Connections.BindInstanceConnection(ctx, connection.BindInput{
-		InstanceID: input.InstanceID, SlotKey: input.SlotKey, CredentialID: input.CredentialID,
-	})
+func (r *mutationResolver) BindInstanceConnection(ctx context.Context, input connection.BindInput) (*model.BindInstanceConnectionPayload, error) {
+	inst, err := r.Connections.BindInstanceConnection(ctx, input)
 	ue, err := fieldErrors(ctx, err)
 	if err != nil {
 		return nil, err
@@ -102,12 +87,8 @@ func (r *mutationResolver) DeleteInstance(ctx context.Context, id int) (*model.D
 }
 
 // CreateConnectionTemplate is the resolver for the createConnectionTemplate field.
-func (r *mutationResolver) CreateConnectionTemplate(ctx context.Context, input model.CreateConnectionTemplateInput) (*model.CreateConnectionTemplatePayload, error) {
-	in := connection.CreateConnectionTemplateInput{TypeKey: input.TypeKey, Name: input.Name}
-	for _, p := range input.Presets {
-		in.Presets = append(in.Presets, connection.ValueInput{Key: p.Key, Value: p.Value, Clear: p.Clear != nil && *p.Clear})
-	}
-	t, err := r.Connections.CreateConnectionTemplate(ctx, in)
+func (r *mutationResolver) CreateConnectionTemplate(ctx context.Context, input connection.CreateConnectionTemplateInput) (*model.CreateConnectionTemplatePayload, error) {
+	t, err := r.Connections.CreateConnectionTemplate(ctx, input)
 	ue, err := fieldErrors(ctx, err)
 	if err != nil {
 		return nil, err
@@ -116,10 +97,8 @@ func (r *mutationResolver) CreateConnectionTemplate(ctx context.Context, input m
 }
 
 // CreateUser is the resolver for the createUser field.
-func (r *mutationResolver) CreateUser(ctx context.Context, input model.CreateUserInput) (*model.CreateUserPayload, error) {
-	u, err := r.Connections.CreateUser(ctx, connection.CreateUserInput{
-		CustomerID: input.CustomerID, ExternalID: input.ExternalID, Email: deref(input.Email),
-	})
+func (r *mutationResolver) CreateUser(ctx context.Context, input connection.CreateUserInput) (*model.CreateUserPayload, error) {
+	u, err := r.Connections.CreateUser(ctx, input)
 	ue, err := fieldErrors(ctx, err)
 	if err != nil {
 		return nil, err
