@@ -51,8 +51,12 @@ func deref(s *string) string {
 	return *s
 }
 
-// redirectNotAllowed names the redirect input the allow-list refused.
-func redirectNotAllowed(input model.StartOAuth2Input, err error) error {
+// refusedRedirect names the redirect input the allow-list refused; other
+// errors pass as they are.
+func refusedRedirect(input model.StartOAuth2Input, err error) error {
+	if !errors.Is(err, oauth.ErrRedirectNotAllowed) {
+		return err
+	}
 	var field []string
 	var re *oauth.RedirectError
 	switch {

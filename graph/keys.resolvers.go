@@ -14,11 +14,7 @@ import (
 // RotateEncryptionKey is the resolver for the rotateEncryptionKey field.
 func (r *mutationResolver) RotateEncryptionKey(ctx context.Context) (*model.RotateEncryptionKeyPayload, error) {
 	res, err := r.Keys.Rotate(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return &model.RotateEncryptionKeyPayload{
+	return succeeded(&model.RotateEncryptionKeyPayload{
 		KeyID: res.KeyID, Reencrypted: res.Reencrypted, Remaining: res.Remaining,
-		UserErrors: []*model.UserError{},
-	}, nil
+	}, err)
 }

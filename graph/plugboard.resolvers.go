@@ -48,75 +48,43 @@ func (r *credentialResolver) Values(ctx context.Context, obj *ent.Credential) ([
 // CreateConnection is the resolver for the createConnection field.
 func (r *mutationResolver) CreateConnection(ctx context.Context, input connection.CreateConnectionInput) (*model.CreateConnectionPayload, error) {
 	c, err := r.Connections.CreateConnection(ctx, input)
-	ue, err := fieldErrors(ctx, err)
-	if err != nil {
-		return nil, err
-	}
-	return &model.CreateConnectionPayload{Connection: c, UserErrors: ue}, nil
+	return payload(ctx, &model.CreateConnectionPayload{Connection: c}, err)
 }
 
 // UpdateConnection is the resolver for the updateConnection field.
 func (r *mutationResolver) UpdateConnection(ctx context.Context, input connection.UpdateConnectionInput) (*model.UpdateConnectionPayload, error) {
 	c, err := r.Connections.UpdateConnection(ctx, input)
-	ue, err := fieldErrors(ctx, err)
-	if err != nil {
-		return nil, err
-	}
-	return &model.UpdateConnectionPayload{Connection: c, UserErrors: ue}, nil
+	return payload(ctx, &model.UpdateConnectionPayload{Connection: c}, err)
 }
 
 // DeleteConnection is the resolver for the deleteConnection field.
 func (r *mutationResolver) DeleteConnection(ctx context.Context, id int) (*model.DeleteConnectionPayload, error) {
 	err := r.Connections.DeleteConnection(ctx, id)
-	ue, err := fieldErrors(ctx, err)
-	if err != nil {
-		return nil, err
-	}
-	p := &model.DeleteConnectionPayload{UserErrors: ue}
-	if len(ue) == 0 {
-		p.DeletedID = &id
-	}
-	return p, nil
+	return payload(ctx, &model.DeleteConnectionPayload{DeletedID: &id}, err)
 }
 
 // SaveCredential is the resolver for the saveCredential field.
 func (r *mutationResolver) SaveCredential(ctx context.Context, input connection.SaveCredentialInput) (*model.SaveCredentialPayload, error) {
 	c, tr, err := r.Connections.SaveCredential(ctx, input)
-	ue, err := fieldErrors(ctx, err)
-	if err != nil {
-		return nil, err
-	}
-	return &model.SaveCredentialPayload{Credential: c, TestResult: testResult(tr), UserErrors: ue}, nil
+	return payload(ctx, &model.SaveCredentialPayload{Credential: c, TestResult: testResult(tr)}, err)
 }
 
 // TestCredential is the resolver for the testCredential field.
 func (r *mutationResolver) TestCredential(ctx context.Context, id int) (*model.TestCredentialPayload, error) {
 	c, tr, err := r.Connections.TestCredential(ctx, id)
-	ue, err := fieldErrors(ctx, err)
-	if err != nil {
-		return nil, err
-	}
-	return &model.TestCredentialPayload{Credential: c, Result: testResult(tr), UserErrors: ue}, nil
+	return payload(ctx, &model.TestCredentialPayload{Credential: c, Result: testResult(tr)}, err)
 }
 
 // RollbackCredential is the resolver for the rollbackCredential field.
 func (r *mutationResolver) RollbackCredential(ctx context.Context, id int, version int, verify *bool) (*model.RollbackCredentialPayload, error) {
 	c, tr, err := r.Connections.RollbackCredential(ctx, id, version, verify != nil && *verify)
-	ue, err := fieldErrors(ctx, err)
-	if err != nil {
-		return nil, err
-	}
-	return &model.RollbackCredentialPayload{Credential: c, TestResult: testResult(tr), UserErrors: ue}, nil
+	return payload(ctx, &model.RollbackCredentialPayload{Credential: c, TestResult: testResult(tr)}, err)
 }
 
 // CreateCustomer is the resolver for the createCustomer field.
 func (r *mutationResolver) CreateCustomer(ctx context.Context, input model.CreateCustomerInput) (*model.CreateCustomerPayload, error) {
 	c, err := r.Connections.CreateCustomer(ctx, input.ExternalID, input.Name)
-	ue, err := fieldErrors(ctx, err)
-	if err != nil {
-		return nil, err
-	}
-	return &model.CreateCustomerPayload{Customer: c, UserErrors: ue}, nil
+	return payload(ctx, &model.CreateCustomerPayload{Customer: c}, err)
 }
 
 // ReloadPlugins is the resolver for the reloadPlugins field.
@@ -137,11 +105,7 @@ func (r *mutationResolver) ReloadPlugins(ctx context.Context) (*model.ReloadPlug
 // UpdateOrganization is the resolver for the updateOrganization field.
 func (r *mutationResolver) UpdateOrganization(ctx context.Context, input connection.UpdateOrganizationInput) (*model.UpdateOrganizationPayload, error) {
 	org, err := r.Connections.UpdateOrganization(ctx, input)
-	ue, err := fieldErrors(ctx, err)
-	if err != nil {
-		return nil, err
-	}
-	return &model.UpdateOrganizationPayload{Organization: org, UserErrors: ue}, nil
+	return payload(ctx, &model.UpdateOrganizationPayload{Organization: org}, err)
 }
 
 // ExtraAuthorizeParams is the resolver for the extraAuthorizeParams field.

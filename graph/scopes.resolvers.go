@@ -35,75 +35,43 @@ func (r *integrationResolver) ConnectionSlots(ctx context.Context, obj *ent.Inte
 // CreateIntegration is the resolver for the createIntegration field.
 func (r *mutationResolver) CreateIntegration(ctx context.Context, input connection.CreateIntegrationInput) (*model.CreateIntegrationPayload, error) {
 	ig, err := r.Connections.CreateIntegration(ctx, input)
-	ue, err := fieldErrors(ctx, err)
-	if err != nil {
-		return nil, err
-	}
-	return &model.CreateIntegrationPayload{Integration: ig, UserErrors: ue}, nil
+	return payload(ctx, &model.CreateIntegrationPayload{Integration: ig}, err)
 }
 
 // CreateInstance is the resolver for the createInstance field.
 func (r *mutationResolver) CreateInstance(ctx context.Context, input connection.CreateInstanceInput) (*model.CreateInstancePayload, error) {
 	inst, err := r.Connections.CreateInstance(ctx, input)
-	ue, err := fieldErrors(ctx, err)
-	if err != nil {
-		return nil, err
-	}
-	return &model.CreateInstancePayload{Instance: inst, UserErrors: ue}, nil
+	return payload(ctx, &model.CreateInstancePayload{Instance: inst}, err)
 }
 
 // BindInstanceConnection is the resolver for the bindInstanceConnection field.
 func (r *mutationResolver) BindInstanceConnection(ctx context.Context, input connection.BindInput) (*model.BindInstanceConnectionPayload, error) {
 	inst, err := r.Connections.BindInstanceConnection(ctx, input)
-	ue, err := fieldErrors(ctx, err)
-	if err != nil {
-		return nil, err
-	}
-	return &model.BindInstanceConnectionPayload{Instance: inst, UserErrors: ue}, nil
+	return payload(ctx, &model.BindInstanceConnectionPayload{Instance: inst}, err)
 }
 
 // DeployInstance is the resolver for the deployInstance field.
 func (r *mutationResolver) DeployInstance(ctx context.Context, id int) (*model.DeployInstancePayload, error) {
 	inst, err := r.Connections.DeployInstance(ctx, id)
-	ue, err := fieldErrors(ctx, err)
-	if err != nil {
-		return nil, err
-	}
-	return &model.DeployInstancePayload{Instance: inst, UserErrors: ue}, nil
+	return payload(ctx, &model.DeployInstancePayload{Instance: inst}, err)
 }
 
 // DeleteInstance is the resolver for the deleteInstance field.
 func (r *mutationResolver) DeleteInstance(ctx context.Context, id int) (*model.DeleteInstancePayload, error) {
 	err := r.Connections.DeleteInstance(ctx, id)
-	ue, err := fieldErrors(ctx, err)
-	if err != nil {
-		return nil, err
-	}
-	p := &model.DeleteInstancePayload{UserErrors: ue}
-	if len(ue) == 0 {
-		p.DeletedID = &id
-	}
-	return p, nil
+	return payload(ctx, &model.DeleteInstancePayload{DeletedID: &id}, err)
 }
 
 // CreateConnectionTemplate is the resolver for the createConnectionTemplate field.
 func (r *mutationResolver) CreateConnectionTemplate(ctx context.Context, input connection.CreateConnectionTemplateInput) (*model.CreateConnectionTemplatePayload, error) {
 	t, err := r.Connections.CreateConnectionTemplate(ctx, input)
-	ue, err := fieldErrors(ctx, err)
-	if err != nil {
-		return nil, err
-	}
-	return &model.CreateConnectionTemplatePayload{Template: t, UserErrors: ue}, nil
+	return payload(ctx, &model.CreateConnectionTemplatePayload{Template: t}, err)
 }
 
 // CreateUser is the resolver for the createUser field.
 func (r *mutationResolver) CreateUser(ctx context.Context, input connection.CreateUserInput) (*model.CreateUserPayload, error) {
 	u, err := r.Connections.CreateUser(ctx, input)
-	ue, err := fieldErrors(ctx, err)
-	if err != nil {
-		return nil, err
-	}
-	return &model.CreateUserPayload{User: u, UserErrors: ue}, nil
+	return payload(ctx, &model.CreateUserPayload{User: u}, err)
 }
 
 // ConnectionUsage is the resolver for the connectionUsage field.
