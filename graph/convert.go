@@ -16,6 +16,15 @@ func testResult(tr *connection.TestResult) *model.TestResult {
 	return &model.TestResult{Ok: tr.OK, Message: tr.Message}
 }
 
+// pointers points into s, for the lists gqlgen answers with.
+func pointers[T any](s []T) []*T {
+	out := make([]*T, len(s))
+	for i := range s {
+		out[i] = &s[i]
+	}
+	return out
+}
+
 func stringMap(m map[string]string) map[string]any {
 	if m == nil {
 		return nil

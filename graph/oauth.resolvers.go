@@ -8,10 +8,8 @@ package graph
 import (
 	"context"
 
-	"github.com/plugboard/plugboard/ent/credential"
 	"github.com/plugboard/plugboard/graph/generated"
 	"github.com/plugboard/plugboard/graph/model"
-	"github.com/plugboard/plugboard/internal/connection"
 )
 
 // StartOAuth2 is the resolver for the startOAuth2 field.
@@ -33,42 +31,7 @@ func (r *mutationResolver) DisconnectCredential(ctx context.Context, id int) (*m
 
 // CredentialStatusChanged is the resolver for the credentialStatusChanged field.
 func (r *subscriptionResolver) CredentialStatusChanged(ctx context.Context, credentialID *int) (<-chan *model.CredentialStatusEvent, error) {
-	v, err := connection.Authorize(ctx, connection.WatchCredentials)
-	if err != nil {
-		return nil, err
-	}
-	id := 0
-	if credentialID != nil {
-		// The credential must be the viewer's to watch it.
-		if _, err := r.DB.Credential.Get(ctx, *credentialID); err != nil {
-			return nil, notFoundNode(err)
-		}
-		id = *credentialID
-	}
-	in := r.Events.Subscribe(ctx, v.OrganizationID, id)
-	out := make(chan *model.CredentialStatusEvent)
-	go func() {
-		defer close(out)
-		for ev := range in {
-			c, err := r.DB.Credential.Get(ctx, ev.CredentialID)
-			if err != nil {
-				continue // deleted, or not visible to this viewer
-			}
-			e := &model.CredentialStatusEvent{
-				Credential: c, From: ev.From, To: credential.Status(ev.To), At: ev.At,
-			}
-			if ev.Detail != "" {
-				d := ev.Detail
-				e.Detail = &d
-			}
-			select {
-			case out <- e:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	return out, nil
+	return r.watchCredentials(ctx, credentialID)
 }
 
 // Subscription returns generated.SubscriptionResolver implementation.

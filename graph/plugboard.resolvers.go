@@ -19,12 +19,7 @@ import (
 
 // Inputs is the resolver for the inputs field.
 func (r *connectionTypeResolver) Inputs(ctx context.Context, obj *ent.ConnectionType) ([]*schematype.Input, error) {
-	ins := connection.TypeInputs(ctx, obj)
-	out := make([]*schematype.Input, len(ins))
-	for i := range ins {
-		out[i] = &ins[i]
-	}
-	return out, nil
+	return pointers(connection.TypeInputs(ctx, obj)), nil
 }
 
 // Oauth2 is the resolver for the oauth2 field.
@@ -33,16 +28,9 @@ func (r *connectionTypeResolver) Oauth2(ctx context.Context, obj *ent.Connection
 }
 
 // Values is the resolver for the values field.
-func (r *credentialResolver) Values(ctx context.Context, obj *ent.Credential) ([]*model.CredentialValue, error) {
+func (r *credentialResolver) Values(ctx context.Context, obj *ent.Credential) ([]*connection.Value, error) {
 	vals, err := r.Connections.Values(ctx, obj)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]*model.CredentialValue, len(vals))
-	for i, v := range vals {
-		out[i] = &model.CredentialValue{Key: v.Key, Value: v.Value, Secret: v.Secret, IsSet: v.IsSet, UpdatedAt: v.UpdatedAt}
-	}
-	return out, nil
+	return pointers(vals), err
 }
 
 // CreateConnection is the resolver for the createConnection field.

@@ -14,17 +14,9 @@ import (
 )
 
 // Slots is the resolver for the slots field.
-func (r *instanceResolver) Slots(ctx context.Context, obj *ent.Instance) ([]*model.InstanceSlot, error) {
-	states, err := r.Connections.InstanceSlots(ctx, obj)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]*model.InstanceSlot, 0, len(states))
-	for _, st := range states {
-		// The domain has left out what the viewer may not see.
-		out = append(out, &model.InstanceSlot{Slot: st.Slot, Credential: st.Credential, Status: st.Status()})
-	}
-	return out, nil
+func (r *instanceResolver) Slots(ctx context.Context, obj *ent.Instance) ([]*connection.SlotState, error) {
+	// The domain has left out what the viewer may not see.
+	return r.Connections.InstanceSlots(ctx, obj)
 }
 
 // ConnectionSlots is the resolver for the connectionSlots field.
@@ -75,20 +67,6 @@ func (r *mutationResolver) CreateUser(ctx context.Context, input connection.Crea
 }
 
 // ConnectionUsage is the resolver for the connectionUsage field.
-func (r *queryResolver) ConnectionUsage(ctx context.Context, connectionID int) (*model.ConnectionUsage, error) {
-	u, err := r.Resolver.Connections.ConnectionUsage(ctx, connectionID)
-	if err != nil || u == nil {
-		return nil, err
-	}
-	out := &model.ConnectionUsage{
-		Connection: u.Connection, Integrations: u.Integrations, Customers: u.Customers,
-		Instances: make([]*model.InstanceUsage, 0, len(u.Instances)),
-	}
-	for _, iu := range u.Instances {
-		out.Instances = append(out.Instances, &model.InstanceUsage{
-			Instance: iu.Instance, Customer: iu.Customer, SlotKey: iu.SlotKey,
-			Credential: iu.Credential, NeedsDeploy: iu.NeedsDeploy,
-		})
-	}
-	return out, nil
+func (r *queryResolver) ConnectionUsage(ctx context.Context, connectionID int) (*connection.Usage, error) {
+	return r.Resolver.Connections.ConnectionUsage(ctx, connectionID)
 }

@@ -741,10 +741,10 @@ type ConnectionTypeResolver interface {
 	Oauth2(ctx context.Context, obj *ent.ConnectionType) (*schematype.OAuth2Spec, error)
 }
 type CredentialResolver interface {
-	Values(ctx context.Context, obj *ent.Credential) ([]*model.CredentialValue, error)
+	Values(ctx context.Context, obj *ent.Credential) ([]*connection.Value, error)
 }
 type InstanceResolver interface {
-	Slots(ctx context.Context, obj *ent.Instance) ([]*model.InstanceSlot, error)
+	Slots(ctx context.Context, obj *ent.Instance) ([]*connection.SlotState, error)
 }
 type IntegrationResolver interface {
 	ConnectionSlots(ctx context.Context, obj *ent.Integration) ([]*ent.ConnectionSlot, error)
@@ -793,7 +793,7 @@ type QueryResolver interface {
 	SigningKeys(ctx context.Context, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.SigningKeyOrder, where *ent.SigningKeyWhereInput) (*ent.SigningKeyConnection, error)
 	Viewer(ctx context.Context) (*model.Viewer, error)
 	ConnectionType(ctx context.Context, key string) (*ent.ConnectionType, error)
-	ConnectionUsage(ctx context.Context, connectionID int) (*model.ConnectionUsage, error)
+	ConnectionUsage(ctx context.Context, connectionID int) (*connection.Usage, error)
 	ConfigWizard(ctx context.Context, instanceID int) (*model.ConfigWizard, error)
 }
 type SubscriptionResolver interface {
@@ -12751,7 +12751,7 @@ func (ec *executionContext) fieldContext_ConnectionTypeEdge_cursor(_ context.Con
 	return graphql.NewScalarFieldContext("ConnectionTypeEdge", field, false, false, "Cursor")
 }
 
-func (ec *executionContext) _ConnectionUsage_connection(ctx context.Context, field graphql.CollectedField, obj *model.ConnectionUsage) (ret graphql.Marshaler) {
+func (ec *executionContext) _ConnectionUsage_connection(ctx context.Context, field graphql.CollectedField, obj *connection.Usage) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12783,7 +12783,7 @@ func (ec *executionContext) fieldContext_ConnectionUsage_connection(_ context.Co
 	return fc, nil
 }
 
-func (ec *executionContext) _ConnectionUsage_integrations(ctx context.Context, field graphql.CollectedField, obj *model.ConnectionUsage) (ret graphql.Marshaler) {
+func (ec *executionContext) _ConnectionUsage_integrations(ctx context.Context, field graphql.CollectedField, obj *connection.Usage) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12815,7 +12815,7 @@ func (ec *executionContext) fieldContext_ConnectionUsage_integrations(_ context.
 	return fc, nil
 }
 
-func (ec *executionContext) _ConnectionUsage_instances(ctx context.Context, field graphql.CollectedField, obj *model.ConnectionUsage) (ret graphql.Marshaler) {
+func (ec *executionContext) _ConnectionUsage_instances(ctx context.Context, field graphql.CollectedField, obj *connection.Usage) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12827,8 +12827,8 @@ func (ec *executionContext) _ConnectionUsage_instances(ctx context.Context, fiel
 			return obj.Instances, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.InstanceUsage) graphql.Marshaler {
-			return ec.marshalNInstanceUsage2ᚕᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐInstanceUsageᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v []connection.InstanceUse) graphql.Marshaler {
+			return ec.marshalNInstanceUsage2ᚕgithubᚗcomᚋplugboardᚋplugboardᚋinternalᚋconnectionᚐInstanceUseᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -12847,7 +12847,7 @@ func (ec *executionContext) fieldContext_ConnectionUsage_instances(_ context.Con
 	return fc, nil
 }
 
-func (ec *executionContext) _ConnectionUsage_customers(ctx context.Context, field graphql.CollectedField, obj *model.ConnectionUsage) (ret graphql.Marshaler) {
+func (ec *executionContext) _ConnectionUsage_customers(ctx context.Context, field graphql.CollectedField, obj *connection.Usage) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13923,8 +13923,8 @@ func (ec *executionContext) _Credential_values(ctx context.Context, field graphq
 			return ec.Resolvers.Credential().Values(ctx, obj)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.CredentialValue) graphql.Marshaler {
-			return ec.marshalNCredentialValue2ᚕᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐCredentialValueᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v []*connection.Value) graphql.Marshaler {
+			return ec.marshalNCredentialValue2ᚕᚖgithubᚗcomᚋplugboardᚋplugboardᚋinternalᚋconnectionᚐValueᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -14209,7 +14209,7 @@ func (ec *executionContext) fieldContext_CredentialStatusEvent_at(_ context.Cont
 	return graphql.NewScalarFieldContext("CredentialStatusEvent", field, false, false, "Time")
 }
 
-func (ec *executionContext) _CredentialValue_key(ctx context.Context, field graphql.CollectedField, obj *model.CredentialValue) (ret graphql.Marshaler) {
+func (ec *executionContext) _CredentialValue_key(ctx context.Context, field graphql.CollectedField, obj *connection.Value) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14232,7 +14232,7 @@ func (ec *executionContext) fieldContext_CredentialValue_key(_ context.Context, 
 	return graphql.NewScalarFieldContext("CredentialValue", field, false, false, "String")
 }
 
-func (ec *executionContext) _CredentialValue_value(ctx context.Context, field graphql.CollectedField, obj *model.CredentialValue) (ret graphql.Marshaler) {
+func (ec *executionContext) _CredentialValue_value(ctx context.Context, field graphql.CollectedField, obj *connection.Value) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14255,7 +14255,7 @@ func (ec *executionContext) fieldContext_CredentialValue_value(_ context.Context
 	return graphql.NewScalarFieldContext("CredentialValue", field, false, false, "String")
 }
 
-func (ec *executionContext) _CredentialValue_secret(ctx context.Context, field graphql.CollectedField, obj *model.CredentialValue) (ret graphql.Marshaler) {
+func (ec *executionContext) _CredentialValue_secret(ctx context.Context, field graphql.CollectedField, obj *connection.Value) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14278,7 +14278,7 @@ func (ec *executionContext) fieldContext_CredentialValue_secret(_ context.Contex
 	return graphql.NewScalarFieldContext("CredentialValue", field, false, false, "Boolean")
 }
 
-func (ec *executionContext) _CredentialValue_isSet(ctx context.Context, field graphql.CollectedField, obj *model.CredentialValue) (ret graphql.Marshaler) {
+func (ec *executionContext) _CredentialValue_isSet(ctx context.Context, field graphql.CollectedField, obj *connection.Value) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14301,7 +14301,7 @@ func (ec *executionContext) fieldContext_CredentialValue_isSet(_ context.Context
 	return graphql.NewScalarFieldContext("CredentialValue", field, false, false, "Boolean")
 }
 
-func (ec *executionContext) _CredentialValue_updatedAt(ctx context.Context, field graphql.CollectedField, obj *model.CredentialValue) (ret graphql.Marshaler) {
+func (ec *executionContext) _CredentialValue_updatedAt(ctx context.Context, field graphql.CollectedField, obj *connection.Value) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -16015,8 +16015,8 @@ func (ec *executionContext) _Instance_slots(ctx context.Context, field graphql.C
 			return ec.Resolvers.Instance().Slots(ctx, obj)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.InstanceSlot) graphql.Marshaler {
-			return ec.marshalNInstanceSlot2ᚕᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐInstanceSlotᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v []*connection.SlotState) graphql.Marshaler {
+			return ec.marshalNInstanceSlot2ᚕᚖgithubᚗcomᚋplugboardᚋplugboardᚋinternalᚋconnectionᚐSlotStateᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -16177,7 +16177,7 @@ func (ec *executionContext) fieldContext_InstanceEdge_cursor(_ context.Context, 
 	return graphql.NewScalarFieldContext("InstanceEdge", field, false, false, "Cursor")
 }
 
-func (ec *executionContext) _InstanceSlot_slot(ctx context.Context, field graphql.CollectedField, obj *model.InstanceSlot) (ret graphql.Marshaler) {
+func (ec *executionContext) _InstanceSlot_slot(ctx context.Context, field graphql.CollectedField, obj *connection.SlotState) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -16209,7 +16209,7 @@ func (ec *executionContext) fieldContext_InstanceSlot_slot(_ context.Context, fi
 	return fc, nil
 }
 
-func (ec *executionContext) _InstanceSlot_credential(ctx context.Context, field graphql.CollectedField, obj *model.InstanceSlot) (ret graphql.Marshaler) {
+func (ec *executionContext) _InstanceSlot_credential(ctx context.Context, field graphql.CollectedField, obj *connection.SlotState) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -16241,7 +16241,7 @@ func (ec *executionContext) fieldContext_InstanceSlot_credential(_ context.Conte
 	return fc, nil
 }
 
-func (ec *executionContext) _InstanceSlot_status(ctx context.Context, field graphql.CollectedField, obj *model.InstanceSlot) (ret graphql.Marshaler) {
+func (ec *executionContext) _InstanceSlot_status(ctx context.Context, field graphql.CollectedField, obj *connection.SlotState) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -16250,7 +16250,7 @@ func (ec *executionContext) _InstanceSlot_status(ctx context.Context, field grap
 			return ec.fieldContext_InstanceSlot_status(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.Status, nil
+			return obj.Status(), nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *credential.Status) graphql.Marshaler {
@@ -16261,10 +16261,10 @@ func (ec *executionContext) _InstanceSlot_status(ctx context.Context, field grap
 	)
 }
 func (ec *executionContext) fieldContext_InstanceSlot_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("InstanceSlot", field, false, false, "CredentialStatus")
+	return graphql.NewScalarFieldContext("InstanceSlot", field, true, false, "CredentialStatus")
 }
 
-func (ec *executionContext) _InstanceUsage_instance(ctx context.Context, field graphql.CollectedField, obj *model.InstanceUsage) (ret graphql.Marshaler) {
+func (ec *executionContext) _InstanceUsage_instance(ctx context.Context, field graphql.CollectedField, obj *connection.InstanceUse) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -16296,7 +16296,7 @@ func (ec *executionContext) fieldContext_InstanceUsage_instance(_ context.Contex
 	return fc, nil
 }
 
-func (ec *executionContext) _InstanceUsage_customer(ctx context.Context, field graphql.CollectedField, obj *model.InstanceUsage) (ret graphql.Marshaler) {
+func (ec *executionContext) _InstanceUsage_customer(ctx context.Context, field graphql.CollectedField, obj *connection.InstanceUse) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -16328,7 +16328,7 @@ func (ec *executionContext) fieldContext_InstanceUsage_customer(_ context.Contex
 	return fc, nil
 }
 
-func (ec *executionContext) _InstanceUsage_slotKey(ctx context.Context, field graphql.CollectedField, obj *model.InstanceUsage) (ret graphql.Marshaler) {
+func (ec *executionContext) _InstanceUsage_slotKey(ctx context.Context, field graphql.CollectedField, obj *connection.InstanceUse) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -16351,7 +16351,7 @@ func (ec *executionContext) fieldContext_InstanceUsage_slotKey(_ context.Context
 	return graphql.NewScalarFieldContext("InstanceUsage", field, false, false, "String")
 }
 
-func (ec *executionContext) _InstanceUsage_credential(ctx context.Context, field graphql.CollectedField, obj *model.InstanceUsage) (ret graphql.Marshaler) {
+func (ec *executionContext) _InstanceUsage_credential(ctx context.Context, field graphql.CollectedField, obj *connection.InstanceUse) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -16383,7 +16383,7 @@ func (ec *executionContext) fieldContext_InstanceUsage_credential(_ context.Cont
 	return fc, nil
 }
 
-func (ec *executionContext) _InstanceUsage_needsDeploy(ctx context.Context, field graphql.CollectedField, obj *model.InstanceUsage) (ret graphql.Marshaler) {
+func (ec *executionContext) _InstanceUsage_needsDeploy(ctx context.Context, field graphql.CollectedField, obj *connection.InstanceUse) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -19520,8 +19520,8 @@ func (ec *executionContext) _Query_connectionUsage(ctx context.Context, field gr
 			return ec.Resolvers.Query().ConnectionUsage(ctx, fc.Args["connectionID"].(int))
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.ConnectionUsage) graphql.Marshaler {
-			return ec.marshalOConnectionUsage2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐConnectionUsage(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *connection.Usage) graphql.Marshaler {
+			return ec.marshalOConnectionUsage2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋinternalᚋconnectionᚐUsage(ctx, selections, v)
 		},
 		true,
 		false,
@@ -34995,7 +34995,7 @@ func (ec *executionContext) _ConnectionTypeEdge(ctx context.Context, sel ast.Sel
 
 var connectionUsageImplementors = []string{"ConnectionUsage"}
 
-func (ec *executionContext) _ConnectionUsage(ctx context.Context, sel ast.SelectionSet, obj *model.ConnectionUsage) graphql.Marshaler {
+func (ec *executionContext) _ConnectionUsage(ctx context.Context, sel ast.SelectionSet, obj *connection.Usage) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, connectionUsageImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -35593,7 +35593,7 @@ func (ec *executionContext) _CredentialStatusEvent(ctx context.Context, sel ast.
 
 var credentialValueImplementors = []string{"CredentialValue"}
 
-func (ec *executionContext) _CredentialValue(ctx context.Context, sel ast.SelectionSet, obj *model.CredentialValue) graphql.Marshaler {
+func (ec *executionContext) _CredentialValue(ctx context.Context, sel ast.SelectionSet, obj *connection.Value) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, credentialValueImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -36423,7 +36423,7 @@ func (ec *executionContext) _InstanceEdge(ctx context.Context, sel ast.Selection
 
 var instanceSlotImplementors = []string{"InstanceSlot"}
 
-func (ec *executionContext) _InstanceSlot(ctx context.Context, sel ast.SelectionSet, obj *model.InstanceSlot) graphql.Marshaler {
+func (ec *executionContext) _InstanceSlot(ctx context.Context, sel ast.SelectionSet, obj *connection.SlotState) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, instanceSlotImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -36466,7 +36466,7 @@ func (ec *executionContext) _InstanceSlot(ctx context.Context, sel ast.Selection
 
 var instanceUsageImplementors = []string{"InstanceUsage"}
 
-func (ec *executionContext) _InstanceUsage(ctx context.Context, sel ast.SelectionSet, obj *model.InstanceUsage) graphql.Marshaler {
+func (ec *executionContext) _InstanceUsage(ctx context.Context, sel ast.SelectionSet, obj *connection.InstanceUse) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, instanceUsageImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -39409,11 +39409,11 @@ func (ec *executionContext) marshalNCredentialStatusEvent2ᚖgithubᚗcomᚋplug
 	return ec._CredentialStatusEvent(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNCredentialValue2ᚕᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐCredentialValueᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.CredentialValue) graphql.Marshaler {
+func (ec *executionContext) marshalNCredentialValue2ᚕᚖgithubᚗcomᚋplugboardᚋplugboardᚋinternalᚋconnectionᚐValueᚄ(ctx context.Context, sel ast.SelectionSet, v []*connection.Value) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNCredentialValue2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐCredentialValue(ctx, sel, v[i])
+		return ec.marshalNCredentialValue2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋinternalᚋconnectionᚐValue(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -39425,7 +39425,7 @@ func (ec *executionContext) marshalNCredentialValue2ᚕᚖgithubᚗcomᚋplugboa
 	return ret
 }
 
-func (ec *executionContext) marshalNCredentialValue2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐCredentialValue(ctx context.Context, sel ast.SelectionSet, v *model.CredentialValue) graphql.Marshaler {
+func (ec *executionContext) marshalNCredentialValue2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋinternalᚋconnectionᚐValue(ctx context.Context, sel ast.SelectionSet, v *connection.Value) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "CredentialValue!")
 		return graphql.Null
@@ -39773,11 +39773,11 @@ func (ec *executionContext) marshalNInstanceOrderField2ᚖgithubᚗcomᚋplugboa
 	return v
 }
 
-func (ec *executionContext) marshalNInstanceSlot2ᚕᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐInstanceSlotᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.InstanceSlot) graphql.Marshaler {
+func (ec *executionContext) marshalNInstanceSlot2ᚕᚖgithubᚗcomᚋplugboardᚋplugboardᚋinternalᚋconnectionᚐSlotStateᚄ(ctx context.Context, sel ast.SelectionSet, v []*connection.SlotState) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNInstanceSlot2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐInstanceSlot(ctx, sel, v[i])
+		return ec.marshalNInstanceSlot2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋinternalᚋconnectionᚐSlotState(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -39789,7 +39789,7 @@ func (ec *executionContext) marshalNInstanceSlot2ᚕᚖgithubᚗcomᚋplugboard�
 	return ret
 }
 
-func (ec *executionContext) marshalNInstanceSlot2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐInstanceSlot(ctx context.Context, sel ast.SelectionSet, v *model.InstanceSlot) graphql.Marshaler {
+func (ec *executionContext) marshalNInstanceSlot2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋinternalᚋconnectionᚐSlotState(ctx context.Context, sel ast.SelectionSet, v *connection.SlotState) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "InstanceSlot!")
 		return graphql.Null
@@ -39797,11 +39797,15 @@ func (ec *executionContext) marshalNInstanceSlot2ᚖgithubᚗcomᚋplugboardᚋp
 	return ec._InstanceSlot(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNInstanceUsage2ᚕᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐInstanceUsageᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.InstanceUsage) graphql.Marshaler {
+func (ec *executionContext) marshalNInstanceUsage2githubᚗcomᚋplugboardᚋplugboardᚋinternalᚋconnectionᚐInstanceUse(ctx context.Context, sel ast.SelectionSet, v connection.InstanceUse) graphql.Marshaler {
+	return ec._InstanceUsage(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNInstanceUsage2ᚕgithubᚗcomᚋplugboardᚋplugboardᚋinternalᚋconnectionᚐInstanceUseᚄ(ctx context.Context, sel ast.SelectionSet, v []connection.InstanceUse) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNInstanceUsage2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐInstanceUsage(ctx, sel, v[i])
+		return ec.marshalNInstanceUsage2githubᚗcomᚋplugboardᚋplugboardᚋinternalᚋconnectionᚐInstanceUse(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -39811,14 +39815,6 @@ func (ec *executionContext) marshalNInstanceUsage2ᚕᚖgithubᚗcomᚋplugboard
 	}
 
 	return ret
-}
-
-func (ec *executionContext) marshalNInstanceUsage2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐInstanceUsage(ctx context.Context, sel ast.SelectionSet, v *model.InstanceUsage) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "InstanceUsage!")
-		return graphql.Null
-	}
-	return ec._InstanceUsage(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNInstanceWhereInput2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚐInstanceWhereInput(ctx context.Context, v any) (*ent.InstanceWhereInput, error) {
@@ -41036,7 +41032,7 @@ func (ec *executionContext) unmarshalOConnectionTypeWhereInput2ᚖgithubᚗcom�
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalOConnectionUsage2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐConnectionUsage(ctx context.Context, sel ast.SelectionSet, v *model.ConnectionUsage) graphql.Marshaler {
+func (ec *executionContext) marshalOConnectionUsage2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋinternalᚋconnectionᚐUsage(ctx context.Context, sel ast.SelectionSet, v *connection.Usage) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}

@@ -29,14 +29,6 @@ type ConfigWizard struct {
 	Pages []*WizardPage `json:"pages"`
 }
 
-// Where a connection is used.
-type ConnectionUsage struct {
-	Connection   *ent.Connection    `json:"connection"`
-	Integrations []*ent.Integration `json:"integrations"`
-	Instances    []*InstanceUsage   `json:"instances"`
-	Customers    []*ent.Customer    `json:"customers"`
-}
-
 type CreateAPITokenInput struct {
 	Role apitoken.Role `json:"role"`
 	Name *string       `json:"name,omitempty"`
@@ -93,17 +85,6 @@ type CredentialStatusEvent struct {
 	At         time.Time         `json:"at"`
 }
 
-// The value of one input of a credential. Secret inputs never carry their
-// value: only whether it is set and when it was last set.
-type CredentialValue struct {
-	Key string `json:"key"`
-	// The value of a non-secret input; always null for a secret one.
-	Value     *string    `json:"value,omitempty"`
-	Secret    bool       `json:"secret"`
-	IsSet     bool       `json:"isSet"`
-	UpdatedAt *time.Time `json:"updatedAt,omitempty"`
-}
-
 type DeleteConnectionPayload struct {
 	DeletedID  *int         `json:"deletedID,omitempty"`
 	UserErrors []*UserError `json:"userErrors"`
@@ -128,22 +109,6 @@ type InputSettingInput struct {
 	Key string `json:"key"`
 	// Who fills the input of an ORGANIZATION_CUSTOMER connection: ORG or CUSTOMER.
 	Source *string `json:"source,omitempty"`
-}
-
-// One slot of an instance and the credential bound to it.
-type InstanceSlot struct {
-	Slot       *ent.ConnectionSlot `json:"slot"`
-	Credential *ent.Credential     `json:"credential,omitempty"`
-	Status     *credential.Status  `json:"status,omitempty"`
-}
-
-type InstanceUsage struct {
-	Instance   *ent.Instance   `json:"instance"`
-	Customer   *ent.Customer   `json:"customer"`
-	SlotKey    string          `json:"slotKey"`
-	Credential *ent.Credential `json:"credential,omitempty"`
-	// The instance must be deployed again to pick up a change.
-	NeedsDeploy bool `json:"needsDeploy"`
 }
 
 type RegisterSigningKeyInput struct {
