@@ -108,21 +108,7 @@ func (r *oAuth2SpecResolver) ExtraTokenParams(ctx context.Context, obj *schematy
 
 // Viewer is the resolver for the viewer field.
 func (r *queryResolver) Viewer(ctx context.Context) (*model.Viewer, error) {
-	v, err := connection.Authorize(ctx, connection.ReadViewer)
-	if err != nil {
-		return nil, err
-	}
-	org, err := r.DB.Organization.Get(ctx, v.OrganizationID)
-	if err != nil {
-		return nil, err
-	}
-	out := &model.Viewer{Role: model.Role(v.Role), Organization: org}
-	if v.CustomerID != 0 {
-		if out.Customer, err = r.DB.Customer.Get(ctx, v.CustomerID); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
+	return r.viewer(ctx)
 }
 
 // ConnectionType is the resolver for the connectionType field.
