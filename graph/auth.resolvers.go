@@ -17,42 +17,28 @@ func (r *mutationResolver) RegisterSigningKey(ctx context.Context, input model.R
 	key, err := r.Access.RegisterSigningKey(ctx, auth.RegisterKeyInput{
 		Kid: input.Kid, Algorithm: string(input.Algorithm), PublicKeyPEM: input.PublicKeyPem,
 	})
-	ue, err := fieldErrors(ctx, err)
-	if err != nil {
-		return nil, err
-	}
-	return &model.RegisterSigningKeyPayload{SigningKey: key, UserErrors: ue}, nil
+	return payload(ctx, &model.RegisterSigningKeyPayload{SigningKey: key}, err)
 }
 
 // CreateAPIToken is the resolver for the createAPIToken field.
 func (r *mutationResolver) CreateAPIToken(ctx context.Context, input model.CreateAPITokenInput) (*model.CreateAPITokenPayload, error) {
 	plain, row, err := r.Access.IssueAPIToken(ctx, auth.Role(input.Role), deref(input.Name))
-	ue, err := fieldErrors(ctx, err)
-	if err != nil {
-		return nil, err
-	}
-	p := &model.CreateAPITokenPayload{APIToken: row, UserErrors: ue}
+	p := &model.CreateAPITokenPayload{APIToken: row}
 	if row != nil {
 		p.Token = &plain
 	}
-	return p, nil
+	return payload(ctx, p, err)
 }
 
 // RevokeAPIToken is the resolver for the revokeAPIToken field.
 func (r *mutationResolver) RevokeAPIToken(ctx context.Context, id int) (*model.RevokeAPITokenPayload, error) {
 	// The server's Tokens forgets the token and tells every replica.
 	row, err := r.Access.RevokeAPIToken(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	return &model.RevokeAPITokenPayload{APIToken: row, UserErrors: []*model.UserError{}}, nil
+	return succeeded(&model.RevokeAPITokenPayload{APIToken: row}, err)
 }
 
 // RevokeSigningKey is the resolver for the revokeSigningKey field.
 func (r *mutationResolver) RevokeSigningKey(ctx context.Context, id int) (*model.RevokeSigningKeyPayload, error) {
 	key, err := r.Access.RevokeSigningKey(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	return &model.RevokeSigningKeyPayload{SigningKey: key, UserErrors: []*model.UserError{}}, nil
+	return succeeded(&model.RevokeSigningKeyPayload{SigningKey: key}, err)
 }

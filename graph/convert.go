@@ -3,6 +3,7 @@ package graph
 import (
 	"errors"
 
+	"github.com/plugboard/plugboard/ent/schema/schematype"
 	"github.com/plugboard/plugboard/graph/model"
 	"github.com/plugboard/plugboard/internal/connection"
 	"github.com/plugboard/plugboard/internal/oauth"
@@ -13,6 +14,15 @@ func testResult(tr *connection.TestResult) *model.TestResult {
 		return nil
 	}
 	return &model.TestResult{Ok: tr.OK, Message: tr.Message}
+}
+
+// pointers points into s, for the lists gqlgen answers with.
+func pointers[T any](s []T) []*T {
+	out := make([]*T, len(s))
+	for i := range s {
+		out[i] = &s[i]
+	}
+	return out
 }
 
 func stringMap(m map[string]string) map[string]any {
@@ -26,6 +36,23 @@ func stringMap(m map[string]string) map[string]any {
 	return out
 }
 
+// inputSettings are a connection's per-input settings by input key; none
+// given is nil.
+func inputSettings(list []*model.InputSettingInput) map[string]schematype.InputSetting {
+	if len(list) == 0 {
+		return nil
+	}
+	out := make(map[string]schematype.InputSetting, len(list))
+	for _, s := range list {
+		st := schematype.InputSetting{}
+		if s.Source != nil {
+			st.Source = schematype.InputSource(*s.Source)
+		}
+		out[s.Key] = st
+	}
+	return out
+}
+
 func deref(s *string) string {
 	if s == nil {
 		return ""
@@ -33,8 +60,12 @@ func deref(s *string) string {
 	return *s
 }
 
-// redirectNotAllowed names the redirect input the allow-list refused.
-func redirectNotAllowed(input model.StartOAuth2Input, err error) error {
+// refusedRedirect names the redirect input the allow-list refused; other
+// errors pass as they are.
+func refusedRedirect(input model.StartOAuth2Input, err error) error {
+	if !errors.Is(err, oauth.ErrRedirectNotAllowed) {
+		return err
+	}
 	var field []string
 	var re *oauth.RedirectError
 	switch {

@@ -78,18 +78,7 @@ func (r *queryResolver) Credentials(ctx context.Context, after *entgql.Cursor[in
 	}
 	conn, err := r.DB.Credential.Query().Paginate(ctx, after, first, before, last,
 		ent.WithCredentialOrder(orderBy), ent.WithCredentialFilter(where.Filter))
-	if err != nil {
-		return nil, err
-	}
-	// One query for the types behind the page's values, not one each.
-	page := make([]*ent.Credential, 0, len(conn.Edges))
-	for _, e := range conn.Edges {
-		page = append(page, e.Node)
-	}
-	if err := r.Resolver.Connections.PreloadTypes(ctx, page); err != nil {
-		return nil, err
-	}
-	return conn, nil
+	return r.withTypes(ctx, conn, err)
 }
 
 // Customers is the resolver for the customers field.

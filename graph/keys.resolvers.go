@@ -7,55 +7,14 @@ package graph
 
 import (
 	"context"
-	"errors"
-	"fmt"
 
 	"github.com/plugboard/plugboard/graph/model"
-	"github.com/plugboard/plugboard/internal/auth"
-	"github.com/plugboard/plugboard/internal/connection"
-	"github.com/plugboard/plugboard/internal/secrets"
-	"github.com/plugboard/plugboard/internal/secrets/sealed"
 )
 
 // RotateEncryptionKey is the resolver for the rotateEncryptionKey field.
-//
-// Data keys are plugboard-wide, not per organization: any organization's
-// admin may rotate, and the rotation re-encrypts the sealed values of every
-// organization. Rotating is always safe (nothing becomes unreadable); the
-// event is written to the audit log of the admin's organization.
 func (r *mutationResolver) RotateEncryptionKey(ctx context.Context) (*model.RotateEncryptionKeyPayload, error) {
-	v, err := connection.Authorize(ctx, connection.RotateKeys)
-	if err != nil {
-		return nil, err
-	}
-	kr, ok := r.Connections.Keys.(*secrets.Keyring)
-	if !ok || kr == nil {
-		return nil, errors.New("rotateEncryptionKey: the server has no keyring")
-	}
-	rot := &sealed.Rotator{DB: r.DB, Keys: kr}
-	res, rerr := rot.Rotate(ctx)
-	msg := fmt.Sprintf("plugboard-wide data key rotated to %s: %d value(s) re-encrypted, %d remaining",
-		res.KeyID, res.Reencrypted, res.Remaining)
-	if rerr != nil {
-		msg = fmt.Sprintf("plugboard-wide data key rotation to %s stopped after %d value(s): run it again to finish",
-			res.KeyID, res.Reencrypted)
-	}
-	if res.KeyID != "" {
-		err := r.DB.AuditEvent.Create().
-			SetOrganizationID(v.OrganizationID).
-			SetActor(v.Actor).
-			SetAction("encryption_key.rotated").
-			SetMessage(msg).
-			Exec(auth.SystemContext(context.WithoutCancel(ctx)))
-		if err != nil && rerr == nil {
-			rerr = fmt.Errorf("auditing the key rotation: %w", err)
-		}
-	}
-	if rerr != nil {
-		return nil, rerr
-	}
-	return &model.RotateEncryptionKeyPayload{
+	res, err := r.Keys.Rotate(ctx)
+	return succeeded(&model.RotateEncryptionKeyPayload{
 		KeyID: res.KeyID, Reencrypted: res.Reencrypted, Remaining: res.Remaining,
-		UserErrors: []*model.UserError{},
-	}, nil
+	}, err)
 }

@@ -7,89 +7,31 @@ package graph
 
 import (
 	"context"
-	"errors"
 
-	"github.com/plugboard/plugboard/ent/credential"
 	"github.com/plugboard/plugboard/graph/generated"
 	"github.com/plugboard/plugboard/graph/model"
-	"github.com/plugboard/plugboard/internal/connection"
-	"github.com/plugboard/plugboard/internal/oauth"
 )
 
 // StartOAuth2 is the resolver for the startOAuth2 field.
 func (r *mutationResolver) StartOAuth2(ctx context.Context, input model.StartOAuth2Input) (*model.StartOAuth2Payload, error) {
 	url, err := r.OAuth.StartAuthorization(ctx, input.CredentialID, deref(input.RedirectURL), deref(input.FailureURL), input.Popup)
-	if errors.Is(err, oauth.ErrRedirectNotAllowed) {
-		err = redirectNotAllowed(input, err)
-	}
-	ue, err := fieldErrors(ctx, err)
-	if err != nil {
-		return nil, err
-	}
-	p := &model.StartOAuth2Payload{UserErrors: ue}
-	if len(ue) == 0 {
+	c, err := r.credentialAfter(ctx, input.CredentialID, refusedRedirect(input, err))
+	p := &model.StartOAuth2Payload{Credential: c}
+	if err == nil {
 		p.AuthorizeURL = &url
-		if p.Credential, err = r.DB.Credential.Get(ctx, input.CredentialID); err != nil {
-			return nil, err
-		}
 	}
-	return p, nil
+	return payload(ctx, p, err)
 }
 
 // DisconnectCredential is the resolver for the disconnectCredential field.
 func (r *mutationResolver) DisconnectCredential(ctx context.Context, id int) (*model.DisconnectCredentialPayload, error) {
-	err := r.OAuth.Disconnect(ctx, id)
-	ue, err := fieldErrors(ctx, err)
-	if err != nil {
-		return nil, err
-	}
-	p := &model.DisconnectCredentialPayload{UserErrors: ue}
-	if len(ue) == 0 {
-		if p.Credential, err = r.DB.Credential.Get(ctx, id); err != nil {
-			return nil, err
-		}
-	}
-	return p, nil
+	c, err := r.credentialAfter(ctx, id, r.OAuth.Disconnect(ctx, id))
+	return payload(ctx, &model.DisconnectCredentialPayload{Credential: c}, err)
 }
 
 // CredentialStatusChanged is the resolver for the credentialStatusChanged field.
 func (r *subscriptionResolver) CredentialStatusChanged(ctx context.Context, credentialID *int) (<-chan *model.CredentialStatusEvent, error) {
-	v, err := connection.Authorize(ctx, connection.WatchCredentials)
-	if err != nil {
-		return nil, err
-	}
-	id := 0
-	if credentialID != nil {
-		// The credential must be the viewer's to watch it.
-		if _, err := r.DB.Credential.Get(ctx, *credentialID); err != nil {
-			return nil, notFoundNode(err)
-		}
-		id = *credentialID
-	}
-	in := r.Events.Subscribe(ctx, v.OrganizationID, id)
-	out := make(chan *model.CredentialStatusEvent)
-	go func() {
-		defer close(out)
-		for ev := range in {
-			c, err := r.DB.Credential.Get(ctx, ev.CredentialID)
-			if err != nil {
-				continue // deleted, or not visible to this viewer
-			}
-			e := &model.CredentialStatusEvent{
-				Credential: c, From: ev.From, To: credential.Status(ev.To), At: ev.At,
-			}
-			if ev.Detail != "" {
-				d := ev.Detail
-				e.Detail = &d
-			}
-			select {
-			case out <- e:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	return out, nil
+	return r.watchCredentials(ctx, credentialID)
 }
 
 // Subscription returns generated.SubscriptionResolver implementation.

@@ -19,12 +19,7 @@ import (
 
 // Inputs is the resolver for the inputs field.
 func (r *connectionTypeResolver) Inputs(ctx context.Context, obj *ent.ConnectionType) ([]*schematype.Input, error) {
-	ins := connection.TypeInputs(ctx, obj)
-	out := make([]*schematype.Input, len(ins))
-	for i := range ins {
-		out[i] = &ins[i]
-	}
-	return out, nil
+	return pointers(connection.TypeInputs(ctx, obj)), nil
 }
 
 // Oauth2 is the resolver for the oauth2 field.
@@ -33,128 +28,51 @@ func (r *connectionTypeResolver) Oauth2(ctx context.Context, obj *ent.Connection
 }
 
 // Values is the resolver for the values field.
-func (r *credentialResolver) Values(ctx context.Context, obj *ent.Credential) ([]*model.CredentialValue, error) {
+func (r *credentialResolver) Values(ctx context.Context, obj *ent.Credential) ([]*connection.Value, error) {
 	vals, err := r.Connections.Values(ctx, obj)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]*model.CredentialValue, len(vals))
-	for i, v := range vals {
-		out[i] = &model.CredentialValue{Key: v.Key, Value: v.Value, Secret: v.Secret, IsSet: v.IsSet, UpdatedAt: v.UpdatedAt}
-	}
-	return out, nil
+	return pointers(vals), err
 }
 
 // CreateConnection is the resolver for the createConnection field.
-func (r *mutationResolver) CreateConnection(ctx context.Context, input model.CreateConnectionInput) (*model.CreateConnectionPayload, error) {
-	in := connection.CreateConnectionInput{
-		TypeKey: input.TypeKey, StableKey: input.StableKey, Name: input.Name,
-		Scope: input.Scope, BuildOnly: input.BuildOnly,
-	}
-	if input.TemplateID != nil {
-		in.TemplateID = *input.TemplateID
-	}
-	if input.Description != nil {
-		in.Description = *input.Description
-	}
-	if len(input.InputSettings) > 0 {
-		in.InputSettings = map[string]schematype.InputSetting{}
-		for _, s := range input.InputSettings {
-			st := schematype.InputSetting{}
-			if s.Source != nil {
-				st.Source = schematype.InputSource(*s.Source)
-			}
-			in.InputSettings[s.Key] = st
-		}
-	}
-	c, err := r.Connections.CreateConnection(ctx, in)
-	ue, err := fieldErrors(ctx, err)
-	if err != nil {
-		return nil, err
-	}
-	return &model.CreateConnectionPayload{Connection: c, UserErrors: ue}, nil
+func (r *mutationResolver) CreateConnection(ctx context.Context, input connection.CreateConnectionInput) (*model.CreateConnectionPayload, error) {
+	c, err := r.Connections.CreateConnection(ctx, input)
+	return payload(ctx, &model.CreateConnectionPayload{Connection: c}, err)
 }
 
 // UpdateConnection is the resolver for the updateConnection field.
-func (r *mutationResolver) UpdateConnection(ctx context.Context, input model.UpdateConnectionInput) (*model.UpdateConnectionPayload, error) {
-	c, err := r.Connections.UpdateConnection(ctx, connection.UpdateConnectionInput{
-		ID: input.ID, Name: input.Name, Description: input.Description, BuildOnly: input.BuildOnly,
-	})
-	ue, err := fieldErrors(ctx, err)
-	if err != nil {
-		return nil, err
-	}
-	return &model.UpdateConnectionPayload{Connection: c, UserErrors: ue}, nil
+func (r *mutationResolver) UpdateConnection(ctx context.Context, input connection.UpdateConnectionInput) (*model.UpdateConnectionPayload, error) {
+	c, err := r.Connections.UpdateConnection(ctx, input)
+	return payload(ctx, &model.UpdateConnectionPayload{Connection: c}, err)
 }
 
 // DeleteConnection is the resolver for the deleteConnection field.
 func (r *mutationResolver) DeleteConnection(ctx context.Context, id int) (*model.DeleteConnectionPayload, error) {
 	err := r.Connections.DeleteConnection(ctx, id)
-	ue, err := fieldErrors(ctx, err)
-	if err != nil {
-		return nil, err
-	}
-	p := &model.DeleteConnectionPayload{UserErrors: ue}
-	if len(ue) == 0 {
-		p.DeletedID = &id
-	}
-	return p, nil
+	return payload(ctx, &model.DeleteConnectionPayload{DeletedID: &id}, err)
 }
 
 // SaveCredential is the resolver for the saveCredential field.
-func (r *mutationResolver) SaveCredential(ctx context.Context, input model.SaveCredentialInput) (*model.SaveCredentialPayload, error) {
-	in := connection.SaveCredentialInput{
-		ConnectionID: input.ConnectionID, IsTest: input.IsTest, Test: input.Test, Verify: input.Verify,
-		Values: make([]connection.ValueInput, 0, len(input.Values)),
-	}
-	if input.CustomerID != nil {
-		in.CustomerID = *input.CustomerID
-	}
-	if input.InstanceID != nil {
-		in.InstanceID = *input.InstanceID
-	}
-	if input.UserID != nil {
-		in.UserID = *input.UserID
-	}
-	for _, v := range input.Values {
-		in.Values = append(in.Values, connection.ValueInput{Key: v.Key, Value: v.Value, Clear: v.Clear != nil && *v.Clear})
-	}
-	c, tr, err := r.Connections.SaveCredential(ctx, in)
-	ue, err := fieldErrors(ctx, err)
-	if err != nil {
-		return nil, err
-	}
-	return &model.SaveCredentialPayload{Credential: c, TestResult: testResult(tr), UserErrors: ue}, nil
+func (r *mutationResolver) SaveCredential(ctx context.Context, input connection.SaveCredentialInput) (*model.SaveCredentialPayload, error) {
+	c, tr, err := r.Connections.SaveCredential(ctx, input)
+	return payload(ctx, &model.SaveCredentialPayload{Credential: c, TestResult: testResult(tr)}, err)
 }
 
 // TestCredential is the resolver for the testCredential field.
 func (r *mutationResolver) TestCredential(ctx context.Context, id int) (*model.TestCredentialPayload, error) {
 	c, tr, err := r.Connections.TestCredential(ctx, id)
-	ue, err := fieldErrors(ctx, err)
-	if err != nil {
-		return nil, err
-	}
-	return &model.TestCredentialPayload{Credential: c, Result: testResult(tr), UserErrors: ue}, nil
+	return payload(ctx, &model.TestCredentialPayload{Credential: c, Result: testResult(tr)}, err)
 }
 
 // RollbackCredential is the resolver for the rollbackCredential field.
 func (r *mutationResolver) RollbackCredential(ctx context.Context, id int, version int, verify *bool) (*model.RollbackCredentialPayload, error) {
 	c, tr, err := r.Connections.RollbackCredential(ctx, id, version, verify != nil && *verify)
-	ue, err := fieldErrors(ctx, err)
-	if err != nil {
-		return nil, err
-	}
-	return &model.RollbackCredentialPayload{Credential: c, TestResult: testResult(tr), UserErrors: ue}, nil
+	return payload(ctx, &model.RollbackCredentialPayload{Credential: c, TestResult: testResult(tr)}, err)
 }
 
 // CreateCustomer is the resolver for the createCustomer field.
 func (r *mutationResolver) CreateCustomer(ctx context.Context, input model.CreateCustomerInput) (*model.CreateCustomerPayload, error) {
 	c, err := r.Connections.CreateCustomer(ctx, input.ExternalID, input.Name)
-	ue, err := fieldErrors(ctx, err)
-	if err != nil {
-		return nil, err
-	}
-	return &model.CreateCustomerPayload{Customer: c, UserErrors: ue}, nil
+	return payload(ctx, &model.CreateCustomerPayload{Customer: c}, err)
 }
 
 // ReloadPlugins is the resolver for the reloadPlugins field.
@@ -173,16 +91,9 @@ func (r *mutationResolver) ReloadPlugins(ctx context.Context) (*model.ReloadPlug
 }
 
 // UpdateOrganization is the resolver for the updateOrganization field.
-func (r *mutationResolver) UpdateOrganization(ctx context.Context, input model.UpdateOrganizationInput) (*model.UpdateOrganizationPayload, error) {
-	org, err := r.Connections.UpdateOrganization(ctx, connection.UpdateOrganizationInput{
-		Name: input.Name, RedirectAllowlist: input.RedirectAllowlist,
-		SetAllowlist: input.RedirectAllowlist != nil, AutoCreateCustomers: input.AutoCreateCustomers,
-	})
-	ue, err := fieldErrors(ctx, err)
-	if err != nil {
-		return nil, err
-	}
-	return &model.UpdateOrganizationPayload{Organization: org, UserErrors: ue}, nil
+func (r *mutationResolver) UpdateOrganization(ctx context.Context, input connection.UpdateOrganizationInput) (*model.UpdateOrganizationPayload, error) {
+	org, err := r.Connections.UpdateOrganization(ctx, input)
+	return payload(ctx, &model.UpdateOrganizationPayload{Organization: org}, err)
 }
 
 // ExtraAuthorizeParams is the resolver for the extraAuthorizeParams field.
@@ -197,21 +108,7 @@ func (r *oAuth2SpecResolver) ExtraTokenParams(ctx context.Context, obj *schematy
 
 // Viewer is the resolver for the viewer field.
 func (r *queryResolver) Viewer(ctx context.Context) (*model.Viewer, error) {
-	v, err := connection.Authorize(ctx, connection.ReadViewer)
-	if err != nil {
-		return nil, err
-	}
-	org, err := r.DB.Organization.Get(ctx, v.OrganizationID)
-	if err != nil {
-		return nil, err
-	}
-	out := &model.Viewer{Role: model.Role(v.Role), Organization: org}
-	if v.CustomerID != 0 {
-		if out.Customer, err = r.DB.Customer.Get(ctx, v.CustomerID); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
+	return r.viewer(ctx)
 }
 
 // ConnectionType is the resolver for the connectionType field.
@@ -226,13 +123,37 @@ func (r *queryResolver) ConnectionType(ctx context.Context, key string) (*ent.Co
 	return ct, err
 }
 
+// InputSettings is the resolver for the inputSettings field.
+func (r *createConnectionInputResolver) InputSettings(ctx context.Context, obj *connection.CreateConnectionInput, data []*model.InputSettingInput) error {
+	obj.InputSettings = inputSettings(data)
+	return nil
+}
+
+// RedirectAllowlist is the resolver for the redirectAllowlist field.
+func (r *updateOrganizationInputResolver) RedirectAllowlist(ctx context.Context, obj *connection.UpdateOrganizationInput, data []string) error {
+	obj.RedirectAllowlist, obj.SetAllowlist = data, data != nil
+	return nil
+}
+
 // Mutation returns generated.MutationResolver implementation.
 func (r *Resolver) Mutation() generated.MutationResolver { return &mutationResolver{r} }
 
 // OAuth2Spec returns generated.OAuth2SpecResolver implementation.
 func (r *Resolver) OAuth2Spec() generated.OAuth2SpecResolver { return &oAuth2SpecResolver{r} }
 
+// CreateConnectionInput returns generated.CreateConnectionInputResolver implementation.
+func (r *Resolver) CreateConnectionInput() generated.CreateConnectionInputResolver {
+	return &createConnectionInputResolver{r}
+}
+
+// UpdateOrganizationInput returns generated.UpdateOrganizationInputResolver implementation.
+func (r *Resolver) UpdateOrganizationInput() generated.UpdateOrganizationInputResolver {
+	return &updateOrganizationInputResolver{r}
+}
+
 type (
-	mutationResolver   struct{ *Resolver }
-	oAuth2SpecResolver struct{ *Resolver }
+	mutationResolver                struct{ *Resolver }
+	oAuth2SpecResolver              struct{ *Resolver }
+	createConnectionInputResolver   struct{ *Resolver }
+	updateOrganizationInputResolver struct{ *Resolver }
 )

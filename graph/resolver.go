@@ -38,6 +38,8 @@ type Resolver struct {
 	Events      *events.Bus
 	// Access issues and revokes API tokens and signing keys.
 	Access *connection.Access
+	// Keys rotates the data key.
+	Keys *connection.Keys
 }
 
 // NewSchema returns the executable schema over r.

@@ -14,17 +14,9 @@ import (
 )
 
 // Slots is the resolver for the slots field.
-func (r *instanceResolver) Slots(ctx context.Context, obj *ent.Instance) ([]*model.InstanceSlot, error) {
-	states, err := r.Connections.InstanceSlots(ctx, obj)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]*model.InstanceSlot, 0, len(states))
-	for _, st := range states {
-		// The domain has left out what the viewer may not see.
-		out = append(out, &model.InstanceSlot{Slot: st.Slot, Credential: st.Credential, Status: st.Status()})
-	}
-	return out, nil
+func (r *instanceResolver) Slots(ctx context.Context, obj *ent.Instance) ([]*connection.SlotState, error) {
+	// The domain has left out what the viewer may not see.
+	return r.Connections.InstanceSlots(ctx, obj)
 }
 
 // ConnectionSlots is the resolver for the connectionSlots field.
@@ -33,115 +25,48 @@ func (r *integrationResolver) ConnectionSlots(ctx context.Context, obj *ent.Inte
 }
 
 // CreateIntegration is the resolver for the createIntegration field.
-func (r *mutationResolver) CreateIntegration(ctx context.Context, input model.CreateIntegrationInput) (*model.CreateIntegrationPayload, error) {
-	in := connection.CreateIntegrationInput{Key: input.Key, Name: input.Name, Description: deref(input.Description)}
-	for _, sl := range input.Slots {
-		si := connection.SlotInput{Key: sl.Key, Label: sl.Label, TypeKey: deref(sl.TypeKey)}
-		if sl.TemplateID != nil {
-			si.TemplateID = *sl.TemplateID
-		}
-		if sl.ConnectionID != nil {
-			si.ConnectionID = *sl.ConnectionID
-		}
-		in.Slots = append(in.Slots, si)
-	}
-	ig, err := r.Connections.CreateIntegration(ctx, in)
-	ue, err := fieldErrors(ctx, err)
-	if err != nil {
-		return nil, err
-	}
-	return &model.CreateIntegrationPayload{Integration: ig, UserErrors: ue}, nil
+func (r *mutationResolver) CreateIntegration(ctx context.Context, input connection.CreateIntegrationInput) (*model.CreateIntegrationPayload, error) {
+	ig, err := r.Connections.CreateIntegration(ctx, input)
+	return payload(ctx, &model.CreateIntegrationPayload{Integration: ig}, err)
 }
 
 // CreateInstance is the resolver for the createInstance field.
-func (r *mutationResolver) CreateInstance(ctx context.Context, input model.CreateInstanceInput) (*model.CreateInstancePayload, error) {
-	inst, err := r.Connections.CreateInstance(ctx, connection.CreateInstanceInput{
-		IntegrationID: input.IntegrationID, CustomerID: input.CustomerID, Name: input.Name, Environment: input.Environment,
-	})
-	ue, err := fieldErrors(ctx, err)
-	if err != nil {
-		return nil, err
-	}
-	return &model.CreateInstancePayload{Instance: inst, UserErrors: ue}, nil
+func (r *mutationResolver) CreateInstance(ctx context.Context, input connection.CreateInstanceInput) (*model.CreateInstancePayload, error) {
+	inst, err := r.Connections.CreateInstance(ctx, input)
+	return payload(ctx, &model.CreateInstancePayload{Instance: inst}, err)
 }
 
 // BindInstanceConnection is the resolver for the bindInstanceConnection field.
-func (r *mutationResolver) BindInstanceConnection(ctx context.Context, input model.BindInstanceConnectionInput) (*model.BindInstanceConnectionPayload, error) {
-	inst, err := r.Connections.BindInstanceConnection(ctx, connection.BindInput{
-		InstanceID: input.InstanceID, SlotKey: input.SlotKey, CredentialID: input.CredentialID,
-	})
-	ue, err := fieldErrors(ctx, err)
-	if err != nil {
-		return nil, err
-	}
-	return &model.BindInstanceConnectionPayload{Instance: inst, UserErrors: ue}, nil
+func (r *mutationResolver) BindInstanceConnection(ctx context.Context, input connection.BindInput) (*model.BindInstanceConnectionPayload, error) {
+	inst, err := r.Connections.BindInstanceConnection(ctx, input)
+	return payload(ctx, &model.BindInstanceConnectionPayload{Instance: inst}, err)
 }
 
 // DeployInstance is the resolver for the deployInstance field.
 func (r *mutationResolver) DeployInstance(ctx context.Context, id int) (*model.DeployInstancePayload, error) {
 	inst, err := r.Connections.DeployInstance(ctx, id)
-	ue, err := fieldErrors(ctx, err)
-	if err != nil {
-		return nil, err
-	}
-	return &model.DeployInstancePayload{Instance: inst, UserErrors: ue}, nil
+	return payload(ctx, &model.DeployInstancePayload{Instance: inst}, err)
 }
 
 // DeleteInstance is the resolver for the deleteInstance field.
 func (r *mutationResolver) DeleteInstance(ctx context.Context, id int) (*model.DeleteInstancePayload, error) {
 	err := r.Connections.DeleteInstance(ctx, id)
-	ue, err := fieldErrors(ctx, err)
-	if err != nil {
-		return nil, err
-	}
-	p := &model.DeleteInstancePayload{UserErrors: ue}
-	if len(ue) == 0 {
-		p.DeletedID = &id
-	}
-	return p, nil
+	return payload(ctx, &model.DeleteInstancePayload{DeletedID: &id}, err)
 }
 
 // CreateConnectionTemplate is the resolver for the createConnectionTemplate field.
-func (r *mutationResolver) CreateConnectionTemplate(ctx context.Context, input model.CreateConnectionTemplateInput) (*model.CreateConnectionTemplatePayload, error) {
-	in := connection.CreateConnectionTemplateInput{TypeKey: input.TypeKey, Name: input.Name}
-	for _, p := range input.Presets {
-		in.Presets = append(in.Presets, connection.ValueInput{Key: p.Key, Value: p.Value, Clear: p.Clear != nil && *p.Clear})
-	}
-	t, err := r.Connections.CreateConnectionTemplate(ctx, in)
-	ue, err := fieldErrors(ctx, err)
-	if err != nil {
-		return nil, err
-	}
-	return &model.CreateConnectionTemplatePayload{Template: t, UserErrors: ue}, nil
+func (r *mutationResolver) CreateConnectionTemplate(ctx context.Context, input connection.CreateConnectionTemplateInput) (*model.CreateConnectionTemplatePayload, error) {
+	t, err := r.Connections.CreateConnectionTemplate(ctx, input)
+	return payload(ctx, &model.CreateConnectionTemplatePayload{Template: t}, err)
 }
 
 // CreateUser is the resolver for the createUser field.
-func (r *mutationResolver) CreateUser(ctx context.Context, input model.CreateUserInput) (*model.CreateUserPayload, error) {
-	u, err := r.Connections.CreateUser(ctx, connection.CreateUserInput{
-		CustomerID: input.CustomerID, ExternalID: input.ExternalID, Email: deref(input.Email),
-	})
-	ue, err := fieldErrors(ctx, err)
-	if err != nil {
-		return nil, err
-	}
-	return &model.CreateUserPayload{User: u, UserErrors: ue}, nil
+func (r *mutationResolver) CreateUser(ctx context.Context, input connection.CreateUserInput) (*model.CreateUserPayload, error) {
+	u, err := r.Connections.CreateUser(ctx, input)
+	return payload(ctx, &model.CreateUserPayload{User: u}, err)
 }
 
 // ConnectionUsage is the resolver for the connectionUsage field.
-func (r *queryResolver) ConnectionUsage(ctx context.Context, connectionID int) (*model.ConnectionUsage, error) {
-	u, err := r.Resolver.Connections.ConnectionUsage(ctx, connectionID)
-	if err != nil || u == nil {
-		return nil, err
-	}
-	out := &model.ConnectionUsage{
-		Connection: u.Connection, Integrations: u.Integrations, Customers: u.Customers,
-		Instances: make([]*model.InstanceUsage, 0, len(u.Instances)),
-	}
-	for _, iu := range u.Instances {
-		out.Instances = append(out.Instances, &model.InstanceUsage{
-			Instance: iu.Instance, Customer: iu.Customer, SlotKey: iu.SlotKey,
-			Credential: iu.Credential, NeedsDeploy: iu.NeedsDeploy,
-		})
-	}
-	return out, nil
+func (r *queryResolver) ConnectionUsage(ctx context.Context, connectionID int) (*connection.Usage, error) {
+	return r.Resolver.Connections.ConnectionUsage(ctx, connectionID)
 }

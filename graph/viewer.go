@@ -1,11 +1,13 @@
 package graph
 
 import (
+	"context"
 	"errors"
 
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/plugboard/plugboard/ent"
+	"github.com/plugboard/plugboard/graph/model"
 	"github.com/plugboard/plugboard/internal/connection"
 )
 
@@ -17,4 +19,24 @@ func notFoundNode(err error) error {
 		return connection.ErrNotFound
 	}
 	return err
+}
+
+// viewer is who the request is for: role, organization and, for a
+// customer's user, the customer.
+func (r *Resolver) viewer(ctx context.Context) (*model.Viewer, error) {
+	v, err := connection.Authorize(ctx, connection.ReadViewer)
+	if err != nil {
+		return nil, err
+	}
+	org, err := r.DB.Organization.Get(ctx, v.OrganizationID)
+	if err != nil {
+		return nil, err
+	}
+	out := &model.Viewer{Role: model.Role(v.Role), Organization: org}
+	if v.CustomerID != 0 {
+		if out.Customer, err = r.DB.Customer.Get(ctx, v.CustomerID); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }

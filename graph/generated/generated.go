@@ -17,7 +17,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/introspection"
 	"github.com/plugboard/plugboard/ent"
 	"github.com/plugboard/plugboard/ent/apitoken"
-	"github.com/plugboard/plugboard/ent/connection"
+	connection1 "github.com/plugboard/plugboard/ent/connection"
 	"github.com/plugboard/plugboard/ent/connectiontype"
 	"github.com/plugboard/plugboard/ent/credential"
 	"github.com/plugboard/plugboard/ent/credentialversion"
@@ -26,6 +26,7 @@ import (
 	"github.com/plugboard/plugboard/ent/schema/schematype"
 	"github.com/plugboard/plugboard/ent/signingkey"
 	"github.com/plugboard/plugboard/graph/model"
+	"github.com/plugboard/plugboard/internal/connection"
 	"github.com/plugboard/plugboard/internal/globalid"
 	gqlparser "github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -49,6 +50,8 @@ type ResolverRoot interface {
 	OAuth2Spec() OAuth2SpecResolver
 	Query() QueryResolver
 	Subscription() SubscriptionResolver
+	CreateConnectionInput() CreateConnectionInputResolver
+	UpdateOrganizationInput() UpdateOrganizationInputResolver
 }
 
 type DirectiveRoot struct {
@@ -445,14 +448,14 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
-		BindInstanceConnection   func(childComplexity int, input model.BindInstanceConnectionInput) int
+		BindInstanceConnection   func(childComplexity int, input connection.BindInput) int
 		CreateAPIToken           func(childComplexity int, input model.CreateAPITokenInput) int
-		CreateConnection         func(childComplexity int, input model.CreateConnectionInput) int
-		CreateConnectionTemplate func(childComplexity int, input model.CreateConnectionTemplateInput) int
+		CreateConnection         func(childComplexity int, input connection.CreateConnectionInput) int
+		CreateConnectionTemplate func(childComplexity int, input connection.CreateConnectionTemplateInput) int
 		CreateCustomer           func(childComplexity int, input model.CreateCustomerInput) int
-		CreateInstance           func(childComplexity int, input model.CreateInstanceInput) int
-		CreateIntegration        func(childComplexity int, input model.CreateIntegrationInput) int
-		CreateUser               func(childComplexity int, input model.CreateUserInput) int
+		CreateInstance           func(childComplexity int, input connection.CreateInstanceInput) int
+		CreateIntegration        func(childComplexity int, input connection.CreateIntegrationInput) int
+		CreateUser               func(childComplexity int, input connection.CreateUserInput) int
 		DeleteConnection         func(childComplexity int, id int) int
 		DeleteInstance           func(childComplexity int, id int) int
 		DeployInstance           func(childComplexity int, id int) int
@@ -463,11 +466,11 @@ type ComplexityRoot struct {
 		RevokeSigningKey         func(childComplexity int, id int) int
 		RollbackCredential       func(childComplexity int, id int, version int, verify *bool) int
 		RotateEncryptionKey      func(childComplexity int) int
-		SaveCredential           func(childComplexity int, input model.SaveCredentialInput) int
+		SaveCredential           func(childComplexity int, input connection.SaveCredentialInput) int
 		StartOAuth2              func(childComplexity int, input model.StartOAuth2Input) int
 		TestCredential           func(childComplexity int, id int) int
-		UpdateConnection         func(childComplexity int, input model.UpdateConnectionInput) int
-		UpdateOrganization       func(childComplexity int, input model.UpdateOrganizationInput) int
+		UpdateConnection         func(childComplexity int, input connection.UpdateConnectionInput) int
+		UpdateOrganization       func(childComplexity int, input connection.UpdateOrganizationInput) int
 	}
 
 	OAuth2Spec struct {
@@ -738,19 +741,19 @@ type ConnectionTypeResolver interface {
 	Oauth2(ctx context.Context, obj *ent.ConnectionType) (*schematype.OAuth2Spec, error)
 }
 type CredentialResolver interface {
-	Values(ctx context.Context, obj *ent.Credential) ([]*model.CredentialValue, error)
+	Values(ctx context.Context, obj *ent.Credential) ([]*connection.Value, error)
 }
 type InstanceResolver interface {
-	Slots(ctx context.Context, obj *ent.Instance) ([]*model.InstanceSlot, error)
+	Slots(ctx context.Context, obj *ent.Instance) ([]*connection.SlotState, error)
 }
 type IntegrationResolver interface {
 	ConnectionSlots(ctx context.Context, obj *ent.Integration) ([]*ent.ConnectionSlot, error)
 }
 type MutationResolver interface {
-	CreateConnection(ctx context.Context, input model.CreateConnectionInput) (*model.CreateConnectionPayload, error)
-	UpdateConnection(ctx context.Context, input model.UpdateConnectionInput) (*model.UpdateConnectionPayload, error)
+	CreateConnection(ctx context.Context, input connection.CreateConnectionInput) (*model.CreateConnectionPayload, error)
+	UpdateConnection(ctx context.Context, input connection.UpdateConnectionInput) (*model.UpdateConnectionPayload, error)
 	DeleteConnection(ctx context.Context, id int) (*model.DeleteConnectionPayload, error)
-	SaveCredential(ctx context.Context, input model.SaveCredentialInput) (*model.SaveCredentialPayload, error)
+	SaveCredential(ctx context.Context, input connection.SaveCredentialInput) (*model.SaveCredentialPayload, error)
 	TestCredential(ctx context.Context, id int) (*model.TestCredentialPayload, error)
 	RollbackCredential(ctx context.Context, id int, version int, verify *bool) (*model.RollbackCredentialPayload, error)
 	CreateCustomer(ctx context.Context, input model.CreateCustomerInput) (*model.CreateCustomerPayload, error)
@@ -762,14 +765,14 @@ type MutationResolver interface {
 	RotateEncryptionKey(ctx context.Context) (*model.RotateEncryptionKeyPayload, error)
 	StartOAuth2(ctx context.Context, input model.StartOAuth2Input) (*model.StartOAuth2Payload, error)
 	DisconnectCredential(ctx context.Context, id int) (*model.DisconnectCredentialPayload, error)
-	UpdateOrganization(ctx context.Context, input model.UpdateOrganizationInput) (*model.UpdateOrganizationPayload, error)
-	CreateIntegration(ctx context.Context, input model.CreateIntegrationInput) (*model.CreateIntegrationPayload, error)
-	CreateInstance(ctx context.Context, input model.CreateInstanceInput) (*model.CreateInstancePayload, error)
-	BindInstanceConnection(ctx context.Context, input model.BindInstanceConnectionInput) (*model.BindInstanceConnectionPayload, error)
+	UpdateOrganization(ctx context.Context, input connection.UpdateOrganizationInput) (*model.UpdateOrganizationPayload, error)
+	CreateIntegration(ctx context.Context, input connection.CreateIntegrationInput) (*model.CreateIntegrationPayload, error)
+	CreateInstance(ctx context.Context, input connection.CreateInstanceInput) (*model.CreateInstancePayload, error)
+	BindInstanceConnection(ctx context.Context, input connection.BindInput) (*model.BindInstanceConnectionPayload, error)
 	DeployInstance(ctx context.Context, id int) (*model.DeployInstancePayload, error)
 	DeleteInstance(ctx context.Context, id int) (*model.DeleteInstancePayload, error)
-	CreateConnectionTemplate(ctx context.Context, input model.CreateConnectionTemplateInput) (*model.CreateConnectionTemplatePayload, error)
-	CreateUser(ctx context.Context, input model.CreateUserInput) (*model.CreateUserPayload, error)
+	CreateConnectionTemplate(ctx context.Context, input connection.CreateConnectionTemplateInput) (*model.CreateConnectionTemplatePayload, error)
+	CreateUser(ctx context.Context, input connection.CreateUserInput) (*model.CreateUserPayload, error)
 }
 type OAuth2SpecResolver interface {
 	ExtraAuthorizeParams(ctx context.Context, obj *schematype.OAuth2Spec) (map[string]any, error)
@@ -790,11 +793,18 @@ type QueryResolver interface {
 	SigningKeys(ctx context.Context, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.SigningKeyOrder, where *ent.SigningKeyWhereInput) (*ent.SigningKeyConnection, error)
 	Viewer(ctx context.Context) (*model.Viewer, error)
 	ConnectionType(ctx context.Context, key string) (*ent.ConnectionType, error)
-	ConnectionUsage(ctx context.Context, connectionID int) (*model.ConnectionUsage, error)
+	ConnectionUsage(ctx context.Context, connectionID int) (*connection.Usage, error)
 	ConfigWizard(ctx context.Context, instanceID int) (*model.ConfigWizard, error)
 }
 type SubscriptionResolver interface {
 	CredentialStatusChanged(ctx context.Context, credentialID *int) (<-chan *model.CredentialStatusEvent, error)
+}
+
+type CreateConnectionInputResolver interface {
+	InputSettings(ctx context.Context, obj *connection.CreateConnectionInput, data []*model.InputSettingInput) error
+}
+type UpdateOrganizationInputResolver interface {
+	RedirectAllowlist(ctx context.Context, obj *connection.UpdateOrganizationInput, data []string) error
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -2327,7 +2337,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.BindInstanceConnection(childComplexity, args["input"].(model.BindInstanceConnectionInput)), true
+		return e.ComplexityRoot.Mutation.BindInstanceConnection(childComplexity, args["input"].(connection.BindInput)), true
 	case "Mutation.createAPIToken":
 		if e.ComplexityRoot.Mutation.CreateAPIToken == nil {
 			break
@@ -2349,7 +2359,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.CreateConnection(childComplexity, args["input"].(model.CreateConnectionInput)), true
+		return e.ComplexityRoot.Mutation.CreateConnection(childComplexity, args["input"].(connection.CreateConnectionInput)), true
 	case "Mutation.createConnectionTemplate":
 		if e.ComplexityRoot.Mutation.CreateConnectionTemplate == nil {
 			break
@@ -2360,7 +2370,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.CreateConnectionTemplate(childComplexity, args["input"].(model.CreateConnectionTemplateInput)), true
+		return e.ComplexityRoot.Mutation.CreateConnectionTemplate(childComplexity, args["input"].(connection.CreateConnectionTemplateInput)), true
 	case "Mutation.createCustomer":
 		if e.ComplexityRoot.Mutation.CreateCustomer == nil {
 			break
@@ -2382,7 +2392,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.CreateInstance(childComplexity, args["input"].(model.CreateInstanceInput)), true
+		return e.ComplexityRoot.Mutation.CreateInstance(childComplexity, args["input"].(connection.CreateInstanceInput)), true
 	case "Mutation.createIntegration":
 		if e.ComplexityRoot.Mutation.CreateIntegration == nil {
 			break
@@ -2393,7 +2403,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.CreateIntegration(childComplexity, args["input"].(model.CreateIntegrationInput)), true
+		return e.ComplexityRoot.Mutation.CreateIntegration(childComplexity, args["input"].(connection.CreateIntegrationInput)), true
 	case "Mutation.createUser":
 		if e.ComplexityRoot.Mutation.CreateUser == nil {
 			break
@@ -2404,7 +2414,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.CreateUser(childComplexity, args["input"].(model.CreateUserInput)), true
+		return e.ComplexityRoot.Mutation.CreateUser(childComplexity, args["input"].(connection.CreateUserInput)), true
 	case "Mutation.deleteConnection":
 		if e.ComplexityRoot.Mutation.DeleteConnection == nil {
 			break
@@ -2515,7 +2525,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.SaveCredential(childComplexity, args["input"].(model.SaveCredentialInput)), true
+		return e.ComplexityRoot.Mutation.SaveCredential(childComplexity, args["input"].(connection.SaveCredentialInput)), true
 	case "Mutation.startOAuth2":
 		if e.ComplexityRoot.Mutation.StartOAuth2 == nil {
 			break
@@ -2548,7 +2558,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.UpdateConnection(childComplexity, args["input"].(model.UpdateConnectionInput)), true
+		return e.ComplexityRoot.Mutation.UpdateConnection(childComplexity, args["input"].(connection.UpdateConnectionInput)), true
 	case "Mutation.updateOrganization":
 		if e.ComplexityRoot.Mutation.UpdateOrganization == nil {
 			break
@@ -2559,7 +2569,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.UpdateOrganization(childComplexity, args["input"].(model.UpdateOrganizationInput)), true
+		return e.ComplexityRoot.Mutation.UpdateOrganization(childComplexity, args["input"].(connection.UpdateOrganizationInput)), true
 
 	case "OAuth2Spec.authStyle":
 		if e.ComplexityRoot.OAuth2Spec.AuthStyle == nil {
@@ -9426,8 +9436,8 @@ func (ec *executionContext) field_Mutation_bindInstanceConnection_args(ctx conte
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
-		func(ctx context.Context, v any) (model.BindInstanceConnectionInput, error) {
-			return ec.unmarshalNBindInstanceConnectionInput2githubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐBindInstanceConnectionInput(ctx, v)
+		func(ctx context.Context, v any) (connection.BindInput, error) {
+			return ec.unmarshalNBindInstanceConnectionInput2githubᚗcomᚋplugboardᚋplugboardᚋinternalᚋconnectionᚐBindInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -9454,8 +9464,8 @@ func (ec *executionContext) field_Mutation_createConnectionTemplate_args(ctx con
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
-		func(ctx context.Context, v any) (model.CreateConnectionTemplateInput, error) {
-			return ec.unmarshalNCreateConnectionTemplateInput2githubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐCreateConnectionTemplateInput(ctx, v)
+		func(ctx context.Context, v any) (connection.CreateConnectionTemplateInput, error) {
+			return ec.unmarshalNCreateConnectionTemplateInput2githubᚗcomᚋplugboardᚋplugboardᚋinternalᚋconnectionᚐCreateConnectionTemplateInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -9468,8 +9478,8 @@ func (ec *executionContext) field_Mutation_createConnection_args(ctx context.Con
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
-		func(ctx context.Context, v any) (model.CreateConnectionInput, error) {
-			return ec.unmarshalNCreateConnectionInput2githubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐCreateConnectionInput(ctx, v)
+		func(ctx context.Context, v any) (connection.CreateConnectionInput, error) {
+			return ec.unmarshalNCreateConnectionInput2githubᚗcomᚋplugboardᚋplugboardᚋinternalᚋconnectionᚐCreateConnectionInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -9496,8 +9506,8 @@ func (ec *executionContext) field_Mutation_createInstance_args(ctx context.Conte
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
-		func(ctx context.Context, v any) (model.CreateInstanceInput, error) {
-			return ec.unmarshalNCreateInstanceInput2githubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐCreateInstanceInput(ctx, v)
+		func(ctx context.Context, v any) (connection.CreateInstanceInput, error) {
+			return ec.unmarshalNCreateInstanceInput2githubᚗcomᚋplugboardᚋplugboardᚋinternalᚋconnectionᚐCreateInstanceInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -9510,8 +9520,8 @@ func (ec *executionContext) field_Mutation_createIntegration_args(ctx context.Co
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
-		func(ctx context.Context, v any) (model.CreateIntegrationInput, error) {
-			return ec.unmarshalNCreateIntegrationInput2githubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐCreateIntegrationInput(ctx, v)
+		func(ctx context.Context, v any) (connection.CreateIntegrationInput, error) {
+			return ec.unmarshalNCreateIntegrationInput2githubᚗcomᚋplugboardᚋplugboardᚋinternalᚋconnectionᚐCreateIntegrationInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -9524,8 +9534,8 @@ func (ec *executionContext) field_Mutation_createUser_args(ctx context.Context, 
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
-		func(ctx context.Context, v any) (model.CreateUserInput, error) {
-			return ec.unmarshalNCreateUserInput2githubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐCreateUserInput(ctx, v)
+		func(ctx context.Context, v any) (connection.CreateUserInput, error) {
+			return ec.unmarshalNCreateUserInput2githubᚗcomᚋplugboardᚋplugboardᚋinternalᚋconnectionᚐCreateUserInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -9666,8 +9676,8 @@ func (ec *executionContext) field_Mutation_saveCredential_args(ctx context.Conte
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
-		func(ctx context.Context, v any) (model.SaveCredentialInput, error) {
-			return ec.unmarshalNSaveCredentialInput2githubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐSaveCredentialInput(ctx, v)
+		func(ctx context.Context, v any) (connection.SaveCredentialInput, error) {
+			return ec.unmarshalNSaveCredentialInput2githubᚗcomᚋplugboardᚋplugboardᚋinternalᚋconnectionᚐSaveCredentialInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -9708,8 +9718,8 @@ func (ec *executionContext) field_Mutation_updateConnection_args(ctx context.Con
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
-		func(ctx context.Context, v any) (model.UpdateConnectionInput, error) {
-			return ec.unmarshalNUpdateConnectionInput2githubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐUpdateConnectionInput(ctx, v)
+		func(ctx context.Context, v any) (connection.UpdateConnectionInput, error) {
+			return ec.unmarshalNUpdateConnectionInput2githubᚗcomᚋplugboardᚋplugboardᚋinternalᚋconnectionᚐUpdateConnectionInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -9722,8 +9732,8 @@ func (ec *executionContext) field_Mutation_updateOrganization_args(ctx context.C
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
-		func(ctx context.Context, v any) (model.UpdateOrganizationInput, error) {
-			return ec.unmarshalNUpdateOrganizationInput2githubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐUpdateOrganizationInput(ctx, v)
+		func(ctx context.Context, v any) (connection.UpdateOrganizationInput, error) {
+			return ec.unmarshalNUpdateOrganizationInput2githubᚗcomᚋplugboardᚋplugboardᚋinternalᚋconnectionᚐUpdateOrganizationInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -11406,7 +11416,7 @@ func (ec *executionContext) _Connection_scope(ctx context.Context, field graphql
 			return obj.Scope, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v connection.Scope) graphql.Marshaler {
+		func(ctx context.Context, selections ast.SelectionSet, v connection1.Scope) graphql.Marshaler {
 			return ec.marshalNConnectionScope2githubᚗcomᚋplugboardᚋplugboardᚋentᚋconnectionᚐScope(ctx, selections, v)
 		},
 		true,
@@ -12741,7 +12751,7 @@ func (ec *executionContext) fieldContext_ConnectionTypeEdge_cursor(_ context.Con
 	return graphql.NewScalarFieldContext("ConnectionTypeEdge", field, false, false, "Cursor")
 }
 
-func (ec *executionContext) _ConnectionUsage_connection(ctx context.Context, field graphql.CollectedField, obj *model.ConnectionUsage) (ret graphql.Marshaler) {
+func (ec *executionContext) _ConnectionUsage_connection(ctx context.Context, field graphql.CollectedField, obj *connection.Usage) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12773,7 +12783,7 @@ func (ec *executionContext) fieldContext_ConnectionUsage_connection(_ context.Co
 	return fc, nil
 }
 
-func (ec *executionContext) _ConnectionUsage_integrations(ctx context.Context, field graphql.CollectedField, obj *model.ConnectionUsage) (ret graphql.Marshaler) {
+func (ec *executionContext) _ConnectionUsage_integrations(ctx context.Context, field graphql.CollectedField, obj *connection.Usage) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12805,7 +12815,7 @@ func (ec *executionContext) fieldContext_ConnectionUsage_integrations(_ context.
 	return fc, nil
 }
 
-func (ec *executionContext) _ConnectionUsage_instances(ctx context.Context, field graphql.CollectedField, obj *model.ConnectionUsage) (ret graphql.Marshaler) {
+func (ec *executionContext) _ConnectionUsage_instances(ctx context.Context, field graphql.CollectedField, obj *connection.Usage) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12817,8 +12827,8 @@ func (ec *executionContext) _ConnectionUsage_instances(ctx context.Context, fiel
 			return obj.Instances, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.InstanceUsage) graphql.Marshaler {
-			return ec.marshalNInstanceUsage2ᚕᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐInstanceUsageᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v []connection.InstanceUse) graphql.Marshaler {
+			return ec.marshalNInstanceUsage2ᚕgithubᚗcomᚋplugboardᚋplugboardᚋinternalᚋconnectionᚐInstanceUseᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -12837,7 +12847,7 @@ func (ec *executionContext) fieldContext_ConnectionUsage_instances(_ context.Con
 	return fc, nil
 }
 
-func (ec *executionContext) _ConnectionUsage_customers(ctx context.Context, field graphql.CollectedField, obj *model.ConnectionUsage) (ret graphql.Marshaler) {
+func (ec *executionContext) _ConnectionUsage_customers(ctx context.Context, field graphql.CollectedField, obj *connection.Usage) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13913,8 +13923,8 @@ func (ec *executionContext) _Credential_values(ctx context.Context, field graphq
 			return ec.Resolvers.Credential().Values(ctx, obj)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.CredentialValue) graphql.Marshaler {
-			return ec.marshalNCredentialValue2ᚕᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐCredentialValueᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v []*connection.Value) graphql.Marshaler {
+			return ec.marshalNCredentialValue2ᚕᚖgithubᚗcomᚋplugboardᚋplugboardᚋinternalᚋconnectionᚐValueᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -14199,7 +14209,7 @@ func (ec *executionContext) fieldContext_CredentialStatusEvent_at(_ context.Cont
 	return graphql.NewScalarFieldContext("CredentialStatusEvent", field, false, false, "Time")
 }
 
-func (ec *executionContext) _CredentialValue_key(ctx context.Context, field graphql.CollectedField, obj *model.CredentialValue) (ret graphql.Marshaler) {
+func (ec *executionContext) _CredentialValue_key(ctx context.Context, field graphql.CollectedField, obj *connection.Value) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14222,7 +14232,7 @@ func (ec *executionContext) fieldContext_CredentialValue_key(_ context.Context, 
 	return graphql.NewScalarFieldContext("CredentialValue", field, false, false, "String")
 }
 
-func (ec *executionContext) _CredentialValue_value(ctx context.Context, field graphql.CollectedField, obj *model.CredentialValue) (ret graphql.Marshaler) {
+func (ec *executionContext) _CredentialValue_value(ctx context.Context, field graphql.CollectedField, obj *connection.Value) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14245,7 +14255,7 @@ func (ec *executionContext) fieldContext_CredentialValue_value(_ context.Context
 	return graphql.NewScalarFieldContext("CredentialValue", field, false, false, "String")
 }
 
-func (ec *executionContext) _CredentialValue_secret(ctx context.Context, field graphql.CollectedField, obj *model.CredentialValue) (ret graphql.Marshaler) {
+func (ec *executionContext) _CredentialValue_secret(ctx context.Context, field graphql.CollectedField, obj *connection.Value) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14268,7 +14278,7 @@ func (ec *executionContext) fieldContext_CredentialValue_secret(_ context.Contex
 	return graphql.NewScalarFieldContext("CredentialValue", field, false, false, "Boolean")
 }
 
-func (ec *executionContext) _CredentialValue_isSet(ctx context.Context, field graphql.CollectedField, obj *model.CredentialValue) (ret graphql.Marshaler) {
+func (ec *executionContext) _CredentialValue_isSet(ctx context.Context, field graphql.CollectedField, obj *connection.Value) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14291,7 +14301,7 @@ func (ec *executionContext) fieldContext_CredentialValue_isSet(_ context.Context
 	return graphql.NewScalarFieldContext("CredentialValue", field, false, false, "Boolean")
 }
 
-func (ec *executionContext) _CredentialValue_updatedAt(ctx context.Context, field graphql.CollectedField, obj *model.CredentialValue) (ret graphql.Marshaler) {
+func (ec *executionContext) _CredentialValue_updatedAt(ctx context.Context, field graphql.CollectedField, obj *connection.Value) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -16005,8 +16015,8 @@ func (ec *executionContext) _Instance_slots(ctx context.Context, field graphql.C
 			return ec.Resolvers.Instance().Slots(ctx, obj)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.InstanceSlot) graphql.Marshaler {
-			return ec.marshalNInstanceSlot2ᚕᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐInstanceSlotᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v []*connection.SlotState) graphql.Marshaler {
+			return ec.marshalNInstanceSlot2ᚕᚖgithubᚗcomᚋplugboardᚋplugboardᚋinternalᚋconnectionᚐSlotStateᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -16167,7 +16177,7 @@ func (ec *executionContext) fieldContext_InstanceEdge_cursor(_ context.Context, 
 	return graphql.NewScalarFieldContext("InstanceEdge", field, false, false, "Cursor")
 }
 
-func (ec *executionContext) _InstanceSlot_slot(ctx context.Context, field graphql.CollectedField, obj *model.InstanceSlot) (ret graphql.Marshaler) {
+func (ec *executionContext) _InstanceSlot_slot(ctx context.Context, field graphql.CollectedField, obj *connection.SlotState) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -16199,7 +16209,7 @@ func (ec *executionContext) fieldContext_InstanceSlot_slot(_ context.Context, fi
 	return fc, nil
 }
 
-func (ec *executionContext) _InstanceSlot_credential(ctx context.Context, field graphql.CollectedField, obj *model.InstanceSlot) (ret graphql.Marshaler) {
+func (ec *executionContext) _InstanceSlot_credential(ctx context.Context, field graphql.CollectedField, obj *connection.SlotState) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -16231,7 +16241,7 @@ func (ec *executionContext) fieldContext_InstanceSlot_credential(_ context.Conte
 	return fc, nil
 }
 
-func (ec *executionContext) _InstanceSlot_status(ctx context.Context, field graphql.CollectedField, obj *model.InstanceSlot) (ret graphql.Marshaler) {
+func (ec *executionContext) _InstanceSlot_status(ctx context.Context, field graphql.CollectedField, obj *connection.SlotState) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -16240,7 +16250,7 @@ func (ec *executionContext) _InstanceSlot_status(ctx context.Context, field grap
 			return ec.fieldContext_InstanceSlot_status(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.Status, nil
+			return obj.Status(), nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *credential.Status) graphql.Marshaler {
@@ -16251,10 +16261,10 @@ func (ec *executionContext) _InstanceSlot_status(ctx context.Context, field grap
 	)
 }
 func (ec *executionContext) fieldContext_InstanceSlot_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("InstanceSlot", field, false, false, "CredentialStatus")
+	return graphql.NewScalarFieldContext("InstanceSlot", field, true, false, "CredentialStatus")
 }
 
-func (ec *executionContext) _InstanceUsage_instance(ctx context.Context, field graphql.CollectedField, obj *model.InstanceUsage) (ret graphql.Marshaler) {
+func (ec *executionContext) _InstanceUsage_instance(ctx context.Context, field graphql.CollectedField, obj *connection.InstanceUse) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -16286,7 +16296,7 @@ func (ec *executionContext) fieldContext_InstanceUsage_instance(_ context.Contex
 	return fc, nil
 }
 
-func (ec *executionContext) _InstanceUsage_customer(ctx context.Context, field graphql.CollectedField, obj *model.InstanceUsage) (ret graphql.Marshaler) {
+func (ec *executionContext) _InstanceUsage_customer(ctx context.Context, field graphql.CollectedField, obj *connection.InstanceUse) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -16318,7 +16328,7 @@ func (ec *executionContext) fieldContext_InstanceUsage_customer(_ context.Contex
 	return fc, nil
 }
 
-func (ec *executionContext) _InstanceUsage_slotKey(ctx context.Context, field graphql.CollectedField, obj *model.InstanceUsage) (ret graphql.Marshaler) {
+func (ec *executionContext) _InstanceUsage_slotKey(ctx context.Context, field graphql.CollectedField, obj *connection.InstanceUse) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -16341,7 +16351,7 @@ func (ec *executionContext) fieldContext_InstanceUsage_slotKey(_ context.Context
 	return graphql.NewScalarFieldContext("InstanceUsage", field, false, false, "String")
 }
 
-func (ec *executionContext) _InstanceUsage_credential(ctx context.Context, field graphql.CollectedField, obj *model.InstanceUsage) (ret graphql.Marshaler) {
+func (ec *executionContext) _InstanceUsage_credential(ctx context.Context, field graphql.CollectedField, obj *connection.InstanceUse) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -16373,7 +16383,7 @@ func (ec *executionContext) fieldContext_InstanceUsage_credential(_ context.Cont
 	return fc, nil
 }
 
-func (ec *executionContext) _InstanceUsage_needsDeploy(ctx context.Context, field graphql.CollectedField, obj *model.InstanceUsage) (ret graphql.Marshaler) {
+func (ec *executionContext) _InstanceUsage_needsDeploy(ctx context.Context, field graphql.CollectedField, obj *connection.InstanceUse) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -16794,7 +16804,7 @@ func (ec *executionContext) _Mutation_createConnection(ctx context.Context, fiel
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().CreateConnection(ctx, fc.Args["input"].(model.CreateConnectionInput))
+			return ec.Resolvers.Mutation().CreateConnection(ctx, fc.Args["input"].(connection.CreateConnectionInput))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.CreateConnectionPayload) graphql.Marshaler {
@@ -16838,7 +16848,7 @@ func (ec *executionContext) _Mutation_updateConnection(ctx context.Context, fiel
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().UpdateConnection(ctx, fc.Args["input"].(model.UpdateConnectionInput))
+			return ec.Resolvers.Mutation().UpdateConnection(ctx, fc.Args["input"].(connection.UpdateConnectionInput))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.UpdateConnectionPayload) graphql.Marshaler {
@@ -16926,7 +16936,7 @@ func (ec *executionContext) _Mutation_saveCredential(ctx context.Context, field 
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().SaveCredential(ctx, fc.Args["input"].(model.SaveCredentialInput))
+			return ec.Resolvers.Mutation().SaveCredential(ctx, fc.Args["input"].(connection.SaveCredentialInput))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.SaveCredentialPayload) graphql.Marshaler {
@@ -17430,7 +17440,7 @@ func (ec *executionContext) _Mutation_updateOrganization(ctx context.Context, fi
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().UpdateOrganization(ctx, fc.Args["input"].(model.UpdateOrganizationInput))
+			return ec.Resolvers.Mutation().UpdateOrganization(ctx, fc.Args["input"].(connection.UpdateOrganizationInput))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.UpdateOrganizationPayload) graphql.Marshaler {
@@ -17474,7 +17484,7 @@ func (ec *executionContext) _Mutation_createIntegration(ctx context.Context, fie
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().CreateIntegration(ctx, fc.Args["input"].(model.CreateIntegrationInput))
+			return ec.Resolvers.Mutation().CreateIntegration(ctx, fc.Args["input"].(connection.CreateIntegrationInput))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.CreateIntegrationPayload) graphql.Marshaler {
@@ -17518,7 +17528,7 @@ func (ec *executionContext) _Mutation_createInstance(ctx context.Context, field 
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().CreateInstance(ctx, fc.Args["input"].(model.CreateInstanceInput))
+			return ec.Resolvers.Mutation().CreateInstance(ctx, fc.Args["input"].(connection.CreateInstanceInput))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.CreateInstancePayload) graphql.Marshaler {
@@ -17562,7 +17572,7 @@ func (ec *executionContext) _Mutation_bindInstanceConnection(ctx context.Context
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().BindInstanceConnection(ctx, fc.Args["input"].(model.BindInstanceConnectionInput))
+			return ec.Resolvers.Mutation().BindInstanceConnection(ctx, fc.Args["input"].(connection.BindInput))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.BindInstanceConnectionPayload) graphql.Marshaler {
@@ -17694,7 +17704,7 @@ func (ec *executionContext) _Mutation_createConnectionTemplate(ctx context.Conte
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().CreateConnectionTemplate(ctx, fc.Args["input"].(model.CreateConnectionTemplateInput))
+			return ec.Resolvers.Mutation().CreateConnectionTemplate(ctx, fc.Args["input"].(connection.CreateConnectionTemplateInput))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.CreateConnectionTemplatePayload) graphql.Marshaler {
@@ -17738,7 +17748,7 @@ func (ec *executionContext) _Mutation_createUser(ctx context.Context, field grap
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().CreateUser(ctx, fc.Args["input"].(model.CreateUserInput))
+			return ec.Resolvers.Mutation().CreateUser(ctx, fc.Args["input"].(connection.CreateUserInput))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.CreateUserPayload) graphql.Marshaler {
@@ -19510,8 +19520,8 @@ func (ec *executionContext) _Query_connectionUsage(ctx context.Context, field gr
 			return ec.Resolvers.Query().ConnectionUsage(ctx, fc.Args["connectionID"].(int))
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.ConnectionUsage) graphql.Marshaler {
-			return ec.marshalOConnectionUsage2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐConnectionUsage(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *connection.Usage) graphql.Marshaler {
+			return ec.marshalOConnectionUsage2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋinternalᚋconnectionᚐUsage(ctx, selections, v)
 		},
 		true,
 		false,
@@ -21463,7 +21473,7 @@ func (ec *executionContext) _WizardConnection_scope(ctx context.Context, field g
 			return obj.Scope, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v connection.Scope) graphql.Marshaler {
+		func(ctx context.Context, selections ast.SelectionSet, v connection1.Scope) graphql.Marshaler {
 			return ec.marshalNConnectionScope2githubᚗcomᚋplugboardᚋplugboardᚋentᚋconnectionᚐScope(ctx, selections, v)
 		},
 		true,
@@ -24591,8 +24601,8 @@ func UnmarshalAuditEventWhereInput(ctx context.Context, raw any) (ent.AuditEvent
 	return out, err
 }
 
-func (ec *executionContext) unmarshalInputBindInstanceConnectionInput(ctx context.Context, obj any) (model.BindInstanceConnectionInput, error) {
-	var it model.BindInstanceConnectionInput
+func (ec *executionContext) unmarshalInputBindInstanceConnectionInput(ctx context.Context, obj any) (connection.BindInput, error) {
+	var it connection.BindInput
 	if obj == nil {
 		return it, nil
 	}
@@ -24641,8 +24651,8 @@ func (ec *executionContext) unmarshalInputBindInstanceConnectionInput(ctx contex
 //
 // ctx must come from a gqlgen request; outside one there is no unmarshaler to use
 // and the returned error says so.
-func UnmarshalBindInstanceConnectionInput(ctx context.Context, raw any) (model.BindInstanceConnectionInput, error) {
-	var out model.BindInstanceConnectionInput
+func UnmarshalBindInstanceConnectionInput(ctx context.Context, raw any) (connection.BindInput, error) {
+	var out connection.BindInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "BindInstanceConnectionInput", raw, &out)
 	return out, err
 }
@@ -24700,8 +24710,8 @@ func UnmarshalConnectionOrder(ctx context.Context, raw any) (ent.ConnectionOrder
 	return out, err
 }
 
-func (ec *executionContext) unmarshalInputConnectionSlotInput(ctx context.Context, obj any) (model.ConnectionSlotInput, error) {
-	var it model.ConnectionSlotInput
+func (ec *executionContext) unmarshalInputConnectionSlotInput(ctx context.Context, obj any) (connection.SlotInput, error) {
+	var it connection.SlotInput
 	if obj == nil {
 		return it, nil
 	}
@@ -24734,21 +24744,21 @@ func (ec *executionContext) unmarshalInputConnectionSlotInput(ctx context.Contex
 			it.Label = data
 		case "connectionID":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("connectionID"))
-			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			data, err := ec.unmarshalOID2int(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.ConnectionID = data
 		case "typeKey":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("typeKey"))
-			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			data, err := ec.unmarshalOString2string(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.TypeKey = data
 		case "templateID":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("templateID"))
-			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			data, err := ec.unmarshalOID2int(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -24764,8 +24774,8 @@ func (ec *executionContext) unmarshalInputConnectionSlotInput(ctx context.Contex
 //
 // ctx must come from a gqlgen request; outside one there is no unmarshaler to use
 // and the returned error says so.
-func UnmarshalConnectionSlotInput(ctx context.Context, raw any) (model.ConnectionSlotInput, error) {
-	var out model.ConnectionSlotInput
+func UnmarshalConnectionSlotInput(ctx context.Context, raw any) (connection.SlotInput, error) {
+	var out connection.SlotInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "ConnectionSlotInput", raw, &out)
 	return out, err
 }
@@ -27302,8 +27312,8 @@ func UnmarshalCreateAPITokenInput(ctx context.Context, raw any) (model.CreateAPI
 	return out, err
 }
 
-func (ec *executionContext) unmarshalInputCreateConnectionInput(ctx context.Context, obj any) (model.CreateConnectionInput, error) {
-	var it model.CreateConnectionInput
+func (ec *executionContext) unmarshalInputCreateConnectionInput(ctx context.Context, obj any) (connection.CreateConnectionInput, error) {
+	var it connection.CreateConnectionInput
 	if obj == nil {
 		return it, nil
 	}
@@ -27350,7 +27360,7 @@ func (ec *executionContext) unmarshalInputCreateConnectionInput(ctx context.Cont
 			it.Name = data
 		case "description":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("description"))
-			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			data, err := ec.unmarshalOString2string(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -27375,10 +27385,12 @@ func (ec *executionContext) unmarshalInputCreateConnectionInput(ctx context.Cont
 			if err != nil {
 				return it, err
 			}
-			it.InputSettings = data
+			if err = ec.Resolvers.CreateConnectionInput().InputSettings(ctx, &it, data); err != nil {
+				return it, err
+			}
 		case "templateID":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("templateID"))
-			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			data, err := ec.unmarshalOID2int(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -27394,14 +27406,14 @@ func (ec *executionContext) unmarshalInputCreateConnectionInput(ctx context.Cont
 //
 // ctx must come from a gqlgen request; outside one there is no unmarshaler to use
 // and the returned error says so.
-func UnmarshalCreateConnectionInput(ctx context.Context, raw any) (model.CreateConnectionInput, error) {
-	var out model.CreateConnectionInput
+func UnmarshalCreateConnectionInput(ctx context.Context, raw any) (connection.CreateConnectionInput, error) {
+	var out connection.CreateConnectionInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "CreateConnectionInput", raw, &out)
 	return out, err
 }
 
-func (ec *executionContext) unmarshalInputCreateConnectionTemplateInput(ctx context.Context, obj any) (model.CreateConnectionTemplateInput, error) {
-	var it model.CreateConnectionTemplateInput
+func (ec *executionContext) unmarshalInputCreateConnectionTemplateInput(ctx context.Context, obj any) (connection.CreateConnectionTemplateInput, error) {
+	var it connection.CreateConnectionTemplateInput
 	if obj == nil {
 		return it, nil
 	}
@@ -27434,7 +27446,7 @@ func (ec *executionContext) unmarshalInputCreateConnectionTemplateInput(ctx cont
 			it.Name = data
 		case "presets":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("presets"))
-			data, err := ec.unmarshalNCredentialValueInput2ᚕᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐCredentialValueInputᚄ(ctx, v)
+			data, err := ec.unmarshalNCredentialValueInput2ᚕgithubᚗcomᚋplugboardᚋplugboardᚋinternalᚋconnectionᚐValueInputᚄ(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -27450,8 +27462,8 @@ func (ec *executionContext) unmarshalInputCreateConnectionTemplateInput(ctx cont
 //
 // ctx must come from a gqlgen request; outside one there is no unmarshaler to use
 // and the returned error says so.
-func UnmarshalCreateConnectionTemplateInput(ctx context.Context, raw any) (model.CreateConnectionTemplateInput, error) {
-	var out model.CreateConnectionTemplateInput
+func UnmarshalCreateConnectionTemplateInput(ctx context.Context, raw any) (connection.CreateConnectionTemplateInput, error) {
+	var out connection.CreateConnectionTemplateInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "CreateConnectionTemplateInput", raw, &out)
 	return out, err
 }
@@ -27505,8 +27517,8 @@ func UnmarshalCreateCustomerInput(ctx context.Context, raw any) (model.CreateCus
 	return out, err
 }
 
-func (ec *executionContext) unmarshalInputCreateInstanceInput(ctx context.Context, obj any) (model.CreateInstanceInput, error) {
-	var it model.CreateInstanceInput
+func (ec *executionContext) unmarshalInputCreateInstanceInput(ctx context.Context, obj any) (connection.CreateInstanceInput, error) {
+	var it connection.CreateInstanceInput
 	if obj == nil {
 		return it, nil
 	}
@@ -27566,14 +27578,14 @@ func (ec *executionContext) unmarshalInputCreateInstanceInput(ctx context.Contex
 //
 // ctx must come from a gqlgen request; outside one there is no unmarshaler to use
 // and the returned error says so.
-func UnmarshalCreateInstanceInput(ctx context.Context, raw any) (model.CreateInstanceInput, error) {
-	var out model.CreateInstanceInput
+func UnmarshalCreateInstanceInput(ctx context.Context, raw any) (connection.CreateInstanceInput, error) {
+	var out connection.CreateInstanceInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "CreateInstanceInput", raw, &out)
 	return out, err
 }
 
-func (ec *executionContext) unmarshalInputCreateIntegrationInput(ctx context.Context, obj any) (model.CreateIntegrationInput, error) {
-	var it model.CreateIntegrationInput
+func (ec *executionContext) unmarshalInputCreateIntegrationInput(ctx context.Context, obj any) (connection.CreateIntegrationInput, error) {
+	var it connection.CreateIntegrationInput
 	if obj == nil {
 		return it, nil
 	}
@@ -27606,14 +27618,14 @@ func (ec *executionContext) unmarshalInputCreateIntegrationInput(ctx context.Con
 			it.Name = data
 		case "description":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("description"))
-			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			data, err := ec.unmarshalOString2string(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.Description = data
 		case "slots":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("slots"))
-			data, err := ec.unmarshalNConnectionSlotInput2ᚕᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐConnectionSlotInputᚄ(ctx, v)
+			data, err := ec.unmarshalNConnectionSlotInput2ᚕgithubᚗcomᚋplugboardᚋplugboardᚋinternalᚋconnectionᚐSlotInputᚄ(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -27629,14 +27641,14 @@ func (ec *executionContext) unmarshalInputCreateIntegrationInput(ctx context.Con
 //
 // ctx must come from a gqlgen request; outside one there is no unmarshaler to use
 // and the returned error says so.
-func UnmarshalCreateIntegrationInput(ctx context.Context, raw any) (model.CreateIntegrationInput, error) {
-	var out model.CreateIntegrationInput
+func UnmarshalCreateIntegrationInput(ctx context.Context, raw any) (connection.CreateIntegrationInput, error) {
+	var out connection.CreateIntegrationInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "CreateIntegrationInput", raw, &out)
 	return out, err
 }
 
-func (ec *executionContext) unmarshalInputCreateUserInput(ctx context.Context, obj any) (model.CreateUserInput, error) {
-	var it model.CreateUserInput
+func (ec *executionContext) unmarshalInputCreateUserInput(ctx context.Context, obj any) (connection.CreateUserInput, error) {
+	var it connection.CreateUserInput
 	if obj == nil {
 		return it, nil
 	}
@@ -27669,7 +27681,7 @@ func (ec *executionContext) unmarshalInputCreateUserInput(ctx context.Context, o
 			it.ExternalID = data
 		case "email":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("email"))
-			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			data, err := ec.unmarshalOString2string(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -27685,8 +27697,8 @@ func (ec *executionContext) unmarshalInputCreateUserInput(ctx context.Context, o
 //
 // ctx must come from a gqlgen request; outside one there is no unmarshaler to use
 // and the returned error says so.
-func UnmarshalCreateUserInput(ctx context.Context, raw any) (model.CreateUserInput, error) {
-	var out model.CreateUserInput
+func UnmarshalCreateUserInput(ctx context.Context, raw any) (connection.CreateUserInput, error) {
+	var out connection.CreateUserInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "CreateUserInput", raw, &out)
 	return out, err
 }
@@ -27744,8 +27756,8 @@ func UnmarshalCredentialOrder(ctx context.Context, raw any) (ent.CredentialOrder
 	return out, err
 }
 
-func (ec *executionContext) unmarshalInputCredentialValueInput(ctx context.Context, obj any) (model.CredentialValueInput, error) {
-	var it model.CredentialValueInput
+func (ec *executionContext) unmarshalInputCredentialValueInput(ctx context.Context, obj any) (connection.ValueInput, error) {
+	var it connection.ValueInput
 	if obj == nil {
 		return it, nil
 	}
@@ -27778,7 +27790,7 @@ func (ec *executionContext) unmarshalInputCredentialValueInput(ctx context.Conte
 			it.Value = data
 		case "clear":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("clear"))
-			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -27794,8 +27806,8 @@ func (ec *executionContext) unmarshalInputCredentialValueInput(ctx context.Conte
 //
 // ctx must come from a gqlgen request; outside one there is no unmarshaler to use
 // and the returned error says so.
-func UnmarshalCredentialValueInput(ctx context.Context, raw any) (model.CredentialValueInput, error) {
-	var out model.CredentialValueInput
+func UnmarshalCredentialValueInput(ctx context.Context, raw any) (connection.ValueInput, error) {
+	var out connection.ValueInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "CredentialValueInput", raw, &out)
 	return out, err
 }
@@ -32556,8 +32568,8 @@ func UnmarshalRegisterSigningKeyInput(ctx context.Context, raw any) (model.Regis
 	return out, err
 }
 
-func (ec *executionContext) unmarshalInputSaveCredentialInput(ctx context.Context, obj any) (model.SaveCredentialInput, error) {
-	var it model.SaveCredentialInput
+func (ec *executionContext) unmarshalInputSaveCredentialInput(ctx context.Context, obj any) (connection.SaveCredentialInput, error) {
+	var it connection.SaveCredentialInput
 	if obj == nil {
 		return it, nil
 	}
@@ -32593,21 +32605,21 @@ func (ec *executionContext) unmarshalInputSaveCredentialInput(ctx context.Contex
 			it.ConnectionID = data
 		case "customerID":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("customerID"))
-			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			data, err := ec.unmarshalOID2int(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.CustomerID = data
 		case "instanceID":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("instanceID"))
-			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			data, err := ec.unmarshalOID2int(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.InstanceID = data
 		case "userID":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("userID"))
-			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			data, err := ec.unmarshalOID2int(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -32621,7 +32633,7 @@ func (ec *executionContext) unmarshalInputSaveCredentialInput(ctx context.Contex
 			it.IsTest = data
 		case "values":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("values"))
-			data, err := ec.unmarshalNCredentialValueInput2ᚕᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐCredentialValueInputᚄ(ctx, v)
+			data, err := ec.unmarshalNCredentialValueInput2ᚕgithubᚗcomᚋplugboardᚋplugboardᚋinternalᚋconnectionᚐValueInputᚄ(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -32651,8 +32663,8 @@ func (ec *executionContext) unmarshalInputSaveCredentialInput(ctx context.Contex
 //
 // ctx must come from a gqlgen request; outside one there is no unmarshaler to use
 // and the returned error says so.
-func UnmarshalSaveCredentialInput(ctx context.Context, raw any) (model.SaveCredentialInput, error) {
-	var out model.SaveCredentialInput
+func UnmarshalSaveCredentialInput(ctx context.Context, raw any) (connection.SaveCredentialInput, error) {
+	var out connection.SaveCredentialInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "SaveCredentialInput", raw, &out)
 	return out, err
 }
@@ -33281,8 +33293,8 @@ func UnmarshalStartOAuth2Input(ctx context.Context, raw any) (model.StartOAuth2I
 	return out, err
 }
 
-func (ec *executionContext) unmarshalInputUpdateConnectionInput(ctx context.Context, obj any) (model.UpdateConnectionInput, error) {
-	var it model.UpdateConnectionInput
+func (ec *executionContext) unmarshalInputUpdateConnectionInput(ctx context.Context, obj any) (connection.UpdateConnectionInput, error) {
+	var it connection.UpdateConnectionInput
 	if obj == nil {
 		return it, nil
 	}
@@ -33338,14 +33350,14 @@ func (ec *executionContext) unmarshalInputUpdateConnectionInput(ctx context.Cont
 //
 // ctx must come from a gqlgen request; outside one there is no unmarshaler to use
 // and the returned error says so.
-func UnmarshalUpdateConnectionInput(ctx context.Context, raw any) (model.UpdateConnectionInput, error) {
-	var out model.UpdateConnectionInput
+func UnmarshalUpdateConnectionInput(ctx context.Context, raw any) (connection.UpdateConnectionInput, error) {
+	var out connection.UpdateConnectionInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "UpdateConnectionInput", raw, &out)
 	return out, err
 }
 
-func (ec *executionContext) unmarshalInputUpdateOrganizationInput(ctx context.Context, obj any) (model.UpdateOrganizationInput, error) {
-	var it model.UpdateOrganizationInput
+func (ec *executionContext) unmarshalInputUpdateOrganizationInput(ctx context.Context, obj any) (connection.UpdateOrganizationInput, error) {
+	var it connection.UpdateOrganizationInput
 	if obj == nil {
 		return it, nil
 	}
@@ -33375,7 +33387,9 @@ func (ec *executionContext) unmarshalInputUpdateOrganizationInput(ctx context.Co
 			if err != nil {
 				return it, err
 			}
-			it.RedirectAllowlist = data
+			if err = ec.Resolvers.UpdateOrganizationInput().RedirectAllowlist(ctx, &it, data); err != nil {
+				return it, err
+			}
 		case "autoCreateCustomers":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("autoCreateCustomers"))
 			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
@@ -33394,8 +33408,8 @@ func (ec *executionContext) unmarshalInputUpdateOrganizationInput(ctx context.Co
 //
 // ctx must come from a gqlgen request; outside one there is no unmarshaler to use
 // and the returned error says so.
-func UnmarshalUpdateOrganizationInput(ctx context.Context, raw any) (model.UpdateOrganizationInput, error) {
-	var out model.UpdateOrganizationInput
+func UnmarshalUpdateOrganizationInput(ctx context.Context, raw any) (connection.UpdateOrganizationInput, error) {
+	var out connection.UpdateOrganizationInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "UpdateOrganizationInput", raw, &out)
 	return out, err
 }
@@ -34981,7 +34995,7 @@ func (ec *executionContext) _ConnectionTypeEdge(ctx context.Context, sel ast.Sel
 
 var connectionUsageImplementors = []string{"ConnectionUsage"}
 
-func (ec *executionContext) _ConnectionUsage(ctx context.Context, sel ast.SelectionSet, obj *model.ConnectionUsage) graphql.Marshaler {
+func (ec *executionContext) _ConnectionUsage(ctx context.Context, sel ast.SelectionSet, obj *connection.Usage) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, connectionUsageImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -35579,7 +35593,7 @@ func (ec *executionContext) _CredentialStatusEvent(ctx context.Context, sel ast.
 
 var credentialValueImplementors = []string{"CredentialValue"}
 
-func (ec *executionContext) _CredentialValue(ctx context.Context, sel ast.SelectionSet, obj *model.CredentialValue) graphql.Marshaler {
+func (ec *executionContext) _CredentialValue(ctx context.Context, sel ast.SelectionSet, obj *connection.Value) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, credentialValueImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -36409,7 +36423,7 @@ func (ec *executionContext) _InstanceEdge(ctx context.Context, sel ast.Selection
 
 var instanceSlotImplementors = []string{"InstanceSlot"}
 
-func (ec *executionContext) _InstanceSlot(ctx context.Context, sel ast.SelectionSet, obj *model.InstanceSlot) graphql.Marshaler {
+func (ec *executionContext) _InstanceSlot(ctx context.Context, sel ast.SelectionSet, obj *connection.SlotState) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, instanceSlotImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -36452,7 +36466,7 @@ func (ec *executionContext) _InstanceSlot(ctx context.Context, sel ast.Selection
 
 var instanceUsageImplementors = []string{"InstanceUsage"}
 
-func (ec *executionContext) _InstanceUsage(ctx context.Context, sel ast.SelectionSet, obj *model.InstanceUsage) graphql.Marshaler {
+func (ec *executionContext) _InstanceUsage(ctx context.Context, sel ast.SelectionSet, obj *connection.InstanceUse) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, instanceUsageImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -39032,7 +39046,7 @@ func (ec *executionContext) marshalNAuthKind2githubᚗcomᚋplugboardᚋplugboar
 	return v
 }
 
-func (ec *executionContext) unmarshalNBindInstanceConnectionInput2githubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐBindInstanceConnectionInput(ctx context.Context, v any) (model.BindInstanceConnectionInput, error) {
+func (ec *executionContext) unmarshalNBindInstanceConnectionInput2githubᚗcomᚋplugboardᚋplugboardᚋinternalᚋconnectionᚐBindInput(ctx context.Context, v any) (connection.BindInput, error) {
 	res, err := ec.unmarshalInputBindInstanceConnectionInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
@@ -39099,13 +39113,13 @@ func (ec *executionContext) marshalNConnectionOrderField2ᚖgithubᚗcomᚋplugb
 	return v
 }
 
-func (ec *executionContext) unmarshalNConnectionScope2githubᚗcomᚋplugboardᚋplugboardᚋentᚋconnectionᚐScope(ctx context.Context, v any) (connection.Scope, error) {
-	var res connection.Scope
+func (ec *executionContext) unmarshalNConnectionScope2githubᚗcomᚋplugboardᚋplugboardᚋentᚋconnectionᚐScope(ctx context.Context, v any) (connection1.Scope, error) {
+	var res connection1.Scope
 	err := res.UnmarshalGQL(v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNConnectionScope2githubᚗcomᚋplugboardᚋplugboardᚋentᚋconnectionᚐScope(ctx context.Context, sel ast.SelectionSet, v connection.Scope) graphql.Marshaler {
+func (ec *executionContext) marshalNConnectionScope2githubᚗcomᚋplugboardᚋplugboardᚋentᚋconnectionᚐScope(ctx context.Context, sel ast.SelectionSet, v connection1.Scope) graphql.Marshaler {
 	return v
 }
 
@@ -39133,23 +39147,23 @@ func (ec *executionContext) marshalNConnectionSlot2ᚖgithubᚗcomᚋplugboard�
 	return ec._ConnectionSlot(ctx, sel, v)
 }
 
-func (ec *executionContext) unmarshalNConnectionSlotInput2ᚕᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐConnectionSlotInputᚄ(ctx context.Context, v any) ([]*model.ConnectionSlotInput, error) {
+func (ec *executionContext) unmarshalNConnectionSlotInput2githubᚗcomᚋplugboardᚋplugboardᚋinternalᚋconnectionᚐSlotInput(ctx context.Context, v any) (connection.SlotInput, error) {
+	res, err := ec.unmarshalInputConnectionSlotInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNConnectionSlotInput2ᚕgithubᚗcomᚋplugboardᚋplugboardᚋinternalᚋconnectionᚐSlotInputᚄ(ctx context.Context, v any) ([]connection.SlotInput, error) {
 	vSlice := graphql.CoerceList(v)
 	var err error
-	res := make([]*model.ConnectionSlotInput, len(vSlice))
+	res := make([]connection.SlotInput, len(vSlice))
 	for i := range vSlice {
 		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
-		res[i], err = ec.unmarshalNConnectionSlotInput2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐConnectionSlotInput(ctx, vSlice[i])
+		res[i], err = ec.unmarshalNConnectionSlotInput2githubᚗcomᚋplugboardᚋplugboardᚋinternalᚋconnectionᚐSlotInput(ctx, vSlice[i])
 		if err != nil {
 			return nil, err
 		}
 	}
 	return res, nil
-}
-
-func (ec *executionContext) unmarshalNConnectionSlotInput2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐConnectionSlotInput(ctx context.Context, v any) (*model.ConnectionSlotInput, error) {
-	res, err := ec.unmarshalInputConnectionSlotInput(ctx, v)
-	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) unmarshalNConnectionSlotOrderField2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚐConnectionSlotOrderField(ctx context.Context, v any) (*ent.ConnectionSlotOrderField, error) {
@@ -39243,7 +39257,7 @@ func (ec *executionContext) marshalNCreateAPITokenPayload2ᚖgithubᚗcomᚋplug
 	return ec._CreateAPITokenPayload(ctx, sel, v)
 }
 
-func (ec *executionContext) unmarshalNCreateConnectionInput2githubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐCreateConnectionInput(ctx context.Context, v any) (model.CreateConnectionInput, error) {
+func (ec *executionContext) unmarshalNCreateConnectionInput2githubᚗcomᚋplugboardᚋplugboardᚋinternalᚋconnectionᚐCreateConnectionInput(ctx context.Context, v any) (connection.CreateConnectionInput, error) {
 	res, err := ec.unmarshalInputCreateConnectionInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
@@ -39256,7 +39270,7 @@ func (ec *executionContext) marshalNCreateConnectionPayload2ᚖgithubᚗcomᚋpl
 	return ec._CreateConnectionPayload(ctx, sel, v)
 }
 
-func (ec *executionContext) unmarshalNCreateConnectionTemplateInput2githubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐCreateConnectionTemplateInput(ctx context.Context, v any) (model.CreateConnectionTemplateInput, error) {
+func (ec *executionContext) unmarshalNCreateConnectionTemplateInput2githubᚗcomᚋplugboardᚋplugboardᚋinternalᚋconnectionᚐCreateConnectionTemplateInput(ctx context.Context, v any) (connection.CreateConnectionTemplateInput, error) {
 	res, err := ec.unmarshalInputCreateConnectionTemplateInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
@@ -39282,7 +39296,7 @@ func (ec *executionContext) marshalNCreateCustomerPayload2ᚖgithubᚗcomᚋplug
 	return ec._CreateCustomerPayload(ctx, sel, v)
 }
 
-func (ec *executionContext) unmarshalNCreateInstanceInput2githubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐCreateInstanceInput(ctx context.Context, v any) (model.CreateInstanceInput, error) {
+func (ec *executionContext) unmarshalNCreateInstanceInput2githubᚗcomᚋplugboardᚋplugboardᚋinternalᚋconnectionᚐCreateInstanceInput(ctx context.Context, v any) (connection.CreateInstanceInput, error) {
 	res, err := ec.unmarshalInputCreateInstanceInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
@@ -39295,7 +39309,7 @@ func (ec *executionContext) marshalNCreateInstancePayload2ᚖgithubᚗcomᚋplug
 	return ec._CreateInstancePayload(ctx, sel, v)
 }
 
-func (ec *executionContext) unmarshalNCreateIntegrationInput2githubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐCreateIntegrationInput(ctx context.Context, v any) (model.CreateIntegrationInput, error) {
+func (ec *executionContext) unmarshalNCreateIntegrationInput2githubᚗcomᚋplugboardᚋplugboardᚋinternalᚋconnectionᚐCreateIntegrationInput(ctx context.Context, v any) (connection.CreateIntegrationInput, error) {
 	res, err := ec.unmarshalInputCreateIntegrationInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
@@ -39308,7 +39322,7 @@ func (ec *executionContext) marshalNCreateIntegrationPayload2ᚖgithubᚗcomᚋp
 	return ec._CreateIntegrationPayload(ctx, sel, v)
 }
 
-func (ec *executionContext) unmarshalNCreateUserInput2githubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐCreateUserInput(ctx context.Context, v any) (model.CreateUserInput, error) {
+func (ec *executionContext) unmarshalNCreateUserInput2githubᚗcomᚋplugboardᚋplugboardᚋinternalᚋconnectionᚐCreateUserInput(ctx context.Context, v any) (connection.CreateUserInput, error) {
 	res, err := ec.unmarshalInputCreateUserInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
@@ -39395,11 +39409,11 @@ func (ec *executionContext) marshalNCredentialStatusEvent2ᚖgithubᚗcomᚋplug
 	return ec._CredentialStatusEvent(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNCredentialValue2ᚕᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐCredentialValueᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.CredentialValue) graphql.Marshaler {
+func (ec *executionContext) marshalNCredentialValue2ᚕᚖgithubᚗcomᚋplugboardᚋplugboardᚋinternalᚋconnectionᚐValueᚄ(ctx context.Context, sel ast.SelectionSet, v []*connection.Value) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNCredentialValue2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐCredentialValue(ctx, sel, v[i])
+		return ec.marshalNCredentialValue2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋinternalᚋconnectionᚐValue(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -39411,7 +39425,7 @@ func (ec *executionContext) marshalNCredentialValue2ᚕᚖgithubᚗcomᚋplugboa
 	return ret
 }
 
-func (ec *executionContext) marshalNCredentialValue2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐCredentialValue(ctx context.Context, sel ast.SelectionSet, v *model.CredentialValue) graphql.Marshaler {
+func (ec *executionContext) marshalNCredentialValue2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋinternalᚋconnectionᚐValue(ctx context.Context, sel ast.SelectionSet, v *connection.Value) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "CredentialValue!")
 		return graphql.Null
@@ -39419,23 +39433,23 @@ func (ec *executionContext) marshalNCredentialValue2ᚖgithubᚗcomᚋplugboard�
 	return ec._CredentialValue(ctx, sel, v)
 }
 
-func (ec *executionContext) unmarshalNCredentialValueInput2ᚕᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐCredentialValueInputᚄ(ctx context.Context, v any) ([]*model.CredentialValueInput, error) {
+func (ec *executionContext) unmarshalNCredentialValueInput2githubᚗcomᚋplugboardᚋplugboardᚋinternalᚋconnectionᚐValueInput(ctx context.Context, v any) (connection.ValueInput, error) {
+	res, err := ec.unmarshalInputCredentialValueInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNCredentialValueInput2ᚕgithubᚗcomᚋplugboardᚋplugboardᚋinternalᚋconnectionᚐValueInputᚄ(ctx context.Context, v any) ([]connection.ValueInput, error) {
 	vSlice := graphql.CoerceList(v)
 	var err error
-	res := make([]*model.CredentialValueInput, len(vSlice))
+	res := make([]connection.ValueInput, len(vSlice))
 	for i := range vSlice {
 		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
-		res[i], err = ec.unmarshalNCredentialValueInput2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐCredentialValueInput(ctx, vSlice[i])
+		res[i], err = ec.unmarshalNCredentialValueInput2githubᚗcomᚋplugboardᚋplugboardᚋinternalᚋconnectionᚐValueInput(ctx, vSlice[i])
 		if err != nil {
 			return nil, err
 		}
 	}
 	return res, nil
-}
-
-func (ec *executionContext) unmarshalNCredentialValueInput2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐCredentialValueInput(ctx context.Context, v any) (*model.CredentialValueInput, error) {
-	res, err := ec.unmarshalInputCredentialValueInput(ctx, v)
-	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalNCredentialVersionConnection2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚐCredentialVersionConnection(ctx context.Context, sel ast.SelectionSet, v *ent.CredentialVersionConnection) graphql.Marshaler {
@@ -39759,11 +39773,11 @@ func (ec *executionContext) marshalNInstanceOrderField2ᚖgithubᚗcomᚋplugboa
 	return v
 }
 
-func (ec *executionContext) marshalNInstanceSlot2ᚕᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐInstanceSlotᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.InstanceSlot) graphql.Marshaler {
+func (ec *executionContext) marshalNInstanceSlot2ᚕᚖgithubᚗcomᚋplugboardᚋplugboardᚋinternalᚋconnectionᚐSlotStateᚄ(ctx context.Context, sel ast.SelectionSet, v []*connection.SlotState) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNInstanceSlot2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐInstanceSlot(ctx, sel, v[i])
+		return ec.marshalNInstanceSlot2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋinternalᚋconnectionᚐSlotState(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -39775,7 +39789,7 @@ func (ec *executionContext) marshalNInstanceSlot2ᚕᚖgithubᚗcomᚋplugboard�
 	return ret
 }
 
-func (ec *executionContext) marshalNInstanceSlot2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐInstanceSlot(ctx context.Context, sel ast.SelectionSet, v *model.InstanceSlot) graphql.Marshaler {
+func (ec *executionContext) marshalNInstanceSlot2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋinternalᚋconnectionᚐSlotState(ctx context.Context, sel ast.SelectionSet, v *connection.SlotState) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "InstanceSlot!")
 		return graphql.Null
@@ -39783,11 +39797,15 @@ func (ec *executionContext) marshalNInstanceSlot2ᚖgithubᚗcomᚋplugboardᚋp
 	return ec._InstanceSlot(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNInstanceUsage2ᚕᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐInstanceUsageᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.InstanceUsage) graphql.Marshaler {
+func (ec *executionContext) marshalNInstanceUsage2githubᚗcomᚋplugboardᚋplugboardᚋinternalᚋconnectionᚐInstanceUse(ctx context.Context, sel ast.SelectionSet, v connection.InstanceUse) graphql.Marshaler {
+	return ec._InstanceUsage(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNInstanceUsage2ᚕgithubᚗcomᚋplugboardᚋplugboardᚋinternalᚋconnectionᚐInstanceUseᚄ(ctx context.Context, sel ast.SelectionSet, v []connection.InstanceUse) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNInstanceUsage2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐInstanceUsage(ctx, sel, v[i])
+		return ec.marshalNInstanceUsage2githubᚗcomᚋplugboardᚋplugboardᚋinternalᚋconnectionᚐInstanceUse(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -39797,14 +39815,6 @@ func (ec *executionContext) marshalNInstanceUsage2ᚕᚖgithubᚗcomᚋplugboard
 	}
 
 	return ret
-}
-
-func (ec *executionContext) marshalNInstanceUsage2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐInstanceUsage(ctx context.Context, sel ast.SelectionSet, v *model.InstanceUsage) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "InstanceUsage!")
-		return graphql.Null
-	}
-	return ec._InstanceUsage(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNInstanceWhereInput2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚐInstanceWhereInput(ctx context.Context, v any) (*ent.InstanceWhereInput, error) {
@@ -40052,7 +40062,7 @@ func (ec *executionContext) marshalNRotateEncryptionKeyPayload2ᚖgithubᚗcom�
 	return ec._RotateEncryptionKeyPayload(ctx, sel, v)
 }
 
-func (ec *executionContext) unmarshalNSaveCredentialInput2githubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐSaveCredentialInput(ctx context.Context, v any) (model.SaveCredentialInput, error) {
+func (ec *executionContext) unmarshalNSaveCredentialInput2githubᚗcomᚋplugboardᚋplugboardᚋinternalᚋconnectionᚐSaveCredentialInput(ctx context.Context, v any) (connection.SaveCredentialInput, error) {
 	res, err := ec.unmarshalInputSaveCredentialInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
@@ -40190,7 +40200,7 @@ func (ec *executionContext) marshalNTokenRole2githubᚗcomᚋplugboardᚋplugboa
 	return v
 }
 
-func (ec *executionContext) unmarshalNUpdateConnectionInput2githubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐUpdateConnectionInput(ctx context.Context, v any) (model.UpdateConnectionInput, error) {
+func (ec *executionContext) unmarshalNUpdateConnectionInput2githubᚗcomᚋplugboardᚋplugboardᚋinternalᚋconnectionᚐUpdateConnectionInput(ctx context.Context, v any) (connection.UpdateConnectionInput, error) {
 	res, err := ec.unmarshalInputUpdateConnectionInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
@@ -40203,7 +40213,7 @@ func (ec *executionContext) marshalNUpdateConnectionPayload2ᚖgithubᚗcomᚋpl
 	return ec._UpdateConnectionPayload(ctx, sel, v)
 }
 
-func (ec *executionContext) unmarshalNUpdateOrganizationInput2githubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐUpdateOrganizationInput(ctx context.Context, v any) (model.UpdateOrganizationInput, error) {
+func (ec *executionContext) unmarshalNUpdateOrganizationInput2githubᚗcomᚋplugboardᚋplugboardᚋinternalᚋconnectionᚐUpdateOrganizationInput(ctx context.Context, v any) (connection.UpdateOrganizationInput, error) {
 	res, err := ec.unmarshalInputUpdateOrganizationInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
@@ -40795,13 +40805,13 @@ func (ec *executionContext) unmarshalOConnectionOrder2ᚖgithubᚗcomᚋplugboar
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) unmarshalOConnectionScope2ᚕgithubᚗcomᚋplugboardᚋplugboardᚋentᚋconnectionᚐScopeᚄ(ctx context.Context, v any) ([]connection.Scope, error) {
+func (ec *executionContext) unmarshalOConnectionScope2ᚕgithubᚗcomᚋplugboardᚋplugboardᚋentᚋconnectionᚐScopeᚄ(ctx context.Context, v any) ([]connection1.Scope, error) {
 	if v == nil {
 		return nil, nil
 	}
 	vSlice := graphql.CoerceList(v)
 	var err error
-	res := make([]connection.Scope, len(vSlice))
+	res := make([]connection1.Scope, len(vSlice))
 	for i := range vSlice {
 		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
 		res[i], err = ec.unmarshalNConnectionScope2githubᚗcomᚋplugboardᚋplugboardᚋentᚋconnectionᚐScope(ctx, vSlice[i])
@@ -40812,7 +40822,7 @@ func (ec *executionContext) unmarshalOConnectionScope2ᚕgithubᚗcomᚋplugboar
 	return res, nil
 }
 
-func (ec *executionContext) marshalOConnectionScope2ᚕgithubᚗcomᚋplugboardᚋplugboardᚋentᚋconnectionᚐScopeᚄ(ctx context.Context, sel ast.SelectionSet, v []connection.Scope) graphql.Marshaler {
+func (ec *executionContext) marshalOConnectionScope2ᚕgithubᚗcomᚋplugboardᚋplugboardᚋentᚋconnectionᚐScopeᚄ(ctx context.Context, sel ast.SelectionSet, v []connection1.Scope) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
@@ -40831,16 +40841,16 @@ func (ec *executionContext) marshalOConnectionScope2ᚕgithubᚗcomᚋplugboard�
 	return ret
 }
 
-func (ec *executionContext) unmarshalOConnectionScope2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚋconnectionᚐScope(ctx context.Context, v any) (*connection.Scope, error) {
+func (ec *executionContext) unmarshalOConnectionScope2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚋconnectionᚐScope(ctx context.Context, v any) (*connection1.Scope, error) {
 	if v == nil {
 		return nil, nil
 	}
-	var res = new(connection.Scope)
+	var res = new(connection1.Scope)
 	err := res.UnmarshalGQL(v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalOConnectionScope2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚋconnectionᚐScope(ctx context.Context, sel ast.SelectionSet, v *connection.Scope) graphql.Marshaler {
+func (ec *executionContext) marshalOConnectionScope2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚋconnectionᚐScope(ctx context.Context, sel ast.SelectionSet, v *connection1.Scope) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
@@ -41022,7 +41032,7 @@ func (ec *executionContext) unmarshalOConnectionTypeWhereInput2ᚖgithubᚗcom�
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalOConnectionUsage2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐConnectionUsage(ctx context.Context, sel ast.SelectionSet, v *model.ConnectionUsage) graphql.Marshaler {
+func (ec *executionContext) marshalOConnectionUsage2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋinternalᚋconnectionᚐUsage(ctx context.Context, sel ast.SelectionSet, v *connection.Usage) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
@@ -41475,6 +41485,18 @@ func (ec *executionContext) marshalOEnvironment2ᚖgithubᚗcomᚋplugboardᚋpl
 		return graphql.Null
 	}
 	return v
+}
+
+func (ec *executionContext) unmarshalOID2int(ctx context.Context, v any) (int, error) {
+	res, err := globalid.UnmarshalID(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOID2int(ctx context.Context, sel ast.SelectionSet, v int) graphql.Marshaler {
+	_ = sel
+	_ = ctx
+	res := globalid.MarshalID(v)
+	return res
 }
 
 func (ec *executionContext) unmarshalOID2ᚕintᚄ(ctx context.Context, v any) ([]int, error) {

@@ -14,16 +14,9 @@ import (
 	"github.com/plugboard/plugboard/ent/connection"
 	"github.com/plugboard/plugboard/ent/connectiontype"
 	"github.com/plugboard/plugboard/ent/credential"
-	"github.com/plugboard/plugboard/ent/instance"
 	"github.com/plugboard/plugboard/ent/schema/schematype"
 	"github.com/plugboard/plugboard/ent/signingkey"
 )
-
-type BindInstanceConnectionInput struct {
-	InstanceID   int    `json:"instanceID"`
-	SlotKey      string `json:"slotKey"`
-	CredentialID int    `json:"credentialID"`
-}
 
 type BindInstanceConnectionPayload struct {
 	Instance   *ent.Instance `json:"instance,omitempty"`
@@ -34,25 +27,6 @@ type ConfigWizard struct {
 	Instance *ent.Instance `json:"instance"`
 	// The pages of the wizard; the first holds the connections.
 	Pages []*WizardPage `json:"pages"`
-}
-
-type ConnectionSlotInput struct {
-	Key   string `json:"key"`
-	Label string `json:"label"`
-	// A reusable connection of the organization.
-	ConnectionID *int `json:"connectionID,omitempty"`
-	// Or a connection type: the slot gets its own connection of INTEGRATION scope.
-	TypeKey *string `json:"typeKey,omitempty"`
-	// With typeKey: a template of that type whose presets fill the slot's connection (the vendor's own OAuth 2.0 app, say).
-	TemplateID *int `json:"templateID,omitempty"`
-}
-
-// Where a connection is used.
-type ConnectionUsage struct {
-	Connection   *ent.Connection    `json:"connection"`
-	Integrations []*ent.Integration `json:"integrations"`
-	Instances    []*InstanceUsage   `json:"instances"`
-	Customers    []*ent.Customer    `json:"customers"`
 }
 
 type CreateAPITokenInput struct {
@@ -67,28 +41,9 @@ type CreateAPITokenPayload struct {
 	UserErrors []*UserError  `json:"userErrors"`
 }
 
-type CreateConnectionInput struct {
-	TypeKey       string               `json:"typeKey"`
-	StableKey     string               `json:"stableKey"`
-	Name          string               `json:"name"`
-	Description   *string              `json:"description,omitempty"`
-	Scope         connection.Scope     `json:"scope"`
-	BuildOnly     bool                 `json:"buildOnly"`
-	InputSettings []*InputSettingInput `json:"inputSettings,omitempty"`
-	// A template whose presets fill inputs of this connection (the vendor's own OAuth 2.0 app, say).
-	TemplateID *int `json:"templateID,omitempty"`
-}
-
 type CreateConnectionPayload struct {
 	Connection *ent.Connection `json:"connection,omitempty"`
 	UserErrors []*UserError    `json:"userErrors"`
-}
-
-type CreateConnectionTemplateInput struct {
-	TypeKey string `json:"typeKey"`
-	Name    string `json:"name"`
-	// Preset values; secret presets are stored encrypted and never returned.
-	Presets []*CredentialValueInput `json:"presets"`
 }
 
 type CreateConnectionTemplatePayload struct {
@@ -106,34 +61,14 @@ type CreateCustomerPayload struct {
 	UserErrors []*UserError  `json:"userErrors"`
 }
 
-type CreateInstanceInput struct {
-	IntegrationID int                  `json:"integrationID"`
-	CustomerID    int                  `json:"customerID"`
-	Name          string               `json:"name"`
-	Environment   instance.Environment `json:"environment"`
-}
-
 type CreateInstancePayload struct {
 	Instance   *ent.Instance `json:"instance,omitempty"`
 	UserErrors []*UserError  `json:"userErrors"`
 }
 
-type CreateIntegrationInput struct {
-	Key         string                 `json:"key"`
-	Name        string                 `json:"name"`
-	Description *string                `json:"description,omitempty"`
-	Slots       []*ConnectionSlotInput `json:"slots"`
-}
-
 type CreateIntegrationPayload struct {
 	Integration *ent.Integration `json:"integration,omitempty"`
 	UserErrors  []*UserError     `json:"userErrors"`
-}
-
-type CreateUserInput struct {
-	CustomerID int     `json:"customerID"`
-	ExternalID string  `json:"externalID"`
-	Email      *string `json:"email,omitempty"`
 }
 
 type CreateUserPayload struct {
@@ -148,25 +83,6 @@ type CredentialStatusEvent struct {
 	To         credential.Status `json:"to"`
 	Detail     *string           `json:"detail,omitempty"`
 	At         time.Time         `json:"at"`
-}
-
-// The value of one input of a credential. Secret inputs never carry their
-// value: only whether it is set and when it was last set.
-type CredentialValue struct {
-	Key string `json:"key"`
-	// The value of a non-secret input; always null for a secret one.
-	Value     *string    `json:"value,omitempty"`
-	Secret    bool       `json:"secret"`
-	IsSet     bool       `json:"isSet"`
-	UpdatedAt *time.Time `json:"updatedAt,omitempty"`
-}
-
-type CredentialValueInput struct {
-	Key string `json:"key"`
-	// The new value. For a secret input, leave the input out to keep the stored value.
-	Value *string `json:"value,omitempty"`
-	// Set to true to erase the stored value.
-	Clear *bool `json:"clear,omitempty"`
 }
 
 type DeleteConnectionPayload struct {
@@ -193,22 +109,6 @@ type InputSettingInput struct {
 	Key string `json:"key"`
 	// Who fills the input of an ORGANIZATION_CUSTOMER connection: ORG or CUSTOMER.
 	Source *string `json:"source,omitempty"`
-}
-
-// One slot of an instance and the credential bound to it.
-type InstanceSlot struct {
-	Slot       *ent.ConnectionSlot `json:"slot"`
-	Credential *ent.Credential     `json:"credential,omitempty"`
-	Status     *credential.Status  `json:"status,omitempty"`
-}
-
-type InstanceUsage struct {
-	Instance   *ent.Instance   `json:"instance"`
-	Customer   *ent.Customer   `json:"customer"`
-	SlotKey    string          `json:"slotKey"`
-	Credential *ent.Credential `json:"credential,omitempty"`
-	// The instance must be deployed again to pick up a change.
-	NeedsDeploy bool `json:"needsDeploy"`
 }
 
 type RegisterSigningKeyInput struct {
@@ -255,25 +155,6 @@ type RotateEncryptionKeyPayload struct {
 	UserErrors []*UserError `json:"userErrors"`
 }
 
-type SaveCredentialInput struct {
-	// The connection whose credential is saved.
-	ConnectionID int `json:"connectionID"`
-	// The customer holding the credential, for CUSTOMER and ORGANIZATION_CUSTOMER connections.
-	CustomerID *int `json:"customerID,omitempty"`
-	// The instance holding the credential, for INTEGRATION connections.
-	InstanceID *int `json:"instanceID,omitempty"`
-	// The customer's user holding the credential, for USER connections.
-	UserID *int `json:"userID,omitempty"`
-	// Save the test credential used by TEST instances.
-	IsTest bool                    `json:"isTest"`
-	Values []*CredentialValueInput `json:"values"`
-	// Run the plugin's live test before storing; a failed test stores nothing.
-	Test bool `json:"test"`
-	// Save the values as a new version that is tested by the plugin while the
-	// current version stays live; it is promoted only if the test passes.
-	Verify bool `json:"verify"`
-}
-
 type SaveCredentialPayload struct {
 	Credential *ent.Credential `json:"credential,omitempty"`
 	TestResult *TestResult     `json:"testResult,omitempty"`
@@ -312,24 +193,9 @@ type TestResult struct {
 	Message string `json:"message"`
 }
 
-type UpdateConnectionInput struct {
-	ID          int     `json:"id"`
-	Name        *string `json:"name,omitempty"`
-	Description *string `json:"description,omitempty"`
-	BuildOnly   *bool   `json:"buildOnly,omitempty"`
-}
-
 type UpdateConnectionPayload struct {
 	Connection *ent.Connection `json:"connection,omitempty"`
 	UserErrors []*UserError    `json:"userErrors"`
-}
-
-type UpdateOrganizationInput struct {
-	Name *string `json:"name,omitempty"`
-	// URL prefixes that OAuth 2.0 success and failure redirects may go to, e.g. https://app.example.com/integrations/.
-	RedirectAllowlist []string `json:"redirectAllowlist,omitempty"`
-	// Whether an embedding token may name a customer seen for the first time.
-	AutoCreateCustomers *bool `json:"autoCreateCustomers,omitempty"`
 }
 
 type UpdateOrganizationPayload struct {

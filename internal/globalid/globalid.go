@@ -52,8 +52,12 @@ func MarshalID(id int) graphql.Marshaler {
 	})
 }
 
-// UnmarshalID decodes a GraphQL ID into an ent id.
+// UnmarshalID decodes a GraphQL ID into an ent id. A null (an optional
+// id given as null) is 0, no id: required ids never reach here as null.
 func UnmarshalID(v any) (int, error) {
+	if v == nil {
+		return 0, nil
+	}
 	s, ok := v.(string)
 	if !ok {
 		return 0, fmt.Errorf("%w: an id is a string", ErrInvalid)

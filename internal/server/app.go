@@ -25,6 +25,7 @@ import (
 	"github.com/plugboard/plugboard/internal/oauth"
 	"github.com/plugboard/plugboard/internal/pluginhost"
 	"github.com/plugboard/plugboard/internal/secrets"
+	"github.com/plugboard/plugboard/internal/secrets/sealed"
 	"github.com/plugboard/plugboard/internal/store"
 	"github.com/plugboard/plugboard/plugins/sdk"
 )
@@ -248,6 +249,9 @@ func (a *App) handlerConfig(ctx context.Context, catalog *connection.Catalog) (C
 			DB: a.Store.Client, Connections: a.Service, Plugins: a.Host, Events: a.Events,
 			OAuth:  a.Service,
 			Access: &connection.Access{DB: a.Store.Client, Tokens: a.Tokens, Embedding: a.Embedding},
+			Keys: &connection.Keys{
+				Service: a.Service, Rotator: &sealed.Rotator{DB: a.Store.Client, Keys: a.Keys},
+			},
 		},
 		OAuthCallback:   a.OAuth.CallbackHandler(a.Service.CompleteAuthorization),
 		CatalogVersion:  catalog.Version,
