@@ -55,46 +55,56 @@ func (f *tenantFixture) organizations(t *testing.T) int {
 }
 
 func TestTenantWritesRefusedAcrossOrganizations(t *testing.T) {
-	cases := []struct {
-		name  string
-		write func(f *tenantFixture) error
-		// notFound: the write fails as *ent.NotFoundError.
-		notFound bool
-	}{
-		{"UpdateOne", func(f *tenantFixture) error {
-			return f.db.Customer.UpdateOneID(f.custB.ID).SetName("taken").Exec(f.admin)
-		}, true},
-		{"UpdateOne in a transaction", func(f *tenantFixture) error {
-			tx, err := f.db.Tx(f.admin)
-			if err != nil {
-				return err
-			}
-			defer func() { _ = tx.Rollback() }()
-			if err := tx.Customer.UpdateOneID(f.custB.ID).SetName("taken").Exec(f.admin); err != nil {
-				return err
-			}
-			return tx.Commit()
-		}, true},
-		{"UpdateOne of an organization", func(f *tenantFixture) error {
-			return f.db.Organization.UpdateOneID(f.orgB.ID).SetName("taken").Exec(f.admin)
-		}, true},
-		{"DeleteOne", func(f *tenantFixture) error {
-			return f.db.Customer.DeleteOneID(f.custB.ID).Exec(f.admin)
-		}, true},
-		{"Create in another organization", func(f *tenantFixture) error {
-			return f.db.Customer.Create().SetOrganizationID(f.orgB.ID).SetExternalID("x").SetName("taken").Exec(f.admin)
-		}, false},
-		{"Create of an organization", func(f *tenantFixture) error {
-			return f.db.Organization.Create().SetName("taken").SetSlug("org-c").Exec(f.admin)
-		}, false},
-	}
+	checkCrossOrganizationWritesRefused(t, "", func(_ *testing.T, f *tenantFixture) context.Context { return f.admin })
+}
+
+// crossOrganizationWrites are writes of the fixture's first organization's
+// viewer to the second organization's rows.
+var crossOrganizationWrites = []struct {
+	name  string
+	write func(ctx context.Context, f *tenantFixture) error
+	// notFound: the write fails as *ent.NotFoundError.
+	notFound bool
+}{
+	{"UpdateOne", func(ctx context.Context, f *tenantFixture) error {
+		return f.db.Customer.UpdateOneID(f.custB.ID).SetName("taken").Exec(ctx)
+	}, true},
+	{"UpdateOne in a transaction", func(ctx context.Context, f *tenantFixture) error {
+		tx, err := f.db.Tx(ctx)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = tx.Rollback() }()
+		if err := tx.Customer.UpdateOneID(f.custB.ID).SetName("taken").Exec(ctx); err != nil {
+			return err
+		}
+		return tx.Commit()
+	}, true},
+	{"UpdateOne of an organization", func(ctx context.Context, f *tenantFixture) error {
+		return f.db.Organization.UpdateOneID(f.orgB.ID).SetName("taken").Exec(ctx)
+	}, true},
+	{"DeleteOne", func(ctx context.Context, f *tenantFixture) error {
+		return f.db.Customer.DeleteOneID(f.custB.ID).Exec(ctx)
+	}, true},
+	{"Create in another organization", func(ctx context.Context, f *tenantFixture) error {
+		return f.db.Customer.Create().SetOrganizationID(f.orgB.ID).SetExternalID("x").SetName("taken").Exec(ctx)
+	}, false},
+	{"Create of an organization", func(ctx context.Context, f *tenantFixture) error {
+		return f.db.Organization.Create().SetName("taken").SetSlug("org-c").Exec(ctx)
+	}, false},
+}
+
+// checkCrossOrganizationWritesRefused runs every cross-organization write
+// as viewer (fixtures named prefix and the case's index) and checks that
+// each fails and changes nothing.
+func checkCrossOrganizationWritesRefused(t *testing.T, prefix string, viewer func(t *testing.T, f *tenantFixture) context.Context) {
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
 		auth.InstallTenantFilter(s.Client, scopes.CustomerVisible())
-		for i, tc := range cases {
+		for i, tc := range crossOrganizationWrites {
 			t.Run(tc.name, func(t *testing.T) {
-				f := newTenantFixture(t, s, strconv.Itoa(i))
+				f := newTenantFixture(t, s, prefix+strconv.Itoa(i))
 				customers, orgs := f.customers(t), f.organizations(t)
-				err := tc.write(f)
+				err := tc.write(viewer(t, f), f)
 				if err == nil {
 					t.Fatal("a write to another organization succeeded")
 				}
