@@ -45,6 +45,9 @@ type Service struct {
 
 	refreshInit sync.Once
 	refresh     *refresher
+
+	auditInit sync.Once
+	audits    *groupCommit
 }
 
 func (s *Service) now() time.Time {
