@@ -304,7 +304,7 @@ func (r *cachedRows) ColumnTypeScanType(i int) reflect.Type {
 }
 
 var (
-	_ columnTyper = (*cachedRows)(nil)
+	_ columnTyper               = (*cachedRows)(nil)
 	_ driver.Connector          = (*stmtCacheConnector)(nil)
 	_ driver.ExecerContext      = (*cachingConn)(nil)
 	_ driver.QueryerContext     = (*cachingConn)(nil)
