@@ -225,6 +225,11 @@ func (s *Store) Migrate(ctx context.Context) (err error) {
 	if err := migrate.NewSchema(s.drv).Create(ctx); err != nil {
 		return fmt.Errorf("store: migrate: %w", err)
 	}
+	if s.Dialect == dialect.SQLite {
+		if err := s.analyzeSQLite(ctx); err != nil {
+			return err
+		}
+	}
 	s.logger.Info("database migrated", "dialect", s.Dialect, "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
