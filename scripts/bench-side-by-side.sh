@@ -15,7 +15,8 @@
 # connection slots (one of each scope) with an instance, an ORG_ADMIN token
 # and an RS256 embedding token of a customer's user, SAVE_CUSTOMERS (500)
 # customers for saveCredential and PAGE_CUSTOMERS (10 000) credentials for the
-# credentials page. Each round runs wrk -t2 -c50 for DURATION (8) seconds
+# credentials page (CREDENTIALS_PER_CUSTOMER=10 makes it 100 000 credentials of
+# 10 000 customers: the scale rows). Each round runs wrk -t2 -c50 for DURATION (8) seconds
 # against every row in turn: bare, gqlgen, connectionTypes, the runtime read
 # (API key; OAuth 2.0 with a fresh token), configWizard as the admin and as the
 # customer, saveCredential (the plugin's Validate runs; each wrk thread on its
@@ -23,7 +24,10 @@
 # is checked before and after its run: a non-2xx answer or a GraphQL error
 # fails the run. ROWS=a,b limits the plugboard rows; PROFILE_DIR=dir writes a
 # CPU profile of plugboard for each row of the last round; KEEP_WORK=1 keeps
-# the temporary directory (logs).
+# the temporary directory (logs). MEMORY_MINUTES=10 measures memory instead:
+# resident memory (plugboard and its plugin processes) idle and under a mixed
+# load (runtime reads, configWizard, saveCredential at once) for that many
+# minutes, and the live heap after 1 minute and at the end.
 #
 # Needs go, wrk (Debian: apt-get install -y wrk), python3, openssl, and psql
 # for PostgreSQL.

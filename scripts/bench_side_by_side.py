@@ -8,6 +8,7 @@ in interleaved rounds and prints the medians with their ratios.
 """
 
 import base64
+import concurrent.futures
 import http.server
 import json
 import os
@@ -135,13 +136,14 @@ class Bench:
         return answer["data"]
 
     def gql_many(self, mutations):
-        """Runs mutations ALIASES to a request; returns each one's answer."""
-        out = []
-        for i in range(0, len(mutations), ALIASES):
-            part = mutations[i:i + ALIASES]
+        """Runs mutations ALIASES to a request, 3 requests at a time; returns
+        each one's answer."""
+        def run(part):
             data = self.gql("mutation {\n" + "\n".join(f"m{j}: {m}" for j, m in enumerate(part)) + "\n}")
-            out += [data[f"m{j}"] for j in range(len(part))]
-        return out
+            return [data[f"m{j}"] for j in range(len(part))]
+        parts = [mutations[i:i + ALIASES] for i in range(0, len(mutations), ALIASES)]
+        with concurrent.futures.ThreadPoolExecutor(3) as pool:
+            return [a for answers in pool.map(run, parts) for a in answers]
 
     def customers(self, prefix, n):
         answers = self.gql_many([
@@ -182,9 +184,13 @@ class Bench:
         self.save_conn = self.connection("asana.apiKey", "asana-save", "CUSTOMER")
         self.save_customers = self.customers("save", save_customers)
         self.save_many(self.save_conn, self.save_customers, {"apiKey": ASANA_KEY})
-        log(f"seeding: {page_customers} customers with a credential each, for the credentials page")
-        page_conn = self.connection("asana.apiKey", "asana-page", "CUSTOMER")
-        self.save_many(page_conn, self.customers("page", page_customers), {"apiKey": ASANA_KEY})
+        per = int(os.environ.get("CREDENTIALS_PER_CUSTOMER", "1"))
+        log(f"seeding: {page_customers} customers with {per} credential(s) each, for the credentials page")
+        custs = self.customers("page", page_customers)
+        for i in range(per):
+            page_conn = self.connection("asana.apiKey", f"asana-page-{i}", "CUSTOMER")
+            self.save_many(page_conn, custs, {"apiKey": ASANA_KEY})
+            log(f"seeding: {(i + 1) * page_customers} credentials saved")
 
     def seed_wizard(self):
         """An integration with 5 slots, one of each scope, an instance of the
@@ -370,6 +376,67 @@ end
                       f"{med[name] / med['gqlgen']:.2f} | {ratio} |")
 
 
+class Memory:
+    """The resident memory of plugboard and its plugin processes, idle and
+    under load, and its live heap after 1 minute and at the end of a mixed
+    load (runtime reads, configWizard, saveCredential at once)."""
+
+    def __init__(self, bench, minutes):
+        self.b, self.minutes = bench, minutes
+
+    def rss(self):
+        """KiB resident: plugboard's own, and with every child process."""
+        def vmrss(pid):
+            for line in open(f"/proc/{pid}/status"):
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+            return 0
+        pid = self.b.plugboard.pid
+        kids = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout.split()
+        own = vmrss(pid)
+        return own, own + sum(vmrss(int(k)) for k in kids), len(kids)
+
+    def live_heap(self):
+        """Bytes of live heap right after a forced GC (pprof's gc=1)."""
+        url = f"http://127.0.0.1:{self.b.ports['pprof']}/debug/pprof/heap?gc=1&debug=1"
+        with urllib.request.urlopen(url, timeout=60) as r:
+            text = r.read().decode()
+        return int(re.search(r"# HeapAlloc = (\d+)", text).group(1))
+
+    def run(self):
+        rows = self.b.scripts()
+        time.sleep(10)
+        own, total, kids = self.rss()
+        print(f"idle: plugboard {own / 1024:.1f} MiB, with its {kids} plugin processes {total / 1024:.1f} MiB, "
+              f"live heap {self.live_heap() / 2**20:.1f} MiB", flush=True)
+        secs = self.minutes * 60
+        load = []
+        for name in ("runtime-read-apikey", "wizard-admin", "saveCredential"):
+            url, script = rows[name]
+            load.append(subprocess.Popen(["wrk", "-t1", "-c16", f"-d{secs}s", "--timeout", "10s", "-s", script, url],
+                                         stdout=subprocess.PIPE, text=True))
+        start, peak, at1 = time.time(), (0, 0), None
+        while any(p.poll() is None for p in load):
+            time.sleep(5)
+            el = time.time() - start
+            if el >= secs - 3:
+                break
+            own, total, _ = self.rss()
+            peak = (max(peak[0], own), max(peak[1], total))
+            if at1 is None and el >= 60:
+                at1 = self.live_heap()
+                print(f"after 1 min of mixed load: live heap {at1 / 2**20:.1f} MiB", flush=True)
+        end = self.live_heap()
+        for p in load:
+            out = p.communicate()[0]
+            if "Non-2xx" in out or "Socket errors" in out:
+                raise SystemExit(f"bench-side-by-side: the mixed load answered errors:\n{out}")
+        print(f"after {self.minutes} min of mixed load: live heap {end / 2**20:.1f} MiB "
+              f"({(end / at1 - 1) * 100 if at1 else 0:+.1f}% of after 1 min)")
+        print(f"under load (peak of 5 s samples): plugboard {peak[0] / 1024:.1f} MiB, "
+              f"with its plugin processes {peak[1] / 1024:.1f} MiB")
+
+
 def lua_string(s):
     return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
@@ -421,7 +488,10 @@ def main():
         b.build()
         b.start_servers()
         b.seed(int(os.environ.get("SAVE_CUSTOMERS", "500")), int(os.environ.get("PAGE_CUSTOMERS", "10000")))
-        b.table(b.measure(profile_dir))
+        if os.environ.get("MEMORY_MINUTES"):
+            Memory(b, int(os.environ["MEMORY_MINUTES"])).run()
+        else:
+            b.table(b.measure(profile_dir))
     finally:
         b.stop()
         if os.environ.get("KEEP_WORK"):

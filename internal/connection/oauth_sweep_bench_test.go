@@ -28,6 +28,16 @@ func BenchmarkSweep10k(b *testing.B) {
 	b.Run("postgres", func(b *testing.B) { benchSweep(b, storetest.Postgres(b), n) })
 }
 
+// BenchmarkSweep100k is BenchmarkSweep10k at ten times the scale:
+// 100,000 credentials entering the margin, exactly 100,000 token calls.
+//
+//	go test ./internal/connection -run '^$' -bench Sweep100k -benchtime 1x -timeout 60m
+func BenchmarkSweep100k(b *testing.B) {
+	const n = 100_000
+	b.Run("sqlite", func(b *testing.B) { benchSweep(b, storetest.SQLite(b), n) })
+	b.Run("postgres", func(b *testing.B) { benchSweep(b, storetest.Postgres(b), n) })
+}
+
 func benchSweep(b *testing.B, st *store.Store, n int) {
 	e := newEnv(b, st, envOptions{quiet: true})
 	p := newProvider(b)
