@@ -21,7 +21,6 @@ import (
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -84,17 +83,13 @@ func normalizeEndpoint(endpoint string) string {
 }
 
 // NewProvider returns an SDK tracer provider with plugboard's resource
-// (service name and version) and the processor that strips query strings
-// from URL attributes, plus opts (an exporter, say).
+// (service name and version) and opts (an exporter, say).
 func NewProvider(opts ...sdktrace.TracerProviderOption) *sdktrace.TracerProvider {
 	res := resource.NewSchemaless(
 		semconv.ServiceName(ServiceName),
 		semconv.ServiceVersion(Version()),
 	)
-	all := append([]sdktrace.TracerProviderOption{
-		sdktrace.WithResource(res),
-		sdktrace.WithSpanProcessor(stripQueries{}),
-	}, opts...)
+	all := append([]sdktrace.TracerProviderOption{sdktrace.WithResource(res)}, opts...)
 	return sdktrace.NewTracerProvider(all...)
 }
 
@@ -159,7 +154,8 @@ func (t *Tracing) HTTPHandler(h http.Handler) http.Handler {
 }
 
 // HTTPClient returns a copy of c (nil: a client over http.DefaultTransport)
-// whose calls are client spans, children of the caller's span.
+// whose calls are client spans, children of the caller's span. The spans'
+// url.full has no query string.
 func (t *Tracing) HTTPClient(c *http.Client) *http.Client {
 	out := &http.Client{}
 	if c != nil {
@@ -169,7 +165,7 @@ func (t *Tracing) HTTPClient(c *http.Client) *http.Client {
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	out.Transport = otelhttp.NewTransport(base,
+	out.Transport = otelhttp.NewTransport(stripURL{base},
 		otelhttp.WithTracerProvider(t.provider),
 		otelhttp.WithPropagators(propagator),
 	)
@@ -190,26 +186,19 @@ func (t *Tracing) GRPCClientHandler() stats.Handler {
 	)
 }
 
-// stripQueries removes the query string (codes, tokens, signatures) of
-// URL attributes when a span starts; otelhttp's client spans record the
-// full URL.
-type stripQueries struct{}
+// stripURL sits under otelhttp's transport: it replaces the span's
+// url.full, which otelhttp records whole, by the URL without its query
+// string, fragment and user info (codes, tokens, signatures).
+type stripURL struct{ base http.RoundTripper }
 
-var urlKeys = []attribute.Key{"url.full", "http.url", "http.target", "url.query"}
-
-func (stripQueries) OnStart(_ context.Context, s sdktrace.ReadWriteSpan) {
-	for _, kv := range s.Attributes() {
-		for _, k := range urlKeys {
-			if kv.Key == k {
-				s.SetAttributes(attribute.String(string(k), StripQuery(kv.Value.AsString())))
-			}
-		}
+func (s stripURL) RoundTrip(r *http.Request) (*http.Response, error) {
+	if span := trace.SpanFromContext(r.Context()); span.IsRecording() && r.URL != nil {
+		u := *r.URL
+		u.User, u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = nil, "", false, "", ""
+		span.SetAttributes(semconv.URLFull(u.String()))
 	}
+	return s.base.RoundTrip(r)
 }
-
-func (stripQueries) OnEnd(sdktrace.ReadOnlySpan)      {}
-func (stripQueries) Shutdown(context.Context) error   { return nil }
-func (stripQueries) ForceFlush(context.Context) error { return nil }
 
 // StripQuery returns u without its query string and fragment.
 func StripQuery(u string) string {
