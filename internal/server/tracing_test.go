@@ -407,7 +407,7 @@ func checkRefreshSpan(t *testing.T, env *tracedEnv, tokenURL string) {
 	}
 	refresh := clients[1]
 	chain := ancestors(all, refresh)
-	if len(chain) == 0 || !strings.HasPrefix(chain[len(chain)-1], "GET /runtime/v1/credentials/") {
+	if len(chain) == 0 || chain[len(chain)-1] != "GET /runtime/v1/credentials/{id}" {
 		t.Errorf("the refresh's parents are %v, want the runtime read's server span at the root", chain)
 	}
 	exchange := ancestors(all, clients[0])

@@ -147,10 +147,22 @@ func (t *Tracing) HTTPHandler(h http.Handler) http.Handler {
 	return otelhttp.NewHandler(h, "plugboard",
 		otelhttp.WithTracerProvider(t.provider),
 		otelhttp.WithPropagators(propagator),
-		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
-			return r.Method + " " + r.URL.Path
-		}),
+		otelhttp.WithSpanNameFormatter(serverSpanName),
 	)
+}
+
+// serverSpanName is "METHOD route": the ServeMux pattern once the mux has
+// routed the request ("GET /runtime/v1/credentials/{id}", not every id),
+// the path before.
+func serverSpanName(_ string, r *http.Request) string {
+	route := r.Pattern
+	if route == "" {
+		route = r.URL.Path
+	}
+	if strings.HasPrefix(route, r.Method+" ") {
+		return route
+	}
+	return r.Method + " " + route
 }
 
 // HTTPClient returns a copy of c (nil: a client over http.DefaultTransport)
