@@ -117,18 +117,18 @@ func fromSDK(s tracetest.SpanStub) span {
 	}
 	out.texts = append(out.texts, s.Name, s.Status.Description)
 	for _, kv := range s.Attributes {
-		out.attrs[string(kv.Key)] = kv.Value.Emit()
-		out.texts = append(out.texts, string(kv.Key), kv.Value.Emit())
+		out.attrs[string(kv.Key)] = kv.Value.String()
+		out.texts = append(out.texts, string(kv.Key), kv.Value.String())
 	}
 	for _, e := range s.Events {
 		out.texts = append(out.texts, e.Name)
 		for _, kv := range e.Attributes {
-			out.texts = append(out.texts, string(kv.Key), kv.Value.Emit())
+			out.texts = append(out.texts, string(kv.Key), kv.Value.String())
 		}
 	}
 	for _, l := range s.Links {
 		for _, kv := range l.Attributes {
-			out.texts = append(out.texts, string(kv.Key), kv.Value.Emit())
+			out.texts = append(out.texts, string(kv.Key), kv.Value.String())
 		}
 	}
 	return out
