@@ -40,7 +40,7 @@ func (r *queryResolver) APITokens(ctx context.Context, after *entgql.Cursor[int]
 	if _, err := connection.Authorize(ctx, connection.ReadAPITokens); err != nil {
 		return nil, err
 	}
-	return r.DB.APIToken.Query().Paginate(ctx, after, first, before, last,
+	return r.DB.APIToken.Query().Paginate(pageContext(ctx, first, last), after, first, before, last,
 		ent.WithAPITokenOrder(orderBy), ent.WithAPITokenFilter(where.Filter))
 }
 
@@ -49,7 +49,7 @@ func (r *queryResolver) AuditEvents(ctx context.Context, after *entgql.Cursor[in
 	if _, err := connection.Authorize(ctx, connection.ReadAuditLog); err != nil {
 		return nil, err
 	}
-	return r.DB.AuditEvent.Query().Paginate(ctx, after, first, before, last,
+	return r.DB.AuditEvent.Query().Paginate(pageContext(ctx, first, last), after, first, before, last,
 		ent.WithAuditEventOrder(orderBy), ent.WithAuditEventFilter(where.Filter))
 }
 
@@ -58,7 +58,7 @@ func (r *queryResolver) Connections(ctx context.Context, after *entgql.Cursor[in
 	if _, err := connection.Authorize(ctx, connection.ReadConnections); err != nil {
 		return nil, err
 	}
-	return r.DB.Connection.Query().Paginate(ctx, after, first, before, last,
+	return r.DB.Connection.Query().Paginate(pageContext(ctx, first, last), after, first, before, last,
 		ent.WithConnectionOrder(orderBy), ent.WithConnectionFilter(where.Filter))
 }
 
@@ -67,7 +67,7 @@ func (r *queryResolver) ConnectionTypes(ctx context.Context, after *entgql.Curso
 	if _, err := connection.Authorize(ctx, connection.ReadCatalog); err != nil {
 		return nil, err
 	}
-	return r.DB.ConnectionType.Query().Paginate(ctx, after, first, before, last,
+	return r.DB.ConnectionType.Query().Paginate(pageContext(ctx, first, last), after, first, before, last,
 		ent.WithConnectionTypeOrder(orderBy), ent.WithConnectionTypeFilter(where.Filter))
 }
 
@@ -76,7 +76,7 @@ func (r *queryResolver) Credentials(ctx context.Context, after *entgql.Cursor[in
 	if _, err := connection.Authorize(ctx, connection.ReadCredentials); err != nil {
 		return nil, err
 	}
-	conn, err := r.DB.Credential.Query().Paginate(ctx, after, first, before, last,
+	conn, err := r.DB.Credential.Query().Paginate(pageContext(ctx, first, last), after, first, before, last,
 		ent.WithCredentialOrder(orderBy), ent.WithCredentialFilter(where.Filter))
 	return r.withTypes(ctx, conn, err)
 }
@@ -86,7 +86,7 @@ func (r *queryResolver) Customers(ctx context.Context, after *entgql.Cursor[int]
 	if _, err := connection.Authorize(ctx, connection.ReadCustomers); err != nil {
 		return nil, err
 	}
-	return r.DB.Customer.Query().Paginate(ctx, after, first, before, last,
+	return r.DB.Customer.Query().Paginate(pageContext(ctx, first, last), after, first, before, last,
 		ent.WithCustomerOrder(orderBy), ent.WithCustomerFilter(where.Filter))
 }
 
@@ -95,7 +95,7 @@ func (r *queryResolver) Instances(ctx context.Context, after *entgql.Cursor[int]
 	if _, err := connection.Authorize(ctx, connection.ReadInstances); err != nil {
 		return nil, err
 	}
-	return r.DB.Instance.Query().Paginate(ctx, after, first, before, last,
+	return r.DB.Instance.Query().Paginate(pageContext(ctx, first, last), after, first, before, last,
 		ent.WithInstanceOrder(orderBy), ent.WithInstanceFilter(where.Filter))
 }
 
@@ -104,7 +104,7 @@ func (r *queryResolver) Integrations(ctx context.Context, after *entgql.Cursor[i
 	if _, err := connection.Authorize(ctx, connection.ReadIntegrations); err != nil {
 		return nil, err
 	}
-	return r.DB.Integration.Query().Paginate(ctx, after, first, before, last,
+	return r.DB.Integration.Query().Paginate(pageContext(ctx, first, last), after, first, before, last,
 		ent.WithIntegrationOrder(orderBy), ent.WithIntegrationFilter(where.Filter))
 }
 
@@ -113,7 +113,7 @@ func (r *queryResolver) Plugins(ctx context.Context, after *entgql.Cursor[int], 
 	if _, err := connection.Authorize(ctx, connection.ReadCatalog); err != nil {
 		return nil, err
 	}
-	return r.DB.Plugin.Query().Paginate(ctx, after, first, before, last,
+	return r.DB.Plugin.Query().Paginate(pageContext(ctx, first, last), after, first, before, last,
 		ent.WithPluginOrder(orderBy), ent.WithPluginFilter(where.Filter))
 }
 
@@ -122,7 +122,7 @@ func (r *queryResolver) SigningKeys(ctx context.Context, after *entgql.Cursor[in
 	if _, err := connection.Authorize(ctx, connection.ReadSigningKeys); err != nil {
 		return nil, err
 	}
-	return r.DB.SigningKey.Query().Paginate(ctx, after, first, before, last,
+	return r.DB.SigningKey.Query().Paginate(pageContext(ctx, first, last), after, first, before, last,
 		ent.WithSigningKeyOrder(orderBy), ent.WithSigningKeyFilter(where.Filter))
 }
 

@@ -82,6 +82,7 @@ func newServeCmd() *cobra.Command {
 	var sf storeFlags
 	var addr, pluginDir, publicURL, otlpEndpoint string
 	var dev, introspection bool
+	var pprofAddr *string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the plugboard server: GraphQL API, GraphiQL, OAuth 2.0 callback, health and metrics",
@@ -98,6 +99,9 @@ default organization's admin and GraphiQL comes with an admin token filled in.`,
 				pluginDir = defaultPluginDir(sf.dataDir)
 			}
 			log := logger()
+			if _, err := startPprof(*pprofAddr, log); err != nil {
+				return fmt.Errorf("--pprof-addr: %w", err)
+			}
 			app, err := server.Open(ctx, server.Options{
 				Addr: addr, DataDir: sf.dataDir, DatabaseURL: sf.databaseURL,
 				PluginDir: pluginDir, Dev: dev, Logger: log, PublicURL: publicURL,
@@ -112,18 +116,11 @@ default organization's admin and GraphiQL comes with an admin token filled in.`,
 				app.Close()
 				log.Info("plugboard stopped")
 			}()
-			return app.Serve(ctx, addr, func(a net.Addr) {
-				log.Info("plugboard is serving", "addr", a.String(), "database", app.Store.Describe(),
-					"plugin_dir", pluginDir, "dev", dev)
-				if dev {
-					host := "localhost"
-					_, port, _ := net.SplitHostPort(a.String())
-					fmt.Fprintf(os.Stderr, "\n  GraphiQL:    http://%s:%s/graphql\n  Admin token: %s\n\n", host, port, app.DevToken)
-				}
-			})
+			return app.Serve(ctx, addr, announce(log, app, pluginDir, dev))
 		},
 	}
 	sf.register(cmd)
+	pprofAddr = registerPprofFlag(cmd)
 	cmd.Flags().StringVar(&addr, "addr", envOr("PLUGBOARD_ADDR", ":8080"), "address to listen on (env PLUGBOARD_ADDR)")
 	cmd.Flags().StringVar(&pluginDir, "plugin-dir", os.Getenv("PLUGBOARD_PLUGIN_DIR"),
 		"directory of plugin binaries and their lock file (default <data-dir>/plugins; env PLUGBOARD_PLUGIN_DIR)")
@@ -136,6 +133,20 @@ default organization's admin and GraphiQL comes with an admin token filled in.`,
 	cmd.Flags().BoolVar(&dev, "dev", os.Getenv("PLUGBOARD_DEV") == "1",
 		"local mode: requests without a token act as the default organization's admin (env PLUGBOARD_DEV=1)")
 	return cmd
+}
+
+// announce is the serve command's line once it listens on a, with
+// GraphiQL's address and the admin token in --dev.
+func announce(log *slog.Logger, app *server.App, pluginDir string, dev bool) func(a net.Addr) {
+	return func(a net.Addr) {
+		log.Info("plugboard is serving", "addr", a.String(), "database", app.Store.Describe(),
+			"plugin_dir", pluginDir, "dev", dev)
+		if dev {
+			host := "localhost"
+			_, port, _ := net.SplitHostPort(a.String())
+			fmt.Fprintf(os.Stderr, "\n  GraphiQL:    http://%s:%s/graphql\n  Admin token: %s\n\n", host, port, app.DevToken)
+		}
+	}
 }
 
 func newMigrateCmd() *cobra.Command {

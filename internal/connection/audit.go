@@ -48,6 +48,11 @@ func (s *Service) writeAudit(ctx context.Context, db *ent.Client, e auditEntry) 
 
 // writeAudit writes e at the time at; Service.writeAudit and Access call it.
 func writeAudit(ctx context.Context, db *ent.Client, at time.Time, e auditEntry) error {
+	return auditCreate(db, at, e).Exec(ctx)
+}
+
+// auditCreate is the builder of e's row, written at at.
+func auditCreate(db *ent.Client, at time.Time, e auditEntry) *ent.AuditEventCreate {
 	c := db.AuditEvent.Create().
 		SetOrganizationID(e.orgID).
 		SetActor(e.actor).
@@ -60,18 +65,27 @@ func writeAudit(ctx context.Context, db *ent.Client, at time.Time, e auditEntry)
 	if e.connectionID != 0 {
 		c.SetConnectionID(e.connectionID)
 	}
-	return c.Exec(ctx)
+	return c
 }
 
 // AuditRuntimeRead records that an integration runtime read a credential's
-// values.
+// values. It returns once the row is committed: concurrent reads' rows are
+// committed together (groupCommit), so the audit of a read answered 200
+// survives the process being killed right after.
 func (s *Service) AuditRuntimeRead(ctx context.Context, c *ent.Credential) error {
 	v, err := Authorize(ctx, ReadRuntimeValues)
 	if err != nil {
 		return err
 	}
-	return s.audit(ctx, s.DB, v, auditEntry{
+	return s.runtimeAudits().write(ctx, s.now(), auditEntry{
+		orgID: v.OrganizationID, actor: v.Actor,
 		credentialID: c.ID, connectionID: c.ConnectionID, action: "credential.runtime_read",
 		message: "values read by an integration runtime",
 	})
+}
+
+// runtimeAudits is the group commit of runtime-read audit entries.
+func (s *Service) runtimeAudits() *groupCommit {
+	s.auditInit.Do(func() { s.audits = &groupCommit{db: s.DB} })
+	return s.audits
 }

@@ -68,6 +68,10 @@ func (s *Service) ReadForRuntime(ctx context.Context, id int, minValidity time.D
 	if err != nil {
 		return nil, notFound("credential", id)
 	}
+	if err := s.runtimeConnection(ctx, c); err != nil {
+		s.log().Error("runtime read: loading the connection", "credential", c.ID, "err", err)
+		return nil, errRuntimeInternal
+	}
 	ct, values, err := s.Resolved(ctx, c)
 	if err != nil {
 		s.log().Error("runtime read: resolving values", "credential", c.ID, "err", err)
@@ -76,7 +80,7 @@ func (s *Service) ReadForRuntime(ctx context.Context, id int, minValidity time.D
 	r := &RuntimeRead{Credential: c, Type: ct, Values: values}
 	switch {
 	case isOAuth(ct):
-		if r.Token, err = s.Token(ctx, c.ID, minValidity); err != nil {
+		if r.Token, err = s.token(ctx, c.ID, minValidity, c); err != nil {
 			return nil, &TokenError{Err: err}
 		}
 	case c.Status != credential.StatusACTIVE:

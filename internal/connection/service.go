@@ -45,6 +45,14 @@ type Service struct {
 
 	refreshInit sync.Once
 	refresh     *refresher
+
+	// Catalog, when set, is the plugin catalog this process syncs: its
+	// version tells when the cached connection types are stale.
+	Catalog *Catalog
+
+	auditInit sync.Once
+	audits    *groupCommit
+	types     typeCache
 }
 
 func (s *Service) now() time.Time {

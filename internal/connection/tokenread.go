@@ -28,6 +28,13 @@ import (
 // The viewer of ctx must be a RUNTIME or ORG_ADMIN viewer of the
 // credential's organization (or plugboard itself).
 func (s *Service) Token(ctx context.Context, credentialID int, minValidity time.Duration) (*oauth.Token, error) {
+	return s.token(ctx, credentialID, minValidity, nil)
+}
+
+// token is Token; loaded, when not nil, is the credential's row as the
+// caller just read it, judged first instead of reading it again (the
+// runtime read), and read afresh after a refresh.
+func (s *Service) token(ctx context.Context, credentialID int, minValidity time.Duration, loaded *ent.Credential) (*oauth.Token, error) {
 	if err := mayReadToken(ctx); err != nil {
 		return nil, err
 	}
@@ -37,9 +44,10 @@ func (s *Service) Token(ctx context.Context, credentialID int, minValidity time.
 	n := need{minValidity: max(minValidity, expirySkew)}
 	var last flightResult
 	for attempt := 0; attempt < 3; attempt++ {
-		if tok, done, err := s.storedToken(ctx, credentialID, n); done {
+		if tok, done, err := s.storedToken(ctx, credentialID, n, loaded); done {
 			return tok, err
 		}
+		loaded = nil
 		select {
 		case r := <-s.fly(ctx, credentialID, n):
 			last = r.Val.(flightResult)
@@ -63,15 +71,19 @@ func mayReadToken(ctx context.Context) error {
 	return err
 }
 
-// storedToken reads the credential's token and decides: done with the
-// token (or an error) to answer, or not done when a refresh must run.
-func (s *Service) storedToken(ctx context.Context, id int, n need) (*oauth.Token, bool, error) {
-	cred, err := s.DB.Credential.Get(ctx, id)
-	if ent.IsNotFound(err) {
-		return nil, true, credentialNotFound(id)
-	}
-	if err != nil {
-		return nil, true, err
+// storedToken reads the credential's token (from cred when not nil) and
+// decides: done with the token (or an error) to answer, or not done when a
+// refresh must run.
+func (s *Service) storedToken(ctx context.Context, id int, n need, cred *ent.Credential) (*oauth.Token, bool, error) {
+	if cred == nil {
+		var err error
+		cred, err = s.DB.Credential.Get(ctx, id)
+		if ent.IsNotFound(err) {
+			return nil, true, credentialNotFound(id)
+		}
+		if err != nil {
+			return nil, true, err
+		}
 	}
 	tok, err := s.OAuth.Open(ctx, cred)
 	if err != nil {

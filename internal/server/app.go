@@ -130,7 +130,7 @@ func Open(ctx context.Context, o Options) (_ *App, err error) {
 	if err = a.openEvents(); err != nil {
 		return nil, err
 	}
-	a.buildServices()
+	a.buildServices(catalog)
 	a.startSweeper()
 	cfg, err := a.handlerConfig(ctx, catalog)
 	if err != nil {
@@ -249,7 +249,7 @@ func (a *App) openEvents() error {
 // buildServices builds the domain in one direction: the OAuth 2.0 token
 // engine, then the connection service that owns credential state and
 // calls it, then the API tokens.
-func (a *App) buildServices() {
+func (a *App) buildServices(catalog *connection.Catalog) {
 	db := a.Store.Client
 	httpClient := a.Options.OAuthHTTPClient
 	if a.Tracing != nil {
@@ -262,6 +262,7 @@ func (a *App) buildServices() {
 	a.Service = &connection.Service{
 		DB: db, Plugins: a.Host, Keys: a.Keys, Log: a.Log, Events: a.Events, OAuth: a.OAuth,
 		Refresh: connection.RefreshOptions{Dialect: a.Store.Dialect, SQL: a.Store.DB},
+		Catalog: catalog,
 	}
 	a.Tokens = auth.NewTokens(db)
 	a.Tokens.Revocations = revocations{a.Events}

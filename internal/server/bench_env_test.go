@@ -55,14 +55,14 @@ type benchEnv struct {
 // `plugboard serve` does without --dev (Info level; here into io.Discard).
 // servertest.Start logs at Debug level into an in-memory buffer, one line
 // per request, which would add a test-only cost to every request measured.
-func startBench(b *testing.B, databaseURL string, opts ...store.Option) *benchEnv {
+func startBench(b testing.TB, databaseURL string, opts ...store.Option) *benchEnv {
 	b.Helper()
 	return startBenchOptions(b, server.Options{DatabaseURL: databaseURL, StoreOptions: opts})
 }
 
 // startBenchOptions is startBench with more of server.Options: the data
 // dir, plugin dir and logger are filled in.
-func startBenchOptions(b *testing.B, o server.Options) *benchEnv {
+func startBenchOptions(b testing.TB, o server.Options) *benchEnv {
 	b.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -101,7 +101,7 @@ func startBenchOptions(b *testing.B, o server.Options) *benchEnv {
 
 // benchClient returns an HTTP client keeping up to conns idle connections
 // to one host, so that concurrent clients reuse their connections.
-func benchClient(b *testing.B, conns int) *http.Client {
+func benchClient(b testing.TB, conns int) *http.Client {
 	tr := &http.Transport{
 		MaxIdleConns:        conns * 2,
 		MaxIdleConnsPerHost: conns * 2,
@@ -155,7 +155,7 @@ type gqlResult struct {
 
 // mustQuery posts a GraphQL request and fails b unless it answered 200
 // without errors; it returns the raw body.
-func mustQuery(b *testing.B, c *http.Client, url, token, query string, vars map[string]any) []byte {
+func mustQuery(b testing.TB, c *http.Client, url, token, query string, vars map[string]any) []byte {
 	b.Helper()
 	status, raw, err := post(c, url, token, gqlBody(query, vars))
 	if err != nil {

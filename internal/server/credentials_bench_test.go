@@ -214,7 +214,7 @@ func credentialsPage(c *http.Client, url, token, query string, first int, after 
 // client in bulk, as plugboard itself, with the shape the save pipeline
 // gives them: the non-secret inputs as JSON and, for the secret apiKey,
 // only its metadata (listing never reads the ciphertext).
-func seedCredentials(b *testing.B, env *benchEnv, n int) {
+func seedCredentials(b testing.TB, env *benchEnv, n int) {
 	b.Helper()
 	c := benchClient(b, 1)
 	raw := mustQuery(b, c, env.URL+"/graphql", env.AdminToken,

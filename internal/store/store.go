@@ -59,9 +59,17 @@ type Store struct {
 type Option func(*options)
 
 type options struct {
-	counter      *atomic.Int64
-	maxOpenConns int
-	tracer       trace.TracerProvider
+	counter       *atomic.Int64
+	maxOpenConns  int
+	stmtCacheSize int
+	tracer        trace.TracerProvider
+}
+
+// WithStmtCacheSize sets how many prepared statements each SQLite
+// connection keeps (default DefaultStmtCacheSize); a negative n turns the
+// cache off. PostgreSQL ignores it.
+func WithStmtCacheSize(n int) Option {
+	return func(o *options) { o.stmtCacheSize = n }
 }
 
 // WithStatementCounter makes the store's ent client add one to n for every
@@ -114,7 +122,7 @@ func Open(ctx context.Context, databaseURL, dataDir string, logger *slog.Logger,
 		}
 	}
 
-	db, err := sql.Open(t.driver, t.dsn)
+	db, err := openDB(t, o.stmtCacheSize)
 	if err != nil {
 		return nil, redactErr(err, "open", databaseURL)
 	}
@@ -172,6 +180,19 @@ func createSQLiteFile(path string) error {
 	return f.Close()
 }
 
+// openDB opens the pool of t; SQLite connections keep their prepared
+// statements (see stmtCacheConnector) unless cacheSize < 0.
+func openDB(t target, cacheSize int) (*sql.DB, error) {
+	if t.dialect != dialect.SQLite || cacheSize < 0 {
+		return sql.Open(t.driver, t.dsn)
+	}
+	c, err := newStmtCacheConnector(t.dsn, cacheSize)
+	if err != nil {
+		return nil, err
+	}
+	return sql.OpenDB(c), nil
+}
+
 func configurePool(db *sql.DB, t target, maxOpen int) {
 	switch {
 	case t.memory:
@@ -215,6 +236,11 @@ func (s *Store) Migrate(ctx context.Context) (err error) {
 	}
 	if err := migrate.NewSchema(s.drv).Create(ctx); err != nil {
 		return fmt.Errorf("store: migrate: %w", err)
+	}
+	if s.Dialect == dialect.SQLite {
+		if err := s.analyzeSQLite(ctx); err != nil {
+			return err
+		}
 	}
 	s.logger.Info("database migrated", "dialect", s.Dialect, "took", time.Since(start).Round(time.Millisecond))
 	return nil

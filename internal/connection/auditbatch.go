@@ -1,0 +1,125 @@
+package connection
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/plugboard/plugboard/ent"
+	"github.com/plugboard/plugboard/internal/auth"
+)
+
+// The group commit of runtime-read audit entries: every runtime read must
+// have its audit row committed before its answer is sent, and on SQLite
+// every commit takes its turn on the one writer. Entries queued while a
+// batch commits are written together in the next transaction, each caller
+// answered when its own batch has committed. There is no timer: a lone read
+// commits at once; under load a batch holds what arrived during the commit
+// before it.
+const (
+	// auditBatchMax bounds one transaction's rows.
+	auditBatchMax = 256
+	// auditFlushTimeout bounds one batch's commit, which runs for every
+	// caller in it and so under none of their contexts.
+	auditFlushTimeout = 30 * time.Second
+)
+
+type groupCommit struct {
+	db *ent.Client
+
+	mu      sync.Mutex
+	queue   []*pendingAudit
+	leading bool // a leader is taking batches off the queue
+
+	// batches counts the transactions committed, for tests and metrics.
+	batches atomic.Int64
+	// beforeCommit, when set, runs before each batch's transaction (tests
+	// hold a commit with it to see entries queue behind it).
+	beforeCommit func(n int)
+}
+
+type pendingAudit struct {
+	entry auditEntry
+	at    time.Time
+	done  chan error // buffered: the leader never blocks on a caller
+}
+
+// write queues e, written at at, and returns once its batch committed, with
+// the batch's error, or when ctx ends first (the entry is written all the
+// same).
+func (g *groupCommit) write(ctx context.Context, at time.Time, e auditEntry) error {
+	p := &pendingAudit{entry: e, at: at, done: make(chan error, 1)}
+	g.mu.Lock()
+	g.queue = append(g.queue, p)
+	lead := !g.leading
+	g.leading = true
+	g.mu.Unlock()
+	if lead {
+		go g.lead()
+	}
+	select {
+	case err := <-p.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// lead commits one batch off the queue, in a goroutine of its own so the
+// callers in it wait under their contexts, and hands the lead to a new one
+// while entries wait.
+func (g *groupCommit) lead() {
+	g.mu.Lock()
+	n := min(len(g.queue), auditBatchMax)
+	batch := g.queue[:n:n]
+	g.queue = g.queue[n:]
+	g.mu.Unlock()
+
+	g.deliver(batch, g.commit(batch))
+
+	g.mu.Lock()
+	more := len(g.queue) > 0
+	g.leading = more
+	g.mu.Unlock()
+	if more {
+		go g.lead()
+	}
+}
+
+// deliver answers batch: with err, or when a batch of several failed, with
+// each entry's own error written alone, so one bad row fails only its read.
+func (g *groupCommit) deliver(batch []*pendingAudit, err error) {
+	if err != nil && len(batch) > 1 {
+		for _, p := range batch {
+			p.done <- g.commit([]*pendingAudit{p})
+		}
+		return
+	}
+	for _, p := range batch {
+		p.done <- err
+	}
+}
+
+// commit writes batch in one transaction as plugboard itself: the entries
+// name their organizations, and the batch belongs to no single request.
+func (g *groupCommit) commit(batch []*pendingAudit) error {
+	if g.beforeCommit != nil {
+		g.beforeCommit(len(batch))
+	}
+	ctx, cancel := context.WithTimeout(auth.SystemContext(context.Background()), auditFlushTimeout)
+	defer cancel()
+	err := inTx(ctx, g.db, func(tx *ent.Tx) error {
+		creates := make([]*ent.AuditEventCreate, len(batch))
+		for i, p := range batch {
+			creates[i] = auditCreate(tx.Client(), p.at, p.entry)
+		}
+		return tx.AuditEvent.CreateBulk(creates...).Exec(ctx)
+	})
+	if err != nil {
+		return fmt.Errorf("writing %d audit entries: %w", len(batch), err)
+	}
+	g.batches.Add(1)
+	return nil
+}
