@@ -80,7 +80,7 @@ func newRootCmd() *cobra.Command {
 
 func newServeCmd() *cobra.Command {
 	var sf storeFlags
-	var addr, pluginDir, publicURL string
+	var addr, pluginDir, publicURL, otlpEndpoint string
 	var dev, introspection bool
 	var pprofAddr *string
 	cmd := &cobra.Command{
@@ -107,6 +107,7 @@ default organization's admin and GraphiQL comes with an admin token filled in.`,
 				PluginDir: pluginDir, Dev: dev, Logger: log, PublicURL: publicURL,
 				NoIntrospection: !introspection,
 				MasterKey:       os.Getenv("PLUGBOARD_MASTER_KEY"),
+				OTLPEndpoint:    otlpEndpoint,
 			})
 			if err != nil {
 				return err
@@ -127,6 +128,8 @@ default organization's admin and GraphiQL comes with an admin token filled in.`,
 		"URL where browsers and OAuth 2.0 providers reach this server; the OAuth 2.0 redirect URI is <public-url>/oauth2/callback (default http://localhost:<port>; env PLUGBOARD_PUBLIC_URL)")
 	cmd.Flags().BoolVar(&introspection, "introspection", os.Getenv("PLUGBOARD_INTROSPECTION") != "false",
 		"answer GraphQL schema introspection (GraphiQL needs it); turn off in production to show less (env PLUGBOARD_INTROSPECTION=false)")
+	cmd.Flags().StringVar(&otlpEndpoint, "otlp-endpoint", "",
+		"turn tracing on: export OpenTelemetry spans over OTLP/gRPC to this endpoint, e.g. http://localhost:4317 (default $OTEL_EXPORTER_OTLP_ENDPOINT; neither: tracing off)")
 	cmd.Flags().BoolVar(&dev, "dev", os.Getenv("PLUGBOARD_DEV") == "1",
 		"local mode: requests without a token act as the default organization's admin (env PLUGBOARD_DEV=1)")
 	return cmd

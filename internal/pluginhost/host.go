@@ -21,6 +21,8 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc/stats"
+
 	"github.com/plugboard/plugboard/plugins/sdk"
 )
 
@@ -97,6 +99,14 @@ type Config struct {
 	// to a plugin (method: describe, validate, test or ping); the server
 	// turns it into a latency histogram.
 	ObserveCall func(plugin, method string, d time.Duration, err error)
+
+	// GRPCStatsHandler, if set, sees every call to a plugin (the tracing
+	// of the calls: otelgrpc's client handler, which puts the trace
+	// context in the gRPC metadata). Nil wraps nothing.
+	GRPCStatsHandler stats.Handler
+	// PluginEnv is extra environment for plugin processes, such as the
+	// OTLP endpoint they export their spans to (sdk.OTLPEndpointEnv).
+	PluginEnv []string
 }
 
 func (c Config) withDefaults() Config {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	goplugin "github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
 
 	"github.com/plugboard/plugboard/plugins/sdk"
 )
@@ -150,8 +151,14 @@ func (m *managed) newClient(sum []byte) (*exec.Cmd, *goplugin.Client) {
 	// Let the plugin log at the level the host keeps; the host's own
 	// environment (appended by go-plugin) still wins if it sets it.
 	cmd.Env = []string{sdk.LogLevelEnv + "=" + strings.ToLower(logger.GetLevel().String())}
+	cmd.Env = append(cmd.Env, m.h.cfg.PluginEnv...)
 	ownProcessGroup(cmd)
+	var dial []grpc.DialOption
+	if h := m.h.cfg.GRPCStatsHandler; h != nil {
+		dial = append(dial, grpc.WithStatsHandler(h))
+	}
 	client := goplugin.NewClient(&goplugin.ClientConfig{
+		GRPCDialOptions:  dial,
 		HandshakeConfig:  sdk.Handshake,
 		Plugins:          sdk.PluginSet(),
 		Cmd:              cmd,

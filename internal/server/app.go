@@ -27,6 +27,7 @@ import (
 	"github.com/plugboard/plugboard/internal/secrets"
 	"github.com/plugboard/plugboard/internal/secrets/sealed"
 	"github.com/plugboard/plugboard/internal/store"
+	"github.com/plugboard/plugboard/internal/telemetry"
 	"github.com/plugboard/plugboard/plugins/sdk"
 )
 
@@ -66,6 +67,12 @@ type Options struct {
 	// OAuthHTTPClient makes the calls to OAuth 2.0 providers (nil: a client
 	// with the engine's default timeouts).
 	OAuthHTTPClient *http.Client
+	// OTLPEndpoint turns tracing on: spans are exported over OTLP/gRPC
+	// there (empty: $OTEL_EXPORTER_OTLP_ENDPOINT; neither: tracing off).
+	OTLPEndpoint string
+	// Tracing, if set, is used instead of a provider built from
+	// OTLPEndpoint (tests and benchmarks bring their own exporter).
+	Tracing *telemetry.Tracing
 }
 
 // App is a running plugboard: its store, plugin host, services and HTTP
@@ -83,6 +90,8 @@ type App struct {
 	Log      *slog.Logger
 	Events   *events.Bus
 	OAuth    *oauth.Service
+	// Tracing is nil when tracing is off.
+	Tracing *telemetry.Tracing
 
 	// Embedding verifies CUSTOMER_USER embedding tokens.
 	Embedding *auth.Embedding
@@ -105,6 +114,9 @@ func Open(ctx context.Context, o Options) (_ *App, err error) {
 			a.Close()
 		}
 	}()
+	if err = a.openTracing(ctx); err != nil {
+		return nil, err
+	}
 	if err = a.openStore(ctx); err != nil {
 		return nil, err
 	}
@@ -128,10 +140,30 @@ func Open(ctx context.Context, o Options) (_ *App, err error) {
 	return a, nil
 }
 
+// openTracing installs the tracer provider when tracing is on.
+func (a *App) openTracing(ctx context.Context) error {
+	a.Tracing = a.Options.Tracing
+	if a.Tracing != nil {
+		return nil
+	}
+	var err error
+	if a.Tracing, err = telemetry.Setup(ctx, a.Options.OTLPEndpoint); err != nil {
+		return err
+	}
+	if a.Tracing != nil {
+		a.Log.Info("tracing on", "otlp_endpoint", store.RedactURL(a.Tracing.PluginEndpoint()))
+	}
+	return nil
+}
+
 // openStore opens and migrates the store and installs the tenant filter.
 func (a *App) openStore(ctx context.Context) error {
 	var err error
-	if a.Store, err = store.Open(ctx, a.Options.DatabaseURL, a.Options.DataDir, a.Log, a.Options.StoreOptions...); err != nil {
+	opts := a.Options.StoreOptions
+	if a.Tracing != nil {
+		opts = append(opts[:len(opts):len(opts)], store.WithTracerProvider(a.Tracing.Provider()))
+	}
+	if a.Store, err = store.Open(ctx, a.Options.DatabaseURL, a.Options.DataDir, a.Log, opts...); err != nil {
 		return err
 	}
 	if err = a.Store.Migrate(ctx); err != nil {
@@ -162,7 +194,7 @@ func (a *App) openKeys(ctx context.Context) error {
 // in the catalog, and exports their state as a gauge.
 func (a *App) startPlugins(ctx context.Context, catalog *connection.Catalog) error {
 	log := a.Log
-	a.Host = pluginhost.New(pluginhost.Config{
+	cfg := pluginhost.Config{
 		Dir:         a.Options.PluginDir,
 		Logger:      log.With("component", "pluginhost"),
 		CallTimeout: a.Options.PluginCallTimeout,
@@ -176,7 +208,14 @@ func (a *App) startPlugins(ctx context.Context, catalog *connection.Catalog) err
 				log.Error("recording plugin status", "plugin", p.Name, "err", err)
 			}
 		},
-	})
+	}
+	if a.Tracing != nil {
+		cfg.GRPCStatsHandler = a.Tracing.GRPCClientHandler()
+		if env := a.Tracing.PluginEnv(); env != "" {
+			cfg.PluginEnv = []string{env}
+		}
+	}
+	a.Host = pluginhost.New(cfg)
 	if err := a.Host.Start(ctx); err != nil {
 		return fmt.Errorf("starting plugins: %w", err)
 	}
@@ -212,8 +251,12 @@ func (a *App) openEvents() error {
 // calls it, then the API tokens.
 func (a *App) buildServices(catalog *connection.Catalog) {
 	db := a.Store.Client
+	httpClient := a.Options.OAuthHTTPClient
+	if a.Tracing != nil {
+		httpClient = a.Tracing.HTTPClient(httpClient)
+	}
 	a.OAuth = oauth.New(oauth.Config{
-		DB: db, Keys: a.Keys, Logger: a.Log, HTTPClient: a.Options.OAuthHTTPClient,
+		DB: db, Keys: a.Keys, Logger: a.Log, HTTPClient: httpClient,
 		CallbackURL: callbackURL(a.Options), ObserveRefresh: a.Metrics.ObserveTokenRefresh,
 	})
 	a.Service = &connection.Service{
@@ -262,6 +305,7 @@ func (a *App) handlerConfig(ctx context.Context, catalog *connection.Catalog) (C
 		Metrics:         a.Metrics,
 		Ready:           a.Ready,
 		NoIntrospection: o.NoIntrospection,
+		Tracing:         a.Tracing,
 	}
 	if o.NoCatalogCache {
 		cfg.CatalogVersion = nil
@@ -323,6 +367,14 @@ func (a *App) Close() {
 	}
 	if a.Store != nil {
 		_ = a.Store.Close()
+	}
+	if a.Tracing != nil {
+		// Flush the spans of the last requests and of shutting down.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := a.Tracing.Shutdown(ctx); err != nil {
+			a.Log.Warn("flushing traces", "err", err)
+		}
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -16,10 +17,14 @@ import (
 	"testing"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
 	"github.com/plugboard/plugboard/internal/auth"
 	"github.com/plugboard/plugboard/internal/server"
 	"github.com/plugboard/plugboard/internal/server/servertest"
 	"github.com/plugboard/plugboard/internal/store"
+	"github.com/plugboard/plugboard/internal/telemetry"
 )
 
 // Helpers shared by the benchmarks of this package. Nothing here runs in a
@@ -63,6 +68,13 @@ func startBenchOptions(b testing.TB, o server.Options) *benchEnv {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	o.DataDir, o.PluginDir, o.Logger = b.TempDir(), servertest.PluginDir(b, bundledPlugins()...), log
+	if os.Getenv("PLUGBOARD_BENCH_TRACING") == "1" && o.Tracing == nil {
+		// Tracing on, every span sampled and batched to an exporter that
+		// discards: what tracing costs the server, without a collector.
+		tp := telemetry.NewProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+		b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+		o.Tracing = telemetry.New(tp, "")
+	}
 	app, err := server.Open(ctx, o)
 	if err != nil {
 		b.Fatalf("starting plugboard: %v", err)

@@ -25,6 +25,7 @@ import (
 	"github.com/plugboard/plugboard/internal/auth"
 	"github.com/plugboard/plugboard/internal/connection"
 	"github.com/plugboard/plugboard/internal/server/graphiql"
+	"github.com/plugboard/plugboard/internal/telemetry"
 )
 
 // MaxBodyBytes bounds a GraphQL request body.
@@ -67,6 +68,9 @@ type Config struct {
 	// (connectionTypes, connectionType, plugins); it must change whenever
 	// the catalog does.
 	CatalogVersion func() uint64
+	// Tracing, when not nil, makes spans of every request and GraphQL
+	// operation and resolver; nil wraps nothing.
+	Tracing *telemetry.Tracing
 }
 
 // NewHandler returns plugboard's HTTP handler.
@@ -88,7 +92,11 @@ func NewHandler(cfg Config) http.Handler {
 		mux.Handle("GET /runtime/v1/credentials/{id}", cfg.Metrics.timeRuntimeReads(runtime))
 	}
 	mux.Handle("/graphql", graphQLEndpoint(cfg, authenticate(cfg, graphQLAPI(cfg))))
-	return cfg.Metrics.instrument(logRequests(cfg.Logger, mux))
+	h := cfg.Metrics.instrument(logRequests(cfg.Logger, mux))
+	if cfg.Tracing != nil {
+		h = cfg.Tracing.HTTPHandler(h)
+	}
+	return h
 }
 
 // withDefaults fills in the logger, the metrics and the request timeout.
@@ -129,6 +137,9 @@ func graphQLAPI(cfg Config) *handler.Server {
 	}
 	gql := NewGraphQLHandler(graph.NewSchema(cfg.Resolver), cfg.Logger, websocketAuth(cfg), hopts...)
 	gql.AroundOperations(cfg.Metrics.timeOperations)
+	if cfg.Tracing != nil {
+		gql.Use(cfg.Tracing.GraphQL())
+	}
 	if cfg.CatalogVersion != nil {
 		gql.Use(newCatalogCache(cfg.CatalogVersion))
 	}

@@ -18,7 +18,8 @@ import (
 	"entgo.io/ent/dialect"
 	entsql "entgo.io/ent/dialect/sql"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
-	_ "modernc.org/sqlite"             // registers the "sqlite" database/sql driver
+	"go.opentelemetry.io/otel/trace"
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
 	"github.com/plugboard/plugboard/ent"
 	"github.com/plugboard/plugboard/ent/migrate"
@@ -61,6 +62,7 @@ type options struct {
 	counter       *atomic.Int64
 	maxOpenConns  int
 	stmtCacheSize int
+	tracer        trace.TracerProvider
 }
 
 // WithStmtCacheSize sets how many prepared statements each SQLite
@@ -75,6 +77,13 @@ func WithStmtCacheSize(n int) Option {
 // Migrate's statements are not counted.
 func WithStatementCounter(n *atomic.Int64) Option {
 	return func(o *options) { o.counter = n }
+}
+
+// WithTracerProvider makes every statement of the store's ent client a span
+// of tp (see TracingDriver). Nil leaves the driver unwrapped. Migrate's
+// statements are not traced.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(o *options) { o.tracer = tp }
 }
 
 // WithMaxOpenConns overrides the pool size (DefaultSQLiteMaxOpenConns or
@@ -127,6 +136,9 @@ func Open(ctx context.Context, databaseURL, dataDir string, logger *slog.Logger,
 	var clientDrv dialect.Driver = drv
 	if o.counter != nil {
 		clientDrv = NewCountingDriver(drv, o.counter)
+	}
+	if o.tracer != nil {
+		clientDrv = NewTracingDriver(clientDrv, o.tracer, t.dialect)
 	}
 	logger.Info("database opened", "dialect", t.dialect, "database", display)
 	return &Store{

@@ -5,6 +5,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 
 	pb "github.com/plugboard/plugboard/plugins/sdk/internal/proto"
@@ -49,13 +50,17 @@ type ProviderPlugin struct {
 	Impl Provider
 	// Logger, if set, receives the plugin-side log of recovered panics.
 	Logger hclog.Logger
+
+	// tracer, set by Serve when the host traces, makes the spans of
+	// Validate and Test.
+	tracer trace.Tracer
 }
 
 var _ plugin.GRPCPlugin = (*ProviderPlugin)(nil)
 
 // GRPCServer registers the provider on the plugin's gRPC server.
 func (p *ProviderPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
-	pb.RegisterProviderServer(s, &grpcServer{impl: p.Impl, logger: p.Logger})
+	pb.RegisterProviderServer(s, &grpcServer{impl: p.Impl, logger: p.Logger, tracer: p.tracer})
 	return nil
 }
 

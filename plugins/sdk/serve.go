@@ -89,10 +89,12 @@ func Serve(p Provider, opts ...ServeOption) {
 	}
 	logger.Debug("serving plugboard plugin", "protocol", fmt.Sprintf("%d.%d", ProtocolVersion, protocolMinor))
 
+	tracing := startTracing(os.Getenv(OTLPEndpointEnv), name)
+	defer tracing.shutdown()
 	sc := &plugin.ServeConfig{
 		HandshakeConfig: Handshake,
-		Plugins:         plugin.PluginSet{PluginName: &ProviderPlugin{Impl: p, Logger: logger}},
-		GRPCServer:      plugin.DefaultGRPCServer,
+		Plugins:         plugin.PluginSet{PluginName: &ProviderPlugin{Impl: p, Logger: logger, tracer: tracing.tracer()}},
+		GRPCServer:      tracing.grpcServer(),
 		Logger:          logger,
 	}
 	if cfg.debug {

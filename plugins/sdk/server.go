@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 
 	"github.com/hashicorp/go-hclog"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -19,6 +20,8 @@ type grpcServer struct {
 	pb.UnimplementedProviderServer
 	impl   Provider
 	logger hclog.Logger
+	// tracer, if set, makes a span of every Validate and Test.
+	tracer trace.Tracer
 }
 
 func (s *grpcServer) Describe(ctx context.Context, _ *pb.DescribeRequest) (resp *pb.DescribeResponse, err error) {
@@ -35,6 +38,8 @@ func (s *grpcServer) Describe(ctx context.Context, _ *pb.DescribeRequest) (resp 
 }
 
 func (s *grpcServer) Validate(ctx context.Context, req *pb.ValidateRequest) (resp *pb.ValidateResponse, err error) {
+	ctx, end := startSpan(ctx, s.tracer, "Validate", req.GetTypeKey())
+	defer func() { end(err) }()
 	defer s.recoverPanic("Validate", &err)
 	r, err := s.impl.Validate(ctx, &ValidateRequest{
 		TypeKey: req.GetTypeKey(),
@@ -54,6 +59,8 @@ func (s *grpcServer) Validate(ctx context.Context, req *pb.ValidateRequest) (res
 }
 
 func (s *grpcServer) Test(ctx context.Context, req *pb.TestRequest) (resp *pb.TestResponse, err error) {
+	ctx, end := startSpan(ctx, s.tracer, "Test", req.GetTypeKey())
+	defer func() { end(err) }()
 	defer s.recoverPanic("Test", &err)
 	r, err := s.impl.Test(ctx, &TestRequest{
 		TypeKey: req.GetTypeKey(),

@@ -27,6 +27,7 @@ import (
 	"github.com/plugboard/plugboard/internal/server"
 	"github.com/plugboard/plugboard/internal/store"
 	"github.com/plugboard/plugboard/internal/store/storetest"
+	"github.com/plugboard/plugboard/internal/telemetry"
 )
 
 // Packages are the plugin packages built for tests, by binary name.
@@ -163,6 +164,8 @@ type Config struct {
 	// MasterKey is the base64 master key; empty makes one per Env. Replicas
 	// on one database need the same.
 	MasterKey string
+	// Tracing turns tracing on with the test's provider; nil leaves it off.
+	Tracing *telemetry.Tracing
 }
 
 // Start starts plugboard with cfg, serving on a loopback port, and an admin
@@ -192,6 +195,7 @@ func Start(t testing.TB, cfg Config) *Env {
 		Logger: log, PluginCallTimeout: cfg.CallTimeout, PluginTestTimeout: cfg.TestTimeout,
 		StoreOptions: cfg.StoreOptions, PublicURL: "http://" + ln.Addr().String(),
 		SweepInterval: sweep, NoIntrospection: cfg.NoIntrospection, MasterKey: cfg.MasterKey,
+		Tracing: cfg.Tracing,
 	})
 	if err != nil {
 		_ = ln.Close()
