@@ -67,6 +67,9 @@ type Config struct {
 	// (connectionTypes, connectionType, plugins); it must change whenever
 	// the catalog does.
 	CatalogVersion func() uint64
+	// Generations, when set, turns on the cache of configWizard answers
+	// (wizardfront.go); every write the answers depend on must bump it.
+	Generations *Generations
 }
 
 // NewHandler returns plugboard's HTTP handler.
@@ -87,7 +90,11 @@ func NewHandler(cfg Config) http.Handler {
 		runtime := authenticate(cfg, runtimeHandler(cfg.Runtime, cfg.Logger))
 		mux.Handle("GET /runtime/v1/credentials/{id}", cfg.Metrics.timeRuntimeReads(runtime))
 	}
-	mux.Handle("/graphql", graphQLEndpoint(cfg, authenticate(cfg, graphQLAPI(cfg))))
+	var api http.Handler = graphQLAPI(cfg)
+	if cfg.Generations != nil {
+		api = wizardFront(newWizardCache(cfg.Generations), api)
+	}
+	mux.Handle("/graphql", graphQLEndpoint(cfg, authenticate(cfg, api)))
 	return cfg.Metrics.instrument(logRequests(cfg.Logger, mux))
 }
 
@@ -131,6 +138,9 @@ func graphQLAPI(cfg Config) *handler.Server {
 	gql.AroundOperations(cfg.Metrics.timeOperations)
 	if cfg.CatalogVersion != nil {
 		gql.Use(newCatalogCache(cfg.CatalogVersion))
+	}
+	if cfg.Generations != nil {
+		gql.Use(wizardMarker{})
 	}
 	return gql
 }
