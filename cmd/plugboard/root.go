@@ -81,7 +81,7 @@ func newRootCmd() *cobra.Command {
 func newServeCmd() *cobra.Command {
 	var sf storeFlags
 	var addr, pluginDir, publicURL string
-	var dev, introspection bool
+	var dev, introspection, noWizardCache bool
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the plugboard server: GraphQL API, GraphiQL, OAuth 2.0 callback, health and metrics",
@@ -101,8 +101,8 @@ default organization's admin and GraphiQL comes with an admin token filled in.`,
 			app, err := server.Open(ctx, server.Options{
 				Addr: addr, DataDir: sf.dataDir, DatabaseURL: sf.databaseURL,
 				PluginDir: pluginDir, Dev: dev, Logger: log, PublicURL: publicURL,
-				NoIntrospection: !introspection,
-				MasterKey:       os.Getenv("PLUGBOARD_MASTER_KEY"),
+				NoIntrospection: !introspection, NoWizardCache: noWizardCache,
+				MasterKey: os.Getenv("PLUGBOARD_MASTER_KEY"),
 			})
 			if err != nil {
 				return err
@@ -132,6 +132,7 @@ default organization's admin and GraphiQL comes with an admin token filled in.`,
 		"answer GraphQL schema introspection (GraphiQL needs it); turn off in production to show less (env PLUGBOARD_INTROSPECTION=false)")
 	cmd.Flags().BoolVar(&dev, "dev", os.Getenv("PLUGBOARD_DEV") == "1",
 		"local mode: requests without a token act as the default organization's admin (env PLUGBOARD_DEV=1)")
+	cmd.Flags().BoolVar(&noWizardCache, "no-wizard-cache", false, "compute every configWizard answer afresh (for comparisons)")
 	return cmd
 }
 

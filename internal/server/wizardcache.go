@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -35,6 +36,20 @@ type wizardCache struct {
 	gens    *Generations
 	now     func() time.Time
 	entries *lru.LRU[*wizardEntry]
+
+	// flights are the answers being computed, by key: concurrent misses
+	// of one key and generation wait for one computation instead of each
+	// running its own (50 clients all missing when an answer's TTL ends).
+	mu      sync.Mutex
+	flights map[string]*wizardFlight
+}
+
+// wizardFlight is one answer being computed; entry is set, when the answer
+// may be kept, before done is closed.
+type wizardFlight struct {
+	gen   Generation
+	done  chan struct{}
+	entry *wizardEntry
 }
 
 // wizardEntry is one cached answer.
@@ -46,7 +61,36 @@ type wizardEntry struct {
 }
 
 func newWizardCache(gens *Generations) *wizardCache {
-	return &wizardCache{gens: gens, now: time.Now, entries: lru.New[*wizardEntry](wizardCacheSize)}
+	return &wizardCache{gens: gens, now: time.Now, entries: lru.New[*wizardEntry](wizardCacheSize),
+		flights: map[string]*wizardFlight{}}
+}
+
+// join returns the computation of key at gen under way, or starts one
+// (lead true): the leader must call land.
+func (c *wizardCache) join(key string, gen Generation) (f *wizardFlight, lead bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if f := c.flights[key]; f != nil && f.gen == gen {
+		return f, false
+	}
+	f = &wizardFlight{gen: gen, done: make(chan struct{})}
+	c.flights[key] = f
+	return f, true
+}
+
+// land ends the leader's computation f of key with e (nil: not kept),
+// keeping e in the cache.
+func (c *wizardCache) land(ctx context.Context, key string, f *wizardFlight, e *wizardEntry) {
+	if e != nil {
+		c.put(ctx, key, e)
+		f.entry = e
+	}
+	c.mu.Lock()
+	if c.flights[key] == f {
+		delete(c.flights, key)
+	}
+	c.mu.Unlock()
+	close(f.done)
 }
 
 // wizardKey is the key of a request's answer: everything of the viewer the

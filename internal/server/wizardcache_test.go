@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -303,5 +304,37 @@ func TestWizardCacheNotCached(t *testing.T) {
 			t.Fatal(err)
 		}
 		w.notCached(t, w.AdminToken, audited)
+	})
+}
+
+// Concurrent first requests of one answer compute it once: the others wait
+// for it (or, arriving later, find it cached).
+func TestWizardCacheConcurrentMisses(t *testing.T) {
+	eachDBWizard(t, func(t *testing.T, w *wizardCacheEnv) {
+		s := w.seed
+		// One miss on instance 2 tells what one computation costs (the
+		// token is checked, and then remembered, here).
+		_, _, one := w.wizard(t, w.AdminToken, s.inst2.ID)
+		before := w.stmts.Load()
+		var wg sync.WaitGroup
+		bodies := make([]string, 20)
+		for i := range bodies {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, bodies[i], _ = w.wizard(t, w.AdminToken, s.inst1.ID)
+			}()
+		}
+		wg.Wait()
+		ran := w.stmts.Load() - before
+		for _, b := range bodies[1:] {
+			if b != bodies[0] {
+				t.Fatalf("concurrent answers differ:\n%s\n%s", b, bodies[0])
+			}
+		}
+		// A token check that refreshes meanwhile may add one statement.
+		if ran > one+1 {
+			t.Fatalf("20 concurrent first requests ran %d SQL statements; one runs %d", ran, one)
+		}
 	})
 }

@@ -39,21 +39,46 @@ func wizardFront(c *wizardCache, next http.Handler) http.Handler {
 		// committed after this point makes the answer computed below
 		// stale at once.
 		gen := c.gens.Current(v.OrganizationID)
-		ctx := r.Context()
-		if e, ok := c.get(ctx, key, gen); ok {
-			h := w.Header()
-			h.Set("Content-Type", e.contentType)
-			w.WriteHeader(http.StatusOK)
-			_, _ = w.Write(e.body)
+		if e, ok := c.get(r.Context(), key, gen); ok {
+			writeCached(w, e)
 			return
 		}
-		fill := &wizardFill{}
-		rec := &captureWriter{ResponseWriter: w, status: http.StatusOK}
-		next.ServeHTTP(rec, r.WithContext(withWizardFill(ctx, fill)))
-		if fill.cacheable && rec.status == http.StatusOK && !rec.overflow {
-			c.put(ctx, key, &wizardEntry{gen: gen, contentType: w.Header().Get("Content-Type"), body: rec.buf.Bytes()})
+		f, lead := c.join(key, gen)
+		if !lead {
+			select {
+			case <-f.done:
+				if f.entry != nil {
+					writeCached(w, f.entry)
+					return
+				}
+			case <-r.Context().Done():
+			}
+			next.ServeHTTP(w, r)
+			return
 		}
+		var e *wizardEntry
+		defer func() { c.land(r.Context(), key, f, e) }() // waiters go on even if next panics
+		e = computeWizard(w, r, gen, next)
 	})
+}
+
+// writeCached writes a cached answer.
+func writeCached(w http.ResponseWriter, e *wizardEntry) {
+	w.Header().Set("Content-Type", e.contentType)
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(e.body)
+}
+
+// computeWizard serves r through gqlgen and returns its answer as an
+// entry of generation gen, or nil when it may not be kept.
+func computeWizard(w http.ResponseWriter, r *http.Request, gen Generation, next http.Handler) *wizardEntry {
+	fill := &wizardFill{}
+	rec := &captureWriter{ResponseWriter: w, status: http.StatusOK}
+	next.ServeHTTP(rec, r.WithContext(withWizardFill(r.Context(), fill)))
+	if !fill.cacheable || rec.status != http.StatusOK || rec.overflow {
+		return nil
+	}
+	return &wizardEntry{gen: gen, contentType: w.Header().Get("Content-Type"), body: rec.buf.Bytes()}
 }
 
 // wizardRequest reports whether r is a GraphQL POST with a JSON body, the
