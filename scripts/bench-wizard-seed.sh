@@ -40,27 +40,27 @@ s=$(gql 'mutation {
   a1: createCustomer(input: { externalID: "a1", name: "A1" }) { customer { id } }
   cust: createConnection(input: { typeKey: "asana.apiKey", stableKey: "asana-customer", name: "Asana", scope: CUSTOMER }) { connection { id } }
   other: createConnection(input: { typeKey: "asana.apiKey", stableKey: "asana-other", name: "Asana other", scope: CUSTOMER }) { connection { id } }
-  slack: createConnection(input: { typeKey: "slack.oauth2", stableKey: "slack-integration", name: "Slack", scope: INTEGRATION }) { connection { id } }
   pg: createConnection(input: { typeKey: "postgres.basic", stableKey: "pg-global", name: "Warehouse", scope: ORGANIZATION_GLOBAL }) { connection { id } }
   orgcust: createConnection(input: { typeKey: "asana.apiKey", stableKey: "asana-orgcust", name: "Vendor Asana", scope: ORGANIZATION_CUSTOMER }) { connection { id } }
   user: createConnection(input: { typeKey: "asana.apiKey", stableKey: "asana-user", name: "My Asana", scope: USER }) { connection { id } }
 }')
 a1=$(field "$s" data a1 customer id)
 cust=$(field "$s" data cust connection id) other=$(field "$s" data other connection id)
-slack=$(field "$s" data slack connection id) pg=$(field "$s" data pg connection id)
+pg=$(field "$s" data pg connection id)
 orgcust=$(field "$s" data orgcust connection id) user=$(field "$s" data user connection id)
 
 s=$(gql "mutation {
   u1: createUser(input: { customerID: \"$a1\", externalID: \"u1\", email: \"u1@a1.example\" }) { user { id } }
   createIntegration(input: { key: \"wizard\", name: \"Wizard\", slots: [
     { key: \"asana\", label: \"Asana\", connectionID: \"$cust\" },
-    { key: \"slack\", label: \"Slack\", connectionID: \"$slack\" },
+    { key: \"slack\", label: \"Slack\", typeKey: \"slack.oauth2\" },
     { key: \"warehouse\", label: \"Warehouse\", connectionID: \"$pg\" },
     { key: \"vendorAsana\", label: \"Vendor Asana\", connectionID: \"$orgcust\" },
-    { key: \"myAsana\", label: \"My Asana\", connectionID: \"$user\" } ] }) { integration { id } userErrors { message } }
+    { key: \"myAsana\", label: \"My Asana\", connectionID: \"$user\" } ] }) { integration { id connectionSlots { key connectionID } } userErrors { message } }
 }")
 u1=$(field "$s" data u1 user id)
 integration=$(field "$s" data createIntegration integration id)
+slack=$(python3 -c 'import json,sys; print([x["connectionID"] for x in json.loads(sys.argv[1])["data"]["createIntegration"]["integration"]["connectionSlots"] if x["key"] == "slack"][0])' "$s")
 s=$(gql "mutation { createInstance(input: { integrationID: \"$integration\", customerID: \"$a1\", name: \"A1 wizard\" }) { instance { id } userErrors { message } } }")
 instance=$(field "$s" data createInstance instance id)
 
