@@ -43,6 +43,8 @@ type Bus struct {
 	mu     sync.Mutex
 	subs   map[*subscriber]struct{}
 	remote func(ctx context.Context, ev StatusChange) error
+	// watchers see every status change of every organization (Watch).
+	watchers []func(StatusChange)
 
 	// Revocations (revocations.go).
 	onRevoke     []func(Revocation)
@@ -80,6 +82,9 @@ func (b *Bus) Publish(ctx context.Context, ev StatusChange) {
 func (b *Bus) deliver(ev StatusChange) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	for _, fn := range b.watchers {
+		fn(ev)
+	}
 	for s := range b.subs {
 		if s.org != ev.OrganizationID || (s.cred != 0 && s.cred != ev.CredentialID) {
 			continue
@@ -121,6 +126,15 @@ func (b *Bus) Subscribe(ctx context.Context, orgID, credentialID int) <-chan Sta
 		}
 	}()
 	return out
+}
+
+// Watch registers fn to be called, on this replica, for every status
+// change of every organization published on any replica (with PostgreSQL,
+// as its notification arrives). fn must be quick and must not use the bus.
+func (b *Bus) Watch(fn func(StatusChange)) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.watchers = append(b.watchers, fn)
 }
 
 // Subscribers counts open subscriptions.

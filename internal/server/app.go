@@ -64,6 +64,9 @@ type Options struct {
 	// NoCatalogCache turns off the cache of catalog-only query answers
 	// (for measuring what it saves).
 	NoCatalogCache bool
+	// NoWizardCache turns off the cache of configWizard answers (for
+	// measuring what it saves).
+	NoWizardCache bool
 	// OAuthHTTPClient makes the calls to OAuth 2.0 providers (nil: a client
 	// with the engine's default timeouts).
 	OAuthHTTPClient *http.Client
@@ -95,6 +98,9 @@ type App struct {
 
 	// Embedding verifies CUSTOMER_USER embedding tokens.
 	Embedding *auth.Embedding
+	// Generations count the changes cached configWizard answers follow;
+	// nil with NoWizardCache.
+	Generations *Generations
 
 	stopEvents context.CancelFunc
 	stopSweep  context.CancelFunc
@@ -124,11 +130,18 @@ func Open(ctx context.Context, o Options) (_ *App, err error) {
 		return nil, err
 	}
 	catalog := &connection.Catalog{DB: a.Store.Client}
+	if !o.NoWizardCache {
+		a.Generations = NewGenerations(catalog.Version)
+		a.Store.Client.Use(a.Generations.Hook())
+	}
 	if err = a.startPlugins(ctx, catalog); err != nil {
 		return nil, err
 	}
 	if err = a.openEvents(); err != nil {
 		return nil, err
+	}
+	if a.Generations != nil {
+		a.Generations.WatchStatus(a.Events)
 	}
 	a.buildServices(catalog)
 	a.startSweeper()
@@ -306,6 +319,7 @@ func (a *App) handlerConfig(ctx context.Context, catalog *connection.Catalog) (C
 		Ready:           a.Ready,
 		NoIntrospection: o.NoIntrospection,
 		Tracing:         a.Tracing,
+		Generations:     a.Generations,
 	}
 	if o.NoCatalogCache {
 		cfg.CatalogVersion = nil

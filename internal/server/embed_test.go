@@ -23,7 +23,7 @@ type embedKey struct {
 	priv ed25519.PrivateKey
 }
 
-func newEmbedKey(t *testing.T, kid string) embedKey {
+func newEmbedKey(t testing.TB, kid string) embedKey {
 	t.Helper()
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -32,7 +32,7 @@ func newEmbedKey(t *testing.T, kid string) embedKey {
 	return embedKey{kid: kid, priv: priv}
 }
 
-func (k embedKey) publicPEM(t *testing.T) string {
+func (k embedKey) publicPEM(t testing.TB) string {
 	t.Helper()
 	der, err := x509.MarshalPKIXPublicKey(k.priv.Public())
 	if err != nil {
@@ -43,7 +43,7 @@ func (k embedKey) publicPEM(t *testing.T) string {
 
 // token mints an embedding token of org for user of customer, valid for
 // five minutes.
-func (k embedKey) token(t *testing.T, org, customer, user string) string {
+func (k embedKey) token(t testing.TB, org, customer, user string) string {
 	t.Helper()
 	now := time.Now()
 	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, jwt.MapClaims{

@@ -71,6 +71,9 @@ type Config struct {
 	// Tracing, when not nil, makes spans of every request and GraphQL
 	// operation and resolver; nil wraps nothing.
 	Tracing *telemetry.Tracing
+	// Generations, when set, turns on the cache of configWizard answers
+	// (wizardfront.go); every write the answers depend on must bump it.
+	Generations *Generations
 }
 
 // NewHandler returns plugboard's HTTP handler.
@@ -91,7 +94,11 @@ func NewHandler(cfg Config) http.Handler {
 		runtime := authenticate(cfg, runtimeHandler(cfg.Runtime, cfg.Logger))
 		mux.Handle("GET /runtime/v1/credentials/{id}", cfg.Metrics.timeRuntimeReads(runtime))
 	}
-	mux.Handle("/graphql", graphQLEndpoint(cfg, authenticate(cfg, graphQLAPI(cfg))))
+	var api http.Handler = graphQLAPI(cfg)
+	if cfg.Generations != nil {
+		api = wizardFront(newWizardCache(cfg.Generations), api)
+	}
+	mux.Handle("/graphql", graphQLEndpoint(cfg, authenticate(cfg, api)))
 	h := cfg.Metrics.instrument(logRequests(cfg.Logger, mux))
 	if cfg.Tracing != nil {
 		h = cfg.Tracing.HTTPHandler(h)
@@ -142,6 +149,9 @@ func graphQLAPI(cfg Config) *handler.Server {
 	}
 	if cfg.CatalogVersion != nil {
 		gql.Use(newCatalogCache(cfg.CatalogVersion))
+	}
+	if cfg.Generations != nil {
+		gql.Use(wizardMarker{})
 	}
 	return gql
 }

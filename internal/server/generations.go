@@ -1,0 +1,140 @@
+package server
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+
+	"github.com/plugboard/plugboard/ent"
+	"github.com/plugboard/plugboard/internal/auth"
+	"github.com/plugboard/plugboard/internal/events"
+)
+
+// Generations count the changes of what cached answers are computed from:
+// one counter per organization, bumped after every committed write of its
+// rows, one for writes whose organization is not known (plugboard across
+// organizations, the plugin catalog), and the catalog's version. An answer
+// computed at a generation is good only while the generation is the same.
+//
+// Writes of audit events and API tokens do not bump: no cached answer
+// shows them (answers that select them are never cached), and a token
+// check or a runtime read writes them on every request.
+type Generations struct {
+	global  atomic.Uint64
+	orgs    sync.Map // organization ID → *atomic.Uint64
+	catalog func() uint64
+}
+
+// Generation is the state of one organization's data at one moment.
+type Generation struct {
+	global, org, catalog uint64
+}
+
+// notBumped are the entity types whose writes no cached answer depends on.
+var notBumped = map[string]bool{ent.TypeAuditEvent: true, ent.TypeAPIToken: true}
+
+// NewGenerations returns generations that include catalog's version (nil:
+// none).
+func NewGenerations(catalog func() uint64) *Generations {
+	return &Generations{catalog: catalog}
+}
+
+// Current returns the generation of organization orgID now.
+func (g *Generations) Current(orgID int) Generation {
+	gen := Generation{global: g.global.Load()}
+	if c, ok := g.orgs.Load(orgID); ok {
+		gen.org = c.(*atomic.Uint64).Load()
+	}
+	if g.catalog != nil {
+		gen.catalog = g.catalog()
+	}
+	return gen
+}
+
+// Bump records a change of organization orgID's data; 0 means a change
+// whose organization is not known, which every organization sees.
+func (g *Generations) Bump(orgID int) {
+	if orgID == 0 {
+		g.global.Add(1)
+		return
+	}
+	c, ok := g.orgs.Load(orgID)
+	if !ok {
+		c, _ = g.orgs.LoadOrStore(orgID, new(atomic.Uint64))
+	}
+	c.(*atomic.Uint64).Add(1)
+}
+
+// txMutation is what every generated mutation offers: the transaction it
+// runs in, if any.
+type txMutation interface {
+	Tx() (*ent.Tx, error)
+}
+
+// Hook returns the ent hook that bumps the generation of a write's
+// organization once the write is committed: at once outside a
+// transaction, after the commit inside one (a reader that takes the
+// generation before it reads can then never keep an answer read before
+// the commit under the generation after it).
+func (g *Generations) Hook() ent.Hook {
+	return func(next ent.Mutator) ent.Mutator {
+		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+			v, err := next.Mutate(ctx, m)
+			if err != nil || notBumped[m.Type()] {
+				return v, err
+			}
+			org := writeOrganization(ctx, m)
+			if tx := txOf(m); tx != nil {
+				tx.OnCommit(func(next ent.Committer) ent.Committer {
+					return ent.CommitFunc(func(ctx context.Context, tx *ent.Tx) error {
+						err := next.Commit(ctx, tx)
+						g.Bump(org)
+						return err
+					})
+				})
+			} else {
+				g.Bump(org)
+			}
+			return v, nil
+		})
+	}
+}
+
+// txOf returns the transaction m runs in, or nil.
+func txOf(m ent.Mutation) *ent.Tx {
+	tm, ok := m.(txMutation)
+	if !ok {
+		return nil
+	}
+	tx, err := tm.Tx()
+	if err != nil {
+		return nil
+	}
+	return tx
+}
+
+// writeOrganization is the organization a write changes: the viewer's
+// (the tenant write hook holds every write to it), else the row's
+// organization_id when the mutation sets it, else 0 (not known).
+func writeOrganization(ctx context.Context, m ent.Mutation) int {
+	if v := auth.FromContext(ctx); v != nil && v.OrganizationID != 0 {
+		return v.OrganizationID
+	}
+	if m.Type() == ent.TypeOrganization {
+		return 0
+	}
+	if id, ok := m.Field("organization_id"); ok {
+		if n, isInt := id.(int); isInt {
+			return n
+		}
+	}
+	return 0
+}
+
+// WatchStatus bumps an organization's generation for every credential
+// status change the bus delivers, whichever replica made it: the change
+// is committed there before it is published, so the next answer here
+// reads it.
+func (g *Generations) WatchStatus(bus *events.Bus) {
+	bus.Watch(func(ev events.StatusChange) { g.Bump(ev.OrganizationID) })
+}
