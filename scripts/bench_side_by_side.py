@@ -415,24 +415,27 @@ class Memory:
             url, script = rows[name]
             load.append(subprocess.Popen(["wrk", "-t1", "-c16", f"-d{secs}s", "--timeout", "10s", "-s", script, url],
                                          stdout=subprocess.PIPE, text=True))
-        start, peak, at1 = time.time(), (0, 0), None
+        start, peak = time.time(), (0, 0)
+        early, late = [], []  # live heap samples at 60-90 s and in the last 45 s
         while any(p.poll() is None for p in load):
             time.sleep(5)
             el = time.time() - start
-            if el >= secs - 3:
+            if el >= secs - 5:
                 break
             own, total, _ = self.rss()
             peak = (max(peak[0], own), max(peak[1], total))
-            if at1 is None and el >= 60:
-                at1 = self.live_heap()
-                print(f"after 1 min of mixed load: live heap {at1 / 2**20:.1f} MiB", flush=True)
-        end = self.live_heap()
+            if 60 <= el < 95 and len(early) < 3 and el >= 60 + 15 * len(early):
+                early.append(self.live_heap())
+            elif el >= secs - 50 and len(late) < 3 and el >= secs - 50 + 15 * len(late):
+                late.append(self.live_heap())
         for p in load:
             out = p.communicate()[0]
             if "Non-2xx" in out or "Socket errors" in out:
                 raise SystemExit(f"bench-side-by-side: the mixed load answered errors:\n{out}")
-        print(f"after {self.minutes} min of mixed load: live heap {end / 2**20:.1f} MiB "
-              f"({(end / at1 - 1) * 100 if at1 else 0:+.1f}% of after 1 min)")
+        at1, end = statistics.median(early), statistics.median(late)
+        print(f"live heap, median of 3 samples after a forced GC: {at1 / 2**20:.1f} MiB at 1-1.5 min, "
+              f"{end / 2**20:.1f} MiB in the last minute of {self.minutes} ({(end / at1 - 1) * 100:+.1f}%); "
+              f"samples {[round(x / 2**20, 1) for x in early]} and {[round(x / 2**20, 1) for x in late]}")
         print(f"under load (peak of 5 s samples): plugboard {peak[0] / 1024:.1f} MiB, "
               f"with its plugin processes {peak[1] / 1024:.1f} MiB")
 
