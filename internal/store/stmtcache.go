@@ -21,6 +21,7 @@ const DefaultStmtCacheSize = 128
 type stmtCacheConnector struct {
 	driver.Connector
 	size int
+	gate writeGate // shared by the pool's connections
 }
 
 // newStmtCacheConnector returns a connector of dsn whose connections each
@@ -33,7 +34,7 @@ func newStmtCacheConnector(dsn string, size int) (driver.Connector, error) {
 	if size <= 0 {
 		size = DefaultStmtCacheSize
 	}
-	return &stmtCacheConnector{Connector: c, size: size}, nil
+	return &stmtCacheConnector{Connector: c, size: size, gate: newWriteGate()}, nil
 }
 
 // Connect opens a connection with an empty statement cache.
@@ -42,7 +43,11 @@ func (c *stmtCacheConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newCachingConn(conn, c.size), nil
+	cc := newCachingConn(conn, c.size)
+	if g, ok := cc.(*cachingConn); ok {
+		g.gate = c.gate
+	}
+	return cc, nil
 }
 
 // sqliteConn is what the wrapped connection must offer.
@@ -60,6 +65,7 @@ type sqliteConn interface {
 type cachingConn struct {
 	sqliteConn
 	size  int
+	gate  writeGate  // nil: transactions begin at once
 	lru   *list.List // of *cachedStmt, most recently used first
 	bySQL map[string]*list.Element
 }
