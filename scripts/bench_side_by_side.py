@@ -257,7 +257,9 @@ class Bench:
             return path
 
         gql = self.base + "/graphql"
-        wizard = open(os.path.join(ROOT, "scripts", "bench", "wizard.graphql")).read()
+        # The wizard query of the Go tests and benchmarks, taken from them.
+        src = open(os.path.join(ROOT, "internal", "server", "wizard_test.go")).read()
+        wizard = re.search(r"wizardQueryText = `([^`]*)`", src).group(1)
         page = ("query Credentials($first: Int!) { credentials(first: $first) { "
                 "edges { node { id status values { key isSet } connection { stableKey } } } "
                 "pageInfo { endCursor hasNextPage } } }")
