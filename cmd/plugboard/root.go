@@ -81,7 +81,7 @@ func newRootCmd() *cobra.Command {
 func newServeCmd() *cobra.Command {
 	var sf storeFlags
 	var addr, pluginDir, publicURL, otlpEndpoint string
-	var dev, introspection, noWizardCache bool
+	var dev, introspection, noAnswerCache bool
 	var pprofAddr *string
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -105,7 +105,7 @@ default organization's admin and GraphiQL comes with an admin token filled in.`,
 			app, err := server.Open(ctx, server.Options{
 				Addr: addr, DataDir: sf.dataDir, DatabaseURL: sf.databaseURL,
 				PluginDir: pluginDir, Dev: dev, Logger: log, PublicURL: publicURL,
-				NoIntrospection: !introspection, NoWizardCache: noWizardCache,
+				NoIntrospection: !introspection, NoAnswerCache: noAnswerCache,
 				MasterKey:    os.Getenv("PLUGBOARD_MASTER_KEY"),
 				OTLPEndpoint: otlpEndpoint,
 			})
@@ -132,7 +132,9 @@ default organization's admin and GraphiQL comes with an admin token filled in.`,
 		"turn tracing on: export OpenTelemetry spans over OTLP/gRPC to this endpoint, e.g. http://localhost:4317 (default $OTEL_EXPORTER_OTLP_ENDPOINT; neither: tracing off)")
 	cmd.Flags().BoolVar(&dev, "dev", os.Getenv("PLUGBOARD_DEV") == "1",
 		"local mode: requests without a token act as the default organization's admin (env PLUGBOARD_DEV=1)")
-	cmd.Flags().BoolVar(&noWizardCache, "no-wizard-cache", false, "compute every configWizard answer afresh (for comparisons)")
+	cmd.Flags().BoolVar(&noAnswerCache, "no-answer-cache", false,
+		"compute every configWizard, credentials, connections, customers, instances and integrations answer afresh (for comparisons)")
+	cmd.Flags().BoolVar(&noAnswerCache, "no-wizard-cache", false, "the former name of --no-answer-cache")
 	return cmd
 }
 

@@ -64,9 +64,9 @@ type Options struct {
 	// NoCatalogCache turns off the cache of catalog-only query answers
 	// (for measuring what it saves).
 	NoCatalogCache bool
-	// NoWizardCache turns off the cache of configWizard answers (for
+	// NoAnswerCache turns off the cache of whole query answers (for
 	// measuring what it saves).
-	NoWizardCache bool
+	NoAnswerCache bool
 	// OAuthHTTPClient makes the calls to OAuth 2.0 providers (nil: a client
 	// with the engine's default timeouts).
 	OAuthHTTPClient *http.Client
@@ -98,8 +98,8 @@ type App struct {
 
 	// Embedding verifies CUSTOMER_USER embedding tokens.
 	Embedding *auth.Embedding
-	// Generations count the changes cached configWizard answers follow;
-	// nil with NoWizardCache.
+	// Generations count the changes cached query answers follow;
+	// nil with NoAnswerCache.
 	Generations *Generations
 
 	stopEvents context.CancelFunc
@@ -130,7 +130,7 @@ func Open(ctx context.Context, o Options) (_ *App, err error) {
 		return nil, err
 	}
 	catalog := &connection.Catalog{DB: a.Store.Client}
-	if !o.NoWizardCache {
+	if !o.NoAnswerCache {
 		a.Generations = NewGenerations(catalog.Version)
 		a.Store.Client.Use(a.Generations.Hook())
 	}

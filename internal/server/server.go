@@ -71,8 +71,8 @@ type Config struct {
 	// Tracing, when not nil, makes spans of every request and GraphQL
 	// operation and resolver; nil wraps nothing.
 	Tracing *telemetry.Tracing
-	// Generations, when set, turns on the cache of configWizard answers
-	// (wizardfront.go); every write the answers depend on must bump it.
+	// Generations, when set, turns on the cache of whole query answers
+	// (answerfront.go); every write the answers depend on must bump it.
 	Generations *Generations
 }
 
@@ -96,7 +96,7 @@ func NewHandler(cfg Config) http.Handler {
 	}
 	var api http.Handler = graphQLAPI(cfg)
 	if cfg.Generations != nil {
-		api = wizardFront(newWizardCache(cfg.Generations), api)
+		api = answerFront(newAnswerCache(cfg.Generations), api)
 	}
 	mux.Handle("/graphql", graphQLEndpoint(cfg, authenticate(cfg, api)))
 	h := cfg.Metrics.instrument(logRequests(cfg.Logger, mux))
@@ -151,7 +151,7 @@ func graphQLAPI(cfg Config) *handler.Server {
 		gql.Use(newCatalogCache(cfg.CatalogVersion))
 	}
 	if cfg.Generations != nil {
-		gql.Use(wizardMarker{})
+		gql.Use(answerMarker{})
 	}
 	return gql
 }

@@ -21,7 +21,7 @@ import (
 // USER asana), 50 concurrent clients over loopback HTTP, on SQLite and
 // (with PLUGBOARD_TEST_POSTGRES_URL) on PostgreSQL, for an admin (API
 // token) and for a customer's user (embedding JWT), with the answer cache
-// on and off (NoWizardCache). It reports p50-ms and p99-ms (client side),
+// on and off (NoAnswerCache). It reports p50-ms and p99-ms (client side),
 // req/s, and stmts/req: the SQL statements one request runs,
 // authentication included, counted on sequential requests without the
 // cache for 3 slots and for 5 slots; the two must be equal for each viewer
@@ -52,7 +52,7 @@ func startWizardBench(b *testing.B, databaseURL string, slots int, noCache bool)
 		databaseURL = storetest.PostgresURL(b)
 	}
 	w := &wizardBenchServer{stmts: &atomic.Int64{}}
-	w.env = startBenchOptions(b, server.Options{DatabaseURL: databaseURL, NoWizardCache: noCache,
+	w.env = startBenchOptions(b, server.Options{DatabaseURL: databaseURL, NoAnswerCache: noCache,
 		StoreOptions: []store.Option{store.WithStatementCounter(w.stmts)}})
 	w.seed = seedWizard(b, w.env.App, slots)
 	w.customer = benchCustomerToken(b, w.env)

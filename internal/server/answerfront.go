@@ -9,32 +9,40 @@ import (
 	"github.com/plugboard/plugboard/internal/auth"
 )
 
-// wizardMarkerWord is in every body whose answer may be cached; other
-// requests pass the front without a key computed.
-var wizardMarkerWord = []byte("configWizard")
+// mayBeCached reports whether body names a root of cachedRoots, as every
+// body whose answer may be cached does; other requests pass the front
+// without a key computed.
+func mayBeCached(body []byte) bool {
+	for name := range cachedRoots {
+		if bytes.Contains(body, []byte(name)) {
+			return true
+		}
+	}
+	return false
+}
 
-// wizardFront answers a repeated configWizard POST from the cache, as the
+// answerFront answers a repeated query of cachedRoots from the cache, as the
 // bytes gqlgen wrote the first time, before gqlgen parses anything. It runs
 // after authentication: every request's token is checked as on the normal
 // path, and an answer is only ever served to the same viewer key (role,
 // organization, customer, user) that it was computed for. A miss goes
 // through gqlgen; its answer is kept when the operation may be cached
-// (wizardMarker) and was answered 200 without errors.
-func wizardFront(c *wizardCache, next http.Handler) http.Handler {
+// (answerMarker) and was answered 200 without errors.
+func answerFront(c *answerCache, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		v := auth.FromContext(r.Context())
-		if v == nil || !wizardRequest(r) {
+		if v == nil || !answerRequest(r) {
 			next.ServeHTTP(w, r)
 			return
 		}
 		body, err := io.ReadAll(r.Body) // buffered by bufferBody
-		if err != nil || !bytes.Contains(body, wizardMarkerWord) {
+		if err != nil || !mayBeCached(body) {
 			r.Body = io.NopCloser(bytes.NewReader(body))
 			next.ServeHTTP(w, r)
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
-		key := wizardKey(v, r.Header.Get("Accept"), body)
+		key := answerKey(v, r.Header.Get("Accept"), body)
 		// The generation is taken before anything is read: a write
 		// committed after this point makes the answer computed below
 		// stale at once.
@@ -56,34 +64,34 @@ func wizardFront(c *wizardCache, next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		var e *wizardEntry
+		var e *answerEntry
 		defer func() { c.land(r.Context(), key, f, e) }() // waiters go on even if next panics
-		e = computeWizard(w, r, gen, next)
+		e = computeAnswer(w, r, gen, next)
 	})
 }
 
 // writeCached writes a cached answer.
-func writeCached(w http.ResponseWriter, e *wizardEntry) {
+func writeCached(w http.ResponseWriter, e *answerEntry) {
 	w.Header().Set("Content-Type", e.contentType)
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(e.body)
 }
 
-// computeWizard serves r through gqlgen and returns its answer as an
+// computeAnswer serves r through gqlgen and returns its answer as an
 // entry of generation gen, or nil when it may not be kept.
-func computeWizard(w http.ResponseWriter, r *http.Request, gen Generation, next http.Handler) *wizardEntry {
-	fill := &wizardFill{}
+func computeAnswer(w http.ResponseWriter, r *http.Request, gen Generation, next http.Handler) *answerEntry {
+	fill := &answerFill{}
 	rec := &captureWriter{ResponseWriter: w, status: http.StatusOK}
-	next.ServeHTTP(rec, r.WithContext(withWizardFill(r.Context(), fill)))
+	next.ServeHTTP(rec, r.WithContext(withAnswerFill(r.Context(), fill)))
 	if !fill.cacheable || rec.status != http.StatusOK || rec.overflow {
 		return nil
 	}
-	return &wizardEntry{gen: gen, contentType: w.Header().Get("Content-Type"), body: rec.buf.Bytes()}
+	return &answerEntry{gen: gen, contentType: w.Header().Get("Content-Type"), body: rec.buf.Bytes()}
 }
 
-// wizardRequest reports whether r is a GraphQL POST with a JSON body, the
+// answerRequest reports whether r is a GraphQL POST with a JSON body, the
 // one kind of request the front answers.
-func wizardRequest(r *http.Request) bool {
+func answerRequest(r *http.Request) bool {
 	if r.Method != http.MethodPost || r.Header.Get("Upgrade") != "" {
 		return false
 	}

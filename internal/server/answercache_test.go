@@ -338,3 +338,145 @@ func TestWizardCacheConcurrentMisses(t *testing.T) {
 		}
 	})
 }
+
+// credentialsPage is the credentials page of BenchmarkCredentialsPage.
+func credentialsPageBody(first int, after any) []byte {
+	return gqlBody(credentialsPageQuery, map[string]any{"first": first, "after": after})
+}
+
+// page posts body with token and returns the answer and the SQL
+// statements the request ran.
+func (w *wizardCacheEnv) page(t *testing.T, token string, body []byte) (*servertest.Response, int64) {
+	t.Helper()
+	before := w.stmts.Load()
+	r := w.Post(t, token, body)
+	n := w.stmts.Load() - before
+	mustOK(t, r)
+	return r, n
+}
+
+// cachedPage posts body three more times and fails t unless one of the
+// repeats ran no SQL statement and each answered the same bytes as want.
+func (w *wizardCacheEnv) cachedPage(t *testing.T, token string, body []byte, want string) {
+	t.Helper()
+	least := int64(1 << 30)
+	for range 3 {
+		r, n := w.page(t, token, body)
+		if r.Raw != want {
+			t.Fatalf("a repeated page answered differently:\n%s\nwant\n%s", r.Raw, want)
+		}
+		least = min(least, n)
+	}
+	if least != 0 {
+		t.Fatalf("a repeated page ran %d SQL statements: the answer is not cached", least)
+	}
+}
+
+// A repeated credentials page is answered from the cache (no SQL
+// statement), and a credential saved by another request shows in the very
+// next answer.
+func TestAnswerCacheCredentialsPageFollowsSaves(t *testing.T) {
+	eachDBWizard(t, func(t *testing.T, w *wizardCacheEnv) {
+		s := w.seed
+		body := credentialsPageBody(100, nil)
+		r, _ := w.page(t, w.AdminToken, body)
+		if strings.Contains(r.Raw, `"asana-customer"`) {
+			t.Fatalf("a credential of asana-customer before any was saved: %.300s", r.Raw)
+		}
+		w.cachedPage(t, w.AdminToken, body, r.Raw)
+
+		saved := w.Do(t, saveWarehouse, map[string]any{"in": map[string]any{
+			"connectionID": gid(s.asanaCust.ID), "customerID": gid(s.a2.ID),
+			"values": []map[string]any{{"key": "apiKey", "value": wizAsanaToken2}},
+		}})
+		mustOK(t, saved)
+		id, _ := saved.Data["saveCredential"].(map[string]any)["credential"].(map[string]any)["id"].(string)
+		if id == "" {
+			t.Fatalf("saveCredential: %s", saved.Raw)
+		}
+		r, _ = w.page(t, w.AdminToken, body)
+		if !strings.Contains(r.Raw, `"`+id+`"`) || !strings.Contains(r.Raw, `"asana-customer"`) {
+			t.Fatalf("after the save, the page does not list credential %s: %.500s", id, r.Raw)
+		}
+		w.cachedPage(t, w.AdminToken, body, r.Raw)
+	})
+}
+
+// A customer's user is never shown another customer's credentials, even
+// once the admin's and the other customer's pages are cached.
+func TestAnswerCacheCredentialsPageViewers(t *testing.T) {
+	eachDBWizard(t, func(t *testing.T, w *wizardCacheEnv) {
+		s := w.seed
+		key := newEmbedKey(t, "web-1")
+		registerKey(t, w.Env, w.AdminToken, key)
+		u1 := key.token(t, "default", "a1", "u1")
+		v2 := key.token(t, "default", "a2", "v2")
+		for _, tok := range []string{u1, v2} {
+			mustOK(t, w.DoAs(t, tok, `{ viewer { role } }`, nil))
+		}
+		body := credentialsPageBody(100, nil)
+		admin, _ := w.page(t, w.AdminToken, body)
+		w.cachedPage(t, w.AdminToken, body, admin.Raw)
+		for _, id := range []int{s.a1Other.ID, s.a2Other.ID} {
+			if !strings.Contains(admin.Raw, `"`+gid(id)+`"`) {
+				t.Fatalf("the admin's page does not list %s: %.500s", gid(id), admin.Raw)
+			}
+		}
+		for _, v := range []struct {
+			token      string
+			own, other int
+		}{{u1, s.a1Other.ID, s.a2Other.ID}, {v2, s.a2Other.ID, s.a1Other.ID}} {
+			r, _ := w.page(t, v.token, body)
+			w.cachedPage(t, v.token, body, r.Raw)
+			if !strings.Contains(r.Raw, `"`+gid(v.own)+`"`) {
+				t.Fatalf("a customer's page does not list its own credential %s: %.500s", gid(v.own), r.Raw)
+			}
+			if strings.Contains(r.Raw, `"`+gid(v.other)+`"`) || r.Raw == admin.Raw {
+				t.Fatalf("a customer's page lists another customer's credential %s: %.500s", gid(v.other), r.Raw)
+			}
+		}
+	})
+}
+
+// Pages after different cursors are different entries, each cached.
+func TestAnswerCacheCredentialsPageCursors(t *testing.T) {
+	eachDBWizard(t, func(t *testing.T, w *wizardCacheEnv) {
+		first := credentialsPageBody(2, nil)
+		r1, _ := w.page(t, w.AdminToken, first)
+		w.cachedPage(t, w.AdminToken, first, r1.Raw)
+		info, _ := r1.Data["credentials"].(map[string]any)["pageInfo"].(map[string]any)
+		cursor, _ := info["endCursor"].(string)
+		if cursor == "" || info["hasNextPage"] != true {
+			t.Fatalf("the first page of 2: %s", r1.Raw)
+		}
+		second := credentialsPageBody(2, cursor)
+		r2, _ := w.page(t, w.AdminToken, second)
+		if r2.Raw == r1.Raw {
+			t.Fatalf("the page after %s is the first page: %s", cursor, r2.Raw)
+		}
+		w.cachedPage(t, w.AdminToken, second, r2.Raw)
+		w.cachedPage(t, w.AdminToken, first, r1.Raw)
+	})
+}
+
+// A page query that also selects a root field off the allowlist, or
+// selects audit events, is computed afresh every time.
+func TestAnswerCacheCredentialsPageNotCached(t *testing.T) {
+	eachDBWizard(t, func(t *testing.T, w *wizardCacheEnv) {
+		for _, q := range []string{
+			`query { credentials(first: 100) { edges { node { id status } } } viewer { role } }`,
+			`query { credentials(first: 100) { edges { node { id status } } } plugins(first: 5) { totalCount } }`,
+			`query { credentials(first: 100) { edges { node { id auditEvents(first: 5) { totalCount } } } } }`,
+			`query { customers(first: 10) { edges { node { id credentials(first: 5) { edges { node { id
+				auditEvents(first: 1) { totalCount } } } } } } } }`,
+		} {
+			body := gqlBody(q, nil)
+			w.page(t, w.AdminToken, body)
+			w.notCached(t, w.AdminToken, body)
+		}
+		// The same page without the other root is cached.
+		body := gqlBody(`query { credentials(first: 100) { edges { node { id status } } } }`, nil)
+		r, _ := w.page(t, w.AdminToken, body)
+		w.cachedPage(t, w.AdminToken, body, r.Raw)
+	})
+}

@@ -14,73 +14,91 @@ import (
 	"github.com/plugboard/plugboard/internal/auth"
 )
 
-// WizardTTL bounds how long a cached configWizard answer is served. A
+// AnswerTTL bounds how long a cached answer is served. A
 // write on this replica, a credential status change on any replica and a
 // catalog change here drop cached answers at once (their generation
 // changes); the TTL bounds how long any other change made on another
 // replica (a save there, say) takes to show here.
-const WizardTTL = time.Second
+const AnswerTTL = time.Second
 
-// wizardCacheSize bounds the number of cached answers (least recently
+// answerCacheSize bounds the number of cached answers (least recently
 // used first out).
-const wizardCacheSize = 4096
+const answerCacheSize = 4096
+
+// cachedRoots are the root query fields whose answers may be cached: each
+// reads only stored rows of the viewer's organization (as the viewer may
+// see them) and the plugin catalog, and nothing relative to the time of
+// the request or to a plugin process beyond what the catalog records. Every
+// write of those rows bumps the generation (generations.go). node and
+// nodes are left out (they reach every type, audit events and tokens
+// included), and so is everything else.
+var cachedRoots = map[string]bool{
+	"configWizard": true,
+	"credentials":  true,
+	"connections":  true,
+	"customers":    true,
+	"instances":    true,
+	"integrations": true,
+}
 
 // uncachedFields are fields whose answers no generation follows: audit
 // events and API tokens are written without a bump (on every runtime read
-// and token check). An answer selecting one anywhere is never cached.
+// and token check). An answer selecting one anywhere is never cached. No
+// field reachable from cachedRoots is computed relative to the time of the
+// request (tokenExpiresAt, lastTestedAt and the like are stored times).
 var uncachedFields = map[string]bool{"auditEvents": true, "apiTokens": true}
 
-// wizardCache keeps whole configWizard answers, as the bytes sent, per
-// viewer, request and generation (wizardfront.go serves them).
-type wizardCache struct {
+// answerCache keeps whole answers of queries of cachedRoots, as the bytes
+// sent, per viewer, request and generation (answerfront.go serves them).
+type answerCache struct {
 	gens    *Generations
 	now     func() time.Time
-	entries *lru.LRU[*wizardEntry]
+	entries *lru.LRU[*answerEntry]
 
 	// flights are the answers being computed, by key: concurrent misses
 	// of one key and generation wait for one computation instead of each
 	// running its own (50 clients all missing when an answer's TTL ends).
 	mu      sync.Mutex
-	flights map[string]*wizardFlight
+	flights map[string]*answerFlight
 }
 
-// wizardFlight is one answer being computed; entry is set, when the answer
+// answerFlight is one answer being computed; entry is set, when the answer
 // may be kept, before done is closed.
-type wizardFlight struct {
+type answerFlight struct {
 	gen   Generation
 	done  chan struct{}
-	entry *wizardEntry
+	entry *answerEntry
 }
 
-// wizardEntry is one cached answer.
-type wizardEntry struct {
+// answerEntry is one cached answer.
+type answerEntry struct {
 	gen         Generation
 	at          time.Time
 	contentType string
 	body        []byte
 }
 
-func newWizardCache(gens *Generations) *wizardCache {
-	return &wizardCache{gens: gens, now: time.Now, entries: lru.New[*wizardEntry](wizardCacheSize),
-		flights: map[string]*wizardFlight{}}
+func newAnswerCache(gens *Generations) *answerCache {
+	return &answerCache{gens: gens, now: time.Now, entries: lru.New[*answerEntry](answerCacheSize),
+		flights: map[string]*answerFlight{}}
 }
 
 // join returns the computation of key at gen under way, or starts one
 // (lead true): the leader must call land.
-func (c *wizardCache) join(key string, gen Generation) (f *wizardFlight, lead bool) {
+func (c *answerCache) join(key string, gen Generation) (f *answerFlight, lead bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if f := c.flights[key]; f != nil && f.gen == gen {
 		return f, false
 	}
-	f = &wizardFlight{gen: gen, done: make(chan struct{})}
+	f = &answerFlight{gen: gen, done: make(chan struct{})}
 	c.flights[key] = f
 	return f, true
 }
 
 // land ends the leader's computation f of key with e (nil: not kept),
 // keeping e in the cache.
-func (c *wizardCache) land(ctx context.Context, key string, f *wizardFlight, e *wizardEntry) {
+func (c *answerCache) land(ctx context.Context, key string, f *answerFlight, e *answerEntry) {
 	if e != nil {
 		c.put(ctx, key, e)
 		f.entry = e
@@ -93,11 +111,11 @@ func (c *wizardCache) land(ctx context.Context, key string, f *wizardFlight, e *
 	close(f.done)
 }
 
-// wizardKey is the key of a request's answer: everything of the viewer the
+// answerKey is the key of a request's answer: everything of the viewer the
 // answer may depend on (role, organization, customer, user), the response
 // type asked for, and the exact body (query text, variables, operation
 // name, extensions).
-func wizardKey(v *auth.Viewer, accept string, body []byte) string {
+func answerKey(v *auth.Viewer, accept string, body []byte) string {
 	h := sha256.New()
 	var b []byte
 	b = append(b, v.Role...)
@@ -115,54 +133,54 @@ func wizardKey(v *auth.Viewer, accept string, body []byte) string {
 }
 
 // get returns the answer cached under key at generation gen, if any and
-// younger than WizardTTL.
-func (c *wizardCache) get(ctx context.Context, key string, gen Generation) (*wizardEntry, bool) {
+// younger than AnswerTTL.
+func (c *answerCache) get(ctx context.Context, key string, gen Generation) (*answerEntry, bool) {
 	e, ok := c.entries.Get(ctx, key)
-	if !ok || e.gen != gen || c.now().Sub(e.at) >= WizardTTL {
+	if !ok || e.gen != gen || c.now().Sub(e.at) >= AnswerTTL {
 		return nil, false
 	}
 	return e, true
 }
 
-func (c *wizardCache) put(ctx context.Context, key string, e *wizardEntry) {
+func (c *answerCache) put(ctx context.Context, key string, e *answerEntry) {
 	e.at = c.now()
 	c.entries.Add(ctx, key, e)
 }
 
-// wizardFill is what a request missing the cache carries to the GraphQL
+// answerFill is what a request missing the cache carries to the GraphQL
 // handler: cacheable is set when its operation may be cached and answered
 // without errors.
-type wizardFill struct {
+type answerFill struct {
 	cacheable bool
 }
 
-type wizardFillKey struct{}
+type answerFillKey struct{}
 
-func withWizardFill(ctx context.Context, f *wizardFill) context.Context {
-	return context.WithValue(ctx, wizardFillKey{}, f)
+func withAnswerFill(ctx context.Context, f *answerFill) context.Context {
+	return context.WithValue(ctx, answerFillKey{}, f)
 }
 
-// wizardMarker is the GraphQL handler extension that tells the front
+// answerMarker is the GraphQL handler extension that tells the front
 // whether an answer may be kept.
-type wizardMarker struct{}
+type answerMarker struct{}
 
 var (
-	_ graphql.HandlerExtension     = wizardMarker{}
-	_ graphql.OperationInterceptor = wizardMarker{}
+	_ graphql.HandlerExtension     = answerMarker{}
+	_ graphql.OperationInterceptor = answerMarker{}
 )
 
 // ExtensionName implements graphql.HandlerExtension.
-func (wizardMarker) ExtensionName() string { return "WizardCache" }
+func (answerMarker) ExtensionName() string { return "AnswerCache" }
 
 // Validate implements graphql.HandlerExtension.
-func (wizardMarker) Validate(graphql.ExecutableSchema) error { return nil }
+func (answerMarker) Validate(graphql.ExecutableSchema) error { return nil }
 
 // InterceptOperation marks the request's fill cacheable when the operation
-// is a configWizard query selecting nothing uncached and its one response
+// is a query of cachedRoots selecting nothing uncached and its one response
 // has no error.
-func (wizardMarker) InterceptOperation(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
-	fill, _ := ctx.Value(wizardFillKey{}).(*wizardFill)
-	if fill == nil || !wizardOnly(graphql.GetOperationContext(ctx)) {
+func (answerMarker) InterceptOperation(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+	fill, _ := ctx.Value(answerFillKey{}).(*answerFill)
+	if fill == nil || !cachedOperation(graphql.GetOperationContext(ctx)) {
 		return next(ctx)
 	}
 	h := next(ctx)
@@ -179,22 +197,22 @@ func (wizardMarker) InterceptOperation(ctx context.Context, next graphql.Operati
 	}
 }
 
-// wizardOnly reports whether an operation is a query of configWizard alone
-// (and __typename), written plainly at the root, that selects no uncached
-// field anywhere.
-func wizardOnly(oc *graphql.OperationContext) bool {
+// cachedOperation reports whether an operation is a query of cachedRoots
+// alone (and __typename), written plainly at the root, that selects no
+// uncached field anywhere.
+func cachedOperation(oc *graphql.OperationContext) bool {
 	if oc == nil || oc.Operation == nil || oc.Operation.Operation != ast.Query || len(oc.Operation.SelectionSet) == 0 {
 		return false
 	}
-	wizard := false
+	cached := false
 	for _, sel := range oc.Operation.SelectionSet {
 		f, ok := sel.(*ast.Field)
-		if !ok || len(f.Directives) > 0 || (f.Name != "configWizard" && f.Name != "__typename") {
+		if !ok || len(f.Directives) > 0 || (!cachedRoots[f.Name] && f.Name != "__typename") {
 			return false
 		}
-		wizard = wizard || f.Name == "configWizard"
+		cached = cached || cachedRoots[f.Name]
 	}
-	return wizard && cacheableSelection(oc.Operation.SelectionSet, 0)
+	return cached && cacheableSelection(oc.Operation.SelectionSet, 0)
 }
 
 // cacheableSelection reports whether set selects no uncached field, through
