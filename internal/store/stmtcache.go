@@ -21,7 +21,6 @@ const DefaultStmtCacheSize = 128
 type stmtCacheConnector struct {
 	driver.Connector
 	size int
-	gate writeGate // shared by the pool's connections
 }
 
 // newStmtCacheConnector returns a connector of dsn whose connections each
@@ -34,7 +33,7 @@ func newStmtCacheConnector(dsn string, size int) (driver.Connector, error) {
 	if size <= 0 {
 		size = DefaultStmtCacheSize
 	}
-	return &stmtCacheConnector{Connector: c, size: size, gate: newWriteGate()}, nil
+	return &stmtCacheConnector{Connector: c, size: size}, nil
 }
 
 // Connect opens a connection with an empty statement cache.
@@ -43,11 +42,7 @@ func (c *stmtCacheConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	cc := newCachingConn(conn, c.size)
-	if g, ok := cc.(*cachingConn); ok {
-		g.gate = c.gate
-	}
-	return cc, nil
+	return newCachingConn(conn, c.size), nil
 }
 
 // sqliteConn is what the wrapped connection must offer.
@@ -65,7 +60,6 @@ type sqliteConn interface {
 type cachingConn struct {
 	sqliteConn
 	size  int
-	gate  writeGate  // nil: transactions begin at once
 	lru   *list.List // of *cachedStmt, most recently used first
 	bySQL map[string]*list.Element
 }

@@ -134,8 +134,11 @@ func Open(ctx context.Context, databaseURL, dataDir string, logger *slog.Logger,
 
 	drv := entsql.OpenDB(t.dialect, db)
 	var clientDrv dialect.Driver = drv
+	if t.dialect == dialect.SQLite {
+		clientDrv = newGatedDriver(drv)
+	}
 	if o.counter != nil {
-		clientDrv = NewCountingDriver(drv, o.counter)
+		clientDrv = NewCountingDriver(clientDrv, o.counter)
 	}
 	if o.tracer != nil {
 		clientDrv = NewTracingDriver(clientDrv, o.tracer, t.dialect)

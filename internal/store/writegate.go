@@ -2,23 +2,28 @@ package store
 
 import (
 	"context"
-	"database/sql/driver"
+	"database/sql"
 	"fmt"
 	"sync"
 	"time"
+
+	"entgo.io/ent/dialect"
 )
 
 // writeGateWait bounds how long a transaction waits for the write gate:
 // the busy_timeout it replaces for this process's own transactions.
 const writeGateWait = 10 * time.Second
 
-// writeGate lets one transaction of this process at a time hold SQLite's
-// write lock (every transaction begins IMMEDIATE). Without it, concurrent
-// transactions wait in SQLite's busy handler, which polls with sleeps of
-// up to 100 ms: the lock sits idle between a commit and the next poll, and
-// an unlucky waiter can lose every race until its busy_timeout fails it.
-// The gate queues them in Go, first come first served, and hands the lock
-// on the moment a transaction ends. Other processes (the CLI) still meet
+// writeGate lets one ent transaction of this process at a time hold
+// SQLite's write lock (every transaction begins IMMEDIATE). Without it,
+// concurrent transactions wait in SQLite's busy handler, which polls with
+// sleeps of up to 100 ms: the lock sits idle between a commit and the next
+// poll, and an unlucky waiter can lose every race until its busy_timeout
+// fails it. The gate queues them in Go, first come first served, and hands
+// the lock on the moment a transaction ends. A transaction waits at the
+// gate before it takes a connection from the pool, so waiters never hold
+// the connections the holder's own queries outside it may need. Raw SQL
+// transactions on Store.DB and other processes (the CLI) still meet
 // busy_timeout.
 type writeGate chan struct{}
 
@@ -45,26 +50,66 @@ func (g writeGate) enter(ctx context.Context) error {
 
 func (g writeGate) leave() { <-g }
 
-// BeginTx begins a transaction once the connection's pool lets it through
-// the write gate; the transaction leaves it when it commits or rolls back.
-func (c *cachingConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
-	if c.gate == nil {
-		return c.sqliteConn.BeginTx(ctx, opts)
+// gatedDriver is an ent driver whose transactions pass the write gate.
+type gatedDriver struct {
+	dialect.Driver
+	gate writeGate
+}
+
+func newGatedDriver(drv dialect.Driver) *gatedDriver {
+	return &gatedDriver{Driver: drv, gate: newWriteGate()}
+}
+
+// Tx begins a transaction once it is through the gate.
+func (d *gatedDriver) Tx(ctx context.Context) (dialect.Tx, error) {
+	return d.BeginTx(ctx, nil)
+}
+
+// BeginTx begins a transaction with options (ent's Client.BeginTx) once it
+// is through the gate; it leaves the gate when it commits or rolls back.
+func (d *gatedDriver) BeginTx(ctx context.Context, opts *sql.TxOptions) (dialect.Tx, error) {
+	b, ok := d.Driver.(interface {
+		BeginTx(context.Context, *sql.TxOptions) (dialect.Tx, error)
+	})
+	if !ok {
+		return nil, fmt.Errorf("store: driver %T does not support BeginTx", d.Driver)
 	}
-	if err := c.gate.enter(ctx); err != nil {
+	if err := d.gate.enter(ctx); err != nil {
 		return nil, err
 	}
-	tx, err := c.sqliteConn.BeginTx(ctx, opts)
+	tx, err := b.BeginTx(ctx, opts)
 	if err != nil {
-		c.gate.leave()
+		d.gate.leave()
 		return nil, err
 	}
-	return &gatedTx{Tx: tx, gate: c.gate}, nil
+	return &gatedTx{Tx: tx, gate: d.gate}, nil
+}
+
+// ExecContext and QueryContext pass through (ent's generated ExecContext
+// and QueryContext, and the counting and tracing drivers above this one).
+func (d *gatedDriver) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	ex, ok := d.Driver.(interface {
+		ExecContext(context.Context, string, ...any) (sql.Result, error)
+	})
+	if !ok {
+		return nil, fmt.Errorf("store: driver %T does not support ExecContext", d.Driver)
+	}
+	return ex.ExecContext(ctx, query, args...)
+}
+
+func (d *gatedDriver) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	q, ok := d.Driver.(interface {
+		QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+	})
+	if !ok {
+		return nil, fmt.Errorf("store: driver %T does not support QueryContext", d.Driver)
+	}
+	return q.QueryContext(ctx, query, args...)
 }
 
 // gatedTx leaves its gate once, when it ends either way.
 type gatedTx struct {
-	driver.Tx
+	dialect.Tx
 	gate writeGate
 	once sync.Once
 }
@@ -77,4 +122,26 @@ func (t *gatedTx) Commit() error {
 func (t *gatedTx) Rollback() error {
 	defer t.once.Do(t.gate.leave)
 	return t.Tx.Rollback()
+}
+
+// ExecContext and QueryContext pass through to the transaction (ent's
+// generated ExecContext and QueryContext on a Tx).
+func (t *gatedTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	ex, ok := t.Tx.(interface {
+		ExecContext(context.Context, string, ...any) (sql.Result, error)
+	})
+	if !ok {
+		return nil, fmt.Errorf("store: transaction %T does not support ExecContext", t.Tx)
+	}
+	return ex.ExecContext(ctx, query, args...)
+}
+
+func (t *gatedTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	q, ok := t.Tx.(interface {
+		QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+	})
+	if !ok {
+		return nil, fmt.Errorf("store: transaction %T does not support QueryContext", t.Tx)
+	}
+	return q.QueryContext(ctx, query, args...)
 }
