@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"fmt"
 	"sync/atomic"
 
 	"entgo.io/ent/dialect"
@@ -38,27 +37,15 @@ func (d *CountingDriver) Query(ctx context.Context, query string, args, v any) e
 // ExecContext counts and runs a statement on the underlying database/sql
 // driver (ent's generated ExecContext).
 func (d *CountingDriver) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	ex, ok := d.Driver.(interface {
-		ExecContext(context.Context, string, ...any) (sql.Result, error)
-	})
-	if !ok {
-		return nil, fmt.Errorf("store: driver %T does not support ExecContext", d.Driver)
-	}
 	d.N.Add(1)
-	return ex.ExecContext(ctx, query, args...)
+	return execContext(ctx, d.Driver, query, args)
 }
 
 // QueryContext counts and runs a query on the underlying database/sql
 // driver (ent's generated QueryContext).
 func (d *CountingDriver) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	q, ok := d.Driver.(interface {
-		QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-	})
-	if !ok {
-		return nil, fmt.Errorf("store: driver %T does not support QueryContext", d.Driver)
-	}
 	d.N.Add(1)
-	return q.QueryContext(ctx, query, args...)
+	return queryContext(ctx, d.Driver, query, args)
 }
 
 // Tx starts a transaction whose statements are counted.
@@ -73,13 +60,7 @@ func (d *CountingDriver) Tx(ctx context.Context) (dialect.Tx, error) {
 // BeginTx starts a transaction with options (ent's Client.BeginTx) whose
 // statements are counted.
 func (d *CountingDriver) BeginTx(ctx context.Context, opts *sql.TxOptions) (dialect.Tx, error) {
-	b, ok := d.Driver.(interface {
-		BeginTx(context.Context, *sql.TxOptions) (dialect.Tx, error)
-	})
-	if !ok {
-		return nil, fmt.Errorf("store: driver %T does not support BeginTx", d.Driver)
-	}
-	tx, err := b.BeginTx(ctx, opts)
+	tx, err := beginTx(ctx, d.Driver, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -103,25 +84,13 @@ func (t *countingTx) Query(ctx context.Context, query string, args, v any) error
 }
 
 func (t *countingTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	ex, ok := t.Tx.(interface {
-		ExecContext(context.Context, string, ...any) (sql.Result, error)
-	})
-	if !ok {
-		return nil, fmt.Errorf("store: transaction %T does not support ExecContext", t.Tx)
-	}
 	t.n.Add(1)
-	return ex.ExecContext(ctx, query, args...)
+	return execContext(ctx, t.Tx, query, args)
 }
 
 func (t *countingTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	q, ok := t.Tx.(interface {
-		QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-	})
-	if !ok {
-		return nil, fmt.Errorf("store: transaction %T does not support QueryContext", t.Tx)
-	}
 	t.n.Add(1)
-	return q.QueryContext(ctx, query, args...)
+	return queryContext(ctx, t.Tx, query, args)
 }
 
 var (

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"fmt"
 	"strings"
 
 	"entgo.io/ent/dialect"
@@ -74,29 +73,17 @@ func (d *TracingDriver) Query(ctx context.Context, query string, args, v any) (e
 // ExecContext runs a statement on the underlying database/sql driver in a
 // span.
 func (d *TracingDriver) ExecContext(ctx context.Context, query string, args ...any) (_ sql.Result, err error) {
-	ex, ok := d.Driver.(interface {
-		ExecContext(context.Context, string, ...any) (sql.Result, error)
-	})
-	if !ok {
-		return nil, fmt.Errorf("store: driver %T does not support ExecContext", d.Driver)
-	}
 	ctx, end := statementSpan(ctx, d.tracer, d.system, query)
 	defer func() { end(err) }()
-	return ex.ExecContext(ctx, query, args...)
+	return execContext(ctx, d.Driver, query, args)
 }
 
 // QueryContext runs a query on the underlying database/sql driver in a
 // span.
 func (d *TracingDriver) QueryContext(ctx context.Context, query string, args ...any) (_ *sql.Rows, err error) {
-	q, ok := d.Driver.(interface {
-		QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-	})
-	if !ok {
-		return nil, fmt.Errorf("store: driver %T does not support QueryContext", d.Driver)
-	}
 	ctx, end := statementSpan(ctx, d.tracer, d.system, query)
 	defer func() { end(err) }()
-	return q.QueryContext(ctx, query, args...)
+	return queryContext(ctx, d.Driver, query, args)
 }
 
 // Tx starts a transaction whose statements are spans.
@@ -110,13 +97,7 @@ func (d *TracingDriver) Tx(ctx context.Context) (dialect.Tx, error) {
 
 // BeginTx starts a transaction with options whose statements are spans.
 func (d *TracingDriver) BeginTx(ctx context.Context, opts *sql.TxOptions) (dialect.Tx, error) {
-	b, ok := d.Driver.(interface {
-		BeginTx(context.Context, *sql.TxOptions) (dialect.Tx, error)
-	})
-	if !ok {
-		return nil, fmt.Errorf("store: driver %T does not support BeginTx", d.Driver)
-	}
-	tx, err := b.BeginTx(ctx, opts)
+	tx, err := beginTx(ctx, d.Driver, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -142,25 +123,13 @@ func (t *tracingTx) Query(ctx context.Context, query string, args, v any) (err e
 }
 
 func (t *tracingTx) ExecContext(ctx context.Context, query string, args ...any) (_ sql.Result, err error) {
-	ex, ok := t.Tx.(interface {
-		ExecContext(context.Context, string, ...any) (sql.Result, error)
-	})
-	if !ok {
-		return nil, fmt.Errorf("store: transaction %T does not support ExecContext", t.Tx)
-	}
 	ctx, end := statementSpan(ctx, t.d.tracer, t.d.system, query)
 	defer func() { end(err) }()
-	return ex.ExecContext(ctx, query, args...)
+	return execContext(ctx, t.Tx, query, args)
 }
 
 func (t *tracingTx) QueryContext(ctx context.Context, query string, args ...any) (_ *sql.Rows, err error) {
-	q, ok := t.Tx.(interface {
-		QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-	})
-	if !ok {
-		return nil, fmt.Errorf("store: transaction %T does not support QueryContext", t.Tx)
-	}
 	ctx, end := statementSpan(ctx, t.d.tracer, t.d.system, query)
 	defer func() { end(err) }()
-	return q.QueryContext(ctx, query, args...)
+	return queryContext(ctx, t.Tx, query, args)
 }

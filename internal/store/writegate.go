@@ -68,16 +68,10 @@ func (d *gatedDriver) Tx(ctx context.Context) (dialect.Tx, error) {
 // BeginTx begins a transaction with options (ent's Client.BeginTx) once it
 // is through the gate; it leaves the gate when it commits or rolls back.
 func (d *gatedDriver) BeginTx(ctx context.Context, opts *sql.TxOptions) (dialect.Tx, error) {
-	b, ok := d.Driver.(interface {
-		BeginTx(context.Context, *sql.TxOptions) (dialect.Tx, error)
-	})
-	if !ok {
-		return nil, fmt.Errorf("store: driver %T does not support BeginTx", d.Driver)
-	}
 	if err := d.gate.enter(ctx); err != nil {
 		return nil, err
 	}
-	tx, err := b.BeginTx(ctx, opts)
+	tx, err := beginTx(ctx, d.Driver, opts)
 	if err != nil {
 		d.gate.leave()
 		return nil, err
@@ -88,23 +82,11 @@ func (d *gatedDriver) BeginTx(ctx context.Context, opts *sql.TxOptions) (dialect
 // ExecContext and QueryContext pass through (ent's generated ExecContext
 // and QueryContext, and the counting and tracing drivers above this one).
 func (d *gatedDriver) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	ex, ok := d.Driver.(interface {
-		ExecContext(context.Context, string, ...any) (sql.Result, error)
-	})
-	if !ok {
-		return nil, fmt.Errorf("store: driver %T does not support ExecContext", d.Driver)
-	}
-	return ex.ExecContext(ctx, query, args...)
+	return execContext(ctx, d.Driver, query, args)
 }
 
 func (d *gatedDriver) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	q, ok := d.Driver.(interface {
-		QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-	})
-	if !ok {
-		return nil, fmt.Errorf("store: driver %T does not support QueryContext", d.Driver)
-	}
-	return q.QueryContext(ctx, query, args...)
+	return queryContext(ctx, d.Driver, query, args)
 }
 
 // gatedTx leaves its gate once, when it ends either way.
@@ -127,21 +109,9 @@ func (t *gatedTx) Rollback() error {
 // ExecContext and QueryContext pass through to the transaction (ent's
 // generated ExecContext and QueryContext on a Tx).
 func (t *gatedTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	ex, ok := t.Tx.(interface {
-		ExecContext(context.Context, string, ...any) (sql.Result, error)
-	})
-	if !ok {
-		return nil, fmt.Errorf("store: transaction %T does not support ExecContext", t.Tx)
-	}
-	return ex.ExecContext(ctx, query, args...)
+	return execContext(ctx, t.Tx, query, args)
 }
 
 func (t *gatedTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	q, ok := t.Tx.(interface {
-		QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-	})
-	if !ok {
-		return nil, fmt.Errorf("store: transaction %T does not support QueryContext", t.Tx)
-	}
-	return q.QueryContext(ctx, query, args...)
+	return queryContext(ctx, t.Tx, query, args)
 }
