@@ -201,19 +201,24 @@ func (answerMarker) InterceptOperation(ctx context.Context, next graphql.Operati
 // alone (and __typename), written plainly at the root, that selects no
 // uncached field anywhere.
 func cachedOperation(oc *graphql.OperationContext) bool {
-	if oc == nil || oc.Operation == nil || oc.Operation.Operation != ast.Query || len(oc.Operation.SelectionSet) == 0 {
+	if !plainQueryOf(oc, cachedRootsAndTypename) {
 		return false
 	}
 	cached := false
 	for _, sel := range oc.Operation.SelectionSet {
-		f, ok := sel.(*ast.Field)
-		if !ok || len(f.Directives) > 0 || (!cachedRoots[f.Name] && f.Name != "__typename") {
-			return false
-		}
-		cached = cached || cachedRoots[f.Name]
+		cached = cached || cachedRoots[sel.(*ast.Field).Name]
 	}
 	return cached && cacheableSelection(oc.Operation.SelectionSet, 0)
 }
+
+// cachedRootsAndTypename are the root fields a cached query may select.
+var cachedRootsAndTypename = func() map[string]bool {
+	m := map[string]bool{"__typename": true}
+	for k := range cachedRoots {
+		m[k] = true
+	}
+	return m
+}()
 
 // cacheableSelection reports whether set selects no uncached field, through
 // fragments too.

@@ -101,13 +101,18 @@ func (c *catalogCache) InterceptOperation(ctx context.Context, next graphql.Oper
 
 // catalogOnly reports whether an operation is a query whose root fields are
 // all catalog fields, written plainly (no fragments at the root).
-func catalogOnly(oc *graphql.OperationContext) bool {
+func catalogOnly(oc *graphql.OperationContext) bool { return plainQueryOf(oc, catalogFields) }
+
+// plainQueryOf reports whether an operation is a query whose root
+// selections are all fields of allowed, written plainly: no fragments and
+// no directives at the root.
+func plainQueryOf(oc *graphql.OperationContext, allowed map[string]bool) bool {
 	if oc == nil || oc.Operation == nil || oc.Operation.Operation != ast.Query || len(oc.Operation.SelectionSet) == 0 {
 		return false
 	}
 	for _, sel := range oc.Operation.SelectionSet {
 		f, ok := sel.(*ast.Field)
-		if !ok || !catalogFields[f.Name] || len(f.Directives) > 0 {
+		if !ok || !allowed[f.Name] || len(f.Directives) > 0 {
 			return false
 		}
 	}
