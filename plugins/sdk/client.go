@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -62,6 +63,7 @@ func callError(method string, err error) error {
 type grpcClient struct {
 	client pb.ProviderClient
 	health healthpb.HealthClient
+	broker *plugin.GRPCBroker
 }
 
 var (
@@ -69,8 +71,8 @@ var (
 	_ Pinger   = (*grpcClient)(nil)
 )
 
-func newGRPCClient(conn *grpc.ClientConn) *grpcClient {
-	return &grpcClient{client: pb.NewProviderClient(conn), health: healthpb.NewHealthClient(conn)}
+func newGRPCClient(conn *grpc.ClientConn, broker *plugin.GRPCBroker) *grpcClient {
+	return &grpcClient{client: pb.NewProviderClient(conn), health: healthpb.NewHealthClient(conn), broker: broker}
 }
 
 func (c *grpcClient) Describe(ctx context.Context) (*Description, error) {
@@ -82,7 +84,7 @@ func (c *grpcClient) Describe(ctx context.Context) (*Description, error) {
 }
 
 func (c *grpcClient) Validate(ctx context.Context, req *ValidateRequest) (*ValidateResponse, error) {
-	resp, err := c.client.Validate(ctx, &pb.ValidateRequest{TypeKey: req.TypeKey, Values: req.Values})
+	resp, err := c.client.Validate(ctx, &pb.ValidateRequest{TypeKey: req.TypeKey, Values: req.Values, SecretsWithheld: req.SecretsWithheld})
 	if err != nil {
 		return nil, callError("Validate", err)
 	}
@@ -90,11 +92,20 @@ func (c *grpcClient) Validate(ctx context.Context, req *ValidateRequest) (*Valid
 }
 
 func (c *grpcClient) Test(ctx context.Context, req *TestRequest) (*TestResponse, error) {
-	resp, err := c.client.Test(ctx, &pb.TestRequest{
+	msg := &pb.TestRequest{
 		TypeKey: req.TypeKey,
 		Values:  req.Values,
 		Token:   tokenToProto(req.Token),
-	})
+	}
+	if req.HTTP != nil {
+		if c.broker == nil {
+			return nil, &CallError{Method: "Test", status: status.New(codes.FailedPrecondition, "testing through the host needs go-plugin's broker")}
+		}
+		id, stop := serveHostHTTP(c.broker, req.HTTP)
+		defer stop()
+		msg.HostHttpBrokerId = id
+	}
+	resp, err := c.client.Test(ctx, msg)
 	if err != nil {
 		return nil, callError("Test", err)
 	}

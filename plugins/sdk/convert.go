@@ -106,12 +106,13 @@ func connectionTypeToProto(ct *ConnectionType) (*pb.ConnectionType, error) {
 		return nil, err
 	}
 	out := &pb.ConnectionType{
-		Key:           ct.Key,
-		Label:         ct.Label,
-		Description:   ct.Description,
-		IconUrl:       ct.IconURL,
-		AuthKind:      kind,
-		SchemaVersion: int32(ct.SchemaVersion),
+		Key:             ct.Key,
+		Label:           ct.Label,
+		Description:     ct.Description,
+		IconUrl:         ct.IconURL,
+		AuthKind:        kind,
+		SchemaVersion:   int32(ct.SchemaVersion),
+		TestThroughHost: ct.TestThroughHost,
 	}
 	for i := range ct.Inputs {
 		in, err := inputToProto(&ct.Inputs[i])
@@ -198,12 +199,13 @@ func descriptionFromProto(r *pb.DescribeResponse) *Description {
 
 func connectionTypeFromProto(ct *pb.ConnectionType) ConnectionType {
 	out := ConnectionType{
-		Key:           ct.GetKey(),
-		Label:         ct.GetLabel(),
-		Description:   ct.GetDescription(),
-		IconURL:       ct.GetIconUrl(),
-		AuthKind:      authKinds.goValue(ct.GetAuthKind()),
-		SchemaVersion: int(ct.GetSchemaVersion()),
+		Key:             ct.GetKey(),
+		Label:           ct.GetLabel(),
+		Description:     ct.GetDescription(),
+		IconURL:         ct.GetIconUrl(),
+		AuthKind:        authKinds.goValue(ct.GetAuthKind()),
+		SchemaVersion:   int(ct.GetSchemaVersion()),
+		TestThroughHost: ct.GetTestThroughHost(),
 	}
 	for _, in := range ct.GetInputs() {
 		out.Inputs = append(out.Inputs, inputFromProto(in))

@@ -72,7 +72,7 @@ func (p *Plugin) Validate(_ context.Context, req *ValidateRequest) (*ValidateRes
 		return nil, err
 	}
 	secrets := t.secrets(req.Values, values, nil)
-	return &ValidateResponse{Diagnostics: redactDiagnostics(t.check(values), secrets)}, nil
+	return &ValidateResponse{Diagnostics: redactDiagnostics(t.check(values, req.SecretsWithheld), secrets)}, nil
 }
 
 // Test implements Provider: values that fail the checks are answered not
@@ -87,7 +87,7 @@ func (p *Plugin) Test(ctx context.Context, req *TestRequest) (*TestResponse, err
 		return nil, err
 	}
 	secrets := t.secrets(req.Values, values, req.Token)
-	resp := InvalidValues(t.check(values))
+	resp := InvalidValues(t.check(values, req.ThroughHost()))
 	switch {
 	case resp != nil:
 	case t.Test == nil:
@@ -116,13 +116,21 @@ func (p *Plugin) lookup(typeKey string) (*Type, error) {
 }
 
 // check returns the diagnostics of resolved values: the declared checks,
-// with the type's own merged in.
-func (t *Type) check(values map[string]string) []Diagnostic {
-	declared := ValidateValues(&t.ConnectionType, values)
-	if t.Validate == nil {
-		return declared
+// with the type's own merged in. With withheld (the host kept the secret
+// values and checks them itself), diagnostics of secret inputs are left
+// out: their values are absent on purpose.
+func (t *Type) check(values map[string]string, withheld bool) []Diagnostic {
+	ds := ValidateValues(&t.ConnectionType, values)
+	if t.Validate != nil {
+		ds = mergeDiagnostics(ds, t.Validate(values))
 	}
-	return mergeDiagnostics(declared, t.Validate(values))
+	if !withheld {
+		return ds
+	}
+	return slices.DeleteFunc(ds, func(d Diagnostic) bool {
+		in := t.Input(d.Field)
+		return in != nil && in.Secret
+	})
 }
 
 // mergeDiagnostics returns declared with the diagnostics of every field

@@ -59,12 +59,14 @@ type ProviderPlugin struct {
 var _ plugin.GRPCPlugin = (*ProviderPlugin)(nil)
 
 // GRPCServer registers the provider on the plugin's gRPC server.
-func (p *ProviderPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
-	pb.RegisterProviderServer(s, &grpcServer{impl: p.Impl, logger: p.Logger, tracer: p.tracer})
+func (p *ProviderPlugin) GRPCServer(broker *plugin.GRPCBroker, s *grpc.Server) error {
+	pb.RegisterProviderServer(s, &grpcServer{impl: p.Impl, logger: p.Logger, tracer: p.tracer, broker: broker})
 	return nil
 }
 
-// GRPCClient returns the host-side Provider (also a Pinger) over conn.
-func (p *ProviderPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, conn *grpc.ClientConn) (interface{}, error) {
-	return newGRPCClient(conn), nil
+// GRPCClient returns the host-side Provider (also a Pinger) over conn. A
+// Test whose TestRequest.HTTP is set serves that client to the plugin over
+// broker for the length of the call (HostHTTP).
+func (p *ProviderPlugin) GRPCClient(_ context.Context, broker *plugin.GRPCBroker, conn *grpc.ClientConn) (interface{}, error) {
+	return newGRPCClient(conn, broker), nil
 }

@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -22,6 +23,8 @@ type grpcServer struct {
 	logger hclog.Logger
 	// tracer, if set, makes a span of every Validate and Test.
 	tracer trace.Tracer
+	// broker reaches the host's HostHTTP of a Test through the host.
+	broker *plugin.GRPCBroker
 }
 
 func (s *grpcServer) Describe(ctx context.Context, _ *pb.DescribeRequest) (resp *pb.DescribeResponse, err error) {
@@ -42,8 +45,9 @@ func (s *grpcServer) Validate(ctx context.Context, req *pb.ValidateRequest) (res
 	defer func() { end(err) }()
 	defer s.recoverPanic("Validate", &err)
 	r, err := s.impl.Validate(ctx, &ValidateRequest{
-		TypeKey: req.GetTypeKey(),
-		Values:  nonNil(req.GetValues()),
+		TypeKey:         req.GetTypeKey(),
+		Values:          nonNil(req.GetValues()),
+		SecretsWithheld: req.GetSecretsWithheld(),
 	})
 	if err != nil {
 		return nil, toStatus(err)
@@ -62,11 +66,20 @@ func (s *grpcServer) Test(ctx context.Context, req *pb.TestRequest) (resp *pb.Te
 	ctx, end := startSpan(ctx, s.tracer, "Test", req.GetTypeKey())
 	defer func() { end(err) }()
 	defer s.recoverPanic("Test", &err)
-	r, err := s.impl.Test(ctx, &TestRequest{
+	call := &TestRequest{
 		TypeKey: req.GetTypeKey(),
 		Values:  nonNil(req.GetValues()),
 		Token:   tokenFromProto(req.GetToken()),
-	})
+	}
+	if id := req.GetHostHttpBrokerId(); id != 0 {
+		client, closeConn, err := dialHostHTTP(s.broker, id)
+		if err != nil {
+			return nil, status.Error(codes.Unavailable, err.Error())
+		}
+		defer closeConn()
+		call.HTTP = client
+	}
+	r, err := s.impl.Test(ctx, call)
 	if err != nil {
 		return nil, toStatus(err)
 	}

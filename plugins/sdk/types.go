@@ -12,6 +12,7 @@ package sdk
 
 import (
 	"context"
+	"net/http"
 	"time"
 )
 
@@ -155,6 +156,14 @@ type ConnectionType struct {
 	Inputs        []Input
 	OAuth2        *OAuth2Spec
 	SchemaVersion int
+	// TestThroughHost says the type's Test makes its HTTP calls through the
+	// host (TestRequest.HTTP), which injects the credential: the plugin
+	// then never receives the values of secret inputs nor the token, and
+	// its Validate gets the other values only (ValidateRequest.
+	// SecretsWithheld), the host checking the secret ones against their
+	// declarations. A host older than protocol 1.2 ignores it and sends the
+	// values as before.
+	TestThroughHost bool
 }
 
 // Description is what Describe returns: the plugin and its types.
@@ -195,6 +204,10 @@ type Token struct {
 type ValidateRequest struct {
 	TypeKey string
 	Values  map[string]string
+	// SecretsWithheld says the values of secret inputs are absent on
+	// purpose (a type that tests through the host): the host checks them,
+	// and the plugin checks the others.
+	SecretsWithheld bool
 }
 
 // ValidateResponse carries the diagnostics of a Validate call; no
@@ -208,7 +221,19 @@ type TestRequest struct {
 	TypeKey string
 	Values  map[string]string
 	Token   *Token
+	// HTTP, when set, is the client the Test sends its requests with: in
+	// the plugin, a client whose requests go to the host, which injects the
+	// credential (the type's TestThroughHost); Values then hold no secret
+	// input and Token is nil. A host sets it to the client that sends the
+	// plugin's requests on. Each request and response body is limited to
+	// MaxHostHTTPBody.
+	HTTP *http.Client
 }
+
+// ThroughHost reports whether the Test runs through the host: its requests
+// go out through HTTP, with the credential the host injects, and the
+// request holds no secret value.
+func (r *TestRequest) ThroughHost() bool { return r.HTTP != nil }
 
 // TestResponse is the outcome of a live test.
 type TestResponse struct {

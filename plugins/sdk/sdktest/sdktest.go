@@ -287,10 +287,13 @@ func checkValidateEmpty(t testing.TB, p sdk.Provider, ct *sdk.ConnectionType, re
 func checkTestEmpty(t testing.TB, p sdk.Provider, ct *sdk.ConnectionType, required []string, rec *callRecorder) {
 	t.Helper()
 	before := rec.count()
-	res, err := call(func(ctx context.Context) (any, error) {
-		return p.Test(ctx, &sdk.TestRequest{TypeKey: ct.Key, Values: map[string]string{}})
-	})
-	if calls := rec.since(before); len(calls) > 0 {
+	req := &sdk.TestRequest{TypeKey: ct.Key, Values: map[string]string{}}
+	viaHost := &refusingHost{}
+	if ct.TestThroughHost {
+		req.HTTP = viaHost.client()
+	}
+	res, err := call(func(ctx context.Context) (any, error) { return p.Test(ctx, req) })
+	if calls := append(rec.since(before), viaHost.list()...); len(calls) > 0 {
 		t.Errorf("type %q: Test with no values called out (%s); Test must check the values before it reaches a service (see sdk.InvalidValues)",
 			ct.Key, strings.Join(calls, ", "))
 	}

@@ -34,13 +34,14 @@ func TestCheckReportsATestThatCallsOut(t *testing.T) {
 	for _, want := range []string{
 		`type "testplugin.everything": Test with no values called out (api.example.com:443)`,
 		`type "testplugin.oauth2": Test with no values called out (api.example.com:443)`,
+		`type "testplugin.throughHost": Test with no values called out (api.example.com:443)`,
 	} {
 		if !containsOne(errs, want) {
 			t.Errorf("Check did not report %q; it reported:\n%s", want, strings.Join(errs, "\n"))
 		}
 	}
-	if len(errs) != 2 {
-		t.Errorf("Check reported %d problems, want the 2 calls:\n%s", len(errs), strings.Join(errs, "\n"))
+	if len(errs) != 3 {
+		t.Errorf("Check reported %d problems, want the 3 calls:\n%s", len(errs), strings.Join(errs, "\n"))
 	}
 }
 

@@ -360,6 +360,197 @@ func (Severity) EnumDescriptor() ([]byte, []int) {
 	return file_plugboard_proto_rawDescGZIP(), []int{5}
 }
 
+// HTTPHeader is one header field with all its values.
+type HTTPHeader struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Values        []string               `protobuf:"bytes,2,rep,name=values,proto3" json:"values,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HTTPHeader) Reset() {
+	*x = HTTPHeader{}
+	mi := &file_plugboard_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HTTPHeader) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HTTPHeader) ProtoMessage() {}
+
+func (x *HTTPHeader) ProtoReflect() protoreflect.Message {
+	mi := &file_plugboard_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HTTPHeader.ProtoReflect.Descriptor instead.
+func (*HTTPHeader) Descriptor() ([]byte, []int) {
+	return file_plugboard_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *HTTPHeader) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *HTTPHeader) GetValues() []string {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
+type HTTPRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Method string                 `protobuf:"bytes,1,opt,name=method,proto3" json:"method,omitempty"`
+	// url is absolute, or relative to the type's base URL.
+	Url           string        `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	Headers       []*HTTPHeader `protobuf:"bytes,3,rep,name=headers,proto3" json:"headers,omitempty"`
+	Body          []byte        `protobuf:"bytes,4,opt,name=body,proto3" json:"body,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HTTPRequest) Reset() {
+	*x = HTTPRequest{}
+	mi := &file_plugboard_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HTTPRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HTTPRequest) ProtoMessage() {}
+
+func (x *HTTPRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_plugboard_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HTTPRequest.ProtoReflect.Descriptor instead.
+func (*HTTPRequest) Descriptor() ([]byte, []int) {
+	return file_plugboard_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *HTTPRequest) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *HTTPRequest) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *HTTPRequest) GetHeaders() []*HTTPHeader {
+	if x != nil {
+		return x.Headers
+	}
+	return nil
+}
+
+func (x *HTTPRequest) GetBody() []byte {
+	if x != nil {
+		return x.Body
+	}
+	return nil
+}
+
+type HTTPResponse struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	StatusCode int32                  `protobuf:"varint,1,opt,name=status_code,json=statusCode,proto3" json:"status_code,omitempty"`
+	Headers    []*HTTPHeader          `protobuf:"bytes,2,rep,name=headers,proto3" json:"headers,omitempty"`
+	Body       []byte                 `protobuf:"bytes,3,opt,name=body,proto3" json:"body,omitempty"`
+	// body_truncated says the body was cut at the size limit.
+	BodyTruncated bool `protobuf:"varint,4,opt,name=body_truncated,json=bodyTruncated,proto3" json:"body_truncated,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HTTPResponse) Reset() {
+	*x = HTTPResponse{}
+	mi := &file_plugboard_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HTTPResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HTTPResponse) ProtoMessage() {}
+
+func (x *HTTPResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_plugboard_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HTTPResponse.ProtoReflect.Descriptor instead.
+func (*HTTPResponse) Descriptor() ([]byte, []int) {
+	return file_plugboard_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *HTTPResponse) GetStatusCode() int32 {
+	if x != nil {
+		return x.StatusCode
+	}
+	return 0
+}
+
+func (x *HTTPResponse) GetHeaders() []*HTTPHeader {
+	if x != nil {
+		return x.Headers
+	}
+	return nil
+}
+
+func (x *HTTPResponse) GetBody() []byte {
+	if x != nil {
+		return x.Body
+	}
+	return nil
+}
+
+func (x *HTTPResponse) GetBodyTruncated() bool {
+	if x != nil {
+		return x.BodyTruncated
+	}
+	return false
+}
+
 type Option struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Value         string                 `protobuf:"bytes,1,opt,name=value,proto3" json:"value,omitempty"`
@@ -370,7 +561,7 @@ type Option struct {
 
 func (x *Option) Reset() {
 	*x = Option{}
-	mi := &file_plugboard_proto_msgTypes[0]
+	mi := &file_plugboard_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -382,7 +573,7 @@ func (x *Option) String() string {
 func (*Option) ProtoMessage() {}
 
 func (x *Option) ProtoReflect() protoreflect.Message {
-	mi := &file_plugboard_proto_msgTypes[0]
+	mi := &file_plugboard_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -395,7 +586,7 @@ func (x *Option) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Option.ProtoReflect.Descriptor instead.
 func (*Option) Descriptor() ([]byte, []int) {
-	return file_plugboard_proto_rawDescGZIP(), []int{0}
+	return file_plugboard_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Option) GetValue() string {
@@ -438,7 +629,7 @@ type Input struct {
 
 func (x *Input) Reset() {
 	*x = Input{}
-	mi := &file_plugboard_proto_msgTypes[1]
+	mi := &file_plugboard_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -450,7 +641,7 @@ func (x *Input) String() string {
 func (*Input) ProtoMessage() {}
 
 func (x *Input) ProtoReflect() protoreflect.Message {
-	mi := &file_plugboard_proto_msgTypes[1]
+	mi := &file_plugboard_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -463,7 +654,7 @@ func (x *Input) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Input.ProtoReflect.Descriptor instead.
 func (*Input) Descriptor() ([]byte, []int) {
-	return file_plugboard_proto_rawDescGZIP(), []int{1}
+	return file_plugboard_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Input) GetKey() string {
@@ -598,7 +789,7 @@ type OAuth2Spec struct {
 
 func (x *OAuth2Spec) Reset() {
 	*x = OAuth2Spec{}
-	mi := &file_plugboard_proto_msgTypes[2]
+	mi := &file_plugboard_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -610,7 +801,7 @@ func (x *OAuth2Spec) String() string {
 func (*OAuth2Spec) ProtoMessage() {}
 
 func (x *OAuth2Spec) ProtoReflect() protoreflect.Message {
-	mi := &file_plugboard_proto_msgTypes[2]
+	mi := &file_plugboard_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -623,7 +814,7 @@ func (x *OAuth2Spec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OAuth2Spec.ProtoReflect.Descriptor instead.
 func (*OAuth2Spec) Descriptor() ([]byte, []int) {
-	return file_plugboard_proto_rawDescGZIP(), []int{2}
+	return file_plugboard_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *OAuth2Spec) GetAuthorizeUrl() string {
@@ -720,13 +911,17 @@ type ConnectionType struct {
 	Inputs        []*Input               `protobuf:"bytes,6,rep,name=inputs,proto3" json:"inputs,omitempty"`
 	Oauth2        *OAuth2Spec            `protobuf:"bytes,7,opt,name=oauth2,proto3" json:"oauth2,omitempty"`
 	SchemaVersion int32                  `protobuf:"varint,8,opt,name=schema_version,json=schemaVersion,proto3" json:"schema_version,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// test_through_host: the type's Test gets an HTTP client through the
+	// host (HostHTTP) and no secret values; its Validate gets the non-secret
+	// values only (protocol minor 2).
+	TestThroughHost bool `protobuf:"varint,10,opt,name=test_through_host,json=testThroughHost,proto3" json:"test_through_host,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ConnectionType) Reset() {
 	*x = ConnectionType{}
-	mi := &file_plugboard_proto_msgTypes[3]
+	mi := &file_plugboard_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -738,7 +933,7 @@ func (x *ConnectionType) String() string {
 func (*ConnectionType) ProtoMessage() {}
 
 func (x *ConnectionType) ProtoReflect() protoreflect.Message {
-	mi := &file_plugboard_proto_msgTypes[3]
+	mi := &file_plugboard_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -751,7 +946,7 @@ func (x *ConnectionType) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectionType.ProtoReflect.Descriptor instead.
 func (*ConnectionType) Descriptor() ([]byte, []int) {
-	return file_plugboard_proto_rawDescGZIP(), []int{3}
+	return file_plugboard_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ConnectionType) GetKey() string {
@@ -810,6 +1005,13 @@ func (x *ConnectionType) GetSchemaVersion() int32 {
 	return 0
 }
 
+func (x *ConnectionType) GetTestThroughHost() bool {
+	if x != nil {
+		return x.TestThroughHost
+	}
+	return false
+}
+
 type DescribeRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -818,7 +1020,7 @@ type DescribeRequest struct {
 
 func (x *DescribeRequest) Reset() {
 	*x = DescribeRequest{}
-	mi := &file_plugboard_proto_msgTypes[4]
+	mi := &file_plugboard_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -830,7 +1032,7 @@ func (x *DescribeRequest) String() string {
 func (*DescribeRequest) ProtoMessage() {}
 
 func (x *DescribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugboard_proto_msgTypes[4]
+	mi := &file_plugboard_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -843,7 +1045,7 @@ func (x *DescribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeRequest.ProtoReflect.Descriptor instead.
 func (*DescribeRequest) Descriptor() ([]byte, []int) {
-	return file_plugboard_proto_rawDescGZIP(), []int{4}
+	return file_plugboard_proto_rawDescGZIP(), []int{7}
 }
 
 type DescribeResponse struct {
@@ -857,7 +1059,7 @@ type DescribeResponse struct {
 
 func (x *DescribeResponse) Reset() {
 	*x = DescribeResponse{}
-	mi := &file_plugboard_proto_msgTypes[5]
+	mi := &file_plugboard_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -869,7 +1071,7 @@ func (x *DescribeResponse) String() string {
 func (*DescribeResponse) ProtoMessage() {}
 
 func (x *DescribeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugboard_proto_msgTypes[5]
+	mi := &file_plugboard_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -882,7 +1084,7 @@ func (x *DescribeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeResponse.ProtoReflect.Descriptor instead.
 func (*DescribeResponse) Descriptor() ([]byte, []int) {
-	return file_plugboard_proto_rawDescGZIP(), []int{5}
+	return file_plugboard_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *DescribeResponse) GetKey() string {
@@ -918,7 +1120,7 @@ type Diagnostic struct {
 
 func (x *Diagnostic) Reset() {
 	*x = Diagnostic{}
-	mi := &file_plugboard_proto_msgTypes[6]
+	mi := &file_plugboard_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -930,7 +1132,7 @@ func (x *Diagnostic) String() string {
 func (*Diagnostic) ProtoMessage() {}
 
 func (x *Diagnostic) ProtoReflect() protoreflect.Message {
-	mi := &file_plugboard_proto_msgTypes[6]
+	mi := &file_plugboard_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -943,7 +1145,7 @@ func (x *Diagnostic) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Diagnostic.ProtoReflect.Descriptor instead.
 func (*Diagnostic) Descriptor() ([]byte, []int) {
-	return file_plugboard_proto_rawDescGZIP(), []int{6}
+	return file_plugboard_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Diagnostic) GetField() string {
@@ -975,16 +1177,19 @@ func (x *Diagnostic) GetDetail() string {
 }
 
 type ValidateRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	TypeKey       string                 `protobuf:"bytes,1,opt,name=type_key,json=typeKey,proto3" json:"type_key,omitempty"`
-	Values        map[string]string      `protobuf:"bytes,2,rep,name=values,proto3" json:"values,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	TypeKey string                 `protobuf:"bytes,1,opt,name=type_key,json=typeKey,proto3" json:"type_key,omitempty"`
+	Values  map[string]string      `protobuf:"bytes,2,rep,name=values,proto3" json:"values,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// secrets_withheld: the values of secret inputs are absent on purpose
+	// (a type that tests through the host); the host checks them.
+	SecretsWithheld bool `protobuf:"varint,3,opt,name=secrets_withheld,json=secretsWithheld,proto3" json:"secrets_withheld,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ValidateRequest) Reset() {
 	*x = ValidateRequest{}
-	mi := &file_plugboard_proto_msgTypes[7]
+	mi := &file_plugboard_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -996,7 +1201,7 @@ func (x *ValidateRequest) String() string {
 func (*ValidateRequest) ProtoMessage() {}
 
 func (x *ValidateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugboard_proto_msgTypes[7]
+	mi := &file_plugboard_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1009,7 +1214,7 @@ func (x *ValidateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateRequest.ProtoReflect.Descriptor instead.
 func (*ValidateRequest) Descriptor() ([]byte, []int) {
-	return file_plugboard_proto_rawDescGZIP(), []int{7}
+	return file_plugboard_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ValidateRequest) GetTypeKey() string {
@@ -1026,6 +1231,13 @@ func (x *ValidateRequest) GetValues() map[string]string {
 	return nil
 }
 
+func (x *ValidateRequest) GetSecretsWithheld() bool {
+	if x != nil {
+		return x.SecretsWithheld
+	}
+	return false
+}
+
 type ValidateResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Diagnostics   []*Diagnostic          `protobuf:"bytes,1,rep,name=diagnostics,proto3" json:"diagnostics,omitempty"`
@@ -1035,7 +1247,7 @@ type ValidateResponse struct {
 
 func (x *ValidateResponse) Reset() {
 	*x = ValidateResponse{}
-	mi := &file_plugboard_proto_msgTypes[8]
+	mi := &file_plugboard_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1047,7 +1259,7 @@ func (x *ValidateResponse) String() string {
 func (*ValidateResponse) ProtoMessage() {}
 
 func (x *ValidateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugboard_proto_msgTypes[8]
+	mi := &file_plugboard_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1060,7 +1272,7 @@ func (x *ValidateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateResponse.ProtoReflect.Descriptor instead.
 func (*ValidateResponse) Descriptor() ([]byte, []int) {
-	return file_plugboard_proto_rawDescGZIP(), []int{8}
+	return file_plugboard_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ValidateResponse) GetDiagnostics() []*Diagnostic {
@@ -1084,7 +1296,7 @@ type Token struct {
 
 func (x *Token) Reset() {
 	*x = Token{}
-	mi := &file_plugboard_proto_msgTypes[9]
+	mi := &file_plugboard_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1096,7 +1308,7 @@ func (x *Token) String() string {
 func (*Token) ProtoMessage() {}
 
 func (x *Token) ProtoReflect() protoreflect.Message {
-	mi := &file_plugboard_proto_msgTypes[9]
+	mi := &file_plugboard_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1109,7 +1321,7 @@ func (x *Token) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Token.ProtoReflect.Descriptor instead.
 func (*Token) Descriptor() ([]byte, []int) {
-	return file_plugboard_proto_rawDescGZIP(), []int{9}
+	return file_plugboard_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Token) GetAccessToken() string {
@@ -1152,14 +1364,18 @@ type TestRequest struct {
 	TypeKey string                 `protobuf:"bytes,1,opt,name=type_key,json=typeKey,proto3" json:"type_key,omitempty"`
 	Values  map[string]string      `protobuf:"bytes,2,rep,name=values,proto3" json:"values,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Unset when the credential holds no token.
-	Token         *Token `protobuf:"bytes,3,opt,name=token,proto3" json:"token,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Token *Token `protobuf:"bytes,3,opt,name=token,proto3" json:"token,omitempty"`
+	// host_http_broker_id, when set, is the go-plugin broker id on which the
+	// host serves HostHTTP for this call; values then hold no secret and
+	// token is unset.
+	HostHttpBrokerId uint32 `protobuf:"varint,4,opt,name=host_http_broker_id,json=hostHttpBrokerId,proto3" json:"host_http_broker_id,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *TestRequest) Reset() {
 	*x = TestRequest{}
-	mi := &file_plugboard_proto_msgTypes[10]
+	mi := &file_plugboard_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1171,7 +1387,7 @@ func (x *TestRequest) String() string {
 func (*TestRequest) ProtoMessage() {}
 
 func (x *TestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugboard_proto_msgTypes[10]
+	mi := &file_plugboard_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1184,7 +1400,7 @@ func (x *TestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TestRequest.ProtoReflect.Descriptor instead.
 func (*TestRequest) Descriptor() ([]byte, []int) {
-	return file_plugboard_proto_rawDescGZIP(), []int{10}
+	return file_plugboard_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *TestRequest) GetTypeKey() string {
@@ -1208,6 +1424,13 @@ func (x *TestRequest) GetToken() *Token {
 	return nil
 }
 
+func (x *TestRequest) GetHostHttpBrokerId() uint32 {
+	if x != nil {
+		return x.HostHttpBrokerId
+	}
+	return 0
+}
+
 type TestResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Ok            bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
@@ -1218,7 +1441,7 @@ type TestResponse struct {
 
 func (x *TestResponse) Reset() {
 	*x = TestResponse{}
-	mi := &file_plugboard_proto_msgTypes[11]
+	mi := &file_plugboard_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1230,7 +1453,7 @@ func (x *TestResponse) String() string {
 func (*TestResponse) ProtoMessage() {}
 
 func (x *TestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugboard_proto_msgTypes[11]
+	mi := &file_plugboard_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1243,7 +1466,7 @@ func (x *TestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TestResponse.ProtoReflect.Descriptor instead.
 func (*TestResponse) Descriptor() ([]byte, []int) {
-	return file_plugboard_proto_rawDescGZIP(), []int{11}
+	return file_plugboard_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *TestResponse) GetOk() bool {
@@ -1264,7 +1487,22 @@ var File_plugboard_proto protoreflect.FileDescriptor
 
 const file_plugboard_proto_rawDesc = "" +
 	"\n" +
-	"\x0fplugboard.proto\x12\fplugboard.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"4\n" +
+	"\x0fplugboard.proto\x12\fplugboard.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"8\n" +
+	"\n" +
+	"HTTPHeader\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06values\x18\x02 \x03(\tR\x06values\"\x7f\n" +
+	"\vHTTPRequest\x12\x16\n" +
+	"\x06method\x18\x01 \x01(\tR\x06method\x12\x10\n" +
+	"\x03url\x18\x02 \x01(\tR\x03url\x122\n" +
+	"\aheaders\x18\x03 \x03(\v2\x18.plugboard.v1.HTTPHeaderR\aheaders\x12\x12\n" +
+	"\x04body\x18\x04 \x01(\fR\x04body\"\x9e\x01\n" +
+	"\fHTTPResponse\x12\x1f\n" +
+	"\vstatus_code\x18\x01 \x01(\x05R\n" +
+	"statusCode\x122\n" +
+	"\aheaders\x18\x02 \x03(\v2\x18.plugboard.v1.HTTPHeaderR\aheaders\x12\x12\n" +
+	"\x04body\x18\x03 \x01(\fR\x04body\x12%\n" +
+	"\x0ebody_truncated\x18\x04 \x01(\bR\rbodyTruncated\"4\n" +
 	"\x06Option\x12\x14\n" +
 	"\x05value\x18\x01 \x01(\tR\x05value\x12\x14\n" +
 	"\x05label\x18\x02 \x01(\tR\x05label\"\x97\x04\n" +
@@ -1310,7 +1548,7 @@ const file_plugboard_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1aC\n" +
 	"\x15ExtraTokenParamsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb0\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xdc\x02\n" +
 	"\x0eConnectionType\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05label\x18\x02 \x01(\tR\x05label\x12 \n" +
@@ -1319,7 +1557,9 @@ const file_plugboard_proto_rawDesc = "" +
 	"\tauth_kind\x18\x05 \x01(\x0e2\x16.plugboard.v1.AuthKindR\bauthKind\x12+\n" +
 	"\x06inputs\x18\x06 \x03(\v2\x13.plugboard.v1.InputR\x06inputs\x120\n" +
 	"\x06oauth2\x18\a \x01(\v2\x18.plugboard.v1.OAuth2SpecR\x06oauth2\x12%\n" +
-	"\x0eschema_version\x18\b \x01(\x05R\rschemaVersion\"\x11\n" +
+	"\x0eschema_version\x18\b \x01(\x05R\rschemaVersion\x12*\n" +
+	"\x11test_through_host\x18\n" +
+	" \x01(\bR\x0ftestThroughHost\"\x11\n" +
 	"\x0fDescribeRequest\"\x87\x01\n" +
 	"\x10DescribeResponse\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x18\n" +
@@ -1330,10 +1570,11 @@ const file_plugboard_proto_rawDesc = "" +
 	"\x05field\x18\x01 \x01(\tR\x05field\x122\n" +
 	"\bseverity\x18\x02 \x01(\x0e2\x16.plugboard.v1.SeverityR\bseverity\x12\x18\n" +
 	"\asummary\x18\x03 \x01(\tR\asummary\x12\x16\n" +
-	"\x06detail\x18\x04 \x01(\tR\x06detail\"\xaa\x01\n" +
+	"\x06detail\x18\x04 \x01(\tR\x06detail\"\xd5\x01\n" +
 	"\x0fValidateRequest\x12\x19\n" +
 	"\btype_key\x18\x01 \x01(\tR\atypeKey\x12A\n" +
-	"\x06values\x18\x02 \x03(\v2).plugboard.v1.ValidateRequest.ValuesEntryR\x06values\x1a9\n" +
+	"\x06values\x18\x02 \x03(\v2).plugboard.v1.ValidateRequest.ValuesEntryR\x06values\x12)\n" +
+	"\x10secrets_withheld\x18\x03 \x01(\bR\x0fsecretsWithheld\x1a9\n" +
 	"\vValuesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"N\n" +
@@ -1349,11 +1590,12 @@ const file_plugboard_proto_rawDesc = "" +
 	"\n" +
 	"ExtraEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xcd\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xfc\x01\n" +
 	"\vTestRequest\x12\x19\n" +
 	"\btype_key\x18\x01 \x01(\tR\atypeKey\x12=\n" +
 	"\x06values\x18\x02 \x03(\v2%.plugboard.v1.TestRequest.ValuesEntryR\x06values\x12)\n" +
-	"\x05token\x18\x03 \x01(\v2\x13.plugboard.v1.TokenR\x05token\x1a9\n" +
+	"\x05token\x18\x03 \x01(\v2\x13.plugboard.v1.TokenR\x05token\x12-\n" +
+	"\x13host_http_broker_id\x18\x04 \x01(\rR\x10hostHttpBrokerId\x1a9\n" +
 	"\vValuesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"8\n" +
@@ -1401,7 +1643,9 @@ const file_plugboard_proto_rawDesc = "" +
 	"\bProvider\x12I\n" +
 	"\bDescribe\x12\x1d.plugboard.v1.DescribeRequest\x1a\x1e.plugboard.v1.DescribeResponse\x12I\n" +
 	"\bValidate\x12\x1d.plugboard.v1.ValidateRequest\x1a\x1e.plugboard.v1.ValidateResponse\x12=\n" +
-	"\x04Test\x12\x19.plugboard.v1.TestRequest\x1a\x1a.plugboard.v1.TestResponseBAZ?github.com/plugboard/plugboard/plugins/sdk/internal/proto;protob\x06proto3"
+	"\x04Test\x12\x19.plugboard.v1.TestRequest\x1a\x1a.plugboard.v1.TestResponse2N\n" +
+	"\bHostHTTP\x12B\n" +
+	"\tRoundTrip\x12\x19.plugboard.v1.HTTPRequest\x1a\x1a.plugboard.v1.HTTPResponseBAZ?github.com/plugboard/plugboard/plugins/sdk/internal/proto;protob\x06proto3"
 
 var (
 	file_plugboard_proto_rawDescOnce sync.Once
@@ -1416,7 +1660,7 @@ func file_plugboard_proto_rawDescGZIP() []byte {
 }
 
 var file_plugboard_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_plugboard_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_plugboard_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_plugboard_proto_goTypes = []any{
 	(AuthKind)(0),                 // 0: plugboard.v1.AuthKind
 	(InputType)(0),                // 1: plugboard.v1.InputType
@@ -1424,57 +1668,64 @@ var file_plugboard_proto_goTypes = []any{
 	(PKCEMethod)(0),               // 3: plugboard.v1.PKCEMethod
 	(TokenAuthStyle)(0),           // 4: plugboard.v1.TokenAuthStyle
 	(Severity)(0),                 // 5: plugboard.v1.Severity
-	(*Option)(nil),                // 6: plugboard.v1.Option
-	(*Input)(nil),                 // 7: plugboard.v1.Input
-	(*OAuth2Spec)(nil),            // 8: plugboard.v1.OAuth2Spec
-	(*ConnectionType)(nil),        // 9: plugboard.v1.ConnectionType
-	(*DescribeRequest)(nil),       // 10: plugboard.v1.DescribeRequest
-	(*DescribeResponse)(nil),      // 11: plugboard.v1.DescribeResponse
-	(*Diagnostic)(nil),            // 12: plugboard.v1.Diagnostic
-	(*ValidateRequest)(nil),       // 13: plugboard.v1.ValidateRequest
-	(*ValidateResponse)(nil),      // 14: plugboard.v1.ValidateResponse
-	(*Token)(nil),                 // 15: plugboard.v1.Token
-	(*TestRequest)(nil),           // 16: plugboard.v1.TestRequest
-	(*TestResponse)(nil),          // 17: plugboard.v1.TestResponse
-	nil,                           // 18: plugboard.v1.OAuth2Spec.ExtraAuthorizeParamsEntry
-	nil,                           // 19: plugboard.v1.OAuth2Spec.ExtraTokenParamsEntry
-	nil,                           // 20: plugboard.v1.ValidateRequest.ValuesEntry
-	nil,                           // 21: plugboard.v1.Token.ExtraEntry
-	nil,                           // 22: plugboard.v1.TestRequest.ValuesEntry
-	(*durationpb.Duration)(nil),   // 23: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 24: google.protobuf.Timestamp
+	(*HTTPHeader)(nil),            // 6: plugboard.v1.HTTPHeader
+	(*HTTPRequest)(nil),           // 7: plugboard.v1.HTTPRequest
+	(*HTTPResponse)(nil),          // 8: plugboard.v1.HTTPResponse
+	(*Option)(nil),                // 9: plugboard.v1.Option
+	(*Input)(nil),                 // 10: plugboard.v1.Input
+	(*OAuth2Spec)(nil),            // 11: plugboard.v1.OAuth2Spec
+	(*ConnectionType)(nil),        // 12: plugboard.v1.ConnectionType
+	(*DescribeRequest)(nil),       // 13: plugboard.v1.DescribeRequest
+	(*DescribeResponse)(nil),      // 14: plugboard.v1.DescribeResponse
+	(*Diagnostic)(nil),            // 15: plugboard.v1.Diagnostic
+	(*ValidateRequest)(nil),       // 16: plugboard.v1.ValidateRequest
+	(*ValidateResponse)(nil),      // 17: plugboard.v1.ValidateResponse
+	(*Token)(nil),                 // 18: plugboard.v1.Token
+	(*TestRequest)(nil),           // 19: plugboard.v1.TestRequest
+	(*TestResponse)(nil),          // 20: plugboard.v1.TestResponse
+	nil,                           // 21: plugboard.v1.OAuth2Spec.ExtraAuthorizeParamsEntry
+	nil,                           // 22: plugboard.v1.OAuth2Spec.ExtraTokenParamsEntry
+	nil,                           // 23: plugboard.v1.ValidateRequest.ValuesEntry
+	nil,                           // 24: plugboard.v1.Token.ExtraEntry
+	nil,                           // 25: plugboard.v1.TestRequest.ValuesEntry
+	(*durationpb.Duration)(nil),   // 26: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 27: google.protobuf.Timestamp
 }
 var file_plugboard_proto_depIdxs = []int32{
-	1,  // 0: plugboard.v1.Input.type:type_name -> plugboard.v1.InputType
-	6,  // 1: plugboard.v1.Input.options:type_name -> plugboard.v1.Option
-	2,  // 2: plugboard.v1.Input.collection:type_name -> plugboard.v1.Collection
-	3,  // 3: plugboard.v1.OAuth2Spec.pkce:type_name -> plugboard.v1.PKCEMethod
-	4,  // 4: plugboard.v1.OAuth2Spec.auth_style:type_name -> plugboard.v1.TokenAuthStyle
-	18, // 5: plugboard.v1.OAuth2Spec.extra_authorize_params:type_name -> plugboard.v1.OAuth2Spec.ExtraAuthorizeParamsEntry
-	19, // 6: plugboard.v1.OAuth2Spec.extra_token_params:type_name -> plugboard.v1.OAuth2Spec.ExtraTokenParamsEntry
-	23, // 7: plugboard.v1.OAuth2Spec.refresh_margin:type_name -> google.protobuf.Duration
-	0,  // 8: plugboard.v1.ConnectionType.auth_kind:type_name -> plugboard.v1.AuthKind
-	7,  // 9: plugboard.v1.ConnectionType.inputs:type_name -> plugboard.v1.Input
-	8,  // 10: plugboard.v1.ConnectionType.oauth2:type_name -> plugboard.v1.OAuth2Spec
-	9,  // 11: plugboard.v1.DescribeResponse.connection_types:type_name -> plugboard.v1.ConnectionType
-	5,  // 12: plugboard.v1.Diagnostic.severity:type_name -> plugboard.v1.Severity
-	20, // 13: plugboard.v1.ValidateRequest.values:type_name -> plugboard.v1.ValidateRequest.ValuesEntry
-	12, // 14: plugboard.v1.ValidateResponse.diagnostics:type_name -> plugboard.v1.Diagnostic
-	24, // 15: plugboard.v1.Token.expiry:type_name -> google.protobuf.Timestamp
-	21, // 16: plugboard.v1.Token.extra:type_name -> plugboard.v1.Token.ExtraEntry
-	22, // 17: plugboard.v1.TestRequest.values:type_name -> plugboard.v1.TestRequest.ValuesEntry
-	15, // 18: plugboard.v1.TestRequest.token:type_name -> plugboard.v1.Token
-	10, // 19: plugboard.v1.Provider.Describe:input_type -> plugboard.v1.DescribeRequest
-	13, // 20: plugboard.v1.Provider.Validate:input_type -> plugboard.v1.ValidateRequest
-	16, // 21: plugboard.v1.Provider.Test:input_type -> plugboard.v1.TestRequest
-	11, // 22: plugboard.v1.Provider.Describe:output_type -> plugboard.v1.DescribeResponse
-	14, // 23: plugboard.v1.Provider.Validate:output_type -> plugboard.v1.ValidateResponse
-	17, // 24: plugboard.v1.Provider.Test:output_type -> plugboard.v1.TestResponse
-	22, // [22:25] is the sub-list for method output_type
-	19, // [19:22] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	6,  // 0: plugboard.v1.HTTPRequest.headers:type_name -> plugboard.v1.HTTPHeader
+	6,  // 1: plugboard.v1.HTTPResponse.headers:type_name -> plugboard.v1.HTTPHeader
+	1,  // 2: plugboard.v1.Input.type:type_name -> plugboard.v1.InputType
+	9,  // 3: plugboard.v1.Input.options:type_name -> plugboard.v1.Option
+	2,  // 4: plugboard.v1.Input.collection:type_name -> plugboard.v1.Collection
+	3,  // 5: plugboard.v1.OAuth2Spec.pkce:type_name -> plugboard.v1.PKCEMethod
+	4,  // 6: plugboard.v1.OAuth2Spec.auth_style:type_name -> plugboard.v1.TokenAuthStyle
+	21, // 7: plugboard.v1.OAuth2Spec.extra_authorize_params:type_name -> plugboard.v1.OAuth2Spec.ExtraAuthorizeParamsEntry
+	22, // 8: plugboard.v1.OAuth2Spec.extra_token_params:type_name -> plugboard.v1.OAuth2Spec.ExtraTokenParamsEntry
+	26, // 9: plugboard.v1.OAuth2Spec.refresh_margin:type_name -> google.protobuf.Duration
+	0,  // 10: plugboard.v1.ConnectionType.auth_kind:type_name -> plugboard.v1.AuthKind
+	10, // 11: plugboard.v1.ConnectionType.inputs:type_name -> plugboard.v1.Input
+	11, // 12: plugboard.v1.ConnectionType.oauth2:type_name -> plugboard.v1.OAuth2Spec
+	12, // 13: plugboard.v1.DescribeResponse.connection_types:type_name -> plugboard.v1.ConnectionType
+	5,  // 14: plugboard.v1.Diagnostic.severity:type_name -> plugboard.v1.Severity
+	23, // 15: plugboard.v1.ValidateRequest.values:type_name -> plugboard.v1.ValidateRequest.ValuesEntry
+	15, // 16: plugboard.v1.ValidateResponse.diagnostics:type_name -> plugboard.v1.Diagnostic
+	27, // 17: plugboard.v1.Token.expiry:type_name -> google.protobuf.Timestamp
+	24, // 18: plugboard.v1.Token.extra:type_name -> plugboard.v1.Token.ExtraEntry
+	25, // 19: plugboard.v1.TestRequest.values:type_name -> plugboard.v1.TestRequest.ValuesEntry
+	18, // 20: plugboard.v1.TestRequest.token:type_name -> plugboard.v1.Token
+	13, // 21: plugboard.v1.Provider.Describe:input_type -> plugboard.v1.DescribeRequest
+	16, // 22: plugboard.v1.Provider.Validate:input_type -> plugboard.v1.ValidateRequest
+	19, // 23: plugboard.v1.Provider.Test:input_type -> plugboard.v1.TestRequest
+	7,  // 24: plugboard.v1.HostHTTP.RoundTrip:input_type -> plugboard.v1.HTTPRequest
+	14, // 25: plugboard.v1.Provider.Describe:output_type -> plugboard.v1.DescribeResponse
+	17, // 26: plugboard.v1.Provider.Validate:output_type -> plugboard.v1.ValidateResponse
+	20, // 27: plugboard.v1.Provider.Test:output_type -> plugboard.v1.TestResponse
+	8,  // 28: plugboard.v1.HostHTTP.RoundTrip:output_type -> plugboard.v1.HTTPResponse
+	25, // [25:29] is the sub-list for method output_type
+	21, // [21:25] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_plugboard_proto_init() }
@@ -1488,9 +1739,9 @@ func file_plugboard_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugboard_proto_rawDesc), len(file_plugboard_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   17,
+			NumMessages:   20,
 			NumExtensions: 0,
-			NumServices:   1,
+			NumServices:   2,
 		},
 		GoTypes:           file_plugboard_proto_goTypes,
 		DependencyIndexes: file_plugboard_proto_depIdxs,

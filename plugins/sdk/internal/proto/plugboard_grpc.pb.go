@@ -212,3 +212,119 @@ var Provider_ServiceDesc = grpc.ServiceDesc{
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "plugboard.proto",
 }
+
+const (
+	HostHTTP_RoundTrip_FullMethodName = "/plugboard.v1.HostHTTP/RoundTrip"
+)
+
+// HostHTTPClient is the client API for HostHTTP service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// HostHTTP is served by the host, over go-plugin's broker, for the length of
+// one Test call of a type that tests through the host (protocol minor 2):
+// the plugin sends its HTTP requests here, and the host injects the
+// credential, checks the destination and sends them on. The plugin never
+// holds the secret values.
+type HostHTTPClient interface {
+	// RoundTrip sends one request and returns its response, body included.
+	RoundTrip(ctx context.Context, in *HTTPRequest, opts ...grpc.CallOption) (*HTTPResponse, error)
+}
+
+type hostHTTPClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewHostHTTPClient(cc grpc.ClientConnInterface) HostHTTPClient {
+	return &hostHTTPClient{cc}
+}
+
+func (c *hostHTTPClient) RoundTrip(ctx context.Context, in *HTTPRequest, opts ...grpc.CallOption) (*HTTPResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(HTTPResponse)
+	err := c.cc.Invoke(ctx, HostHTTP_RoundTrip_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// HostHTTPServer is the server API for HostHTTP service.
+// All implementations must embed UnimplementedHostHTTPServer
+// for forward compatibility.
+//
+// HostHTTP is served by the host, over go-plugin's broker, for the length of
+// one Test call of a type that tests through the host (protocol minor 2):
+// the plugin sends its HTTP requests here, and the host injects the
+// credential, checks the destination and sends them on. The plugin never
+// holds the secret values.
+type HostHTTPServer interface {
+	// RoundTrip sends one request and returns its response, body included.
+	RoundTrip(context.Context, *HTTPRequest) (*HTTPResponse, error)
+	mustEmbedUnimplementedHostHTTPServer()
+}
+
+// UnimplementedHostHTTPServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedHostHTTPServer struct{}
+
+func (UnimplementedHostHTTPServer) RoundTrip(context.Context, *HTTPRequest) (*HTTPResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RoundTrip not implemented")
+}
+func (UnimplementedHostHTTPServer) mustEmbedUnimplementedHostHTTPServer() {}
+func (UnimplementedHostHTTPServer) testEmbeddedByValue()                  {}
+
+// UnsafeHostHTTPServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to HostHTTPServer will
+// result in compilation errors.
+type UnsafeHostHTTPServer interface {
+	mustEmbedUnimplementedHostHTTPServer()
+}
+
+func RegisterHostHTTPServer(s grpc.ServiceRegistrar, srv HostHTTPServer) {
+	// If the following call panics, it indicates UnimplementedHostHTTPServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&HostHTTP_ServiceDesc, srv)
+}
+
+func _HostHTTP_RoundTrip_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(HTTPRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HostHTTPServer).RoundTrip(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HostHTTP_RoundTrip_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HostHTTPServer).RoundTrip(ctx, req.(*HTTPRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// HostHTTP_ServiceDesc is the grpc.ServiceDesc for HostHTTP service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var HostHTTP_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "plugboard.v1.HostHTTP",
+	HandlerType: (*HostHTTPServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "RoundTrip",
+			Handler:    _HostHTTP_RoundTrip_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "plugboard.proto",
+}

@@ -7,6 +7,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"net/http"
 	"sort"
 	"time"
 
@@ -80,9 +82,27 @@ func Description() *sdk.Description {
 					RefreshMargin:        90 * time.Second,
 				},
 			},
+			throughHostType,
 		},
 	}
 }
+
+var throughHostType = sdk.ConnectionType{
+	Key:             ThroughHostType,
+	Label:           "Through the host",
+	AuthKind:        sdk.AuthAPIKey,
+	TestThroughHost: true,
+	Inputs: []sdk.Input{
+		{Key: "baseUrl", Label: "Base URL", Type: sdk.InputURL, Default: "https://api.example.com", Hidden: true},
+		{Key: "path", Label: "Path", Type: sdk.InputString, Default: "/whoami", Hidden: true},
+		{Key: "apiKey", Label: "API key", Type: sdk.InputPassword, Required: true, Secret: true},
+	},
+}
+
+// ThroughHostType is the type that tests through the host: its Test sends
+// GET <baseUrl><path> with the client the host hands it and reports what
+// came back (HostReport).
+const ThroughHostType = "testplugin.throughHost"
 
 // Describe implements sdk.Provider.
 func (*Provider) Describe(context.Context) (*sdk.Description, error) {
@@ -122,6 +142,9 @@ func (*Provider) Test(ctx context.Context, req *sdk.TestRequest) (*sdk.TestRespo
 	}
 	if err := misbehave(ctx, req.Values); err != nil {
 		return nil, err
+	}
+	if req.TypeKey == ThroughHostType {
+		return testThroughHost(ctx, req)
 	}
 	if req.Token == nil || req.Token.AccessToken != "good" {
 		return &sdk.TestResponse{OK: false, Message: "not connected"}, nil
@@ -166,4 +189,48 @@ func sortedKeys(m map[string]string) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// HostReport is the JSON message of a Test of ThroughHostType that got an
+// answer through the host.
+type HostReport struct {
+	ValueKeys []string
+	HasToken  bool
+	Status    int
+	Body      string
+	BodyLen   int
+	Truncated bool
+	Error     string
+}
+
+// testThroughHost sends one request through req.HTTP and reports it.
+func testThroughHost(ctx context.Context, req *sdk.TestRequest) (*sdk.TestResponse, error) {
+	if !req.ThroughHost() {
+		return &sdk.TestResponse{OK: false, Message: "not through the host"}, nil
+	}
+	if req.Values["baseUrl"] == "" {
+		return &sdk.TestResponse{OK: false, Message: "the base URL is missing"}, nil
+	}
+	r := HostReport{ValueKeys: sortedKeys(req.Values), HasToken: req.Token != nil}
+	httpReq, err := http.NewRequestWithContext(ctx, http.MethodGet, req.Values["baseUrl"]+req.Values["path"], nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := req.HTTP.Do(httpReq)
+	if err != nil {
+		r.Error = err.Error()
+	} else {
+		body, err := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		r.Status, r.BodyLen = resp.StatusCode, len(body)
+		r.Truncated = errors.Is(err, sdk.ErrHostHTTPBodyTruncated)
+		if len(body) <= 200 {
+			r.Body = string(body)
+		}
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		return nil, err
+	}
+	return &sdk.TestResponse{OK: r.Status == http.StatusOK, Message: string(b)}, nil
 }
