@@ -507,7 +507,7 @@ func (s *Service) liveTest(ctx context.Context, cred *ent.Credential, plain, sec
 			return nil, err
 		}
 	}
-	tr, err := s.Plugins.Test(ctx, ct.Key, resolved, sdkToken(tok))
+	tr, err := s.pluginTest(ctx, ct, resolved, tok)
 	if err != nil {
 		return nil, err
 	}

@@ -115,6 +115,12 @@ func (noPlugins) Test(context.Context, string, map[string]string, *sdk.Token) (*
 	return &sdk.TestResponse{OK: true, Message: "ok"}, nil
 }
 
+func (noPlugins) TestsThroughHost(string) bool { return false }
+
+func (noPlugins) TestThroughHost(context.Context, string, map[string]string, *sdk.Token, http.RoundTripper) (*sdk.TestResponse, error) {
+	return &sdk.TestResponse{OK: true, Message: "ok"}, nil
+}
+
 // env is one plugboard with an organization, on one database.
 type env struct {
 	st     *store.Store

@@ -212,7 +212,7 @@ func (sv *save) test(ctx context.Context) error {
 	if !sv.in.Test || sv.verify {
 		return nil
 	}
-	tr, err := sv.svc.Plugins.Test(ctx, sv.ct.Key, sv.resolved, sdkToken(sv.tok))
+	tr, err := sv.svc.pluginTest(ctx, sv.ct, sv.resolved, sv.tok)
 	if err != nil {
 		return err
 	}

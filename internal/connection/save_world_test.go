@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -59,6 +60,13 @@ func (p *fakePlugins) Test(_ context.Context, _ string, vals map[string]string, 
 	}
 	r := p.test
 	return &r, nil
+}
+
+// TestsThroughHost: the domain tests' plugins are all given the values.
+func (p *fakePlugins) TestsThroughHost(string) bool { return false }
+
+func (p *fakePlugins) TestThroughHost(ctx context.Context, key string, vals map[string]string, tok *sdk.Token, _ http.RoundTripper) (*sdk.TestResponse, error) {
+	return p.Test(ctx, key, vals, tok)
 }
 
 // answer sets what the plugin's Test answers.

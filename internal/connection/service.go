@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
@@ -18,6 +19,11 @@ import (
 type Plugins interface {
 	Validate(ctx context.Context, typeKey string, values map[string]string) (*sdk.ValidateResponse, error)
 	Test(ctx context.Context, typeKey string, values map[string]string, tok *sdk.Token) (*sdk.TestResponse, error)
+	// TestsThroughHost reports whether the type's plugin tests through the
+	// host; TestThroughHost then runs its Test, which sends each request
+	// with rt and is never handed a secret value.
+	TestsThroughHost(typeKey string) bool
+	TestThroughHost(ctx context.Context, typeKey string, values map[string]string, tok *sdk.Token, rt http.RoundTripper) (*sdk.TestResponse, error)
 }
 
 // Sealer encrypts and decrypts secrets, binding each to its row by aad.
@@ -42,6 +48,10 @@ type Service struct {
 	Refresh RefreshOptions
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Outbound is the client calls made with a credential go out through
+	// (a plugin's test through the host): it applies the egress policy.
+	// nil refuses every such call.
+	Outbound *http.Client
 
 	refreshInit sync.Once
 	refresh     *refresher

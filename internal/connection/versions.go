@@ -233,7 +233,7 @@ func (s *Service) testPending(ctx context.Context, v *auth.Viewer, p pendingSave
 			return nil, s.rejectVersion(ctx, v, ex, n, "the stored OAuth 2.0 token is not usable", err)
 		}
 	}
-	tr, err := s.Plugins.Test(ctx, p.ct.Key, p.resolved, sdkToken(tok))
+	tr, err := s.pluginTest(ctx, p.ct, p.resolved, tok)
 	if err != nil {
 		why := "the live test could not run"
 		if errors.Is(err, pluginhost.ErrUnavailable) || errors.Is(err, pluginhost.ErrTimeout) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"sort"
 	"strings"
 	"time"
@@ -39,9 +40,11 @@ func (h *Host) Validate(ctx context.Context, typeKey string, values map[string]s
 		return nil, err
 	}
 	var resp *sdk.ValidateResponse
+	sent, withheld := m.withheld(typeKey, values)
+	req := &sdk.ValidateRequest{TypeKey: typeKey, Values: sent, SecretsWithheld: withheld}
 	err = h.callCurrent(ctx, m, h.cfg.CallTimeout, "validate", m.redactor(typeKey, values, nil), func(ctx context.Context, inst *instance) error {
 		var err error
-		resp, err = inst.provider.Validate(ctx, &sdk.ValidateRequest{TypeKey: typeKey, Values: values})
+		resp, err = inst.provider.Validate(ctx, req)
 		return err
 	})
 	if err != nil {
@@ -55,16 +58,27 @@ func (h *Host) Validate(ctx context.Context, typeKey string, values map[string]s
 
 // Test asks the plugin that declared typeKey to check values (and token, if
 // any) live against the outside service. It has its own, longer deadline
-// (Config.TestTimeout).
+// (Config.TestTimeout). A type that tests through the host is sent neither
+// the secret values nor the token, and gets no way out: test it with
+// TestThroughHost.
 func (h *Host) Test(ctx context.Context, typeKey string, values map[string]string, tok *sdk.Token) (*sdk.TestResponse, error) {
 	m, err := h.route(typeKey)
 	if err != nil {
 		return nil, err
 	}
+	req := &sdk.TestRequest{TypeKey: typeKey, Values: values, Token: tok}
+	if sent, withheld := m.withheld(typeKey, values); withheld {
+		req = &sdk.TestRequest{TypeKey: typeKey, Values: sent, Token: tokenShape(tok), HTTP: &http.Client{Transport: refusingTransport{}}}
+	}
+	return h.test(ctx, m, req, m.redactor(typeKey, values, tok))
+}
+
+// test runs one Test call of m.
+func (h *Host) test(ctx context.Context, m *managed, req *sdk.TestRequest, scrub func(string) string) (*sdk.TestResponse, error) {
 	var resp *sdk.TestResponse
-	err = h.callCurrent(ctx, m, h.cfg.TestTimeout, "test", m.redactor(typeKey, values, tok), func(ctx context.Context, inst *instance) error {
+	err := h.callCurrent(ctx, m, h.cfg.TestTimeout, "test", scrub, func(ctx context.Context, inst *instance) error {
 		var err error
-		resp, err = inst.provider.Test(ctx, &sdk.TestRequest{TypeKey: typeKey, Values: values, Token: tok})
+		resp, err = inst.provider.Test(ctx, req)
 		return err
 	})
 	if err != nil {

@@ -62,6 +62,8 @@ type managed struct {
 	inst *instance // set only while LOADED
 	// secretInputs holds, per type key, the inputs declared secret.
 	secretInputs map[string]map[string]bool
+	// throughHost holds the type keys that test through the host.
+	throughHost map[string]bool
 	running      bool // a supervisor runs and has not been told to stop
 	done         chan struct{}
 
@@ -274,6 +276,7 @@ func (m *managed) activate(ctx context.Context, inst *instance, desc *sdk.Descri
 	m.info.Status, m.info.LastError = StatusLoaded, ""
 	m.inst = inst
 	m.secretInputs = secretInputs(desc)
+	m.throughHost = throughHostTypes(desc)
 	info = m.info
 	m.mu.Unlock()
 	m.log.Info("plugin loaded", "key", desc.Key, "version", desc.Version, "types", len(desc.ConnectionTypes), "pid", inst.pid, "restarts", info.Restarts)

@@ -61,7 +61,9 @@
 //     transport, sdk.CheckHTTP with a nil client); a plugin that dials a
 //     socket itself (a database driver) is only held to the deadline, and
 //     CheckProvider, which has no process to watch, checks the deadline
-//     only;
+//     only. A type that tests through the host gets a host that sends
+//     nothing on; as the host checks the secret inputs, its Test may call
+//     out through it when all its required inputs are secret;
 //   - a canary value put in every secret input and in the token never comes
 //     back in a diagnostic, message or error;
 //   - Validate and Test refuse an unknown type key with sdk.ErrUnknownType.

@@ -1,5 +1,6 @@
 // Package asana implements the Asana plugin: one API key connection type
-// for personal access tokens, tested against GET /users/me.
+// for personal access tokens, tested against GET /users/me through the
+// host, which sends the token: the plugin never holds it.
 package asana
 
 import (
@@ -42,6 +43,8 @@ var connectionType = sdk.ConnectionType{
 	Description: "Connects with a personal access token, created in the Asana developer console.",
 	IconURL:     "https://app.asana.com/favicon.ico",
 	AuthKind:    sdk.AuthAPIKey,
+	// The host sends the token as a bearer token.
+	TestThroughHost: true,
 	Inputs: []sdk.Input{
 		{
 			Key:            "apiKey",
@@ -85,9 +88,11 @@ func test(ctx context.Context, req *sdk.TestRequest) (*sdk.TestResponse, error) 
 	if err != nil {
 		return &sdk.TestResponse{OK: false, Message: "The API base URL is not usable."}, nil
 	}
-	httpReq.Header.Set("Authorization", "Bearer "+req.Values["apiKey"])
+	if !req.ThroughHost() { // a host older than protocol 1.2 sent the token
+		httpReq.Header.Set("Authorization", "Bearer "+req.Values["apiKey"])
+	}
 	httpReq.Header.Set("Accept", "application/json")
-	return sdk.CheckHTTP(ctx, nil, httpReq, func(status int, body []byte) *sdk.TestResponse {
+	return sdk.CheckHTTP(ctx, req.HTTP, httpReq, func(status int, body []byte) *sdk.TestResponse {
 		switch status {
 		case http.StatusOK:
 			var me struct {

@@ -91,3 +91,30 @@ func TestTestWithoutCallingOut(t *testing.T) {
 		})
 	}
 }
+
+// Through the host, the plugin gets no token: the host sends it, and the
+// plugin reads Asana's answer.
+func TestTestThroughTheHost(t *testing.T) {
+	srv := sdktest.Server(t, sdktest.Expect{
+		Path:   "/api/1.0/users/me",
+		Header: map[string]string{"Authorization": "Bearer " + canaryToken, "Accept": "application/json"},
+	}, func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`{"data":{"gid":"1","name":"Ada Lovelace"}}`))
+	})
+	host := &sdktest.Host{Base: srv.URL, Inject: func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+canaryToken) }}
+	p := sdktest.InProcess(t, New())
+	resp, err := host.Test(t, p, TypeKey, map[string]string{"apiKey": canaryToken, "baseUrl": srv.URL + "/api/1.0/"})
+	sdktest.CheckAnswer(t, resp, err, true, "Connected to Asana as Ada Lovelace.")
+	reqs := host.Requests()
+	if len(reqs) != 1 || reqs[0].URL.Path != "/api/1.0/users/me" {
+		t.Errorf("the host sent %d requests (%v), want one GET /api/1.0/users/me", len(reqs), reqs)
+	}
+
+	// A token Asana rejects is worded as on the old path.
+	rejecting := sdktest.Server(t, sdktest.Expect{Path: "/users/me"}, func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, `{"errors":[{"message":"Not Authorized"}]}`, http.StatusUnauthorized)
+	})
+	host = &sdktest.Host{Base: rejecting.URL}
+	resp, err = host.Test(t, p, TypeKey, map[string]string{"baseUrl": rejecting.URL})
+	sdktest.CheckAnswer(t, resp, err, false, "the token was rejected")
+}

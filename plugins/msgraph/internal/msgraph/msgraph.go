@@ -51,6 +51,8 @@ var connectionType = sdk.ConnectionType{
 	Description: "Connects to a Microsoft 365 tenant as an application, with the client ID and a client secret of an app registration in Microsoft Entra ID.",
 	IconURL:     "https://graph.microsoft.com/favicon.ico",
 	AuthKind:    sdk.AuthOAuth2ClientCredentials,
+	// The host sends the access token as a bearer token.
+	TestThroughHost: true,
 	Inputs: []sdk.Input{
 		{Key: "tenant", Label: "Tenant", Type: sdk.InputString, Required: true, Pattern: TenantPattern,
 			PatternMessage: "Enter the Directory (tenant) ID, a GUID from the app registration's Overview page, or a domain of the tenant such as contoso.onmicrosoft.com.",
@@ -136,7 +138,7 @@ func tenantProblem(v string) string {
 // test reads the tenant's organization from Microsoft Graph, with the token
 // plugboard got from the token endpoint.
 func test(ctx context.Context, req *sdk.TestRequest) (*sdk.TestResponse, error) {
-	if req.Token == nil || req.Token.AccessToken == "" {
+	if req.Token == nil || (!req.ThroughHost() && req.Token.AccessToken == "") {
 		return &sdk.TestResponse{OK: false, Message: "No access token yet: plugboard requests one from Microsoft Entra ID with the client ID and secret."}, nil
 	}
 	api := strings.TrimRight(req.Values["graphBaseUrl"], "/") + "/organization?$select=id,displayName"
@@ -144,9 +146,11 @@ func test(ctx context.Context, req *sdk.TestRequest) (*sdk.TestResponse, error) 
 	if err != nil {
 		return &sdk.TestResponse{OK: false, Message: "The Graph base URL is not usable."}, nil
 	}
-	httpReq.Header.Set("Authorization", "Bearer "+req.Token.AccessToken)
+	if !req.ThroughHost() { // a host older than protocol 1.2 sent the token
+		httpReq.Header.Set("Authorization", "Bearer "+req.Token.AccessToken)
+	}
 	httpReq.Header.Set("Accept", "application/json")
-	return sdk.CheckHTTP(ctx, nil, httpReq, organizationAnswer), nil
+	return sdk.CheckHTTP(ctx, req.HTTP, httpReq, organizationAnswer), nil
 }
 
 // organizationAnswer is the verdict on Graph's answer to GET /organization.

@@ -38,6 +38,8 @@ var connectionType = sdk.ConnectionType{
 	Description: "Connects a Slack workspace through your Slack app (OAuth 2.0, bot token).",
 	IconURL:     "https://a.slack-edge.com/80588/marketing/img/meta/favicon-32.png",
 	AuthKind:    sdk.AuthOAuth2AuthorizationCode,
+	// The host sends the access token as a bearer token.
+	TestThroughHost: true,
 	Inputs: []sdk.Input{
 		{Key: "authorizeUrl", Label: "Authorize URL", Type: sdk.InputURL, Default: DefaultAuthorizeURL, Hidden: true},
 		{Key: "tokenUrl", Label: "Token URL", Type: sdk.InputURL, Default: DefaultTokenURL, Hidden: true,
@@ -71,7 +73,7 @@ var connectionType = sdk.ConnectionType{
 // test calls auth.test on the Slack API with the token (the API of
 // tokenUrl's host, so a test server can stand in).
 func test(ctx context.Context, req *sdk.TestRequest) (*sdk.TestResponse, error) {
-	if req.Token == nil || req.Token.AccessToken == "" {
+	if req.Token == nil || (!req.ThroughHost() && req.Token.AccessToken == "") {
 		return &sdk.TestResponse{OK: false, Message: "Not connected: authorize the Slack app first."}, nil
 	}
 	tokenURL, err := url.Parse(req.Values["tokenUrl"])
@@ -83,8 +85,10 @@ func test(ctx context.Context, req *sdk.TestRequest) (*sdk.TestResponse, error) 
 	if err != nil {
 		return &sdk.TestResponse{OK: false, Message: "The token URL is not usable."}, nil
 	}
-	httpReq.Header.Set("Authorization", "Bearer "+req.Token.AccessToken)
-	return sdk.CheckHTTP(ctx, nil, httpReq, authTestAnswer), nil
+	if !req.ThroughHost() { // a host older than protocol 1.2 sent the token
+		httpReq.Header.Set("Authorization", "Bearer "+req.Token.AccessToken)
+	}
+	return sdk.CheckHTTP(ctx, req.HTTP, httpReq, authTestAnswer), nil
 }
 
 // authTestAnswer is the verdict on Slack's answer to auth.test.
