@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/plugboard/plugboard/ent"
 	"github.com/plugboard/plugboard/ent/connectiontype"
+	"github.com/plugboard/plugboard/internal/egress"
 	"github.com/plugboard/plugboard/internal/oauth"
 	"github.com/plugboard/plugboard/plugins/sdk"
 )
@@ -116,11 +118,18 @@ func (t *credentialTransport) hosts() string {
 // outboundError words a failed outbound call without its URL, which may
 // carry the credential (a query parameter).
 func outboundError(host string, err error) error {
+	var denied *egress.DeniedError
+	if errors.As(err, &denied) {
+		if h, _, _ := net.SplitHostPort(host); h == denied.Addr.String() || host == denied.Addr.String() {
+			return fmt.Errorf("plugboard refused to connect to %s: %s", denied.Addr, denied.Reason)
+		}
+		return fmt.Errorf("plugboard refused to connect to %s at %s: %s", host, denied.Addr, denied.Reason)
+	}
 	var urlErr *url.Error
 	if errors.As(err, &urlErr) {
 		err = urlErr.Err
 	}
-	return fmt.Errorf("%s: %w", host, err)
+	return err
 }
 
 // declaredBases lists the base URLs the type declares for the credential:

@@ -64,8 +64,8 @@ type managed struct {
 	secretInputs map[string]map[string]bool
 	// throughHost holds the type keys that test through the host.
 	throughHost map[string]bool
-	running      bool // a supervisor runs and has not been told to stop
-	done         chan struct{}
+	running     bool // a supervisor runs and has not been told to stop
+	done        chan struct{}
 
 	wake     chan struct{}
 	stop     chan struct{}

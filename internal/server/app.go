@@ -284,6 +284,9 @@ func (a *App) buildServices(catalog *connection.Catalog) {
 		DB: db, Plugins: a.Host, Keys: a.Keys, Log: a.Log, Events: a.Events, OAuth: a.OAuth,
 		Refresh: connection.RefreshOptions{Dialect: a.Store.Dialect, SQL: a.Store.DB},
 		Catalog: catalog,
+		// Tests through the host reach tenant-chosen hosts: the egress
+		// policy applies.
+		Outbound: egress.NewClient(a.Options.Egress, egress.ClientOptions{}),
 	}
 	a.Tokens = auth.NewTokens(db)
 	a.Tokens.Revocations = revocations{a.Events}

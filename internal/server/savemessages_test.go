@@ -41,9 +41,11 @@ func assertNoPattern(t *testing.T, raw string, patterns ...string) {
 
 // A plugin's own message for a field reaches the user although the value
 // also fails the declared pattern; a pattern failure without one gets the
-// input's patternMessage; no pattern is shown; nothing is stored.
+// input's patternMessage; no pattern is shown; nothing is stored. A secret
+// input of a type that tests through the host (Asana's token) is checked by
+// the host alone, against its declaration: the plugin never sees it.
 func TestSaveAnswersInWordsNotPatterns(t *testing.T) {
-	env := servertest.Start(t, servertest.Config{Plugins: []string{"asana", "postgres", "faulty"}})
+	env := servertest.Start(t, servertest.Config{Plugins: []string{"asana", "shopify", "postgres", "faulty"}})
 	connID, custID := createAsanaConnection(t, env)
 	val := func(k, v string) map[string]any { return map[string]any{"key": k, "value": v} }
 	save := func(in map[string]any) *servertest.Response {
@@ -57,13 +59,27 @@ func TestSaveAnswersInWordsNotPatterns(t *testing.T) {
 	r := save(map[string]any{"connectionID": connID, "customerID": custID, "values": []any{
 		val("apiKey", "Bearer 2/1200000000000000/1200000000000001:0123456789abcdef0123456789abcdef")}})
 	ue := userErrorsOf(t, r)
-	if e := ue["values.apiKey"]; e == nil || e["message"] != `Paste the token without the "Bearer " prefix.` || e["code"] != "PLUGIN_REJECTED" {
-		t.Errorf("apiKey error %v, want the Asana plugin's own message: %s", e, r.Raw)
+	wantKey := "This does not look like an Asana personal access token: it starts with a digit and a slash, such as 2/1200…:0123…."
+	if e := ue["values.apiKey"]; e == nil || e["message"] != wantKey || e["code"] != "INVALID_VALUE" {
+		t.Errorf("apiKey error %v, want INVALID_VALUE %q from the host's check: %s", e, wantKey, r.Raw)
 	}
 	if len(ue) != 1 {
 		t.Errorf("userErrors %v, want one for apiKey", ue)
 	}
 	assertNoPattern(t, r.Raw, asanaTokenPattern)
+
+	shop := env.Do(t, `mutation { createConnection(input: {typeKey: "shopify.apiKey", stableKey: "shop", name: "Shop", scope: ORGANIZATION_GLOBAL}) { connection { id } } }`, nil)
+	mustOK(t, shop)
+	r = save(map[string]any{"connectionID": servertest.Str(shop.Data, "createConnection.connection.id"), "values": []any{
+		val("shop", "acme.myshopify.com"), val("accessToken", "shpat_0123456789abcdef")}})
+	ue = userErrorsOf(t, r)
+	if e := ue["values.shop"]; e == nil || e["message"] != "Enter only the store name (acme), not the domain (acme.myshopify.com)." || e["code"] != "PLUGIN_REJECTED" {
+		t.Errorf("shop error %v, want the Shopify plugin's own message: %s", e, r.Raw)
+	}
+	if len(ue) != 1 {
+		t.Errorf("userErrors %v, want one for shop", ue)
+	}
+	assertNoPattern(t, r.Raw, "^[a-z0-9][a-z0-9-]*$")
 
 	pg := env.Do(t, `mutation { createConnection(input: {typeKey: "postgres.basic", stableKey: "pg", name: "PG", scope: ORGANIZATION_GLOBAL}) { connection { id } } }`, nil)
 	mustOK(t, pg)

@@ -668,13 +668,13 @@ func TestRejectedSaveKeepsItsErrors(t *testing.T) {
 		const bad = "Bearer not-a-token"
 		got := scRefused(t, env, scSaveMutation, map[string]any{"in": map[string]any{
 			"connectionID": connID, "customerID": custID, "values": scVals("apiKey", bad)}}, "saveCredential", "VALIDATION_FAILED")
-		scHas(t, got, "PLUGIN_REJECTED values.apiKey") // the Asana plugin's own words
+		scHas(t, got, "INVALID_VALUE values.apiKey") // the host's check: Asana never sees the token
 		after, err := db.Credential.Get(sys, before.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if after.Version != before.Version || string(after.Secrets) != string(before.Secrets) || len(after.LastErrors) == 0 ||
-			strings.Join(after.LastErrors[0].Field, ".") != "values.apiKey" || after.LastErrors[0].Code != "PLUGIN_REJECTED" {
+			strings.Join(after.LastErrors[0].Field, ".") != "values.apiKey" || after.LastErrors[0].Code != "INVALID_VALUE" {
 			t.Fatalf("after the rejected save: version %d→%d, last errors %v", before.Version, after.Version, after.LastErrors)
 		}
 		var raw string

@@ -475,7 +475,7 @@ func TestConfigWizard(t *testing.T) {
 			"credential=ACTIVE values=apiKey=null/true,baseUrl=null/false",
 			asanaKeyField + " isSet=true updatedAt=t",
 			asanaURLField + " value=null isSet=false updatedAt=-",
-			"error values.apiKey PLUGIN_REJECTED", // the Asana plugin's own words
+			"error values.apiKey INVALID_VALUE", // the host checks the token: Asana never sees it
 			"error values.baseUrl INVALID_VALUE",
 		}})
 		if msg := elems[0].Errors[0].Message; msg == "" {
@@ -526,7 +526,7 @@ func TestConfigWizard(t *testing.T) {
 			"action=FORM status=ACTIVE connected=false connectLabel=null",
 			"credential=ACTIVE values=apiKey=null/true",
 			asanaKeyField + " isSet=true updatedAt=t",
-			"error values.apiKey PLUGIN_REJECTED", // the Asana plugin's own words
+			"error values.apiKey INVALID_VALUE", // the host checks the token: Asana never sees it
 		}})
 		// Hidden inputs and their values never reach the customer.
 		for _, hidden := range []string{"authorizeUrl", "tokenUrl", "revokeUrl", "clientId", "clientSecret", "baseUrl",
