@@ -30,25 +30,26 @@ func (s *Service) pluginTest(ctx context.Context, ct *ent.ConnectionType, resolv
 	if !s.Plugins.TestsThroughHost(ct.Key) {
 		return s.Plugins.Test(ctx, ct.Key, resolved, sdkToken(tok))
 	}
-	rt, err := s.credentialTransport(ct, resolved, tok)
-	if err != nil {
-		return &sdk.TestResponse{OK: false, Message: err.Error()}, nil
+	rt, problem := s.credentialTransport(ct, resolved, tok)
+	if problem != "" {
+		return &sdk.TestResponse{OK: false, Message: problem}, nil
 	}
 	return s.Plugins.TestThroughHost(ctx, ct.Key, resolved, sdkToken(tok), rt)
 }
 
 // credentialTransport is the transport of one test through the host of a
-// credential of ct with resolved values and tok.
-func (s *Service) credentialTransport(ct *ent.ConnectionType, resolved map[string]string, tok *oauth.Token) (http.RoundTripper, error) {
-	inject, err := injectionFor(ct, resolved, tok)
-	if err != nil {
-		return nil, err
+// credential of ct with resolved values and tok, or the sentence that says
+// why there is none (the test's failure).
+func (s *Service) credentialTransport(ct *ent.ConnectionType, resolved map[string]string, tok *oauth.Token) (http.RoundTripper, string) {
+	inject := injectionFor(ct, resolved, tok)
+	if inject == nil {
+		return nil, "The connection type " + ct.Key + " declares no way for plugboard to send its credential."
 	}
 	bases := declaredBases(ct, resolved)
 	if len(bases) == 0 {
-		return nil, fmt.Errorf("The connection type %s declares no base URL to test against.", ct.Key)
+		return nil, "The connection type " + ct.Key + " declares no base URL to test against."
 	}
-	return &credentialTransport{client: s.outbound(), bases: bases, inject: inject}, nil
+	return &credentialTransport{client: s.outbound(), bases: bases, inject: inject}, ""
 }
 
 // outbound is the client calls made for a credential go out with.
@@ -163,26 +164,26 @@ func declaredBases(ct *ent.ConnectionType, resolved map[string]string) []*url.UR
 // without an explicit declaration: an OAuth 2.0 type sends its access
 // token as a bearer token; an API key type its one secret input as a
 // bearer token; a basic auth type its username and its secret input as
-// basic auth.
-func injectionFor(ct *ent.ConnectionType, resolved map[string]string, tok *oauth.Token) (func(*http.Request), error) {
+// basic auth. It returns nil for a type it knows no way for.
+func injectionFor(ct *ent.ConnectionType, resolved map[string]string, tok *oauth.Token) func(*http.Request) {
 	switch ct.AuthKind {
 	case connectiontype.AuthKindOAUTH2_AUTHORIZATION_CODE, connectiontype.AuthKindOAUTH2_CLIENT_CREDENTIALS:
 		return func(r *http.Request) {
 			if tok != nil && tok.AccessToken != "" {
 				r.Header.Set("Authorization", "Bearer "+tok.AccessToken)
 			}
-		}, nil
+		}
 	case connectiontype.AuthKindAPI_KEY:
 		if key, ok := oneSecret(ct, resolved); ok {
-			return func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+key) }, nil
+			return func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+key) }
 		}
 	case connectiontype.AuthKindBASIC:
 		password, ok := oneSecret(ct, resolved)
 		if user := resolved["username"]; ok && user != "" {
-			return func(r *http.Request) { r.SetBasicAuth(user, password) }, nil
+			return func(r *http.Request) { r.SetBasicAuth(user, password) }
 		}
 	}
-	return nil, fmt.Errorf("The connection type %s declares no way for plugboard to send its credential.", ct.Key)
+	return nil
 }
 
 // oneSecret returns the value of the type's one secret input that has a
