@@ -73,6 +73,59 @@ func TestTestThroughHostInjectsTheCredential(t *testing.T) {
 	})
 }
 
+// An OAuth 2.0 type (Microsoft Graph, client credentials) tests through
+// the host: plugboard gets the token, and the Graph upstream sees it as a
+// bearer token the host injected; the plugin gets neither the client secret
+// nor the token.
+func TestTestThroughHostInjectsTheAccessToken(t *testing.T) {
+	const secret, accessToken = "client-CANARY-secret", "graph-CANARY-token"
+	var mu sync.Mutex
+	var graphAuth []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/contoso.onmicrosoft.com/oauth2/v2.0/token":
+			if r.PostFormValue("client_secret") != secret {
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
+			_, _ = w.Write([]byte(`{"access_token":"` + accessToken + `","token_type":"Bearer","expires_in":3599}`))
+		case "/v1.0/organization":
+			mu.Lock()
+			graphAuth = append(graphAuth, r.Header.Get("Authorization"))
+			mu.Unlock()
+			_, _ = w.Write([]byte(`{"value":[{"id":"t-1","displayName":"Contoso"}]}`))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	servertest.EachDB(t, servertest.Config{Plugins: []string{"msgraph"}}, func(t *testing.T, env *servertest.Env) {
+		mu.Lock()
+		graphAuth = nil
+		mu.Unlock()
+		r := env.Do(t, `mutation { createConnection(input: {typeKey: "msgraph.clientCredentials", stableKey: "graph", name: "Graph", scope: ORGANIZATION_GLOBAL}) { connection { id } } }`, nil)
+		mustOK(t, r)
+		val := func(k, v string) map[string]any { return map[string]any{"key": k, "value": v} }
+		r = env.Do(t, saveMutation, map[string]any{"in": map[string]any{"connectionID": servertest.Str(r.Data, "createConnection.connection.id"), "test": true,
+			"values": []any{val("tenant", "contoso.onmicrosoft.com"), val("clientId", "11111111-2222-3333-4444-555555555555"),
+				val("clientSecret", secret), val("authorityHost", srv.URL), val("graphBaseUrl", srv.URL+"/v1.0")}}})
+		mustOK(t, r)
+		if msg := servertest.Str(r.Data, "saveCredential.testResult.message"); msg != "Connected to Microsoft Graph for the organization Contoso (tenant t-1)." {
+			t.Fatalf("test through the host: %q: %s", msg, r.Raw)
+		}
+		mu.Lock()
+		got := strings.Join(graphAuth, ",")
+		mu.Unlock()
+		if got != "Bearer "+accessToken {
+			t.Errorf("Graph saw Authorization %q, want the access token once", got)
+		}
+		if strings.Contains(env.AllBodies(), "CANARY") || strings.Contains(env.Logs.String(), "CANARY") {
+			t.Error("a secret leaked into a response or the log")
+		}
+	})
+}
+
 // A type whose base URL points at the cloud metadata address is refused by
 // the egress policy before anything is sent, with a message that says so,
 // and nothing is stored.
