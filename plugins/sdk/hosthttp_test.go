@@ -6,8 +6,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/plugboard/plugboard/plugins/sdk"
 	"github.com/plugboard/plugboard/plugins/sdk/internal/testplugin"
@@ -154,3 +156,30 @@ func benchmarkTest(b *testing.B, throughHost bool) {
 
 func BenchmarkTestDirect(b *testing.B)      { benchmarkTest(b, false) }
 func BenchmarkTestThroughHost(b *testing.B) { benchmarkTest(b, true) }
+
+// Each Test through the host starts a HostHTTP server on the broker and
+// stops it when the call returns: many calls leave no server behind.
+func TestThroughHostStopsItsServerAfterEachCall(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer srv.Close()
+	p := sdktest.InProcess(t, testplugin.New())
+	host := &sdktest.Host{Base: srv.URL}
+	run := func() {
+		if _, err := host.Test(t, p, testplugin.ThroughHostType, map[string]string{"baseUrl": srv.URL, "path": "/"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run() // the connections and pools of the first call stay
+	before := runtime.NumGoroutine()
+	for range 30 {
+		run()
+	}
+	var after int
+	for range 50 {
+		if after = runtime.NumGoroutine(); after <= before+5 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Errorf("%d goroutines after 30 more tests through the host, %d before: the servers of the calls keep running", after, before)
+}
