@@ -72,3 +72,24 @@ func TestThroughHostUsesTheCallersTransport(t *testing.T) {
 		t.Error("the host log holds the key")
 	}
 }
+
+// BenchmarkTestThroughHost is the asana plugin's live test through the
+// host over go-plugin with mTLS: a broker server per call, the plugin's
+// dial back, one HostHTTP round trip to a local upstream. BenchmarkPing
+// and BenchmarkValidate are the floor of a plugin call.
+func BenchmarkTestThroughHost(b *testing.B) {
+	const key = "2/1200000000000000/1200000000000001:bench0123456789abcdef"
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte(`{"data":{"name":"Ada"}}`))
+	}))
+	defer upstream.Close()
+	h := benchHost(b, "asana")
+	values := map[string]string{"apiKey": key, "baseUrl": upstream.URL}
+	b.ReportAllocs()
+	for b.Loop() {
+		resp, err := h.TestThroughHost(context.Background(), "asana.apiKey", values, nil, injecting{key})
+		if err != nil || !resp.OK {
+			b.Fatalf("%+v, %v", resp, err)
+		}
+	}
+}
