@@ -40,6 +40,13 @@
 // answer. CheckValidate and CheckAnswer fail the test when Canary, which a
 // test puts in the secrets and tokens it passes, comes back.
 //
+// For a type that tests through the host (sdk.ConnectionType.
+// TestThroughHost), Host stands in for the plugboard host: Host.Test sends
+// the plugin the values without the secret ones (Withheld) and an HTTP
+// client through which each request is checked against Host.Base, gets
+// the credential from Host.Inject and is sent on, never following a
+// redirect.
+//
 // What Check checks, failing the test with one message per problem:
 //
 //   - every rule of sdk.ValidateDescription (unique type and input keys,
