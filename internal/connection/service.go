@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/plugboard/plugboard/ent"
+	"github.com/plugboard/plugboard/internal/egress"
 	"github.com/plugboard/plugboard/internal/events"
 	"github.com/plugboard/plugboard/internal/oauth"
 	"github.com/plugboard/plugboard/plugins/sdk"
@@ -42,6 +43,9 @@ type Service struct {
 	Refresh RefreshOptions
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Egress is the address policy of the credential proxy's calls; an
+	// organization's allow_private_networks adds private ranges.
+	Egress egress.Policy
 
 	refreshInit sync.Once
 	refresh     *refresher
@@ -53,6 +57,7 @@ type Service struct {
 	auditInit sync.Once
 	audits    *groupCommit
 	types     typeCache
+	orgs      orgSettings
 }
 
 func (s *Service) now() time.Time {

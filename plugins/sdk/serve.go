@@ -17,8 +17,9 @@ import (
 
 // protocolMinor is the minor version of the protocol: additions that old
 // hosts ignore. Only the major version (ProtocolVersion) is negotiated; the
-// minor one is logged.
-const protocolMinor = 0
+// minor one is logged. Minor 1 added ConnectionType.HTTP (the credential
+// proxy).
+const protocolMinor = 1
 
 // LogLevelEnv names the environment variable that sets the level of the
 // default plugin logger (trace, debug, info, warn, error; default info).

@@ -360,6 +360,62 @@ func (Severity) EnumDescriptor() ([]byte, []int) {
 	return file_plugboard_proto_rawDescGZIP(), []int{5}
 }
 
+// InjectStyle is how the credential proxy puts a credential on a call.
+type InjectStyle int32
+
+const (
+	InjectStyle_INJECT_STYLE_UNSPECIFIED InjectStyle = 0
+	InjectStyle_INJECT_STYLE_BEARER      InjectStyle = 1
+	InjectStyle_INJECT_STYLE_HEADER      InjectStyle = 2
+	InjectStyle_INJECT_STYLE_BASIC       InjectStyle = 3
+	InjectStyle_INJECT_STYLE_QUERY       InjectStyle = 4
+)
+
+// Enum value maps for InjectStyle.
+var (
+	InjectStyle_name = map[int32]string{
+		0: "INJECT_STYLE_UNSPECIFIED",
+		1: "INJECT_STYLE_BEARER",
+		2: "INJECT_STYLE_HEADER",
+		3: "INJECT_STYLE_BASIC",
+		4: "INJECT_STYLE_QUERY",
+	}
+	InjectStyle_value = map[string]int32{
+		"INJECT_STYLE_UNSPECIFIED": 0,
+		"INJECT_STYLE_BEARER":      1,
+		"INJECT_STYLE_HEADER":      2,
+		"INJECT_STYLE_BASIC":       3,
+		"INJECT_STYLE_QUERY":       4,
+	}
+)
+
+func (x InjectStyle) Enum() *InjectStyle {
+	p := new(InjectStyle)
+	*p = x
+	return p
+}
+
+func (x InjectStyle) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (InjectStyle) Descriptor() protoreflect.EnumDescriptor {
+	return file_plugboard_proto_enumTypes[6].Descriptor()
+}
+
+func (InjectStyle) Type() protoreflect.EnumType {
+	return &file_plugboard_proto_enumTypes[6]
+}
+
+func (x InjectStyle) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use InjectStyle.Descriptor instead.
+func (InjectStyle) EnumDescriptor() ([]byte, []int) {
+	return file_plugboard_proto_rawDescGZIP(), []int{6}
+}
+
 type Option struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Value         string                 `protobuf:"bytes,1,opt,name=value,proto3" json:"value,omitempty"`
@@ -720,6 +776,9 @@ type ConnectionType struct {
 	Inputs        []*Input               `protobuf:"bytes,6,rep,name=inputs,proto3" json:"inputs,omitempty"`
 	Oauth2        *OAuth2Spec            `protobuf:"bytes,7,opt,name=oauth2,proto3" json:"oauth2,omitempty"`
 	SchemaVersion int32                  `protobuf:"varint,8,opt,name=schema_version,json=schemaVersion,proto3" json:"schema_version,omitempty"`
+	// http says how the host's credential proxy calls the type's API
+	// (protocol minor 1); absent from older plugins.
+	Http          *HTTPSpec `protobuf:"bytes,9,opt,name=http,proto3" json:"http,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -810,6 +869,138 @@ func (x *ConnectionType) GetSchemaVersion() int32 {
 	return 0
 }
 
+func (x *ConnectionType) GetHttp() *HTTPSpec {
+	if x != nil {
+		return x.Http
+	}
+	return nil
+}
+
+// HTTPSpec is how the credential proxy calls a connection type's API.
+type HTTPSpec struct {
+	state                protoimpl.MessageState `protogen:"open.v1"`
+	BaseUrl              string                 `protobuf:"bytes,1,opt,name=base_url,json=baseUrl,proto3" json:"base_url,omitempty"`
+	AllowedHosts         []string               `protobuf:"bytes,2,rep,name=allowed_hosts,json=allowedHosts,proto3" json:"allowed_hosts,omitempty"`
+	Inject               InjectStyle            `protobuf:"varint,3,opt,name=inject,proto3,enum=plugboard.v1.InjectStyle" json:"inject,omitempty"`
+	Input                string                 `protobuf:"bytes,4,opt,name=input,proto3" json:"input,omitempty"`
+	Header               string                 `protobuf:"bytes,5,opt,name=header,proto3" json:"header,omitempty"`
+	Prefix               string                 `protobuf:"bytes,6,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	UsernameInput        string                 `protobuf:"bytes,7,opt,name=username_input,json=usernameInput,proto3" json:"username_input,omitempty"`
+	PasswordInput        string                 `protobuf:"bytes,8,opt,name=password_input,json=passwordInput,proto3" json:"password_input,omitempty"`
+	QueryParam           string                 `protobuf:"bytes,9,opt,name=query_param,json=queryParam,proto3" json:"query_param,omitempty"`
+	RateLimitResetHeader string                 `protobuf:"bytes,10,opt,name=rate_limit_reset_header,json=rateLimitResetHeader,proto3" json:"rate_limit_reset_header,omitempty"`
+	BaseUrlOverrideInput string                 `protobuf:"bytes,11,opt,name=base_url_override_input,json=baseUrlOverrideInput,proto3" json:"base_url_override_input,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
+}
+
+func (x *HTTPSpec) Reset() {
+	*x = HTTPSpec{}
+	mi := &file_plugboard_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HTTPSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HTTPSpec) ProtoMessage() {}
+
+func (x *HTTPSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_plugboard_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HTTPSpec.ProtoReflect.Descriptor instead.
+func (*HTTPSpec) Descriptor() ([]byte, []int) {
+	return file_plugboard_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *HTTPSpec) GetBaseUrl() string {
+	if x != nil {
+		return x.BaseUrl
+	}
+	return ""
+}
+
+func (x *HTTPSpec) GetAllowedHosts() []string {
+	if x != nil {
+		return x.AllowedHosts
+	}
+	return nil
+}
+
+func (x *HTTPSpec) GetInject() InjectStyle {
+	if x != nil {
+		return x.Inject
+	}
+	return InjectStyle_INJECT_STYLE_UNSPECIFIED
+}
+
+func (x *HTTPSpec) GetInput() string {
+	if x != nil {
+		return x.Input
+	}
+	return ""
+}
+
+func (x *HTTPSpec) GetHeader() string {
+	if x != nil {
+		return x.Header
+	}
+	return ""
+}
+
+func (x *HTTPSpec) GetPrefix() string {
+	if x != nil {
+		return x.Prefix
+	}
+	return ""
+}
+
+func (x *HTTPSpec) GetUsernameInput() string {
+	if x != nil {
+		return x.UsernameInput
+	}
+	return ""
+}
+
+func (x *HTTPSpec) GetPasswordInput() string {
+	if x != nil {
+		return x.PasswordInput
+	}
+	return ""
+}
+
+func (x *HTTPSpec) GetQueryParam() string {
+	if x != nil {
+		return x.QueryParam
+	}
+	return ""
+}
+
+func (x *HTTPSpec) GetRateLimitResetHeader() string {
+	if x != nil {
+		return x.RateLimitResetHeader
+	}
+	return ""
+}
+
+func (x *HTTPSpec) GetBaseUrlOverrideInput() string {
+	if x != nil {
+		return x.BaseUrlOverrideInput
+	}
+	return ""
+}
+
 type DescribeRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -818,7 +1009,7 @@ type DescribeRequest struct {
 
 func (x *DescribeRequest) Reset() {
 	*x = DescribeRequest{}
-	mi := &file_plugboard_proto_msgTypes[4]
+	mi := &file_plugboard_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -830,7 +1021,7 @@ func (x *DescribeRequest) String() string {
 func (*DescribeRequest) ProtoMessage() {}
 
 func (x *DescribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugboard_proto_msgTypes[4]
+	mi := &file_plugboard_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -843,7 +1034,7 @@ func (x *DescribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeRequest.ProtoReflect.Descriptor instead.
 func (*DescribeRequest) Descriptor() ([]byte, []int) {
-	return file_plugboard_proto_rawDescGZIP(), []int{4}
+	return file_plugboard_proto_rawDescGZIP(), []int{5}
 }
 
 type DescribeResponse struct {
@@ -857,7 +1048,7 @@ type DescribeResponse struct {
 
 func (x *DescribeResponse) Reset() {
 	*x = DescribeResponse{}
-	mi := &file_plugboard_proto_msgTypes[5]
+	mi := &file_plugboard_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -869,7 +1060,7 @@ func (x *DescribeResponse) String() string {
 func (*DescribeResponse) ProtoMessage() {}
 
 func (x *DescribeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugboard_proto_msgTypes[5]
+	mi := &file_plugboard_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -882,7 +1073,7 @@ func (x *DescribeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeResponse.ProtoReflect.Descriptor instead.
 func (*DescribeResponse) Descriptor() ([]byte, []int) {
-	return file_plugboard_proto_rawDescGZIP(), []int{5}
+	return file_plugboard_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *DescribeResponse) GetKey() string {
@@ -918,7 +1109,7 @@ type Diagnostic struct {
 
 func (x *Diagnostic) Reset() {
 	*x = Diagnostic{}
-	mi := &file_plugboard_proto_msgTypes[6]
+	mi := &file_plugboard_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -930,7 +1121,7 @@ func (x *Diagnostic) String() string {
 func (*Diagnostic) ProtoMessage() {}
 
 func (x *Diagnostic) ProtoReflect() protoreflect.Message {
-	mi := &file_plugboard_proto_msgTypes[6]
+	mi := &file_plugboard_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -943,7 +1134,7 @@ func (x *Diagnostic) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Diagnostic.ProtoReflect.Descriptor instead.
 func (*Diagnostic) Descriptor() ([]byte, []int) {
-	return file_plugboard_proto_rawDescGZIP(), []int{6}
+	return file_plugboard_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Diagnostic) GetField() string {
@@ -984,7 +1175,7 @@ type ValidateRequest struct {
 
 func (x *ValidateRequest) Reset() {
 	*x = ValidateRequest{}
-	mi := &file_plugboard_proto_msgTypes[7]
+	mi := &file_plugboard_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -996,7 +1187,7 @@ func (x *ValidateRequest) String() string {
 func (*ValidateRequest) ProtoMessage() {}
 
 func (x *ValidateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugboard_proto_msgTypes[7]
+	mi := &file_plugboard_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1009,7 +1200,7 @@ func (x *ValidateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateRequest.ProtoReflect.Descriptor instead.
 func (*ValidateRequest) Descriptor() ([]byte, []int) {
-	return file_plugboard_proto_rawDescGZIP(), []int{7}
+	return file_plugboard_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ValidateRequest) GetTypeKey() string {
@@ -1035,7 +1226,7 @@ type ValidateResponse struct {
 
 func (x *ValidateResponse) Reset() {
 	*x = ValidateResponse{}
-	mi := &file_plugboard_proto_msgTypes[8]
+	mi := &file_plugboard_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1047,7 +1238,7 @@ func (x *ValidateResponse) String() string {
 func (*ValidateResponse) ProtoMessage() {}
 
 func (x *ValidateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugboard_proto_msgTypes[8]
+	mi := &file_plugboard_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1060,7 +1251,7 @@ func (x *ValidateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateResponse.ProtoReflect.Descriptor instead.
 func (*ValidateResponse) Descriptor() ([]byte, []int) {
-	return file_plugboard_proto_rawDescGZIP(), []int{8}
+	return file_plugboard_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ValidateResponse) GetDiagnostics() []*Diagnostic {
@@ -1084,7 +1275,7 @@ type Token struct {
 
 func (x *Token) Reset() {
 	*x = Token{}
-	mi := &file_plugboard_proto_msgTypes[9]
+	mi := &file_plugboard_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1096,7 +1287,7 @@ func (x *Token) String() string {
 func (*Token) ProtoMessage() {}
 
 func (x *Token) ProtoReflect() protoreflect.Message {
-	mi := &file_plugboard_proto_msgTypes[9]
+	mi := &file_plugboard_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1109,7 +1300,7 @@ func (x *Token) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Token.ProtoReflect.Descriptor instead.
 func (*Token) Descriptor() ([]byte, []int) {
-	return file_plugboard_proto_rawDescGZIP(), []int{9}
+	return file_plugboard_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Token) GetAccessToken() string {
@@ -1159,7 +1350,7 @@ type TestRequest struct {
 
 func (x *TestRequest) Reset() {
 	*x = TestRequest{}
-	mi := &file_plugboard_proto_msgTypes[10]
+	mi := &file_plugboard_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1171,7 +1362,7 @@ func (x *TestRequest) String() string {
 func (*TestRequest) ProtoMessage() {}
 
 func (x *TestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugboard_proto_msgTypes[10]
+	mi := &file_plugboard_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1184,7 +1375,7 @@ func (x *TestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TestRequest.ProtoReflect.Descriptor instead.
 func (*TestRequest) Descriptor() ([]byte, []int) {
-	return file_plugboard_proto_rawDescGZIP(), []int{10}
+	return file_plugboard_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *TestRequest) GetTypeKey() string {
@@ -1218,7 +1409,7 @@ type TestResponse struct {
 
 func (x *TestResponse) Reset() {
 	*x = TestResponse{}
-	mi := &file_plugboard_proto_msgTypes[11]
+	mi := &file_plugboard_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1230,7 +1421,7 @@ func (x *TestResponse) String() string {
 func (*TestResponse) ProtoMessage() {}
 
 func (x *TestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugboard_proto_msgTypes[11]
+	mi := &file_plugboard_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1243,7 +1434,7 @@ func (x *TestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TestResponse.ProtoReflect.Descriptor instead.
 func (*TestResponse) Descriptor() ([]byte, []int) {
-	return file_plugboard_proto_rawDescGZIP(), []int{11}
+	return file_plugboard_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *TestResponse) GetOk() bool {
@@ -1310,7 +1501,7 @@ const file_plugboard_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1aC\n" +
 	"\x15ExtraTokenParamsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb0\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xdc\x02\n" +
 	"\x0eConnectionType\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05label\x18\x02 \x01(\tR\x05label\x12 \n" +
@@ -1319,7 +1510,22 @@ const file_plugboard_proto_rawDesc = "" +
 	"\tauth_kind\x18\x05 \x01(\x0e2\x16.plugboard.v1.AuthKindR\bauthKind\x12+\n" +
 	"\x06inputs\x18\x06 \x03(\v2\x13.plugboard.v1.InputR\x06inputs\x120\n" +
 	"\x06oauth2\x18\a \x01(\v2\x18.plugboard.v1.OAuth2SpecR\x06oauth2\x12%\n" +
-	"\x0eschema_version\x18\b \x01(\x05R\rschemaVersion\"\x11\n" +
+	"\x0eschema_version\x18\b \x01(\x05R\rschemaVersion\x12*\n" +
+	"\x04http\x18\t \x01(\v2\x16.plugboard.v1.HTTPSpecR\x04http\"\xa0\x03\n" +
+	"\bHTTPSpec\x12\x19\n" +
+	"\bbase_url\x18\x01 \x01(\tR\abaseUrl\x12#\n" +
+	"\rallowed_hosts\x18\x02 \x03(\tR\fallowedHosts\x121\n" +
+	"\x06inject\x18\x03 \x01(\x0e2\x19.plugboard.v1.InjectStyleR\x06inject\x12\x14\n" +
+	"\x05input\x18\x04 \x01(\tR\x05input\x12\x16\n" +
+	"\x06header\x18\x05 \x01(\tR\x06header\x12\x16\n" +
+	"\x06prefix\x18\x06 \x01(\tR\x06prefix\x12%\n" +
+	"\x0eusername_input\x18\a \x01(\tR\rusernameInput\x12%\n" +
+	"\x0epassword_input\x18\b \x01(\tR\rpasswordInput\x12\x1f\n" +
+	"\vquery_param\x18\t \x01(\tR\n" +
+	"queryParam\x125\n" +
+	"\x17rate_limit_reset_header\x18\n" +
+	" \x01(\tR\x14rateLimitResetHeader\x125\n" +
+	"\x17base_url_override_input\x18\v \x01(\tR\x14baseUrlOverrideInput\"\x11\n" +
 	"\x0fDescribeRequest\"\x87\x01\n" +
 	"\x10DescribeResponse\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x18\n" +
@@ -1397,7 +1603,13 @@ const file_plugboard_proto_rawDesc = "" +
 	"\bSeverity\x12\x18\n" +
 	"\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eSEVERITY_ERROR\x10\x01\x12\x14\n" +
-	"\x10SEVERITY_WARNING\x10\x022\xdf\x01\n" +
+	"\x10SEVERITY_WARNING\x10\x02*\x8d\x01\n" +
+	"\vInjectStyle\x12\x1c\n" +
+	"\x18INJECT_STYLE_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13INJECT_STYLE_BEARER\x10\x01\x12\x17\n" +
+	"\x13INJECT_STYLE_HEADER\x10\x02\x12\x16\n" +
+	"\x12INJECT_STYLE_BASIC\x10\x03\x12\x16\n" +
+	"\x12INJECT_STYLE_QUERY\x10\x042\xdf\x01\n" +
 	"\bProvider\x12I\n" +
 	"\bDescribe\x12\x1d.plugboard.v1.DescribeRequest\x1a\x1e.plugboard.v1.DescribeResponse\x12I\n" +
 	"\bValidate\x12\x1d.plugboard.v1.ValidateRequest\x1a\x1e.plugboard.v1.ValidateResponse\x12=\n" +
@@ -1415,8 +1627,8 @@ func file_plugboard_proto_rawDescGZIP() []byte {
 	return file_plugboard_proto_rawDescData
 }
 
-var file_plugboard_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_plugboard_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_plugboard_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
+var file_plugboard_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_plugboard_proto_goTypes = []any{
 	(AuthKind)(0),                 // 0: plugboard.v1.AuthKind
 	(InputType)(0),                // 1: plugboard.v1.InputType
@@ -1424,57 +1636,61 @@ var file_plugboard_proto_goTypes = []any{
 	(PKCEMethod)(0),               // 3: plugboard.v1.PKCEMethod
 	(TokenAuthStyle)(0),           // 4: plugboard.v1.TokenAuthStyle
 	(Severity)(0),                 // 5: plugboard.v1.Severity
-	(*Option)(nil),                // 6: plugboard.v1.Option
-	(*Input)(nil),                 // 7: plugboard.v1.Input
-	(*OAuth2Spec)(nil),            // 8: plugboard.v1.OAuth2Spec
-	(*ConnectionType)(nil),        // 9: plugboard.v1.ConnectionType
-	(*DescribeRequest)(nil),       // 10: plugboard.v1.DescribeRequest
-	(*DescribeResponse)(nil),      // 11: plugboard.v1.DescribeResponse
-	(*Diagnostic)(nil),            // 12: plugboard.v1.Diagnostic
-	(*ValidateRequest)(nil),       // 13: plugboard.v1.ValidateRequest
-	(*ValidateResponse)(nil),      // 14: plugboard.v1.ValidateResponse
-	(*Token)(nil),                 // 15: plugboard.v1.Token
-	(*TestRequest)(nil),           // 16: plugboard.v1.TestRequest
-	(*TestResponse)(nil),          // 17: plugboard.v1.TestResponse
-	nil,                           // 18: plugboard.v1.OAuth2Spec.ExtraAuthorizeParamsEntry
-	nil,                           // 19: plugboard.v1.OAuth2Spec.ExtraTokenParamsEntry
-	nil,                           // 20: plugboard.v1.ValidateRequest.ValuesEntry
-	nil,                           // 21: plugboard.v1.Token.ExtraEntry
-	nil,                           // 22: plugboard.v1.TestRequest.ValuesEntry
-	(*durationpb.Duration)(nil),   // 23: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 24: google.protobuf.Timestamp
+	(InjectStyle)(0),              // 6: plugboard.v1.InjectStyle
+	(*Option)(nil),                // 7: plugboard.v1.Option
+	(*Input)(nil),                 // 8: plugboard.v1.Input
+	(*OAuth2Spec)(nil),            // 9: plugboard.v1.OAuth2Spec
+	(*ConnectionType)(nil),        // 10: plugboard.v1.ConnectionType
+	(*HTTPSpec)(nil),              // 11: plugboard.v1.HTTPSpec
+	(*DescribeRequest)(nil),       // 12: plugboard.v1.DescribeRequest
+	(*DescribeResponse)(nil),      // 13: plugboard.v1.DescribeResponse
+	(*Diagnostic)(nil),            // 14: plugboard.v1.Diagnostic
+	(*ValidateRequest)(nil),       // 15: plugboard.v1.ValidateRequest
+	(*ValidateResponse)(nil),      // 16: plugboard.v1.ValidateResponse
+	(*Token)(nil),                 // 17: plugboard.v1.Token
+	(*TestRequest)(nil),           // 18: plugboard.v1.TestRequest
+	(*TestResponse)(nil),          // 19: plugboard.v1.TestResponse
+	nil,                           // 20: plugboard.v1.OAuth2Spec.ExtraAuthorizeParamsEntry
+	nil,                           // 21: plugboard.v1.OAuth2Spec.ExtraTokenParamsEntry
+	nil,                           // 22: plugboard.v1.ValidateRequest.ValuesEntry
+	nil,                           // 23: plugboard.v1.Token.ExtraEntry
+	nil,                           // 24: plugboard.v1.TestRequest.ValuesEntry
+	(*durationpb.Duration)(nil),   // 25: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 26: google.protobuf.Timestamp
 }
 var file_plugboard_proto_depIdxs = []int32{
 	1,  // 0: plugboard.v1.Input.type:type_name -> plugboard.v1.InputType
-	6,  // 1: plugboard.v1.Input.options:type_name -> plugboard.v1.Option
+	7,  // 1: plugboard.v1.Input.options:type_name -> plugboard.v1.Option
 	2,  // 2: plugboard.v1.Input.collection:type_name -> plugboard.v1.Collection
 	3,  // 3: plugboard.v1.OAuth2Spec.pkce:type_name -> plugboard.v1.PKCEMethod
 	4,  // 4: plugboard.v1.OAuth2Spec.auth_style:type_name -> plugboard.v1.TokenAuthStyle
-	18, // 5: plugboard.v1.OAuth2Spec.extra_authorize_params:type_name -> plugboard.v1.OAuth2Spec.ExtraAuthorizeParamsEntry
-	19, // 6: plugboard.v1.OAuth2Spec.extra_token_params:type_name -> plugboard.v1.OAuth2Spec.ExtraTokenParamsEntry
-	23, // 7: plugboard.v1.OAuth2Spec.refresh_margin:type_name -> google.protobuf.Duration
+	20, // 5: plugboard.v1.OAuth2Spec.extra_authorize_params:type_name -> plugboard.v1.OAuth2Spec.ExtraAuthorizeParamsEntry
+	21, // 6: plugboard.v1.OAuth2Spec.extra_token_params:type_name -> plugboard.v1.OAuth2Spec.ExtraTokenParamsEntry
+	25, // 7: plugboard.v1.OAuth2Spec.refresh_margin:type_name -> google.protobuf.Duration
 	0,  // 8: plugboard.v1.ConnectionType.auth_kind:type_name -> plugboard.v1.AuthKind
-	7,  // 9: plugboard.v1.ConnectionType.inputs:type_name -> plugboard.v1.Input
-	8,  // 10: plugboard.v1.ConnectionType.oauth2:type_name -> plugboard.v1.OAuth2Spec
-	9,  // 11: plugboard.v1.DescribeResponse.connection_types:type_name -> plugboard.v1.ConnectionType
-	5,  // 12: plugboard.v1.Diagnostic.severity:type_name -> plugboard.v1.Severity
-	20, // 13: plugboard.v1.ValidateRequest.values:type_name -> plugboard.v1.ValidateRequest.ValuesEntry
-	12, // 14: plugboard.v1.ValidateResponse.diagnostics:type_name -> plugboard.v1.Diagnostic
-	24, // 15: plugboard.v1.Token.expiry:type_name -> google.protobuf.Timestamp
-	21, // 16: plugboard.v1.Token.extra:type_name -> plugboard.v1.Token.ExtraEntry
-	22, // 17: plugboard.v1.TestRequest.values:type_name -> plugboard.v1.TestRequest.ValuesEntry
-	15, // 18: plugboard.v1.TestRequest.token:type_name -> plugboard.v1.Token
-	10, // 19: plugboard.v1.Provider.Describe:input_type -> plugboard.v1.DescribeRequest
-	13, // 20: plugboard.v1.Provider.Validate:input_type -> plugboard.v1.ValidateRequest
-	16, // 21: plugboard.v1.Provider.Test:input_type -> plugboard.v1.TestRequest
-	11, // 22: plugboard.v1.Provider.Describe:output_type -> plugboard.v1.DescribeResponse
-	14, // 23: plugboard.v1.Provider.Validate:output_type -> plugboard.v1.ValidateResponse
-	17, // 24: plugboard.v1.Provider.Test:output_type -> plugboard.v1.TestResponse
-	22, // [22:25] is the sub-list for method output_type
-	19, // [19:22] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	8,  // 9: plugboard.v1.ConnectionType.inputs:type_name -> plugboard.v1.Input
+	9,  // 10: plugboard.v1.ConnectionType.oauth2:type_name -> plugboard.v1.OAuth2Spec
+	11, // 11: plugboard.v1.ConnectionType.http:type_name -> plugboard.v1.HTTPSpec
+	6,  // 12: plugboard.v1.HTTPSpec.inject:type_name -> plugboard.v1.InjectStyle
+	10, // 13: plugboard.v1.DescribeResponse.connection_types:type_name -> plugboard.v1.ConnectionType
+	5,  // 14: plugboard.v1.Diagnostic.severity:type_name -> plugboard.v1.Severity
+	22, // 15: plugboard.v1.ValidateRequest.values:type_name -> plugboard.v1.ValidateRequest.ValuesEntry
+	14, // 16: plugboard.v1.ValidateResponse.diagnostics:type_name -> plugboard.v1.Diagnostic
+	26, // 17: plugboard.v1.Token.expiry:type_name -> google.protobuf.Timestamp
+	23, // 18: plugboard.v1.Token.extra:type_name -> plugboard.v1.Token.ExtraEntry
+	24, // 19: plugboard.v1.TestRequest.values:type_name -> plugboard.v1.TestRequest.ValuesEntry
+	17, // 20: plugboard.v1.TestRequest.token:type_name -> plugboard.v1.Token
+	12, // 21: plugboard.v1.Provider.Describe:input_type -> plugboard.v1.DescribeRequest
+	15, // 22: plugboard.v1.Provider.Validate:input_type -> plugboard.v1.ValidateRequest
+	18, // 23: plugboard.v1.Provider.Test:input_type -> plugboard.v1.TestRequest
+	13, // 24: plugboard.v1.Provider.Describe:output_type -> plugboard.v1.DescribeResponse
+	16, // 25: plugboard.v1.Provider.Validate:output_type -> plugboard.v1.ValidateResponse
+	19, // 26: plugboard.v1.Provider.Test:output_type -> plugboard.v1.TestResponse
+	24, // [24:27] is the sub-list for method output_type
+	21, // [21:24] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_plugboard_proto_init() }
@@ -1487,8 +1703,8 @@ func file_plugboard_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugboard_proto_rawDesc), len(file_plugboard_proto_rawDesc)),
-			NumEnums:      6,
-			NumMessages:   17,
+			NumEnums:      7,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -79,6 +79,7 @@ func Description() *sdk.Description {
 					ExtraTokenParams:     map[string]string{"audience": "{{#baseUrl}}/api"},
 					RefreshMargin:        90 * time.Second,
 				},
+				HTTP: httpSpec(),
 			},
 		},
 	}
@@ -166,4 +167,21 @@ func sortedKeys(m map[string]string) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// httpSpec sets every field of sdk.HTTPSpec, for the round-trip test.
+func httpSpec() *sdk.HTTPSpec {
+	return &sdk.HTTPSpec{
+		BaseURL:              "{{#baseUrl}}/api",
+		AllowedHosts:         []string{"api.example.com", "*.example.com"},
+		BaseURLOverrideInput: "baseUrl",
+		Inject:               sdk.InjectHeader,
+		Input:                "appSecret",
+		Header:               "X-Api-Key",
+		Prefix:               "Key ",
+		UsernameInput:        "appId",
+		PasswordInput:        "appSecret",
+		QueryParam:           "api_key",
+		RateLimitResetHeader: "X-RateLimit-Reset",
+	}
 }

@@ -54,6 +54,12 @@ var connectionType = func() sdk.ConnectionType {
 			{Key: "baseUrlOverride", Label: "Admin URL override", Type: sdk.InputURL, Hidden: true,
 				Description: "Replaces the store admin URL, for a proxy or a test server."},
 		},
+		// Proxied paths follow the admin URL: /api/<version>/shop.json.
+		HTTP: &sdk.HTTPSpec{
+			BaseURL: "https://{{#shop}}.myshopify.com/admin", AllowedHosts: []string{"*.myshopify.com"},
+			BaseURLOverrideInput: "baseUrlOverride",
+			Inject:               sdk.InjectHeader, Header: "X-Shopify-Access-Token", Input: "accessToken",
+		},
 	}
 }()
 

@@ -23,6 +23,7 @@ const (
 	DefaultTokenURL     = "https://slack.com/api/oauth.v2.access"
 	DefaultRevokeURL    = "https://slack.com/api/auth.revoke"
 	DefaultScopes       = "chat:write,channels:read"
+	DefaultAPIBaseURL   = "https://slack.com/api"
 )
 
 // New returns the Slack plugin.
@@ -54,6 +55,12 @@ var connectionType = sdk.ConnectionType{
 		// and secret: customers only press Connect.
 		{Key: "signingSecret", Label: "Signing secret", Type: sdk.InputPassword, Secret: true, Hidden: true,
 			Description: "Verifies requests Slack sends to your app (events, interactivity)."},
+		{Key: "apiBaseUrl", Label: "API base URL", Type: sdk.InputURL, Default: DefaultAPIBaseURL, Hidden: true,
+			Description: "The Slack Web API root the credential proxy calls; change it only for a test server."},
+	},
+	HTTP: &sdk.HTTPSpec{
+		BaseURL: "{{#apiBaseUrl}}", AllowedHosts: []string{"slack.com"},
+		Inject: sdk.InjectBearer,
 	},
 	OAuth2: &sdk.OAuth2Spec{
 		AuthorizeURL:      "{{#authorizeUrl}}",
