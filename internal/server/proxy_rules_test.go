@@ -177,3 +177,27 @@ func TestProxyBundledTypes(t *testing.T) {
 		}
 	}
 }
+
+// TestProxyKeepsSecretsOutOfSpans: a traced proxied call leaves neither
+// the injected secret nor the caller's query string in any span.
+func TestProxyKeepsSecretsOutOfSpans(t *testing.T) {
+	env := startTraced(t, "proxied")
+	up := newUpstream(t, nil)
+	const key, query = "span-CANARY-key", "span-CANARY-query"
+	cred := saveProxied(t, env.Env, "proxied.query", map[string]string{"baseUrl": up.URL, "apiKey": key})
+	rt := runtimeToken(t, env.Env)
+	if res := callProxy(t, nil, env.Env, rt, http.MethodGet, cred, "/items?q="+query, nil, nil); res.status != http.StatusOK {
+		t.Fatalf("proxied call: %d %s", res.status, res.body)
+	}
+	all := env.spans()
+	if len(find(all, func(s span) bool { return strings.HasPrefix(s.name, "GET /proxy/v1/credentials/") })) != 1 {
+		t.Errorf("no server span of the proxied call: %v", names(all))
+	}
+	for _, s := range all {
+		for _, text := range s.texts {
+			if strings.Contains(text, "span-CANARY") || strings.Contains(text, rt) {
+				t.Errorf("span %q carries a secret or the query in %q", s.name, text)
+			}
+		}
+	}
+}
