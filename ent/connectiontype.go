@@ -40,6 +40,8 @@ type ConnectionType struct {
 	Inputs []schematype.Input `json:"inputs,omitempty"`
 	// Oauth2 holds the value of the "oauth2" field.
 	Oauth2 *schematype.OAuth2Spec `json:"oauth2,omitempty"`
+	// HTTP holds the value of the "http" field.
+	HTTP *schematype.HTTPSpec `json:"http,omitempty"`
 	// SchemaVersion holds the value of the "schema_version" field.
 	SchemaVersion int `json:"schema_version,omitempty"`
 	// Available holds the value of the "available" field.
@@ -102,7 +104,7 @@ func (*ConnectionType) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
-		case connectiontype.FieldInputs, connectiontype.FieldOauth2:
+		case connectiontype.FieldInputs, connectiontype.FieldOauth2, connectiontype.FieldHTTP:
 			values[i] = new([]byte)
 		case connectiontype.FieldAvailable:
 			values[i] = new(sql.NullBool)
@@ -197,6 +199,14 @@ func (_m *ConnectionType) assignValues(columns []string, values []any) error {
 					return fmt.Errorf("unmarshal field oauth2: %w", err)
 				}
 			}
+		case connectiontype.FieldHTTP:
+			if value, ok := values[i].(*[]byte); !ok {
+				return fmt.Errorf("unexpected type %T for field http", values[i])
+			} else if value != nil && len(*value) > 0 {
+				if err := json.Unmarshal(*value, &_m.HTTP); err != nil {
+					return fmt.Errorf("unmarshal field http: %w", err)
+				}
+			}
 		case connectiontype.FieldSchemaVersion:
 			if value, ok := values[i].(*sql.NullInt64); !ok {
 				return fmt.Errorf("unexpected type %T for field schema_version", values[i])
@@ -289,6 +299,9 @@ func (_m *ConnectionType) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("oauth2=")
 	builder.WriteString(fmt.Sprintf("%v", _m.Oauth2))
+	builder.WriteString(", ")
+	builder.WriteString("http=")
+	builder.WriteString(fmt.Sprintf("%v", _m.HTTP))
 	builder.WriteString(", ")
 	builder.WriteString("schema_version=")
 	builder.WriteString(fmt.Sprintf("%v", _m.SchemaVersion))

@@ -118,6 +118,12 @@ func (_c *ConnectionTypeCreate) SetOauth2(v *schematype.OAuth2Spec) *ConnectionT
 	return _c
 }
 
+// SetHTTP sets the "http" field.
+func (_c *ConnectionTypeCreate) SetHTTP(v *schematype.HTTPSpec) *ConnectionTypeCreate {
+	_c.mutation.SetHTTP(v)
+	return _c
+}
+
 // SetSchemaVersion sets the "schema_version" field.
 func (_c *ConnectionTypeCreate) SetSchemaVersion(v int) *ConnectionTypeCreate {
 	_c.mutation.SetSchemaVersion(v)
@@ -338,6 +344,10 @@ func (_c *ConnectionTypeCreate) createSpec() (*ConnectionType, *sqlgraph.CreateS
 	if value, ok := _c.mutation.Oauth2(); ok {
 		_spec.SetField(connectiontype.FieldOauth2, field.TypeJSON, value)
 		_node.Oauth2 = value
+	}
+	if value, ok := _c.mutation.HTTP(); ok {
+		_spec.SetField(connectiontype.FieldHTTP, field.TypeJSON, value)
+		_node.HTTP = value
 	}
 	if value, ok := _c.mutation.SchemaVersion(); ok {
 		_spec.SetField(connectiontype.FieldSchemaVersion, field.TypeInt, value)
@@ -574,6 +584,24 @@ func (u *ConnectionTypeUpsert) ClearOauth2() *ConnectionTypeUpsert {
 	return u
 }
 
+// SetHTTP sets the "http" field.
+func (u *ConnectionTypeUpsert) SetHTTP(v *schematype.HTTPSpec) *ConnectionTypeUpsert {
+	u.Set(connectiontype.FieldHTTP, v)
+	return u
+}
+
+// UpdateHTTP sets the "http" field to the value that was provided on create.
+func (u *ConnectionTypeUpsert) UpdateHTTP() *ConnectionTypeUpsert {
+	u.SetExcluded(connectiontype.FieldHTTP)
+	return u
+}
+
+// ClearHTTP clears the value of the "http" field.
+func (u *ConnectionTypeUpsert) ClearHTTP() *ConnectionTypeUpsert {
+	u.SetNull(connectiontype.FieldHTTP)
+	return u
+}
+
 // SetSchemaVersion sets the "schema_version" field.
 func (u *ConnectionTypeUpsert) SetSchemaVersion(v int) *ConnectionTypeUpsert {
 	u.Set(connectiontype.FieldSchemaVersion, v)
@@ -793,6 +821,27 @@ func (u *ConnectionTypeUpsertOne) UpdateOauth2() *ConnectionTypeUpsertOne {
 func (u *ConnectionTypeUpsertOne) ClearOauth2() *ConnectionTypeUpsertOne {
 	return u.Update(func(s *ConnectionTypeUpsert) {
 		s.ClearOauth2()
+	})
+}
+
+// SetHTTP sets the "http" field.
+func (u *ConnectionTypeUpsertOne) SetHTTP(v *schematype.HTTPSpec) *ConnectionTypeUpsertOne {
+	return u.Update(func(s *ConnectionTypeUpsert) {
+		s.SetHTTP(v)
+	})
+}
+
+// UpdateHTTP sets the "http" field to the value that was provided on create.
+func (u *ConnectionTypeUpsertOne) UpdateHTTP() *ConnectionTypeUpsertOne {
+	return u.Update(func(s *ConnectionTypeUpsert) {
+		s.UpdateHTTP()
+	})
+}
+
+// ClearHTTP clears the value of the "http" field.
+func (u *ConnectionTypeUpsertOne) ClearHTTP() *ConnectionTypeUpsertOne {
+	return u.Update(func(s *ConnectionTypeUpsert) {
+		s.ClearHTTP()
 	})
 }
 
@@ -1186,6 +1235,27 @@ func (u *ConnectionTypeUpsertBulk) UpdateOauth2() *ConnectionTypeUpsertBulk {
 func (u *ConnectionTypeUpsertBulk) ClearOauth2() *ConnectionTypeUpsertBulk {
 	return u.Update(func(s *ConnectionTypeUpsert) {
 		s.ClearOauth2()
+	})
+}
+
+// SetHTTP sets the "http" field.
+func (u *ConnectionTypeUpsertBulk) SetHTTP(v *schematype.HTTPSpec) *ConnectionTypeUpsertBulk {
+	return u.Update(func(s *ConnectionTypeUpsert) {
+		s.SetHTTP(v)
+	})
+}
+
+// UpdateHTTP sets the "http" field to the value that was provided on create.
+func (u *ConnectionTypeUpsertBulk) UpdateHTTP() *ConnectionTypeUpsertBulk {
+	return u.Update(func(s *ConnectionTypeUpsert) {
+		s.UpdateHTTP()
+	})
+}
+
+// ClearHTTP clears the value of the "http" field.
+func (u *ConnectionTypeUpsertBulk) ClearHTTP() *ConnectionTypeUpsertBulk {
+	return u.Update(func(s *ConnectionTypeUpsert) {
+		s.ClearHTTP()
 	})
 }
 

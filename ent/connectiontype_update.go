@@ -160,6 +160,18 @@ func (_u *ConnectionTypeUpdate) ClearOauth2() *ConnectionTypeUpdate {
 	return _u
 }
 
+// SetHTTP sets the "http" field.
+func (_u *ConnectionTypeUpdate) SetHTTP(v *schematype.HTTPSpec) *ConnectionTypeUpdate {
+	_u.mutation.SetHTTP(v)
+	return _u
+}
+
+// ClearHTTP clears the value of the "http" field.
+func (_u *ConnectionTypeUpdate) ClearHTTP() *ConnectionTypeUpdate {
+	_u.mutation.ClearHTTP()
+	return _u
+}
+
 // SetSchemaVersion sets the "schema_version" field.
 func (_u *ConnectionTypeUpdate) SetSchemaVersion(v int) *ConnectionTypeUpdate {
 	_u.mutation.ResetSchemaVersion()
@@ -392,6 +404,12 @@ func (_u *ConnectionTypeUpdate) sqlSave(ctx context.Context) (_node int, err err
 	}
 	if _u.mutation.Oauth2Cleared() {
 		_spec.ClearField(connectiontype.FieldOauth2, field.TypeJSON)
+	}
+	if value, ok := _u.mutation.HTTP(); ok {
+		_spec.SetField(connectiontype.FieldHTTP, field.TypeJSON, value)
+	}
+	if _u.mutation.HTTPCleared() {
+		_spec.ClearField(connectiontype.FieldHTTP, field.TypeJSON)
 	}
 	if value, ok := _u.mutation.SchemaVersion(); ok {
 		_spec.SetField(connectiontype.FieldSchemaVersion, field.TypeInt, value)
@@ -669,6 +687,18 @@ func (_u *ConnectionTypeUpdateOne) ClearOauth2() *ConnectionTypeUpdateOne {
 	return _u
 }
 
+// SetHTTP sets the "http" field.
+func (_u *ConnectionTypeUpdateOne) SetHTTP(v *schematype.HTTPSpec) *ConnectionTypeUpdateOne {
+	_u.mutation.SetHTTP(v)
+	return _u
+}
+
+// ClearHTTP clears the value of the "http" field.
+func (_u *ConnectionTypeUpdateOne) ClearHTTP() *ConnectionTypeUpdateOne {
+	_u.mutation.ClearHTTP()
+	return _u
+}
+
 // SetSchemaVersion sets the "schema_version" field.
 func (_u *ConnectionTypeUpdateOne) SetSchemaVersion(v int) *ConnectionTypeUpdateOne {
 	_u.mutation.ResetSchemaVersion()
@@ -931,6 +961,12 @@ func (_u *ConnectionTypeUpdateOne) sqlSave(ctx context.Context) (_node *Connecti
 	}
 	if _u.mutation.Oauth2Cleared() {
 		_spec.ClearField(connectiontype.FieldOauth2, field.TypeJSON)
+	}
+	if value, ok := _u.mutation.HTTP(); ok {
+		_spec.SetField(connectiontype.FieldHTTP, field.TypeJSON, value)
+	}
+	if _u.mutation.HTTPCleared() {
+		_spec.ClearField(connectiontype.FieldHTTP, field.TypeJSON)
 	}
 	if value, ok := _u.mutation.SchemaVersion(); ok {
 		_spec.SetField(connectiontype.FieldSchemaVersion, field.TypeInt, value)

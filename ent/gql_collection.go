@@ -2253,6 +2253,11 @@ func (_q *OrganizationQuery) collectField(ctx context.Context, oneNode bool, opC
 				selectedFields = append(selectedFields, organization.FieldAutoCreateCustomers)
 				fieldSeen[organization.FieldAutoCreateCustomers] = struct{}{}
 			}
+		case "allowPrivateNetworks":
+			if _, ok := fieldSeen[organization.FieldAllowPrivateNetworks]; !ok {
+				selectedFields = append(selectedFields, organization.FieldAllowPrivateNetworks)
+				fieldSeen[organization.FieldAllowPrivateNetworks] = struct{}{}
+			}
 		case "id":
 		case "__typename":
 		default:

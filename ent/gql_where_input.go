@@ -4897,6 +4897,10 @@ type OrganizationWhereInput struct {
 	// "auto_create_customers" field predicates.
 	AutoCreateCustomers    *bool `json:"autoCreateCustomers,omitempty"`
 	AutoCreateCustomersNEQ *bool `json:"autoCreateCustomersNEQ,omitempty"`
+
+	// "allow_private_networks" field predicates.
+	AllowPrivateNetworks    *bool `json:"allowPrivateNetworks,omitempty"`
+	AllowPrivateNetworksNEQ *bool `json:"allowPrivateNetworksNEQ,omitempty"`
 }
 
 // AddPredicates adds custom predicates to the where input to be used during the filtering phase.
@@ -5125,6 +5129,12 @@ func (i *OrganizationWhereInput) P() (predicate.Organization, error) {
 	}
 	if i.AutoCreateCustomersNEQ != nil {
 		predicates = append(predicates, organization.AutoCreateCustomersNEQ(*i.AutoCreateCustomersNEQ))
+	}
+	if i.AllowPrivateNetworks != nil {
+		predicates = append(predicates, organization.AllowPrivateNetworksEQ(*i.AllowPrivateNetworks))
+	}
+	if i.AllowPrivateNetworksNEQ != nil {
+		predicates = append(predicates, organization.AllowPrivateNetworksNEQ(*i.AllowPrivateNetworksNEQ))
 	}
 
 	switch len(predicates) {

@@ -4912,6 +4912,7 @@ type ConnectionTypeMutation struct {
 	inputs             *[]schematype.Input
 	appendinputs       []schematype.Input
 	oauth2             **schematype.OAuth2Spec
+	http               **schematype.HTTPSpec
 	schema_version     *int
 	addschema_version  *int
 	available          *bool
@@ -5441,6 +5442,55 @@ func (m *ConnectionTypeMutation) ResetOauth2() {
 	delete(m.clearedFields, connectiontype.FieldOauth2)
 }
 
+// SetHTTP sets the "http" field.
+func (m *ConnectionTypeMutation) SetHTTP(ss *schematype.HTTPSpec) {
+	m.http = &ss
+}
+
+// HTTP returns the value of the "http" field in the mutation.
+func (m *ConnectionTypeMutation) HTTP() (r *schematype.HTTPSpec, exists bool) {
+	v := m.http
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldHTTP returns the old "http" field's value of the ConnectionType entity.
+// If the ConnectionType object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ConnectionTypeMutation) OldHTTP(ctx context.Context) (v *schematype.HTTPSpec, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldHTTP is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldHTTP requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldHTTP: %w", err)
+	}
+	return oldValue.HTTP, nil
+}
+
+// ClearHTTP clears the value of the "http" field.
+func (m *ConnectionTypeMutation) ClearHTTP() {
+	m.http = nil
+	m.clearedFields[connectiontype.FieldHTTP] = struct{}{}
+}
+
+// HTTPCleared returns if the "http" field was cleared in this mutation.
+func (m *ConnectionTypeMutation) HTTPCleared() bool {
+	_, ok := m.clearedFields[connectiontype.FieldHTTP]
+	return ok
+}
+
+// ResetHTTP resets all changes to the "http" field.
+func (m *ConnectionTypeMutation) ResetHTTP() {
+	m.http = nil
+	delete(m.clearedFields, connectiontype.FieldHTTP)
+}
+
 // SetSchemaVersion sets the "schema_version" field.
 func (m *ConnectionTypeMutation) SetSchemaVersion(i int) {
 	m.schema_version = &i
@@ -5702,7 +5752,7 @@ func (m *ConnectionTypeMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *ConnectionTypeMutation) Fields() []string {
-	fields := make([]string, 0, 12)
+	fields := make([]string, 0, 13)
 	if m.created_at != nil {
 		fields = append(fields, connectiontype.FieldCreatedAt)
 	}
@@ -5732,6 +5782,9 @@ func (m *ConnectionTypeMutation) Fields() []string {
 	}
 	if m.oauth2 != nil {
 		fields = append(fields, connectiontype.FieldOauth2)
+	}
+	if m.http != nil {
+		fields = append(fields, connectiontype.FieldHTTP)
 	}
 	if m.schema_version != nil {
 		fields = append(fields, connectiontype.FieldSchemaVersion)
@@ -5767,6 +5820,8 @@ func (m *ConnectionTypeMutation) Field(name string) (ent.Value, bool) {
 		return m.Inputs()
 	case connectiontype.FieldOauth2:
 		return m.Oauth2()
+	case connectiontype.FieldHTTP:
+		return m.HTTP()
 	case connectiontype.FieldSchemaVersion:
 		return m.SchemaVersion()
 	case connectiontype.FieldAvailable:
@@ -5800,6 +5855,8 @@ func (m *ConnectionTypeMutation) OldField(ctx context.Context, name string) (ent
 		return m.OldInputs(ctx)
 	case connectiontype.FieldOauth2:
 		return m.OldOauth2(ctx)
+	case connectiontype.FieldHTTP:
+		return m.OldHTTP(ctx)
 	case connectiontype.FieldSchemaVersion:
 		return m.OldSchemaVersion(ctx)
 	case connectiontype.FieldAvailable:
@@ -5883,6 +5940,13 @@ func (m *ConnectionTypeMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetOauth2(v)
 		return nil
+	case connectiontype.FieldHTTP:
+		v, ok := value.(*schematype.HTTPSpec)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetHTTP(v)
+		return nil
 	case connectiontype.FieldSchemaVersion:
 		v, ok := value.(int)
 		if !ok {
@@ -5951,6 +6015,9 @@ func (m *ConnectionTypeMutation) ClearedFields() []string {
 	if m.FieldCleared(connectiontype.FieldOauth2) {
 		fields = append(fields, connectiontype.FieldOauth2)
 	}
+	if m.FieldCleared(connectiontype.FieldHTTP) {
+		fields = append(fields, connectiontype.FieldHTTP)
+	}
 	return fields
 }
 
@@ -5973,6 +6040,9 @@ func (m *ConnectionTypeMutation) ClearField(name string) error {
 		return nil
 	case connectiontype.FieldOauth2:
 		m.ClearOauth2()
+		return nil
+	case connectiontype.FieldHTTP:
+		m.ClearHTTP()
 		return nil
 	}
 	return fmt.Errorf("unknown ConnectionType nullable field %s", name)
@@ -6011,6 +6081,9 @@ func (m *ConnectionTypeMutation) ResetField(name string) error {
 		return nil
 	case connectiontype.FieldOauth2:
 		m.ResetOauth2()
+		return nil
+	case connectiontype.FieldHTTP:
+		m.ResetHTTP()
 		return nil
 	case connectiontype.FieldSchemaVersion:
 		m.ResetSchemaVersion()
@@ -14941,6 +15014,7 @@ type OrganizationMutation struct {
 	redirect_allowlist       *[]string
 	appendredirect_allowlist []string
 	auto_create_customers    *bool
+	allow_private_networks   *bool
 	clearedFields            map[string]struct{}
 	done                     bool
 	oldValue                 func(context.Context) (*Organization, error)
@@ -15290,6 +15364,42 @@ func (m *OrganizationMutation) ResetAutoCreateCustomers() {
 	m.auto_create_customers = nil
 }
 
+// SetAllowPrivateNetworks sets the "allow_private_networks" field.
+func (m *OrganizationMutation) SetAllowPrivateNetworks(b bool) {
+	m.allow_private_networks = &b
+}
+
+// AllowPrivateNetworks returns the value of the "allow_private_networks" field in the mutation.
+func (m *OrganizationMutation) AllowPrivateNetworks() (r bool, exists bool) {
+	v := m.allow_private_networks
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAllowPrivateNetworks returns the old "allow_private_networks" field's value of the Organization entity.
+// If the Organization object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OrganizationMutation) OldAllowPrivateNetworks(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAllowPrivateNetworks is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAllowPrivateNetworks requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAllowPrivateNetworks: %w", err)
+	}
+	return oldValue.AllowPrivateNetworks, nil
+}
+
+// ResetAllowPrivateNetworks resets all changes to the "allow_private_networks" field.
+func (m *OrganizationMutation) ResetAllowPrivateNetworks() {
+	m.allow_private_networks = nil
+}
+
 // Where appends a list predicates to the OrganizationMutation builder.
 func (m *OrganizationMutation) Where(ps ...predicate.Organization) {
 	m.predicates = append(m.predicates, ps...)
@@ -15324,7 +15434,7 @@ func (m *OrganizationMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *OrganizationMutation) Fields() []string {
-	fields := make([]string, 0, 6)
+	fields := make([]string, 0, 7)
 	if m.created_at != nil {
 		fields = append(fields, organization.FieldCreatedAt)
 	}
@@ -15342,6 +15452,9 @@ func (m *OrganizationMutation) Fields() []string {
 	}
 	if m.auto_create_customers != nil {
 		fields = append(fields, organization.FieldAutoCreateCustomers)
+	}
+	if m.allow_private_networks != nil {
+		fields = append(fields, organization.FieldAllowPrivateNetworks)
 	}
 	return fields
 }
@@ -15363,6 +15476,8 @@ func (m *OrganizationMutation) Field(name string) (ent.Value, bool) {
 		return m.RedirectAllowlist()
 	case organization.FieldAutoCreateCustomers:
 		return m.AutoCreateCustomers()
+	case organization.FieldAllowPrivateNetworks:
+		return m.AllowPrivateNetworks()
 	}
 	return nil, false
 }
@@ -15384,6 +15499,8 @@ func (m *OrganizationMutation) OldField(ctx context.Context, name string) (ent.V
 		return m.OldRedirectAllowlist(ctx)
 	case organization.FieldAutoCreateCustomers:
 		return m.OldAutoCreateCustomers(ctx)
+	case organization.FieldAllowPrivateNetworks:
+		return m.OldAllowPrivateNetworks(ctx)
 	}
 	return nil, fmt.Errorf("unknown Organization field %s", name)
 }
@@ -15434,6 +15551,13 @@ func (m *OrganizationMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetAutoCreateCustomers(v)
+		return nil
+	case organization.FieldAllowPrivateNetworks:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAllowPrivateNetworks(v)
 		return nil
 	}
 	return fmt.Errorf("unknown Organization field %s", name)
@@ -15510,6 +15634,9 @@ func (m *OrganizationMutation) ResetField(name string) error {
 		return nil
 	case organization.FieldAutoCreateCustomers:
 		m.ResetAutoCreateCustomers()
+		return nil
+	case organization.FieldAllowPrivateNetworks:
+		m.ResetAllowPrivateNetworks()
 		return nil
 	}
 	return fmt.Errorf("unknown Organization field %s", name)

@@ -30,7 +30,9 @@ type Organization struct {
 	RedirectAllowlist []string `json:"redirect_allowlist,omitempty"`
 	// AutoCreateCustomers holds the value of the "auto_create_customers" field.
 	AutoCreateCustomers bool `json:"auto_create_customers,omitempty"`
-	selectValues        sql.SelectValues
+	// AllowPrivateNetworks holds the value of the "allow_private_networks" field.
+	AllowPrivateNetworks bool `json:"allow_private_networks,omitempty"`
+	selectValues         sql.SelectValues
 }
 
 // scanValues returns the types for scanning values from sql.Rows.
@@ -40,7 +42,7 @@ func (*Organization) scanValues(columns []string) ([]any, error) {
 		switch columns[i] {
 		case organization.FieldRedirectAllowlist:
 			values[i] = new([]byte)
-		case organization.FieldAutoCreateCustomers:
+		case organization.FieldAutoCreateCustomers, organization.FieldAllowPrivateNetworks:
 			values[i] = new(sql.NullBool)
 		case organization.FieldID:
 			values[i] = new(sql.NullInt64)
@@ -107,6 +109,12 @@ func (_m *Organization) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.AutoCreateCustomers = value.Bool
 			}
+		case organization.FieldAllowPrivateNetworks:
+			if value, ok := values[i].(*sql.NullBool); !ok {
+				return fmt.Errorf("unexpected type %T for field allow_private_networks", values[i])
+			} else if value.Valid {
+				_m.AllowPrivateNetworks = value.Bool
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -160,6 +168,9 @@ func (_m *Organization) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("auto_create_customers=")
 	builder.WriteString(fmt.Sprintf("%v", _m.AutoCreateCustomers))
+	builder.WriteString(", ")
+	builder.WriteString("allow_private_networks=")
+	builder.WriteString(fmt.Sprintf("%v", _m.AllowPrivateNetworks))
 	builder.WriteByte(')')
 	return builder.String()
 }

@@ -82,6 +82,20 @@ func (_c *OrganizationCreate) SetNillableAutoCreateCustomers(v *bool) *Organizat
 	return _c
 }
 
+// SetAllowPrivateNetworks sets the "allow_private_networks" field.
+func (_c *OrganizationCreate) SetAllowPrivateNetworks(v bool) *OrganizationCreate {
+	_c.mutation.SetAllowPrivateNetworks(v)
+	return _c
+}
+
+// SetNillableAllowPrivateNetworks sets the "allow_private_networks" field if the given value is not nil.
+func (_c *OrganizationCreate) SetNillableAllowPrivateNetworks(v *bool) *OrganizationCreate {
+	if v != nil {
+		_c.SetAllowPrivateNetworks(*v)
+	}
+	return _c
+}
+
 // Mutation returns the OrganizationMutation object of the builder.
 func (_c *OrganizationCreate) Mutation() *OrganizationMutation {
 	return _c.mutation
@@ -129,6 +143,10 @@ func (_c *OrganizationCreate) defaults() {
 		v := organization.DefaultAutoCreateCustomers
 		_c.mutation.SetAutoCreateCustomers(v)
 	}
+	if _, ok := _c.mutation.AllowPrivateNetworks(); !ok {
+		v := organization.DefaultAllowPrivateNetworks
+		_c.mutation.SetAllowPrivateNetworks(v)
+	}
 }
 
 // check runs all checks and user-defined validators on the builder.
@@ -157,6 +175,9 @@ func (_c *OrganizationCreate) check() error {
 	}
 	if _, ok := _c.mutation.AutoCreateCustomers(); !ok {
 		return &ValidationError{Name: "auto_create_customers", err: errors.New(`ent: missing required field "Organization.auto_create_customers"`)}
+	}
+	if _, ok := _c.mutation.AllowPrivateNetworks(); !ok {
+		return &ValidationError{Name: "allow_private_networks", err: errors.New(`ent: missing required field "Organization.allow_private_networks"`)}
 	}
 	return nil
 }
@@ -208,6 +229,10 @@ func (_c *OrganizationCreate) createSpec() (*Organization, *sqlgraph.CreateSpec)
 	if value, ok := _c.mutation.AutoCreateCustomers(); ok {
 		_spec.SetField(organization.FieldAutoCreateCustomers, field.TypeBool, value)
 		_node.AutoCreateCustomers = value
+	}
+	if value, ok := _c.mutation.AllowPrivateNetworks(); ok {
+		_spec.SetField(organization.FieldAllowPrivateNetworks, field.TypeBool, value)
+		_node.AllowPrivateNetworks = value
 	}
 	return _node, _spec
 }
@@ -324,6 +349,18 @@ func (u *OrganizationUpsert) SetAutoCreateCustomers(v bool) *OrganizationUpsert 
 // UpdateAutoCreateCustomers sets the "auto_create_customers" field to the value that was provided on create.
 func (u *OrganizationUpsert) UpdateAutoCreateCustomers() *OrganizationUpsert {
 	u.SetExcluded(organization.FieldAutoCreateCustomers)
+	return u
+}
+
+// SetAllowPrivateNetworks sets the "allow_private_networks" field.
+func (u *OrganizationUpsert) SetAllowPrivateNetworks(v bool) *OrganizationUpsert {
+	u.Set(organization.FieldAllowPrivateNetworks, v)
+	return u
+}
+
+// UpdateAllowPrivateNetworks sets the "allow_private_networks" field to the value that was provided on create.
+func (u *OrganizationUpsert) UpdateAllowPrivateNetworks() *OrganizationUpsert {
+	u.SetExcluded(organization.FieldAllowPrivateNetworks)
 	return u
 }
 
@@ -446,6 +483,20 @@ func (u *OrganizationUpsertOne) SetAutoCreateCustomers(v bool) *OrganizationUpse
 func (u *OrganizationUpsertOne) UpdateAutoCreateCustomers() *OrganizationUpsertOne {
 	return u.Update(func(s *OrganizationUpsert) {
 		s.UpdateAutoCreateCustomers()
+	})
+}
+
+// SetAllowPrivateNetworks sets the "allow_private_networks" field.
+func (u *OrganizationUpsertOne) SetAllowPrivateNetworks(v bool) *OrganizationUpsertOne {
+	return u.Update(func(s *OrganizationUpsert) {
+		s.SetAllowPrivateNetworks(v)
+	})
+}
+
+// UpdateAllowPrivateNetworks sets the "allow_private_networks" field to the value that was provided on create.
+func (u *OrganizationUpsertOne) UpdateAllowPrivateNetworks() *OrganizationUpsertOne {
+	return u.Update(func(s *OrganizationUpsert) {
+		s.UpdateAllowPrivateNetworks()
 	})
 }
 
@@ -734,6 +785,20 @@ func (u *OrganizationUpsertBulk) SetAutoCreateCustomers(v bool) *OrganizationUps
 func (u *OrganizationUpsertBulk) UpdateAutoCreateCustomers() *OrganizationUpsertBulk {
 	return u.Update(func(s *OrganizationUpsert) {
 		s.UpdateAutoCreateCustomers()
+	})
+}
+
+// SetAllowPrivateNetworks sets the "allow_private_networks" field.
+func (u *OrganizationUpsertBulk) SetAllowPrivateNetworks(v bool) *OrganizationUpsertBulk {
+	return u.Update(func(s *OrganizationUpsert) {
+		s.SetAllowPrivateNetworks(v)
+	})
+}
+
+// UpdateAllowPrivateNetworks sets the "allow_private_networks" field to the value that was provided on create.
+func (u *OrganizationUpsertBulk) UpdateAllowPrivateNetworks() *OrganizationUpsertBulk {
+	return u.Update(func(s *OrganizationUpsert) {
+		s.UpdateAllowPrivateNetworks()
 	})
 }
 

@@ -96,6 +96,20 @@ func (_u *OrganizationUpdate) SetNillableAutoCreateCustomers(v *bool) *Organizat
 	return _u
 }
 
+// SetAllowPrivateNetworks sets the "allow_private_networks" field.
+func (_u *OrganizationUpdate) SetAllowPrivateNetworks(v bool) *OrganizationUpdate {
+	_u.mutation.SetAllowPrivateNetworks(v)
+	return _u
+}
+
+// SetNillableAllowPrivateNetworks sets the "allow_private_networks" field if the given value is not nil.
+func (_u *OrganizationUpdate) SetNillableAllowPrivateNetworks(v *bool) *OrganizationUpdate {
+	if v != nil {
+		_u.SetAllowPrivateNetworks(*v)
+	}
+	return _u
+}
+
 // Mutation returns the OrganizationMutation object of the builder.
 func (_u *OrganizationUpdate) Mutation() *OrganizationMutation {
 	return _u.mutation
@@ -193,6 +207,9 @@ func (_u *OrganizationUpdate) sqlSave(ctx context.Context) (_node int, err error
 	if value, ok := _u.mutation.AutoCreateCustomers(); ok {
 		_spec.SetField(organization.FieldAutoCreateCustomers, field.TypeBool, value)
 	}
+	if value, ok := _u.mutation.AllowPrivateNetworks(); ok {
+		_spec.SetField(organization.FieldAllowPrivateNetworks, field.TypeBool, value)
+	}
 	_spec.AddModifiers(_u.modifiers...)
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
 		if _, ok := err.(*sqlgraph.NotFoundError); ok {
@@ -277,6 +294,20 @@ func (_u *OrganizationUpdateOne) SetAutoCreateCustomers(v bool) *OrganizationUpd
 func (_u *OrganizationUpdateOne) SetNillableAutoCreateCustomers(v *bool) *OrganizationUpdateOne {
 	if v != nil {
 		_u.SetAutoCreateCustomers(*v)
+	}
+	return _u
+}
+
+// SetAllowPrivateNetworks sets the "allow_private_networks" field.
+func (_u *OrganizationUpdateOne) SetAllowPrivateNetworks(v bool) *OrganizationUpdateOne {
+	_u.mutation.SetAllowPrivateNetworks(v)
+	return _u
+}
+
+// SetNillableAllowPrivateNetworks sets the "allow_private_networks" field if the given value is not nil.
+func (_u *OrganizationUpdateOne) SetNillableAllowPrivateNetworks(v *bool) *OrganizationUpdateOne {
+	if v != nil {
+		_u.SetAllowPrivateNetworks(*v)
 	}
 	return _u
 }
@@ -407,6 +438,9 @@ func (_u *OrganizationUpdateOne) sqlSave(ctx context.Context) (_node *Organizati
 	}
 	if value, ok := _u.mutation.AutoCreateCustomers(); ok {
 		_spec.SetField(organization.FieldAutoCreateCustomers, field.TypeBool, value)
+	}
+	if value, ok := _u.mutation.AllowPrivateNetworks(); ok {
+		_spec.SetField(organization.FieldAllowPrivateNetworks, field.TypeBool, value)
 	}
 	_spec.AddModifiers(_u.modifiers...)
 	_node = &Organization{config: _u.config}

@@ -228,11 +228,11 @@ func init() {
 	// connectiontype.KeyValidator is a validator for the "key" field. It is called by the builders before save.
 	connectiontype.KeyValidator = connectiontypeDescKey.Validators[0].(func(string) error)
 	// connectiontypeDescSchemaVersion is the schema descriptor for schema_version field.
-	connectiontypeDescSchemaVersion := connectiontypeFields[8].Descriptor()
+	connectiontypeDescSchemaVersion := connectiontypeFields[9].Descriptor()
 	// connectiontype.DefaultSchemaVersion holds the default value on creation for the schema_version field.
 	connectiontype.DefaultSchemaVersion = connectiontypeDescSchemaVersion.Default.(int)
 	// connectiontypeDescAvailable is the schema descriptor for available field.
-	connectiontypeDescAvailable := connectiontypeFields[9].Descriptor()
+	connectiontypeDescAvailable := connectiontypeFields[10].Descriptor()
 	// connectiontype.DefaultAvailable holds the default value on creation for the available field.
 	connectiontype.DefaultAvailable = connectiontypeDescAvailable.Default.(bool)
 	credentialMixin := schema.Credential{}.Mixin()
@@ -529,6 +529,10 @@ func init() {
 	organizationDescAutoCreateCustomers := organizationFields[3].Descriptor()
 	// organization.DefaultAutoCreateCustomers holds the default value on creation for the auto_create_customers field.
 	organization.DefaultAutoCreateCustomers = organizationDescAutoCreateCustomers.Default.(bool)
+	// organizationDescAllowPrivateNetworks is the schema descriptor for allow_private_networks field.
+	organizationDescAllowPrivateNetworks := organizationFields[4].Descriptor()
+	// organization.DefaultAllowPrivateNetworks holds the default value on creation for the allow_private_networks field.
+	organization.DefaultAllowPrivateNetworks = organizationDescAllowPrivateNetworks.Default.(bool)
 	pluginMixin := schema.Plugin{}.Mixin()
 	pluginMixinFields0 := pluginMixin[0].Fields()
 	_ = pluginMixinFields0

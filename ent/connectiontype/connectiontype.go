@@ -37,6 +37,8 @@ const (
 	FieldInputs = "inputs"
 	// FieldOauth2 holds the string denoting the oauth2 field in the database.
 	FieldOauth2 = "oauth2"
+	// FieldHTTP holds the string denoting the http field in the database.
+	FieldHTTP = "http"
 	// FieldSchemaVersion holds the string denoting the schema_version field in the database.
 	FieldSchemaVersion = "schema_version"
 	// FieldAvailable holds the string denoting the available field in the database.
@@ -85,6 +87,7 @@ var Columns = []string{
 	FieldAuthKind,
 	FieldInputs,
 	FieldOauth2,
+	FieldHTTP,
 	FieldSchemaVersion,
 	FieldAvailable,
 }

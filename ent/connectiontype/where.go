@@ -505,6 +505,16 @@ func Oauth2NotNil() predicate.ConnectionType {
 	return predicate.ConnectionType(sql.FieldNotNull(FieldOauth2))
 }
 
+// HTTPIsNil applies the IsNil predicate on the "http" field.
+func HTTPIsNil() predicate.ConnectionType {
+	return predicate.ConnectionType(sql.FieldIsNull(FieldHTTP))
+}
+
+// HTTPNotNil applies the NotNil predicate on the "http" field.
+func HTTPNotNil() predicate.ConnectionType {
+	return predicate.ConnectionType(sql.FieldNotNull(FieldHTTP))
+}
+
 // SchemaVersionEQ applies the EQ predicate on the "schema_version" field.
 func SchemaVersionEQ(v int) predicate.ConnectionType {
 	return predicate.ConnectionType(sql.FieldEQ(FieldSchemaVersion, v))

@@ -244,6 +244,7 @@ var (
 		{Name: "auth_kind", Type: field.TypeEnum, Enums: []string{"API_KEY", "BASIC", "OAUTH2_AUTHORIZATION_CODE", "OAUTH2_CLIENT_CREDENTIALS", "CUSTOM"}},
 		{Name: "inputs", Type: field.TypeJSON},
 		{Name: "oauth2", Type: field.TypeJSON, Nullable: true},
+		{Name: "http", Type: field.TypeJSON, Nullable: true},
 		{Name: "schema_version", Type: field.TypeInt, Default: 1},
 		{Name: "available", Type: field.TypeBool, Default: true},
 		{Name: "plugin_id", Type: field.TypeInt},
@@ -256,7 +257,7 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "connection_types_plugins_connection_types",
-				Columns:    []*schema.Column{ConnectionTypesColumns[12]},
+				Columns:    []*schema.Column{ConnectionTypesColumns[13]},
 				RefColumns: []*schema.Column{PluginsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
@@ -630,6 +631,7 @@ var (
 		{Name: "slug", Type: field.TypeString, Unique: true, Size: 64},
 		{Name: "redirect_allowlist", Type: field.TypeJSON, Nullable: true},
 		{Name: "auto_create_customers", Type: field.TypeBool, Default: false},
+		{Name: "allow_private_networks", Type: field.TypeBool, Default: false},
 	}
 	// OrganizationsTable holds the schema information for the "organizations" table.
 	OrganizationsTable = &schema.Table{

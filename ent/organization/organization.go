@@ -25,6 +25,8 @@ const (
 	FieldRedirectAllowlist = "redirect_allowlist"
 	// FieldAutoCreateCustomers holds the string denoting the auto_create_customers field in the database.
 	FieldAutoCreateCustomers = "auto_create_customers"
+	// FieldAllowPrivateNetworks holds the string denoting the allow_private_networks field in the database.
+	FieldAllowPrivateNetworks = "allow_private_networks"
 	// Table holds the table name of the organization in the database.
 	Table = "organizations"
 )
@@ -38,6 +40,7 @@ var Columns = []string{
 	FieldSlug,
 	FieldRedirectAllowlist,
 	FieldAutoCreateCustomers,
+	FieldAllowPrivateNetworks,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -63,6 +66,8 @@ var (
 	SlugValidator func(string) error
 	// DefaultAutoCreateCustomers holds the default value on creation for the "auto_create_customers" field.
 	DefaultAutoCreateCustomers bool
+	// DefaultAllowPrivateNetworks holds the default value on creation for the "allow_private_networks" field.
+	DefaultAllowPrivateNetworks bool
 )
 
 // OrderOption defines the ordering options for the Organization queries.
@@ -96,4 +101,9 @@ func BySlug(opts ...sql.OrderTermOption) OrderOption {
 // ByAutoCreateCustomers orders the results by the auto_create_customers field.
 func ByAutoCreateCustomers(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldAutoCreateCustomers, opts...).ToFunc()
+}
+
+// ByAllowPrivateNetworks orders the results by the allow_private_networks field.
+func ByAllowPrivateNetworks(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldAllowPrivateNetworks, opts...).ToFunc()
 }

@@ -79,6 +79,11 @@ func AutoCreateCustomers(v bool) predicate.Organization {
 	return predicate.Organization(sql.FieldEQ(FieldAutoCreateCustomers, v))
 }
 
+// AllowPrivateNetworks applies equality check predicate on the "allow_private_networks" field. It's identical to AllowPrivateNetworksEQ.
+func AllowPrivateNetworks(v bool) predicate.Organization {
+	return predicate.Organization(sql.FieldEQ(FieldAllowPrivateNetworks, v))
+}
+
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
 func CreatedAtEQ(v time.Time) predicate.Organization {
 	return predicate.Organization(sql.FieldEQ(FieldCreatedAt, v))
@@ -307,6 +312,16 @@ func AutoCreateCustomersEQ(v bool) predicate.Organization {
 // AutoCreateCustomersNEQ applies the NEQ predicate on the "auto_create_customers" field.
 func AutoCreateCustomersNEQ(v bool) predicate.Organization {
 	return predicate.Organization(sql.FieldNEQ(FieldAutoCreateCustomers, v))
+}
+
+// AllowPrivateNetworksEQ applies the EQ predicate on the "allow_private_networks" field.
+func AllowPrivateNetworksEQ(v bool) predicate.Organization {
+	return predicate.Organization(sql.FieldEQ(FieldAllowPrivateNetworks, v))
+}
+
+// AllowPrivateNetworksNEQ applies the NEQ predicate on the "allow_private_networks" field.
+func AllowPrivateNetworksNEQ(v bool) predicate.Organization {
+	return predicate.Organization(sql.FieldNEQ(FieldAllowPrivateNetworks, v))
 }
 
 // And groups predicates with the AND operator between them.

@@ -34,6 +34,10 @@ func (ConnectionType) Fields() []ent.Field {
 			Annotations(entgql.Skip(entgql.SkipAll)),
 		field.JSON("oauth2", &schematype.OAuth2Spec{}).Optional().
 			Annotations(entgql.Skip(entgql.SkipAll)),
+		// http is how the credential proxy calls the type's API (protocol
+		// minor 1); empty for types of older plugins.
+		field.JSON("http", &schematype.HTTPSpec{}).Optional().
+			Annotations(entgql.Skip(entgql.SkipAll)),
 		field.Int("schema_version").Default(1),
 		// available is false once the plugin that declared the type is
 		// gone from the plugin directory; existing connections keep it.

@@ -26,6 +26,11 @@ func (Organization) Fields() []ent.Field {
 		// auto_create_customers lets an embedding token name a customer seen
 		// for the first time.
 		field.Bool("auto_create_customers").Default(false),
+		// allow_private_networks lets the credential proxy call upstreams
+		// on private addresses (10/8, 172.16/12, 192.168/16, 100.64/10,
+		// fc00::/7), for on-premise services; link-local and cloud metadata
+		// addresses stay refused.
+		field.Bool("allow_private_networks").Default(false),
 	}
 }
 

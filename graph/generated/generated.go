@@ -489,13 +489,14 @@ type ComplexityRoot struct {
 	}
 
 	Organization struct {
-		AutoCreateCustomers func(childComplexity int) int
-		CreatedAt           func(childComplexity int) int
-		ID                  func(childComplexity int) int
-		Name                func(childComplexity int) int
-		RedirectAllowlist   func(childComplexity int) int
-		Slug                func(childComplexity int) int
-		UpdatedAt           func(childComplexity int) int
+		AllowPrivateNetworks func(childComplexity int) int
+		AutoCreateCustomers  func(childComplexity int) int
+		CreatedAt            func(childComplexity int) int
+		ID                   func(childComplexity int) int
+		Name                 func(childComplexity int) int
+		RedirectAllowlist    func(childComplexity int) int
+		Slug                 func(childComplexity int) int
+		UpdatedAt            func(childComplexity int) int
 	}
 
 	OrganizationConnection struct {
@@ -2644,6 +2645,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.OAuth2Spec.TokenURL(childComplexity), true
 
+	case "Organization.allowPrivateNetworks":
+		if e.ComplexityRoot.Organization.AllowPrivateNetworks == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Organization.AllowPrivateNetworks(childComplexity), true
 	case "Organization.autoCreateCustomers":
 		if e.ComplexityRoot.Organization.AutoCreateCustomers == nil {
 			break
@@ -6086,6 +6093,7 @@ type Organization implements Node {
   slug: String!
   redirectAllowlist: [String!]
   autoCreateCustomers: Boolean!
+  allowPrivateNetworks: Boolean!
 }
 """
 A connection to a list of items.
@@ -6216,6 +6224,11 @@ input OrganizationWhereInput {
   """
   autoCreateCustomers: Boolean
   autoCreateCustomersNEQ: Boolean
+  """
+  allow_private_networks field predicates
+  """
+  allowPrivateNetworks: Boolean
+  allowPrivateNetworksNEQ: Boolean
 }
 """
 Information about pagination in a connection.
@@ -7475,6 +7488,8 @@ input UpdateOrganizationInput {
   redirectAllowlist: [String!]
   "Whether an embedding token may name a customer seen for the first time."
   autoCreateCustomers: Boolean
+  "Whether the credential proxy may call upstreams on private network addresses (on-premise services). Link-local and cloud metadata addresses are always refused."
+  allowPrivateNetworks: Boolean
 }
 
 type UpdateOrganizationPayload {
@@ -8526,6 +8541,8 @@ func (ec *executionContext) childFields_Organization(ctx context.Context, field 
 		return ec.fieldContext_Organization_redirectAllowlist(ctx, field)
 	case "autoCreateCustomers":
 		return ec.fieldContext_Organization_autoCreateCustomers(ctx, field)
+	case "allowPrivateNetworks":
+		return ec.fieldContext_Organization_allowPrivateNetworks(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Organization", field.Name)
 }
@@ -18216,6 +18233,29 @@ func (ec *executionContext) _Organization_autoCreateCustomers(ctx context.Contex
 	)
 }
 func (ec *executionContext) fieldContext_Organization_autoCreateCustomers(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Organization", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _Organization_allowPrivateNetworks(ctx context.Context, field graphql.CollectedField, obj *ent.Organization) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Organization_allowPrivateNetworks(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AllowPrivateNetworks, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Organization_allowPrivateNetworks(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Organization", field, false, false, "Boolean")
 }
 
@@ -31091,7 +31131,7 @@ func (ec *executionContext) unmarshalInputOrganizationWhereInput(ctx context.Con
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "name", "nameNEQ", "nameIn", "nameNotIn", "nameGT", "nameGTE", "nameLT", "nameLTE", "nameContains", "nameHasPrefix", "nameHasSuffix", "nameEqualFold", "nameContainsFold", "slug", "slugNEQ", "slugIn", "slugNotIn", "slugGT", "slugGTE", "slugLT", "slugLTE", "slugContains", "slugHasPrefix", "slugHasSuffix", "slugEqualFold", "slugContainsFold", "autoCreateCustomers", "autoCreateCustomersNEQ"}
+	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "name", "nameNEQ", "nameIn", "nameNotIn", "nameGT", "nameGTE", "nameLT", "nameLTE", "nameContains", "nameHasPrefix", "nameHasSuffix", "nameEqualFold", "nameContainsFold", "slug", "slugNEQ", "slugIn", "slugNotIn", "slugGT", "slugGTE", "slugLT", "slugLTE", "slugContains", "slugHasPrefix", "slugHasSuffix", "slugEqualFold", "slugContainsFold", "autoCreateCustomers", "autoCreateCustomersNEQ", "allowPrivateNetworks", "allowPrivateNetworksNEQ"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -31483,6 +31523,20 @@ func (ec *executionContext) unmarshalInputOrganizationWhereInput(ctx context.Con
 				return it, err
 			}
 			it.AutoCreateCustomersNEQ = data
+		case "allowPrivateNetworks":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("allowPrivateNetworks"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AllowPrivateNetworks = data
+		case "allowPrivateNetworksNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("allowPrivateNetworksNEQ"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AllowPrivateNetworksNEQ = data
 		}
 	}
 	return it, nil
@@ -33367,7 +33421,7 @@ func (ec *executionContext) unmarshalInputUpdateOrganizationInput(ctx context.Co
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"name", "redirectAllowlist", "autoCreateCustomers"}
+	fieldsInOrder := [...]string{"name", "redirectAllowlist", "autoCreateCustomers", "allowPrivateNetworks"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -33397,6 +33451,13 @@ func (ec *executionContext) unmarshalInputUpdateOrganizationInput(ctx context.Co
 				return it, err
 			}
 			it.AutoCreateCustomers = data
+		case "allowPrivateNetworks":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("allowPrivateNetworks"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AllowPrivateNetworks = data
 		}
 	}
 	return it, nil
@@ -37004,6 +37065,11 @@ func (ec *executionContext) _Organization(ctx context.Context, sel ast.Selection
 			}
 		case "autoCreateCustomers":
 			out.Values[i] = ec._Organization_autoCreateCustomers(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "allowPrivateNetworks":
+			out.Values[i] = ec._Organization_allowPrivateNetworks(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}

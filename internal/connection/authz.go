@@ -90,6 +90,9 @@ const (
 	RotateKeys
 	// ReloadPlugins re-reads the plugin directory and lock file.
 	ReloadPlugins
+	// ProxyCredential calls a credential's API through the credential
+	// proxy, which injects the credential; each call is audited.
+	ProxyCredential
 
 	numActions // not an action: the count, for tests
 )
@@ -160,6 +163,7 @@ var table = map[Action]grant{
 	ManageSigningKeys:  {yes, no, no, no, needAdmin},
 	RotateKeys:         {yes, no, no, no, needAdmin},
 	ReloadPlugins:      {yes, no, no, no, needAdmin},
+	ProxyCredential:    {no, no, yes, no, "only RUNTIME tokens call through the credential proxy"},
 }
 
 // Authorize returns the viewer of ctx if it may do a: ErrUnauthenticated

@@ -64,6 +64,7 @@ var want = map[Action]string{
 	ManageSigningKeys:  "AFFFFFU",
 	RotateKeys:         "AFFFFFU",
 	ReloadPlugins:      "AFFFFFU",
+	ProxyCredential:    "FFFAFFU",
 }
 
 func TestAuthorizeTable(t *testing.T) {

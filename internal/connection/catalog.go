@@ -109,6 +109,9 @@ func upsertConnectionType(ctx context.Context, db *ent.Client, pluginID int, ct 
 	if ct.OAuth2 != nil {
 		create.SetOauth2(OAuth2FromSDK(ct.OAuth2))
 	}
+	if ct.HTTP != nil {
+		create.SetHTTP(HTTPFromSDK(ct.HTTP))
+	}
 	return create.OnConflictColumns(connectiontype.FieldKey).
 		Update(func(u *ent.ConnectionTypeUpsert) {
 			u.UpdatePluginID().UpdateLabel().UpdateDescription().UpdateIconURL().
@@ -118,6 +121,11 @@ func upsertConnectionType(ctx context.Context, db *ent.Client, pluginID int, ct 
 				u.UpdateOauth2()
 			} else {
 				u.ClearOauth2()
+			}
+			if ct.HTTP != nil {
+				u.UpdateHTTP()
+			} else {
+				u.ClearHTTP()
 			}
 		}).
 		Exec(ctx)
@@ -195,5 +203,15 @@ func OAuth2FromSDK(s *sdk.OAuth2Spec) *schematype.OAuth2Spec {
 		AuthStyle: string(style), ClientIDInput: cid, ClientSecretInput: csec,
 		ExtraAuthorizeParams: s.ExtraAuthorizeParams, ExtraTokenParams: s.ExtraTokenParams,
 		RefreshMarginSeconds: int64(s.RefreshMargin / time.Second),
+	}
+}
+
+// HTTPFromSDK converts a declared HTTP spec to its stored form.
+func HTTPFromSDK(s *sdk.HTTPSpec) *schematype.HTTPSpec {
+	return &schematype.HTTPSpec{
+		BaseURL: s.BaseURL, AllowedHosts: s.AllowedHosts, BaseURLOverrideInput: s.BaseURLOverrideInput,
+		Inject: string(s.Inject), Input: s.Input, Header: s.Header, Prefix: s.Prefix,
+		UsernameInput: s.UsernameInput, PasswordInput: s.PasswordInput, QueryParam: s.QueryParam,
+		RateLimitResetHeader: s.RateLimitResetHeader,
 	}
 }

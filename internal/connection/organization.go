@@ -16,6 +16,9 @@ type UpdateOrganizationInput struct {
 	RedirectAllowlist   []string
 	SetAllowlist        bool
 	AutoCreateCustomers *bool
+	// AllowPrivateNetworks lets the credential proxy reach private
+	// addresses.
+	AllowPrivateNetworks *bool
 }
 
 // MaxAllowlist bounds the redirect allow-list.
@@ -51,6 +54,9 @@ func (s *Service) UpdateOrganization(ctx context.Context, in UpdateOrganizationI
 		if in.AutoCreateCustomers != nil {
 			u.SetAutoCreateCustomers(*in.AutoCreateCustomers)
 		}
+		if in.AllowPrivateNetworks != nil {
+			u.SetAllowPrivateNetworks(*in.AllowPrivateNetworks)
+		}
 		var err error
 		if org, err = u.Save(ctx); err != nil {
 			return err
@@ -60,6 +66,7 @@ func (s *Service) UpdateOrganization(ctx context.Context, in UpdateOrganizationI
 	if err != nil {
 		return nil, err
 	}
+	s.orgs.forget(v.OrganizationID)
 	return org.Unwrap(), nil
 }
 

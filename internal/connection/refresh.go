@@ -127,6 +127,15 @@ type need struct {
 	// minValidity: a token read refreshes when the token is due or is not
 	// valid for this long.
 	minValidity time.Duration
+	// rejected, when set, is an access token the API rejected (a 401 to
+	// the credential proxy): a token read refreshes while it is the stored
+	// one.
+	rejected string
+}
+
+// rejects reports whether tok is the token n says the API rejected.
+func (n need) rejects(tok *oauth.Token) bool {
+	return n.rejected != "" && tok != nil && tok.AccessToken == n.rejected
 }
 
 type verdict int
@@ -157,7 +166,7 @@ func judge(c *ent.Credential, tok *oauth.Token, n need, now time.Time) (verdict,
 		}
 		return serve, nil
 	}
-	if !due && validFor(tok, now, n.minValidity) {
+	if !due && validFor(tok, now, n.minValidity) && !n.rejects(tok) {
 		return serve, nil
 	}
 	if c.Status == credential.StatusERROR && c.NextRefreshAt != nil && c.NextRefreshAt.After(now) {

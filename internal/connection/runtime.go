@@ -64,6 +64,22 @@ func (s *Service) ReadForRuntime(ctx context.Context, id int, minValidity time.D
 	if err := MayReadRuntime(ctx); err != nil {
 		return nil, err
 	}
+	r, err := s.readRuntime(ctx, id, minValidity)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.AuditRuntimeRead(ctx, r.Credential); err != nil {
+		s.log().Error("runtime read: audit", "credential", r.Credential.ID, "err", err)
+		return nil, errRuntimeInternal
+	}
+	return r, nil
+}
+
+// readRuntime is the runtime read without its authorization and audit
+// (the callers' own): the credential in the viewer's tenant, its resolved
+// values and, for OAuth 2.0 types, a fresh access token; other types must
+// be ACTIVE.
+func (s *Service) readRuntime(ctx context.Context, id int, minValidity time.Duration) (*RuntimeRead, error) {
 	c, err := s.DB.Credential.Get(ctx, id)
 	if err != nil {
 		return nil, notFound("credential", id)
@@ -85,10 +101,6 @@ func (s *Service) ReadForRuntime(ctx context.Context, id int, minValidity time.D
 		}
 	case c.Status != credential.StatusACTIVE:
 		return nil, &NotLiveError{Status: c.Status, Detail: c.StatusDetail}
-	}
-	if err := s.AuditRuntimeRead(ctx, c); err != nil {
-		s.log().Error("runtime read: audit", "credential", c.ID, "err", err)
-		return nil, errRuntimeInternal
 	}
 	return r, nil
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/plugboard/plugboard/ent"
+	"github.com/plugboard/plugboard/internal/egress"
 	"github.com/plugboard/plugboard/internal/events"
 	"github.com/plugboard/plugboard/internal/oauth"
 	"github.com/plugboard/plugboard/plugins/sdk"
@@ -48,10 +49,9 @@ type Service struct {
 	Refresh RefreshOptions
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
-	// Outbound is the client calls made with a credential go out through
-	// (a plugin's test through the host): it applies the egress policy.
-	// nil refuses every such call.
-	Outbound *http.Client
+	// Egress is the address policy of the credential proxy's calls; an
+	// organization's allow_private_networks adds private ranges.
+	Egress egress.Policy
 
 	refreshInit sync.Once
 	refresh     *refresher
@@ -63,6 +63,7 @@ type Service struct {
 	auditInit sync.Once
 	audits    *groupCommit
 	types     typeCache
+	orgs      orgSettings
 }
 
 func (s *Service) now() time.Time {

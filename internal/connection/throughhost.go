@@ -7,11 +7,10 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 
 	"github.com/plugboard/plugboard/ent"
-	"github.com/plugboard/plugboard/ent/connectiontype"
+	"github.com/plugboard/plugboard/internal/auth"
 	"github.com/plugboard/plugboard/internal/egress"
 	"github.com/plugboard/plugboard/internal/oauth"
 	"github.com/plugboard/plugboard/plugins/sdk"
@@ -21,16 +20,16 @@ import (
 // credential's, a pending version's), and what the service hands a plugin
 // whose type tests through the host: an HTTP transport that takes the
 // plugin's request, checks that it goes to the host the type declares for
-// the credential, injects the credential and sends it through the
-// service's outbound client (the egress policy). The plugin never holds a
-// secret value.
+// the credential, injects the credential as the type's HTTP declaration
+// says (the credential proxy's ProxyTarget: one owner for injection) and
+// sends it under the egress policy. The plugin never holds a secret value.
 
 // pluginTest runs the plugin's live test of resolved values (and tok).
 func (s *Service) pluginTest(ctx context.Context, ct *ent.ConnectionType, resolved map[string]string, tok *oauth.Token) (*sdk.TestResponse, error) {
 	if !s.Plugins.TestsThroughHost(ct.Key) {
 		return s.Plugins.Test(ctx, ct.Key, resolved, sdkToken(tok))
 	}
-	rt, problem := s.credentialTransport(ct, resolved, tok)
+	rt, problem := s.credentialTransport(ctx, ct, resolved, tok)
 	if problem != "" {
 		return &sdk.TestResponse{OK: false, Message: problem}, nil
 	}
@@ -39,51 +38,51 @@ func (s *Service) pluginTest(ctx context.Context, ct *ent.ConnectionType, resolv
 
 // credentialTransport is the transport of one test through the host of a
 // credential of ct with resolved values and tok, or the sentence that says
-// why there is none (the test's failure).
-func (s *Service) credentialTransport(ct *ent.ConnectionType, resolved map[string]string, tok *oauth.Token) (http.RoundTripper, string) {
-	inject := injectionFor(ct, resolved, tok)
-	if inject == nil {
-		return nil, "The connection type " + ct.Key + " declares no way for plugboard to send its credential."
+// why there is none (the test's failure). Where the call may go and how the
+// credential goes on it are the credential proxy's rules (ProxyTarget):
+// the type's HTTP declaration, the organization's address policy.
+func (s *Service) credentialTransport(ctx context.Context, ct *ent.ConnectionType, resolved map[string]string, tok *oauth.Token) (http.RoundTripper, string) {
+	spec := ct.HTTP
+	if spec == nil {
+		return nil, "The connection type " + ct.Key + " declares no HTTP API for plugboard to test it through."
 	}
-	bases := declaredBases(ct, resolved)
-	if len(bases) == 0 {
-		return nil, "The connection type " + ct.Key + " declares no base URL to test against."
+	policy := s.Egress
+	if v := auth.FromContext(ctx); v != nil && v.OrganizationID != 0 {
+		allow, err := s.orgAllowsPrivate(ctx, v.OrganizationID)
+		if err != nil {
+			s.log().Error("test through the host: reading the organization", "err", err)
+		}
+		policy.AllowPrivate = policy.AllowPrivate || allow
 	}
-	return &credentialTransport{client: s.outbound(), bases: bases, inject: inject}, ""
+	base, err := proxyBase(spec, resolved, policy)
+	if err != nil {
+		var denied *ProxyDeniedError
+		if errors.As(err, &denied) {
+			return nil, "plugboard will not test this credential: " + denied.Reason + "."
+		}
+		return nil, "plugboard will not test this credential."
+	}
+	target := &ProxyTarget{TypeKey: ct.Key, Base: base, Policy: policy, svc: s, spec: spec, values: resolved, token: tok, oauth: isOAuth(ct)}
+	return &credentialTransport{client: egress.NewClient(policy, egress.ClientOptions{}), target: target}, ""
 }
-
-// outbound is the client calls made for a credential go out with.
-func (s *Service) outbound() *http.Client {
-	if s.Outbound != nil {
-		return s.Outbound
-	}
-	return refusingClient
-}
-
-// refusingClient stands in when the service has no Outbound client: a test
-// through the host then reaches nothing rather than anything.
-var refusingClient = &http.Client{Transport: roundTripFunc(func(*http.Request) (*http.Response, error) {
-	return nil, errors.New("plugboard has no outbound client configured")
-})}
-
-type roundTripFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // credentialTransport sends a plugin's requests on with the credential.
 type credentialTransport struct {
 	client *http.Client
-	// bases are the base URLs the type declares for the credential: a
-	// relative URL is resolved against the first, and a request must go
-	// to the scheme and host of one of them.
-	bases  []*url.URL
-	inject func(*http.Request)
+	// target's Base is the only scheme and host a request may go to; a
+	// relative URL is taken as a path below it.
+	target *ProxyTarget
 }
 
 func (t *credentialTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	target := t.bases[0].ResolveReference(req.URL)
-	if !t.declared(target) {
-		return nil, fmt.Errorf("plugboard refused to send the credential to %s://%s: the connection type declares %s", target.Scheme, target.Host, t.hosts())
+	base := t.target.Base
+	target := req.URL
+	if !req.URL.IsAbs() {
+		target = base.JoinPath(req.URL.Path)
+		target.RawQuery = req.URL.RawQuery
+	}
+	if !strings.EqualFold(target.Scheme, base.Scheme) || !strings.EqualFold(target.Host, base.Host) {
+		return nil, fmt.Errorf("plugboard refused to send the credential to %s://%s: the connection type declares %s://%s", target.Scheme, target.Host, base.Scheme, base.Host)
 	}
 	out := req.Clone(req.Context())
 	out.URL, out.Host, out.RequestURI = target, "", ""
@@ -92,28 +91,12 @@ func (t *credentialTransport) RoundTrip(req *http.Request) (*http.Response, erro
 	out.Header.Del("Authorization")
 	out.Header.Del("Proxy-Authorization")
 	out.Header.Del("Cookie")
-	t.inject(out)
+	t.target.Inject(out)
 	resp, err := t.client.Do(out)
 	if err != nil {
 		return nil, outboundError(target.Host, err)
 	}
 	return resp, nil
-}
-
-func (t *credentialTransport) declared(u *url.URL) bool {
-	return slices.ContainsFunc(t.bases, func(b *url.URL) bool {
-		return strings.EqualFold(b.Scheme, u.Scheme) && strings.EqualFold(b.Host, u.Host)
-	})
-}
-
-func (t *credentialTransport) hosts() string {
-	var hs []string
-	for _, b := range t.bases {
-		if h := b.Scheme + "://" + b.Host; !slices.Contains(hs, h) {
-			hs = append(hs, h)
-		}
-	}
-	return strings.Join(hs, ", ")
 }
 
 // outboundError words a failed outbound call without its URL, which may
@@ -131,72 +114,4 @@ func outboundError(host string, err error) error {
 		err = urlErr.Err
 	}
 	return err
-}
-
-// declaredBases lists the base URLs the type declares for the credential:
-// the values of its URL and TEMPLATE inputs that are absolute http(s) URLs,
-// and the OAuth 2.0 endpoints, in the order of the declaration. (A type's
-// explicit HTTP declaration, where it has one, takes their place.)
-func declaredBases(ct *ent.ConnectionType, resolved map[string]string) []*url.URL {
-	var out []*url.URL
-	add := func(raw string) {
-		u, err := url.Parse(raw)
-		if err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.User == nil {
-			out = append(out, u)
-		}
-	}
-	for _, in := range ct.Inputs {
-		if !in.Secret && (in.Type == "URL" || in.Type == "TEMPLATE") && resolved[in.Key] != "" {
-			add(resolved[in.Key])
-		}
-	}
-	if spec := ct.Oauth2; spec != nil {
-		for _, tmpl := range []string{spec.TokenURL, spec.AuthorizeURL, spec.RevokeURL} {
-			if v, err := sdk.RenderTemplate(tmpl, resolved); err == nil && v != "" {
-				add(v)
-			}
-		}
-	}
-	return out
-}
-
-// injectionFor returns how the credential goes into a request of a type
-// without an explicit declaration: an OAuth 2.0 type sends its access
-// token as a bearer token; an API key type its one secret input as a
-// bearer token; a basic auth type its username and its secret input as
-// basic auth. It returns nil for a type it knows no way for.
-func injectionFor(ct *ent.ConnectionType, resolved map[string]string, tok *oauth.Token) func(*http.Request) {
-	switch ct.AuthKind {
-	case connectiontype.AuthKindOAUTH2_AUTHORIZATION_CODE, connectiontype.AuthKindOAUTH2_CLIENT_CREDENTIALS:
-		return func(r *http.Request) {
-			if tok != nil && tok.AccessToken != "" {
-				r.Header.Set("Authorization", "Bearer "+tok.AccessToken)
-			}
-		}
-	case connectiontype.AuthKindAPI_KEY:
-		if key, ok := oneSecret(ct, resolved); ok {
-			return func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+key) }
-		}
-	case connectiontype.AuthKindBASIC:
-		password, ok := oneSecret(ct, resolved)
-		if user := resolved["username"]; ok && user != "" {
-			return func(r *http.Request) { r.SetBasicAuth(user, password) }
-		}
-	}
-	return nil
-}
-
-// oneSecret returns the value of the type's one secret input that has a
-// value, if there is exactly one.
-func oneSecret(ct *ent.ConnectionType, resolved map[string]string) (string, bool) {
-	var vals []string
-	for _, in := range ct.Inputs {
-		if in.Secret && resolved[in.Key] != "" {
-			vals = append(vals, resolved[in.Key])
-		}
-	}
-	if len(vals) != 1 {
-		return "", false
-	}
-	return vals[0], true
 }

@@ -1,6 +1,7 @@
 package connection
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -32,9 +33,10 @@ func TestCredentialTransport(t *testing.T) {
 	defer declared.Close()
 	ct := &ent.ConnectionType{Key: "acme.apiKey", AuthKind: connectiontype.AuthKindAPI_KEY, Inputs: []schematype.Input{
 		{Key: "apiKey", Type: "PASSWORD", Secret: true}, {Key: "baseUrl", Type: "URL"},
-	}}
-	svc := &Service{Outbound: egress.NewClient(egress.Policy{AllowLoopback: true}, egress.ClientOptions{})}
-	rt, problem := svc.credentialTransport(ct, map[string]string{"apiKey": key, "baseUrl": declared.URL + "/api/"}, nil)
+	}, HTTP: &schematype.HTTPSpec{BaseURL: "{{#baseUrl}}", AllowedHosts: []string{"api.acme.example"}, Inject: "BEARER", Input: "apiKey"}}
+	svc := &Service{Egress: egress.Policy{AllowLoopback: true}}
+	ctx := context.Background()
+	rt, problem := svc.credentialTransport(ctx, ct, map[string]string{"apiKey": key, "baseUrl": declared.URL + "/api"}, nil)
 	if problem != "" {
 		t.Fatal(problem)
 	}
@@ -56,9 +58,9 @@ func TestCredentialTransport(t *testing.T) {
 		return resp.StatusCode, b.String(), nil
 	}
 
-	// Absolute and relative URLs reach the declared host with the
+	// Absolute URLs, and relative ones (paths below the base URL), reach the declared host with the
 	// credential in place of what the plugin set.
-	for _, u := range []string{declared.URL + "/api/me", "me", "/api/me"} {
+	for _, u := range []string{declared.URL + "/api/me", "me", "/me"} {
 		code, body, err := get(u, http.Header{"Authorization": {"Bearer plugin-made"}, "Cookie": {"c=1"}})
 		if err != nil || code != http.StatusOK || body != "Bearer "+key+"|" {
 			t.Errorf("GET %s = %d %q, %v; want the injected credential alone", u, code, body, err)
@@ -76,9 +78,26 @@ func TestCredentialTransport(t *testing.T) {
 		t.Errorf("the other host was called %d times", n)
 	}
 
-	// A type with no way to send its credential is not tested.
-	basic := &ent.ConnectionType{Key: "acme.custom", AuthKind: connectiontype.AuthKindCUSTOM, Inputs: ct.Inputs}
-	if _, problem := svc.credentialTransport(basic, map[string]string{"baseUrl": declared.URL}, nil); !strings.Contains(problem, "declares no way") {
-		t.Errorf("a CUSTOM type: %q, want it refused", problem)
+	// A type that declares no HTTP API is not tested; nor a base URL on a
+	// host the type does not allow (loopback aside, allowed here).
+	bare := &ent.ConnectionType{Key: "acme.custom", AuthKind: connectiontype.AuthKindCUSTOM, Inputs: ct.Inputs}
+	if _, problem := svc.credentialTransport(ctx, bare, map[string]string{"baseUrl": declared.URL}, nil); !strings.Contains(problem, "declares no HTTP API") {
+		t.Errorf("a type without an HTTP declaration: %q, want it refused", problem)
+	}
+	if _, problem := svc.credentialTransport(ctx, ct, map[string]string{"apiKey": key, "baseUrl": "https://evil.example/api"}, nil); !strings.Contains(problem, "host evil.example is not a host the connection type allows") {
+		t.Errorf("a base URL on another host: %q, want it refused", problem)
+	}
+
+	// A type that allows any host still never reaches the metadata
+	// address: the egress policy refuses the dial.
+	open := &ent.ConnectionType{Key: "acme.any", AuthKind: connectiontype.AuthKindAPI_KEY, Inputs: ct.Inputs,
+		HTTP: &schematype.HTTPSpec{BaseURL: "{{#baseUrl}}", Inject: "BEARER", Input: "apiKey"}}
+	rt, problem = svc.credentialTransport(ctx, open, map[string]string{"apiKey": key, "baseUrl": "http://169.254.169.254/latest"}, nil)
+	if problem != "" {
+		t.Fatal(problem)
+	}
+	client.Transport = rt
+	if _, _, err := get("http://169.254.169.254/latest/meta-data", nil); err == nil || !strings.Contains(err.Error(), "plugboard refused to connect to 169.254.169.254: a cloud metadata address") {
+		t.Errorf("the metadata address: %v, want refused by the egress policy", err)
 	}
 }

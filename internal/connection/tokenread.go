@@ -35,13 +35,23 @@ func (s *Service) Token(ctx context.Context, credentialID int, minValidity time.
 // caller just read it, judged first instead of reading it again (the
 // runtime read), and read afresh after a refresh.
 func (s *Service) token(ctx context.Context, credentialID int, minValidity time.Duration, loaded *ent.Credential) (*oauth.Token, error) {
+	return s.tokenOf(ctx, credentialID, need{minValidity: max(minValidity, expirySkew)}, loaded)
+}
+
+// tokenFor is Token for a need of the caller's (the proxy's: a token other
+// than the one the upstream rejected).
+func (s *Service) tokenFor(ctx context.Context, credentialID int, n need) (*oauth.Token, error) {
+	return s.tokenOf(ctx, credentialID, n, nil)
+}
+
+// tokenOf is token for need n.
+func (s *Service) tokenOf(ctx context.Context, credentialID int, n need, loaded *ent.Credential) (*oauth.Token, error) {
 	if err := mayReadToken(ctx); err != nil {
 		return nil, err
 	}
 	if s.OAuth == nil {
 		return nil, credErr(credentialID, fmt.Errorf("%w: OAuth 2.0 is not configured on this server", oauth.ErrMisconfigured))
 	}
-	n := need{minValidity: max(minValidity, expirySkew)}
 	var last flightResult
 	for attempt := 0; attempt < 3; attempt++ {
 		if tok, done, err := s.storedToken(ctx, credentialID, n, loaded); done {
@@ -109,7 +119,7 @@ func (s *Service) storedToken(ctx context.Context, id int, n need, cred *ent.Cre
 // waited for: done with a token or an error, or not done to look again.
 func servedAfter(last flightResult, n need, now time.Time) (*oauth.Token, bool, error) {
 	switch {
-	case last.err == nil && last.tok != nil && (last.refreshed || validFor(last.tok, now, n.minValidity)):
+	case last.err == nil && last.tok != nil && (last.refreshed || validFor(last.tok, now, n.minValidity) && !n.rejects(last.tok)):
 		return last.tok, true, nil
 	case last.err == nil || errors.Is(last.err, errBusy):
 		// Joined a refresh that asked for less, or lost a race: look again.

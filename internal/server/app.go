@@ -283,10 +283,7 @@ func (a *App) buildServices(catalog *connection.Catalog) {
 	a.Service = &connection.Service{
 		DB: db, Plugins: a.Host, Keys: a.Keys, Log: a.Log, Events: a.Events, OAuth: a.OAuth,
 		Refresh: connection.RefreshOptions{Dialect: a.Store.Dialect, SQL: a.Store.DB},
-		Catalog: catalog,
-		// Tests through the host reach tenant-chosen hosts: the egress
-		// policy applies.
-		Outbound: egress.NewClient(a.Options.Egress, egress.ClientOptions{}),
+		Catalog: catalog, Egress: a.Options.Egress,
 	}
 	a.Tokens = auth.NewTokens(db)
 	a.Tokens.Revocations = revocations{a.Events}
@@ -324,6 +321,7 @@ func (a *App) handlerConfig(ctx context.Context, catalog *connection.Catalog) (C
 		OAuthCallback:   a.OAuth.CallbackHandler(a.Service.CompleteAuthorization),
 		CatalogVersion:  catalog.Version,
 		Runtime:         a.Service,
+		Proxy:           a.Service,
 		Auth:            &auth.Authenticator{Tokens: a.Tokens, Embedding: a.Embedding},
 		Logger:          a.Log,
 		Metrics:         a.Metrics,

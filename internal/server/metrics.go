@@ -29,6 +29,7 @@ type Metrics struct {
 	pluginCalls  *prometheus.HistogramVec
 	refreshes    *prometheus.HistogramVec
 	runtimeReads *prometheus.HistogramVec
+	proxyCalls   *prometheus.HistogramVec
 	opNames      *boundedNames
 	handler      http.Handler
 }
@@ -66,12 +67,14 @@ func NewMetrics() *Metrics {
 			"Time of an OAuth 2.0 token refresh at the provider, by result.", "result"),
 		runtimeReads: histogram("plugboard_runtime_read_duration_seconds",
 			"Time to serve a runtime read of a credential, by status code.", "code"),
+		proxyCalls: histogram("plugboard_proxy_call_duration_seconds",
+			"Time of a call through the credential proxy until its answer's headers, by connection type and status code.", "type", "code"),
 		opNames: &boundedNames{max: maxOperationNames, seen: map[string]bool{}},
 	}
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.requests, m.seconds, m.operations, m.pluginCalls, m.refreshes, m.runtimeReads,
+		m.requests, m.seconds, m.operations, m.pluginCalls, m.refreshes, m.runtimeReads, m.proxyCalls,
 	)
 	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 	return m
@@ -126,6 +129,7 @@ func pluginResult(err error) string {
 var knownPaths = map[string]bool{
 	"/graphql": true, "/healthz": true, "/readyz": true, "/metrics": true,
 	"/oauth2/callback": true, "/wizard": true, "/runtime/v1/credentials": true,
+	"/proxy/v1/credentials": true,
 }
 
 // pathLabel folds a request path into the few known ones, so that no path
@@ -133,6 +137,9 @@ var knownPaths = map[string]bool{
 func pathLabel(path string) string {
 	if strings.HasPrefix(path, "/runtime/v1/credentials/") {
 		path = "/runtime/v1/credentials"
+	}
+	if strings.HasPrefix(path, "/proxy/v1/credentials/") {
+		path = "/proxy/v1/credentials"
 	}
 	if !knownPaths[path] {
 		return "other"

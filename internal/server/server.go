@@ -59,6 +59,8 @@ type Config struct {
 	OAuthCallback http.Handler
 	// Runtime serves the runtime read; nil leaves it out.
 	Runtime RuntimeSource
+	// Proxy serves the credential proxy; nil leaves it out.
+	Proxy ProxySource
 	// NoIntrospection turns schema introspection off.
 	NoIntrospection bool
 	// RequestTimeout bounds a GraphQL request over HTTP (not subscriptions);
@@ -93,6 +95,9 @@ func NewHandler(cfg Config) http.Handler {
 	if cfg.Runtime != nil {
 		runtime := authenticate(cfg, runtimeHandler(cfg.Runtime, cfg.Logger))
 		mux.Handle("GET /runtime/v1/credentials/{id}", cfg.Metrics.timeRuntimeReads(runtime))
+	}
+	if cfg.Proxy != nil {
+		mux.Handle("/proxy/v1/credentials/{id}/{path...}", authenticate(cfg, newCredentialProxy(cfg.Proxy, cfg.Logger, cfg.Metrics)))
 	}
 	var api http.Handler = graphQLAPI(cfg)
 	if cfg.Generations != nil {

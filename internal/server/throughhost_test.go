@@ -126,9 +126,11 @@ func TestTestThroughHostInjectsTheAccessToken(t *testing.T) {
 	})
 }
 
-// A type whose base URL points at the cloud metadata address is refused by
-// the egress policy before anything is sent, with a message that says so,
-// and nothing is stored.
+// A type whose base URL points at the cloud metadata address is refused
+// before anything is sent (Asana allows only app.asana.com, and loopback in
+// tests), with a message that says so, and nothing is stored. The egress
+// policy's own refusal, for a type that allows any host, is checked in
+// internal/connection's TestCredentialTransport.
 func TestTestThroughHostRefusesTheMetadataAddress(t *testing.T) {
 	servertest.EachDB(t, servertest.Config{Plugins: []string{"asana"}}, func(t *testing.T, env *servertest.Env) {
 		connID, custID := createAsanaConnection(t, env)
@@ -144,7 +146,7 @@ func TestTestThroughHostRefusesTheMetadataAddress(t *testing.T) {
 			t.Fatalf("userErrors: %s", r.Raw)
 		}
 		e := errs[0].(map[string]any)
-		want := "The live test failed: Could not reach 169.254.169.254: plugboard refused to connect to 169.254.169.254: a cloud metadata address."
+		want := "The live test failed: plugboard will not test this credential: host 169.254.169.254 is not a host the connection type allows."
 		if e["code"] != "TEST_FAILED" || e["message"] != want {
 			t.Errorf("userError = %v, want TEST_FAILED %q", e, want)
 		}

@@ -101,6 +101,7 @@ func (c *checker) checkType(pluginKey string, ct *ConnectionType) {
 	}
 	c.prefix = fmt.Sprintf("type %q: ", ct.Key)
 	c.checkOAuth2(ct)
+	c.checkHTTP(ct)
 }
 
 func (c *checker) checkInput(ct *ConnectionType, in *Input) {

@@ -79,6 +79,12 @@ var (
 		AuthStyleHeader: pb.TokenAuthStyle_TOKEN_AUTH_STYLE_HEADER,
 		AuthStyleBody:   pb.TokenAuthStyle_TOKEN_AUTH_STYLE_BODY,
 	})
+	injectStyles = newEnumMap("inject style", map[InjectStyle]pb.InjectStyle{
+		InjectBearer: pb.InjectStyle_INJECT_STYLE_BEARER,
+		InjectHeader: pb.InjectStyle_INJECT_STYLE_HEADER,
+		InjectBasic:  pb.InjectStyle_INJECT_STYLE_BASIC,
+		InjectQuery:  pb.InjectStyle_INJECT_STYLE_QUERY,
+	})
 	severities = newEnumMap("severity", map[Severity]pb.Severity{
 		SeverityError:   pb.Severity_SEVERITY_ERROR,
 		SeverityWarning: pb.Severity_SEVERITY_WARNING,
@@ -126,7 +132,35 @@ func connectionTypeToProto(ct *ConnectionType) (*pb.ConnectionType, error) {
 			return nil, fmt.Errorf("OAuth2 spec: %w", err)
 		}
 	}
+	if ct.HTTP != nil {
+		if out.Http, err = httpToProto(ct.HTTP); err != nil {
+			return nil, fmt.Errorf("HTTP spec: %w", err)
+		}
+	}
 	return out, nil
+}
+
+func httpToProto(s *HTTPSpec) (*pb.HTTPSpec, error) {
+	style, err := injectStyles.proto(s.Inject)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.HTTPSpec{
+		BaseUrl: s.BaseURL, AllowedHosts: s.AllowedHosts, Inject: style, Input: s.Input,
+		Header: s.Header, Prefix: s.Prefix, UsernameInput: s.UsernameInput,
+		PasswordInput: s.PasswordInput, QueryParam: s.QueryParam,
+		RateLimitResetHeader: s.RateLimitResetHeader, BaseUrlOverrideInput: s.BaseURLOverrideInput,
+	}, nil
+}
+
+func httpFromProto(s *pb.HTTPSpec) *HTTPSpec {
+	return &HTTPSpec{
+		BaseURL: s.GetBaseUrl(), AllowedHosts: s.GetAllowedHosts(), Inject: injectStyles.goValue(s.GetInject()),
+		Input: s.GetInput(), Header: s.GetHeader(), Prefix: s.GetPrefix(),
+		UsernameInput: s.GetUsernameInput(), PasswordInput: s.GetPasswordInput(),
+		QueryParam: s.GetQueryParam(), RateLimitResetHeader: s.GetRateLimitResetHeader(),
+		BaseURLOverrideInput: s.GetBaseUrlOverrideInput(),
+	}
 }
 
 func inputToProto(in *Input) (*pb.Input, error) {
@@ -212,6 +246,9 @@ func connectionTypeFromProto(ct *pb.ConnectionType) ConnectionType {
 	}
 	if s := ct.GetOauth2(); s != nil {
 		out.OAuth2 = oauth2FromProto(s)
+	}
+	if s := ct.GetHttp(); s != nil {
+		out.HTTP = httpFromProto(s)
 	}
 	return out
 }

@@ -130,6 +130,9 @@ func TestDescribeRoundTripsEveryAttribute(t *testing.T) {
 	assertEveryFieldSet(t, reflect.TypeOf(sdk.OAuth2Spec{}), func(yield func(reflect.Value)) {
 		yield(reflect.ValueOf(*want.ConnectionTypes[1].OAuth2))
 	})
+	assertEveryFieldSet(t, reflect.TypeOf(sdk.HTTPSpec{}), func(yield func(reflect.Value)) {
+		yield(reflect.ValueOf(*want.ConnectionTypes[1].HTTP))
+	})
 	assertEveryFieldSet(t, reflect.TypeOf(sdk.ConnectionType{}), func(yield func(reflect.Value)) {
 		for _, ct := range want.ConnectionTypes {
 			yield(reflect.ValueOf(ct))

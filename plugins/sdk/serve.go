@@ -17,8 +17,9 @@ import (
 
 // protocolMinor is the minor version of the protocol: additions that old
 // hosts ignore. Only the major version (ProtocolVersion) is negotiated; the
-// minor one is logged. Minor 2: ConnectionType.TestThroughHost, the host's
-// HostHTTP service over the broker, ValidateRequest.SecretsWithheld.
+// minor one is logged. Minor 1 added ConnectionType.HTTP (the credential
+// proxy); minor 2 ConnectionType.TestThroughHost, the host's HostHTTP
+// service over the broker and ValidateRequest.SecretsWithheld.
 const protocolMinor = 2
 
 // LogLevelEnv names the environment variable that sets the level of the

@@ -148,13 +148,17 @@ type OAuth2Spec struct {
 type ConnectionType struct {
 	// Key is unique across all plugins, conventionally "<plugin>.<name>"
 	// such as "asana.apiKey".
-	Key           string
-	Label         string
-	Description   string
-	IconURL       string
-	AuthKind      AuthKind
-	Inputs        []Input
-	OAuth2        *OAuth2Spec
+	Key         string
+	Label       string
+	Description string
+	IconURL     string
+	AuthKind    AuthKind
+	Inputs      []Input
+	OAuth2      *OAuth2Spec
+	// HTTP says how the host's credential proxy calls the type's API, so
+	// that an integration runtime calls it without holding the credential.
+	// Types without it cannot be proxied.
+	HTTP          *HTTPSpec
 	SchemaVersion int
 	// TestThroughHost says the type's Test makes its HTTP calls through the
 	// host (TestRequest.HTTP), which injects the credential: the plugin
@@ -164,6 +168,59 @@ type ConnectionType struct {
 	// declarations. A host older than protocol 1.2 ignores it and sends the
 	// values as before.
 	TestThroughHost bool
+}
+
+// InjectStyle is how the credential proxy puts a credential on a call.
+type InjectStyle string
+
+// Injection styles.
+const (
+	// InjectBearer sets "Authorization: Bearer <token>": the OAuth 2.0
+	// access token, or the value of HTTPSpec.Input for other types.
+	InjectBearer InjectStyle = "BEARER"
+	// InjectHeader sets the header HTTPSpec.Header to HTTPSpec.Prefix
+	// followed by the value of HTTPSpec.Input (e.g. X-Shopify-Access-Token).
+	InjectHeader InjectStyle = "HEADER"
+	// InjectBasic sets HTTP basic auth from HTTPSpec.UsernameInput and
+	// HTTPSpec.PasswordInput.
+	InjectBasic InjectStyle = "BASIC"
+	// InjectQuery adds the query parameter HTTPSpec.QueryParam with the
+	// value of HTTPSpec.Input.
+	InjectQuery InjectStyle = "QUERY"
+)
+
+// HTTPSpec says how the credential proxy calls a connection type's API.
+type HTTPSpec struct {
+	// BaseURL is the upstream URL that proxied paths are appended to; a
+	// template whose {{#key}} slots name inputs, such as
+	// "https://{{#shop}}.myshopify.com/admin/api".
+	BaseURL string
+	// AllowedHosts are the hosts the rendered base URL may name when its
+	// host comes from an input: exact names, or "*.example.com" for any
+	// name below example.com. Empty: any host the credential's values
+	// name (the address rules of the proxy still apply).
+	AllowedHosts []string
+	// BaseURLOverrideInput optionally names an input (hidden, filled by
+	// the organization) whose value, when set, replaces BaseURL: a test
+	// server or a national cloud. AllowedHosts still apply to it.
+	BaseURLOverrideInput string
+	Inject               InjectStyle
+	// Input names the input whose value is injected (BEARER for non-OAuth
+	// types, QUERY, HEADER; HEADER of an OAuth 2.0 type without Input
+	// injects the access token).
+	Input string
+	// Header and Prefix are the header name and value prefix of HEADER.
+	Header string
+	Prefix string
+	// UsernameInput and PasswordInput name the inputs of BASIC.
+	UsernameInput string
+	PasswordInput string
+	// QueryParam is the query parameter of QUERY.
+	QueryParam string
+	// RateLimitResetHeader optionally names the answer header that says in
+	// how many seconds a rate-limited call may be retried, when the API
+	// sends no Retry-After.
+	RateLimitResetHeader string
 }
 
 // Description is what Describe returns: the plugin and its types.

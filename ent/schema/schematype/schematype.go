@@ -53,6 +53,27 @@ type OAuth2Spec struct {
 	RefreshMarginSeconds int64             `json:"refreshMarginSeconds,omitempty"`
 }
 
+// HTTPSpec is how the credential proxy calls a connection type's API, as
+// its plugin declared it. String fields may hold {{#key}} slots naming
+// inputs.
+type HTTPSpec struct {
+	BaseURL      string   `json:"baseUrl"`
+	AllowedHosts []string `json:"allowedHosts,omitempty"`
+	// BaseURLOverrideInput names an input that, when set, replaces BaseURL.
+	BaseURLOverrideInput string `json:"baseUrlOverrideInput,omitempty"`
+	// Inject is BEARER, HEADER, BASIC or QUERY.
+	Inject        string `json:"inject"`
+	Input         string `json:"input,omitempty"`
+	Header        string `json:"header,omitempty"`
+	Prefix        string `json:"prefix,omitempty"`
+	UsernameInput string `json:"usernameInput,omitempty"`
+	PasswordInput string `json:"passwordInput,omitempty"`
+	QueryParam    string `json:"queryParam,omitempty"`
+	// RateLimitResetHeader names the answer header that says when a
+	// rate-limited call may be retried (seconds), besides Retry-After.
+	RateLimitResetHeader string `json:"rateLimitResetHeader,omitempty"`
+}
+
 // InputSource says who fills an input of an ORGANIZATION_CUSTOMER
 // connection: the organization once (ORG) or per customer (CUSTOMER).
 type InputSource string

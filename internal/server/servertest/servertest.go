@@ -39,6 +39,7 @@ var Packages = map[string]string{
 	"shopify":  "./plugins/shopify",
 	"msgraph":  "./plugins/msgraph",
 	"faulty":   "./internal/testplugins/faulty",
+	"proxied":  "./internal/testplugins/proxied",
 }
 
 var (

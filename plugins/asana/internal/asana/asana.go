@@ -66,6 +66,10 @@ var connectionType = sdk.ConnectionType{
 			Description: "The Asana API root; change it only for a proxy or a test server.",
 		},
 	},
+	HTTP: &sdk.HTTPSpec{
+		BaseURL: "{{#baseUrl}}", AllowedHosts: []string{"app.asana.com"},
+		Inject: sdk.InjectBearer, Input: "apiKey",
+	},
 }
 
 // validate words the two paste mistakes people make most for what they

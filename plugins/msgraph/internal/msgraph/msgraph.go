@@ -81,6 +81,12 @@ var connectionType = sdk.ConnectionType{
 		ClientIDInput:     "clientId",
 		ClientSecretInput: "clientSecret",
 	},
+	HTTP: &sdk.HTTPSpec{
+		BaseURL: "{{#graphBaseUrl}}",
+		AllowedHosts: []string{"graph.microsoft.com", "graph.microsoft.us", "dod-graph.microsoft.us",
+			"microsoftgraph.chinacloudapi.cn"},
+		Inject: sdk.InjectBearer,
+	},
 }
 
 // validate words the pattern errors for a person who copies values out of

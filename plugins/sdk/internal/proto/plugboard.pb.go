@@ -360,6 +360,62 @@ func (Severity) EnumDescriptor() ([]byte, []int) {
 	return file_plugboard_proto_rawDescGZIP(), []int{5}
 }
 
+// InjectStyle is how the credential proxy puts a credential on a call.
+type InjectStyle int32
+
+const (
+	InjectStyle_INJECT_STYLE_UNSPECIFIED InjectStyle = 0
+	InjectStyle_INJECT_STYLE_BEARER      InjectStyle = 1
+	InjectStyle_INJECT_STYLE_HEADER      InjectStyle = 2
+	InjectStyle_INJECT_STYLE_BASIC       InjectStyle = 3
+	InjectStyle_INJECT_STYLE_QUERY       InjectStyle = 4
+)
+
+// Enum value maps for InjectStyle.
+var (
+	InjectStyle_name = map[int32]string{
+		0: "INJECT_STYLE_UNSPECIFIED",
+		1: "INJECT_STYLE_BEARER",
+		2: "INJECT_STYLE_HEADER",
+		3: "INJECT_STYLE_BASIC",
+		4: "INJECT_STYLE_QUERY",
+	}
+	InjectStyle_value = map[string]int32{
+		"INJECT_STYLE_UNSPECIFIED": 0,
+		"INJECT_STYLE_BEARER":      1,
+		"INJECT_STYLE_HEADER":      2,
+		"INJECT_STYLE_BASIC":       3,
+		"INJECT_STYLE_QUERY":       4,
+	}
+)
+
+func (x InjectStyle) Enum() *InjectStyle {
+	p := new(InjectStyle)
+	*p = x
+	return p
+}
+
+func (x InjectStyle) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (InjectStyle) Descriptor() protoreflect.EnumDescriptor {
+	return file_plugboard_proto_enumTypes[6].Descriptor()
+}
+
+func (InjectStyle) Type() protoreflect.EnumType {
+	return &file_plugboard_proto_enumTypes[6]
+}
+
+func (x InjectStyle) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use InjectStyle.Descriptor instead.
+func (InjectStyle) EnumDescriptor() ([]byte, []int) {
+	return file_plugboard_proto_rawDescGZIP(), []int{6}
+}
+
 // HTTPHeader is one header field with all its values.
 type HTTPHeader struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -911,6 +967,9 @@ type ConnectionType struct {
 	Inputs        []*Input               `protobuf:"bytes,6,rep,name=inputs,proto3" json:"inputs,omitempty"`
 	Oauth2        *OAuth2Spec            `protobuf:"bytes,7,opt,name=oauth2,proto3" json:"oauth2,omitempty"`
 	SchemaVersion int32                  `protobuf:"varint,8,opt,name=schema_version,json=schemaVersion,proto3" json:"schema_version,omitempty"`
+	// http says how the host's credential proxy calls the type's API
+	// (protocol minor 1); absent from older plugins.
+	Http *HTTPSpec `protobuf:"bytes,9,opt,name=http,proto3" json:"http,omitempty"`
 	// test_through_host: the type's Test gets an HTTP client through the
 	// host (HostHTTP) and no secret values; its Validate gets the non-secret
 	// values only (protocol minor 2).
@@ -1005,11 +1064,143 @@ func (x *ConnectionType) GetSchemaVersion() int32 {
 	return 0
 }
 
+func (x *ConnectionType) GetHttp() *HTTPSpec {
+	if x != nil {
+		return x.Http
+	}
+	return nil
+}
+
 func (x *ConnectionType) GetTestThroughHost() bool {
 	if x != nil {
 		return x.TestThroughHost
 	}
 	return false
+}
+
+// HTTPSpec is how the credential proxy calls a connection type's API.
+type HTTPSpec struct {
+	state                protoimpl.MessageState `protogen:"open.v1"`
+	BaseUrl              string                 `protobuf:"bytes,1,opt,name=base_url,json=baseUrl,proto3" json:"base_url,omitempty"`
+	AllowedHosts         []string               `protobuf:"bytes,2,rep,name=allowed_hosts,json=allowedHosts,proto3" json:"allowed_hosts,omitempty"`
+	Inject               InjectStyle            `protobuf:"varint,3,opt,name=inject,proto3,enum=plugboard.v1.InjectStyle" json:"inject,omitempty"`
+	Input                string                 `protobuf:"bytes,4,opt,name=input,proto3" json:"input,omitempty"`
+	Header               string                 `protobuf:"bytes,5,opt,name=header,proto3" json:"header,omitempty"`
+	Prefix               string                 `protobuf:"bytes,6,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	UsernameInput        string                 `protobuf:"bytes,7,opt,name=username_input,json=usernameInput,proto3" json:"username_input,omitempty"`
+	PasswordInput        string                 `protobuf:"bytes,8,opt,name=password_input,json=passwordInput,proto3" json:"password_input,omitempty"`
+	QueryParam           string                 `protobuf:"bytes,9,opt,name=query_param,json=queryParam,proto3" json:"query_param,omitempty"`
+	RateLimitResetHeader string                 `protobuf:"bytes,10,opt,name=rate_limit_reset_header,json=rateLimitResetHeader,proto3" json:"rate_limit_reset_header,omitempty"`
+	BaseUrlOverrideInput string                 `protobuf:"bytes,11,opt,name=base_url_override_input,json=baseUrlOverrideInput,proto3" json:"base_url_override_input,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
+}
+
+func (x *HTTPSpec) Reset() {
+	*x = HTTPSpec{}
+	mi := &file_plugboard_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HTTPSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HTTPSpec) ProtoMessage() {}
+
+func (x *HTTPSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_plugboard_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HTTPSpec.ProtoReflect.Descriptor instead.
+func (*HTTPSpec) Descriptor() ([]byte, []int) {
+	return file_plugboard_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *HTTPSpec) GetBaseUrl() string {
+	if x != nil {
+		return x.BaseUrl
+	}
+	return ""
+}
+
+func (x *HTTPSpec) GetAllowedHosts() []string {
+	if x != nil {
+		return x.AllowedHosts
+	}
+	return nil
+}
+
+func (x *HTTPSpec) GetInject() InjectStyle {
+	if x != nil {
+		return x.Inject
+	}
+	return InjectStyle_INJECT_STYLE_UNSPECIFIED
+}
+
+func (x *HTTPSpec) GetInput() string {
+	if x != nil {
+		return x.Input
+	}
+	return ""
+}
+
+func (x *HTTPSpec) GetHeader() string {
+	if x != nil {
+		return x.Header
+	}
+	return ""
+}
+
+func (x *HTTPSpec) GetPrefix() string {
+	if x != nil {
+		return x.Prefix
+	}
+	return ""
+}
+
+func (x *HTTPSpec) GetUsernameInput() string {
+	if x != nil {
+		return x.UsernameInput
+	}
+	return ""
+}
+
+func (x *HTTPSpec) GetPasswordInput() string {
+	if x != nil {
+		return x.PasswordInput
+	}
+	return ""
+}
+
+func (x *HTTPSpec) GetQueryParam() string {
+	if x != nil {
+		return x.QueryParam
+	}
+	return ""
+}
+
+func (x *HTTPSpec) GetRateLimitResetHeader() string {
+	if x != nil {
+		return x.RateLimitResetHeader
+	}
+	return ""
+}
+
+func (x *HTTPSpec) GetBaseUrlOverrideInput() string {
+	if x != nil {
+		return x.BaseUrlOverrideInput
+	}
+	return ""
 }
 
 type DescribeRequest struct {
@@ -1020,7 +1211,7 @@ type DescribeRequest struct {
 
 func (x *DescribeRequest) Reset() {
 	*x = DescribeRequest{}
-	mi := &file_plugboard_proto_msgTypes[7]
+	mi := &file_plugboard_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1032,7 +1223,7 @@ func (x *DescribeRequest) String() string {
 func (*DescribeRequest) ProtoMessage() {}
 
 func (x *DescribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugboard_proto_msgTypes[7]
+	mi := &file_plugboard_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1045,7 +1236,7 @@ func (x *DescribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeRequest.ProtoReflect.Descriptor instead.
 func (*DescribeRequest) Descriptor() ([]byte, []int) {
-	return file_plugboard_proto_rawDescGZIP(), []int{7}
+	return file_plugboard_proto_rawDescGZIP(), []int{8}
 }
 
 type DescribeResponse struct {
@@ -1059,7 +1250,7 @@ type DescribeResponse struct {
 
 func (x *DescribeResponse) Reset() {
 	*x = DescribeResponse{}
-	mi := &file_plugboard_proto_msgTypes[8]
+	mi := &file_plugboard_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1071,7 +1262,7 @@ func (x *DescribeResponse) String() string {
 func (*DescribeResponse) ProtoMessage() {}
 
 func (x *DescribeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugboard_proto_msgTypes[8]
+	mi := &file_plugboard_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1084,7 +1275,7 @@ func (x *DescribeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeResponse.ProtoReflect.Descriptor instead.
 func (*DescribeResponse) Descriptor() ([]byte, []int) {
-	return file_plugboard_proto_rawDescGZIP(), []int{8}
+	return file_plugboard_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *DescribeResponse) GetKey() string {
@@ -1120,7 +1311,7 @@ type Diagnostic struct {
 
 func (x *Diagnostic) Reset() {
 	*x = Diagnostic{}
-	mi := &file_plugboard_proto_msgTypes[9]
+	mi := &file_plugboard_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1132,7 +1323,7 @@ func (x *Diagnostic) String() string {
 func (*Diagnostic) ProtoMessage() {}
 
 func (x *Diagnostic) ProtoReflect() protoreflect.Message {
-	mi := &file_plugboard_proto_msgTypes[9]
+	mi := &file_plugboard_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1145,7 +1336,7 @@ func (x *Diagnostic) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Diagnostic.ProtoReflect.Descriptor instead.
 func (*Diagnostic) Descriptor() ([]byte, []int) {
-	return file_plugboard_proto_rawDescGZIP(), []int{9}
+	return file_plugboard_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Diagnostic) GetField() string {
@@ -1189,7 +1380,7 @@ type ValidateRequest struct {
 
 func (x *ValidateRequest) Reset() {
 	*x = ValidateRequest{}
-	mi := &file_plugboard_proto_msgTypes[10]
+	mi := &file_plugboard_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1201,7 +1392,7 @@ func (x *ValidateRequest) String() string {
 func (*ValidateRequest) ProtoMessage() {}
 
 func (x *ValidateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugboard_proto_msgTypes[10]
+	mi := &file_plugboard_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1214,7 +1405,7 @@ func (x *ValidateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateRequest.ProtoReflect.Descriptor instead.
 func (*ValidateRequest) Descriptor() ([]byte, []int) {
-	return file_plugboard_proto_rawDescGZIP(), []int{10}
+	return file_plugboard_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ValidateRequest) GetTypeKey() string {
@@ -1247,7 +1438,7 @@ type ValidateResponse struct {
 
 func (x *ValidateResponse) Reset() {
 	*x = ValidateResponse{}
-	mi := &file_plugboard_proto_msgTypes[11]
+	mi := &file_plugboard_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1259,7 +1450,7 @@ func (x *ValidateResponse) String() string {
 func (*ValidateResponse) ProtoMessage() {}
 
 func (x *ValidateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugboard_proto_msgTypes[11]
+	mi := &file_plugboard_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1272,7 +1463,7 @@ func (x *ValidateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateResponse.ProtoReflect.Descriptor instead.
 func (*ValidateResponse) Descriptor() ([]byte, []int) {
-	return file_plugboard_proto_rawDescGZIP(), []int{11}
+	return file_plugboard_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ValidateResponse) GetDiagnostics() []*Diagnostic {
@@ -1296,7 +1487,7 @@ type Token struct {
 
 func (x *Token) Reset() {
 	*x = Token{}
-	mi := &file_plugboard_proto_msgTypes[12]
+	mi := &file_plugboard_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1308,7 +1499,7 @@ func (x *Token) String() string {
 func (*Token) ProtoMessage() {}
 
 func (x *Token) ProtoReflect() protoreflect.Message {
-	mi := &file_plugboard_proto_msgTypes[12]
+	mi := &file_plugboard_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1321,7 +1512,7 @@ func (x *Token) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Token.ProtoReflect.Descriptor instead.
 func (*Token) Descriptor() ([]byte, []int) {
-	return file_plugboard_proto_rawDescGZIP(), []int{12}
+	return file_plugboard_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Token) GetAccessToken() string {
@@ -1375,7 +1566,7 @@ type TestRequest struct {
 
 func (x *TestRequest) Reset() {
 	*x = TestRequest{}
-	mi := &file_plugboard_proto_msgTypes[13]
+	mi := &file_plugboard_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1387,7 +1578,7 @@ func (x *TestRequest) String() string {
 func (*TestRequest) ProtoMessage() {}
 
 func (x *TestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugboard_proto_msgTypes[13]
+	mi := &file_plugboard_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1400,7 +1591,7 @@ func (x *TestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TestRequest.ProtoReflect.Descriptor instead.
 func (*TestRequest) Descriptor() ([]byte, []int) {
-	return file_plugboard_proto_rawDescGZIP(), []int{13}
+	return file_plugboard_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *TestRequest) GetTypeKey() string {
@@ -1441,7 +1632,7 @@ type TestResponse struct {
 
 func (x *TestResponse) Reset() {
 	*x = TestResponse{}
-	mi := &file_plugboard_proto_msgTypes[14]
+	mi := &file_plugboard_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1453,7 +1644,7 @@ func (x *TestResponse) String() string {
 func (*TestResponse) ProtoMessage() {}
 
 func (x *TestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugboard_proto_msgTypes[14]
+	mi := &file_plugboard_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1466,7 +1657,7 @@ func (x *TestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TestResponse.ProtoReflect.Descriptor instead.
 func (*TestResponse) Descriptor() ([]byte, []int) {
-	return file_plugboard_proto_rawDescGZIP(), []int{14}
+	return file_plugboard_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *TestResponse) GetOk() bool {
@@ -1548,7 +1739,7 @@ const file_plugboard_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1aC\n" +
 	"\x15ExtraTokenParamsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xdc\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x88\x03\n" +
 	"\x0eConnectionType\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05label\x18\x02 \x01(\tR\x05label\x12 \n" +
@@ -1558,8 +1749,23 @@ const file_plugboard_proto_rawDesc = "" +
 	"\x06inputs\x18\x06 \x03(\v2\x13.plugboard.v1.InputR\x06inputs\x120\n" +
 	"\x06oauth2\x18\a \x01(\v2\x18.plugboard.v1.OAuth2SpecR\x06oauth2\x12%\n" +
 	"\x0eschema_version\x18\b \x01(\x05R\rschemaVersion\x12*\n" +
+	"\x04http\x18\t \x01(\v2\x16.plugboard.v1.HTTPSpecR\x04http\x12*\n" +
 	"\x11test_through_host\x18\n" +
-	" \x01(\bR\x0ftestThroughHost\"\x11\n" +
+	" \x01(\bR\x0ftestThroughHost\"\xa0\x03\n" +
+	"\bHTTPSpec\x12\x19\n" +
+	"\bbase_url\x18\x01 \x01(\tR\abaseUrl\x12#\n" +
+	"\rallowed_hosts\x18\x02 \x03(\tR\fallowedHosts\x121\n" +
+	"\x06inject\x18\x03 \x01(\x0e2\x19.plugboard.v1.InjectStyleR\x06inject\x12\x14\n" +
+	"\x05input\x18\x04 \x01(\tR\x05input\x12\x16\n" +
+	"\x06header\x18\x05 \x01(\tR\x06header\x12\x16\n" +
+	"\x06prefix\x18\x06 \x01(\tR\x06prefix\x12%\n" +
+	"\x0eusername_input\x18\a \x01(\tR\rusernameInput\x12%\n" +
+	"\x0epassword_input\x18\b \x01(\tR\rpasswordInput\x12\x1f\n" +
+	"\vquery_param\x18\t \x01(\tR\n" +
+	"queryParam\x125\n" +
+	"\x17rate_limit_reset_header\x18\n" +
+	" \x01(\tR\x14rateLimitResetHeader\x125\n" +
+	"\x17base_url_override_input\x18\v \x01(\tR\x14baseUrlOverrideInput\"\x11\n" +
 	"\x0fDescribeRequest\"\x87\x01\n" +
 	"\x10DescribeResponse\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x18\n" +
@@ -1639,7 +1845,13 @@ const file_plugboard_proto_rawDesc = "" +
 	"\bSeverity\x12\x18\n" +
 	"\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eSEVERITY_ERROR\x10\x01\x12\x14\n" +
-	"\x10SEVERITY_WARNING\x10\x022\xdf\x01\n" +
+	"\x10SEVERITY_WARNING\x10\x02*\x8d\x01\n" +
+	"\vInjectStyle\x12\x1c\n" +
+	"\x18INJECT_STYLE_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13INJECT_STYLE_BEARER\x10\x01\x12\x17\n" +
+	"\x13INJECT_STYLE_HEADER\x10\x02\x12\x16\n" +
+	"\x12INJECT_STYLE_BASIC\x10\x03\x12\x16\n" +
+	"\x12INJECT_STYLE_QUERY\x10\x042\xdf\x01\n" +
 	"\bProvider\x12I\n" +
 	"\bDescribe\x12\x1d.plugboard.v1.DescribeRequest\x1a\x1e.plugboard.v1.DescribeResponse\x12I\n" +
 	"\bValidate\x12\x1d.plugboard.v1.ValidateRequest\x1a\x1e.plugboard.v1.ValidateResponse\x12=\n" +
@@ -1659,8 +1871,8 @@ func file_plugboard_proto_rawDescGZIP() []byte {
 	return file_plugboard_proto_rawDescData
 }
 
-var file_plugboard_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_plugboard_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_plugboard_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
+var file_plugboard_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_plugboard_proto_goTypes = []any{
 	(AuthKind)(0),                 // 0: plugboard.v1.AuthKind
 	(InputType)(0),                // 1: plugboard.v1.InputType
@@ -1668,64 +1880,68 @@ var file_plugboard_proto_goTypes = []any{
 	(PKCEMethod)(0),               // 3: plugboard.v1.PKCEMethod
 	(TokenAuthStyle)(0),           // 4: plugboard.v1.TokenAuthStyle
 	(Severity)(0),                 // 5: plugboard.v1.Severity
-	(*HTTPHeader)(nil),            // 6: plugboard.v1.HTTPHeader
-	(*HTTPRequest)(nil),           // 7: plugboard.v1.HTTPRequest
-	(*HTTPResponse)(nil),          // 8: plugboard.v1.HTTPResponse
-	(*Option)(nil),                // 9: plugboard.v1.Option
-	(*Input)(nil),                 // 10: plugboard.v1.Input
-	(*OAuth2Spec)(nil),            // 11: plugboard.v1.OAuth2Spec
-	(*ConnectionType)(nil),        // 12: plugboard.v1.ConnectionType
-	(*DescribeRequest)(nil),       // 13: plugboard.v1.DescribeRequest
-	(*DescribeResponse)(nil),      // 14: plugboard.v1.DescribeResponse
-	(*Diagnostic)(nil),            // 15: plugboard.v1.Diagnostic
-	(*ValidateRequest)(nil),       // 16: plugboard.v1.ValidateRequest
-	(*ValidateResponse)(nil),      // 17: plugboard.v1.ValidateResponse
-	(*Token)(nil),                 // 18: plugboard.v1.Token
-	(*TestRequest)(nil),           // 19: plugboard.v1.TestRequest
-	(*TestResponse)(nil),          // 20: plugboard.v1.TestResponse
-	nil,                           // 21: plugboard.v1.OAuth2Spec.ExtraAuthorizeParamsEntry
-	nil,                           // 22: plugboard.v1.OAuth2Spec.ExtraTokenParamsEntry
-	nil,                           // 23: plugboard.v1.ValidateRequest.ValuesEntry
-	nil,                           // 24: plugboard.v1.Token.ExtraEntry
-	nil,                           // 25: plugboard.v1.TestRequest.ValuesEntry
-	(*durationpb.Duration)(nil),   // 26: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 27: google.protobuf.Timestamp
+	(InjectStyle)(0),              // 6: plugboard.v1.InjectStyle
+	(*HTTPHeader)(nil),            // 7: plugboard.v1.HTTPHeader
+	(*HTTPRequest)(nil),           // 8: plugboard.v1.HTTPRequest
+	(*HTTPResponse)(nil),          // 9: plugboard.v1.HTTPResponse
+	(*Option)(nil),                // 10: plugboard.v1.Option
+	(*Input)(nil),                 // 11: plugboard.v1.Input
+	(*OAuth2Spec)(nil),            // 12: plugboard.v1.OAuth2Spec
+	(*ConnectionType)(nil),        // 13: plugboard.v1.ConnectionType
+	(*HTTPSpec)(nil),              // 14: plugboard.v1.HTTPSpec
+	(*DescribeRequest)(nil),       // 15: plugboard.v1.DescribeRequest
+	(*DescribeResponse)(nil),      // 16: plugboard.v1.DescribeResponse
+	(*Diagnostic)(nil),            // 17: plugboard.v1.Diagnostic
+	(*ValidateRequest)(nil),       // 18: plugboard.v1.ValidateRequest
+	(*ValidateResponse)(nil),      // 19: plugboard.v1.ValidateResponse
+	(*Token)(nil),                 // 20: plugboard.v1.Token
+	(*TestRequest)(nil),           // 21: plugboard.v1.TestRequest
+	(*TestResponse)(nil),          // 22: plugboard.v1.TestResponse
+	nil,                           // 23: plugboard.v1.OAuth2Spec.ExtraAuthorizeParamsEntry
+	nil,                           // 24: plugboard.v1.OAuth2Spec.ExtraTokenParamsEntry
+	nil,                           // 25: plugboard.v1.ValidateRequest.ValuesEntry
+	nil,                           // 26: plugboard.v1.Token.ExtraEntry
+	nil,                           // 27: plugboard.v1.TestRequest.ValuesEntry
+	(*durationpb.Duration)(nil),   // 28: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 29: google.protobuf.Timestamp
 }
 var file_plugboard_proto_depIdxs = []int32{
-	6,  // 0: plugboard.v1.HTTPRequest.headers:type_name -> plugboard.v1.HTTPHeader
-	6,  // 1: plugboard.v1.HTTPResponse.headers:type_name -> plugboard.v1.HTTPHeader
+	7,  // 0: plugboard.v1.HTTPRequest.headers:type_name -> plugboard.v1.HTTPHeader
+	7,  // 1: plugboard.v1.HTTPResponse.headers:type_name -> plugboard.v1.HTTPHeader
 	1,  // 2: plugboard.v1.Input.type:type_name -> plugboard.v1.InputType
-	9,  // 3: plugboard.v1.Input.options:type_name -> plugboard.v1.Option
+	10, // 3: plugboard.v1.Input.options:type_name -> plugboard.v1.Option
 	2,  // 4: plugboard.v1.Input.collection:type_name -> plugboard.v1.Collection
 	3,  // 5: plugboard.v1.OAuth2Spec.pkce:type_name -> plugboard.v1.PKCEMethod
 	4,  // 6: plugboard.v1.OAuth2Spec.auth_style:type_name -> plugboard.v1.TokenAuthStyle
-	21, // 7: plugboard.v1.OAuth2Spec.extra_authorize_params:type_name -> plugboard.v1.OAuth2Spec.ExtraAuthorizeParamsEntry
-	22, // 8: plugboard.v1.OAuth2Spec.extra_token_params:type_name -> plugboard.v1.OAuth2Spec.ExtraTokenParamsEntry
-	26, // 9: plugboard.v1.OAuth2Spec.refresh_margin:type_name -> google.protobuf.Duration
+	23, // 7: plugboard.v1.OAuth2Spec.extra_authorize_params:type_name -> plugboard.v1.OAuth2Spec.ExtraAuthorizeParamsEntry
+	24, // 8: plugboard.v1.OAuth2Spec.extra_token_params:type_name -> plugboard.v1.OAuth2Spec.ExtraTokenParamsEntry
+	28, // 9: plugboard.v1.OAuth2Spec.refresh_margin:type_name -> google.protobuf.Duration
 	0,  // 10: plugboard.v1.ConnectionType.auth_kind:type_name -> plugboard.v1.AuthKind
-	10, // 11: plugboard.v1.ConnectionType.inputs:type_name -> plugboard.v1.Input
-	11, // 12: plugboard.v1.ConnectionType.oauth2:type_name -> plugboard.v1.OAuth2Spec
-	12, // 13: plugboard.v1.DescribeResponse.connection_types:type_name -> plugboard.v1.ConnectionType
-	5,  // 14: plugboard.v1.Diagnostic.severity:type_name -> plugboard.v1.Severity
-	23, // 15: plugboard.v1.ValidateRequest.values:type_name -> plugboard.v1.ValidateRequest.ValuesEntry
-	15, // 16: plugboard.v1.ValidateResponse.diagnostics:type_name -> plugboard.v1.Diagnostic
-	27, // 17: plugboard.v1.Token.expiry:type_name -> google.protobuf.Timestamp
-	24, // 18: plugboard.v1.Token.extra:type_name -> plugboard.v1.Token.ExtraEntry
-	25, // 19: plugboard.v1.TestRequest.values:type_name -> plugboard.v1.TestRequest.ValuesEntry
-	18, // 20: plugboard.v1.TestRequest.token:type_name -> plugboard.v1.Token
-	13, // 21: plugboard.v1.Provider.Describe:input_type -> plugboard.v1.DescribeRequest
-	16, // 22: plugboard.v1.Provider.Validate:input_type -> plugboard.v1.ValidateRequest
-	19, // 23: plugboard.v1.Provider.Test:input_type -> plugboard.v1.TestRequest
-	7,  // 24: plugboard.v1.HostHTTP.RoundTrip:input_type -> plugboard.v1.HTTPRequest
-	14, // 25: plugboard.v1.Provider.Describe:output_type -> plugboard.v1.DescribeResponse
-	17, // 26: plugboard.v1.Provider.Validate:output_type -> plugboard.v1.ValidateResponse
-	20, // 27: plugboard.v1.Provider.Test:output_type -> plugboard.v1.TestResponse
-	8,  // 28: plugboard.v1.HostHTTP.RoundTrip:output_type -> plugboard.v1.HTTPResponse
-	25, // [25:29] is the sub-list for method output_type
-	21, // [21:25] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	11, // 11: plugboard.v1.ConnectionType.inputs:type_name -> plugboard.v1.Input
+	12, // 12: plugboard.v1.ConnectionType.oauth2:type_name -> plugboard.v1.OAuth2Spec
+	14, // 13: plugboard.v1.ConnectionType.http:type_name -> plugboard.v1.HTTPSpec
+	6,  // 14: plugboard.v1.HTTPSpec.inject:type_name -> plugboard.v1.InjectStyle
+	13, // 15: plugboard.v1.DescribeResponse.connection_types:type_name -> plugboard.v1.ConnectionType
+	5,  // 16: plugboard.v1.Diagnostic.severity:type_name -> plugboard.v1.Severity
+	25, // 17: plugboard.v1.ValidateRequest.values:type_name -> plugboard.v1.ValidateRequest.ValuesEntry
+	17, // 18: plugboard.v1.ValidateResponse.diagnostics:type_name -> plugboard.v1.Diagnostic
+	29, // 19: plugboard.v1.Token.expiry:type_name -> google.protobuf.Timestamp
+	26, // 20: plugboard.v1.Token.extra:type_name -> plugboard.v1.Token.ExtraEntry
+	27, // 21: plugboard.v1.TestRequest.values:type_name -> plugboard.v1.TestRequest.ValuesEntry
+	20, // 22: plugboard.v1.TestRequest.token:type_name -> plugboard.v1.Token
+	15, // 23: plugboard.v1.Provider.Describe:input_type -> plugboard.v1.DescribeRequest
+	18, // 24: plugboard.v1.Provider.Validate:input_type -> plugboard.v1.ValidateRequest
+	21, // 25: plugboard.v1.Provider.Test:input_type -> plugboard.v1.TestRequest
+	8,  // 26: plugboard.v1.HostHTTP.RoundTrip:input_type -> plugboard.v1.HTTPRequest
+	16, // 27: plugboard.v1.Provider.Describe:output_type -> plugboard.v1.DescribeResponse
+	19, // 28: plugboard.v1.Provider.Validate:output_type -> plugboard.v1.ValidateResponse
+	22, // 29: plugboard.v1.Provider.Test:output_type -> plugboard.v1.TestResponse
+	9,  // 30: plugboard.v1.HostHTTP.RoundTrip:output_type -> plugboard.v1.HTTPResponse
+	27, // [27:31] is the sub-list for method output_type
+	23, // [23:27] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_plugboard_proto_init() }
@@ -1738,8 +1954,8 @@ func file_plugboard_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugboard_proto_rawDesc), len(file_plugboard_proto_rawDesc)),
-			NumEnums:      6,
-			NumMessages:   20,
+			NumEnums:      7,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -81,6 +81,7 @@ func Description() *sdk.Description {
 					ExtraTokenParams:     map[string]string{"audience": "{{#baseUrl}}/api"},
 					RefreshMargin:        90 * time.Second,
 				},
+				HTTP: httpSpec(),
 			},
 			throughHostType,
 		},
@@ -233,4 +234,21 @@ func testThroughHost(ctx context.Context, req *sdk.TestRequest) (*sdk.TestRespon
 		return nil, err
 	}
 	return &sdk.TestResponse{OK: r.Status == http.StatusOK, Message: string(b)}, nil
+}
+
+// httpSpec sets every field of sdk.HTTPSpec, for the round-trip test.
+func httpSpec() *sdk.HTTPSpec {
+	return &sdk.HTTPSpec{
+		BaseURL:              "{{#baseUrl}}/api",
+		AllowedHosts:         []string{"api.example.com", "*.example.com"},
+		BaseURLOverrideInput: "baseUrl",
+		Inject:               sdk.InjectHeader,
+		Input:                "appSecret",
+		Header:               "X-Api-Key",
+		Prefix:               "Key ",
+		UsernameInput:        "appId",
+		PasswordInput:        "appSecret",
+		QueryParam:           "api_key",
+		RateLimitResetHeader: "X-RateLimit-Reset",
+	}
 }

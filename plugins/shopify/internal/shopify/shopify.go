@@ -40,6 +40,8 @@ var connectionType = func() sdk.ConnectionType {
 		Description: "Connects to one store with an Admin API access token of a custom app.",
 		IconURL:     "https://cdn.shopify.com/shopifycloud/brochure/assets/favicon.ico",
 		AuthKind:    sdk.AuthAPIKey,
+		// The host sends the access token (X-Shopify-Access-Token).
+		TestThroughHost: true,
 		Inputs: []sdk.Input{
 			{Key: "shop", Label: "Store name", Type: sdk.InputString, Required: true, Pattern: `^[a-z0-9][a-z0-9-]*$`,
 				PatternMessage: "Enter the store name as in acme.myshopify.com: lower-case letters, digits and dashes.",
@@ -53,6 +55,12 @@ var connectionType = func() sdk.ConnectionType {
 				Hidden: true, Description: "The Admin API version your integration calls."},
 			{Key: "baseUrlOverride", Label: "Admin URL override", Type: sdk.InputURL, Hidden: true,
 				Description: "Replaces the store admin URL, for a proxy or a test server."},
+		},
+		// Proxied paths follow the admin URL: /api/<version>/shop.json.
+		HTTP: &sdk.HTTPSpec{
+			BaseURL: "https://{{#shop}}.myshopify.com/admin", AllowedHosts: []string{"*.myshopify.com"},
+			BaseURLOverrideInput: "baseUrlOverride",
+			Inject:               sdk.InjectHeader, Header: "X-Shopify-Access-Token", Input: "accessToken",
 		},
 	}
 }()
@@ -76,9 +84,11 @@ func test(ctx context.Context, req *sdk.TestRequest) (*sdk.TestResponse, error) 
 	if err != nil {
 		return &sdk.TestResponse{OK: false, Message: "The store URL is not usable."}, nil
 	}
-	httpReq.Header.Set("X-Shopify-Access-Token", values["accessToken"])
+	if !req.ThroughHost() { // a host older than protocol 1.2 sent the token
+		httpReq.Header.Set("X-Shopify-Access-Token", values["accessToken"])
+	}
 	httpReq.Header.Set("Accept", "application/json")
-	return sdk.CheckHTTP(ctx, nil, httpReq, func(status int, body []byte) *sdk.TestResponse {
+	return sdk.CheckHTTP(ctx, req.HTTP, httpReq, func(status int, body []byte) *sdk.TestResponse {
 		switch status {
 		case http.StatusOK:
 			var shop struct {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/plugboard/plugboard/plugins/sdk"
 )
@@ -23,6 +24,7 @@ const (
 	DefaultTokenURL     = "https://slack.com/api/oauth.v2.access"
 	DefaultRevokeURL    = "https://slack.com/api/auth.revoke"
 	DefaultScopes       = "chat:write,channels:read"
+	DefaultAPIBaseURL   = "https://slack.com/api"
 )
 
 // New returns the Slack plugin.
@@ -56,6 +58,12 @@ var connectionType = sdk.ConnectionType{
 		// and secret: customers only press Connect.
 		{Key: "signingSecret", Label: "Signing secret", Type: sdk.InputPassword, Secret: true, Hidden: true,
 			Description: "Verifies requests Slack sends to your app (events, interactivity)."},
+		{Key: "apiBaseUrl", Label: "API base URL", Type: sdk.InputURL, Default: DefaultAPIBaseURL, Hidden: true,
+			Description: "The Slack Web API root the credential proxy calls; change it only for a test server."},
+	},
+	HTTP: &sdk.HTTPSpec{
+		BaseURL: "{{#apiBaseUrl}}", AllowedHosts: []string{"slack.com"},
+		Inject: sdk.InjectBearer,
 	},
 	OAuth2: &sdk.OAuth2Spec{
 		AuthorizeURL:      "{{#authorizeUrl}}",
@@ -81,6 +89,10 @@ func test(ctx context.Context, req *sdk.TestRequest) (*sdk.TestResponse, error) 
 		return &sdk.TestResponse{OK: false, Message: "The token URL is not usable."}, nil
 	}
 	api := (&url.URL{Scheme: tokenURL.Scheme, Host: tokenURL.Host, Path: "/api/auth.test"}).String()
+	if req.ThroughHost() {
+		// The host sends it to the API base URL the type declares.
+		api = strings.TrimRight(req.Values["apiBaseUrl"], "/") + "/auth.test"
+	}
 	httpReq, err := http.NewRequest(http.MethodPost, api, nil)
 	if err != nil {
 		return &sdk.TestResponse{OK: false, Message: "The token URL is not usable."}, nil
