@@ -2,7 +2,6 @@ package connection
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -45,7 +44,7 @@ type ProxyTarget struct {
 
 // ProxyDeniedError refuses a proxied call plugboard will not make: the type
 // declares no HTTP API, or the credential's base URL names a host the type
-// does not allow. It wraps ErrForbidden-like refusals for the HTTP layer.
+// does not allow. The HTTP layer answers it PROXY_DENIED.
 type ProxyDeniedError struct{ Reason string }
 
 func (e *ProxyDeniedError) Error() string { return "proxy denied: " + e.Reason }
@@ -233,10 +232,4 @@ func (s *Service) AuditProxyCall(ctx context.Context, t *ProxyTarget, call Proxy
 		message: fmt.Sprintf("%s %s%s: %s in %d ms, %d retries", call.Method, t.Base.Host,
 			call.Path, outcome, call.Duration.Milliseconds(), call.Retries),
 	})
-}
-
-// IsProxyDenied reports whether err is a proxy refusal.
-func IsProxyDenied(err error) bool {
-	var d *ProxyDeniedError
-	return errors.As(err, &d)
 }

@@ -68,7 +68,7 @@ func NewMetrics() *Metrics {
 		runtimeReads: histogram("plugboard_runtime_read_duration_seconds",
 			"Time to serve a runtime read of a credential, by status code.", "code"),
 		proxyCalls: histogram("plugboard_proxy_call_duration_seconds",
-			"Time of a call through the credential proxy until its answer's headers, by connection type and status code.", "type", "code"),
+			"Time of a call through the credential proxy, answer body included, by connection type and the status code sent.", "type", "code"),
 		opNames: &boundedNames{max: maxOperationNames, seen: map[string]bool{}},
 	}
 	m.reg.MustRegister(

@@ -228,6 +228,9 @@ func TestProxyRefusals(t *testing.T) {
 	legacy := saveProxied(t, env, "proxied.legacy", map[string]string{"baseUrl": up.URL, "apiKey": "k"})
 	asana := saveProxied(t, env, "asana.apiKey", map[string]string{
 		"baseUrl": "https://evil.example.com/api", "apiKey": "2/1200000000000000/1200000000000001:0123456789abcdef0123456789abcdef"})
+	gone := httptest.NewServer(http.NotFoundHandler())
+	gone.Close()
+	unreachable := saveProxied(t, env, "proxied.header", map[string]string{"baseUrl": gone.URL, "apiKey": "k"})
 	for _, tc := range []struct {
 		name, token, cred string
 		status            int
@@ -238,6 +241,7 @@ func TestProxyRefusals(t *testing.T) {
 		{"no HTTP spec", rt, legacy, http.StatusForbidden, "PROXY_DENIED"},
 		{"host not allowed", rt, asana, http.StatusForbidden, "PROXY_DENIED"},
 		{"unknown credential", rt, "bm90LWFuLWlk", http.StatusNotFound, "NOT_FOUND"},
+		{"unreachable upstream", rt, unreachable, http.StatusBadGateway, "UPSTREAM_UNAVAILABLE"},
 	} {
 		res := callProxy(t, nil, env, tc.token, http.MethodGet, tc.cred, "/x", nil, nil)
 		if res.status != tc.status || res.errorCode() != tc.code {

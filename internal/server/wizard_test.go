@@ -430,7 +430,7 @@ func TestConfigWizard(t *testing.T) {
 			{
 				"slot=slack scope=INTEGRATION type=slack.oauth2 auth=OAUTH2_AUTHORIZATION_CODE",
 				"action=OAUTH_CONNECT status=ACTIVE connected=true connectLabel=Connect Slack",
-				"credential=ACTIVE values=authorizeUrl=null/false,tokenUrl=null/false,revokeUrl=null/false,scopes=null/false,clientId=" + wizSlackClient + "/true,clientSecret=null/true,signingSecret=null/false",
+				"credential=ACTIVE values=authorizeUrl=null/false,tokenUrl=null/false,revokeUrl=null/false,scopes=null/false,clientId=" + wizSlackClient + "/true,clientSecret=null/true,signingSecret=null/false,apiBaseUrl=null/false",
 				slackURLFields,
 				"field tokenUrl URL required=false secret=false default=https://slack.com/api/oauth.v2.access options=0 collection=NONE value=null isSet=false updatedAt=-",
 				"field revokeUrl URL required=false secret=false default=https://slack.com/api/auth.revoke options=0 collection=NONE value=null isSet=false updatedAt=-",
@@ -438,6 +438,8 @@ func TestConfigWizard(t *testing.T) {
 				"field clientId STRING required=true secret=false default=null options=0 collection=NONE value=" + wizSlackClient + " isSet=true updatedAt=-",
 				"field clientSecret PASSWORD required=true secret=true default=null options=0 collection=NONE value=null isSet=true updatedAt=t",
 				"field signingSecret PASSWORD required=false secret=true default=null options=0 collection=NONE value=null isSet=false updatedAt=-",
+				// The base URL the credential proxy calls (protocol 1.1).
+				"field apiBaseUrl URL required=false secret=false default=https://slack.com/api options=0 collection=NONE value=null isSet=false updatedAt=-",
 			},
 			{
 				"slot=warehouse scope=ORGANIZATION_GLOBAL type=postgres.basic auth=BASIC",

@@ -102,6 +102,9 @@ func (c *checker) checkType(pluginKey string, ct *ConnectionType) {
 	c.prefix = fmt.Sprintf("type %q: ", ct.Key)
 	c.checkOAuth2(ct)
 	c.checkHTTP(ct)
+	if ct.TestThroughHost && ct.HTTP == nil {
+		c.add("TestThroughHost needs an HTTP declaration: the host sends the test's requests to its base URL with the credential it declares")
+	}
 }
 
 func (c *checker) checkInput(ct *ConnectionType, in *Input) {

@@ -103,6 +103,10 @@ func TestDeclaredTypeThroughHost(t *testing.T) {
 			sawHTTP = req.ThroughHost()
 			return &sdk.TestResponse{OK: true, Message: "ok"}, nil
 		}}}}
+	if err := sdk.ValidateDescription(&sdk.Description{Key: "decl", Version: "1.0.0", ConnectionTypes: []sdk.ConnectionType{ct}}); err == nil ||
+		!strings.Contains(err.Error(), "TestThroughHost needs an HTTP declaration") {
+		t.Errorf("ValidateDescription of a through-host type without HTTP = %v, want it refused", err)
+	}
 	ctx := context.Background()
 	vr, err := p.Validate(ctx, &sdk.ValidateRequest{TypeKey: ct.Key, Values: map[string]string{}, SecretsWithheld: true})
 	if err != nil || len(vr.Diagnostics) != 1 || vr.Diagnostics[0].Field != "baseUrl" {

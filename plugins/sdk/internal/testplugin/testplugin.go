@@ -93,6 +93,7 @@ var throughHostType = sdk.ConnectionType{
 	Label:           "Through the host",
 	AuthKind:        sdk.AuthAPIKey,
 	TestThroughHost: true,
+	HTTP:            &sdk.HTTPSpec{BaseURL: "{{#baseUrl}}", Inject: sdk.InjectBearer, Input: "apiKey"},
 	Inputs: []sdk.Input{
 		{Key: "baseUrl", Label: "Base URL", Type: sdk.InputURL, Default: "https://api.example.com", Hidden: true},
 		{Key: "path", Label: "Path", Type: sdk.InputString, Default: "/whoami", Hidden: true},
