@@ -21,6 +21,7 @@ import (
 	"github.com/plugboard/plugboard/internal/auth"
 	"github.com/plugboard/plugboard/internal/connection"
 	"github.com/plugboard/plugboard/internal/connection/scopes"
+	"github.com/plugboard/plugboard/internal/egress"
 	"github.com/plugboard/plugboard/internal/events"
 	"github.com/plugboard/plugboard/internal/oauth"
 	"github.com/plugboard/plugboard/internal/pluginhost"
@@ -76,6 +77,10 @@ type Options struct {
 	// Tracing, if set, is used instead of a provider built from
 	// OTLPEndpoint (tests and benchmarks bring their own exporter).
 	Tracing *telemetry.Tracing
+	// Egress is the address policy of calls to tenant-chosen hosts (the
+	// proxy, tests through the host, webhooks); Dev adds AllowLoopback.
+	// An organization's allow_private_networks widens it per call.
+	Egress egress.Policy
 }
 
 // App is a running plugboard: its store, plugin host, services and HTTP
@@ -113,6 +118,9 @@ type App struct {
 func Open(ctx context.Context, o Options) (_ *App, err error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.Dev {
+		o.Egress.AllowLoopback = true
 	}
 	a := &App{Options: o, Log: o.Logger, Metrics: NewMetrics()}
 	defer func() {

@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/plugboard/plugboard/internal/egress"
 	"github.com/plugboard/plugboard/internal/pluginhost"
 	"github.com/plugboard/plugboard/internal/server"
 	"github.com/plugboard/plugboard/internal/store"
@@ -196,6 +197,9 @@ func Start(t testing.TB, cfg Config) *Env {
 		StoreOptions: cfg.StoreOptions, PublicURL: "http://" + ln.Addr().String(),
 		SweepInterval: sweep, NoIntrospection: cfg.NoIntrospection, MasterKey: cfg.MasterKey,
 		Tracing: cfg.Tracing,
+		// Tests aim the proxy, tests through the host and webhooks at
+		// upstreams on loopback.
+		Egress: egress.Policy{AllowLoopback: true},
 	})
 	if err != nil {
 		_ = ln.Close()
