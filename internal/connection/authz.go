@@ -90,6 +90,12 @@ const (
 	RotateKeys
 	// ReloadPlugins re-reads the plugin directory and lock file.
 	ReloadPlugins
+	// ReadWebhooks lists webhook endpoints, their deliveries and the
+	// event types.
+	ReadWebhooks
+	// ManageWebhooks creates, changes, deletes and rotates webhook
+	// endpoints and redelivers events.
+	ManageWebhooks
 
 	numActions // not an action: the count, for tests
 )
@@ -160,6 +166,8 @@ var table = map[Action]grant{
 	ManageSigningKeys:  {yes, no, no, no, needAdmin},
 	RotateKeys:         {yes, no, no, no, needAdmin},
 	ReloadPlugins:      {yes, no, no, no, needAdmin},
+	ReadWebhooks:       {yes, no, no, no, needAdmin},
+	ManageWebhooks:     {yes, no, no, no, needAdmin},
 }
 
 // Authorize returns the viewer of ctx if it may do a: ErrUnauthenticated

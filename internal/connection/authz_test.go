@@ -64,6 +64,8 @@ var want = map[Action]string{
 	ManageSigningKeys:  "AFFFFFU",
 	RotateKeys:         "AFFFFFU",
 	ReloadPlugins:      "AFFFFFU",
+	ReadWebhooks:       "AFFFFFU",
+	ManageWebhooks:     "AFFFFFU",
 }
 
 func TestAuthorizeTable(t *testing.T) {
