@@ -252,6 +252,14 @@ func (s *Service) RedeliverWebhook(ctx context.Context, deliveryID int) (*ent.We
 	return out.Unwrap(), nil
 }
 
+// ListWebhookEventTypes are the event types an endpoint may subscribe to.
+func (s *Service) ListWebhookEventTypes(ctx context.Context) ([]string, error) {
+	if _, err := Authorize(ctx, ReadWebhooks); err != nil {
+		return nil, err
+	}
+	return WebhookEventTypes(), nil
+}
+
 // endpoint reads an endpoint of the viewer's organization.
 func (s *Service) endpoint(ctx context.Context, id int) (*ent.WebhookEndpoint, error) {
 	ep, err := s.DB.WebhookEndpoint.Get(ctx, id)
