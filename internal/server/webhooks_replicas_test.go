@@ -34,10 +34,10 @@ func TestTwoReplicasDeliverEachEventOnce(t *testing.T) {
 	var mu sync.Mutex
 	counts := map[string]int{}
 	rc := newReceiver(t, nil)
-	rc.answer = func(int) int {
+	rc.answer = func(n int) int {
 		got := rc.all()
 		mu.Lock()
-		counts[got[len(got)-1].id]++
+		counts[got[n-1].id]++
 		mu.Unlock()
 		return http.StatusOK
 	}

@@ -12,13 +12,16 @@ import (
 )
 
 // claimSQL takes up to n due deliveries whose lease, if any, ran out, and
-// leases them until $1. PostgreSQL locks the chosen rows and skips the
-// ones another replica's claim holds (FOR UPDATE SKIP LOCKED), so two
-// replicas never take the same row: without SKIP LOCKED the second claim
-// would wait on the first one's locks and then, re-checking the WHERE
-// under READ COMMITTED, find the rows leased and return fewer, serialising
-// replicas behind one another instead of letting them share the work.
-// SQLite has one writer: the single UPDATE ... RETURNING is the claim.
+// leases them until $1. On PostgreSQL the inner SELECT locks the rows it
+// picks and skips rows another replica's claim has locked (FOR UPDATE SKIP
+// LOCKED), so concurrent claims take disjoint rows at once. Without SKIP
+// LOCKED (FOR UPDATE alone) a second claim waits for the first to commit,
+// then re-checks the locked rows, finds them leased and takes fewer: no row
+// twice, but replicas queue behind one another. Without FOR UPDATE at all,
+// both claims pick the same ids, the second UPDATE waits on the first's
+// row locks and then re-checks only "id IN (...)", re-leasing the same
+// rows: the event would be sent twice. SQLite has one writer: the single
+// UPDATE ... RETURNING is the claim.
 func (w *Worker) claimSQL() string {
 	t, id := webhookdelivery.Table, webhookdelivery.FieldID
 	pick := fmt.Sprintf(`SELECT %[2]s FROM %[1]s WHERE %[3]s = 'PENDING' AND %[4]s <= $2 AND (%[5]s IS NULL OR %[5]s < $2) ORDER BY %[4]s, %[2]s LIMIT $3`,
