@@ -30,6 +30,9 @@ import (
 	"github.com/plugboard/plugboard/ent/plugin"
 	"github.com/plugboard/plugboard/ent/signingkey"
 	"github.com/plugboard/plugboard/ent/user"
+	"github.com/plugboard/plugboard/ent/webhookdelivery"
+	"github.com/plugboard/plugboard/ent/webhookendpoint"
+	"github.com/plugboard/plugboard/ent/webhookevent"
 )
 
 // ent aliases to avoid import conflicts in user's code.
@@ -108,6 +111,9 @@ func checkColumn(t, c string) error {
 			plugin.Table:             plugin.ValidColumn,
 			signingkey.Table:         signingkey.ValidColumn,
 			user.Table:               user.ValidColumn,
+			webhookdelivery.Table:    webhookdelivery.ValidColumn,
+			webhookendpoint.Table:    webhookendpoint.ValidColumn,
+			webhookevent.Table:       webhookevent.ValidColumn,
 		})
 	})
 	return columnCheck(t, c)

@@ -44,3 +44,12 @@ func (r *Resolver) credentialAfter(ctx context.Context, id int, err error) (*ent
 	}
 	return r.DB.Credential.Get(ctx, id)
 }
+
+// nonEmpty is s, or nil when s is empty (a refused mutation shows no
+// secret).
+func nonEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}

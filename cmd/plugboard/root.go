@@ -83,6 +83,7 @@ func newServeCmd() *cobra.Command {
 	var addr, pluginDir, publicURL, otlpEndpoint string
 	var dev, introspection, noAnswerCache bool
 	var pprofAddr *string
+	var webhooks *server.WebhookOptions
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the plugboard server: GraphQL API, GraphiQL, OAuth 2.0 callback, health and metrics",
@@ -107,7 +108,7 @@ default organization's admin and GraphiQL comes with an admin token filled in.`,
 				PluginDir: pluginDir, Dev: dev, Logger: log, PublicURL: publicURL,
 				NoIntrospection: !introspection, NoAnswerCache: noAnswerCache,
 				MasterKey:    os.Getenv("PLUGBOARD_MASTER_KEY"),
-				OTLPEndpoint: otlpEndpoint,
+				OTLPEndpoint: otlpEndpoint, Webhooks: *webhooks,
 			})
 			if err != nil {
 				return err
@@ -120,7 +121,7 @@ default organization's admin and GraphiQL comes with an admin token filled in.`,
 		},
 	}
 	sf.register(cmd)
-	pprofAddr = registerPprofFlag(cmd)
+	pprofAddr, webhooks = registerPprofFlag(cmd), registerWebhookFlags(cmd)
 	cmd.Flags().StringVar(&addr, "addr", envOr("PLUGBOARD_ADDR", ":8080"), "address to listen on (env PLUGBOARD_ADDR)")
 	cmd.Flags().StringVar(&pluginDir, "plugin-dir", os.Getenv("PLUGBOARD_PLUGIN_DIR"),
 		"directory of plugin binaries and their lock file (default <data-dir>/plugins; env PLUGBOARD_PLUGIN_DIR)")

@@ -76,6 +76,13 @@ type CreateUserPayload struct {
 	UserErrors []*UserError `json:"userErrors"`
 }
 
+type CreateWebhookEndpointPayload struct {
+	Endpoint *ent.WebhookEndpoint `json:"endpoint,omitempty"`
+	// The signing secret (whsec_...), shown this once.
+	Secret     *string      `json:"secret,omitempty"`
+	UserErrors []*UserError `json:"userErrors"`
+}
+
 // A change of a credential's status.
 type CredentialStatusEvent struct {
 	Credential *ent.Credential   `json:"credential"`
@@ -95,6 +102,11 @@ type DeleteInstancePayload struct {
 	UserErrors []*UserError `json:"userErrors"`
 }
 
+type DeleteWebhookEndpointPayload struct {
+	DeletedID  *int         `json:"deletedID,omitempty"`
+	UserErrors []*UserError `json:"userErrors"`
+}
+
 type DeployInstancePayload struct {
 	Instance   *ent.Instance `json:"instance,omitempty"`
 	UserErrors []*UserError  `json:"userErrors"`
@@ -109,6 +121,12 @@ type InputSettingInput struct {
 	Key string `json:"key"`
 	// Who fills the input of an ORGANIZATION_CUSTOMER connection: ORG or CUSTOMER.
 	Source *string `json:"source,omitempty"`
+}
+
+type RedeliverWebhookPayload struct {
+	// The new delivery of the same event (the same webhook-id).
+	Delivery   *ent.WebhookDelivery `json:"delivery,omitempty"`
+	UserErrors []*UserError         `json:"userErrors"`
 }
 
 type RegisterSigningKeyInput struct {
@@ -152,6 +170,13 @@ type RotateEncryptionKeyPayload struct {
 	Reencrypted int `json:"reencrypted"`
 	// Sealed values still under an older key (0 when the rotation finished).
 	Remaining  int          `json:"remaining"`
+	UserErrors []*UserError `json:"userErrors"`
+}
+
+type RotateWebhookSecretPayload struct {
+	Endpoint *ent.WebhookEndpoint `json:"endpoint,omitempty"`
+	// The new signing secret (whsec_...), shown this once. The old one also signs for 24 h.
+	Secret     *string      `json:"secret,omitempty"`
 	UserErrors []*UserError `json:"userErrors"`
 }
 
@@ -201,6 +226,11 @@ type UpdateConnectionPayload struct {
 type UpdateOrganizationPayload struct {
 	Organization *ent.Organization `json:"organization,omitempty"`
 	UserErrors   []*UserError      `json:"userErrors"`
+}
+
+type UpdateWebhookEndpointPayload struct {
+	Endpoint   *ent.WebhookEndpoint `json:"endpoint,omitempty"`
+	UserErrors []*UserError         `json:"userErrors"`
 }
 
 // A problem with one input of a mutation; nothing was stored.

@@ -33,6 +33,9 @@ var tenantTypes = map[string]bool{
 	ent.TypeSigningKey:         true,
 	ent.TypeCredentialVersion:  true,
 	ent.TypeUser:               true,
+	ent.TypeWebhookEndpoint:    true,
+	ent.TypeWebhookEvent:       true,
+	ent.TypeWebhookDelivery:    true,
 }
 
 // InstallTenantFilter makes every query of client, node lookups and edge

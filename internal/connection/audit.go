@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/plugboard/plugboard/ent"
+	"github.com/plugboard/plugboard/ent/credential"
 	"github.com/plugboard/plugboard/internal/auth"
 )
 
@@ -23,13 +24,22 @@ type auditEntry struct {
 	action       string
 	// message says what happened; never a value of an input.
 	message string
+
+	// What the webhook event of the entry names (outbox.go); none of it is
+	// a column of the audit row. cred, when set, is the credential as read
+	// (a deleted one included); instanceID names an instance's event.
+	cred       *ent.Credential
+	instanceID int
+	created    bool
+	from, to   credential.Status
+	detail     string
 }
 
 // credentialEntry is an entry about credential c, by actor.
 func credentialEntry(c *ent.Credential, actor, action, message string) auditEntry {
 	return auditEntry{
 		orgID: c.OrganizationID, actor: actor, credentialID: c.ID, connectionID: c.ConnectionID,
-		action: action, message: message,
+		action: action, message: message, cred: c,
 	}
 }
 
@@ -47,8 +57,12 @@ func (s *Service) writeAudit(ctx context.Context, db *ent.Client, e auditEntry) 
 }
 
 // writeAudit writes e at the time at; Service.writeAudit and Access call it.
+// The webhook events e reports go to the outbox in the same transaction.
 func writeAudit(ctx context.Context, db *ent.Client, at time.Time, e auditEntry) error {
-	return auditCreate(db, at, e).Exec(ctx)
+	if err := auditCreate(db, at, e).Exec(ctx); err != nil {
+		return err
+	}
+	return writeOutbox(ctx, db, at, e)
 }
 
 // auditCreate is the builder of e's row, written at at.

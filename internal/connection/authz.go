@@ -93,6 +93,12 @@ const (
 	// ProxyCredential calls a credential's API through the credential
 	// proxy, which injects the credential; each call is audited.
 	ProxyCredential
+	// ReadWebhooks lists webhook endpoints, their deliveries and the
+	// event types.
+	ReadWebhooks
+	// ManageWebhooks creates, changes, deletes and rotates webhook
+	// endpoints and redelivers events.
+	ManageWebhooks
 
 	numActions // not an action: the count, for tests
 )
@@ -164,6 +170,8 @@ var table = map[Action]grant{
 	RotateKeys:         {yes, no, no, no, needAdmin},
 	ReloadPlugins:      {yes, no, no, no, needAdmin},
 	ProxyCredential:    {no, no, yes, no, "only RUNTIME tokens call through the credential proxy"},
+	ReadWebhooks:       {yes, no, no, no, needAdmin},
+	ManageWebhooks:     {yes, no, no, no, needAdmin},
 }
 
 // Authorize returns the viewer of ctx if it may do a: ErrUnauthenticated

@@ -65,6 +65,8 @@ var want = map[Action]string{
 	RotateKeys:         "AFFFFFU",
 	ReloadPlugins:      "AFFFFFU",
 	ProxyCredential:    "FFFAFFU",
+	ReadWebhooks:       "AFFFFFU",
+	ManageWebhooks:     "AFFFFFU",
 }
 
 func TestAuthorizeTable(t *testing.T) {

@@ -228,7 +228,7 @@ func (s *Service) DeleteConnection(ctx context.Context, id int) error {
 		if err := refuseBoundCredentials(ctx, tx, id); err != nil {
 			return err
 		}
-		if err := deleteCredentialsOf(ctx, tx, v, id); err != nil {
+		if err := s.deleteCredentialsOf(ctx, tx, v, id); err != nil {
 			return err
 		}
 		if err := tx.Connection.DeleteOneID(id).Exec(ctx); err != nil {
@@ -291,9 +291,12 @@ func refuseBoundCredentials(ctx context.Context, tx *ent.Tx, id int) error {
 
 // deleteCredentialsOf deletes a connection's credentials and their
 // versions. Audit events keep their connection id as history.
-func deleteCredentialsOf(ctx context.Context, tx *ent.Tx, v *auth.Viewer, id int) error {
+func (s *Service) deleteCredentialsOf(ctx context.Context, tx *ent.Tx, v *auth.Viewer, id int) error {
 	credIDs, err := tx.Credential.Query().Where(credential.ConnectionID(id)).IDs(ctx)
 	if err != nil || len(credIDs) == 0 {
+		return err
+	}
+	if err := s.auditDeleted(ctx, tx.Client(), v, credIDs); err != nil {
 		return err
 	}
 	if err := DeleteVersionsOf(ctx, tx.Client(), credIDs); err != nil {
@@ -301,6 +304,22 @@ func deleteCredentialsOf(ctx context.Context, tx *ent.Tx, v *auth.Viewer, id int
 	}
 	_, err = tx.Credential.Delete().Where(credential.IDIn(credIDs...)).Exec(ctx)
 	return err
+}
+
+// auditDeleted writes a credential.deleted entry for each of the
+// credentials ids, read before they are deleted in the same transaction.
+func (s *Service) auditDeleted(ctx context.Context, db *ent.Client, v *auth.Viewer, ids []int) error {
+	creds, err := db.Credential.Query().Where(credential.IDIn(ids...)).All(ctx)
+	if err != nil {
+		return err
+	}
+	for _, c := range creds {
+		e := credentialEntry(c, v.Actor, EventCredentialDeleted, fmt.Sprintf("credential %d deleted", c.ID))
+		if err := s.writeAudit(ctx, db, e); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // CreateCustomer creates a customer of the viewer's organization.

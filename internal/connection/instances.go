@@ -2,6 +2,7 @@ package connection
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime/debug"
 	"strings"
@@ -337,28 +338,74 @@ func (s *Service) refreshInstances(ctx context.Context, db *ent.Client, insts []
 		if err != nil {
 			return err
 		}
-		u := db.Instance.Update().Where(instance.ID(inst.ID))
-		dirty := false
+		var ch instanceChange
 		if cs := configStateOf(states); cs != inst.ConfigState {
-			u.SetConfigState(cs)
-			dirty = true
+			ch.state = &cs
 		}
 		if orgCred != 0 && inst.DeployedAt != nil && !inst.NeedsDeploy {
 			for _, st := range states {
 				if (st.Credential != nil && st.Credential.ID == orgCred) || (st.OrgCredential != nil && st.OrgCredential.ID == orgCred) {
-					u.SetNeedsDeploy(true)
-					dirty = true
+					ch.needsDeploy = true
 					break
 				}
 			}
 		}
-		if dirty {
-			if err := u.Exec(ctx); err != nil {
-				return err
-			}
+		if err := s.applyInstanceChange(ctx, db, inst, ch); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// instanceChange is what refreshInstances found to change of an instance.
+type instanceChange struct {
+	state       *instance.ConfigState
+	needsDeploy bool
+}
+
+func (c instanceChange) exec(ctx context.Context, db *ent.Client, id int) error {
+	u := db.Instance.Update().Where(instance.ID(id))
+	if c.state != nil {
+		u.SetConfigState(*c.state)
+	}
+	if c.needsDeploy {
+		u.SetNeedsDeploy(true)
+	}
+	return u.Exec(ctx)
+}
+
+// applyInstanceChange writes ch. An instance becoming CONFIGURED gets its
+// instance.configured entry in the same transaction: db's own when it is
+// a transaction's client, a new one otherwise.
+func (s *Service) applyInstanceChange(ctx context.Context, db *ent.Client, inst *ent.Instance, ch instanceChange) error {
+	if ch.state == nil && !ch.needsDeploy {
+		return nil
+	}
+	if ch.state == nil || *ch.state != instance.ConfigStateCONFIGURED {
+		return ch.exec(ctx, db, inst.ID)
+	}
+	actor := "system"
+	if v := auth.FromContext(ctx); v != nil {
+		actor = v.Actor
+	}
+	e := auditEntry{
+		orgID: inst.OrganizationID, actor: actor, action: EventInstanceConfigured, instanceID: inst.ID,
+		message: fmt.Sprintf("instance %d configured", inst.ID),
+	}
+	write := func(db *ent.Client) error {
+		if err := ch.exec(ctx, db, inst.ID); err != nil {
+			return err
+		}
+		return s.writeAudit(ctx, db, e)
+	}
+	tx, err := db.Tx(ctx)
+	if errors.Is(err, ent.ErrTxStarted) {
+		return write(db)
+	}
+	if err != nil {
+		return fmt.Errorf("starting transaction: %w", err)
+	}
+	return finishTx(tx, write(tx.Client()))
 }
 
 // instancesUsing returns the instances whose integration has a slot of
@@ -684,7 +731,9 @@ func (s *Service) DeployInstance(ctx context.Context, id int) (*ent.Instance, er
 		if out, err = db.Instance.Get(ctx, inst.ID); err != nil {
 			return err
 		}
-		return s.audit(ctx, db, v, auditEntry{action: "instance.deployed", message: fmt.Sprintf("instance %d deployed", inst.ID)})
+		return s.audit(ctx, db, v, auditEntry{
+			action: EventInstanceDeployed, message: fmt.Sprintf("instance %d deployed", inst.ID), instanceID: inst.ID,
+		})
 	})
 	if err != nil {
 		return nil, err
@@ -722,6 +771,9 @@ func (s *Service) DeleteInstance(ctx context.Context, id int) error {
 			return err
 		}
 		if len(credIDs) > 0 {
+			if err := s.auditDeleted(ctx, db, v, credIDs); err != nil {
+				return err
+			}
 			if err := DeleteVersionsOf(ctx, db, credIDs); err != nil {
 				return err
 			}

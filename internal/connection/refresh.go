@@ -455,7 +455,9 @@ func (s *Service) storeFailure(ctx context.Context, write writer, cred *ent.Cred
 			return err
 		}
 		ok = true
-		if err := s.writeAudit(ctx, db, credentialEntry(cred, actorRefresh, "credential.refresh_failed", c.detail)); err != nil {
+		e := credentialEntry(cred, actorRefresh, "credential.refresh_failed", c.detail)
+		e.detail = c.detail
+		if err := s.writeAudit(ctx, db, e); err != nil {
 			return err
 		}
 		return s.transition(ctx, tx, c)

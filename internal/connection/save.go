@@ -348,7 +348,7 @@ func (sv *save) record(ctx context.Context, db *ent.Client, was *ent.Credential,
 	s, v := sv.svc, sv.v
 	if err := s.audit(ctx, db, v, auditEntry{
 		credentialID: was.ID, connectionID: sv.conn.ID, action: "credential.saved",
-		message: savedMessage(sv.changed, version, sv.result != nil),
+		message: savedMessage(sv.changed, version, sv.result != nil), created: sv.existing == nil,
 	}); err != nil {
 		return err
 	}

@@ -47,6 +47,8 @@ type Service struct {
 	OAuth *oauth.Service
 	// Refresh configures the refreshes of stored tokens.
 	Refresh RefreshOptions
+	// Webhooks is where webhook endpoints may point.
+	Webhooks WebhookPolicy
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Egress is the address policy of the credential proxy's calls; an

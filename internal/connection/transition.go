@@ -50,7 +50,12 @@ func (s *Service) transition(ctx context.Context, tx *ent.Tx, c statusChange) er
 	}
 	if c.changed() {
 		msg := fmt.Sprintf("status %s → %s", c.cred.Status, c.to)
-		if err := s.writeAudit(ctx, db, credentialEntry(c.cred, c.actor, "credential.status_changed", msg)); err != nil {
+		e := credentialEntry(c.cred, c.actor, "credential.status_changed", msg)
+		e.from, e.to, e.detail = c.cred.Status, c.to, c.detail
+		if e.detail == "" {
+			e.detail = c.cred.StatusDetail
+		}
+		if err := s.writeAudit(ctx, db, e); err != nil {
 			return err
 		}
 	}

@@ -29,6 +29,7 @@ import (
 	"github.com/plugboard/plugboard/internal/secrets/sealed"
 	"github.com/plugboard/plugboard/internal/store"
 	"github.com/plugboard/plugboard/internal/telemetry"
+	"github.com/plugboard/plugboard/internal/webhooks"
 	"github.com/plugboard/plugboard/plugins/sdk"
 )
 
@@ -81,6 +82,11 @@ type Options struct {
 	// proxy, tests through the host, webhooks); Dev adds AllowLoopback.
 	// An organization's allow_private_networks widens it per call.
 	Egress egress.Policy
+	// Webhooks configure the webhook delivery worker.
+	Webhooks WebhookOptions
+	// Now is the clock of the domain and the webhook worker; nil means
+	// time.Now (tests move it).
+	Now func() time.Time
 }
 
 // App is a running plugboard: its store, plugin host, services and HTTP
@@ -100,6 +106,8 @@ type App struct {
 	OAuth    *oauth.Service
 	// Tracing is nil when tracing is off.
 	Tracing *telemetry.Tracing
+	// Webhooks delivers the webhook outbox; nil when disabled.
+	Webhooks *webhooks.Worker
 
 	// Embedding verifies CUSTOMER_USER embedding tokens.
 	Embedding *auth.Embedding
@@ -153,6 +161,7 @@ func Open(ctx context.Context, o Options) (_ *App, err error) {
 	}
 	a.buildServices(catalog)
 	a.startSweeper()
+	a.startWebhooks()
 	cfg, err := a.handlerConfig(ctx, catalog)
 	if err != nil {
 		return nil, err
@@ -283,7 +292,7 @@ func (a *App) buildServices(catalog *connection.Catalog) {
 	a.Service = &connection.Service{
 		DB: db, Plugins: a.Host, Keys: a.Keys, Log: a.Log, Events: a.Events, OAuth: a.OAuth,
 		Refresh: connection.RefreshOptions{Dialect: a.Store.Dialect, SQL: a.Store.DB},
-		Catalog: catalog, Egress: a.Options.Egress,
+		Catalog: catalog, Egress: a.Options.Egress, Webhooks: webhookPolicy(a.Options), Now: a.Options.Now,
 	}
 	a.Tokens = auth.NewTokens(db)
 	a.Tokens.Revocations = revocations{a.Events}
@@ -374,6 +383,9 @@ func (a *App) Ready(ctx context.Context) error {
 func (a *App) Close() {
 	if a.stopSweep != nil {
 		a.stopSweep()
+	}
+	if a.Webhooks != nil {
+		a.Webhooks.Close()
 	}
 	if a.stopEvents != nil {
 		a.stopEvents()

@@ -27,6 +27,9 @@ func TestEverySealedColumnSurvivesRotation(t *testing.T) {
 		t.Cleanup(func() { _ = m.Shutdown() })
 		credID := writeEverySealedColumn(t, env, m)
 		pendingCallback := oauthCallbackURL(t, env, credID) // an unused state: its verifier stays sealed
+		// webhook_endpoints.secret and .previous_secret
+		endpoint, _ := registerEndpoint(t, env, "http://127.0.0.1:9/hooks", "credential.created")
+		mustOK(t, env.Do(t, `mutation($e: ID!) { rotateWebhookSecret(id: $e) { secret } }`, map[string]any{"e": endpoint}))
 
 		rows := map[string]int{}
 		rot := &sealed.Rotator{DB: env.App.Store.Client, Keys: env.App.Keys, Batch: 1,
@@ -46,6 +49,11 @@ func TestEverySealedColumnSurvivesRotation(t *testing.T) {
 			t.Fatalf("Rotate = %+v over %v; want every value re-encrypted, none failed", res, rows)
 		}
 		readEverySealedColumn(t, env, m, credID, pendingCallback)
+		// Rotating the webhook secret again opens the re-sealed one.
+		r := env.Do(t, `mutation($e: ID!) { rotateWebhookSecret(id: $e) { secret } }`, map[string]any{"e": endpoint})
+		if mustOK(t, r); !strings.HasPrefix(servertest.Str(r.Data, "rotateWebhookSecret.secret"), "whsec_") {
+			t.Fatalf("the webhook secret after the rotation: %s", r.Raw)
+		}
 	})
 }
 

@@ -13,6 +13,8 @@
 //	credential_versions.secrets          plugboard/credential/<credential id>/version/<n>/secrets
 //	connection_templates.secret_presets  plugboard/template/<id>/secrets
 //	oauth_states.verifier                plugboard/oauthstate/<state hash>/verifier
+//	webhook_endpoints.secret             plugboard/webhook/<id>/secret
+//	webhook_endpoints.previous_secret    plugboard/webhook/<id>/previous_secret
 //
 // The [Rotator] rotates the data key online: it makes a new data key and
 // re-encrypts every sealed value under it, in batches, while the server keeps

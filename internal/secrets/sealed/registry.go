@@ -12,6 +12,7 @@ import (
 	"github.com/plugboard/plugboard/ent/credential"
 	"github.com/plugboard/plugboard/ent/credentialversion"
 	"github.com/plugboard/plugboard/ent/oauthstate"
+	"github.com/plugboard/plugboard/ent/webhookendpoint"
 )
 
 // Column is one sealed column as the rotator sees it: where it lives, and
@@ -135,11 +136,29 @@ var (
 		aad:  func(hash string) []byte { return []byte("plugboard/oauthstate/" + hash + "/verifier") },
 		read: readOAuthVerifiers, write: writeOAuthVerifier,
 	}
+	// WebhookSecret is webhook_endpoints.secret, keyed by endpoint id:
+	// plugboard/webhook/<id>/secret.
+	WebhookSecret = Sealed[int]{
+		table: webhookendpoint.Table, field: webhookendpoint.FieldSecret,
+		aad:  func(id int) []byte { return []byte("plugboard/webhook/" + strconv.Itoa(id) + "/secret") },
+		read: readWebhookSecrets(webhookendpoint.FieldSecret), write: writeWebhookSecret(webhookendpoint.FieldSecret),
+	}
+	// WebhookPreviousSecret is webhook_endpoints.previous_secret, the
+	// secret a rotation replaced while it still signs, keyed by endpoint
+	// id: plugboard/webhook/<id>/previous_secret.
+	WebhookPreviousSecret = Sealed[int]{
+		table: webhookendpoint.Table, field: webhookendpoint.FieldPreviousSecret,
+		aad:  func(id int) []byte { return []byte("plugboard/webhook/" + strconv.Itoa(id) + "/previous_secret") },
+		read: readWebhookSecrets(webhookendpoint.FieldPreviousSecret), write: writeWebhookSecret(webhookendpoint.FieldPreviousSecret),
+	}
 )
 
 // Columns is every sealed column, in the order the rotator sweeps them.
 func Columns() []Column {
-	return []Column{CredentialSecrets, CredentialToken, CredentialVersionSecrets, TemplateSecretPresets, OAuthVerifier}
+	return []Column{
+		CredentialSecrets, CredentialToken, CredentialVersionSecrets, TemplateSecretPresets, OAuthVerifier,
+		WebhookSecret, WebhookPreviousSecret,
+	}
 }
 
 func readCredentialSecrets(ctx context.Context, db *ent.Client, after, n int) ([]stored[int], error) {
@@ -248,4 +267,39 @@ func writeOAuthVerifier(ctx context.Context, db *ent.Client, r row, nv []byte) (
 		SetUpdatedAt(r.updatedAt).
 		Modify(func(u *sql.UpdateBuilder) { u.Set(oauthstate.FieldVerifier, nv) }).
 		Save(ctx)
+}
+
+// readWebhookSecrets reads one of the two sealed columns of
+// webhook_endpoints (field), skipping rows where it is empty.
+func readWebhookSecrets(field string) func(ctx context.Context, db *ent.Client, after, n int) ([]stored[int], error) {
+	return func(ctx context.Context, db *ent.Client, after, n int) ([]stored[int], error) {
+		es, err := db.WebhookEndpoint.Query().
+			Where(webhookendpoint.IDGT(after), func(s *sql.Selector) {
+				s.Where(sql.And(sql.NotNull(s.C(field)), sql.ExprP("length("+s.C(field)+") > 0")))
+			}).
+			Order(ent.Asc(webhookendpoint.FieldID)).Limit(n).
+			Select(webhookendpoint.FieldID, field, webhookendpoint.FieldUpdatedAt).
+			All(ctx)
+		out := make([]stored[int], 0, len(es))
+		for _, e := range es {
+			ct := e.Secret
+			if field == webhookendpoint.FieldPreviousSecret {
+				ct = *e.PreviousSecret
+			}
+			out = append(out, stored[int]{id: e.ID, key: e.ID, ct: ct, updatedAt: e.UpdatedAt})
+		}
+		return out, err
+	}
+}
+
+// writeWebhookSecret swaps one of the two sealed columns of
+// webhook_endpoints (field) if it still holds r.ct.
+func writeWebhookSecret(field string) func(ctx context.Context, db *ent.Client, r row, nv []byte) (int, error) {
+	return func(ctx context.Context, db *ent.Client, r row, nv []byte) (int, error) {
+		return db.WebhookEndpoint.Update().
+			Where(webhookendpoint.ID(r.id), func(s *sql.Selector) { s.Where(sql.EQ(s.C(field), r.ct)) }).
+			Modify(func(u *sql.UpdateBuilder) { u.Set(field, nv) }).
+			SetUpdatedAt(r.updatedAt).
+			Save(ctx)
+	}
 }

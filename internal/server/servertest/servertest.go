@@ -168,6 +168,13 @@ type Config struct {
 	MasterKey string
 	// Tracing turns tracing on with the test's provider; nil leaves it off.
 	Tracing *telemetry.Tracing
+	// WebhookWorker runs the webhook delivery worker (off by default, so
+	// other tests' statement counts see no background claims), polling
+	// every 20ms and retrying after 100ms unless Webhooks says otherwise.
+	WebhookWorker bool
+	Webhooks      server.WebhookOptions
+	// Now is the server's clock; nil is time.Now.
+	Now func() time.Time
 }
 
 // Start starts plugboard with cfg, serving on a loopback port, and an admin
@@ -200,7 +207,8 @@ func Start(t testing.TB, cfg Config) *Env {
 		Tracing: cfg.Tracing,
 		// Tests aim the proxy, tests through the host and webhooks at
 		// upstreams on loopback.
-		Egress: egress.Policy{AllowLoopback: true},
+		Egress:   egress.Policy{AllowLoopback: true},
+		Webhooks: webhookOptions(cfg), Now: cfg.Now,
 	})
 	if err != nil {
 		_ = ln.Close()
@@ -223,6 +231,21 @@ func Start(t testing.TB, cfg Config) *Env {
 		t.Fatal(err)
 	}
 	return &Env{App: app, URL: srv.URL, AdminToken: tok, Logs: logs, PluginDir: pdir}
+}
+
+// webhookOptions are the worker's options of cfg.
+func webhookOptions(cfg Config) server.WebhookOptions {
+	o := cfg.Webhooks
+	if !cfg.WebhookWorker {
+		o.Disabled = true
+	}
+	if o.Poll == 0 {
+		o.Poll = 20 * time.Millisecond
+	}
+	if o.RetryBase == 0 {
+		o.RetryBase = 100 * time.Millisecond
+	}
+	return o
 }
 
 // EachDB runs fn against plugboard on SQLite and on PostgreSQL (skipped
