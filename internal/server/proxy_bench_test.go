@@ -2,8 +2,6 @@ package server_test
 
 import (
 	"bytes"
-	"context"
-	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -13,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/plugboard/plugboard/internal/auth"
 	"github.com/plugboard/plugboard/internal/egress"
 	"github.com/plugboard/plugboard/internal/server"
 	"github.com/plugboard/plugboard/internal/store/storetest"
@@ -101,39 +98,6 @@ const benchAsanaKey = "2/1200000000000000/1200000000000001:0123456789abcdef01234
 // benchProxyCredential saves an Asana credential aimed at upstream and
 // returns its proxy URL (the credential's root) and a RUNTIME token.
 func benchProxyCredential(b *testing.B, env *benchEnv, upstream string) (string, string) {
-	setup := benchClient(b, 1)
-	raw := mustQuery(b, setup, env.URL+"/graphql", env.AdminToken,
-		`mutation { createConnection(input: {typeKey: "asana.apiKey", stableKey: "asana", name: "Asana", scope: ORGANIZATION_GLOBAL}) { connection { id } } }`, nil)
-	var created struct {
-		Data struct {
-			CreateConnection struct{ Connection struct{ ID string } }
-		}
-	}
-	if err := json.Unmarshal(raw, &created); err != nil {
-		b.Fatal(err)
-	}
-	val := func(k, v string) map[string]any { return map[string]any{"key": k, "value": v} }
-	raw = mustQuery(b, setup, env.URL+"/graphql", env.AdminToken,
-		`mutation($in: SaveCredentialInput!) { saveCredential(input: $in) { credential { id status } userErrors { message } } }`,
-		map[string]any{"in": map[string]any{"connectionID": created.Data.CreateConnection.Connection.ID, "values": []any{
-			val("apiKey", benchAsanaKey), val("baseUrl", upstream+"/api/1.0"),
-		}}})
-	var saved struct {
-		Data struct {
-			SaveCredential struct{ Credential struct{ ID, Status string } }
-		}
-	}
-	if err := json.Unmarshal(raw, &saved); err != nil || saved.Data.SaveCredential.Credential.ID == "" {
-		b.Fatalf("saving the credential: %s", raw)
-	}
-	ctx := context.Background()
-	org, err := server.EnsureOrganization(ctx, env.App.Store.Client, server.DefaultOrgSlug)
-	if err != nil {
-		b.Fatal(err)
-	}
-	rt, _, err := env.App.Tokens.Create(ctx, org.ID, auth.RoleRuntime, "bench")
-	if err != nil {
-		b.Fatal(err)
-	}
-	return env.URL + "/proxy/v1/credentials/" + saved.Data.SaveCredential.Credential.ID, rt
+	id, rt := benchSaveCredential(b, env, "asana.apiKey", [][2]string{{"apiKey", benchAsanaKey}, {"baseUrl", upstream + "/api/1.0"}})
+	return env.URL + "/proxy/v1/credentials/" + id, rt
 }

@@ -26,9 +26,38 @@ func BenchmarkRuntimeRead(b *testing.B) {
 	}))
 	b.Cleanup(idp.Close)
 	env := startBench(b, "")
+	id, rt := benchSaveCredential(b, env, "msgraph.clientCredentials", [][2]string{
+		{"tenant", "contoso.onmicrosoft.com"}, {"clientId", "11111111-2222-3333-4444-555555555555"},
+		{"clientSecret", "bench-secret"}, {"authorityHost", idp.URL},
+	})
+	runtimeURL := env.URL + "/runtime/v1/credentials/" + id
+	ok := func(status int, raw []byte) error {
+		if status != http.StatusOK {
+			return fmt.Errorf("status %d: %.300s", status, raw)
+		}
+		return nil
+	}
+	ctBody := gqlBody(connectionTypesQuery, nil)
+	run := func(b *testing.B, url, token string, body []byte) {
+		c := benchClient(b, loadClients)
+		runLoad(b, c, url, token, body, loadClients*2, loadClients, ok)
+		b.ReportAllocs()
+		runLoad(b, c, url, token, body, b.N, loadClients, ok).report(b)
+	}
+	b.Run("runtime-read", func(b *testing.B) { run(b, runtimeURL, rt, nil) })
+	b.Run("connectionTypes", func(b *testing.B) { run(b, env.URL+"/graphql", env.AdminToken, ctBody) })
+}
+
+// benchSaveCredential creates an ORGANIZATION_GLOBAL connection of
+// typeKey, saves its credential with values (key → value), checks the
+// credential is ACTIVE, and returns the credential's id and a RUNTIME
+// token.
+func benchSaveCredential(b *testing.B, env *benchEnv, typeKey string, values [][2]string) (string, string) {
+	b.Helper()
 	setup := benchClient(b, 1)
 	raw := mustQuery(b, setup, env.URL+"/graphql", env.AdminToken,
-		`mutation { createConnection(input: {typeKey: "msgraph.clientCredentials", stableKey: "graph", name: "Graph", scope: ORGANIZATION_GLOBAL}) { connection { id } } }`, nil)
+		`mutation($t: String!) { createConnection(input: {typeKey: $t, stableKey: "bench", name: "Bench", scope: ORGANIZATION_GLOBAL}) { connection { id } } }`,
+		map[string]any{"t": typeKey})
 	var created struct {
 		Data struct {
 			CreateConnection struct{ Connection struct{ ID string } }
@@ -37,13 +66,13 @@ func BenchmarkRuntimeRead(b *testing.B) {
 	if err := json.Unmarshal(raw, &created); err != nil {
 		b.Fatal(err)
 	}
-	val := func(k, v string) map[string]any { return map[string]any{"key": k, "value": v} }
+	vals := make([]any, len(values))
+	for i, kv := range values {
+		vals[i] = map[string]any{"key": kv[0], "value": kv[1]}
+	}
 	raw = mustQuery(b, setup, env.URL+"/graphql", env.AdminToken,
 		`mutation($in: SaveCredentialInput!) { saveCredential(input: $in) { credential { id status } userErrors { message } } }`,
-		map[string]any{"in": map[string]any{"connectionID": created.Data.CreateConnection.Connection.ID, "values": []any{
-			val("tenant", "contoso.onmicrosoft.com"), val("clientId", "11111111-2222-3333-4444-555555555555"),
-			val("clientSecret", "bench-secret"), val("authorityHost", idp.URL),
-		}}})
+		map[string]any{"in": map[string]any{"connectionID": created.Data.CreateConnection.Connection.ID, "values": vals}})
 	var saved struct {
 		Data struct {
 			SaveCredential struct{ Credential struct{ ID, Status string } }
@@ -61,20 +90,5 @@ func BenchmarkRuntimeRead(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	runtimeURL := env.URL + "/runtime/v1/credentials/" + saved.Data.SaveCredential.Credential.ID
-	ok := func(status int, raw []byte) error {
-		if status != http.StatusOK {
-			return fmt.Errorf("status %d: %.300s", status, raw)
-		}
-		return nil
-	}
-	ctBody := gqlBody(connectionTypesQuery, nil)
-	run := func(b *testing.B, url, token string, body []byte) {
-		c := benchClient(b, loadClients)
-		runLoad(b, c, url, token, body, loadClients*2, loadClients, ok)
-		b.ReportAllocs()
-		runLoad(b, c, url, token, body, b.N, loadClients, ok).report(b)
-	}
-	b.Run("runtime-read", func(b *testing.B) { run(b, runtimeURL, rt, nil) })
-	b.Run("connectionTypes", func(b *testing.B) { run(b, env.URL+"/graphql", env.AdminToken, ctBody) })
+	return saved.Data.SaveCredential.Credential.ID, rt
 }
