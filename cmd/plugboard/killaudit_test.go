@@ -24,44 +24,35 @@ import (
 // ones included, has its audit row.
 func TestRuntimeReadsAreAuditedBeforeTheAnswerEvenWhenKilled(t *testing.T) {
 	bin, pluginDir := buildServe(t)
-	for _, db := range []string{"sqlite", "postgres"} {
-		t.Run(db, func(t *testing.T) {
-			dbURL := ""
-			if db == "postgres" {
-				dbURL = storetest.PostgresURL(t)
-			}
-			data := t.TempDir()
-			args := []string{"serve", "--dev", "--data-dir", data, "--plugin-dir", pluginDir, "--addr", "127.0.0.1:0"}
-			if dbURL != "" {
-				args = append(args, "--database", dbURL)
-			}
-			s, line := serve(t, bin, args...)
-			addr := regexp.MustCompile(`addr=(\S+)`).FindStringSubmatch(line)
-			if addr == nil {
-				t.Fatalf("no addr in %q", line)
-			}
-			base := "http://" + addr[1]
-			waitReady(t, base+"/readyz")
-			credential, token := seedRuntimeRead(t, base)
+	forEachDatabase(t, func(t *testing.T, dbURL string) {
+		data := t.TempDir()
+		args := serveArgs(data, pluginDir, dbURL)
+		s, line := serve(t, bin, args...)
+		addr := regexp.MustCompile(`addr=(\S+)`).FindStringSubmatch(line)
+		if addr == nil {
+			t.Fatalf("no addr in %q", line)
+		}
+		base := "http://" + addr[1]
+		waitReady(t, base+"/readyz")
+		credential, token := seedRuntimeRead(t, base)
 
-			answered := readUntilKilled(t, s, base+"/runtime/v1/credentials/"+credential, token, 300)
-			<-s.done
-			_ = s.cmd.Wait()
+		answered := readUntilKilled(t, s, base+"/runtime/v1/credentials/"+credential, token, 300)
+		<-s.done
+		_ = s.cmd.Wait()
 
-			st, err := store.Open(t.Context(), dbURL, data, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer st.Close()
-			rows := st.Client.AuditEvent.Query().
-				Where(auditevent.Action("credential.runtime_read")).
-				CountX(auth.SystemContext(t.Context()))
-			t.Logf("%d reads answered 200 before SIGKILL, %d audit rows", answered, rows)
-			if rows < answered {
-				t.Errorf("%d reads answered 200 but only %d audit rows survived SIGKILL", answered, rows)
-			}
-		})
-	}
+		st, err := store.Open(t.Context(), dbURL, data, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		rows := st.Client.AuditEvent.Query().
+			Where(auditevent.Action("credential.runtime_read")).
+			CountX(auth.SystemContext(t.Context()))
+		t.Logf("%d reads answered 200 before SIGKILL, %d audit rows", answered, rows)
+		if rows < answered {
+			t.Errorf("%d reads answered 200 but only %d audit rows survived SIGKILL", answered, rows)
+		}
+	})
 }
 
 // readUntilKilled runs 16 readers of url and kills s once at least after
@@ -158,4 +149,28 @@ func graphql(t *testing.T, base, query string, out any) {
 	if err := json.Unmarshal(answer.Data, out); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// forEachDatabase runs f in a subtest on SQLite (dbURL "") and on a fresh
+// PostgreSQL database.
+func forEachDatabase(t *testing.T, f func(t *testing.T, dbURL string)) {
+	for _, db := range []string{"sqlite", "postgres"} {
+		t.Run(db, func(t *testing.T) {
+			dbURL := ""
+			if db == "postgres" {
+				dbURL = storetest.PostgresURL(t)
+			}
+			f(t, dbURL)
+		})
+	}
+}
+
+// serveArgs is `plugboard serve --dev` on data, pluginDir and dbURL (""
+// for SQLite in data) on a free loopback port, then extra.
+func serveArgs(data, pluginDir, dbURL string, extra ...string) []string {
+	args := []string{"serve", "--dev", "--data-dir", data, "--plugin-dir", pluginDir, "--addr", "127.0.0.1:0"}
+	if dbURL != "" {
+		args = append(args, "--database", dbURL)
+	}
+	return append(args, extra...)
 }

@@ -8,8 +8,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/plugboard/plugboard/internal/store/storetest"
 )
 
 // TestWebhookDeliveredAfterSIGKILLMidDelivery: the receiver holds the
@@ -19,43 +17,34 @@ import (
 // delivers the event, with the same webhook-id.
 func TestWebhookDeliveredAfterSIGKILLMidDelivery(t *testing.T) {
 	bin, pluginDir := buildServe(t)
-	for _, db := range []string{"sqlite", "postgres"} {
-		t.Run(db, func(t *testing.T) {
-			dbURL := ""
-			if db == "postgres" {
-				dbURL = storetest.PostgresURL(t)
-			}
-			rc := newHoldingReceiver(t)
-			data := t.TempDir()
-			args := []string{"serve", "--dev", "--data-dir", data, "--plugin-dir", pluginDir, "--addr", "127.0.0.1:0", "--webhook-lease", "2s"}
-			if dbURL != "" {
-				args = append(args, "--database", dbURL)
-			}
-			s, base := startServe(t, bin, args)
-			var created struct {
-				CreateWebhookEndpoint struct{ Secret string }
-			}
-			graphql(t, base, fmt.Sprintf(`mutation { createWebhookEndpoint(input: {url: %q, events: ["credential.created"]}) { secret } }`, rc.srv.URL), &created)
-			seedRuntimeRead(t, base)
+	forEachDatabase(t, func(t *testing.T, dbURL string) {
+		rc := newHoldingReceiver(t)
+		data := t.TempDir()
+		args := serveArgs(data, pluginDir, dbURL, "--webhook-lease", "2s")
+		s, base := startServe(t, bin, args)
+		var created struct {
+			CreateWebhookEndpoint struct{ Secret string }
+		}
+		graphql(t, base, fmt.Sprintf(`mutation { createWebhookEndpoint(input: {url: %q, events: ["credential.created"]}) { secret } }`, rc.srv.URL), &created)
+		seedRuntimeRead(t, base)
 
-			first := <-rc.arrived
-			_ = s.cmd.Process.Kill()
-			<-s.done
-			_ = s.cmd.Wait()
-			killedAt := time.Now()
+		first := <-rc.arrived
+		_ = s.cmd.Process.Kill()
+		<-s.done
+		_ = s.cmd.Wait()
+		killedAt := time.Now()
 
-			startServe(t, bin, args)
-			select {
-			case second := <-rc.arrived:
-				if second != first {
-					t.Fatalf("redelivered with webhook-id %q, first %q", second, first)
-				}
-				t.Logf("delivered %s after the restart (lease 2s)", time.Since(killedAt).Round(time.Millisecond))
-			case <-time.After(30 * time.Second):
-				t.Fatal("the event was not delivered after the restart")
+		startServe(t, bin, args)
+		select {
+		case second := <-rc.arrived:
+			if second != first {
+				t.Fatalf("redelivered with webhook-id %q, first %q", second, first)
 			}
-		})
-	}
+			t.Logf("delivered %s after the restart (lease 2s)", time.Since(killedAt).Round(time.Millisecond))
+		case <-time.After(30 * time.Second):
+			t.Fatal("the event was not delivered after the restart")
+		}
+	})
 }
 
 // startServe starts the server and waits until it is ready.
