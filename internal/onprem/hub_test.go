@@ -33,7 +33,7 @@ type rig struct {
 
 const testToken = "pb_agent_canary_7f3c9e"
 
-func newRig(t *testing.T, target string) *rig {
+func newRig(t testing.TB, target string) *rig {
 	t.Helper()
 	r := &rig{target: target}
 	r.hub = NewHub(HubOptions{
@@ -68,7 +68,7 @@ func newRig(t *testing.T, target string) *rig {
 }
 
 // agent runs RunAgent in the test process until the test ends or stop is called.
-func (r *rig) agent(t *testing.T, o AgentOptions) (stop func(), done chan error) {
+func (r *rig) agent(t testing.TB, o AgentOptions) (stop func(), done chan error) {
 	t.Helper()
 	o.Server, o.CAFile, o.Version = r.srv.URL, r.caFile, "test-1"
 	if o.Token == "" {
@@ -81,7 +81,7 @@ func (r *rig) agent(t *testing.T, o AgentOptions) (stop func(), done chan error)
 	return cancel, done
 }
 
-func (r *rig) waitConnected(t *testing.T, want bool) {
+func (r *rig) waitConnected(t testing.TB, want bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
@@ -94,7 +94,7 @@ func (r *rig) waitConnected(t *testing.T, want bool) {
 }
 
 // echo is a real TCP echo service; it echoes until EOF, then closes.
-func echo(t *testing.T) string {
+func echo(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
