@@ -153,7 +153,6 @@ func TestTunnelEchoAndAudit(t *testing.T) {
 
 func TestDisconnectedAtOnce(t *testing.T) {
 	r := newRig(t, echo(t))
-	start := time.Now()
 	if _, err := r.hub.Dial(context.Background(), 7, StreamInfo{}); !errors.Is(err, ErrAgentDisconnected) {
 		t.Fatalf("Dial without an agent: %v", err)
 	}
@@ -164,7 +163,7 @@ func TestDisconnectedAtOnce(t *testing.T) {
 	r.waitConnected(t, true)
 	stop()
 	r.waitConnected(t, false)
-	start = time.Now()
+	start := time.Now()
 	if _, err := r.hub.Dial(context.Background(), 7, StreamInfo{}); !errors.Is(err, ErrAgentDisconnected) {
 		t.Fatalf("Dial after the agent left: %v", err)
 	}
@@ -313,4 +312,46 @@ func roundTrip(h *Hub, size int) error {
 		return fmt.Errorf("%d bytes: got %d bytes with another sha256", size, len(got))
 	}
 	return nil
+}
+
+// A second agent with the same token replaces the first; the hub sees
+// Connected twice, heartbeats (Seen), and the first one's Disconnected.
+func TestSecondAgentReplacesFirst(t *testing.T) {
+	r := newRig(t, echo(t))
+	r.agent(t, AgentOptions{MaxBackoff: time.Minute})
+	r.waitConnected(t, true)
+	time.Sleep(500 * time.Millisecond) // a few heartbeats
+	r.agent(t, AgentOptions{MaxBackoff: time.Minute})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		kinds := r.kinds()
+		if kinds[Connected] == 2 && kinds[Disconnected] == 1 {
+			if kinds[Seen] == 0 {
+				t.Errorf("no heartbeat seen: %v", kinds)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("events: %v", kinds)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := roundTrip(r.hub, 1<<10); err != nil {
+		t.Fatalf("through the newer agent: %v", err)
+	}
+	// The replaced agent backs off (a minute) instead of taking the session back.
+	time.Sleep(2 * time.Second)
+	if k := r.kinds(); k[Connected] != 2 {
+		t.Errorf("the replaced agent reconnected at once: %v", k)
+	}
+}
+
+func (r *rig) kinds() map[EventKind]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := map[EventKind]int{}
+	for _, ev := range r.events {
+		m[ev.Kind]++
+	}
+	return m
 }
