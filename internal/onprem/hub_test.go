@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -26,6 +27,7 @@ type rig struct {
 	srv    *httptest.Server
 	caFile string
 	target string
+	logs   *lockedBuffer // the hub's and the agents' logs
 	mu     sync.Mutex
 	events []Event
 	audits []StreamRecord
@@ -35,8 +37,9 @@ const testToken = "pb_agent_canary_7f3c9e"
 
 func newRig(t testing.TB, target string) *rig {
 	t.Helper()
-	r := &rig{target: target}
+	r := &rig{target: target, logs: &lockedBuffer{}}
 	r.hub = NewHub(HubOptions{
+		Logger: slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Authenticate: func(_ context.Context, tok string) (Agent, error) {
 			if tok != testToken {
 				return Agent{}, ErrBadToken
@@ -71,6 +74,7 @@ func newRig(t testing.TB, target string) *rig {
 func (r *rig) agent(t testing.TB, o AgentOptions) (stop func(), done chan error) {
 	t.Helper()
 	o.Server, o.CAFile, o.Version = r.srv.URL, r.caFile, "test-1"
+	o.Logger = slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	if o.Token == "" {
 		o.Token = testToken
 	}
@@ -184,7 +188,7 @@ func TestRefusals(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != 401 || !strings.Contains(string(body), `"code":"UNAUTHENTICATED"`) {
+	if resp.StatusCode != 401 || !strings.Contains(string(body), `"code":"UNAUTHENTICATED"`) || strings.Contains(string(body), "wrong") {
 		t.Errorf("wrong token: %d %s", resp.StatusCode, body)
 	}
 	_, done := r.agent(t, AgentOptions{Token: "pb_agent_wrong"})
@@ -233,6 +237,33 @@ func TestRefusals(t *testing.T) {
 	if !errors.As(err, &se) || se.Code != StreamRefused {
 		t.Errorf("refusing target: %v", err)
 	}
+	// Refused streams are audited with their error; no log holds a token.
+	r.mu.Lock()
+	if len(r.audits) != 2 || r.audits[0].Err == nil || r.audits[1].Err == nil {
+		t.Errorf("audits of refused streams: %+v", r.audits)
+	}
+	r.mu.Unlock()
+	logs := r.logs.String()
+	if strings.Contains(logs, testToken) || strings.Contains(logs, "pb_agent_wrong") || !strings.Contains(logs, "refused") {
+		t.Errorf("logs:\n%s", logs)
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func TestCutClosesLiveStreams(t *testing.T) {
@@ -244,6 +275,9 @@ func TestCutClosesLiveStreams(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
+	if !f.Addr().Addr().IsLoopback() {
+		t.Errorf("the forwarder listens on %v, not on loopback", f.Addr())
+	}
 	c, err := net.Dial("tcp", f.Addr().String())
 	if err != nil {
 		t.Fatal(err)
