@@ -51,6 +51,9 @@ type SaveCredentialInput struct {
 	// (versions.go). On a credential not saved yet it is Test: there are
 	// no live values to keep.
 	Verify bool
+	// OnPremResourceID binds the credential to an on-prem resource of its
+	// customer (onprem.go); 0 keeps the stored binding.
+	OnPremResourceID int
 }
 
 // TestResult is the outcome of a plugin's live test.

@@ -54,6 +54,9 @@ type Service struct {
 	// Egress is the address policy of the credential proxy's calls; an
 	// organization's allow_private_networks adds private ranges.
 	Egress egress.Policy
+	// Tunnel reaches on-prem resources through their agents
+	// (internal/onprem.Hub); nil refuses every on-prem stream.
+	Tunnel Tunnel
 
 	refreshInit sync.Once
 	refresh     *refresher
