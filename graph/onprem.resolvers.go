@@ -7,7 +7,6 @@ package graph
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/plugboard/plugboard/ent"
 	"github.com/plugboard/plugboard/graph/model"
@@ -16,20 +15,27 @@ import (
 
 // CreateOnPremResource is the resolver for the createOnPremResource field.
 func (r *mutationResolver) CreateOnPremResource(ctx context.Context, input connection.OnPremResourceInput) (*model.CreateOnPremResourcePayload, error) {
-	panic(fmt.Errorf("not implemented: CreateOnPremResource - createOnPremResource"))
+	res, token, err := r.Connections.CreateOnPremResource(ctx, input)
+	return payload(ctx, &model.CreateOnPremResourcePayload{Resource: res, Token: nonEmpty(token)}, err)
 }
 
 // RotateOnPremResourceToken is the resolver for the rotateOnPremResourceToken field.
 func (r *mutationResolver) RotateOnPremResourceToken(ctx context.Context, id int) (*model.RotateOnPremResourceTokenPayload, error) {
-	panic(fmt.Errorf("not implemented: RotateOnPremResourceToken - rotateOnPremResourceToken"))
+	res, token, err := r.Connections.RotateOnPremResourceToken(ctx, id)
+	return payload(ctx, &model.RotateOnPremResourceTokenPayload{Resource: res, Token: nonEmpty(token)}, err)
 }
 
 // DeleteOnPremResource is the resolver for the deleteOnPremResource field.
 func (r *mutationResolver) DeleteOnPremResource(ctx context.Context, id int) (*model.DeleteOnPremResourcePayload, error) {
-	panic(fmt.Errorf("not implemented: DeleteOnPremResource - deleteOnPremResource"))
+	p := &model.DeleteOnPremResourcePayload{}
+	err := r.Connections.DeleteOnPremResource(ctx, id)
+	if err == nil {
+		p.DeletedID = &id
+	}
+	return payload(ctx, p, err)
 }
 
 // OnPremResources is the resolver for the onPremResources field.
 func (r *queryResolver) OnPremResources(ctx context.Context, customerID int) ([]*ent.OnPremResource, error) {
-	panic(fmt.Errorf("not implemented: OnPremResources - onPremResources"))
+	return r.Resolver.Connections.OnPremResources(ctx, customerID)
 }
