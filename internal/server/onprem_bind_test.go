@@ -162,3 +162,180 @@ func TestOnPremAccess(t *testing.T) {
 		}
 	})
 }
+
+// onPremWorld is a postgres CUSTOMER connection and an Asana one, two
+// customers, and a resource of each.
+type onPremWorld struct {
+	pgConn, asanaConn, acme, globex, acmeRes, globexRes string
+}
+
+func newOnPremWorld(t *testing.T, env *servertest.Env) onPremWorld {
+	t.Helper()
+	var w onPremWorld
+	r := env.Do(t, `mutation { createConnection(input: {typeKey: "postgres.basic", stableKey: "pg", name: "Warehouse", scope: CUSTOMER}) { connection { id } } }`, nil)
+	mustOK(t, r)
+	w.pgConn = servertest.Str(r.Data, "createConnection.connection.id")
+	r = env.Do(t, `mutation { createConnection(input: {typeKey: "asana.apiKey", stableKey: "asana", name: "Asana", scope: CUSTOMER}) { connection { id } } }`, nil)
+	mustOK(t, r)
+	w.asanaConn = servertest.Str(r.Data, "createConnection.connection.id")
+	w.acme = createOnPremCustomer(t, env, "acme")
+	w.globex = createOnPremCustomer(t, env, "globex")
+	w.acmeRes, _ = createOnPrem(t, env, w.acme, "acme warehouse", "db.acme.internal:5432")
+	w.globexRes, _ = createOnPrem(t, env, w.globex, "globex warehouse", "db.globex.internal:5432")
+	return w
+}
+
+func credentialCount(t *testing.T, env *servertest.Env) int {
+	t.Helper()
+	var n int
+	if err := env.App.Store.DB.QueryRowContext(context.Background(), `SELECT COUNT(*) FROM credentials`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestOnPremBinding: a postgres credential of a customer is bound to its
+// customer's resource without a host or port; another customer's resource
+// is not found, a type without onPremControlled inputs is refused on the
+// field, a host given with a binding is refused, and nothing is stored by a
+// refusal. The bound resource cannot be deleted (IN_USE); without a
+// connected agent the credential's test is ON_PREM_AGENT_DISCONNECTED and
+// changes nothing.
+func TestOnPremBinding(t *testing.T) {
+	servertest.EachDB(t, servertest.Config{Plugins: []string{"postgres", "asana"}}, func(t *testing.T, env *servertest.Env) {
+		w := newOnPremWorld(t, env)
+		val := func(k, v string) map[string]any { return map[string]any{"key": k, "value": v} }
+		pgValues := []any{val("database", "app"), val("user", "plugboard"), val("password", canary)}
+		save := func(in map[string]any) *servertest.Response {
+			return env.Do(t, boundSaveMutation, map[string]any{"in": in})
+		}
+		refused := []struct {
+			name, code, field string
+			in                map[string]any
+		}{
+			{"another customer's resource", "NOT_FOUND", "",
+				map[string]any{"connectionID": w.pgConn, "customerID": w.acme, "onPremResourceID": w.globexRes, "values": pgValues}},
+			{"a type without onPremControlled inputs", "VALIDATION_FAILED", "onPremResourceID",
+				map[string]any{"connectionID": w.asanaConn, "customerID": w.acme, "onPremResourceID": w.acmeRes, "values": []any{val("apiKey", canary)}}},
+			{"a host with a binding", "VALIDATION_FAILED", "values.host",
+				map[string]any{"connectionID": w.pgConn, "customerID": w.acme, "onPremResourceID": w.acmeRes, "values": append([]any{val("host", "db.example.com")}, pgValues...)}},
+		}
+		for _, c := range refused {
+			r := save(c.in)
+			if r.Code() != c.code || servertest.Get(r.Data, "saveCredential.credential") != nil {
+				t.Fatalf("%s: %s", c.name, r.Raw)
+			}
+			if c.field != "" && !strings.Contains(r.Raw, `"field":["`+strings.ReplaceAll(c.field, ".", `","`)+`"]`) {
+				t.Fatalf("%s: not refused on %s: %s", c.name, c.field, r.Raw)
+			}
+			if strings.Contains(r.Raw, "globex warehouse") {
+				t.Fatalf("%s: the answer names another customer's resource: %s", c.name, r.Raw)
+			}
+		}
+		if n := credentialCount(t, env); n != 0 {
+			t.Fatalf("%d credentials stored by refused saves", n)
+		}
+
+		r := save(map[string]any{"connectionID": w.pgConn, "customerID": w.acme, "onPremResourceID": w.acmeRes, "values": pgValues})
+		mustOK(t, r)
+		credID := servertest.Str(r.Data, "saveCredential.credential.id")
+		if servertest.Str(r.Data, "saveCredential.credential.onPremResource.id") != w.acmeRes ||
+			servertest.Str(r.Data, "saveCredential.credential.status") != "ACTIVE" {
+			t.Fatalf("bound save: %s", r.Raw)
+		}
+		// A later save keeps the binding without naming it.
+		r = save(map[string]any{"connectionID": w.pgConn, "customerID": w.acme, "values": []any{val("database", "app2")}})
+		mustOK(t, r)
+		if servertest.Str(r.Data, "saveCredential.credential.onPremResource.id") != w.acmeRes {
+			t.Fatalf("a save without onPremResourceID dropped the binding: %s", r.Raw)
+		}
+
+		r = env.Do(t, deleteOnPremMutation, map[string]any{"id": w.acmeRes})
+		if servertest.Get(r.Data, "deleteOnPremResource.deletedID") != nil ||
+			servertest.Str(r.Data, "deleteOnPremResource.userErrors.0.code") != "IN_USE" {
+			t.Fatalf("delete of a bound resource: %s", r.Raw)
+		}
+		r = env.Do(t, onPremListQuery, map[string]any{"c": w.acme})
+		if list, _ := servertest.Get(r.Data, "onPremResources").([]any); len(list) != 1 {
+			t.Fatalf("the bound resource is gone: %s", r.Raw)
+		}
+
+		// No agent is connected: the test says so, and changes nothing.
+		const testCred = `mutation($id: ID!) { testCredential(id: $id) { credential { status } result { ok message } userErrors { code message } } }`
+		r = env.Do(t, testCred, map[string]any{"id": credID})
+		if r.Code() != "ON_PREM_AGENT_DISCONNECTED" || !strings.Contains(r.Errors[0].Message, "agent") {
+			t.Fatalf("test without an agent: %s", r.Raw)
+		}
+		r = env.Do(t, `query($id: ID!) { node(id: $id) { ... on Credential { status version } } }`, map[string]any{"id": credID})
+		mustOK(t, r)
+		if servertest.Str(r.Data, "node.status") != "ACTIVE" || servertest.Get(r.Data, "node.version") != float64(2) {
+			t.Fatalf("the refused test changed the credential: %s", r.Raw)
+		}
+		r = save(map[string]any{"connectionID": w.pgConn, "customerID": w.acme, "test": true, "values": []any{val("database", "app3")}})
+		if r.Code() != "ON_PREM_AGENT_DISCONNECTED" {
+			t.Fatalf("a save with a test without an agent: %s", r.Raw)
+		}
+		if strings.Contains(env.AllBodies(), "CANARY") || strings.Contains(env.Logs.String(), "CANARY") {
+			t.Fatal("the password leaked")
+		}
+	})
+}
+
+// TestOnPremWizard: the customer's wizard slot of a bound postgres
+// credential says the connection goes through its agent, with the
+// resource's name and status, and asks for no host or port; an unbound
+// slot asks for them and names no agent.
+func TestOnPremWizard(t *testing.T) {
+	servertest.EachDB(t, servertest.Config{Plugins: []string{"postgres", "asana"}}, func(t *testing.T, env *servertest.Env) {
+		w := newOnPremWorld(t, env)
+		r := env.Do(t, `mutation($c: ID!) { createIntegration(input: {key: "sync", name: "Sync", slots: [{key: "pg", label: "Warehouse", connectionID: $c}]}) {
+			integration { id } userErrors { message } } }`, map[string]any{"c": w.pgConn})
+		mustOK(t, r)
+		r = env.Do(t, `mutation($i: ID!, $c: ID!) { createInstance(input: {integrationID: $i, customerID: $c, name: "Acme sync"}) { instance { id } userErrors { message } } }`,
+			map[string]any{"i": servertest.Str(r.Data, "createIntegration.integration.id"), "c": w.acme})
+		mustOK(t, r)
+		inst := servertest.Str(r.Data, "createInstance.instance.id")
+		key := newEmbedKey(t, "web-1")
+		registerKey(t, env, env.AdminToken, key)
+		ada := key.token(t, "default", "acme", "ada")
+		const wizard = `query($i: ID!) { configWizard(instanceID: $i) { pages { elements { slotKey fields { key }
+			onPrem { message resource { id name status } } } } } }`
+		fieldKeys := func(r *servertest.Response) string {
+			var keys []string
+			fields, _ := servertest.Get(r.Data, "configWizard.pages.0.elements.0.fields").([]any)
+			for _, f := range fields {
+				keys = append(keys, f.(map[string]any)["key"].(string))
+			}
+			return strings.Join(keys, ",")
+		}
+		r = env.DoAs(t, ada, wizard, map[string]any{"i": inst})
+		mustOK(t, r)
+		if servertest.Get(r.Data, "configWizard.pages.0.elements.0.onPrem") != nil || !strings.Contains(fieldKeys(r), "host") {
+			t.Fatalf("the unbound slot: %s", r.Raw)
+		}
+		val := func(k, v string) map[string]any { return map[string]any{"key": k, "value": v} }
+		r = env.DoAs(t, ada, boundSaveMutation, map[string]any{"in": map[string]any{"connectionID": w.pgConn, "onPremResourceID": w.acmeRes,
+			"values": []any{val("database", "app"), val("user", "plugboard"), val("password", canary)}}})
+		mustOK(t, r)
+		r = env.DoAs(t, ada, wizard, map[string]any{"i": inst})
+		mustOK(t, r)
+		if got := fieldKeys(r); strings.Contains(got, "host") || strings.Contains(got, "port") || !strings.Contains(got, "database") {
+			t.Fatalf("the bound slot asks for %s: %s", got, r.Raw)
+		}
+		if servertest.Str(r.Data, "configWizard.pages.0.elements.0.onPrem.resource.id") != w.acmeRes ||
+			servertest.Str(r.Data, "configWizard.pages.0.elements.0.onPrem.resource.name") != "acme warehouse" ||
+			servertest.Str(r.Data, "configWizard.pages.0.elements.0.onPrem.resource.status") != "DISCONNECTED" ||
+			!strings.Contains(servertest.Str(r.Data, "configWizard.pages.0.elements.0.onPrem.message"), "agent") {
+			t.Fatalf("the bound slot's onPrem: %s", r.Raw)
+		}
+		// The customer's user binds only to its own customer's resource.
+		r = env.DoAs(t, ada, boundSaveMutation, map[string]any{"in": map[string]any{"connectionID": w.pgConn, "onPremResourceID": w.globexRes,
+			"values": []any{}}})
+		if r.Code() != "NOT_FOUND" || strings.Contains(r.Raw, "globex") {
+			t.Fatalf("a customer's user bound another customer's resource: %s", r.Raw)
+		}
+		if strings.Contains(env.AllBodies(), "CANARY") {
+			t.Fatal("the password leaked")
+		}
+	})
+}
