@@ -57,6 +57,10 @@ type Service struct {
 	// Tunnel reaches on-prem resources through their agents
 	// (internal/onprem.Hub); nil refuses every on-prem stream.
 	Tunnel Tunnel
+	// agentOrgs maps a resource to the organization its agent
+	// authenticated in, so a stream cut by the resource's deletion is still
+	// audited there.
+	agentOrgs sync.Map
 
 	refreshInit sync.Once
 	refresh     *refresher
