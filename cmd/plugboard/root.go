@@ -74,7 +74,7 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newServeCmd(), newMigrateCmd(), newPluginsCmd(), newTokensCmd())
-	root.AddCommand(newKeysCmd())
+	root.AddCommand(newKeysCmd(), newAgentCmd())
 	return root
 }
 
