@@ -61,6 +61,8 @@ type Service struct {
 	// authenticated in, so a stream cut by the resource's deletion is still
 	// audited there.
 	agentOrgs sync.Map
+	// runtimeFwd are the forwarders of bound credentials' runtime reads.
+	runtimeFwd runtimeForwarders
 
 	refreshInit sync.Once
 	refresh     *refresher

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/plugboard/plugboard/ent"
@@ -56,11 +58,16 @@ func (s *Service) forwardValues(ctx context.Context, ct *ent.ConnectionType, res
 	if err != nil {
 		return nil, nil, err
 	}
+	return onPremValues(ct, resolved, fw.Addr()), func() { _ = fw.Close() }, nil
+}
+
+// onPremValues is resolved with ct's onPremControlled inputs set to addr:
+// a NUMBER input gets its port, the others its host.
+func onPremValues(ct *ent.ConnectionType, resolved map[string]string, addr netip.AddrPort) map[string]string {
 	out := make(map[string]string, len(resolved))
 	for k, v := range resolved {
 		out[k] = v
 	}
-	addr := fw.Addr()
 	for _, in := range ct.Inputs {
 		if !in.OnPremControlled {
 			continue
@@ -71,7 +78,53 @@ func (s *Service) forwardValues(ctx context.Context, ct *ent.ConnectionType, res
 			out[in.Key] = addr.Addr().String()
 		}
 	}
-	return out, func() { _ = fw.Close() }, nil
+	return out
+}
+
+// runtimeForwarders are the long-lived forwarders of the runtime reads,
+// one per bound credential and resource: the address a runtime read names
+// stays the same across reads and agent restarts, and every stream is
+// audited with its credential.
+type runtimeForwarders struct {
+	mu sync.Mutex
+	m  map[[2]int]*onprem.Forwarder
+}
+
+// runtimeValues is the runtime read's values of c: for a bound credential
+// its onPremControlled inputs name the local address of its runtime
+// forwarder. A resource without a connected agent is ErrAgentDisconnected.
+func (s *Service) runtimeValues(ctx context.Context, c *ent.Credential, ct *ent.ConnectionType, values map[string]string) (map[string]string, error) {
+	id := boundTo(c)
+	if id == 0 {
+		return values, nil
+	}
+	if s.Tunnel == nil {
+		return nil, ErrAgentDisconnected
+	}
+	if connected, _, _ := s.Tunnel.Status(id); !connected {
+		return nil, ErrAgentDisconnected
+	}
+	rf := &s.runtimeFwd
+	rf.mu.Lock()
+	defer rf.mu.Unlock()
+	key := [2]int{c.ID, id}
+	f := rf.m[key]
+	if f == nil {
+		info := onprem.StreamInfo{Purpose: "runtime", Actor: actorOf(ctx), ConnectionID: c.ConnectionID, CredentialID: c.ID}
+		var err error
+		// The forwarder outlives the read: it ends with the hub.
+		if f, err = s.Tunnel.Forward(context.WithoutCancel(ctx), id, info); err != nil {
+			if errors.Is(err, onprem.ErrAgentDisconnected) {
+				return nil, ErrAgentDisconnected
+			}
+			return nil, err
+		}
+		if rf.m == nil {
+			rf.m = map[[2]int]*onprem.Forwarder{}
+		}
+		rf.m[key] = f
+	}
+	return onPremValues(ct, values, f.Addr()), nil
 }
 
 // onPremKeys are the keys of ct's onPremControlled inputs.

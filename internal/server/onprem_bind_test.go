@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -270,6 +271,10 @@ func TestOnPremBinding(t *testing.T) {
 		mustOK(t, r)
 		if servertest.Str(r.Data, "node.status") != "ACTIVE" || servertest.Get(r.Data, "node.version") != float64(2) {
 			t.Fatalf("the refused test changed the credential: %s", r.Raw)
+		}
+		if status, body := runtimeGet(t, env, onPremRuntimeToken(t, env), credID); status != http.StatusServiceUnavailable ||
+			!strings.Contains(body, `"code":"ON_PREM_AGENT_DISCONNECTED"`) || strings.Contains(body, "CANARY") {
+			t.Fatalf("runtime read without an agent: %d %s", status, body)
 		}
 		r = save(map[string]any{"connectionID": w.pgConn, "customerID": w.acme, "test": true, "values": []any{val("database", "app3")}})
 		if r.Code() != "ON_PREM_AGENT_DISCONNECTED" {

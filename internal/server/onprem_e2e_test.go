@@ -3,7 +3,10 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os/exec"
 	"strings"
 	"sync"
@@ -12,8 +15,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/plugboard/plugboard/internal/auth"
 	"github.com/plugboard/plugboard/internal/onprem"
 	"github.com/plugboard/plugboard/internal/onprem/onpremtest"
+	"github.com/plugboard/plugboard/internal/server"
 	"github.com/plugboard/plugboard/internal/server/servertest"
 )
 
@@ -146,6 +151,8 @@ func TestOnPremEndToEnd(t *testing.T) {
 		return r
 	}
 	mustTest(true)
+	rt := onPremRuntimeToken(t, env)
+	addr := runtimeSelectOne(t, env, rt, credID, p)
 
 	// Kill the agent: the test says the agent is not connected.
 	a.kill()
@@ -153,10 +160,16 @@ func TestOnPremEndToEnd(t *testing.T) {
 	if r := mustTest(false); r.Code() != "ON_PREM_AGENT_DISCONNECTED" {
 		t.Fatalf("testCredential without the agent: %s", r.Raw)
 	}
+	if status, body := runtimeGet(t, env, rt, credID); status != http.StatusServiceUnavailable || !strings.Contains(body, `"code":"ON_PREM_AGENT_DISCONNECTED"`) {
+		t.Fatalf("runtime read without the agent: %d %s", status, body)
+	}
 	// Restart it: it works again without touching the server.
 	a = startAgent(t, p, bin, env.URL, token)
 	waitOnPrem(t, env, w.acme, resID, "CONNECTED")
 	mustTest(true)
+	if again := runtimeSelectOne(t, env, rt, credID, p); again != addr {
+		t.Errorf("the runtime address moved from %s to %s across the agent's restart", addr, again)
+	}
 	checkStreamAudit(t, env, p.Password, token)
 
 	onPremRefusals(t, env, p, bin, w, resID, token, a)
@@ -172,15 +185,19 @@ func checkStreamAudit(t *testing.T, env *servertest.Env, secrets ...string) {
 		t.Fatal(err)
 	}
 	defer rows.Close()
-	n := 0
+	n, runtime := 0, 0
 	for rows.Next() {
 		var actor, msg string
 		var conn *int
 		if err := rows.Scan(&actor, &msg, &conn); err != nil {
 			t.Fatal(err)
 		}
-		n++
-		if actor == "" || conn == nil || !strings.Contains(msg, "test stream") || !strings.Contains(msg, "bytes received") {
+		if strings.HasPrefix(msg, "test stream") {
+			n++
+		} else if strings.HasPrefix(msg, "runtime stream") {
+			runtime++
+		}
+		if actor == "" || conn == nil || !strings.Contains(msg, "bytes received") {
 			t.Errorf("stream audit row: %q %q %v", actor, msg, conn)
 		}
 		for _, s := range secrets {
@@ -189,8 +206,8 @@ func checkStreamAudit(t *testing.T, env *servertest.Env, secrets ...string) {
 			}
 		}
 	}
-	if n < 3 {
-		t.Fatalf("%d stream audit rows for three tests", n)
+	if n < 3 || runtime < 1 {
+		t.Fatalf("%d test and %d runtime stream audit rows, want at least 3 and 1", n, runtime)
 	}
 	for _, s := range secrets {
 		if strings.Contains(env.Logs.String(), s) {
@@ -247,4 +264,63 @@ func onPremRefusals(t *testing.T, env *servertest.Env, p *onpremtest.Private, bi
 	if err := d.exited(t, 20*time.Second); err == nil {
 		t.Fatalf("a deleted resource's agent kept going:\n%s", d.out)
 	}
+}
+
+// onPremRuntimeToken is a RUNTIME token of the default organization.
+func onPremRuntimeToken(t *testing.T, env *servertest.Env) string {
+	t.Helper()
+	ctx := context.Background()
+	org, err := server.EnsureOrganization(ctx, env.App.Store.Client, server.DefaultOrgSlug)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _, err := env.App.Tokens.Create(ctx, org.ID, auth.RoleRuntime, "runtime")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// runtimeGet reads credential id as the runtime does.
+func runtimeGet(t *testing.T, env *servertest.Env, token, id string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, env.URL+"/runtime/v1/credentials/"+id, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+// runtimeSelectOne reads a bound credential as the runtime does and runs
+// SELECT 1 at the host and port it names: a local address plugboard
+// forwards over the tunnel. It returns that address.
+func runtimeSelectOne(t *testing.T, env *servertest.Env, token, id string, p *onpremtest.Private) string {
+	t.Helper()
+	status, body := runtimeGet(t, env, token, id)
+	var read struct {
+		Values map[string]string `json:"values"`
+	}
+	if err := json.Unmarshal([]byte(body), &read); err != nil || status != http.StatusOK {
+		t.Fatalf("runtime read: %d %s", status, body)
+	}
+	host, port := read.Values["host"], read.Values["port"]
+	if host != "127.0.0.1" || port == "" || port == "5432" {
+		t.Fatalf("the runtime read names %s:%s", host, port)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, fmt.Sprintf("postgres://%s:%s@%s:%s/%s?sslmode=disable", read.Values["user"], read.Values["password"], host, port, read.Values["database"]))
+	if err != nil {
+		t.Fatalf("connecting where the runtime read says: %v", err)
+	}
+	defer c.Close(context.Background())
+	var one int
+	if err := c.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil || one != 1 {
+		t.Fatalf("SELECT 1 at the runtime address: %d %v", one, err)
+	}
+	return host + ":" + port
 }
