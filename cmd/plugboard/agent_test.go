@@ -31,7 +31,7 @@ type agentRig struct {
 	bin    string
 }
 
-func newAgentRig(t *testing.T) *agentRig {
+func newAgentRig(t testing.TB) *agentRig {
 	p := onpremtest.PrivatePostgres(t)
 	r := &agentRig{p: p, bin: onpremtest.AgentBinary(t)}
 	r.hub = onprem.NewHub(onprem.HubOptions{
@@ -78,7 +78,7 @@ func (s *syncBuffer) String() string {
 }
 
 // start runs the agent in the namespace with the token in its environment.
-func (r *agentRig) start(t *testing.T, token string, args ...string) *agentProc {
+func (r *agentRig) start(t testing.TB, token string, args ...string) *agentProc {
 	t.Helper()
 	args = append([]string{"agent", "--server", r.url, "--ca-file", r.caFile}, args...)
 	cmd := r.p.Command("env", append([]string{"PLUGBOARD_AGENT_TOKEN=" + token, r.bin}, args...)...)
@@ -100,7 +100,7 @@ func (a *agentProc) kill() {
 	}
 }
 
-func (r *agentRig) waitStatus(t *testing.T, want bool) {
+func (r *agentRig) waitStatus(t testing.TB, want bool) {
 	t.Helper()
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if c, _, _ := r.hub.Status(1); c == want {

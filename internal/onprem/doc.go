@@ -47,7 +47,21 @@
 // # Several replicas
 //
 // Every replica runs a Hub and accepts agents; a session lives on the
-// replica whose /agent/v1/connect the load balancer chose. A stream can only
-// be opened by the replica that holds the session; see the README section
-// "On-prem connections" for how a stream reaches it.
+// replica whose /agent/v1/connect the load balancer chose, and only that
+// replica can open its streams. Not built yet, and needed before on-prem
+// resources run on several replicas:
+//
+//   - the holder records itself when an agent connects (resource → the
+//     replica's internal address, with the session's start) in PostgreSQL,
+//     and removes the row on disconnect (rows of a dead replica expire with
+//     its heartbeat);
+//   - Dial and Forward on a replica without the session look the holder up
+//     and open the stream through it: a relay endpoint on the holder's
+//     internal port, authenticated between replicas, that runs Dial locally
+//     and pipes the bytes (so the agent still checks every destination);
+//   - Status and Cut reach the holder the same way (Cut can also be a
+//     LISTEN/NOTIFY message every replica acts on).
+//
+// Until then, run one replica for on-prem resources, or route
+// /agent/v1/connect and the calls that use a resource to the same replica.
 package onprem

@@ -64,6 +64,13 @@ func NewHub(o HubOptions) *Hub {
 // a bad token with 401 before upgrading, and blocks for the session's
 // lifetime.
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.mu.Lock()
+	closed := h.closed
+	h.mu.Unlock()
+	if closed {
+		writeError(w, http.StatusServiceUnavailable, "INTERNAL", "plugboard is shutting down")
+		return
+	}
 	agent, ok := h.authenticate(w, r)
 	if !ok {
 		return
@@ -238,7 +245,8 @@ func (h *Hub) Status(resourceID int) (connected bool, agentVersion string, since
 }
 
 // Cut closes the resource's session and every live stream at once (the
-// resource was deleted or its token rotated).
+// resource was deleted, its token rotated or its target changed: the agent
+// learns its target when it connects, so a changed target needs a Cut).
 func (h *Hub) Cut(resourceID int) {
 	h.mu.Lock()
 	s := h.live[resourceID]

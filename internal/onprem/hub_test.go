@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -26,6 +27,7 @@ type rig struct {
 	srv    *httptest.Server
 	caFile string
 	target string
+	logs   *lockedBuffer // the hub's and the agents' logs
 	mu     sync.Mutex
 	events []Event
 	audits []StreamRecord
@@ -35,8 +37,9 @@ const testToken = "pb_agent_canary_7f3c9e"
 
 func newRig(t testing.TB, target string) *rig {
 	t.Helper()
-	r := &rig{target: target}
+	r := &rig{target: target, logs: &lockedBuffer{}}
 	r.hub = NewHub(HubOptions{
+		Logger: slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Authenticate: func(_ context.Context, tok string) (Agent, error) {
 			if tok != testToken {
 				return Agent{}, ErrBadToken
@@ -71,6 +74,7 @@ func newRig(t testing.TB, target string) *rig {
 func (r *rig) agent(t testing.TB, o AgentOptions) (stop func(), done chan error) {
 	t.Helper()
 	o.Server, o.CAFile, o.Version = r.srv.URL, r.caFile, "test-1"
+	o.Logger = slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	if o.Token == "" {
 		o.Token = testToken
 	}
@@ -153,7 +157,6 @@ func TestTunnelEchoAndAudit(t *testing.T) {
 
 func TestDisconnectedAtOnce(t *testing.T) {
 	r := newRig(t, echo(t))
-	start := time.Now()
 	if _, err := r.hub.Dial(context.Background(), 7, StreamInfo{}); !errors.Is(err, ErrAgentDisconnected) {
 		t.Fatalf("Dial without an agent: %v", err)
 	}
@@ -164,7 +167,7 @@ func TestDisconnectedAtOnce(t *testing.T) {
 	r.waitConnected(t, true)
 	stop()
 	r.waitConnected(t, false)
-	start = time.Now()
+	start := time.Now()
 	if _, err := r.hub.Dial(context.Background(), 7, StreamInfo{}); !errors.Is(err, ErrAgentDisconnected) {
 		t.Fatalf("Dial after the agent left: %v", err)
 	}
@@ -185,7 +188,7 @@ func TestRefusals(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != 401 || !strings.Contains(string(body), `"code":"UNAUTHENTICATED"`) {
+	if resp.StatusCode != 401 || !strings.Contains(string(body), `"code":"UNAUTHENTICATED"`) || strings.Contains(string(body), "wrong") {
 		t.Errorf("wrong token: %d %s", resp.StatusCode, body)
 	}
 	_, done := r.agent(t, AgentOptions{Token: "pb_agent_wrong"})
@@ -234,6 +237,33 @@ func TestRefusals(t *testing.T) {
 	if !errors.As(err, &se) || se.Code != StreamRefused {
 		t.Errorf("refusing target: %v", err)
 	}
+	// Refused streams are audited with their error; no log holds a token.
+	r.mu.Lock()
+	if len(r.audits) != 2 || r.audits[0].Err == nil || r.audits[1].Err == nil {
+		t.Errorf("audits of refused streams: %+v", r.audits)
+	}
+	r.mu.Unlock()
+	logs := r.logs.String()
+	if strings.Contains(logs, testToken) || strings.Contains(logs, "pb_agent_wrong") || !strings.Contains(logs, "refused") {
+		t.Errorf("logs:\n%s", logs)
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func TestCutClosesLiveStreams(t *testing.T) {
@@ -245,6 +275,9 @@ func TestCutClosesLiveStreams(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
+	if !f.Addr().Addr().IsLoopback() {
+		t.Errorf("the forwarder listens on %v, not on loopback", f.Addr())
+	}
 	c, err := net.Dial("tcp", f.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -313,4 +346,46 @@ func roundTrip(h *Hub, size int) error {
 		return fmt.Errorf("%d bytes: got %d bytes with another sha256", size, len(got))
 	}
 	return nil
+}
+
+// A second agent with the same token replaces the first; the hub sees
+// Connected twice, heartbeats (Seen), and the first one's Disconnected.
+func TestSecondAgentReplacesFirst(t *testing.T) {
+	r := newRig(t, echo(t))
+	r.agent(t, AgentOptions{MaxBackoff: time.Minute})
+	r.waitConnected(t, true)
+	time.Sleep(500 * time.Millisecond) // a few heartbeats
+	r.agent(t, AgentOptions{MaxBackoff: time.Minute})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		kinds := r.kinds()
+		if kinds[Connected] == 2 && kinds[Disconnected] == 1 {
+			if kinds[Seen] == 0 {
+				t.Errorf("no heartbeat seen: %v", kinds)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("events: %v", kinds)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := roundTrip(r.hub, 1<<10); err != nil {
+		t.Fatalf("through the newer agent: %v", err)
+	}
+	// The replaced agent backs off (a minute) instead of taking the session back.
+	time.Sleep(2 * time.Second)
+	if k := r.kinds(); k[Connected] != 2 {
+		t.Errorf("the replaced agent reconnected at once: %v", k)
+	}
+}
+
+func (r *rig) kinds() map[EventKind]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := map[EventKind]int{}
+	for _, ev := range r.events {
+		m[ev.Kind]++
+	}
+	return m
 }

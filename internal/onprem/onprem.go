@@ -111,7 +111,9 @@ type HubOptions struct {
 	Authenticate func(ctx context.Context, token string) (Agent, error)
 	// Observe is told of connect, heartbeat and disconnect. Optional.
 	Observe func(ctx context.Context, ev Event)
-	// AuditStream is called once when each stream ends. Optional.
+	// AuditStream is called once when each stream ends, a stream the agent
+	// refused included (Err set). A Dial refused for want of a session
+	// (ErrAgentDisconnected) opened no stream and is not reported. Optional.
 	AuditStream func(ctx context.Context, r StreamRecord)
 	Logger      *slog.Logger
 	// Heartbeat is how often the hub pings each session (default 15s); a
