@@ -42,7 +42,8 @@ func (s *Service) AuthenticateAgent(ctx context.Context, token string) (onprem.A
 // ObserveAgent writes what an agent's session did to its resource: a
 // connect sets CONNECTED, the agent's version and last_seen_at; a
 // heartbeat moves last_seen_at; a disconnect sets DISCONNECTED. A change
-// of status is audited. A resource deleted meanwhile is left alone.
+// of status is audited. A resource deleted meanwhile is left alone, and so
+// is the end of a session another agent of the resource replaced.
 func (s *Service) ObserveAgent(ctx context.Context, ev onprem.Event) {
 	if err := s.observeAgent(ctx, ev); err != nil && !ent.IsNotFound(err) {
 		s.log().Error("on-prem agent: recording its state", "resource", ev.ResourceID, "event", ev.Kind.String(), "err", err)
@@ -50,6 +51,13 @@ func (s *Service) ObserveAgent(ctx context.Context, ev onprem.Event) {
 }
 
 func (s *Service) observeAgent(ctx context.Context, ev onprem.Event) error {
+	if ev.Kind == onprem.Disconnected && s.Tunnel != nil {
+		// A session replaced by a newer agent's ends after the newer one
+		// connected: the resource is still connected.
+		if connected, _, _ := s.Tunnel.Status(ev.ResourceID); connected {
+			return nil
+		}
+	}
 	r, err := s.DB.OnPremResource.Get(auth.SystemContext(ctx), ev.ResourceID)
 	if err != nil {
 		return err

@@ -171,6 +171,7 @@ func TestOnPremEndToEnd(t *testing.T) {
 		t.Errorf("the runtime address moved from %s to %s across the agent's restart", addr, again)
 	}
 	checkStreamAudit(t, env, p.Password, token)
+	replacedStaysConnected(t, env, p, bin, w.acme, resID, token)
 
 	onPremRefusals(t, env, p, bin, w, resID, token, a)
 }
@@ -323,4 +324,23 @@ func runtimeSelectOne(t *testing.T, env *servertest.Env, token, id string, p *on
 		t.Fatalf("SELECT 1 at the runtime address: %d %v", one, err)
 	}
 	return host + ":" + port
+}
+
+// replacedStaysConnected: a second agent with the same token replaces the
+// first; the end of the replaced session does not mark the resource
+// DISCONNECTED while the new one holds it.
+func replacedStaysConnected(t *testing.T, env *servertest.Env, p *onpremtest.Private, bin, customerID, resID, token string) {
+	t.Helper()
+	second := startAgent(t, p, bin, env.URL, token)
+	time.Sleep(200 * time.Millisecond) // the second agent connects and replaces the first
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		r := env.Do(t, onPremListQuery, map[string]any{"c": customerID})
+		mustOK(t, r)
+		for _, x := range servertest.Get(r.Data, "onPremResources").([]any) {
+			if m := x.(map[string]any); m["id"] == resID && m["status"] != "CONNECTED" {
+				t.Fatalf("with two agents of one resource it is %v\nsecond agent: %s", m["status"], second.out)
+			}
+		}
+	}
+	second.kill()
 }
