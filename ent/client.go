@@ -29,6 +29,7 @@ import (
 	"github.com/plugboard/plugboard/ent/instancebinding"
 	"github.com/plugboard/plugboard/ent/integration"
 	"github.com/plugboard/plugboard/ent/oauthstate"
+	"github.com/plugboard/plugboard/ent/onpremresource"
 	"github.com/plugboard/plugboard/ent/organization"
 	"github.com/plugboard/plugboard/ent/plugin"
 	"github.com/plugboard/plugboard/ent/signingkey"
@@ -73,6 +74,8 @@ type Client struct {
 	Integration *IntegrationClient
 	// OAuthState is the client for interacting with the OAuthState builders.
 	OAuthState *OAuthStateClient
+	// OnPremResource is the client for interacting with the OnPremResource builders.
+	OnPremResource *OnPremResourceClient
 	// Organization is the client for interacting with the Organization builders.
 	Organization *OrganizationClient
 	// Plugin is the client for interacting with the Plugin builders.
@@ -112,6 +115,7 @@ func (c *Client) init() {
 	c.InstanceBinding = NewInstanceBindingClient(c.config)
 	c.Integration = NewIntegrationClient(c.config)
 	c.OAuthState = NewOAuthStateClient(c.config)
+	c.OnPremResource = NewOnPremResourceClient(c.config)
 	c.Organization = NewOrganizationClient(c.config)
 	c.Plugin = NewPluginClient(c.config)
 	c.SigningKey = NewSigningKeyClient(c.config)
@@ -225,6 +229,7 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		InstanceBinding:    NewInstanceBindingClient(cfg),
 		Integration:        NewIntegrationClient(cfg),
 		OAuthState:         NewOAuthStateClient(cfg),
+		OnPremResource:     NewOnPremResourceClient(cfg),
 		Organization:       NewOrganizationClient(cfg),
 		Plugin:             NewPluginClient(cfg),
 		SigningKey:         NewSigningKeyClient(cfg),
@@ -265,6 +270,7 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		InstanceBinding:    NewInstanceBindingClient(cfg),
 		Integration:        NewIntegrationClient(cfg),
 		OAuthState:         NewOAuthStateClient(cfg),
+		OnPremResource:     NewOnPremResourceClient(cfg),
 		Organization:       NewOrganizationClient(cfg),
 		Plugin:             NewPluginClient(cfg),
 		SigningKey:         NewSigningKeyClient(cfg),
@@ -304,8 +310,8 @@ func (c *Client) Use(hooks ...Hook) {
 		c.APIToken, c.AuditEvent, c.Connection, c.ConnectionSlot, c.ConnectionTemplate,
 		c.ConnectionType, c.Credential, c.CredentialVersion, c.Customer,
 		c.EncryptionKey, c.Instance, c.InstanceBinding, c.Integration, c.OAuthState,
-		c.Organization, c.Plugin, c.SigningKey, c.User, c.WebhookDelivery,
-		c.WebhookEndpoint, c.WebhookEvent,
+		c.OnPremResource, c.Organization, c.Plugin, c.SigningKey, c.User,
+		c.WebhookDelivery, c.WebhookEndpoint, c.WebhookEvent,
 	} {
 		n.Use(hooks...)
 	}
@@ -318,8 +324,8 @@ func (c *Client) Intercept(interceptors ...Interceptor) {
 		c.APIToken, c.AuditEvent, c.Connection, c.ConnectionSlot, c.ConnectionTemplate,
 		c.ConnectionType, c.Credential, c.CredentialVersion, c.Customer,
 		c.EncryptionKey, c.Instance, c.InstanceBinding, c.Integration, c.OAuthState,
-		c.Organization, c.Plugin, c.SigningKey, c.User, c.WebhookDelivery,
-		c.WebhookEndpoint, c.WebhookEvent,
+		c.OnPremResource, c.Organization, c.Plugin, c.SigningKey, c.User,
+		c.WebhookDelivery, c.WebhookEndpoint, c.WebhookEvent,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -356,6 +362,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.Integration.mutate(ctx, m)
 	case *OAuthStateMutation:
 		return c.OAuthState.mutate(ctx, m)
+	case *OnPremResourceMutation:
+		return c.OnPremResource.mutate(ctx, m)
 	case *OrganizationMutation:
 		return c.Organization.mutate(ctx, m)
 	case *PluginMutation:
@@ -1697,6 +1705,22 @@ func (c *CredentialClient) QueryVersions(_m *Credential) *CredentialVersionQuery
 	return query
 }
 
+// QueryOnPremResource queries the on_prem_resource edge of a Credential.
+func (c *CredentialClient) QueryOnPremResource(_m *Credential) *OnPremResourceQuery {
+	query := (&OnPremResourceClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(credential.Table, credential.FieldID, id),
+			sqlgraph.To(onpremresource.Table, onpremresource.FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, true, credential.OnPremResourceTable, credential.OnPremResourceColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
 // Hooks returns the client hooks.
 func (c *CredentialClient) Hooks() []Hook {
 	return c.hooks.Credential
@@ -2052,6 +2076,22 @@ func (c *CustomerClient) QueryInstances(_m *Customer) *InstanceQuery {
 			sqlgraph.From(customer.Table, customer.FieldID, id),
 			sqlgraph.To(instance.Table, instance.FieldID),
 			sqlgraph.Edge(sqlgraph.O2M, false, customer.InstancesTable, customer.InstancesColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// QueryOnPremResources queries the on_prem_resources edge of a Customer.
+func (c *CustomerClient) QueryOnPremResources(_m *Customer) *OnPremResourceQuery {
+	query := (&OnPremResourceClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(customer.Table, customer.FieldID, id),
+			sqlgraph.To(onpremresource.Table, onpremresource.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, customer.OnPremResourcesTable, customer.OnPremResourcesColumn),
 		)
 		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
 		return fromV, nil
@@ -2954,6 +2994,187 @@ func (c *OAuthStateClient) mutate(ctx context.Context, m *OAuthStateMutation) (V
 		return (&OAuthStateDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
 	default:
 		return nil, fmt.Errorf("ent: unknown OAuthState mutation op: %q", m.Op())
+	}
+}
+
+// OnPremResourceClient is a client for the OnPremResource schema.
+type OnPremResourceClient struct {
+	config
+}
+
+// NewOnPremResourceClient returns a client for the OnPremResource from the given config.
+func NewOnPremResourceClient(c config) *OnPremResourceClient {
+	return &OnPremResourceClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `onpremresource.Hooks(f(g(h())))`.
+func (c *OnPremResourceClient) Use(hooks ...Hook) {
+	c.hooks.OnPremResource = append(c.hooks.OnPremResource, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `onpremresource.Intercept(f(g(h())))`.
+func (c *OnPremResourceClient) Intercept(interceptors ...Interceptor) {
+	c.inters.OnPremResource = append(c.inters.OnPremResource, interceptors...)
+}
+
+// Create returns a builder for creating a OnPremResource entity.
+func (c *OnPremResourceClient) Create() *OnPremResourceCreate {
+	mutation := newOnPremResourceMutation(c.config, OpCreate)
+	return &OnPremResourceCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of OnPremResource entities.
+func (c *OnPremResourceClient) CreateBulk(builders ...*OnPremResourceCreate) *OnPremResourceCreateBulk {
+	return &OnPremResourceCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *OnPremResourceClient) MapCreateBulk(slice any, setFunc func(*OnPremResourceCreate, int)) *OnPremResourceCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &OnPremResourceCreateBulk{err: fmt.Errorf("calling to OnPremResourceClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*OnPremResourceCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &OnPremResourceCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for OnPremResource.
+func (c *OnPremResourceClient) Update() *OnPremResourceUpdate {
+	mutation := newOnPremResourceMutation(c.config, OpUpdate)
+	return &OnPremResourceUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *OnPremResourceClient) UpdateOne(_m *OnPremResource) *OnPremResourceUpdateOne {
+	mutation := newOnPremResourceMutation(c.config, OpUpdateOne, withOnPremResource(_m))
+	return &OnPremResourceUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *OnPremResourceClient) UpdateOneID(id int) *OnPremResourceUpdateOne {
+	mutation := newOnPremResourceMutation(c.config, OpUpdateOne, withOnPremResourceID(id))
+	return &OnPremResourceUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for OnPremResource.
+func (c *OnPremResourceClient) Delete() *OnPremResourceDelete {
+	mutation := newOnPremResourceMutation(c.config, OpDelete)
+	return &OnPremResourceDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *OnPremResourceClient) DeleteOne(_m *OnPremResource) *OnPremResourceDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *OnPremResourceClient) DeleteOneID(id int) *OnPremResourceDeleteOne {
+	builder := c.Delete().Where(onpremresource.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &OnPremResourceDeleteOne{builder}
+}
+
+// Query returns a query builder for OnPremResource.
+func (c *OnPremResourceClient) Query() *OnPremResourceQuery {
+	return &OnPremResourceQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeOnPremResource},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a OnPremResource entity by its id.
+func (c *OnPremResourceClient) Get(ctx context.Context, id int) (*OnPremResource, error) {
+	return c.Query().Where(onpremresource.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *OnPremResourceClient) GetX(ctx context.Context, id int) *OnPremResource {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// QueryOrganization queries the organization edge of a OnPremResource.
+func (c *OnPremResourceClient) QueryOrganization(_m *OnPremResource) *OrganizationQuery {
+	query := (&OrganizationClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(onpremresource.Table, onpremresource.FieldID, id),
+			sqlgraph.To(organization.Table, organization.FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, false, onpremresource.OrganizationTable, onpremresource.OrganizationColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// QueryCustomer queries the customer edge of a OnPremResource.
+func (c *OnPremResourceClient) QueryCustomer(_m *OnPremResource) *CustomerQuery {
+	query := (&CustomerClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(onpremresource.Table, onpremresource.FieldID, id),
+			sqlgraph.To(customer.Table, customer.FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, true, onpremresource.CustomerTable, onpremresource.CustomerColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// QueryCredentials queries the credentials edge of a OnPremResource.
+func (c *OnPremResourceClient) QueryCredentials(_m *OnPremResource) *CredentialQuery {
+	query := (&CredentialClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(onpremresource.Table, onpremresource.FieldID, id),
+			sqlgraph.To(credential.Table, credential.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, onpremresource.CredentialsTable, onpremresource.CredentialsColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// Hooks returns the client hooks.
+func (c *OnPremResourceClient) Hooks() []Hook {
+	return c.hooks.OnPremResource
+}
+
+// Interceptors returns the client interceptors.
+func (c *OnPremResourceClient) Interceptors() []Interceptor {
+	return c.inters.OnPremResource
+}
+
+func (c *OnPremResourceClient) mutate(ctx context.Context, m *OnPremResourceMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&OnPremResourceCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&OnPremResourceUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&OnPremResourceUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&OnPremResourceDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown OnPremResource mutation op: %q", m.Op())
 	}
 }
 
@@ -4085,14 +4306,15 @@ type (
 	hooks struct {
 		APIToken, AuditEvent, Connection, ConnectionSlot, ConnectionTemplate,
 		ConnectionType, Credential, CredentialVersion, Customer, EncryptionKey,
-		Instance, InstanceBinding, Integration, OAuthState, Organization, Plugin,
-		SigningKey, User, WebhookDelivery, WebhookEndpoint, WebhookEvent []ent.Hook
+		Instance, InstanceBinding, Integration, OAuthState, OnPremResource,
+		Organization, Plugin, SigningKey, User, WebhookDelivery, WebhookEndpoint,
+		WebhookEvent []ent.Hook
 	}
 	inters struct {
 		APIToken, AuditEvent, Connection, ConnectionSlot, ConnectionTemplate,
 		ConnectionType, Credential, CredentialVersion, Customer, EncryptionKey,
-		Instance, InstanceBinding, Integration, OAuthState, Organization, Plugin,
-		SigningKey, User, WebhookDelivery, WebhookEndpoint,
+		Instance, InstanceBinding, Integration, OAuthState, OnPremResource,
+		Organization, Plugin, SigningKey, User, WebhookDelivery, WebhookEndpoint,
 		WebhookEvent []ent.Interceptor
 	}
 )

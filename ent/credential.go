@@ -14,6 +14,7 @@ import (
 	"github.com/plugboard/plugboard/ent/credential"
 	"github.com/plugboard/plugboard/ent/customer"
 	"github.com/plugboard/plugboard/ent/instance"
+	"github.com/plugboard/plugboard/ent/onpremresource"
 	"github.com/plugboard/plugboard/ent/organization"
 	"github.com/plugboard/plugboard/ent/schema/schematype"
 	"github.com/plugboard/plugboard/ent/user"
@@ -70,6 +71,8 @@ type Credential struct {
 	NextRefreshAt *time.Time `json:"next_refresh_at,omitempty"`
 	// LastErrors holds the value of the "last_errors" field.
 	LastErrors []schematype.FieldError `json:"last_errors,omitempty"`
+	// OnPremResourceID holds the value of the "on_prem_resource_id" field.
+	OnPremResourceID *int `json:"on_prem_resource_id,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the CredentialQuery when eager-loading is set.
 	Edges        CredentialEdges `json:"edges"`
@@ -94,11 +97,13 @@ type CredentialEdges struct {
 	AuditEvents []*AuditEvent `json:"audit_events,omitempty"`
 	// Versions holds the value of the versions edge.
 	Versions []*CredentialVersion `json:"versions,omitempty"`
+	// OnPremResource holds the value of the on_prem_resource edge.
+	OnPremResource *OnPremResource `json:"on_prem_resource,omitempty"`
 	// loadedTypes holds the information for reporting if a
 	// type was loaded (or requested) in eager-loading or not.
-	loadedTypes [8]bool
+	loadedTypes [9]bool
 	// totalCount holds the count of the edges above.
-	totalCount [6]map[string]int
+	totalCount [7]map[string]int
 
 	namedBindings    map[string][]*InstanceBinding
 	namedAuditEvents map[string][]*AuditEvent
@@ -187,6 +192,17 @@ func (e CredentialEdges) VersionsOrErr() ([]*CredentialVersion, error) {
 	return nil, &NotLoadedError{edge: "versions"}
 }
 
+// OnPremResourceOrErr returns the OnPremResource value or an error if the edge
+// was not loaded in eager-loading, or loaded but was not found.
+func (e CredentialEdges) OnPremResourceOrErr() (*OnPremResource, error) {
+	if e.OnPremResource != nil {
+		return e.OnPremResource, nil
+	} else if e.loadedTypes[8] {
+		return nil, &NotFoundError{label: onpremresource.Label}
+	}
+	return nil, &NotLoadedError{edge: "on_prem_resource"}
+}
+
 // scanValues returns the types for scanning values from sql.Rows.
 func (*Credential) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
@@ -196,7 +212,7 @@ func (*Credential) scanValues(columns []string) ([]any, error) {
 			values[i] = new([]byte)
 		case credential.FieldIsTest:
 			values[i] = new(sql.NullBool)
-		case credential.FieldID, credential.FieldOrganizationID, credential.FieldConnectionID, credential.FieldCustomerID, credential.FieldUserID, credential.FieldInstanceID, credential.FieldVersion, credential.FieldFailureCount:
+		case credential.FieldID, credential.FieldOrganizationID, credential.FieldConnectionID, credential.FieldCustomerID, credential.FieldUserID, credential.FieldInstanceID, credential.FieldVersion, credential.FieldFailureCount, credential.FieldOnPremResourceID:
 			values[i] = new(sql.NullInt64)
 		case credential.FieldHolder, credential.FieldHolderKey, credential.FieldGrantedScopes, credential.FieldStatus, credential.FieldStatusDetail:
 			values[i] = new(sql.NullString)
@@ -373,6 +389,13 @@ func (_m *Credential) assignValues(columns []string, values []any) error {
 					return fmt.Errorf("unmarshal field last_errors: %w", err)
 				}
 			}
+		case credential.FieldOnPremResourceID:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field on_prem_resource_id", values[i])
+			} else if value.Valid {
+				_m.OnPremResourceID = new(int)
+				*_m.OnPremResourceID = int(value.Int64)
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -424,6 +447,11 @@ func (_m *Credential) QueryAuditEvents() *AuditEventQuery {
 // QueryVersions queries the "versions" edge of the Credential entity.
 func (_m *Credential) QueryVersions() *CredentialVersionQuery {
 	return NewCredentialClient(_m.config).QueryVersions(_m)
+}
+
+// QueryOnPremResource queries the "on_prem_resource" edge of the Credential entity.
+func (_m *Credential) QueryOnPremResource() *OnPremResourceQuery {
+	return NewCredentialClient(_m.config).QueryOnPremResource(_m)
 }
 
 // Update returns a builder for updating this Credential.
@@ -527,6 +555,11 @@ func (_m *Credential) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("last_errors=")
 	builder.WriteString(fmt.Sprintf("%v", _m.LastErrors))
+	builder.WriteString(", ")
+	if v := _m.OnPremResourceID; v != nil {
+		builder.WriteString("on_prem_resource_id=")
+		builder.WriteString(fmt.Sprintf("%v", *v))
+	}
 	builder.WriteByte(')')
 	return builder.String()
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/plugboard/plugboard/ent/customer"
 	"github.com/plugboard/plugboard/ent/instance"
 	"github.com/plugboard/plugboard/ent/instancebinding"
+	"github.com/plugboard/plugboard/ent/onpremresource"
 	"github.com/plugboard/plugboard/ent/organization"
 	"github.com/plugboard/plugboard/ent/schema/schematype"
 	"github.com/plugboard/plugboard/ent/user"
@@ -281,6 +282,20 @@ func (_c *CredentialCreate) SetLastErrors(v []schematype.FieldError) *Credential
 	return _c
 }
 
+// SetOnPremResourceID sets the "on_prem_resource_id" field.
+func (_c *CredentialCreate) SetOnPremResourceID(v int) *CredentialCreate {
+	_c.mutation.SetOnPremResourceID(v)
+	return _c
+}
+
+// SetNillableOnPremResourceID sets the "on_prem_resource_id" field if the given value is not nil.
+func (_c *CredentialCreate) SetNillableOnPremResourceID(v *int) *CredentialCreate {
+	if v != nil {
+		_c.SetOnPremResourceID(*v)
+	}
+	return _c
+}
+
 // SetOrganization sets the "organization" edge to the Organization entity.
 func (_c *CredentialCreate) SetOrganization(v *Organization) *CredentialCreate {
 	return _c.SetOrganizationID(v.ID)
@@ -349,6 +364,11 @@ func (_c *CredentialCreate) AddVersions(v ...*CredentialVersion) *CredentialCrea
 		ids[i] = v[i].ID
 	}
 	return _c.AddVersionIDs(ids...)
+}
+
+// SetOnPremResource sets the "on_prem_resource" edge to the OnPremResource entity.
+func (_c *CredentialCreate) SetOnPremResource(v *OnPremResource) *CredentialCreate {
+	return _c.SetOnPremResourceID(v.ID)
 }
 
 // Mutation returns the CredentialMutation object of the builder.
@@ -692,6 +712,23 @@ func (_c *CredentialCreate) createSpec() (*Credential, *sqlgraph.CreateSpec) {
 		}
 		_spec.Edges = append(_spec.Edges, edge)
 	}
+	if nodes := _c.mutation.OnPremResourceIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: true,
+			Table:   credential.OnPremResourceTable,
+			Columns: []string{credential.OnPremResourceColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(onpremresource.FieldID, field.TypeInt),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_node.OnPremResourceID = &nodes[0]
+		_spec.Edges = append(_spec.Edges, edge)
+	}
 	return _node, _spec
 }
 
@@ -981,6 +1018,24 @@ func (u *CredentialUpsert) UpdateLastErrors() *CredentialUpsert {
 // ClearLastErrors clears the value of the "last_errors" field.
 func (u *CredentialUpsert) ClearLastErrors() *CredentialUpsert {
 	u.SetNull(credential.FieldLastErrors)
+	return u
+}
+
+// SetOnPremResourceID sets the "on_prem_resource_id" field.
+func (u *CredentialUpsert) SetOnPremResourceID(v int) *CredentialUpsert {
+	u.Set(credential.FieldOnPremResourceID, v)
+	return u
+}
+
+// UpdateOnPremResourceID sets the "on_prem_resource_id" field to the value that was provided on create.
+func (u *CredentialUpsert) UpdateOnPremResourceID() *CredentialUpsert {
+	u.SetExcluded(credential.FieldOnPremResourceID)
+	return u
+}
+
+// ClearOnPremResourceID clears the value of the "on_prem_resource_id" field.
+func (u *CredentialUpsert) ClearOnPremResourceID() *CredentialUpsert {
+	u.SetNull(credential.FieldOnPremResourceID)
 	return u
 }
 
@@ -1330,6 +1385,27 @@ func (u *CredentialUpsertOne) UpdateLastErrors() *CredentialUpsertOne {
 func (u *CredentialUpsertOne) ClearLastErrors() *CredentialUpsertOne {
 	return u.Update(func(s *CredentialUpsert) {
 		s.ClearLastErrors()
+	})
+}
+
+// SetOnPremResourceID sets the "on_prem_resource_id" field.
+func (u *CredentialUpsertOne) SetOnPremResourceID(v int) *CredentialUpsertOne {
+	return u.Update(func(s *CredentialUpsert) {
+		s.SetOnPremResourceID(v)
+	})
+}
+
+// UpdateOnPremResourceID sets the "on_prem_resource_id" field to the value that was provided on create.
+func (u *CredentialUpsertOne) UpdateOnPremResourceID() *CredentialUpsertOne {
+	return u.Update(func(s *CredentialUpsert) {
+		s.UpdateOnPremResourceID()
+	})
+}
+
+// ClearOnPremResourceID clears the value of the "on_prem_resource_id" field.
+func (u *CredentialUpsertOne) ClearOnPremResourceID() *CredentialUpsertOne {
+	return u.Update(func(s *CredentialUpsert) {
+		s.ClearOnPremResourceID()
 	})
 }
 
@@ -1845,6 +1921,27 @@ func (u *CredentialUpsertBulk) UpdateLastErrors() *CredentialUpsertBulk {
 func (u *CredentialUpsertBulk) ClearLastErrors() *CredentialUpsertBulk {
 	return u.Update(func(s *CredentialUpsert) {
 		s.ClearLastErrors()
+	})
+}
+
+// SetOnPremResourceID sets the "on_prem_resource_id" field.
+func (u *CredentialUpsertBulk) SetOnPremResourceID(v int) *CredentialUpsertBulk {
+	return u.Update(func(s *CredentialUpsert) {
+		s.SetOnPremResourceID(v)
+	})
+}
+
+// UpdateOnPremResourceID sets the "on_prem_resource_id" field to the value that was provided on create.
+func (u *CredentialUpsertBulk) UpdateOnPremResourceID() *CredentialUpsertBulk {
+	return u.Update(func(s *CredentialUpsert) {
+		s.UpdateOnPremResourceID()
+	})
+}
+
+// ClearOnPremResourceID clears the value of the "on_prem_resource_id" field.
+func (u *CredentialUpsertBulk) ClearOnPremResourceID() *CredentialUpsertBulk {
+	return u.Update(func(s *CredentialUpsert) {
+		s.ClearOnPremResourceID()
 	})
 }
 

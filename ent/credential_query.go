@@ -20,6 +20,7 @@ import (
 	"github.com/plugboard/plugboard/ent/customer"
 	"github.com/plugboard/plugboard/ent/instance"
 	"github.com/plugboard/plugboard/ent/instancebinding"
+	"github.com/plugboard/plugboard/ent/onpremresource"
 	"github.com/plugboard/plugboard/ent/organization"
 	"github.com/plugboard/plugboard/ent/predicate"
 	"github.com/plugboard/plugboard/ent/user"
@@ -40,6 +41,7 @@ type CredentialQuery struct {
 	withBindings         *InstanceBindingQuery
 	withAuditEvents      *AuditEventQuery
 	withVersions         *CredentialVersionQuery
+	withOnPremResource   *OnPremResourceQuery
 	loadTotal            []func(context.Context, []*Credential) error
 	modifiers            []func(*sql.Selector)
 	withNamedBindings    map[string]*InstanceBindingQuery
@@ -257,6 +259,28 @@ func (_q *CredentialQuery) QueryVersions() *CredentialVersionQuery {
 	return query
 }
 
+// QueryOnPremResource chains the current query on the "on_prem_resource" edge.
+func (_q *CredentialQuery) QueryOnPremResource() *OnPremResourceQuery {
+	query := (&OnPremResourceClient{config: _q.config}).Query()
+	query.path = func(ctx context.Context) (fromU *sql.Selector, err error) {
+		if err := _q.prepareQuery(ctx); err != nil {
+			return nil, err
+		}
+		selector := _q.sqlQuery(ctx)
+		if err := selector.Err(); err != nil {
+			return nil, err
+		}
+		step := sqlgraph.NewStep(
+			sqlgraph.From(credential.Table, credential.FieldID, selector),
+			sqlgraph.To(onpremresource.Table, onpremresource.FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, true, credential.OnPremResourceTable, credential.OnPremResourceColumn),
+		)
+		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
+		return fromU, nil
+	}
+	return query
+}
+
 // First returns the first Credential entity from the query.
 // Returns a *NotFoundError when no Credential was found.
 func (_q *CredentialQuery) First(ctx context.Context) (*Credential, error) {
@@ -444,19 +468,20 @@ func (_q *CredentialQuery) Clone() *CredentialQuery {
 		return nil
 	}
 	return &CredentialQuery{
-		config:           _q.config,
-		ctx:              _q.ctx.Clone(),
-		order:            append([]credential.OrderOption{}, _q.order...),
-		inters:           append([]Interceptor{}, _q.inters...),
-		predicates:       append([]predicate.Credential{}, _q.predicates...),
-		withOrganization: _q.withOrganization.Clone(),
-		withConnection:   _q.withConnection.Clone(),
-		withCustomer:     _q.withCustomer.Clone(),
-		withUser:         _q.withUser.Clone(),
-		withInstance:     _q.withInstance.Clone(),
-		withBindings:     _q.withBindings.Clone(),
-		withAuditEvents:  _q.withAuditEvents.Clone(),
-		withVersions:     _q.withVersions.Clone(),
+		config:             _q.config,
+		ctx:                _q.ctx.Clone(),
+		order:              append([]credential.OrderOption{}, _q.order...),
+		inters:             append([]Interceptor{}, _q.inters...),
+		predicates:         append([]predicate.Credential{}, _q.predicates...),
+		withOrganization:   _q.withOrganization.Clone(),
+		withConnection:     _q.withConnection.Clone(),
+		withCustomer:       _q.withCustomer.Clone(),
+		withUser:           _q.withUser.Clone(),
+		withInstance:       _q.withInstance.Clone(),
+		withBindings:       _q.withBindings.Clone(),
+		withAuditEvents:    _q.withAuditEvents.Clone(),
+		withVersions:       _q.withVersions.Clone(),
+		withOnPremResource: _q.withOnPremResource.Clone(),
 		// clone intermediate query.
 		sql:       _q.sql.Clone(),
 		path:      _q.path,
@@ -552,6 +577,17 @@ func (_q *CredentialQuery) WithVersions(opts ...func(*CredentialVersionQuery)) *
 	return _q
 }
 
+// WithOnPremResource tells the query-builder to eager-load the nodes that are connected to
+// the "on_prem_resource" edge. The optional arguments are used to configure the query builder of the edge.
+func (_q *CredentialQuery) WithOnPremResource(opts ...func(*OnPremResourceQuery)) *CredentialQuery {
+	query := (&OnPremResourceClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	_q.withOnPremResource = query
+	return _q
+}
+
 // GroupBy is used to group vertices by one or more fields/columns.
 // It is often used with aggregate functions, like: count, max, mean, min, sum.
 //
@@ -630,7 +666,7 @@ func (_q *CredentialQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*C
 	var (
 		nodes       = []*Credential{}
 		_spec       = _q.querySpec()
-		loadedTypes = [8]bool{
+		loadedTypes = [9]bool{
 			_q.withOrganization != nil,
 			_q.withConnection != nil,
 			_q.withCustomer != nil,
@@ -639,6 +675,7 @@ func (_q *CredentialQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*C
 			_q.withBindings != nil,
 			_q.withAuditEvents != nil,
 			_q.withVersions != nil,
+			_q.withOnPremResource != nil,
 		}
 	)
 	_spec.ScanValues = func(columns []string) ([]any, error) {
@@ -710,6 +747,12 @@ func (_q *CredentialQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*C
 		if err := _q.loadVersions(ctx, query, nodes,
 			func(n *Credential) { n.Edges.Versions = []*CredentialVersion{} },
 			func(n *Credential, e *CredentialVersion) { n.Edges.Versions = append(n.Edges.Versions, e) }); err != nil {
+			return nil, err
+		}
+	}
+	if query := _q.withOnPremResource; query != nil {
+		if err := _q.loadOnPremResource(ctx, query, nodes, nil,
+			func(n *Credential, e *OnPremResource) { n.Edges.OnPremResource = e }); err != nil {
 			return nil, err
 		}
 	}
@@ -989,6 +1032,38 @@ func (_q *CredentialQuery) loadVersions(ctx context.Context, query *CredentialVe
 	}
 	return nil
 }
+func (_q *CredentialQuery) loadOnPremResource(ctx context.Context, query *OnPremResourceQuery, nodes []*Credential, init func(*Credential), assign func(*Credential, *OnPremResource)) error {
+	ids := make([]int, 0, len(nodes))
+	nodeids := make(map[int][]*Credential)
+	for i := range nodes {
+		if nodes[i].OnPremResourceID == nil {
+			continue
+		}
+		fk := *nodes[i].OnPremResourceID
+		if _, ok := nodeids[fk]; !ok {
+			ids = append(ids, fk)
+		}
+		nodeids[fk] = append(nodeids[fk], nodes[i])
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	query.Where(onpremresource.IDIn(ids...))
+	neighbors, err := query.All(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range neighbors {
+		nodes, ok := nodeids[n.ID]
+		if !ok {
+			return fmt.Errorf(`unexpected foreign-key "on_prem_resource_id" returned %v`, n.ID)
+		}
+		for i := range nodes {
+			assign(nodes[i], n)
+		}
+	}
+	return nil
+}
 
 func (_q *CredentialQuery) sqlCount(ctx context.Context) (int, error) {
 	_spec := _q.querySpec()
@@ -1032,6 +1107,9 @@ func (_q *CredentialQuery) querySpec() *sqlgraph.QuerySpec {
 		}
 		if _q.withInstance != nil {
 			_spec.Node.AddColumnOnce(credential.FieldInstanceID)
+		}
+		if _q.withOnPremResource != nil {
+			_spec.Node.AddColumnOnce(credential.FieldOnPremResourceID)
 		}
 	}
 	if ps := _q.predicates; len(ps) > 0 {

@@ -16,6 +16,7 @@ import (
 	"github.com/plugboard/plugboard/ent/credential"
 	"github.com/plugboard/plugboard/ent/credentialversion"
 	"github.com/plugboard/plugboard/ent/instancebinding"
+	"github.com/plugboard/plugboard/ent/onpremresource"
 	"github.com/plugboard/plugboard/ent/predicate"
 	"github.com/plugboard/plugboard/ent/schema/schematype"
 )
@@ -262,6 +263,26 @@ func (_u *CredentialUpdate) ClearLastErrors() *CredentialUpdate {
 	return _u
 }
 
+// SetOnPremResourceID sets the "on_prem_resource_id" field.
+func (_u *CredentialUpdate) SetOnPremResourceID(v int) *CredentialUpdate {
+	_u.mutation.SetOnPremResourceID(v)
+	return _u
+}
+
+// SetNillableOnPremResourceID sets the "on_prem_resource_id" field if the given value is not nil.
+func (_u *CredentialUpdate) SetNillableOnPremResourceID(v *int) *CredentialUpdate {
+	if v != nil {
+		_u.SetOnPremResourceID(*v)
+	}
+	return _u
+}
+
+// ClearOnPremResourceID clears the value of the "on_prem_resource_id" field.
+func (_u *CredentialUpdate) ClearOnPremResourceID() *CredentialUpdate {
+	_u.mutation.ClearOnPremResourceID()
+	return _u
+}
+
 // AddBindingIDs adds the "bindings" edge to the InstanceBinding entity by IDs.
 func (_u *CredentialUpdate) AddBindingIDs(ids ...int) *CredentialUpdate {
 	_u.mutation.AddBindingIDs(ids...)
@@ -305,6 +326,11 @@ func (_u *CredentialUpdate) AddVersions(v ...*CredentialVersion) *CredentialUpda
 		ids[i] = v[i].ID
 	}
 	return _u.AddVersionIDs(ids...)
+}
+
+// SetOnPremResource sets the "on_prem_resource" edge to the OnPremResource entity.
+func (_u *CredentialUpdate) SetOnPremResource(v *OnPremResource) *CredentialUpdate {
+	return _u.SetOnPremResourceID(v.ID)
 }
 
 // Mutation returns the CredentialMutation object of the builder.
@@ -373,6 +399,12 @@ func (_u *CredentialUpdate) RemoveVersions(v ...*CredentialVersion) *CredentialU
 		ids[i] = v[i].ID
 	}
 	return _u.RemoveVersionIDs(ids...)
+}
+
+// ClearOnPremResource clears the "on_prem_resource" edge to the OnPremResource entity.
+func (_u *CredentialUpdate) ClearOnPremResource() *CredentialUpdate {
+	_u.mutation.ClearOnPremResource()
+	return _u
 }
 
 // Save executes the query and returns the number of nodes affected by the update operation.
@@ -663,6 +695,35 @@ func (_u *CredentialUpdate) sqlSave(ctx context.Context) (_node int, err error) 
 		}
 		_spec.Edges.Add = append(_spec.Edges.Add, edge)
 	}
+	if _u.mutation.OnPremResourceCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: true,
+			Table:   credential.OnPremResourceTable,
+			Columns: []string{credential.OnPremResourceColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(onpremresource.FieldID, field.TypeInt),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.OnPremResourceIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: true,
+			Table:   credential.OnPremResourceTable,
+			Columns: []string{credential.OnPremResourceColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(onpremresource.FieldID, field.TypeInt),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
+	}
 	_spec.AddModifiers(_u.modifiers...)
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
 		if _, ok := err.(*sqlgraph.NotFoundError); ok {
@@ -913,6 +974,26 @@ func (_u *CredentialUpdateOne) ClearLastErrors() *CredentialUpdateOne {
 	return _u
 }
 
+// SetOnPremResourceID sets the "on_prem_resource_id" field.
+func (_u *CredentialUpdateOne) SetOnPremResourceID(v int) *CredentialUpdateOne {
+	_u.mutation.SetOnPremResourceID(v)
+	return _u
+}
+
+// SetNillableOnPremResourceID sets the "on_prem_resource_id" field if the given value is not nil.
+func (_u *CredentialUpdateOne) SetNillableOnPremResourceID(v *int) *CredentialUpdateOne {
+	if v != nil {
+		_u.SetOnPremResourceID(*v)
+	}
+	return _u
+}
+
+// ClearOnPremResourceID clears the value of the "on_prem_resource_id" field.
+func (_u *CredentialUpdateOne) ClearOnPremResourceID() *CredentialUpdateOne {
+	_u.mutation.ClearOnPremResourceID()
+	return _u
+}
+
 // AddBindingIDs adds the "bindings" edge to the InstanceBinding entity by IDs.
 func (_u *CredentialUpdateOne) AddBindingIDs(ids ...int) *CredentialUpdateOne {
 	_u.mutation.AddBindingIDs(ids...)
@@ -956,6 +1037,11 @@ func (_u *CredentialUpdateOne) AddVersions(v ...*CredentialVersion) *CredentialU
 		ids[i] = v[i].ID
 	}
 	return _u.AddVersionIDs(ids...)
+}
+
+// SetOnPremResource sets the "on_prem_resource" edge to the OnPremResource entity.
+func (_u *CredentialUpdateOne) SetOnPremResource(v *OnPremResource) *CredentialUpdateOne {
+	return _u.SetOnPremResourceID(v.ID)
 }
 
 // Mutation returns the CredentialMutation object of the builder.
@@ -1024,6 +1110,12 @@ func (_u *CredentialUpdateOne) RemoveVersions(v ...*CredentialVersion) *Credenti
 		ids[i] = v[i].ID
 	}
 	return _u.RemoveVersionIDs(ids...)
+}
+
+// ClearOnPremResource clears the "on_prem_resource" edge to the OnPremResource entity.
+func (_u *CredentialUpdateOne) ClearOnPremResource() *CredentialUpdateOne {
+	_u.mutation.ClearOnPremResource()
+	return _u
 }
 
 // Where appends a list predicates to the CredentialUpdate builder.
@@ -1337,6 +1429,35 @@ func (_u *CredentialUpdateOne) sqlSave(ctx context.Context) (_node *Credential, 
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(credentialversion.FieldID, field.TypeInt),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
+	}
+	if _u.mutation.OnPremResourceCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: true,
+			Table:   credential.OnPremResourceTable,
+			Columns: []string{credential.OnPremResourceColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(onpremresource.FieldID, field.TypeInt),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.OnPremResourceIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: true,
+			Table:   credential.OnPremResourceTable,
+			Columns: []string{credential.OnPremResourceColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(onpremresource.FieldID, field.TypeInt),
 			},
 		}
 		for _, k := range nodes {

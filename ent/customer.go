@@ -44,15 +44,18 @@ type CustomerEdges struct {
 	Credentials []*Credential `json:"credentials,omitempty"`
 	// Instances holds the value of the instances edge.
 	Instances []*Instance `json:"instances,omitempty"`
+	// OnPremResources holds the value of the on_prem_resources edge.
+	OnPremResources []*OnPremResource `json:"on_prem_resources,omitempty"`
 	// loadedTypes holds the information for reporting if a
 	// type was loaded (or requested) in eager-loading or not.
-	loadedTypes [4]bool
+	loadedTypes [5]bool
 	// totalCount holds the count of the edges above.
 	totalCount [3]map[string]int
 
-	namedUsers       map[string][]*User
-	namedCredentials map[string][]*Credential
-	namedInstances   map[string][]*Instance
+	namedUsers           map[string][]*User
+	namedCredentials     map[string][]*Credential
+	namedInstances       map[string][]*Instance
+	namedOnPremResources map[string][]*OnPremResource
 }
 
 // OrganizationOrErr returns the Organization value or an error if the edge
@@ -91,6 +94,15 @@ func (e CustomerEdges) InstancesOrErr() ([]*Instance, error) {
 		return e.Instances, nil
 	}
 	return nil, &NotLoadedError{edge: "instances"}
+}
+
+// OnPremResourcesOrErr returns the OnPremResources value or an error if the edge
+// was not loaded in eager-loading.
+func (e CustomerEdges) OnPremResourcesOrErr() ([]*OnPremResource, error) {
+	if e.loadedTypes[4] {
+		return e.OnPremResources, nil
+	}
+	return nil, &NotLoadedError{edge: "on_prem_resources"}
 }
 
 // scanValues returns the types for scanning values from sql.Rows.
@@ -186,6 +198,11 @@ func (_m *Customer) QueryCredentials() *CredentialQuery {
 // QueryInstances queries the "instances" edge of the Customer entity.
 func (_m *Customer) QueryInstances() *InstanceQuery {
 	return NewCustomerClient(_m.config).QueryInstances(_m)
+}
+
+// QueryOnPremResources queries the "on_prem_resources" edge of the Customer entity.
+func (_m *Customer) QueryOnPremResources() *OnPremResourceQuery {
+	return NewCustomerClient(_m.config).QueryOnPremResources(_m)
 }
 
 // Update returns a builder for updating this Customer.
@@ -298,6 +315,30 @@ func (_m *Customer) appendNamedInstances(name string, edges ...*Instance) {
 		_m.Edges.namedInstances[name] = []*Instance{}
 	} else {
 		_m.Edges.namedInstances[name] = append(_m.Edges.namedInstances[name], edges...)
+	}
+}
+
+// NamedOnPremResources returns the OnPremResources named value or an error if the edge was not
+// loaded in eager-loading with this name.
+func (_m *Customer) NamedOnPremResources(name string) ([]*OnPremResource, error) {
+	if _m.Edges.namedOnPremResources == nil {
+		return nil, &NotLoadedError{edge: name}
+	}
+	nodes, ok := _m.Edges.namedOnPremResources[name]
+	if !ok {
+		return nil, &NotLoadedError{edge: name}
+	}
+	return nodes, nil
+}
+
+func (_m *Customer) appendNamedOnPremResources(name string, edges ...*OnPremResource) {
+	if _m.Edges.namedOnPremResources == nil {
+		_m.Edges.namedOnPremResources = make(map[string][]*OnPremResource)
+	}
+	if len(edges) == 0 {
+		_m.Edges.namedOnPremResources[name] = []*OnPremResource{}
+	} else {
+		_m.Edges.namedOnPremResources[name] = append(_m.Edges.namedOnPremResources[name], edges...)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/plugboard/plugboard/ent/credential"
 	"github.com/plugboard/plugboard/ent/customer"
 	"github.com/plugboard/plugboard/ent/instance"
+	"github.com/plugboard/plugboard/ent/onpremresource"
 	"github.com/plugboard/plugboard/ent/organization"
 	"github.com/plugboard/plugboard/ent/user"
 )
@@ -120,6 +121,21 @@ func (_c *CustomerCreate) AddInstances(v ...*Instance) *CustomerCreate {
 		ids[i] = v[i].ID
 	}
 	return _c.AddInstanceIDs(ids...)
+}
+
+// AddOnPremResourceIDs adds the "on_prem_resources" edge to the OnPremResource entity by IDs.
+func (_c *CustomerCreate) AddOnPremResourceIDs(ids ...int) *CustomerCreate {
+	_c.mutation.AddOnPremResourceIDs(ids...)
+	return _c
+}
+
+// AddOnPremResources adds the "on_prem_resources" edges to the OnPremResource entity.
+func (_c *CustomerCreate) AddOnPremResources(v ...*OnPremResource) *CustomerCreate {
+	ids := make([]int, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _c.AddOnPremResourceIDs(ids...)
 }
 
 // Mutation returns the CustomerMutation object of the builder.
@@ -298,6 +314,22 @@ func (_c *CustomerCreate) createSpec() (*Customer, *sqlgraph.CreateSpec) {
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(instance.FieldID, field.TypeInt),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges = append(_spec.Edges, edge)
+	}
+	if nodes := _c.mutation.OnPremResourcesIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   customer.OnPremResourcesTable,
+			Columns: []string{customer.OnPremResourcesColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(onpremresource.FieldID, field.TypeInt),
 			},
 		}
 		for _, k := range nodes {

@@ -16,6 +16,7 @@ import (
 	"github.com/plugboard/plugboard/ent/credential"
 	"github.com/plugboard/plugboard/ent/customer"
 	"github.com/plugboard/plugboard/ent/instance"
+	"github.com/plugboard/plugboard/ent/onpremresource"
 	"github.com/plugboard/plugboard/ent/organization"
 	"github.com/plugboard/plugboard/ent/predicate"
 	"github.com/plugboard/plugboard/ent/user"
@@ -24,19 +25,21 @@ import (
 // CustomerQuery is the builder for querying Customer entities.
 type CustomerQuery struct {
 	config
-	ctx                  *QueryContext
-	order                []customer.OrderOption
-	inters               []Interceptor
-	predicates           []predicate.Customer
-	withOrganization     *OrganizationQuery
-	withUsers            *UserQuery
-	withCredentials      *CredentialQuery
-	withInstances        *InstanceQuery
-	loadTotal            []func(context.Context, []*Customer) error
-	modifiers            []func(*sql.Selector)
-	withNamedUsers       map[string]*UserQuery
-	withNamedCredentials map[string]*CredentialQuery
-	withNamedInstances   map[string]*InstanceQuery
+	ctx                      *QueryContext
+	order                    []customer.OrderOption
+	inters                   []Interceptor
+	predicates               []predicate.Customer
+	withOrganization         *OrganizationQuery
+	withUsers                *UserQuery
+	withCredentials          *CredentialQuery
+	withInstances            *InstanceQuery
+	withOnPremResources      *OnPremResourceQuery
+	loadTotal                []func(context.Context, []*Customer) error
+	modifiers                []func(*sql.Selector)
+	withNamedUsers           map[string]*UserQuery
+	withNamedCredentials     map[string]*CredentialQuery
+	withNamedInstances       map[string]*InstanceQuery
+	withNamedOnPremResources map[string]*OnPremResourceQuery
 	// intermediate query (i.e. traversal path).
 	sql  *sql.Selector
 	path func(context.Context) (*sql.Selector, error)
@@ -154,6 +157,28 @@ func (_q *CustomerQuery) QueryInstances() *InstanceQuery {
 			sqlgraph.From(customer.Table, customer.FieldID, selector),
 			sqlgraph.To(instance.Table, instance.FieldID),
 			sqlgraph.Edge(sqlgraph.O2M, false, customer.InstancesTable, customer.InstancesColumn),
+		)
+		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
+		return fromU, nil
+	}
+	return query
+}
+
+// QueryOnPremResources chains the current query on the "on_prem_resources" edge.
+func (_q *CustomerQuery) QueryOnPremResources() *OnPremResourceQuery {
+	query := (&OnPremResourceClient{config: _q.config}).Query()
+	query.path = func(ctx context.Context) (fromU *sql.Selector, err error) {
+		if err := _q.prepareQuery(ctx); err != nil {
+			return nil, err
+		}
+		selector := _q.sqlQuery(ctx)
+		if err := selector.Err(); err != nil {
+			return nil, err
+		}
+		step := sqlgraph.NewStep(
+			sqlgraph.From(customer.Table, customer.FieldID, selector),
+			sqlgraph.To(onpremresource.Table, onpremresource.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, customer.OnPremResourcesTable, customer.OnPremResourcesColumn),
 		)
 		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
 		return fromU, nil
@@ -348,15 +373,16 @@ func (_q *CustomerQuery) Clone() *CustomerQuery {
 		return nil
 	}
 	return &CustomerQuery{
-		config:           _q.config,
-		ctx:              _q.ctx.Clone(),
-		order:            append([]customer.OrderOption{}, _q.order...),
-		inters:           append([]Interceptor{}, _q.inters...),
-		predicates:       append([]predicate.Customer{}, _q.predicates...),
-		withOrganization: _q.withOrganization.Clone(),
-		withUsers:        _q.withUsers.Clone(),
-		withCredentials:  _q.withCredentials.Clone(),
-		withInstances:    _q.withInstances.Clone(),
+		config:              _q.config,
+		ctx:                 _q.ctx.Clone(),
+		order:               append([]customer.OrderOption{}, _q.order...),
+		inters:              append([]Interceptor{}, _q.inters...),
+		predicates:          append([]predicate.Customer{}, _q.predicates...),
+		withOrganization:    _q.withOrganization.Clone(),
+		withUsers:           _q.withUsers.Clone(),
+		withCredentials:     _q.withCredentials.Clone(),
+		withInstances:       _q.withInstances.Clone(),
+		withOnPremResources: _q.withOnPremResources.Clone(),
 		// clone intermediate query.
 		sql:       _q.sql.Clone(),
 		path:      _q.path,
@@ -405,6 +431,17 @@ func (_q *CustomerQuery) WithInstances(opts ...func(*InstanceQuery)) *CustomerQu
 		opt(query)
 	}
 	_q.withInstances = query
+	return _q
+}
+
+// WithOnPremResources tells the query-builder to eager-load the nodes that are connected to
+// the "on_prem_resources" edge. The optional arguments are used to configure the query builder of the edge.
+func (_q *CustomerQuery) WithOnPremResources(opts ...func(*OnPremResourceQuery)) *CustomerQuery {
+	query := (&OnPremResourceClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	_q.withOnPremResources = query
 	return _q
 }
 
@@ -486,11 +523,12 @@ func (_q *CustomerQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*Cus
 	var (
 		nodes       = []*Customer{}
 		_spec       = _q.querySpec()
-		loadedTypes = [4]bool{
+		loadedTypes = [5]bool{
 			_q.withOrganization != nil,
 			_q.withUsers != nil,
 			_q.withCredentials != nil,
 			_q.withInstances != nil,
+			_q.withOnPremResources != nil,
 		}
 	)
 	_spec.ScanValues = func(columns []string) ([]any, error) {
@@ -541,6 +579,13 @@ func (_q *CustomerQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*Cus
 			return nil, err
 		}
 	}
+	if query := _q.withOnPremResources; query != nil {
+		if err := _q.loadOnPremResources(ctx, query, nodes,
+			func(n *Customer) { n.Edges.OnPremResources = []*OnPremResource{} },
+			func(n *Customer, e *OnPremResource) { n.Edges.OnPremResources = append(n.Edges.OnPremResources, e) }); err != nil {
+			return nil, err
+		}
+	}
 	for name, query := range _q.withNamedUsers {
 		if err := _q.loadUsers(ctx, query, nodes,
 			func(n *Customer) { n.appendNamedUsers(name) },
@@ -559,6 +604,13 @@ func (_q *CustomerQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*Cus
 		if err := _q.loadInstances(ctx, query, nodes,
 			func(n *Customer) { n.appendNamedInstances(name) },
 			func(n *Customer, e *Instance) { n.appendNamedInstances(name, e) }); err != nil {
+			return nil, err
+		}
+	}
+	for name, query := range _q.withNamedOnPremResources {
+		if err := _q.loadOnPremResources(ctx, query, nodes,
+			func(n *Customer) { n.appendNamedOnPremResources(name) },
+			func(n *Customer, e *OnPremResource) { n.appendNamedOnPremResources(name, e) }); err != nil {
 			return nil, err
 		}
 	}
@@ -677,6 +729,36 @@ func (_q *CustomerQuery) loadInstances(ctx context.Context, query *InstanceQuery
 	}
 	query.Where(predicate.Instance(func(s *sql.Selector) {
 		s.Where(sql.InValues(s.C(customer.InstancesColumn), fks...))
+	}))
+	neighbors, err := query.All(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range neighbors {
+		fk := n.CustomerID
+		node, ok := nodeids[fk]
+		if !ok {
+			return fmt.Errorf(`unexpected referenced foreign-key "customer_id" returned %v for node %v`, fk, n.ID)
+		}
+		assign(node, n)
+	}
+	return nil
+}
+func (_q *CustomerQuery) loadOnPremResources(ctx context.Context, query *OnPremResourceQuery, nodes []*Customer, init func(*Customer), assign func(*Customer, *OnPremResource)) error {
+	fks := make([]driver.Value, 0, len(nodes))
+	nodeids := make(map[int]*Customer)
+	for i := range nodes {
+		fks = append(fks, nodes[i].ID)
+		nodeids[nodes[i].ID] = nodes[i]
+		if init != nil {
+			init(nodes[i])
+		}
+	}
+	if len(query.ctx.Fields) > 0 {
+		query.ctx.AppendFieldOnce(onpremresource.FieldCustomerID)
+	}
+	query.Where(predicate.OnPremResource(func(s *sql.Selector) {
+		s.Where(sql.InValues(s.C(customer.OnPremResourcesColumn), fks...))
 	}))
 	neighbors, err := query.All(ctx)
 	if err != nil {
@@ -854,6 +936,20 @@ func (_q *CustomerQuery) WithNamedInstances(name string, opts ...func(*InstanceQ
 		_q.withNamedInstances = make(map[string]*InstanceQuery)
 	}
 	_q.withNamedInstances[name] = query
+	return _q
+}
+
+// WithNamedOnPremResources tells the query-builder to eager-load the nodes that are connected to the "on_prem_resources"
+// edge with the given name. The optional arguments are used to configure the query builder of the edge.
+func (_q *CustomerQuery) WithNamedOnPremResources(name string, opts ...func(*OnPremResourceQuery)) *CustomerQuery {
+	query := (&OnPremResourceClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	if _q.withNamedOnPremResources == nil {
+		_q.withNamedOnPremResources = make(map[string]*OnPremResourceQuery)
+	}
+	_q.withNamedOnPremResources[name] = query
 	return _q
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/plugboard/plugboard/ent/credential"
 	"github.com/plugboard/plugboard/ent/customer"
 	"github.com/plugboard/plugboard/ent/instance"
+	"github.com/plugboard/plugboard/ent/onpremresource"
 	"github.com/plugboard/plugboard/ent/predicate"
 	"github.com/plugboard/plugboard/ent/user"
 )
@@ -111,6 +112,21 @@ func (_u *CustomerUpdate) AddInstances(v ...*Instance) *CustomerUpdate {
 	return _u.AddInstanceIDs(ids...)
 }
 
+// AddOnPremResourceIDs adds the "on_prem_resources" edge to the OnPremResource entity by IDs.
+func (_u *CustomerUpdate) AddOnPremResourceIDs(ids ...int) *CustomerUpdate {
+	_u.mutation.AddOnPremResourceIDs(ids...)
+	return _u
+}
+
+// AddOnPremResources adds the "on_prem_resources" edges to the OnPremResource entity.
+func (_u *CustomerUpdate) AddOnPremResources(v ...*OnPremResource) *CustomerUpdate {
+	ids := make([]int, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.AddOnPremResourceIDs(ids...)
+}
+
 // Mutation returns the CustomerMutation object of the builder.
 func (_u *CustomerUpdate) Mutation() *CustomerMutation {
 	return _u.mutation
@@ -177,6 +193,27 @@ func (_u *CustomerUpdate) RemoveInstances(v ...*Instance) *CustomerUpdate {
 		ids[i] = v[i].ID
 	}
 	return _u.RemoveInstanceIDs(ids...)
+}
+
+// ClearOnPremResources clears all "on_prem_resources" edges to the OnPremResource entity.
+func (_u *CustomerUpdate) ClearOnPremResources() *CustomerUpdate {
+	_u.mutation.ClearOnPremResources()
+	return _u
+}
+
+// RemoveOnPremResourceIDs removes the "on_prem_resources" edge to OnPremResource entities by IDs.
+func (_u *CustomerUpdate) RemoveOnPremResourceIDs(ids ...int) *CustomerUpdate {
+	_u.mutation.RemoveOnPremResourceIDs(ids...)
+	return _u
+}
+
+// RemoveOnPremResources removes "on_prem_resources" edges to OnPremResource entities.
+func (_u *CustomerUpdate) RemoveOnPremResources(v ...*OnPremResource) *CustomerUpdate {
+	ids := make([]int, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.RemoveOnPremResourceIDs(ids...)
 }
 
 // Save executes the query and returns the number of nodes affected by the update operation.
@@ -395,6 +432,51 @@ func (_u *CustomerUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 		}
 		_spec.Edges.Add = append(_spec.Edges.Add, edge)
 	}
+	if _u.mutation.OnPremResourcesCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   customer.OnPremResourcesTable,
+			Columns: []string{customer.OnPremResourcesColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(onpremresource.FieldID, field.TypeInt),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.RemovedOnPremResourcesIDs(); len(nodes) > 0 && !_u.mutation.OnPremResourcesCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   customer.OnPremResourcesTable,
+			Columns: []string{customer.OnPremResourcesColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(onpremresource.FieldID, field.TypeInt),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.OnPremResourcesIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   customer.OnPremResourcesTable,
+			Columns: []string{customer.OnPremResourcesColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(onpremresource.FieldID, field.TypeInt),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
+	}
 	_spec.AddModifiers(_u.modifiers...)
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
 		if _, ok := err.(*sqlgraph.NotFoundError); ok {
@@ -496,6 +578,21 @@ func (_u *CustomerUpdateOne) AddInstances(v ...*Instance) *CustomerUpdateOne {
 	return _u.AddInstanceIDs(ids...)
 }
 
+// AddOnPremResourceIDs adds the "on_prem_resources" edge to the OnPremResource entity by IDs.
+func (_u *CustomerUpdateOne) AddOnPremResourceIDs(ids ...int) *CustomerUpdateOne {
+	_u.mutation.AddOnPremResourceIDs(ids...)
+	return _u
+}
+
+// AddOnPremResources adds the "on_prem_resources" edges to the OnPremResource entity.
+func (_u *CustomerUpdateOne) AddOnPremResources(v ...*OnPremResource) *CustomerUpdateOne {
+	ids := make([]int, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.AddOnPremResourceIDs(ids...)
+}
+
 // Mutation returns the CustomerMutation object of the builder.
 func (_u *CustomerUpdateOne) Mutation() *CustomerMutation {
 	return _u.mutation
@@ -562,6 +659,27 @@ func (_u *CustomerUpdateOne) RemoveInstances(v ...*Instance) *CustomerUpdateOne 
 		ids[i] = v[i].ID
 	}
 	return _u.RemoveInstanceIDs(ids...)
+}
+
+// ClearOnPremResources clears all "on_prem_resources" edges to the OnPremResource entity.
+func (_u *CustomerUpdateOne) ClearOnPremResources() *CustomerUpdateOne {
+	_u.mutation.ClearOnPremResources()
+	return _u
+}
+
+// RemoveOnPremResourceIDs removes the "on_prem_resources" edge to OnPremResource entities by IDs.
+func (_u *CustomerUpdateOne) RemoveOnPremResourceIDs(ids ...int) *CustomerUpdateOne {
+	_u.mutation.RemoveOnPremResourceIDs(ids...)
+	return _u
+}
+
+// RemoveOnPremResources removes "on_prem_resources" edges to OnPremResource entities.
+func (_u *CustomerUpdateOne) RemoveOnPremResources(v ...*OnPremResource) *CustomerUpdateOne {
+	ids := make([]int, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.RemoveOnPremResourceIDs(ids...)
 }
 
 // Where appends a list predicates to the CustomerUpdate builder.
@@ -803,6 +921,51 @@ func (_u *CustomerUpdateOne) sqlSave(ctx context.Context) (_node *Customer, err 
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(instance.FieldID, field.TypeInt),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
+	}
+	if _u.mutation.OnPremResourcesCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   customer.OnPremResourcesTable,
+			Columns: []string{customer.OnPremResourcesColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(onpremresource.FieldID, field.TypeInt),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.RemovedOnPremResourcesIDs(); len(nodes) > 0 && !_u.mutation.OnPremResourcesCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   customer.OnPremResourcesTable,
+			Columns: []string{customer.OnPremResourcesColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(onpremresource.FieldID, field.TypeInt),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.OnPremResourcesIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   customer.OnPremResourcesTable,
+			Columns: []string{customer.OnPremResourcesColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(onpremresource.FieldID, field.TypeInt),
 			},
 		}
 		for _, k := range nodes {

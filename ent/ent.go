@@ -26,6 +26,7 @@ import (
 	"github.com/plugboard/plugboard/ent/instancebinding"
 	"github.com/plugboard/plugboard/ent/integration"
 	"github.com/plugboard/plugboard/ent/oauthstate"
+	"github.com/plugboard/plugboard/ent/onpremresource"
 	"github.com/plugboard/plugboard/ent/organization"
 	"github.com/plugboard/plugboard/ent/plugin"
 	"github.com/plugboard/plugboard/ent/signingkey"
@@ -107,6 +108,7 @@ func checkColumn(t, c string) error {
 			instancebinding.Table:    instancebinding.ValidColumn,
 			integration.Table:        integration.ValidColumn,
 			oauthstate.Table:         oauthstate.ValidColumn,
+			onpremresource.Table:     onpremresource.ValidColumn,
 			organization.Table:       organization.ValidColumn,
 			plugin.Table:             plugin.ValidColumn,
 			signingkey.Table:         signingkey.ValidColumn,

@@ -21,6 +21,7 @@ import (
 	"github.com/plugboard/plugboard/ent/customer"
 	"github.com/plugboard/plugboard/ent/instance"
 	"github.com/plugboard/plugboard/ent/integration"
+	"github.com/plugboard/plugboard/ent/onpremresource"
 	"github.com/plugboard/plugboard/ent/organization"
 	"github.com/plugboard/plugboard/ent/plugin"
 	"github.com/plugboard/plugboard/ent/signingkey"
@@ -1202,6 +1203,21 @@ func (_q *CredentialQuery) collectField(ctx context.Context, oneNode bool, opCtx
 			_q.WithNamedVersions(alias, func(wq *CredentialVersionQuery) {
 				*wq = *query
 			})
+
+		case "onPremResource":
+			var (
+				alias = field.Alias
+				path  = append(path, alias)
+				query = (&OnPremResourceClient{config: _q.config}).Query()
+			)
+			if err := query.collectField(ctx, oneNode, opCtx, field, path, mayAddCondition(satisfies, onpremresourceImplementors)...); err != nil {
+				return err
+			}
+			_q.withOnPremResource = query
+			if _, ok := fieldSeen[credential.FieldOnPremResourceID]; !ok {
+				selectedFields = append(selectedFields, credential.FieldOnPremResourceID)
+				fieldSeen[credential.FieldOnPremResourceID] = struct{}{}
+			}
 		case "createdAt":
 			if _, ok := fieldSeen[credential.FieldCreatedAt]; !ok {
 				selectedFields = append(selectedFields, credential.FieldCreatedAt)
@@ -2201,6 +2217,147 @@ func newIntegrationPaginateArgs(rv map[string]any) *integrationPaginateArgs {
 	}
 	if v, ok := rv[whereField].(*IntegrationWhereInput); ok {
 		args.opts = append(args.opts, WithIntegrationFilter(v.Filter))
+	}
+	return args
+}
+
+// CollectFields tells the query-builder to eagerly load connected nodes by resolver context.
+func (_q *OnPremResourceQuery) CollectFields(ctx context.Context, satisfies ...string) (*OnPremResourceQuery, error) {
+	fc := graphql.GetFieldContext(ctx)
+	if fc == nil {
+		return _q, nil
+	}
+	if err := _q.collectField(ctx, false, graphql.GetOperationContext(ctx), fc.Field, nil, satisfies...); err != nil {
+		return nil, err
+	}
+	return _q, nil
+}
+
+func (_q *OnPremResourceQuery) collectField(ctx context.Context, oneNode bool, opCtx *graphql.OperationContext, collected graphql.CollectedField, path []string, satisfies ...string) error {
+	path = append([]string(nil), path...)
+	var (
+		unknownSeen    bool
+		fieldSeen      = make(map[string]struct{}, len(onpremresource.Columns))
+		selectedFields = []string{onpremresource.FieldID}
+	)
+	for _, field := range graphql.CollectFields(opCtx, collected.Selections, satisfies) {
+		switch field.Name {
+
+		case "customer":
+			var (
+				alias = field.Alias
+				path  = append(path, alias)
+				query = (&CustomerClient{config: _q.config}).Query()
+			)
+			if err := query.collectField(ctx, oneNode, opCtx, field, path, mayAddCondition(satisfies, customerImplementors)...); err != nil {
+				return err
+			}
+			_q.withCustomer = query
+			if _, ok := fieldSeen[onpremresource.FieldCustomerID]; !ok {
+				selectedFields = append(selectedFields, onpremresource.FieldCustomerID)
+				fieldSeen[onpremresource.FieldCustomerID] = struct{}{}
+			}
+		case "createdAt":
+			if _, ok := fieldSeen[onpremresource.FieldCreatedAt]; !ok {
+				selectedFields = append(selectedFields, onpremresource.FieldCreatedAt)
+				fieldSeen[onpremresource.FieldCreatedAt] = struct{}{}
+			}
+		case "updatedAt":
+			if _, ok := fieldSeen[onpremresource.FieldUpdatedAt]; !ok {
+				selectedFields = append(selectedFields, onpremresource.FieldUpdatedAt)
+				fieldSeen[onpremresource.FieldUpdatedAt] = struct{}{}
+			}
+		case "customerID":
+			if _, ok := fieldSeen[onpremresource.FieldCustomerID]; !ok {
+				selectedFields = append(selectedFields, onpremresource.FieldCustomerID)
+				fieldSeen[onpremresource.FieldCustomerID] = struct{}{}
+			}
+		case "name":
+			if _, ok := fieldSeen[onpremresource.FieldName]; !ok {
+				selectedFields = append(selectedFields, onpremresource.FieldName)
+				fieldSeen[onpremresource.FieldName] = struct{}{}
+			}
+		case "target":
+			if _, ok := fieldSeen[onpremresource.FieldTarget]; !ok {
+				selectedFields = append(selectedFields, onpremresource.FieldTarget)
+				fieldSeen[onpremresource.FieldTarget] = struct{}{}
+			}
+		case "tokenPrefix":
+			if _, ok := fieldSeen[onpremresource.FieldTokenPrefix]; !ok {
+				selectedFields = append(selectedFields, onpremresource.FieldTokenPrefix)
+				fieldSeen[onpremresource.FieldTokenPrefix] = struct{}{}
+			}
+		case "status":
+			if _, ok := fieldSeen[onpremresource.FieldStatus]; !ok {
+				selectedFields = append(selectedFields, onpremresource.FieldStatus)
+				fieldSeen[onpremresource.FieldStatus] = struct{}{}
+			}
+		case "lastSeenAt":
+			if _, ok := fieldSeen[onpremresource.FieldLastSeenAt]; !ok {
+				selectedFields = append(selectedFields, onpremresource.FieldLastSeenAt)
+				fieldSeen[onpremresource.FieldLastSeenAt] = struct{}{}
+			}
+		case "agentVersion":
+			if _, ok := fieldSeen[onpremresource.FieldAgentVersion]; !ok {
+				selectedFields = append(selectedFields, onpremresource.FieldAgentVersion)
+				fieldSeen[onpremresource.FieldAgentVersion] = struct{}{}
+			}
+		case "id":
+		case "__typename":
+		default:
+			unknownSeen = true
+		}
+	}
+	if !unknownSeen {
+		_q.Select(selectedFields...)
+	}
+	return nil
+}
+
+type onpremresourcePaginateArgs struct {
+	first, last   *int
+	after, before *Cursor
+	opts          []OnPremResourcePaginateOption
+}
+
+func newOnPremResourcePaginateArgs(rv map[string]any) *onpremresourcePaginateArgs {
+	args := &onpremresourcePaginateArgs{}
+	if rv == nil {
+		return args
+	}
+	if v := rv[firstField]; v != nil {
+		args.first = v.(*int)
+	}
+	if v := rv[lastField]; v != nil {
+		args.last = v.(*int)
+	}
+	if v := rv[afterField]; v != nil {
+		args.after = v.(*Cursor)
+	}
+	if v := rv[beforeField]; v != nil {
+		args.before = v.(*Cursor)
+	}
+	if v, ok := rv[orderByField]; ok {
+		switch v := v.(type) {
+		case map[string]any:
+			var (
+				err1, err2 error
+				order      = &OnPremResourceOrder{Field: &OnPremResourceOrderField{}, Direction: entgql.OrderDirectionAsc}
+			)
+			if d, ok := v[directionField]; ok {
+				err1 = order.Direction.UnmarshalGQL(d)
+			}
+			if f, ok := v[fieldField]; ok {
+				err2 = order.Field.UnmarshalGQL(f)
+			}
+			if err1 == nil && err2 == nil {
+				args.opts = append(args.opts, WithOnPremResourceOrder(order))
+			}
+		case *OnPremResourceOrder:
+			if v != nil {
+				args.opts = append(args.opts, WithOnPremResourceOrder(v))
+			}
+		}
 	}
 	return args
 }

@@ -159,6 +159,14 @@ func (_m *Credential) Versions(
 	return _m.QueryVersions().Paginate(ctx, after, first, before, last, opts...)
 }
 
+func (_m *Credential) OnPremResource(ctx context.Context) (*OnPremResource, error) {
+	result, err := _m.Edges.OnPremResourceOrErr()
+	if IsNotLoaded(err) {
+		result, err = _m.QueryOnPremResource().Only(ctx)
+	}
+	return result, MaskNotFound(err)
+}
+
 func (_m *CredentialVersion) Credential(ctx context.Context) (*Credential, error) {
 	result, err := _m.Edges.CredentialOrErr()
 	if IsNotLoaded(err) {
@@ -277,6 +285,14 @@ func (_m *Integration) Instances(
 		return conn, nil
 	}
 	return _m.QueryInstances().Paginate(ctx, after, first, before, last, opts...)
+}
+
+func (_m *OnPremResource) Customer(ctx context.Context) (*Customer, error) {
+	result, err := _m.Edges.CustomerOrErr()
+	if IsNotLoaded(err) {
+		result, err = _m.QueryCustomer().Only(ctx)
+	}
+	return result, err
 }
 
 func (_m *Plugin) ConnectionTypes(ctx context.Context) (result []*ConnectionType, err error) {

@@ -22,6 +22,7 @@ import (
 	"github.com/plugboard/plugboard/ent/instance"
 	"github.com/plugboard/plugboard/ent/integration"
 	"github.com/plugboard/plugboard/ent/internal"
+	"github.com/plugboard/plugboard/ent/onpremresource"
 	"github.com/plugboard/plugboard/ent/organization"
 	"github.com/plugboard/plugboard/ent/plugin"
 	"github.com/plugboard/plugboard/ent/signingkey"
@@ -90,6 +91,11 @@ var integrationImplementors = []string{"Integration", "Node"}
 
 // IsNode implements the Node interface check for GQLGen.
 func (*Integration) IsNode() {}
+
+var onpremresourceImplementors = []string{"OnPremResource", "Node"}
+
+// IsNode implements the Node interface check for GQLGen.
+func (*OnPremResource) IsNode() {}
 
 var organizationImplementors = []string{"Organization", "Node"}
 
@@ -298,6 +304,15 @@ func (c *Client) noder(ctx context.Context, table string, id int) (Noder, error)
 			Where(integration.ID(id))
 		if fc := graphql.GetFieldContext(ctx); fc != nil {
 			if err := query.collectField(ctx, true, graphql.GetOperationContext(ctx), fc.Field, nil, integrationImplementors...); err != nil {
+				return nil, err
+			}
+		}
+		return query.Only(ctx)
+	case onpremresource.Table:
+		query := c.OnPremResource.Query().
+			Where(onpremresource.ID(id))
+		if fc := graphql.GetFieldContext(ctx); fc != nil {
+			if err := query.collectField(ctx, true, graphql.GetOperationContext(ctx), fc.Field, nil, onpremresourceImplementors...); err != nil {
 				return nil, err
 			}
 		}
@@ -602,6 +617,22 @@ func (c *Client) noders(ctx context.Context, table string, ids []int) ([]Noder, 
 		query := c.Integration.Query().
 			Where(integration.IDIn(ids...))
 		query, err := query.CollectFields(ctx, integrationImplementors...)
+		if err != nil {
+			return nil, err
+		}
+		nodes, err := query.All(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, node := range nodes {
+			for _, noder := range idmap[node.ID] {
+				*noder = node
+			}
+		}
+	case onpremresource.Table:
+		query := c.OnPremResource.Query().
+			Where(onpremresource.IDIn(ids...))
+		query, err := query.CollectFields(ctx, onpremresourceImplementors...)
 		if err != nil {
 			return nil, err
 		}

@@ -25,6 +25,7 @@ import (
 	"github.com/plugboard/plugboard/ent/customer"
 	"github.com/plugboard/plugboard/ent/instance"
 	"github.com/plugboard/plugboard/ent/integration"
+	"github.com/plugboard/plugboard/ent/onpremresource"
 	"github.com/plugboard/plugboard/ent/organization"
 	"github.com/plugboard/plugboard/ent/plugin"
 	"github.com/plugboard/plugboard/ent/signingkey"
@@ -3780,6 +3781,320 @@ func (_m *Integration) ToEdge(order *IntegrationOrder) *IntegrationEdge {
 		order = DefaultIntegrationOrder
 	}
 	return &IntegrationEdge{
+		Node:   _m,
+		Cursor: order.Field.toCursor(_m),
+	}
+}
+
+// OnPremResourceEdge is the edge representation of OnPremResource.
+type OnPremResourceEdge struct {
+	Node   *OnPremResource `json:"node"`
+	Cursor Cursor          `json:"cursor"`
+}
+
+// OnPremResourceConnection is the connection containing edges to OnPremResource.
+type OnPremResourceConnection struct {
+	Edges      []*OnPremResourceEdge `json:"edges"`
+	PageInfo   PageInfo              `json:"pageInfo"`
+	TotalCount int                   `json:"totalCount"`
+}
+
+func (c *OnPremResourceConnection) build(nodes []*OnPremResource, pager *onpremresourcePager, after *Cursor, first *int, before *Cursor, last *int) {
+	c.PageInfo.HasNextPage = before != nil
+	c.PageInfo.HasPreviousPage = after != nil
+	if first != nil && *first+1 == len(nodes) {
+		c.PageInfo.HasNextPage = true
+		nodes = nodes[:len(nodes)-1]
+	} else if last != nil && *last+1 == len(nodes) {
+		c.PageInfo.HasPreviousPage = true
+		nodes = nodes[:len(nodes)-1]
+	}
+	var nodeAt func(int) *OnPremResource
+	if last != nil {
+		n := len(nodes) - 1
+		nodeAt = func(i int) *OnPremResource {
+			return nodes[n-i]
+		}
+	} else {
+		nodeAt = func(i int) *OnPremResource {
+			return nodes[i]
+		}
+	}
+	c.Edges = make([]*OnPremResourceEdge, len(nodes))
+	for i := range nodes {
+		node := nodeAt(i)
+		c.Edges[i] = &OnPremResourceEdge{
+			Node:   node,
+			Cursor: pager.toCursor(node),
+		}
+	}
+	if l := len(c.Edges); l > 0 {
+		c.PageInfo.StartCursor = &c.Edges[0].Cursor
+		c.PageInfo.EndCursor = &c.Edges[l-1].Cursor
+	}
+	if c.TotalCount == 0 {
+		c.TotalCount = len(nodes)
+	}
+}
+
+// OnPremResourcePaginateOption enables pagination customization.
+type OnPremResourcePaginateOption func(*onpremresourcePager) error
+
+// WithOnPremResourceOrder configures pagination ordering.
+func WithOnPremResourceOrder(order *OnPremResourceOrder) OnPremResourcePaginateOption {
+	if order == nil {
+		order = DefaultOnPremResourceOrder
+	}
+	o := *order
+	return func(pager *onpremresourcePager) error {
+		if err := o.Direction.Validate(); err != nil {
+			return err
+		}
+		if o.Field == nil {
+			o.Field = DefaultOnPremResourceOrder.Field
+		}
+		pager.order = &o
+		return nil
+	}
+}
+
+// WithOnPremResourceFilter configures pagination filter.
+func WithOnPremResourceFilter(filter func(*OnPremResourceQuery) (*OnPremResourceQuery, error)) OnPremResourcePaginateOption {
+	return func(pager *onpremresourcePager) error {
+		if filter == nil {
+			return errors.New("OnPremResourceQuery filter cannot be nil")
+		}
+		pager.filter = filter
+		return nil
+	}
+}
+
+type onpremresourcePager struct {
+	reverse bool
+	order   *OnPremResourceOrder
+	filter  func(*OnPremResourceQuery) (*OnPremResourceQuery, error)
+}
+
+func newOnPremResourcePager(opts []OnPremResourcePaginateOption, reverse bool) (*onpremresourcePager, error) {
+	pager := &onpremresourcePager{reverse: reverse}
+	for _, opt := range opts {
+		if err := opt(pager); err != nil {
+			return nil, err
+		}
+	}
+	if pager.order == nil {
+		pager.order = DefaultOnPremResourceOrder
+	}
+	return pager, nil
+}
+
+func (p *onpremresourcePager) applyFilter(query *OnPremResourceQuery) (*OnPremResourceQuery, error) {
+	if p.filter != nil {
+		return p.filter(query)
+	}
+	return query, nil
+}
+
+func (p *onpremresourcePager) toCursor(_m *OnPremResource) Cursor {
+	return p.order.Field.toCursor(_m)
+}
+
+func (p *onpremresourcePager) applyCursors(query *OnPremResourceQuery, after, before *Cursor) (*OnPremResourceQuery, error) {
+	direction := p.order.Direction
+	if p.reverse {
+		direction = direction.Reverse()
+	}
+	for _, predicate := range entgql.CursorsPredicate(after, before, DefaultOnPremResourceOrder.Field.column, p.order.Field.column, direction) {
+		query = query.Where(predicate)
+	}
+	return query, nil
+}
+
+func (p *onpremresourcePager) applyOrder(query *OnPremResourceQuery) *OnPremResourceQuery {
+	direction := p.order.Direction
+	if p.reverse {
+		direction = direction.Reverse()
+	}
+	query = query.Order(p.order.Field.toTerm(direction.OrderTermOption()))
+	if p.order.Field != DefaultOnPremResourceOrder.Field {
+		query = query.Order(DefaultOnPremResourceOrder.Field.toTerm(direction.OrderTermOption()))
+	}
+	if len(query.ctx.Fields) > 0 {
+		query.ctx.AppendFieldOnce(p.order.Field.column)
+	}
+	return query
+}
+
+func (p *onpremresourcePager) orderExpr(query *OnPremResourceQuery) sql.Querier {
+	direction := p.order.Direction
+	if p.reverse {
+		direction = direction.Reverse()
+	}
+	if len(query.ctx.Fields) > 0 {
+		query.ctx.AppendFieldOnce(p.order.Field.column)
+	}
+	return sql.ExprFunc(func(b *sql.Builder) {
+		b.Ident(p.order.Field.column).Pad().WriteString(string(direction))
+		if p.order.Field != DefaultOnPremResourceOrder.Field {
+			b.Comma().Ident(DefaultOnPremResourceOrder.Field.column).Pad().WriteString(string(direction))
+		}
+	})
+}
+
+// Paginate executes the query and returns a relay based cursor connection to OnPremResource.
+func (_m *OnPremResourceQuery) Paginate(
+	ctx context.Context, after *Cursor, first *int,
+	before *Cursor, last *int, opts ...OnPremResourcePaginateOption,
+) (*OnPremResourceConnection, error) {
+	if err := validateFirstLast(first, last); err != nil {
+		return nil, err
+	}
+	pager, err := newOnPremResourcePager(opts, last != nil)
+	if err != nil {
+		return nil, err
+	}
+	if _m, err = pager.applyFilter(_m); err != nil {
+		return nil, err
+	}
+	conn := &OnPremResourceConnection{Edges: []*OnPremResourceEdge{}}
+	ignoredEdges := !hasCollectedField(ctx, edgesField)
+	if hasCollectedField(ctx, totalCountField) || hasCollectedField(ctx, pageInfoField) {
+		hasPagination := after != nil || first != nil || before != nil || last != nil
+		if hasPagination || ignoredEdges {
+			c := _m.Clone()
+			c.ctx.Fields = nil
+			if conn.TotalCount, err = c.Count(ctx); err != nil {
+				return nil, err
+			}
+			conn.PageInfo.HasNextPage = first != nil && conn.TotalCount > 0
+			conn.PageInfo.HasPreviousPage = last != nil && conn.TotalCount > 0
+		}
+	}
+	if ignoredEdges || (first != nil && *first == 0) || (last != nil && *last == 0) {
+		return conn, nil
+	}
+	if _m, err = pager.applyCursors(_m, after, before); err != nil {
+		return nil, err
+	}
+	limit := paginateLimit(first, last)
+	if limit != 0 {
+		_m.Limit(limit)
+	}
+	if field := collectedField(ctx, edgesField, nodeField); field != nil {
+		if err := _m.collectField(ctx, limit == 1, graphql.GetOperationContext(ctx), *field, []string{edgesField, nodeField}); err != nil {
+			return nil, err
+		}
+	}
+	_m = pager.applyOrder(_m)
+	nodes, err := _m.All(ctx)
+	if err != nil {
+		return nil, err
+	}
+	conn.build(nodes, pager, after, first, before, last)
+	return conn, nil
+}
+
+var (
+	// OnPremResourceOrderFieldCreatedAt orders OnPremResource by created_at.
+	OnPremResourceOrderFieldCreatedAt = &OnPremResourceOrderField{
+		Value: func(_m *OnPremResource) (ent.Value, error) {
+			return _m.CreatedAt, nil
+		},
+		column: onpremresource.FieldCreatedAt,
+		toTerm: onpremresource.ByCreatedAt,
+		toCursor: func(_m *OnPremResource) Cursor {
+			return Cursor{
+				ID:    _m.ID,
+				Value: _m.CreatedAt,
+			}
+		},
+	}
+	// OnPremResourceOrderFieldUpdatedAt orders OnPremResource by updated_at.
+	OnPremResourceOrderFieldUpdatedAt = &OnPremResourceOrderField{
+		Value: func(_m *OnPremResource) (ent.Value, error) {
+			return _m.UpdatedAt, nil
+		},
+		column: onpremresource.FieldUpdatedAt,
+		toTerm: onpremresource.ByUpdatedAt,
+		toCursor: func(_m *OnPremResource) Cursor {
+			return Cursor{
+				ID:    _m.ID,
+				Value: _m.UpdatedAt,
+			}
+		},
+	}
+)
+
+// String implement fmt.Stringer interface.
+func (f OnPremResourceOrderField) String() string {
+	var str string
+	switch f.column {
+	case OnPremResourceOrderFieldCreatedAt.column:
+		str = "CREATED_AT"
+	case OnPremResourceOrderFieldUpdatedAt.column:
+		str = "UPDATED_AT"
+	}
+	return str
+}
+
+// MarshalGQL implements graphql.Marshaler interface.
+func (f OnPremResourceOrderField) MarshalGQL(w io.Writer) {
+	io.WriteString(w, strconv.Quote(f.String()))
+}
+
+// UnmarshalGQL implements graphql.Unmarshaler interface.
+func (f *OnPremResourceOrderField) UnmarshalGQL(v interface{}) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("OnPremResourceOrderField %T must be a string", v)
+	}
+	switch str {
+	case "CREATED_AT":
+		*f = *OnPremResourceOrderFieldCreatedAt
+	case "UPDATED_AT":
+		*f = *OnPremResourceOrderFieldUpdatedAt
+	default:
+		return fmt.Errorf("%s is not a valid OnPremResourceOrderField", str)
+	}
+	return nil
+}
+
+// OnPremResourceOrderField defines the ordering field of OnPremResource.
+type OnPremResourceOrderField struct {
+	// Value extracts the ordering value from the given OnPremResource.
+	Value    func(*OnPremResource) (ent.Value, error)
+	column   string // field or computed.
+	toTerm   func(...sql.OrderTermOption) onpremresource.OrderOption
+	toCursor func(*OnPremResource) Cursor
+}
+
+// OnPremResourceOrder defines the ordering of OnPremResource.
+type OnPremResourceOrder struct {
+	Direction OrderDirection            `json:"direction"`
+	Field     *OnPremResourceOrderField `json:"field"`
+}
+
+// DefaultOnPremResourceOrder is the default ordering of OnPremResource.
+var DefaultOnPremResourceOrder = &OnPremResourceOrder{
+	Direction: entgql.OrderDirectionAsc,
+	Field: &OnPremResourceOrderField{
+		Value: func(_m *OnPremResource) (ent.Value, error) {
+			return _m.ID, nil
+		},
+		column: onpremresource.FieldID,
+		toTerm: onpremresource.ByID,
+		toCursor: func(_m *OnPremResource) Cursor {
+			return Cursor{ID: _m.ID}
+		},
+	},
+}
+
+// ToEdge converts OnPremResource into OnPremResourceEdge.
+func (_m *OnPremResource) ToEdge(order *OnPremResourceOrder) *OnPremResourceEdge {
+	if order == nil {
+		order = DefaultOnPremResourceOrder
+	}
+	return &OnPremResourceEdge{
 		Node:   _m,
 		Cursor: order.Field.toCursor(_m),
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/plugboard/plugboard/ent/instancebinding"
 	"github.com/plugboard/plugboard/ent/integration"
 	"github.com/plugboard/plugboard/ent/oauthstate"
+	"github.com/plugboard/plugboard/ent/onpremresource"
 	"github.com/plugboard/plugboard/ent/organization"
 	"github.com/plugboard/plugboard/ent/plugin"
 	"github.com/plugboard/plugboard/ent/predicate"
@@ -59,6 +60,7 @@ const (
 	TypeInstanceBinding    = "InstanceBinding"
 	TypeIntegration        = "Integration"
 	TypeOAuthState         = "OAuthState"
+	TypeOnPremResource     = "OnPremResource"
 	TypeOrganization       = "Organization"
 	TypePlugin             = "Plugin"
 	TypeSigningKey         = "SigningKey"
@@ -6232,53 +6234,55 @@ func (m *ConnectionTypeMutation) ResetEdge(name string) error {
 // CredentialMutation represents an operation that mutates the Credential nodes in the graph.
 type CredentialMutation struct {
 	config
-	op                  Op
-	typ                 string
-	id                  *int
-	created_at          *time.Time
-	updated_at          *time.Time
-	holder              *credential.Holder
-	is_test             *bool
-	holder_key          *string
-	inputs              *map[string]string
-	secrets             *[]byte
-	secret_meta         *map[string]schematype.SecretMeta
-	token               *[]byte
-	token_expires_at    *time.Time
-	granted_scopes      *string
-	status              *credential.Status
-	status_detail       *string
-	version             *int
-	addversion          *int
-	last_tested_at      *time.Time
-	failure_count       *int
-	addfailure_count    *int
-	next_refresh_at     *time.Time
-	last_errors         *[]schematype.FieldError
-	appendlast_errors   []schematype.FieldError
-	clearedFields       map[string]struct{}
-	organization        *int
-	clearedorganization bool
-	connection          *int
-	clearedconnection   bool
-	customer            *int
-	clearedcustomer     bool
-	user                *int
-	cleareduser         bool
-	instance            *int
-	clearedinstance     bool
-	bindings            map[int]struct{}
-	removedbindings     map[int]struct{}
-	clearedbindings     bool
-	audit_events        map[int]struct{}
-	removedaudit_events map[int]struct{}
-	clearedaudit_events bool
-	versions            map[int]struct{}
-	removedversions     map[int]struct{}
-	clearedversions     bool
-	done                bool
-	oldValue            func(context.Context) (*Credential, error)
-	predicates          []predicate.Credential
+	op                      Op
+	typ                     string
+	id                      *int
+	created_at              *time.Time
+	updated_at              *time.Time
+	holder                  *credential.Holder
+	is_test                 *bool
+	holder_key              *string
+	inputs                  *map[string]string
+	secrets                 *[]byte
+	secret_meta             *map[string]schematype.SecretMeta
+	token                   *[]byte
+	token_expires_at        *time.Time
+	granted_scopes          *string
+	status                  *credential.Status
+	status_detail           *string
+	version                 *int
+	addversion              *int
+	last_tested_at          *time.Time
+	failure_count           *int
+	addfailure_count        *int
+	next_refresh_at         *time.Time
+	last_errors             *[]schematype.FieldError
+	appendlast_errors       []schematype.FieldError
+	clearedFields           map[string]struct{}
+	organization            *int
+	clearedorganization     bool
+	connection              *int
+	clearedconnection       bool
+	customer                *int
+	clearedcustomer         bool
+	user                    *int
+	cleareduser             bool
+	instance                *int
+	clearedinstance         bool
+	bindings                map[int]struct{}
+	removedbindings         map[int]struct{}
+	clearedbindings         bool
+	audit_events            map[int]struct{}
+	removedaudit_events     map[int]struct{}
+	clearedaudit_events     bool
+	versions                map[int]struct{}
+	removedversions         map[int]struct{}
+	clearedversions         bool
+	on_prem_resource        *int
+	clearedon_prem_resource bool
+	done                    bool
+	oldValue                func(context.Context) (*Credential, error)
+	predicates              []predicate.Credential
 }
 
 var _ ent.Mutation = (*CredentialMutation)(nil)
@@ -7432,6 +7436,55 @@ func (m *CredentialMutation) ResetLastErrors() {
 	delete(m.clearedFields, credential.FieldLastErrors)
 }
 
+// SetOnPremResourceID sets the "on_prem_resource_id" field.
+func (m *CredentialMutation) SetOnPremResourceID(i int) {
+	m.on_prem_resource = &i
+}
+
+// OnPremResourceID returns the value of the "on_prem_resource_id" field in the mutation.
+func (m *CredentialMutation) OnPremResourceID() (r int, exists bool) {
+	v := m.on_prem_resource
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOnPremResourceID returns the old "on_prem_resource_id" field's value of the Credential entity.
+// If the Credential object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CredentialMutation) OldOnPremResourceID(ctx context.Context) (v *int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOnPremResourceID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOnPremResourceID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOnPremResourceID: %w", err)
+	}
+	return oldValue.OnPremResourceID, nil
+}
+
+// ClearOnPremResourceID clears the value of the "on_prem_resource_id" field.
+func (m *CredentialMutation) ClearOnPremResourceID() {
+	m.on_prem_resource = nil
+	m.clearedFields[credential.FieldOnPremResourceID] = struct{}{}
+}
+
+// OnPremResourceIDCleared returns if the "on_prem_resource_id" field was cleared in this mutation.
+func (m *CredentialMutation) OnPremResourceIDCleared() bool {
+	_, ok := m.clearedFields[credential.FieldOnPremResourceID]
+	return ok
+}
+
+// ResetOnPremResourceID resets all changes to the "on_prem_resource_id" field.
+func (m *CredentialMutation) ResetOnPremResourceID() {
+	m.on_prem_resource = nil
+	delete(m.clearedFields, credential.FieldOnPremResourceID)
+}
+
 // ClearOrganization clears the "organization" edge to the Organization entity.
 func (m *CredentialMutation) ClearOrganization() {
 	m.clearedorganization = true
@@ -7729,6 +7782,33 @@ func (m *CredentialMutation) ResetVersions() {
 	m.removedversions = nil
 }
 
+// ClearOnPremResource clears the "on_prem_resource" edge to the OnPremResource entity.
+func (m *CredentialMutation) ClearOnPremResource() {
+	m.clearedon_prem_resource = true
+	m.clearedFields[credential.FieldOnPremResourceID] = struct{}{}
+}
+
+// OnPremResourceCleared reports if the "on_prem_resource" edge to the OnPremResource entity was cleared.
+func (m *CredentialMutation) OnPremResourceCleared() bool {
+	return m.OnPremResourceIDCleared() || m.clearedon_prem_resource
+}
+
+// OnPremResourceIDs returns the "on_prem_resource" edge IDs in the mutation.
+// Note that IDs always returns len(IDs) <= 1 for unique edges, and you should use
+// OnPremResourceID instead. It exists only for internal usage by the builders.
+func (m *CredentialMutation) OnPremResourceIDs() (ids []int) {
+	if id := m.on_prem_resource; id != nil {
+		ids = append(ids, *id)
+	}
+	return
+}
+
+// ResetOnPremResource resets all changes to the "on_prem_resource" edge.
+func (m *CredentialMutation) ResetOnPremResource() {
+	m.on_prem_resource = nil
+	m.clearedon_prem_resource = false
+}
+
 // Where appends a list predicates to the CredentialMutation builder.
 func (m *CredentialMutation) Where(ps ...predicate.Credential) {
 	m.predicates = append(m.predicates, ps...)
@@ -7763,7 +7843,7 @@ func (m *CredentialMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *CredentialMutation) Fields() []string {
-	fields := make([]string, 0, 23)
+	fields := make([]string, 0, 24)
 	if m.created_at != nil {
 		fields = append(fields, credential.FieldCreatedAt)
 	}
@@ -7833,6 +7913,9 @@ func (m *CredentialMutation) Fields() []string {
 	if m.last_errors != nil {
 		fields = append(fields, credential.FieldLastErrors)
 	}
+	if m.on_prem_resource != nil {
+		fields = append(fields, credential.FieldOnPremResourceID)
+	}
 	return fields
 }
 
@@ -7887,6 +7970,8 @@ func (m *CredentialMutation) Field(name string) (ent.Value, bool) {
 		return m.NextRefreshAt()
 	case credential.FieldLastErrors:
 		return m.LastErrors()
+	case credential.FieldOnPremResourceID:
+		return m.OnPremResourceID()
 	}
 	return nil, false
 }
@@ -7942,6 +8027,8 @@ func (m *CredentialMutation) OldField(ctx context.Context, name string) (ent.Val
 		return m.OldNextRefreshAt(ctx)
 	case credential.FieldLastErrors:
 		return m.OldLastErrors(ctx)
+	case credential.FieldOnPremResourceID:
+		return m.OldOnPremResourceID(ctx)
 	}
 	return nil, fmt.Errorf("unknown Credential field %s", name)
 }
@@ -8112,6 +8199,13 @@ func (m *CredentialMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetLastErrors(v)
 		return nil
+	case credential.FieldOnPremResourceID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOnPremResourceID(v)
+		return nil
 	}
 	return fmt.Errorf("unknown Credential field %s", name)
 }
@@ -8208,6 +8302,9 @@ func (m *CredentialMutation) ClearedFields() []string {
 	if m.FieldCleared(credential.FieldLastErrors) {
 		fields = append(fields, credential.FieldLastErrors)
 	}
+	if m.FieldCleared(credential.FieldOnPremResourceID) {
+		fields = append(fields, credential.FieldOnPremResourceID)
+	}
 	return fields
 }
 
@@ -8260,6 +8357,9 @@ func (m *CredentialMutation) ClearField(name string) error {
 		return nil
 	case credential.FieldLastErrors:
 		m.ClearLastErrors()
+		return nil
+	case credential.FieldOnPremResourceID:
+		m.ClearOnPremResourceID()
 		return nil
 	}
 	return fmt.Errorf("unknown Credential nullable field %s", name)
@@ -8338,13 +8438,16 @@ func (m *CredentialMutation) ResetField(name string) error {
 	case credential.FieldLastErrors:
 		m.ResetLastErrors()
 		return nil
+	case credential.FieldOnPremResourceID:
+		m.ResetOnPremResourceID()
+		return nil
 	}
 	return fmt.Errorf("unknown Credential field %s", name)
 }
 
 // AddedEdges returns all edge names that were set/added in this mutation.
 func (m *CredentialMutation) AddedEdges() []string {
-	edges := make([]string, 0, 8)
+	edges := make([]string, 0, 9)
 	if m.organization != nil {
 		edges = append(edges, credential.EdgeOrganization)
 	}
@@ -8368,6 +8471,9 @@ func (m *CredentialMutation) AddedEdges() []string {
 	}
 	if m.versions != nil {
 		edges = append(edges, credential.EdgeVersions)
+	}
+	if m.on_prem_resource != nil {
+		edges = append(edges, credential.EdgeOnPremResource)
 	}
 	return edges
 }
@@ -8414,13 +8520,17 @@ func (m *CredentialMutation) AddedIDs(name string) []ent.Value {
 			ids = append(ids, id)
 		}
 		return ids
+	case credential.EdgeOnPremResource:
+		if id := m.on_prem_resource; id != nil {
+			return []ent.Value{*id}
+		}
 	}
 	return nil
 }
 
 // RemovedEdges returns all edge names that were removed in this mutation.
 func (m *CredentialMutation) RemovedEdges() []string {
-	edges := make([]string, 0, 8)
+	edges := make([]string, 0, 9)
 	if m.removedbindings != nil {
 		edges = append(edges, credential.EdgeBindings)
 	}
@@ -8461,7 +8571,7 @@ func (m *CredentialMutation) RemovedIDs(name string) []ent.Value {
 
 // ClearedEdges returns all edge names that were cleared in this mutation.
 func (m *CredentialMutation) ClearedEdges() []string {
-	edges := make([]string, 0, 8)
+	edges := make([]string, 0, 9)
 	if m.clearedorganization {
 		edges = append(edges, credential.EdgeOrganization)
 	}
@@ -8486,6 +8596,9 @@ func (m *CredentialMutation) ClearedEdges() []string {
 	if m.clearedversions {
 		edges = append(edges, credential.EdgeVersions)
 	}
+	if m.clearedon_prem_resource {
+		edges = append(edges, credential.EdgeOnPremResource)
+	}
 	return edges
 }
 
@@ -8509,6 +8622,8 @@ func (m *CredentialMutation) EdgeCleared(name string) bool {
 		return m.clearedaudit_events
 	case credential.EdgeVersions:
 		return m.clearedversions
+	case credential.EdgeOnPremResource:
+		return m.clearedon_prem_resource
 	}
 	return false
 }
@@ -8531,6 +8646,9 @@ func (m *CredentialMutation) ClearEdge(name string) error {
 		return nil
 	case credential.EdgeInstance:
 		m.ClearInstance()
+		return nil
+	case credential.EdgeOnPremResource:
+		m.ClearOnPremResource()
 		return nil
 	}
 	return fmt.Errorf("unknown Credential unique edge %s", name)
@@ -8563,6 +8681,9 @@ func (m *CredentialMutation) ResetEdge(name string) error {
 		return nil
 	case credential.EdgeVersions:
 		m.ResetVersions()
+		return nil
+	case credential.EdgeOnPremResource:
+		m.ResetOnPremResource()
 		return nil
 	}
 	return fmt.Errorf("unknown Credential edge %s", name)
@@ -9744,28 +9865,31 @@ func (m *CredentialVersionMutation) ResetEdge(name string) error {
 // CustomerMutation represents an operation that mutates the Customer nodes in the graph.
 type CustomerMutation struct {
 	config
-	op                  Op
-	typ                 string
-	id                  *int
-	created_at          *time.Time
-	updated_at          *time.Time
-	external_id         *string
-	name                *string
-	clearedFields       map[string]struct{}
-	organization        *int
-	clearedorganization bool
-	users               map[int]struct{}
-	removedusers        map[int]struct{}
-	clearedusers        bool
-	credentials         map[int]struct{}
-	removedcredentials  map[int]struct{}
-	clearedcredentials  bool
-	instances           map[int]struct{}
-	removedinstances    map[int]struct{}
-	clearedinstances    bool
-	done                bool
-	oldValue            func(context.Context) (*Customer, error)
-	predicates          []predicate.Customer
+	op                       Op
+	typ                      string
+	id                       *int
+	created_at               *time.Time
+	updated_at               *time.Time
+	external_id              *string
+	name                     *string
+	clearedFields            map[string]struct{}
+	organization             *int
+	clearedorganization      bool
+	users                    map[int]struct{}
+	removedusers             map[int]struct{}
+	clearedusers             bool
+	credentials              map[int]struct{}
+	removedcredentials       map[int]struct{}
+	clearedcredentials       bool
+	instances                map[int]struct{}
+	removedinstances         map[int]struct{}
+	clearedinstances         bool
+	on_prem_resources        map[int]struct{}
+	removedon_prem_resources map[int]struct{}
+	clearedon_prem_resources bool
+	done                     bool
+	oldValue                 func(context.Context) (*Customer, error)
+	predicates               []predicate.Customer
 }
 
 var _ ent.Mutation = (*CustomerMutation)(nil)
@@ -10235,6 +10359,60 @@ func (m *CustomerMutation) ResetInstances() {
 	m.removedinstances = nil
 }
 
+// AddOnPremResourceIDs adds the "on_prem_resources" edge to the OnPremResource entity by ids.
+func (m *CustomerMutation) AddOnPremResourceIDs(ids ...int) {
+	if m.on_prem_resources == nil {
+		m.on_prem_resources = make(map[int]struct{})
+	}
+	for i := range ids {
+		m.on_prem_resources[ids[i]] = struct{}{}
+	}
+}
+
+// ClearOnPremResources clears the "on_prem_resources" edge to the OnPremResource entity.
+func (m *CustomerMutation) ClearOnPremResources() {
+	m.clearedon_prem_resources = true
+}
+
+// OnPremResourcesCleared reports if the "on_prem_resources" edge to the OnPremResource entity was cleared.
+func (m *CustomerMutation) OnPremResourcesCleared() bool {
+	return m.clearedon_prem_resources
+}
+
+// RemoveOnPremResourceIDs removes the "on_prem_resources" edge to the OnPremResource entity by IDs.
+func (m *CustomerMutation) RemoveOnPremResourceIDs(ids ...int) {
+	if m.removedon_prem_resources == nil {
+		m.removedon_prem_resources = make(map[int]struct{})
+	}
+	for i := range ids {
+		delete(m.on_prem_resources, ids[i])
+		m.removedon_prem_resources[ids[i]] = struct{}{}
+	}
+}
+
+// RemovedOnPremResources returns the removed IDs of the "on_prem_resources" edge to the OnPremResource entity.
+func (m *CustomerMutation) RemovedOnPremResourcesIDs() (ids []int) {
+	for id := range m.removedon_prem_resources {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// OnPremResourcesIDs returns the "on_prem_resources" edge IDs in the mutation.
+func (m *CustomerMutation) OnPremResourcesIDs() (ids []int) {
+	for id := range m.on_prem_resources {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// ResetOnPremResources resets all changes to the "on_prem_resources" edge.
+func (m *CustomerMutation) ResetOnPremResources() {
+	m.on_prem_resources = nil
+	m.clearedon_prem_resources = false
+	m.removedon_prem_resources = nil
+}
+
 // Where appends a list predicates to the CustomerMutation builder.
 func (m *CustomerMutation) Where(ps ...predicate.Customer) {
 	m.predicates = append(m.predicates, ps...)
@@ -10439,7 +10617,7 @@ func (m *CustomerMutation) ResetField(name string) error {
 
 // AddedEdges returns all edge names that were set/added in this mutation.
 func (m *CustomerMutation) AddedEdges() []string {
-	edges := make([]string, 0, 4)
+	edges := make([]string, 0, 5)
 	if m.organization != nil {
 		edges = append(edges, customer.EdgeOrganization)
 	}
@@ -10451,6 +10629,9 @@ func (m *CustomerMutation) AddedEdges() []string {
 	}
 	if m.instances != nil {
 		edges = append(edges, customer.EdgeInstances)
+	}
+	if m.on_prem_resources != nil {
+		edges = append(edges, customer.EdgeOnPremResources)
 	}
 	return edges
 }
@@ -10481,13 +10662,19 @@ func (m *CustomerMutation) AddedIDs(name string) []ent.Value {
 			ids = append(ids, id)
 		}
 		return ids
+	case customer.EdgeOnPremResources:
+		ids := make([]ent.Value, 0, len(m.on_prem_resources))
+		for id := range m.on_prem_resources {
+			ids = append(ids, id)
+		}
+		return ids
 	}
 	return nil
 }
 
 // RemovedEdges returns all edge names that were removed in this mutation.
 func (m *CustomerMutation) RemovedEdges() []string {
-	edges := make([]string, 0, 4)
+	edges := make([]string, 0, 5)
 	if m.removedusers != nil {
 		edges = append(edges, customer.EdgeUsers)
 	}
@@ -10496,6 +10683,9 @@ func (m *CustomerMutation) RemovedEdges() []string {
 	}
 	if m.removedinstances != nil {
 		edges = append(edges, customer.EdgeInstances)
+	}
+	if m.removedon_prem_resources != nil {
+		edges = append(edges, customer.EdgeOnPremResources)
 	}
 	return edges
 }
@@ -10522,13 +10712,19 @@ func (m *CustomerMutation) RemovedIDs(name string) []ent.Value {
 			ids = append(ids, id)
 		}
 		return ids
+	case customer.EdgeOnPremResources:
+		ids := make([]ent.Value, 0, len(m.removedon_prem_resources))
+		for id := range m.removedon_prem_resources {
+			ids = append(ids, id)
+		}
+		return ids
 	}
 	return nil
 }
 
 // ClearedEdges returns all edge names that were cleared in this mutation.
 func (m *CustomerMutation) ClearedEdges() []string {
-	edges := make([]string, 0, 4)
+	edges := make([]string, 0, 5)
 	if m.clearedorganization {
 		edges = append(edges, customer.EdgeOrganization)
 	}
@@ -10540,6 +10736,9 @@ func (m *CustomerMutation) ClearedEdges() []string {
 	}
 	if m.clearedinstances {
 		edges = append(edges, customer.EdgeInstances)
+	}
+	if m.clearedon_prem_resources {
+		edges = append(edges, customer.EdgeOnPremResources)
 	}
 	return edges
 }
@@ -10556,6 +10755,8 @@ func (m *CustomerMutation) EdgeCleared(name string) bool {
 		return m.clearedcredentials
 	case customer.EdgeInstances:
 		return m.clearedinstances
+	case customer.EdgeOnPremResources:
+		return m.clearedon_prem_resources
 	}
 	return false
 }
@@ -10586,6 +10787,9 @@ func (m *CustomerMutation) ResetEdge(name string) error {
 		return nil
 	case customer.EdgeInstances:
 		m.ResetInstances()
+		return nil
+	case customer.EdgeOnPremResources:
+		m.ResetOnPremResources()
 		return nil
 	}
 	return fmt.Errorf("unknown Customer edge %s", name)
@@ -15005,6 +15209,1082 @@ func (m *OAuthStateMutation) ResetEdge(name string) error {
 		return nil
 	}
 	return fmt.Errorf("unknown OAuthState edge %s", name)
+}
+
+// OnPremResourceMutation represents an operation that mutates the OnPremResource nodes in the graph.
+type OnPremResourceMutation struct {
+	config
+	op                  Op
+	typ                 string
+	id                  *int
+	created_at          *time.Time
+	updated_at          *time.Time
+	name                *string
+	target              *string
+	token_hash          *string
+	token_prefix        *string
+	status              *onpremresource.Status
+	last_seen_at        *time.Time
+	agent_version       *string
+	clearedFields       map[string]struct{}
+	organization        *int
+	clearedorganization bool
+	customer            *int
+	clearedcustomer     bool
+	credentials         map[int]struct{}
+	removedcredentials  map[int]struct{}
+	clearedcredentials  bool
+	done                bool
+	oldValue            func(context.Context) (*OnPremResource, error)
+	predicates          []predicate.OnPremResource
+}
+
+var _ ent.Mutation = (*OnPremResourceMutation)(nil)
+
+// onpremresourceOption allows management of the mutation configuration using functional options.
+type onpremresourceOption func(*OnPremResourceMutation)
+
+// newOnPremResourceMutation creates new mutation for the OnPremResource entity.
+func newOnPremResourceMutation(c config, op Op, opts ...onpremresourceOption) *OnPremResourceMutation {
+	m := &OnPremResourceMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeOnPremResource,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withOnPremResourceID sets the ID field of the mutation.
+func withOnPremResourceID(id int) onpremresourceOption {
+	return func(m *OnPremResourceMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *OnPremResource
+		)
+		m.oldValue = func(ctx context.Context) (*OnPremResource, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().OnPremResource.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withOnPremResource sets the old OnPremResource of the mutation.
+func withOnPremResource(node *OnPremResource) onpremresourceOption {
+	return func(m *OnPremResourceMutation) {
+		m.oldValue = func(context.Context) (*OnPremResource, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m OnPremResourceMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m OnPremResourceMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *OnPremResourceMutation) ID() (id int, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *OnPremResourceMutation) IDs(ctx context.Context) ([]int, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []int{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().OnPremResource.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *OnPremResourceMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *OnPremResourceMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the OnPremResource entity.
+// If the OnPremResource object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OnPremResourceMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *OnPremResourceMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetUpdatedAt sets the "updated_at" field.
+func (m *OnPremResourceMutation) SetUpdatedAt(t time.Time) {
+	m.updated_at = &t
+}
+
+// UpdatedAt returns the value of the "updated_at" field in the mutation.
+func (m *OnPremResourceMutation) UpdatedAt() (r time.Time, exists bool) {
+	v := m.updated_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUpdatedAt returns the old "updated_at" field's value of the OnPremResource entity.
+// If the OnPremResource object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OnPremResourceMutation) OldUpdatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUpdatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUpdatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUpdatedAt: %w", err)
+	}
+	return oldValue.UpdatedAt, nil
+}
+
+// ResetUpdatedAt resets all changes to the "updated_at" field.
+func (m *OnPremResourceMutation) ResetUpdatedAt() {
+	m.updated_at = nil
+}
+
+// SetOrganizationID sets the "organization_id" field.
+func (m *OnPremResourceMutation) SetOrganizationID(i int) {
+	m.organization = &i
+}
+
+// OrganizationID returns the value of the "organization_id" field in the mutation.
+func (m *OnPremResourceMutation) OrganizationID() (r int, exists bool) {
+	v := m.organization
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOrganizationID returns the old "organization_id" field's value of the OnPremResource entity.
+// If the OnPremResource object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OnPremResourceMutation) OldOrganizationID(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOrganizationID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOrganizationID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOrganizationID: %w", err)
+	}
+	return oldValue.OrganizationID, nil
+}
+
+// ResetOrganizationID resets all changes to the "organization_id" field.
+func (m *OnPremResourceMutation) ResetOrganizationID() {
+	m.organization = nil
+}
+
+// SetCustomerID sets the "customer_id" field.
+func (m *OnPremResourceMutation) SetCustomerID(i int) {
+	m.customer = &i
+}
+
+// CustomerID returns the value of the "customer_id" field in the mutation.
+func (m *OnPremResourceMutation) CustomerID() (r int, exists bool) {
+	v := m.customer
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCustomerID returns the old "customer_id" field's value of the OnPremResource entity.
+// If the OnPremResource object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OnPremResourceMutation) OldCustomerID(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCustomerID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCustomerID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCustomerID: %w", err)
+	}
+	return oldValue.CustomerID, nil
+}
+
+// ResetCustomerID resets all changes to the "customer_id" field.
+func (m *OnPremResourceMutation) ResetCustomerID() {
+	m.customer = nil
+}
+
+// SetName sets the "name" field.
+func (m *OnPremResourceMutation) SetName(s string) {
+	m.name = &s
+}
+
+// Name returns the value of the "name" field in the mutation.
+func (m *OnPremResourceMutation) Name() (r string, exists bool) {
+	v := m.name
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldName returns the old "name" field's value of the OnPremResource entity.
+// If the OnPremResource object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OnPremResourceMutation) OldName(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldName is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldName requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldName: %w", err)
+	}
+	return oldValue.Name, nil
+}
+
+// ResetName resets all changes to the "name" field.
+func (m *OnPremResourceMutation) ResetName() {
+	m.name = nil
+}
+
+// SetTarget sets the "target" field.
+func (m *OnPremResourceMutation) SetTarget(s string) {
+	m.target = &s
+}
+
+// Target returns the value of the "target" field in the mutation.
+func (m *OnPremResourceMutation) Target() (r string, exists bool) {
+	v := m.target
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTarget returns the old "target" field's value of the OnPremResource entity.
+// If the OnPremResource object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OnPremResourceMutation) OldTarget(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTarget is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTarget requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTarget: %w", err)
+	}
+	return oldValue.Target, nil
+}
+
+// ResetTarget resets all changes to the "target" field.
+func (m *OnPremResourceMutation) ResetTarget() {
+	m.target = nil
+}
+
+// SetTokenHash sets the "token_hash" field.
+func (m *OnPremResourceMutation) SetTokenHash(s string) {
+	m.token_hash = &s
+}
+
+// TokenHash returns the value of the "token_hash" field in the mutation.
+func (m *OnPremResourceMutation) TokenHash() (r string, exists bool) {
+	v := m.token_hash
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTokenHash returns the old "token_hash" field's value of the OnPremResource entity.
+// If the OnPremResource object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OnPremResourceMutation) OldTokenHash(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTokenHash is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTokenHash requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTokenHash: %w", err)
+	}
+	return oldValue.TokenHash, nil
+}
+
+// ResetTokenHash resets all changes to the "token_hash" field.
+func (m *OnPremResourceMutation) ResetTokenHash() {
+	m.token_hash = nil
+}
+
+// SetTokenPrefix sets the "token_prefix" field.
+func (m *OnPremResourceMutation) SetTokenPrefix(s string) {
+	m.token_prefix = &s
+}
+
+// TokenPrefix returns the value of the "token_prefix" field in the mutation.
+func (m *OnPremResourceMutation) TokenPrefix() (r string, exists bool) {
+	v := m.token_prefix
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTokenPrefix returns the old "token_prefix" field's value of the OnPremResource entity.
+// If the OnPremResource object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OnPremResourceMutation) OldTokenPrefix(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTokenPrefix is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTokenPrefix requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTokenPrefix: %w", err)
+	}
+	return oldValue.TokenPrefix, nil
+}
+
+// ResetTokenPrefix resets all changes to the "token_prefix" field.
+func (m *OnPremResourceMutation) ResetTokenPrefix() {
+	m.token_prefix = nil
+}
+
+// SetStatus sets the "status" field.
+func (m *OnPremResourceMutation) SetStatus(o onpremresource.Status) {
+	m.status = &o
+}
+
+// Status returns the value of the "status" field in the mutation.
+func (m *OnPremResourceMutation) Status() (r onpremresource.Status, exists bool) {
+	v := m.status
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldStatus returns the old "status" field's value of the OnPremResource entity.
+// If the OnPremResource object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OnPremResourceMutation) OldStatus(ctx context.Context) (v onpremresource.Status, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldStatus is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldStatus requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldStatus: %w", err)
+	}
+	return oldValue.Status, nil
+}
+
+// ResetStatus resets all changes to the "status" field.
+func (m *OnPremResourceMutation) ResetStatus() {
+	m.status = nil
+}
+
+// SetLastSeenAt sets the "last_seen_at" field.
+func (m *OnPremResourceMutation) SetLastSeenAt(t time.Time) {
+	m.last_seen_at = &t
+}
+
+// LastSeenAt returns the value of the "last_seen_at" field in the mutation.
+func (m *OnPremResourceMutation) LastSeenAt() (r time.Time, exists bool) {
+	v := m.last_seen_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLastSeenAt returns the old "last_seen_at" field's value of the OnPremResource entity.
+// If the OnPremResource object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OnPremResourceMutation) OldLastSeenAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLastSeenAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLastSeenAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLastSeenAt: %w", err)
+	}
+	return oldValue.LastSeenAt, nil
+}
+
+// ClearLastSeenAt clears the value of the "last_seen_at" field.
+func (m *OnPremResourceMutation) ClearLastSeenAt() {
+	m.last_seen_at = nil
+	m.clearedFields[onpremresource.FieldLastSeenAt] = struct{}{}
+}
+
+// LastSeenAtCleared returns if the "last_seen_at" field was cleared in this mutation.
+func (m *OnPremResourceMutation) LastSeenAtCleared() bool {
+	_, ok := m.clearedFields[onpremresource.FieldLastSeenAt]
+	return ok
+}
+
+// ResetLastSeenAt resets all changes to the "last_seen_at" field.
+func (m *OnPremResourceMutation) ResetLastSeenAt() {
+	m.last_seen_at = nil
+	delete(m.clearedFields, onpremresource.FieldLastSeenAt)
+}
+
+// SetAgentVersion sets the "agent_version" field.
+func (m *OnPremResourceMutation) SetAgentVersion(s string) {
+	m.agent_version = &s
+}
+
+// AgentVersion returns the value of the "agent_version" field in the mutation.
+func (m *OnPremResourceMutation) AgentVersion() (r string, exists bool) {
+	v := m.agent_version
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAgentVersion returns the old "agent_version" field's value of the OnPremResource entity.
+// If the OnPremResource object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OnPremResourceMutation) OldAgentVersion(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAgentVersion is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAgentVersion requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAgentVersion: %w", err)
+	}
+	return oldValue.AgentVersion, nil
+}
+
+// ResetAgentVersion resets all changes to the "agent_version" field.
+func (m *OnPremResourceMutation) ResetAgentVersion() {
+	m.agent_version = nil
+}
+
+// ClearOrganization clears the "organization" edge to the Organization entity.
+func (m *OnPremResourceMutation) ClearOrganization() {
+	m.clearedorganization = true
+	m.clearedFields[onpremresource.FieldOrganizationID] = struct{}{}
+}
+
+// OrganizationCleared reports if the "organization" edge to the Organization entity was cleared.
+func (m *OnPremResourceMutation) OrganizationCleared() bool {
+	return m.clearedorganization
+}
+
+// OrganizationIDs returns the "organization" edge IDs in the mutation.
+// Note that IDs always returns len(IDs) <= 1 for unique edges, and you should use
+// OrganizationID instead. It exists only for internal usage by the builders.
+func (m *OnPremResourceMutation) OrganizationIDs() (ids []int) {
+	if id := m.organization; id != nil {
+		ids = append(ids, *id)
+	}
+	return
+}
+
+// ResetOrganization resets all changes to the "organization" edge.
+func (m *OnPremResourceMutation) ResetOrganization() {
+	m.organization = nil
+	m.clearedorganization = false
+}
+
+// ClearCustomer clears the "customer" edge to the Customer entity.
+func (m *OnPremResourceMutation) ClearCustomer() {
+	m.clearedcustomer = true
+	m.clearedFields[onpremresource.FieldCustomerID] = struct{}{}
+}
+
+// CustomerCleared reports if the "customer" edge to the Customer entity was cleared.
+func (m *OnPremResourceMutation) CustomerCleared() bool {
+	return m.clearedcustomer
+}
+
+// CustomerIDs returns the "customer" edge IDs in the mutation.
+// Note that IDs always returns len(IDs) <= 1 for unique edges, and you should use
+// CustomerID instead. It exists only for internal usage by the builders.
+func (m *OnPremResourceMutation) CustomerIDs() (ids []int) {
+	if id := m.customer; id != nil {
+		ids = append(ids, *id)
+	}
+	return
+}
+
+// ResetCustomer resets all changes to the "customer" edge.
+func (m *OnPremResourceMutation) ResetCustomer() {
+	m.customer = nil
+	m.clearedcustomer = false
+}
+
+// AddCredentialIDs adds the "credentials" edge to the Credential entity by ids.
+func (m *OnPremResourceMutation) AddCredentialIDs(ids ...int) {
+	if m.credentials == nil {
+		m.credentials = make(map[int]struct{})
+	}
+	for i := range ids {
+		m.credentials[ids[i]] = struct{}{}
+	}
+}
+
+// ClearCredentials clears the "credentials" edge to the Credential entity.
+func (m *OnPremResourceMutation) ClearCredentials() {
+	m.clearedcredentials = true
+}
+
+// CredentialsCleared reports if the "credentials" edge to the Credential entity was cleared.
+func (m *OnPremResourceMutation) CredentialsCleared() bool {
+	return m.clearedcredentials
+}
+
+// RemoveCredentialIDs removes the "credentials" edge to the Credential entity by IDs.
+func (m *OnPremResourceMutation) RemoveCredentialIDs(ids ...int) {
+	if m.removedcredentials == nil {
+		m.removedcredentials = make(map[int]struct{})
+	}
+	for i := range ids {
+		delete(m.credentials, ids[i])
+		m.removedcredentials[ids[i]] = struct{}{}
+	}
+}
+
+// RemovedCredentials returns the removed IDs of the "credentials" edge to the Credential entity.
+func (m *OnPremResourceMutation) RemovedCredentialsIDs() (ids []int) {
+	for id := range m.removedcredentials {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// CredentialsIDs returns the "credentials" edge IDs in the mutation.
+func (m *OnPremResourceMutation) CredentialsIDs() (ids []int) {
+	for id := range m.credentials {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// ResetCredentials resets all changes to the "credentials" edge.
+func (m *OnPremResourceMutation) ResetCredentials() {
+	m.credentials = nil
+	m.clearedcredentials = false
+	m.removedcredentials = nil
+}
+
+// Where appends a list predicates to the OnPremResourceMutation builder.
+func (m *OnPremResourceMutation) Where(ps ...predicate.OnPremResource) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the OnPremResourceMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *OnPremResourceMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.OnPremResource, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *OnPremResourceMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *OnPremResourceMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (OnPremResource).
+func (m *OnPremResourceMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *OnPremResourceMutation) Fields() []string {
+	fields := make([]string, 0, 11)
+	if m.created_at != nil {
+		fields = append(fields, onpremresource.FieldCreatedAt)
+	}
+	if m.updated_at != nil {
+		fields = append(fields, onpremresource.FieldUpdatedAt)
+	}
+	if m.organization != nil {
+		fields = append(fields, onpremresource.FieldOrganizationID)
+	}
+	if m.customer != nil {
+		fields = append(fields, onpremresource.FieldCustomerID)
+	}
+	if m.name != nil {
+		fields = append(fields, onpremresource.FieldName)
+	}
+	if m.target != nil {
+		fields = append(fields, onpremresource.FieldTarget)
+	}
+	if m.token_hash != nil {
+		fields = append(fields, onpremresource.FieldTokenHash)
+	}
+	if m.token_prefix != nil {
+		fields = append(fields, onpremresource.FieldTokenPrefix)
+	}
+	if m.status != nil {
+		fields = append(fields, onpremresource.FieldStatus)
+	}
+	if m.last_seen_at != nil {
+		fields = append(fields, onpremresource.FieldLastSeenAt)
+	}
+	if m.agent_version != nil {
+		fields = append(fields, onpremresource.FieldAgentVersion)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *OnPremResourceMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case onpremresource.FieldCreatedAt:
+		return m.CreatedAt()
+	case onpremresource.FieldUpdatedAt:
+		return m.UpdatedAt()
+	case onpremresource.FieldOrganizationID:
+		return m.OrganizationID()
+	case onpremresource.FieldCustomerID:
+		return m.CustomerID()
+	case onpremresource.FieldName:
+		return m.Name()
+	case onpremresource.FieldTarget:
+		return m.Target()
+	case onpremresource.FieldTokenHash:
+		return m.TokenHash()
+	case onpremresource.FieldTokenPrefix:
+		return m.TokenPrefix()
+	case onpremresource.FieldStatus:
+		return m.Status()
+	case onpremresource.FieldLastSeenAt:
+		return m.LastSeenAt()
+	case onpremresource.FieldAgentVersion:
+		return m.AgentVersion()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *OnPremResourceMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case onpremresource.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case onpremresource.FieldUpdatedAt:
+		return m.OldUpdatedAt(ctx)
+	case onpremresource.FieldOrganizationID:
+		return m.OldOrganizationID(ctx)
+	case onpremresource.FieldCustomerID:
+		return m.OldCustomerID(ctx)
+	case onpremresource.FieldName:
+		return m.OldName(ctx)
+	case onpremresource.FieldTarget:
+		return m.OldTarget(ctx)
+	case onpremresource.FieldTokenHash:
+		return m.OldTokenHash(ctx)
+	case onpremresource.FieldTokenPrefix:
+		return m.OldTokenPrefix(ctx)
+	case onpremresource.FieldStatus:
+		return m.OldStatus(ctx)
+	case onpremresource.FieldLastSeenAt:
+		return m.OldLastSeenAt(ctx)
+	case onpremresource.FieldAgentVersion:
+		return m.OldAgentVersion(ctx)
+	}
+	return nil, fmt.Errorf("unknown OnPremResource field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *OnPremResourceMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case onpremresource.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case onpremresource.FieldUpdatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUpdatedAt(v)
+		return nil
+	case onpremresource.FieldOrganizationID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOrganizationID(v)
+		return nil
+	case onpremresource.FieldCustomerID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCustomerID(v)
+		return nil
+	case onpremresource.FieldName:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetName(v)
+		return nil
+	case onpremresource.FieldTarget:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTarget(v)
+		return nil
+	case onpremresource.FieldTokenHash:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTokenHash(v)
+		return nil
+	case onpremresource.FieldTokenPrefix:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTokenPrefix(v)
+		return nil
+	case onpremresource.FieldStatus:
+		v, ok := value.(onpremresource.Status)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetStatus(v)
+		return nil
+	case onpremresource.FieldLastSeenAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLastSeenAt(v)
+		return nil
+	case onpremresource.FieldAgentVersion:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAgentVersion(v)
+		return nil
+	}
+	return fmt.Errorf("unknown OnPremResource field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *OnPremResourceMutation) AddedFields() []string {
+	var fields []string
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *OnPremResourceMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *OnPremResourceMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	}
+	return fmt.Errorf("unknown OnPremResource numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *OnPremResourceMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(onpremresource.FieldLastSeenAt) {
+		fields = append(fields, onpremresource.FieldLastSeenAt)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *OnPremResourceMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *OnPremResourceMutation) ClearField(name string) error {
+	switch name {
+	case onpremresource.FieldLastSeenAt:
+		m.ClearLastSeenAt()
+		return nil
+	}
+	return fmt.Errorf("unknown OnPremResource nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *OnPremResourceMutation) ResetField(name string) error {
+	switch name {
+	case onpremresource.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case onpremresource.FieldUpdatedAt:
+		m.ResetUpdatedAt()
+		return nil
+	case onpremresource.FieldOrganizationID:
+		m.ResetOrganizationID()
+		return nil
+	case onpremresource.FieldCustomerID:
+		m.ResetCustomerID()
+		return nil
+	case onpremresource.FieldName:
+		m.ResetName()
+		return nil
+	case onpremresource.FieldTarget:
+		m.ResetTarget()
+		return nil
+	case onpremresource.FieldTokenHash:
+		m.ResetTokenHash()
+		return nil
+	case onpremresource.FieldTokenPrefix:
+		m.ResetTokenPrefix()
+		return nil
+	case onpremresource.FieldStatus:
+		m.ResetStatus()
+		return nil
+	case onpremresource.FieldLastSeenAt:
+		m.ResetLastSeenAt()
+		return nil
+	case onpremresource.FieldAgentVersion:
+		m.ResetAgentVersion()
+		return nil
+	}
+	return fmt.Errorf("unknown OnPremResource field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *OnPremResourceMutation) AddedEdges() []string {
+	edges := make([]string, 0, 3)
+	if m.organization != nil {
+		edges = append(edges, onpremresource.EdgeOrganization)
+	}
+	if m.customer != nil {
+		edges = append(edges, onpremresource.EdgeCustomer)
+	}
+	if m.credentials != nil {
+		edges = append(edges, onpremresource.EdgeCredentials)
+	}
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *OnPremResourceMutation) AddedIDs(name string) []ent.Value {
+	switch name {
+	case onpremresource.EdgeOrganization:
+		if id := m.organization; id != nil {
+			return []ent.Value{*id}
+		}
+	case onpremresource.EdgeCustomer:
+		if id := m.customer; id != nil {
+			return []ent.Value{*id}
+		}
+	case onpremresource.EdgeCredentials:
+		ids := make([]ent.Value, 0, len(m.credentials))
+		for id := range m.credentials {
+			ids = append(ids, id)
+		}
+		return ids
+	}
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *OnPremResourceMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 3)
+	if m.removedcredentials != nil {
+		edges = append(edges, onpremresource.EdgeCredentials)
+	}
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *OnPremResourceMutation) RemovedIDs(name string) []ent.Value {
+	switch name {
+	case onpremresource.EdgeCredentials:
+		ids := make([]ent.Value, 0, len(m.removedcredentials))
+		for id := range m.removedcredentials {
+			ids = append(ids, id)
+		}
+		return ids
+	}
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *OnPremResourceMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 3)
+	if m.clearedorganization {
+		edges = append(edges, onpremresource.EdgeOrganization)
+	}
+	if m.clearedcustomer {
+		edges = append(edges, onpremresource.EdgeCustomer)
+	}
+	if m.clearedcredentials {
+		edges = append(edges, onpremresource.EdgeCredentials)
+	}
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *OnPremResourceMutation) EdgeCleared(name string) bool {
+	switch name {
+	case onpremresource.EdgeOrganization:
+		return m.clearedorganization
+	case onpremresource.EdgeCustomer:
+		return m.clearedcustomer
+	case onpremresource.EdgeCredentials:
+		return m.clearedcredentials
+	}
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *OnPremResourceMutation) ClearEdge(name string) error {
+	switch name {
+	case onpremresource.EdgeOrganization:
+		m.ClearOrganization()
+		return nil
+	case onpremresource.EdgeCustomer:
+		m.ClearCustomer()
+		return nil
+	}
+	return fmt.Errorf("unknown OnPremResource unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *OnPremResourceMutation) ResetEdge(name string) error {
+	switch name {
+	case onpremresource.EdgeOrganization:
+		m.ResetOrganization()
+		return nil
+	case onpremresource.EdgeCustomer:
+		m.ResetCustomer()
+		return nil
+	case onpremresource.EdgeCredentials:
+		m.ResetCredentials()
+		return nil
+	}
+	return fmt.Errorf("unknown OnPremResource edge %s", name)
 }
 
 // OrganizationMutation represents an operation that mutates the Organization nodes in the graph.

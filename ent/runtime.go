@@ -19,6 +19,7 @@ import (
 	"github.com/plugboard/plugboard/ent/instancebinding"
 	"github.com/plugboard/plugboard/ent/integration"
 	"github.com/plugboard/plugboard/ent/oauthstate"
+	"github.com/plugboard/plugboard/ent/onpremresource"
 	"github.com/plugboard/plugboard/ent/organization"
 	"github.com/plugboard/plugboard/ent/plugin"
 	"github.com/plugboard/plugboard/ent/schema"
@@ -476,6 +477,61 @@ func init() {
 	oauthstateDescPopup := oauthstateFields[5].Descriptor()
 	// oauthstate.DefaultPopup holds the default value on creation for the popup field.
 	oauthstate.DefaultPopup = oauthstateDescPopup.Default.(bool)
+	onpremresourceMixin := schema.OnPremResource{}.Mixin()
+	onpremresourceMixinFields0 := onpremresourceMixin[0].Fields()
+	_ = onpremresourceMixinFields0
+	onpremresourceFields := schema.OnPremResource{}.Fields()
+	_ = onpremresourceFields
+	// onpremresourceDescCreatedAt is the schema descriptor for created_at field.
+	onpremresourceDescCreatedAt := onpremresourceMixinFields0[0].Descriptor()
+	// onpremresource.DefaultCreatedAt holds the default value on creation for the created_at field.
+	onpremresource.DefaultCreatedAt = onpremresourceDescCreatedAt.Default.(func() time.Time)
+	// onpremresourceDescUpdatedAt is the schema descriptor for updated_at field.
+	onpremresourceDescUpdatedAt := onpremresourceMixinFields0[1].Descriptor()
+	// onpremresource.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	onpremresource.DefaultUpdatedAt = onpremresourceDescUpdatedAt.Default.(func() time.Time)
+	// onpremresource.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	onpremresource.UpdateDefaultUpdatedAt = onpremresourceDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// onpremresourceDescName is the schema descriptor for name field.
+	onpremresourceDescName := onpremresourceFields[1].Descriptor()
+	// onpremresource.NameValidator is a validator for the "name" field. It is called by the builders before save.
+	onpremresource.NameValidator = func() func(string) error {
+		validators := onpremresourceDescName.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(name string) error {
+			for _, fn := range fns {
+				if err := fn(name); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// onpremresourceDescTarget is the schema descriptor for target field.
+	onpremresourceDescTarget := onpremresourceFields[2].Descriptor()
+	// onpremresource.TargetValidator is a validator for the "target" field. It is called by the builders before save.
+	onpremresource.TargetValidator = func() func(string) error {
+		validators := onpremresourceDescTarget.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(target string) error {
+			for _, fn := range fns {
+				if err := fn(target); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// onpremresourceDescAgentVersion is the schema descriptor for agent_version field.
+	onpremresourceDescAgentVersion := onpremresourceFields[7].Descriptor()
+	// onpremresource.DefaultAgentVersion holds the default value on creation for the agent_version field.
+	onpremresource.DefaultAgentVersion = onpremresourceDescAgentVersion.Default.(string)
 	organizationMixin := schema.Organization{}.Mixin()
 	organizationMixinFields0 := organizationMixin[0].Fields()
 	_ = organizationMixinFields0

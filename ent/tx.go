@@ -42,6 +42,8 @@ type Tx struct {
 	Integration *IntegrationClient
 	// OAuthState is the client for interacting with the OAuthState builders.
 	OAuthState *OAuthStateClient
+	// OnPremResource is the client for interacting with the OnPremResource builders.
+	OnPremResource *OnPremResourceClient
 	// Organization is the client for interacting with the Organization builders.
 	Organization *OrganizationClient
 	// Plugin is the client for interacting with the Plugin builders.
@@ -201,6 +203,7 @@ func (tx *Tx) init() {
 	tx.InstanceBinding = NewInstanceBindingClient(tx.config)
 	tx.Integration = NewIntegrationClient(tx.config)
 	tx.OAuthState = NewOAuthStateClient(tx.config)
+	tx.OnPremResource = NewOnPremResourceClient(tx.config)
 	tx.Organization = NewOrganizationClient(tx.config)
 	tx.Plugin = NewPluginClient(tx.config)
 	tx.SigningKey = NewSigningKeyClient(tx.config)

@@ -16,6 +16,7 @@ import (
 	"github.com/plugboard/plugboard/internal/connection"
 	"github.com/plugboard/plugboard/internal/globalid"
 	"github.com/plugboard/plugboard/internal/oauth"
+	"github.com/plugboard/plugboard/internal/onprem"
 	"github.com/plugboard/plugboard/internal/pluginhost"
 )
 
@@ -31,7 +32,14 @@ const (
 	// CodeUpstreamUnavailable: an OAuth 2.0 provider failed in a way that
 	// may pass (5xx, timeout, network).
 	CodeUpstreamUnavailable = "UPSTREAM_UNAVAILABLE"
+	// CodeOnPremAgentDisconnected: the credential goes through a
+	// customer's on-prem agent and no agent of its resource is connected.
+	CodeOnPremAgentDisconnected = "ON_PREM_AGENT_DISCONNECTED"
 )
+
+// agentDisconnectedText is what a caller is told when a bound
+// credential's agent is not connected.
+const agentDisconnectedText = "The credential goes through the customer's on-prem agent, and the agent is not connected: start it (plugboard agent) next to the service and try again."
 
 // Classify returns the extensions.code of err and a message safe to show.
 // Unknown errors become INTERNAL with a generic message, so nothing of the
@@ -53,6 +61,8 @@ func Classify(err error) (code, message string) {
 	case errors.Is(err, oauth.ErrProvider):
 		// A provider's transient failure; the message is sanitized.
 		return CodeUpstreamUnavailable, publicText(err)
+	case errors.Is(err, onprem.ErrAgentDisconnected):
+		return CodeOnPremAgentDisconnected, agentDisconnectedText
 	case errors.Is(err, auth.ErrUnauthenticated):
 		return CodeUnauthenticated, auth.ErrUnauthenticated.Error()
 	case errors.Is(err, auth.ErrForbidden):

@@ -3,6 +3,7 @@ package graph
 
 import (
 	"github.com/plugboard/plugboard/ent"
+	"github.com/plugboard/plugboard/ent/onpremresource"
 	"github.com/plugboard/plugboard/ent/schema/schematype"
 	"github.com/plugboard/plugboard/graph/model"
 	"github.com/plugboard/plugboard/internal/connection"
@@ -36,6 +37,9 @@ func wizardModel(w *connection.Wizard) *model.ConfigWizard {
 		}
 		if s.ConnectLabel != "" {
 			e.ConnectLabel = &s.ConnectLabel
+		}
+		if s.OnPrem != nil {
+			e.OnPrem = &model.WizardOnPrem{Resource: s.OnPrem, Message: onPremMessage(s.OnPrem)}
 		}
 		for _, f := range s.Fields {
 			in := f.Input
@@ -73,4 +77,14 @@ func optional(s string) *string {
 		return nil
 	}
 	return &s
+}
+
+// onPremMessage tells the customer that a slot's connection goes through
+// its on-prem agent, and whether the agent is connected.
+func onPremMessage(r *ent.OnPremResource) string {
+	msg := "This connection goes through your on-prem agent for " + r.Name + "; plugboard reaches the host through it, so you do not enter a host or port."
+	if r.Status == onpremresource.StatusCONNECTED {
+		return msg + " The agent is connected."
+	}
+	return msg + " The agent is not connected: start it (plugboard agent) next to the service."
 }

@@ -63,6 +63,8 @@ const (
 	FieldNextRefreshAt = "next_refresh_at"
 	// FieldLastErrors holds the string denoting the last_errors field in the database.
 	FieldLastErrors = "last_errors"
+	// FieldOnPremResourceID holds the string denoting the on_prem_resource_id field in the database.
+	FieldOnPremResourceID = "on_prem_resource_id"
 	// EdgeOrganization holds the string denoting the organization edge name in mutations.
 	EdgeOrganization = "organization"
 	// EdgeConnection holds the string denoting the connection edge name in mutations.
@@ -79,6 +81,8 @@ const (
 	EdgeAuditEvents = "audit_events"
 	// EdgeVersions holds the string denoting the versions edge name in mutations.
 	EdgeVersions = "versions"
+	// EdgeOnPremResource holds the string denoting the on_prem_resource edge name in mutations.
+	EdgeOnPremResource = "on_prem_resource"
 	// Table holds the table name of the credential in the database.
 	Table = "credentials"
 	// OrganizationTable is the table that holds the organization relation/edge.
@@ -137,6 +141,13 @@ const (
 	VersionsInverseTable = "credential_versions"
 	// VersionsColumn is the table column denoting the versions relation/edge.
 	VersionsColumn = "credential_id"
+	// OnPremResourceTable is the table that holds the on_prem_resource relation/edge.
+	OnPremResourceTable = "credentials"
+	// OnPremResourceInverseTable is the table name for the OnPremResource entity.
+	// It exists in this package in order to avoid circular dependency with the "onpremresource" package.
+	OnPremResourceInverseTable = "on_prem_resources"
+	// OnPremResourceColumn is the table column denoting the on_prem_resource relation/edge.
+	OnPremResourceColumn = "on_prem_resource_id"
 )
 
 // Columns holds all SQL columns for credential fields.
@@ -165,6 +176,7 @@ var Columns = []string{
 	FieldFailureCount,
 	FieldNextRefreshAt,
 	FieldLastErrors,
+	FieldOnPremResourceID,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -343,6 +355,11 @@ func ByNextRefreshAt(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldNextRefreshAt, opts...).ToFunc()
 }
 
+// ByOnPremResourceID orders the results by the on_prem_resource_id field.
+func ByOnPremResourceID(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldOnPremResourceID, opts...).ToFunc()
+}
+
 // ByOrganizationField orders the results by organization field.
 func ByOrganizationField(field string, opts ...sql.OrderTermOption) OrderOption {
 	return func(s *sql.Selector) {
@@ -419,6 +436,13 @@ func ByVersions(term sql.OrderTerm, terms ...sql.OrderTerm) OrderOption {
 		sqlgraph.OrderByNeighborTerms(s, newVersionsStep(), append([]sql.OrderTerm{term}, terms...)...)
 	}
 }
+
+// ByOnPremResourceField orders the results by on_prem_resource field.
+func ByOnPremResourceField(field string, opts ...sql.OrderTermOption) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborTerms(s, newOnPremResourceStep(), sql.OrderByField(field, opts...))
+	}
+}
 func newOrganizationStep() *sqlgraph.Step {
 	return sqlgraph.NewStep(
 		sqlgraph.From(Table, FieldID),
@@ -473,6 +497,13 @@ func newVersionsStep() *sqlgraph.Step {
 		sqlgraph.From(Table, FieldID),
 		sqlgraph.To(VersionsInverseTable, FieldID),
 		sqlgraph.Edge(sqlgraph.O2M, false, VersionsTable, VersionsColumn),
+	)
+}
+func newOnPremResourceStep() *sqlgraph.Step {
+	return sqlgraph.NewStep(
+		sqlgraph.From(Table, FieldID),
+		sqlgraph.To(OnPremResourceInverseTable, FieldID),
+		sqlgraph.Edge(sqlgraph.M2O, true, OnPremResourceTable, OnPremResourceColumn),
 	)
 }
 

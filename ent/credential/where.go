@@ -145,6 +145,11 @@ func NextRefreshAt(v time.Time) predicate.Credential {
 	return predicate.Credential(sql.FieldEQ(FieldNextRefreshAt, v))
 }
 
+// OnPremResourceID applies equality check predicate on the "on_prem_resource_id" field. It's identical to OnPremResourceIDEQ.
+func OnPremResourceID(v int) predicate.Credential {
+	return predicate.Credential(sql.FieldEQ(FieldOnPremResourceID, v))
+}
+
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
 func CreatedAtEQ(v time.Time) predicate.Credential {
 	return predicate.Credential(sql.FieldEQ(FieldCreatedAt, v))
@@ -980,6 +985,36 @@ func LastErrorsNotNil() predicate.Credential {
 	return predicate.Credential(sql.FieldNotNull(FieldLastErrors))
 }
 
+// OnPremResourceIDEQ applies the EQ predicate on the "on_prem_resource_id" field.
+func OnPremResourceIDEQ(v int) predicate.Credential {
+	return predicate.Credential(sql.FieldEQ(FieldOnPremResourceID, v))
+}
+
+// OnPremResourceIDNEQ applies the NEQ predicate on the "on_prem_resource_id" field.
+func OnPremResourceIDNEQ(v int) predicate.Credential {
+	return predicate.Credential(sql.FieldNEQ(FieldOnPremResourceID, v))
+}
+
+// OnPremResourceIDIn applies the In predicate on the "on_prem_resource_id" field.
+func OnPremResourceIDIn(vs ...int) predicate.Credential {
+	return predicate.Credential(sql.FieldIn(FieldOnPremResourceID, vs...))
+}
+
+// OnPremResourceIDNotIn applies the NotIn predicate on the "on_prem_resource_id" field.
+func OnPremResourceIDNotIn(vs ...int) predicate.Credential {
+	return predicate.Credential(sql.FieldNotIn(FieldOnPremResourceID, vs...))
+}
+
+// OnPremResourceIDIsNil applies the IsNil predicate on the "on_prem_resource_id" field.
+func OnPremResourceIDIsNil() predicate.Credential {
+	return predicate.Credential(sql.FieldIsNull(FieldOnPremResourceID))
+}
+
+// OnPremResourceIDNotNil applies the NotNil predicate on the "on_prem_resource_id" field.
+func OnPremResourceIDNotNil() predicate.Credential {
+	return predicate.Credential(sql.FieldNotNull(FieldOnPremResourceID))
+}
+
 // HasOrganization applies the HasEdge predicate on the "organization" edge.
 func HasOrganization() predicate.Credential {
 	return predicate.Credential(func(s *sql.Selector) {
@@ -1156,6 +1191,29 @@ func HasVersions() predicate.Credential {
 func HasVersionsWith(preds ...predicate.CredentialVersion) predicate.Credential {
 	return predicate.Credential(func(s *sql.Selector) {
 		step := newVersionsStep()
+		sqlgraph.HasNeighborsWith(s, step, func(s *sql.Selector) {
+			for _, p := range preds {
+				p(s)
+			}
+		})
+	})
+}
+
+// HasOnPremResource applies the HasEdge predicate on the "on_prem_resource" edge.
+func HasOnPremResource() predicate.Credential {
+	return predicate.Credential(func(s *sql.Selector) {
+		step := sqlgraph.NewStep(
+			sqlgraph.From(Table, FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, true, OnPremResourceTable, OnPremResourceColumn),
+		)
+		sqlgraph.HasNeighbors(s, step)
+	})
+}
+
+// HasOnPremResourceWith applies the HasEdge predicate on the "on_prem_resource" edge with a given conditions (other predicates).
+func HasOnPremResourceWith(preds ...predicate.OnPremResource) predicate.Credential {
+	return predicate.Credential(func(s *sql.Selector) {
+		step := newOnPremResourceStep()
 		sqlgraph.HasNeighborsWith(s, step, func(s *sql.Selector) {
 			for _, p := range preds {
 				p(s)

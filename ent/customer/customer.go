@@ -32,6 +32,8 @@ const (
 	EdgeCredentials = "credentials"
 	// EdgeInstances holds the string denoting the instances edge name in mutations.
 	EdgeInstances = "instances"
+	// EdgeOnPremResources holds the string denoting the on_prem_resources edge name in mutations.
+	EdgeOnPremResources = "on_prem_resources"
 	// Table holds the table name of the customer in the database.
 	Table = "customers"
 	// OrganizationTable is the table that holds the organization relation/edge.
@@ -62,6 +64,13 @@ const (
 	InstancesInverseTable = "instances"
 	// InstancesColumn is the table column denoting the instances relation/edge.
 	InstancesColumn = "customer_id"
+	// OnPremResourcesTable is the table that holds the on_prem_resources relation/edge.
+	OnPremResourcesTable = "on_prem_resources"
+	// OnPremResourcesInverseTable is the table name for the OnPremResource entity.
+	// It exists in this package in order to avoid circular dependency with the "onpremresource" package.
+	OnPremResourcesInverseTable = "on_prem_resources"
+	// OnPremResourcesColumn is the table column denoting the on_prem_resources relation/edge.
+	OnPremResourcesColumn = "customer_id"
 )
 
 // Columns holds all SQL columns for customer fields.
@@ -178,6 +187,20 @@ func ByInstances(term sql.OrderTerm, terms ...sql.OrderTerm) OrderOption {
 		sqlgraph.OrderByNeighborTerms(s, newInstancesStep(), append([]sql.OrderTerm{term}, terms...)...)
 	}
 }
+
+// ByOnPremResourcesCount orders the results by on_prem_resources count.
+func ByOnPremResourcesCount(opts ...sql.OrderTermOption) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborsCount(s, newOnPremResourcesStep(), opts...)
+	}
+}
+
+// ByOnPremResources orders the results by on_prem_resources terms.
+func ByOnPremResources(term sql.OrderTerm, terms ...sql.OrderTerm) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborTerms(s, newOnPremResourcesStep(), append([]sql.OrderTerm{term}, terms...)...)
+	}
+}
 func newOrganizationStep() *sqlgraph.Step {
 	return sqlgraph.NewStep(
 		sqlgraph.From(Table, FieldID),
@@ -204,5 +227,12 @@ func newInstancesStep() *sqlgraph.Step {
 		sqlgraph.From(Table, FieldID),
 		sqlgraph.To(InstancesInverseTable, FieldID),
 		sqlgraph.Edge(sqlgraph.O2M, false, InstancesTable, InstancesColumn),
+	)
+}
+func newOnPremResourcesStep() *sqlgraph.Step {
+	return sqlgraph.NewStep(
+		sqlgraph.From(Table, FieldID),
+		sqlgraph.To(OnPremResourcesInverseTable, FieldID),
+		sqlgraph.Edge(sqlgraph.O2M, false, OnPremResourcesTable, OnPremResourcesColumn),
 	)
 }

@@ -402,6 +402,29 @@ func HasInstancesWith(preds ...predicate.Instance) predicate.Customer {
 	})
 }
 
+// HasOnPremResources applies the HasEdge predicate on the "on_prem_resources" edge.
+func HasOnPremResources() predicate.Customer {
+	return predicate.Customer(func(s *sql.Selector) {
+		step := sqlgraph.NewStep(
+			sqlgraph.From(Table, FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, OnPremResourcesTable, OnPremResourcesColumn),
+		)
+		sqlgraph.HasNeighbors(s, step)
+	})
+}
+
+// HasOnPremResourcesWith applies the HasEdge predicate on the "on_prem_resources" edge with a given conditions (other predicates).
+func HasOnPremResourcesWith(preds ...predicate.OnPremResource) predicate.Customer {
+	return predicate.Customer(func(s *sql.Selector) {
+		step := newOnPremResourcesStep()
+		sqlgraph.HasNeighborsWith(s, step, func(s *sql.Selector) {
+			for _, p := range preds {
+				p(s)
+			}
+		})
+	})
+}
+
 // And groups predicates with the AND operator between them.
 func And(predicates ...predicate.Customer) predicate.Customer {
 	return predicate.Customer(sql.AndPredicates(predicates...))

@@ -177,6 +177,18 @@ func (f OAuthStateFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, 
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.OAuthStateMutation", m)
 }
 
+// The OnPremResourceFunc type is an adapter to allow the use of ordinary
+// function as OnPremResource mutator.
+type OnPremResourceFunc func(context.Context, *ent.OnPremResourceMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f OnPremResourceFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.OnPremResourceMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.OnPremResourceMutation", m)
+}
+
 // The OrganizationFunc type is an adapter to allow the use of ordinary
 // function as Organization mutator.
 type OrganizationFunc func(context.Context, *ent.OrganizationMutation) (ent.Value, error)

@@ -22,6 +22,7 @@ import (
 	"github.com/plugboard/plugboard/ent/instancebinding"
 	"github.com/plugboard/plugboard/ent/integration"
 	"github.com/plugboard/plugboard/ent/oauthstate"
+	"github.com/plugboard/plugboard/ent/onpremresource"
 	"github.com/plugboard/plugboard/ent/organization"
 	"github.com/plugboard/plugboard/ent/plugin"
 	"github.com/plugboard/plugboard/ent/predicate"
@@ -466,6 +467,33 @@ func (f TraverseOAuthState) Traverse(ctx context.Context, q ent.Query) error {
 	return fmt.Errorf("unexpected query type %T. expect *ent.OAuthStateQuery", q)
 }
 
+// The OnPremResourceFunc type is an adapter to allow the use of ordinary function as a Querier.
+type OnPremResourceFunc func(context.Context, *ent.OnPremResourceQuery) (ent.Value, error)
+
+// Query calls f(ctx, q).
+func (f OnPremResourceFunc) Query(ctx context.Context, q ent.Query) (ent.Value, error) {
+	if q, ok := q.(*ent.OnPremResourceQuery); ok {
+		return f(ctx, q)
+	}
+	return nil, fmt.Errorf("unexpected query type %T. expect *ent.OnPremResourceQuery", q)
+}
+
+// The TraverseOnPremResource type is an adapter to allow the use of ordinary function as Traverser.
+type TraverseOnPremResource func(context.Context, *ent.OnPremResourceQuery) error
+
+// Intercept is a dummy implementation of Intercept that returns the next Querier in the pipeline.
+func (f TraverseOnPremResource) Intercept(next ent.Querier) ent.Querier {
+	return next
+}
+
+// Traverse calls f(ctx, q).
+func (f TraverseOnPremResource) Traverse(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.OnPremResourceQuery); ok {
+		return f(ctx, q)
+	}
+	return fmt.Errorf("unexpected query type %T. expect *ent.OnPremResourceQuery", q)
+}
+
 // The OrganizationFunc type is an adapter to allow the use of ordinary function as a Querier.
 type OrganizationFunc func(context.Context, *ent.OrganizationQuery) (ent.Value, error)
 
@@ -686,6 +714,8 @@ func NewQuery(q ent.Query) (Query, error) {
 		return &query[*ent.IntegrationQuery, predicate.Integration, integration.OrderOption]{typ: ent.TypeIntegration, tq: q}, nil
 	case *ent.OAuthStateQuery:
 		return &query[*ent.OAuthStateQuery, predicate.OAuthState, oauthstate.OrderOption]{typ: ent.TypeOAuthState, tq: q}, nil
+	case *ent.OnPremResourceQuery:
+		return &query[*ent.OnPremResourceQuery, predicate.OnPremResource, onpremresource.OrderOption]{typ: ent.TypeOnPremResource, tq: q}, nil
 	case *ent.OrganizationQuery:
 		return &query[*ent.OrganizationQuery, predicate.Organization, organization.OrderOption]{typ: ent.TypeOrganization, tq: q}, nil
 	case *ent.PluginQuery:

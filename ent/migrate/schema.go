@@ -288,6 +288,7 @@ var (
 		{Name: "organization_id", Type: field.TypeInt},
 		{Name: "customer_id", Type: field.TypeInt, Nullable: true},
 		{Name: "instance_id", Type: field.TypeInt, Nullable: true},
+		{Name: "on_prem_resource_id", Type: field.TypeInt, Nullable: true},
 		{Name: "user_id", Type: field.TypeInt, Nullable: true},
 	}
 	// CredentialsTable holds the schema information for the "credentials" table.
@@ -321,8 +322,14 @@ var (
 				OnDelete:   schema.SetNull,
 			},
 			{
-				Symbol:     "credentials_users_credentials",
+				Symbol:     "credentials_on_prem_resources_credentials",
 				Columns:    []*schema.Column{CredentialsColumns[23]},
+				RefColumns: []*schema.Column{OnPremResourcesColumns[0]},
+				OnDelete:   schema.SetNull,
+			},
+			{
+				Symbol:     "credentials_users_credentials",
+				Columns:    []*schema.Column{CredentialsColumns[24]},
 				RefColumns: []*schema.Column{UsersColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
@@ -622,6 +629,53 @@ var (
 			},
 		},
 	}
+	// OnPremResourcesColumns holds the columns for the "on_prem_resources" table.
+	OnPremResourcesColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "updated_at", Type: field.TypeTime},
+		{Name: "name", Type: field.TypeString, Size: 200},
+		{Name: "target", Type: field.TypeString, Size: 300},
+		{Name: "token_hash", Type: field.TypeString, Unique: true},
+		{Name: "token_prefix", Type: field.TypeString},
+		{Name: "status", Type: field.TypeEnum, Enums: []string{"CONNECTED", "DISCONNECTED"}, Default: "DISCONNECTED"},
+		{Name: "last_seen_at", Type: field.TypeTime, Nullable: true},
+		{Name: "agent_version", Type: field.TypeString, Default: ""},
+		{Name: "customer_id", Type: field.TypeInt},
+		{Name: "organization_id", Type: field.TypeInt},
+	}
+	// OnPremResourcesTable holds the schema information for the "on_prem_resources" table.
+	OnPremResourcesTable = &schema.Table{
+		Name:       "on_prem_resources",
+		Columns:    OnPremResourcesColumns,
+		PrimaryKey: []*schema.Column{OnPremResourcesColumns[0]},
+		ForeignKeys: []*schema.ForeignKey{
+			{
+				Symbol:     "on_prem_resources_customers_on_prem_resources",
+				Columns:    []*schema.Column{OnPremResourcesColumns[10]},
+				RefColumns: []*schema.Column{CustomersColumns[0]},
+				OnDelete:   schema.NoAction,
+			},
+			{
+				Symbol:     "on_prem_resources_organizations_organization",
+				Columns:    []*schema.Column{OnPremResourcesColumns[11]},
+				RefColumns: []*schema.Column{OrganizationsColumns[0]},
+				OnDelete:   schema.NoAction,
+			},
+		},
+		Indexes: []*schema.Index{
+			{
+				Name:    "onpremresource_organization_id",
+				Unique:  false,
+				Columns: []*schema.Column{OnPremResourcesColumns[11]},
+			},
+			{
+				Name:    "onpremresource_customer_id",
+				Unique:  false,
+				Columns: []*schema.Column{OnPremResourcesColumns[10]},
+			},
+		},
+	}
 	// OrganizationsColumns holds the columns for the "organizations" table.
 	OrganizationsColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt, Increment: true},
@@ -882,6 +936,7 @@ var (
 		InstanceBindingsTable,
 		IntegrationsTable,
 		OauthStatesTable,
+		OnPremResourcesTable,
 		OrganizationsTable,
 		PluginsTable,
 		SigningKeysTable,
@@ -927,7 +982,8 @@ func init() {
 	CredentialsTable.ForeignKeys[1].RefTable = OrganizationsTable
 	CredentialsTable.ForeignKeys[2].RefTable = CustomersTable
 	CredentialsTable.ForeignKeys[3].RefTable = InstancesTable
-	CredentialsTable.ForeignKeys[4].RefTable = UsersTable
+	CredentialsTable.ForeignKeys[4].RefTable = OnPremResourcesTable
+	CredentialsTable.ForeignKeys[5].RefTable = UsersTable
 	CredentialsTable.Annotation = &entsql.Annotation{
 		IncrementStart: func(i int) *int { return &i }(25769803776),
 	}
@@ -963,6 +1019,11 @@ func init() {
 	OauthStatesTable.ForeignKeys[0].RefTable = OrganizationsTable
 	OauthStatesTable.Annotation = &entsql.Annotation{
 		IncrementStart: func(i int) *int { return &i }(51539607552),
+	}
+	OnPremResourcesTable.ForeignKeys[0].RefTable = CustomersTable
+	OnPremResourcesTable.ForeignKeys[1].RefTable = OrganizationsTable
+	OnPremResourcesTable.Annotation = &entsql.Annotation{
+		IncrementStart: func(i int) *int { return &i }(90194313216),
 	}
 	OrganizationsTable.Annotation = &entsql.Annotation{
 		IncrementStart: func(i int) *int { return &i }(55834574848),

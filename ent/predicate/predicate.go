@@ -48,6 +48,9 @@ type Integration func(*sql.Selector)
 // OAuthState is the predicate function for oauthstate builders.
 type OAuthState func(*sql.Selector)
 
+// OnPremResource is the predicate function for onpremresource builders.
+type OnPremResource func(*sql.Selector)
+
 // Organization is the predicate function for organization builders.
 type Organization func(*sql.Selector)
 

@@ -62,6 +62,11 @@ func (Credential) Fields() []ent.Field {
 		// stored.
 		field.JSON("last_errors", []schematype.FieldError{}).Optional().
 			Annotations(entgql.Skip(entgql.SkipAll)),
+		// on_prem_resource_id binds the credential to a customer's on-prem
+		// resource: its onPremControlled inputs (host, port) are the
+		// address plugboard forwards through the resource's agent.
+		field.Int("on_prem_resource_id").Optional().Nillable().
+			Annotations(entgql.Skip(entgql.SkipAll)),
 	}
 }
 
@@ -82,6 +87,8 @@ func (Credential) Edges() []ent.Edge {
 			Annotations(entgql.RelayConnection()),
 		edge.To("versions", CredentialVersion.Type).
 			Annotations(entgql.RelayConnection()),
+		edge.From("on_prem_resource", OnPremResource.Type).Ref("credentials").
+			Field("on_prem_resource_id").Unique(),
 	}
 }
 

@@ -31,6 +31,7 @@ func (Customer) Edges() []ent.Edge {
 		edge.To("users", User.Type).Annotations(entgql.RelayConnection()),
 		edge.To("credentials", Credential.Type).Annotations(entgql.RelayConnection()),
 		edge.To("instances", Instance.Type).Annotations(entgql.RelayConnection()),
+		edge.To("on_prem_resources", OnPremResource.Type).Annotations(entgql.Skip(entgql.SkipAll)),
 	}
 }
 

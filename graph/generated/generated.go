@@ -22,6 +22,7 @@ import (
 	"github.com/plugboard/plugboard/ent/credential"
 	"github.com/plugboard/plugboard/ent/credentialversion"
 	"github.com/plugboard/plugboard/ent/instance"
+	"github.com/plugboard/plugboard/ent/onpremresource"
 	"github.com/plugboard/plugboard/ent/plugin"
 	"github.com/plugboard/plugboard/ent/schema/schematype"
 	"github.com/plugboard/plugboard/ent/signingkey"
@@ -240,6 +241,12 @@ type ComplexityRoot struct {
 		UserErrors  func(childComplexity int) int
 	}
 
+	CreateOnPremResourcePayload struct {
+		Resource   func(childComplexity int) int
+		Token      func(childComplexity int) int
+		UserErrors func(childComplexity int) int
+	}
+
 	CreateUserPayload struct {
 		User       func(childComplexity int) int
 		UserErrors func(childComplexity int) int
@@ -265,6 +272,7 @@ type ComplexityRoot struct {
 		InstanceID     func(childComplexity int) int
 		IsTest         func(childComplexity int) int
 		LastTestedAt   func(childComplexity int) int
+		OnPremResource func(childComplexity int) int
 		Status         func(childComplexity int) int
 		StatusDetail   func(childComplexity int) int
 		TokenExpiresAt func(childComplexity int) int
@@ -353,6 +361,11 @@ type ComplexityRoot struct {
 	}
 
 	DeleteInstancePayload struct {
+		DeletedID  func(childComplexity int) int
+		UserErrors func(childComplexity int) int
+	}
+
+	DeleteOnPremResourcePayload struct {
 		DeletedID  func(childComplexity int) int
 		UserErrors func(childComplexity int) int
 	}
@@ -461,34 +474,37 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
-		BindInstanceConnection   func(childComplexity int, input connection.BindInput) int
-		CreateAPIToken           func(childComplexity int, input model.CreateAPITokenInput) int
-		CreateConnection         func(childComplexity int, input connection.CreateConnectionInput) int
-		CreateConnectionTemplate func(childComplexity int, input connection.CreateConnectionTemplateInput) int
-		CreateCustomer           func(childComplexity int, input model.CreateCustomerInput) int
-		CreateInstance           func(childComplexity int, input connection.CreateInstanceInput) int
-		CreateIntegration        func(childComplexity int, input connection.CreateIntegrationInput) int
-		CreateUser               func(childComplexity int, input connection.CreateUserInput) int
-		CreateWebhookEndpoint    func(childComplexity int, input connection.WebhookEndpointInput) int
-		DeleteConnection         func(childComplexity int, id int) int
-		DeleteInstance           func(childComplexity int, id int) int
-		DeleteWebhookEndpoint    func(childComplexity int, id int) int
-		DeployInstance           func(childComplexity int, id int) int
-		DisconnectCredential     func(childComplexity int, id int) int
-		RedeliverWebhook         func(childComplexity int, deliveryID int) int
-		RegisterSigningKey       func(childComplexity int, input model.RegisterSigningKeyInput) int
-		ReloadPlugins            func(childComplexity int) int
-		RevokeAPIToken           func(childComplexity int, id int) int
-		RevokeSigningKey         func(childComplexity int, id int) int
-		RollbackCredential       func(childComplexity int, id int, version int, verify *bool) int
-		RotateEncryptionKey      func(childComplexity int) int
-		RotateWebhookSecret      func(childComplexity int, id int) int
-		SaveCredential           func(childComplexity int, input connection.SaveCredentialInput) int
-		StartOAuth2              func(childComplexity int, input model.StartOAuth2Input) int
-		TestCredential           func(childComplexity int, id int) int
-		UpdateConnection         func(childComplexity int, input connection.UpdateConnectionInput) int
-		UpdateOrganization       func(childComplexity int, input connection.UpdateOrganizationInput) int
-		UpdateWebhookEndpoint    func(childComplexity int, id int, input connection.UpdateWebhookEndpointInput) int
+		BindInstanceConnection    func(childComplexity int, input connection.BindInput) int
+		CreateAPIToken            func(childComplexity int, input model.CreateAPITokenInput) int
+		CreateConnection          func(childComplexity int, input connection.CreateConnectionInput) int
+		CreateConnectionTemplate  func(childComplexity int, input connection.CreateConnectionTemplateInput) int
+		CreateCustomer            func(childComplexity int, input model.CreateCustomerInput) int
+		CreateInstance            func(childComplexity int, input connection.CreateInstanceInput) int
+		CreateIntegration         func(childComplexity int, input connection.CreateIntegrationInput) int
+		CreateOnPremResource      func(childComplexity int, input connection.OnPremResourceInput) int
+		CreateUser                func(childComplexity int, input connection.CreateUserInput) int
+		CreateWebhookEndpoint     func(childComplexity int, input connection.WebhookEndpointInput) int
+		DeleteConnection          func(childComplexity int, id int) int
+		DeleteInstance            func(childComplexity int, id int) int
+		DeleteOnPremResource      func(childComplexity int, id int) int
+		DeleteWebhookEndpoint     func(childComplexity int, id int) int
+		DeployInstance            func(childComplexity int, id int) int
+		DisconnectCredential      func(childComplexity int, id int) int
+		RedeliverWebhook          func(childComplexity int, deliveryID int) int
+		RegisterSigningKey        func(childComplexity int, input model.RegisterSigningKeyInput) int
+		ReloadPlugins             func(childComplexity int) int
+		RevokeAPIToken            func(childComplexity int, id int) int
+		RevokeSigningKey          func(childComplexity int, id int) int
+		RollbackCredential        func(childComplexity int, id int, version int, verify *bool) int
+		RotateEncryptionKey       func(childComplexity int) int
+		RotateOnPremResourceToken func(childComplexity int, id int) int
+		RotateWebhookSecret       func(childComplexity int, id int) int
+		SaveCredential            func(childComplexity int, input connection.SaveCredentialInput) int
+		StartOAuth2               func(childComplexity int, input model.StartOAuth2Input) int
+		TestCredential            func(childComplexity int, id int) int
+		UpdateConnection          func(childComplexity int, input connection.UpdateConnectionInput) int
+		UpdateOrganization        func(childComplexity int, input connection.UpdateOrganizationInput) int
+		UpdateWebhookEndpoint     func(childComplexity int, id int, input connection.UpdateWebhookEndpointInput) int
 	}
 
 	OAuth2Spec struct {
@@ -504,6 +520,20 @@ type ComplexityRoot struct {
 		ScopeSeparator       func(childComplexity int) int
 		Scopes               func(childComplexity int) int
 		TokenURL             func(childComplexity int) int
+	}
+
+	OnPremResource struct {
+		AgentVersion func(childComplexity int) int
+		CreatedAt    func(childComplexity int) int
+		Customer     func(childComplexity int) int
+		CustomerID   func(childComplexity int) int
+		ID           func(childComplexity int) int
+		LastSeenAt   func(childComplexity int) int
+		Name         func(childComplexity int) int
+		Status       func(childComplexity int) int
+		Target       func(childComplexity int) int
+		TokenPrefix  func(childComplexity int) int
+		UpdatedAt    func(childComplexity int) int
 	}
 
 	Organization struct {
@@ -576,6 +606,7 @@ type ComplexityRoot struct {
 		Integrations      func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.IntegrationOrder, where *ent.IntegrationWhereInput) int
 		Node              func(childComplexity int, id int) int
 		Nodes             func(childComplexity int, ids []int) int
+		OnPremResources   func(childComplexity int, customerID int) int
 		Plugins           func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.PluginOrder, where *ent.PluginWhereInput) int
 		SigningKeys       func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.SigningKeyOrder, where *ent.SigningKeyWhereInput) int
 		Viewer            func(childComplexity int) int
@@ -619,6 +650,12 @@ type ComplexityRoot struct {
 		Reencrypted func(childComplexity int) int
 		Remaining   func(childComplexity int) int
 		UserErrors  func(childComplexity int) int
+	}
+
+	RotateOnPremResourceTokenPayload struct {
+		Resource   func(childComplexity int) int
+		Token      func(childComplexity int) int
+		UserErrors func(childComplexity int) int
 	}
 
 	RotateWebhookSecretPayload struct {
@@ -774,6 +811,7 @@ type ComplexityRoot struct {
 		Fields       func(childComplexity int) int
 		IconURL      func(childComplexity int) int
 		Label        func(childComplexity int) int
+		OnPrem       func(childComplexity int) int
 		Scope        func(childComplexity int) int
 		SlotKey      func(childComplexity int) int
 		Status       func(childComplexity int) int
@@ -799,6 +837,11 @@ type ComplexityRoot struct {
 		Type           func(childComplexity int) int
 		UpdatedAt      func(childComplexity int) int
 		Value          func(childComplexity int) int
+	}
+
+	WizardOnPrem struct {
+		Message  func(childComplexity int) int
+		Resource func(childComplexity int) int
 	}
 
 	WizardPage struct {
@@ -841,6 +884,9 @@ type MutationResolver interface {
 	RotateEncryptionKey(ctx context.Context) (*model.RotateEncryptionKeyPayload, error)
 	StartOAuth2(ctx context.Context, input model.StartOAuth2Input) (*model.StartOAuth2Payload, error)
 	DisconnectCredential(ctx context.Context, id int) (*model.DisconnectCredentialPayload, error)
+	CreateOnPremResource(ctx context.Context, input connection.OnPremResourceInput) (*model.CreateOnPremResourcePayload, error)
+	RotateOnPremResourceToken(ctx context.Context, id int) (*model.RotateOnPremResourceTokenPayload, error)
+	DeleteOnPremResource(ctx context.Context, id int) (*model.DeleteOnPremResourcePayload, error)
 	UpdateOrganization(ctx context.Context, input connection.UpdateOrganizationInput) (*model.UpdateOrganizationPayload, error)
 	CreateIntegration(ctx context.Context, input connection.CreateIntegrationInput) (*model.CreateIntegrationPayload, error)
 	CreateInstance(ctx context.Context, input connection.CreateInstanceInput) (*model.CreateInstancePayload, error)
@@ -872,6 +918,7 @@ type QueryResolver interface {
 	Integrations(ctx context.Context, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.IntegrationOrder, where *ent.IntegrationWhereInput) (*ent.IntegrationConnection, error)
 	Plugins(ctx context.Context, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.PluginOrder, where *ent.PluginWhereInput) (*ent.PluginConnection, error)
 	SigningKeys(ctx context.Context, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.SigningKeyOrder, where *ent.SigningKeyWhereInput) (*ent.SigningKeyConnection, error)
+	OnPremResources(ctx context.Context, customerID int) ([]*ent.OnPremResource, error)
 	Viewer(ctx context.Context) (*model.Viewer, error)
 	ConnectionType(ctx context.Context, key string) (*ent.ConnectionType, error)
 	ConnectionUsage(ctx context.Context, connectionID int) (*connection.Usage, error)
@@ -1569,6 +1616,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.CreateIntegrationPayload.UserErrors(childComplexity), true
 
+	case "CreateOnPremResourcePayload.resource":
+		if e.ComplexityRoot.CreateOnPremResourcePayload.Resource == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreateOnPremResourcePayload.Resource(childComplexity), true
+	case "CreateOnPremResourcePayload.token":
+		if e.ComplexityRoot.CreateOnPremResourcePayload.Token == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreateOnPremResourcePayload.Token(childComplexity), true
+	case "CreateOnPremResourcePayload.userErrors":
+		if e.ComplexityRoot.CreateOnPremResourcePayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreateOnPremResourcePayload.UserErrors(childComplexity), true
+
 	case "CreateUserPayload.user":
 		if e.ComplexityRoot.CreateUserPayload.User == nil {
 			break
@@ -1684,6 +1750,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Credential.LastTestedAt(childComplexity), true
+	case "Credential.onPremResource":
+		if e.ComplexityRoot.Credential.OnPremResource == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Credential.OnPremResource(childComplexity), true
 	case "Credential.status":
 		if e.ComplexityRoot.Credential.Status == nil {
 			break
@@ -2040,6 +2112,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.DeleteInstancePayload.UserErrors(childComplexity), true
+
+	case "DeleteOnPremResourcePayload.deletedID":
+		if e.ComplexityRoot.DeleteOnPremResourcePayload.DeletedID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeleteOnPremResourcePayload.DeletedID(childComplexity), true
+	case "DeleteOnPremResourcePayload.userErrors":
+		if e.ComplexityRoot.DeleteOnPremResourcePayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeleteOnPremResourcePayload.UserErrors(childComplexity), true
 
 	case "DeleteWebhookEndpointPayload.deletedID":
 		if e.ComplexityRoot.DeleteWebhookEndpointPayload.DeletedID == nil {
@@ -2520,6 +2605,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.CreateIntegration(childComplexity, args["input"].(connection.CreateIntegrationInput)), true
+	case "Mutation.createOnPremResource":
+		if e.ComplexityRoot.Mutation.CreateOnPremResource == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_createOnPremResource_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CreateOnPremResource(childComplexity, args["input"].(connection.OnPremResourceInput)), true
 	case "Mutation.createUser":
 		if e.ComplexityRoot.Mutation.CreateUser == nil {
 			break
@@ -2564,6 +2660,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.DeleteInstance(childComplexity, args["id"].(int)), true
+	case "Mutation.deleteOnPremResource":
+		if e.ComplexityRoot.Mutation.DeleteOnPremResource == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_deleteOnPremResource_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.DeleteOnPremResource(childComplexity, args["id"].(int)), true
 	case "Mutation.deleteWebhookEndpoint":
 		if e.ComplexityRoot.Mutation.DeleteWebhookEndpoint == nil {
 			break
@@ -2664,6 +2771,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RotateEncryptionKey(childComplexity), true
+	case "Mutation.rotateOnPremResourceToken":
+		if e.ComplexityRoot.Mutation.RotateOnPremResourceToken == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_rotateOnPremResourceToken_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RotateOnPremResourceToken(childComplexity, args["id"].(int)), true
 	case "Mutation.rotateWebhookSecret":
 		if e.ComplexityRoot.Mutation.RotateWebhookSecret == nil {
 			break
@@ -2814,6 +2932,73 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.OAuth2Spec.TokenURL(childComplexity), true
+
+	case "OnPremResource.agentVersion":
+		if e.ComplexityRoot.OnPremResource.AgentVersion == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OnPremResource.AgentVersion(childComplexity), true
+	case "OnPremResource.createdAt":
+		if e.ComplexityRoot.OnPremResource.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OnPremResource.CreatedAt(childComplexity), true
+	case "OnPremResource.customer":
+		if e.ComplexityRoot.OnPremResource.Customer == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OnPremResource.Customer(childComplexity), true
+	case "OnPremResource.customerID":
+		if e.ComplexityRoot.OnPremResource.CustomerID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OnPremResource.CustomerID(childComplexity), true
+	case "OnPremResource.id":
+		if e.ComplexityRoot.OnPremResource.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OnPremResource.ID(childComplexity), true
+	case "OnPremResource.lastSeenAt":
+		if e.ComplexityRoot.OnPremResource.LastSeenAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OnPremResource.LastSeenAt(childComplexity), true
+	case "OnPremResource.name":
+		if e.ComplexityRoot.OnPremResource.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OnPremResource.Name(childComplexity), true
+	case "OnPremResource.status":
+		if e.ComplexityRoot.OnPremResource.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OnPremResource.Status(childComplexity), true
+	case "OnPremResource.target":
+		if e.ComplexityRoot.OnPremResource.Target == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OnPremResource.Target(childComplexity), true
+	case "OnPremResource.tokenPrefix":
+		if e.ComplexityRoot.OnPremResource.TokenPrefix == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OnPremResource.TokenPrefix(childComplexity), true
+	case "OnPremResource.updatedAt":
+		if e.ComplexityRoot.OnPremResource.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OnPremResource.UpdatedAt(childComplexity), true
 
 	case "Organization.allowPrivateNetworks":
 		if e.ComplexityRoot.Organization.AllowPrivateNetworks == nil {
@@ -3176,6 +3361,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Nodes(childComplexity, args["ids"].([]int)), true
+	case "Query.onPremResources":
+		if e.ComplexityRoot.Query.OnPremResources == nil {
+			break
+		}
+
+		args, err := ec.field_Query_onPremResources_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.OnPremResources(childComplexity, args["customerID"].(int)), true
 	case "Query.plugins":
 		if e.ComplexityRoot.Query.Plugins == nil {
 			break
@@ -3330,6 +3526,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.RotateEncryptionKeyPayload.UserErrors(childComplexity), true
+
+	case "RotateOnPremResourceTokenPayload.resource":
+		if e.ComplexityRoot.RotateOnPremResourceTokenPayload.Resource == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RotateOnPremResourceTokenPayload.Resource(childComplexity), true
+	case "RotateOnPremResourceTokenPayload.token":
+		if e.ComplexityRoot.RotateOnPremResourceTokenPayload.Token == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RotateOnPremResourceTokenPayload.Token(childComplexity), true
+	case "RotateOnPremResourceTokenPayload.userErrors":
+		if e.ComplexityRoot.RotateOnPremResourceTokenPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RotateOnPremResourceTokenPayload.UserErrors(childComplexity), true
 
 	case "RotateWebhookSecretPayload.endpoint":
 		if e.ComplexityRoot.RotateWebhookSecretPayload.Endpoint == nil {
@@ -3908,6 +4123,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.WizardConnection.Label(childComplexity), true
+	case "WizardConnection.onPrem":
+		if e.ComplexityRoot.WizardConnection.OnPrem == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WizardConnection.OnPrem(childComplexity), true
 	case "WizardConnection.scope":
 		if e.ComplexityRoot.WizardConnection.Scope == nil {
 			break
@@ -4042,6 +4263,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.WizardField.Value(childComplexity), true
 
+	case "WizardOnPrem.message":
+		if e.ComplexityRoot.WizardOnPrem.Message == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WizardOnPrem.Message(childComplexity), true
+	case "WizardOnPrem.resource":
+		if e.ComplexityRoot.WizardOnPrem.Resource == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WizardOnPrem.Resource(childComplexity), true
+
 	case "WizardPage.elements":
 		if e.ComplexityRoot.WizardPage.Elements == nil {
 			break
@@ -4090,6 +4324,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("CreateCustomerInput", ec.unmarshalInputCreateCustomerInput),
 			graphql.NewInputUnmarshaler("CreateInstanceInput", ec.unmarshalInputCreateInstanceInput),
 			graphql.NewInputUnmarshaler("CreateIntegrationInput", ec.unmarshalInputCreateIntegrationInput),
+			graphql.NewInputUnmarshaler("CreateOnPremResourceInput", ec.unmarshalInputCreateOnPremResourceInput),
 			graphql.NewInputUnmarshaler("CreateUserInput", ec.unmarshalInputCreateUserInput),
 			graphql.NewInputUnmarshaler("CreateWebhookEndpointInput", ec.unmarshalInputCreateWebhookEndpointInput),
 			graphql.NewInputUnmarshaler("CredentialOrder", ec.unmarshalInputCredentialOrder),
@@ -4104,6 +4339,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("InstanceWhereInput", ec.unmarshalInputInstanceWhereInput),
 			graphql.NewInputUnmarshaler("IntegrationOrder", ec.unmarshalInputIntegrationOrder),
 			graphql.NewInputUnmarshaler("IntegrationWhereInput", ec.unmarshalInputIntegrationWhereInput),
+			graphql.NewInputUnmarshaler("OnPremResourceOrder", ec.unmarshalInputOnPremResourceOrder),
 			graphql.NewInputUnmarshaler("OrganizationOrder", ec.unmarshalInputOrganizationOrder),
 			graphql.NewInputUnmarshaler("OrganizationWhereInput", ec.unmarshalInputOrganizationWhereInput),
 			graphql.NewInputUnmarshaler("PluginOrder", ec.unmarshalInputPluginOrder),
@@ -5423,6 +5659,7 @@ type Credential implements Node {
     """
     where: CredentialVersionWhereInput
   ): CredentialVersionConnection!
+  onPremResource: OnPremResource
 }
 """
 A connection to a list of items.
@@ -6490,6 +6727,46 @@ interface Node @goModel(model: "github.com/plugboard/plugboard/ent.Noder") {
   The id of the object.
   """
   id: ID!
+}
+type OnPremResource implements Node {
+  id: ID!
+  createdAt: Time!
+  updatedAt: Time!
+  customerID: ID!
+  name: String!
+  target: String!
+  tokenPrefix: String!
+  status: OnPremResourceStatus!
+  lastSeenAt: Time
+  agentVersion: String!
+  customer: Customer!
+}
+"""
+Ordering options for OnPremResource connections
+"""
+input OnPremResourceOrder {
+  """
+  The ordering direction.
+  """
+  direction: OrderDirection! = ASC
+  """
+  The field by which to order OnPremResources.
+  """
+  field: OnPremResourceOrderField!
+}
+"""
+Properties by which OnPremResource connections can be ordered.
+"""
+enum OnPremResourceOrderField {
+  CREATED_AT
+  UPDATED_AT
+}
+"""
+OnPremResourceStatus is enum for the field status
+"""
+enum OnPremResourceStatus @goModel(model: "github.com/plugboard/plugboard/ent/onpremresource.Status") {
+  CONNECTED
+  DISCONNECTED
 }
 """
 Possible directions in which to order a list of items when provided an ` + "`" + `orderBy` + "`" + ` argument.
@@ -7737,6 +8014,66 @@ type Subscription {
   credentialStatusChanged(credentialID: ID): CredentialStatusEvent!
 }
 `, BuiltIn: false},
+	{Name: "../onprem.graphqls", Input: `# On-prem resources: services in a customer's private network that
+# plugboard reaches through an agent the customer runs next to them
+# (` + "`" + `plugboard agent` + "`" + `). The agent dials out to plugboard; no inbound
+# firewall rule is needed.
+
+extend type Query {
+  "A customer's on-prem resources, oldest first, with their agent's state."
+  onPremResources(customerID: ID!): [OnPremResource!]!
+}
+
+input CreateOnPremResourceInput {
+  "The customer whose network the resource is in."
+  customerID: ID!
+  name: String!
+  "host:port as seen from inside the customer's network; the agent connects there and nowhere else."
+  target: String!
+}
+
+type CreateOnPremResourcePayload {
+  resource: OnPremResource
+  "The agent token (pbagent_...), shown this once; plugboard stores only its hash."
+  token: String
+  userErrors: [UserError!]!
+}
+
+type RotateOnPremResourceTokenPayload {
+  resource: OnPremResource
+  "The new agent token, shown this once; the old one is refused from now on."
+  token: String
+  userErrors: [UserError!]!
+}
+
+type DeleteOnPremResourcePayload {
+  deletedID: ID
+  userErrors: [UserError!]!
+}
+
+extend type Mutation {
+  "Create an on-prem resource for a customer; its agent token is returned this once."
+  createOnPremResource(input: CreateOnPremResourceInput!): CreateOnPremResourcePayload!
+  "Give a resource a new agent token; the old one is refused at once and its agent's session is cut."
+  rotateOnPremResourceToken(id: ID!): RotateOnPremResourceTokenPayload!
+  "Delete a resource and cut its tunnel at once. Refused while a credential is bound to it."
+  deleteOnPremResource(id: ID!): DeleteOnPremResourcePayload!
+}
+
+"""
+The on-prem agent a wizard slot's credential goes through.
+"""
+type WizardOnPrem {
+  resource: OnPremResource!
+  "What to tell the customer, e.g. that the connection goes through their agent and whether it is connected."
+  message: String!
+}
+
+extend type WizardConnection {
+  "Set when the slot's credential goes through the customer's on-prem agent; host and port are then not asked."
+  onPrem: WizardOnPrem
+}
+`, BuiltIn: false},
 	{Name: "../plugboard.graphqls", Input: `# Hand-written part of the plugboard GraphQL API. graph/ent.graphqls is
 # generated from the ent schema and never edited.
 
@@ -7931,6 +8268,13 @@ input SaveCredentialInput {
   current version stays live; it is promoted only if the test passes.
   """
   verify: Boolean! = false
+  """
+  Bind the credential to one of its customer's on-prem resources: the
+  type's onPremControlled inputs (host, port) are then the address plugboard
+  forwards through the resource's agent, and are not set by the save.
+  Left out keeps the stored binding.
+  """
+  onPremResourceID: ID
 }
 
 type SaveCredentialPayload {
@@ -8657,6 +9001,18 @@ func (ec *executionContext) childFields_CreateIntegrationPayload(ctx context.Con
 	return nil, fmt.Errorf("no field named %q was found under type CreateIntegrationPayload", field.Name)
 }
 
+func (ec *executionContext) childFields_CreateOnPremResourcePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "resource":
+		return ec.fieldContext_CreateOnPremResourcePayload_resource(ctx, field)
+	case "token":
+		return ec.fieldContext_CreateOnPremResourcePayload_token(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_CreateOnPremResourcePayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CreateOnPremResourcePayload", field.Name)
+}
+
 func (ec *executionContext) childFields_CreateUserPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "user":
@@ -8723,6 +9079,8 @@ func (ec *executionContext) childFields_Credential(ctx context.Context, field gr
 		return ec.fieldContext_Credential_auditEvents(ctx, field)
 	case "versions":
 		return ec.fieldContext_Credential_versions(ctx, field)
+	case "onPremResource":
+		return ec.fieldContext_Credential_onPremResource(ctx, field)
 	case "values":
 		return ec.fieldContext_Credential_values(ctx, field)
 	}
@@ -8889,6 +9247,16 @@ func (ec *executionContext) childFields_DeleteInstancePayload(ctx context.Contex
 		return ec.fieldContext_DeleteInstancePayload_userErrors(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type DeleteInstancePayload", field.Name)
+}
+
+func (ec *executionContext) childFields_DeleteOnPremResourcePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "deletedID":
+		return ec.fieldContext_DeleteOnPremResourcePayload_deletedID(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_DeleteOnPremResourcePayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DeleteOnPremResourcePayload", field.Name)
 }
 
 func (ec *executionContext) childFields_DeleteWebhookEndpointPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -9127,6 +9495,34 @@ func (ec *executionContext) childFields_OAuth2Spec(ctx context.Context, field gr
 	return nil, fmt.Errorf("no field named %q was found under type OAuth2Spec", field.Name)
 }
 
+func (ec *executionContext) childFields_OnPremResource(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_OnPremResource_id(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_OnPremResource_createdAt(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_OnPremResource_updatedAt(ctx, field)
+	case "customerID":
+		return ec.fieldContext_OnPremResource_customerID(ctx, field)
+	case "name":
+		return ec.fieldContext_OnPremResource_name(ctx, field)
+	case "target":
+		return ec.fieldContext_OnPremResource_target(ctx, field)
+	case "tokenPrefix":
+		return ec.fieldContext_OnPremResource_tokenPrefix(ctx, field)
+	case "status":
+		return ec.fieldContext_OnPremResource_status(ctx, field)
+	case "lastSeenAt":
+		return ec.fieldContext_OnPremResource_lastSeenAt(ctx, field)
+	case "agentVersion":
+		return ec.fieldContext_OnPremResource_agentVersion(ctx, field)
+	case "customer":
+		return ec.fieldContext_OnPremResource_customer(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type OnPremResource", field.Name)
+}
+
 func (ec *executionContext) childFields_Organization(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -9299,6 +9695,18 @@ func (ec *executionContext) childFields_RotateEncryptionKeyPayload(ctx context.C
 		return ec.fieldContext_RotateEncryptionKeyPayload_userErrors(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type RotateEncryptionKeyPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_RotateOnPremResourceTokenPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "resource":
+		return ec.fieldContext_RotateOnPremResourceTokenPayload_resource(ctx, field)
+	case "token":
+		return ec.fieldContext_RotateOnPremResourceTokenPayload_token(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_RotateOnPremResourceTokenPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RotateOnPremResourceTokenPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_RotateWebhookSecretPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -9609,6 +10017,8 @@ func (ec *executionContext) childFields_WizardConnection(ctx context.Context, fi
 		return ec.fieldContext_WizardConnection_existing(ctx, field)
 	case "errors":
 		return ec.fieldContext_WizardConnection_errors(ctx, field)
+	case "onPrem":
+		return ec.fieldContext_WizardConnection_onPrem(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type WizardConnection", field.Name)
 }
@@ -9651,6 +10061,16 @@ func (ec *executionContext) childFields_WizardField(ctx context.Context, field g
 		return ec.fieldContext_WizardField_updatedAt(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type WizardField", field.Name)
+}
+
+func (ec *executionContext) childFields_WizardOnPrem(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "resource":
+		return ec.fieldContext_WizardOnPrem_resource(ctx, field)
+	case "message":
+		return ec.fieldContext_WizardOnPrem_message(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type WizardOnPrem", field.Name)
 }
 
 func (ec *executionContext) childFields_WizardPage(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -10257,6 +10677,20 @@ func (ec *executionContext) field_Mutation_createIntegration_args(ctx context.Co
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_createOnPremResource_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (connection.OnPremResourceInput, error) {
+			return ec.unmarshalNCreateOnPremResourceInput2githubᚗcomᚋplugboardᚋplugboardᚋinternalᚋconnectionᚐOnPremResourceInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_createUser_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -10300,6 +10734,20 @@ func (ec *executionContext) field_Mutation_deleteConnection_args(ctx context.Con
 }
 
 func (ec *executionContext) field_Mutation_deleteInstance_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (int, error) {
+			return ec.unmarshalNID2int(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_deleteOnPremResource_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
@@ -10438,6 +10886,20 @@ func (ec *executionContext) field_Mutation_rollbackCredential_args(ctx context.C
 		return nil, err
 	}
 	args["verify"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_rotateOnPremResourceToken_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (int, error) {
+			return ec.unmarshalNID2int(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
 	return args, nil
 }
 
@@ -11060,6 +11522,20 @@ func (ec *executionContext) field_Query_nodes_args(ctx context.Context, rawArgs 
 		return nil, err
 	}
 	args["ids"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_onPremResources_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "customerID",
+		func(ctx context.Context, v any) (int, error) {
+			return ec.unmarshalNID2int(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["customerID"] = arg0
 	return args, nil
 }
 
@@ -14113,6 +14589,93 @@ func (ec *executionContext) fieldContext_CreateIntegrationPayload_userErrors(_ c
 	return fc, nil
 }
 
+func (ec *executionContext) _CreateOnPremResourcePayload_resource(ctx context.Context, field graphql.CollectedField, obj *model.CreateOnPremResourcePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreateOnPremResourcePayload_resource(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Resource, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.OnPremResource) graphql.Marshaler {
+			return ec.marshalOOnPremResource2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚐOnPremResource(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CreateOnPremResourcePayload_resource(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CreateOnPremResourcePayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_OnPremResource(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CreateOnPremResourcePayload_token(ctx context.Context, field graphql.CollectedField, obj *model.CreateOnPremResourcePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreateOnPremResourcePayload_token(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Token, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CreateOnPremResourcePayload_token(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CreateOnPremResourcePayload", field, false, false, "String")
+}
+
+func (ec *executionContext) _CreateOnPremResourcePayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.CreateOnPremResourcePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreateOnPremResourcePayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CreateOnPremResourcePayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CreateOnPremResourcePayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _CreateUserPayload_user(ctx context.Context, field graphql.CollectedField, obj *model.CreateUserPayload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -14821,6 +15384,38 @@ func (ec *executionContext) fieldContext_Credential_versions(ctx context.Context
 	if fc.Args, err = ec.field_Credential_versions_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Credential_onPremResource(ctx context.Context, field graphql.CollectedField, obj *ent.Credential) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Credential_onPremResource(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.OnPremResource(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.OnPremResource) graphql.Marshaler {
+			return ec.marshalOOnPremResource2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚐOnPremResource(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Credential_onPremResource(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Credential",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_OnPremResource(ctx, field)
+		},
 	}
 	return fc, nil
 }
@@ -16062,6 +16657,61 @@ func (ec *executionContext) _DeleteInstancePayload_userErrors(ctx context.Contex
 func (ec *executionContext) fieldContext_DeleteInstancePayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
 		Object:     "DeleteInstancePayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _DeleteOnPremResourcePayload_deletedID(ctx context.Context, field graphql.CollectedField, obj *model.DeleteOnPremResourcePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeleteOnPremResourcePayload_deletedID(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeletedID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOID2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DeleteOnPremResourcePayload_deletedID(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeleteOnPremResourcePayload", field, false, false, "ID")
+}
+
+func (ec *executionContext) _DeleteOnPremResourcePayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.DeleteOnPremResourcePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeleteOnPremResourcePayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeleteOnPremResourcePayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DeleteOnPremResourcePayload",
 		Field:      field,
 		IsMethod:   false,
 		IsResolver: false,
@@ -18399,6 +19049,138 @@ func (ec *executionContext) fieldContext_Mutation_disconnectCredential(ctx conte
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_createOnPremResource(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_createOnPremResource(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CreateOnPremResource(ctx, fc.Args["input"].(connection.OnPremResourceInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.CreateOnPremResourcePayload) graphql.Marshaler {
+			return ec.marshalNCreateOnPremResourcePayload2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐCreateOnPremResourcePayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_createOnPremResource(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CreateOnPremResourcePayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_createOnPremResource_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_rotateOnPremResourceToken(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_rotateOnPremResourceToken(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RotateOnPremResourceToken(ctx, fc.Args["id"].(int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.RotateOnPremResourceTokenPayload) graphql.Marshaler {
+			return ec.marshalNRotateOnPremResourceTokenPayload2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐRotateOnPremResourceTokenPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_rotateOnPremResourceToken(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RotateOnPremResourceTokenPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_rotateOnPremResourceToken_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_deleteOnPremResource(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_deleteOnPremResource(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().DeleteOnPremResource(ctx, fc.Args["id"].(int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.DeleteOnPremResourcePayload) graphql.Marshaler {
+			return ec.marshalNDeleteOnPremResourcePayload2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐDeleteOnPremResourcePayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_deleteOnPremResource(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DeleteOnPremResourcePayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_deleteOnPremResource_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Mutation_updateOrganization(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -19245,6 +20027,268 @@ func (ec *executionContext) _OAuth2Spec_refreshMarginSeconds(ctx context.Context
 }
 func (ec *executionContext) fieldContext_OAuth2Spec_refreshMarginSeconds(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("OAuth2Spec", field, false, false, "Int")
+}
+
+func (ec *executionContext) _OnPremResource_id(ctx context.Context, field graphql.CollectedField, obj *ent.OnPremResource) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OnPremResource_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNID2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OnPremResource_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OnPremResource", field, false, false, "ID")
+}
+
+func (ec *executionContext) _OnPremResource_createdAt(ctx context.Context, field graphql.CollectedField, obj *ent.OnPremResource) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OnPremResource_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OnPremResource_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OnPremResource", field, false, false, "Time")
+}
+
+func (ec *executionContext) _OnPremResource_updatedAt(ctx context.Context, field graphql.CollectedField, obj *ent.OnPremResource) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OnPremResource_updatedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UpdatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OnPremResource_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OnPremResource", field, false, false, "Time")
+}
+
+func (ec *executionContext) _OnPremResource_customerID(ctx context.Context, field graphql.CollectedField, obj *ent.OnPremResource) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OnPremResource_customerID(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CustomerID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNID2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OnPremResource_customerID(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OnPremResource", field, false, false, "ID")
+}
+
+func (ec *executionContext) _OnPremResource_name(ctx context.Context, field graphql.CollectedField, obj *ent.OnPremResource) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OnPremResource_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OnPremResource_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OnPremResource", field, false, false, "String")
+}
+
+func (ec *executionContext) _OnPremResource_target(ctx context.Context, field graphql.CollectedField, obj *ent.OnPremResource) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OnPremResource_target(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Target, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OnPremResource_target(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OnPremResource", field, false, false, "String")
+}
+
+func (ec *executionContext) _OnPremResource_tokenPrefix(ctx context.Context, field graphql.CollectedField, obj *ent.OnPremResource) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OnPremResource_tokenPrefix(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TokenPrefix, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OnPremResource_tokenPrefix(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OnPremResource", field, false, false, "String")
+}
+
+func (ec *executionContext) _OnPremResource_status(ctx context.Context, field graphql.CollectedField, obj *ent.OnPremResource) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OnPremResource_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v onpremresource.Status) graphql.Marshaler {
+			return ec.marshalNOnPremResourceStatus2githubᚗcomᚋplugboardᚋplugboardᚋentᚋonpremresourceᚐStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OnPremResource_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OnPremResource", field, false, false, "OnPremResourceStatus")
+}
+
+func (ec *executionContext) _OnPremResource_lastSeenAt(ctx context.Context, field graphql.CollectedField, obj *ent.OnPremResource) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OnPremResource_lastSeenAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LastSeenAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_OnPremResource_lastSeenAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OnPremResource", field, false, false, "Time")
+}
+
+func (ec *executionContext) _OnPremResource_agentVersion(ctx context.Context, field graphql.CollectedField, obj *ent.OnPremResource) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OnPremResource_agentVersion(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AgentVersion, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OnPremResource_agentVersion(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OnPremResource", field, false, false, "String")
+}
+
+func (ec *executionContext) _OnPremResource_customer(ctx context.Context, field graphql.CollectedField, obj *ent.OnPremResource) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OnPremResource_customer(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Customer(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.Customer) graphql.Marshaler {
+			return ec.marshalNCustomer2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚐCustomer(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OnPremResource_customer(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "OnPremResource",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Customer(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _Organization_id(ctx context.Context, field graphql.CollectedField, obj *ent.Organization) (ret graphql.Marshaler) {
@@ -20643,6 +21687,50 @@ func (ec *executionContext) fieldContext_Query_signingKeys(ctx context.Context, 
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_onPremResources(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_onPremResources(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().OnPremResources(ctx, fc.Args["customerID"].(int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*ent.OnPremResource) graphql.Marshaler {
+			return ec.marshalNOnPremResource2ᚕᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚐOnPremResourceᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_onPremResources(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_OnPremResource(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_onPremResources_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_viewer(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -21457,6 +22545,93 @@ func (ec *executionContext) _RotateEncryptionKeyPayload_userErrors(ctx context.C
 func (ec *executionContext) fieldContext_RotateEncryptionKeyPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
 		Object:     "RotateEncryptionKeyPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RotateOnPremResourceTokenPayload_resource(ctx context.Context, field graphql.CollectedField, obj *model.RotateOnPremResourceTokenPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RotateOnPremResourceTokenPayload_resource(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Resource, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.OnPremResource) graphql.Marshaler {
+			return ec.marshalOOnPremResource2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚐOnPremResource(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RotateOnPremResourceTokenPayload_resource(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RotateOnPremResourceTokenPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_OnPremResource(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RotateOnPremResourceTokenPayload_token(ctx context.Context, field graphql.CollectedField, obj *model.RotateOnPremResourceTokenPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RotateOnPremResourceTokenPayload_token(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Token, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RotateOnPremResourceTokenPayload_token(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RotateOnPremResourceTokenPayload", field, false, false, "String")
+}
+
+func (ec *executionContext) _RotateOnPremResourceTokenPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.RotateOnPremResourceTokenPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RotateOnPremResourceTokenPayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RotateOnPremResourceTokenPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RotateOnPremResourceTokenPayload",
 		Field:      field,
 		IsMethod:   false,
 		IsResolver: false,
@@ -24007,6 +25182,38 @@ func (ec *executionContext) fieldContext_WizardConnection_errors(_ context.Conte
 	return fc, nil
 }
 
+func (ec *executionContext) _WizardConnection_onPrem(ctx context.Context, field graphql.CollectedField, obj *model.WizardConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WizardConnection_onPrem(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.OnPrem, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.WizardOnPrem) graphql.Marshaler {
+			return ec.marshalOWizardOnPrem2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐWizardOnPrem(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_WizardConnection_onPrem(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WizardConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_WizardOnPrem(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _WizardField_key(ctx context.Context, field graphql.CollectedField, obj *model.WizardField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -24405,6 +25612,61 @@ func (ec *executionContext) _WizardField_updatedAt(ctx context.Context, field gr
 }
 func (ec *executionContext) fieldContext_WizardField_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("WizardField", field, false, false, "Time")
+}
+
+func (ec *executionContext) _WizardOnPrem_resource(ctx context.Context, field graphql.CollectedField, obj *model.WizardOnPrem) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WizardOnPrem_resource(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Resource, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.OnPremResource) graphql.Marshaler {
+			return ec.marshalNOnPremResource2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚐOnPremResource(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WizardOnPrem_resource(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WizardOnPrem",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_OnPremResource(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _WizardOnPrem_message(ctx context.Context, field graphql.CollectedField, obj *model.WizardOnPrem) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WizardOnPrem_message(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Message, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WizardOnPrem_message(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WizardOnPrem", field, false, false, "String")
 }
 
 func (ec *executionContext) _WizardPage_key(ctx context.Context, field graphql.CollectedField, obj *model.WizardPage) (ret graphql.Marshaler) {
@@ -29858,6 +31120,62 @@ func UnmarshalCreateIntegrationInput(ctx context.Context, raw any) (connection.C
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputCreateOnPremResourceInput(ctx context.Context, obj any) (connection.OnPremResourceInput, error) {
+	var it connection.OnPremResourceInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"customerID", "name", "target"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "customerID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("customerID"))
+			data, err := ec.unmarshalNID2int(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CustomerID = data
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		case "target":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("target"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Target = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalCreateOnPremResourceInput unmarshals raw into the CreateOnPremResourceInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalCreateOnPremResourceInput(ctx context.Context, raw any) (connection.OnPremResourceInput, error) {
+	var out connection.OnPremResourceInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "CreateOnPremResourceInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputCreateUserInput(ctx context.Context, obj any) (connection.CreateUserInput, error) {
 	var it connection.CreateUserInput
 	if obj == nil {
@@ -33294,6 +34612,59 @@ func UnmarshalIntegrationWhereInput(ctx context.Context, raw any) (ent.Integrati
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputOnPremResourceOrder(ctx context.Context, obj any) (ent.OnPremResourceOrder, error) {
+	var it ent.OnPremResourceOrder
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	if _, present := asMap["direction"]; !present {
+		asMap["direction"] = "ASC"
+	}
+
+	fieldsInOrder := [...]string{"direction", "field"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "direction":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("direction"))
+			data, err := ec.unmarshalNOrderDirection2entgoᚗioᚋcontribᚋentgqlᚐOrderDirection(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Direction = data
+		case "field":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("field"))
+			data, err := ec.unmarshalNOnPremResourceOrderField2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚐOnPremResourceOrderField(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Field = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalOnPremResourceOrder unmarshals raw into the OnPremResourceOrder input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalOnPremResourceOrder(ctx context.Context, raw any) (ent.OnPremResourceOrder, error) {
+	var out ent.OnPremResourceOrder
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "OnPremResourceOrder", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputOrganizationOrder(ctx context.Context, obj any) (ent.OrganizationOrder, error) {
 	var it ent.OrganizationOrder
 	if obj == nil {
@@ -34870,7 +36241,7 @@ func (ec *executionContext) unmarshalInputSaveCredentialInput(ctx context.Contex
 		asMap["verify"] = false
 	}
 
-	fieldsInOrder := [...]string{"connectionID", "customerID", "instanceID", "userID", "isTest", "values", "test", "verify"}
+	fieldsInOrder := [...]string{"connectionID", "customerID", "instanceID", "userID", "isTest", "values", "test", "verify", "onPremResourceID"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -34933,6 +36304,13 @@ func (ec *executionContext) unmarshalInputSaveCredentialInput(ctx context.Contex
 				return it, err
 			}
 			it.Verify = data
+		case "onPremResourceID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("onPremResourceID"))
+			data, err := ec.unmarshalOID2int(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OnPremResourceID = data
 		}
 	}
 	return it, nil
@@ -36443,6 +37821,11 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 			return graphql.Null
 		}
 		return ec._Organization(ctx, sel, obj)
+	case *ent.OnPremResource:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._OnPremResource(ctx, sel, obj)
 	case *ent.Integration:
 		if obj == nil {
 			return graphql.Null
@@ -37746,6 +39129,49 @@ func (ec *executionContext) _CreateIntegrationPayload(ctx context.Context, sel a
 	return out
 }
 
+var createOnPremResourcePayloadImplementors = []string{"CreateOnPremResourcePayload"}
+
+func (ec *executionContext) _CreateOnPremResourcePayload(ctx context.Context, sel ast.SelectionSet, obj *model.CreateOnPremResourcePayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, createOnPremResourcePayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CreateOnPremResourcePayload")
+		case "resource":
+			out.Values[i] = ec._CreateOnPremResourcePayload_resource(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "token":
+			out.Values[i] = ec._CreateOnPremResourcePayload_token(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._CreateOnPremResourcePayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var createUserPayloadImplementors = []string{"CreateUserPayload"}
 
 func (ec *executionContext) _CreateUserPayload(ctx context.Context, sel ast.SelectionSet, obj *model.CreateUserPayload) graphql.Marshaler {
@@ -37948,6 +39374,12 @@ func (ec *executionContext) _Credential(ctx context.Context, sel ast.SelectionSe
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Credential_versions(ctx, field, obj)
+				})
+		case "onPremResource":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Credential_onPremResource(ctx, field, obj)
 				})
 		case "values":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
@@ -38517,6 +39949,44 @@ func (ec *executionContext) _DeleteInstancePayload(ctx context.Context, sel ast.
 			}
 		case "userErrors":
 			out.Values[i] = ec._DeleteInstancePayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var deleteOnPremResourcePayloadImplementors = []string{"DeleteOnPremResourcePayload"}
+
+func (ec *executionContext) _DeleteOnPremResourcePayload(ctx context.Context, sel ast.SelectionSet, obj *model.DeleteOnPremResourcePayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, deleteOnPremResourcePayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DeleteOnPremResourcePayload")
+		case "deletedID":
+			out.Values[i] = ec._DeleteOnPremResourcePayload_deletedID(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._DeleteOnPremResourcePayload_userErrors(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -39351,6 +40821,27 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "createOnPremResource":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_createOnPremResource(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "rotateOnPremResourceToken":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_rotateOnPremResourceToken(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deleteOnPremResource":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_deleteOnPremResource(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "updateOrganization":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_updateOrganization(ctx, field)
@@ -39532,6 +41023,90 @@ func (ec *executionContext) _OAuth2Spec(ctx context.Context, sel ast.SelectionSe
 			if out.Values[i] == graphql.RequiredNull {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var onPremResourceImplementors = []string{"OnPremResource", "Node"}
+
+func (ec *executionContext) _OnPremResource(ctx context.Context, sel ast.SelectionSet, obj *ent.OnPremResource) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, onPremResourceImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("OnPremResource")
+		case "id":
+			out.Values[i] = ec._OnPremResource_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "createdAt":
+			out.Values[i] = ec._OnPremResource_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "updatedAt":
+			out.Values[i] = ec._OnPremResource_updatedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "customerID":
+			out.Values[i] = ec._OnPremResource_customerID(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "name":
+			out.Values[i] = ec._OnPremResource_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "target":
+			out.Values[i] = ec._OnPremResource_target(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "tokenPrefix":
+			out.Values[i] = ec._OnPremResource_tokenPrefix(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "status":
+			out.Values[i] = ec._OnPremResource_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "lastSeenAt":
+			out.Values[i] = ec._OnPremResource_lastSeenAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "agentVersion":
+			out.Values[i] = ec._OnPremResource_agentVersion(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "customer":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._OnPremResource_customer(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -40012,6 +41587,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_signingKeys(ctx, field)
 				})
+		case "onPremResources":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_onPremResources(ctx, field)
+				})
 		case "viewer":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
 				true, true,
@@ -40341,6 +41922,49 @@ func (ec *executionContext) _RotateEncryptionKeyPayload(ctx context.Context, sel
 			}
 		case "userErrors":
 			out.Values[i] = ec._RotateEncryptionKeyPayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var rotateOnPremResourceTokenPayloadImplementors = []string{"RotateOnPremResourceTokenPayload"}
+
+func (ec *executionContext) _RotateOnPremResourceTokenPayload(ctx context.Context, sel ast.SelectionSet, obj *model.RotateOnPremResourceTokenPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, rotateOnPremResourceTokenPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RotateOnPremResourceTokenPayload")
+		case "resource":
+			out.Values[i] = ec._RotateOnPremResourceTokenPayload_resource(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "token":
+			out.Values[i] = ec._RotateOnPremResourceTokenPayload_token(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._RotateOnPremResourceTokenPayload_userErrors(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -41408,6 +43032,11 @@ func (ec *executionContext) _WizardConnection(ctx context.Context, sel ast.Selec
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "onPrem":
+			out.Values[i] = ec._WizardConnection_onPrem(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -41519,6 +43148,44 @@ func (ec *executionContext) _WizardField(ctx context.Context, sel ast.SelectionS
 		case "updatedAt":
 			out.Values[i] = ec._WizardField_updatedAt(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var wizardOnPremImplementors = []string{"WizardOnPrem"}
+
+func (ec *executionContext) _WizardOnPrem(ctx context.Context, sel ast.SelectionSet, obj *model.WizardOnPrem) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, wizardOnPremImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("WizardOnPrem")
+		case "resource":
+			out.Values[i] = ec._WizardOnPrem_resource(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "message":
+			out.Values[i] = ec._WizardOnPrem_message(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
 		default:
@@ -42283,6 +43950,19 @@ func (ec *executionContext) marshalNCreateIntegrationPayload2ᚖgithubᚗcomᚋp
 	return ec._CreateIntegrationPayload(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNCreateOnPremResourceInput2githubᚗcomᚋplugboardᚋplugboardᚋinternalᚋconnectionᚐOnPremResourceInput(ctx context.Context, v any) (connection.OnPremResourceInput, error) {
+	res, err := ec.unmarshalInputCreateOnPremResourceInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNCreateOnPremResourcePayload2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐCreateOnPremResourcePayload(ctx context.Context, sel ast.SelectionSet, v *model.CreateOnPremResourcePayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "CreateOnPremResourcePayload!")
+		return graphql.Null
+	}
+	return ec._CreateOnPremResourcePayload(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNCreateUserInput2githubᚗcomᚋplugboardᚋplugboardᚋinternalᚋconnectionᚐCreateUserInput(ctx context.Context, v any) (connection.CreateUserInput, error) {
 	res, err := ec.unmarshalInputCreateUserInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -42543,6 +44223,14 @@ func (ec *executionContext) marshalNDeleteInstancePayload2ᚖgithubᚗcomᚋplug
 		return graphql.Null
 	}
 	return ec._DeleteInstancePayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNDeleteOnPremResourcePayload2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐDeleteOnPremResourcePayload(ctx context.Context, sel ast.SelectionSet, v *model.DeleteOnPremResourcePayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "DeleteOnPremResourcePayload!")
+		return graphql.Null
+	}
+	return ec._DeleteOnPremResourcePayload(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNDeleteWebhookEndpointPayload2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐDeleteWebhookEndpointPayload(ctx context.Context, sel ast.SelectionSet, v *model.DeleteWebhookEndpointPayload) graphql.Marshaler {
@@ -42879,6 +44567,54 @@ func (ec *executionContext) marshalNNode2ᚕgithubᚗcomᚋplugboardᚋplugboard
 	return ret
 }
 
+func (ec *executionContext) marshalNOnPremResource2ᚕᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚐOnPremResourceᚄ(ctx context.Context, sel ast.SelectionSet, v []*ent.OnPremResource) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNOnPremResource2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚐOnPremResource(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNOnPremResource2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚐOnPremResource(ctx context.Context, sel ast.SelectionSet, v *ent.OnPremResource) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "OnPremResource!")
+		return graphql.Null
+	}
+	return ec._OnPremResource(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNOnPremResourceOrderField2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚐOnPremResourceOrderField(ctx context.Context, v any) (*ent.OnPremResourceOrderField, error) {
+	var res = new(ent.OnPremResourceOrderField)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNOnPremResourceOrderField2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚐOnPremResourceOrderField(ctx context.Context, sel ast.SelectionSet, v *ent.OnPremResourceOrderField) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "OnPremResourceOrderField!")
+		return graphql.Null
+	}
+	return v
+}
+
+func (ec *executionContext) unmarshalNOnPremResourceStatus2githubᚗcomᚋplugboardᚋplugboardᚋentᚋonpremresourceᚐStatus(ctx context.Context, v any) (onpremresource.Status, error) {
+	var res onpremresource.Status
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNOnPremResourceStatus2githubᚗcomᚋplugboardᚋplugboardᚋentᚋonpremresourceᚐStatus(ctx context.Context, sel ast.SelectionSet, v onpremresource.Status) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) unmarshalNOrderDirection2entgoᚗioᚋcontribᚋentgqlᚐOrderDirection(ctx context.Context, v any) (entgql.OrderDirection, error) {
 	var res entgql.OrderDirection
 	err := res.UnmarshalGQL(v)
@@ -43050,6 +44786,14 @@ func (ec *executionContext) marshalNRotateEncryptionKeyPayload2ᚖgithubᚗcom�
 		return graphql.Null
 	}
 	return ec._RotateEncryptionKeyPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNRotateOnPremResourceTokenPayload2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐRotateOnPremResourceTokenPayload(ctx context.Context, sel ast.SelectionSet, v *model.RotateOnPremResourceTokenPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "RotateOnPremResourceTokenPayload!")
+		return graphql.Null
+	}
+	return ec._RotateOnPremResourceTokenPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNRotateWebhookSecretPayload2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐRotateWebhookSecretPayload(ctx context.Context, sel ast.SelectionSet, v *model.RotateWebhookSecretPayload) graphql.Marshaler {
@@ -44901,6 +46645,13 @@ func (ec *executionContext) marshalOOAuth2Spec2ᚖgithubᚗcomᚋplugboardᚋplu
 	return ec._OAuth2Spec(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalOOnPremResource2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚐOnPremResource(ctx context.Context, sel ast.SelectionSet, v *ent.OnPremResource) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._OnPremResource(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalOOrganization2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋentᚐOrganization(ctx context.Context, sel ast.SelectionSet, v *ent.Organization) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
@@ -45442,6 +47193,13 @@ func (ec *executionContext) marshalOWebhookEndpointStatus2ᚖgithubᚗcomᚋplug
 		return graphql.Null
 	}
 	return v
+}
+
+func (ec *executionContext) marshalOWizardOnPrem2ᚖgithubᚗcomᚋplugboardᚋplugboardᚋgraphᚋmodelᚐWizardOnPrem(ctx context.Context, sel ast.SelectionSet, v *model.WizardOnPrem) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._WizardOnPrem(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalO__EnumValue2ᚕgithubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐEnumValueᚄ(ctx context.Context, sel ast.SelectionSet, v []introspection.EnumValue) graphql.Marshaler {

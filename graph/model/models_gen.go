@@ -71,6 +71,13 @@ type CreateIntegrationPayload struct {
 	UserErrors  []*UserError     `json:"userErrors"`
 }
 
+type CreateOnPremResourcePayload struct {
+	Resource *ent.OnPremResource `json:"resource,omitempty"`
+	// The agent token (pbagent_...), shown this once; plugboard stores only its hash.
+	Token      *string      `json:"token,omitempty"`
+	UserErrors []*UserError `json:"userErrors"`
+}
+
 type CreateUserPayload struct {
 	User       *ent.User    `json:"user,omitempty"`
 	UserErrors []*UserError `json:"userErrors"`
@@ -98,6 +105,11 @@ type DeleteConnectionPayload struct {
 }
 
 type DeleteInstancePayload struct {
+	DeletedID  *int         `json:"deletedID,omitempty"`
+	UserErrors []*UserError `json:"userErrors"`
+}
+
+type DeleteOnPremResourcePayload struct {
 	DeletedID  *int         `json:"deletedID,omitempty"`
 	UserErrors []*UserError `json:"userErrors"`
 }
@@ -170,6 +182,13 @@ type RotateEncryptionKeyPayload struct {
 	Reencrypted int `json:"reencrypted"`
 	// Sealed values still under an older key (0 when the rotation finished).
 	Remaining  int          `json:"remaining"`
+	UserErrors []*UserError `json:"userErrors"`
+}
+
+type RotateOnPremResourceTokenPayload struct {
+	Resource *ent.OnPremResource `json:"resource,omitempty"`
+	// The new agent token, shown this once; the old one is refused from now on.
+	Token      *string      `json:"token,omitempty"`
 	UserErrors []*UserError `json:"userErrors"`
 }
 
@@ -272,6 +291,8 @@ type WizardConnection struct {
 	Existing []*ent.Credential `json:"existing"`
 	// The field errors of the last rejected save of this slot's credential.
 	Errors []*UserError `json:"errors"`
+	// Set when the slot's credential goes through the customer's on-prem agent; host and port are then not asked.
+	OnPrem *WizardOnPrem `json:"onPrem,omitempty"`
 }
 
 // One field of a wizard form: the declaration and the current non-secret value.
@@ -296,6 +317,13 @@ type WizardField struct {
 	Value     *string    `json:"value,omitempty"`
 	IsSet     bool       `json:"isSet"`
 	UpdatedAt *time.Time `json:"updatedAt,omitempty"`
+}
+
+// The on-prem agent a wizard slot's credential goes through.
+type WizardOnPrem struct {
+	Resource *ent.OnPremResource `json:"resource"`
+	// What to tell the customer, e.g. that the connection goes through their agent and whether it is connected.
+	Message string `json:"message"`
 }
 
 type WizardPage struct {

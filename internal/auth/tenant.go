@@ -12,6 +12,7 @@ import (
 	"github.com/plugboard/plugboard/ent/instance"
 	"github.com/plugboard/plugboard/ent/instancebinding"
 	"github.com/plugboard/plugboard/ent/intercept"
+	"github.com/plugboard/plugboard/ent/onpremresource"
 	"github.com/plugboard/plugboard/ent/organization"
 	"github.com/plugboard/plugboard/ent/user"
 )
@@ -36,6 +37,7 @@ var tenantTypes = map[string]bool{
 	ent.TypeWebhookEndpoint:    true,
 	ent.TypeWebhookEvent:       true,
 	ent.TypeWebhookDelivery:    true,
+	ent.TypeOnPremResource:     true,
 }
 
 // InstallTenantFilter makes every query of client, node lookups and edge
@@ -85,7 +87,7 @@ func InstallTenantFilter(client *ent.Client, customerVisible []connection.Scope)
 //   - Connection: the customer-visible scopes only.
 //   - Credential: of a customer-visible connection, and held by its
 //     customer, by an instance of its customer, or by itself.
-//   - Instance and its bindings: its customer's.
+//   - Instance and its bindings, OnPremResource: its customer's.
 //   - Integration and ConnectionSlot: all of them (the catalog).
 //   - AuditEvent, APIToken, SigningKey, ConnectionTemplate, OAuthState:
 //     nothing.
@@ -109,6 +111,8 @@ func customerUserFilter(v *Viewer, customerVisible []connection.Scope, typ strin
 		)
 	case ent.TypeInstance:
 		q.WhereP(instance.CustomerID(v.CustomerID))
+	case ent.TypeOnPremResource:
+		q.WhereP(onpremresource.CustomerID(v.CustomerID))
 	case ent.TypeInstanceBinding:
 		q.WhereP(instancebinding.HasInstanceWith(instance.CustomerID(v.CustomerID)))
 	case ent.TypeIntegration, ent.TypeConnectionSlot:

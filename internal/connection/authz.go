@@ -99,6 +99,13 @@ const (
 	// ManageWebhooks creates, changes, deletes and rotates webhook
 	// endpoints and redelivers events.
 	ManageWebhooks
+	// ReadOnPremResources lists a customer's on-prem resources and their
+	// agents' state; a customer's user reads its own customer's (the
+	// wizard shows them).
+	ReadOnPremResources
+	// ManageOnPremResources creates, rotates the token of and deletes
+	// on-prem resources.
+	ManageOnPremResources
 
 	numActions // not an action: the count, for tests
 )
@@ -132,46 +139,48 @@ const (
 // plugboard itself, never a request.
 var table = map[Action]grant{
 	//                     admin customer runtime system
-	ReadViewer:         {yes, yes, yes, no, ""},
-	ReadCatalog:        {yes, yes, yes, no, ""},
-	ReadNodes:          {yes, yes, no, no, ""},
-	ReadConnections:    {yes, yes, no, no, ""},
-	ReadCredentials:    {yes, yes, no, no, ""},
-	ReadCustomers:      {yes, yes, no, no, ""},
-	ReadInstances:      {yes, yes, no, no, ""},
-	ReadIntegrations:   {yes, yes, no, no, ""},
-	ReadSlots:          {yes, yes, yes, no, ""},
-	ReadInstanceSlots:  {yes, yes, no, no, "this needs an admin or the instance's customer"},
-	ReadWizard:         {yes, own, no, no, ""},
-	WatchCredentials:   {yes, yes, no, no, ""},
-	ReadAPITokens:      {yes, no, no, no, needAdmin},
-	ReadAuditLog:       {yes, no, no, no, needAdmin},
-	ReadSigningKeys:    {yes, no, no, no, needAdmin},
-	ReadUsage:          {yes, no, no, no, needAdmin},
-	ManageConnections:  {yes, no, no, no, needAdmin},
-	ManageTemplates:    {yes, no, no, no, needAdmin},
-	ManageCustomers:    {yes, no, no, no, needAdmin},
-	ManageUsers:        {yes, no, no, no, needAdmin},
-	ManageIntegrations: {yes, no, no, no, needAdmin},
-	ManageInstances:    {yes, no, no, no, needAdmin},
-	DeployInstance:     {yes, no, no, no, needAdmin},
-	ManageOrganization: {yes, no, no, no, needAdmin},
-	SaveCredential:     {yes, own, no, no, needAdmin},
-	SaveTestCredential: {yes, no, no, no, needAdmin},
-	BindInstance:       {yes, own, no, no, needAdmin},
-	TestCredential:     {yes, no, no, no, needAdmin},
-	RollbackCredential: {yes, no, no, no, needAdmin},
-	StartOAuth:         {yes, yes, no, no, needAdminCustomer},
-	DisconnectOAuth:    {yes, yes, no, no, needAdminCustomer},
-	ReadToken:          {yes, no, yes, yes, "reading a token needs a runtime or admin token"},
-	ReadRuntimeValues:  {no, no, yes, no, "only RUNTIME tokens read credential values"},
-	ManageTokens:       {yes, no, no, no, needAdmin},
-	ManageSigningKeys:  {yes, no, no, no, needAdmin},
-	RotateKeys:         {yes, no, no, no, needAdmin},
-	ReloadPlugins:      {yes, no, no, no, needAdmin},
-	ProxyCredential:    {no, no, yes, no, "only RUNTIME tokens call through the credential proxy"},
-	ReadWebhooks:       {yes, no, no, no, needAdmin},
-	ManageWebhooks:     {yes, no, no, no, needAdmin},
+	ReadViewer:            {yes, yes, yes, no, ""},
+	ReadCatalog:           {yes, yes, yes, no, ""},
+	ReadNodes:             {yes, yes, no, no, ""},
+	ReadConnections:       {yes, yes, no, no, ""},
+	ReadCredentials:       {yes, yes, no, no, ""},
+	ReadCustomers:         {yes, yes, no, no, ""},
+	ReadInstances:         {yes, yes, no, no, ""},
+	ReadIntegrations:      {yes, yes, no, no, ""},
+	ReadSlots:             {yes, yes, yes, no, ""},
+	ReadInstanceSlots:     {yes, yes, no, no, "this needs an admin or the instance's customer"},
+	ReadWizard:            {yes, own, no, no, ""},
+	WatchCredentials:      {yes, yes, no, no, ""},
+	ReadAPITokens:         {yes, no, no, no, needAdmin},
+	ReadAuditLog:          {yes, no, no, no, needAdmin},
+	ReadSigningKeys:       {yes, no, no, no, needAdmin},
+	ReadUsage:             {yes, no, no, no, needAdmin},
+	ManageConnections:     {yes, no, no, no, needAdmin},
+	ManageTemplates:       {yes, no, no, no, needAdmin},
+	ManageCustomers:       {yes, no, no, no, needAdmin},
+	ManageUsers:           {yes, no, no, no, needAdmin},
+	ManageIntegrations:    {yes, no, no, no, needAdmin},
+	ManageInstances:       {yes, no, no, no, needAdmin},
+	DeployInstance:        {yes, no, no, no, needAdmin},
+	ManageOrganization:    {yes, no, no, no, needAdmin},
+	SaveCredential:        {yes, own, no, no, needAdmin},
+	SaveTestCredential:    {yes, no, no, no, needAdmin},
+	BindInstance:          {yes, own, no, no, needAdmin},
+	TestCredential:        {yes, no, no, no, needAdmin},
+	RollbackCredential:    {yes, no, no, no, needAdmin},
+	StartOAuth:            {yes, yes, no, no, needAdminCustomer},
+	DisconnectOAuth:       {yes, yes, no, no, needAdminCustomer},
+	ReadToken:             {yes, no, yes, yes, "reading a token needs a runtime or admin token"},
+	ReadRuntimeValues:     {no, no, yes, no, "only RUNTIME tokens read credential values"},
+	ManageTokens:          {yes, no, no, no, needAdmin},
+	ManageSigningKeys:     {yes, no, no, no, needAdmin},
+	RotateKeys:            {yes, no, no, no, needAdmin},
+	ReloadPlugins:         {yes, no, no, no, needAdmin},
+	ProxyCredential:       {no, no, yes, no, "only RUNTIME tokens call through the credential proxy"},
+	ReadWebhooks:          {yes, no, no, no, needAdmin},
+	ManageWebhooks:        {yes, no, no, no, needAdmin},
+	ReadOnPremResources:   {yes, own, no, no, needAdminCustomer},
+	ManageOnPremResources: {yes, no, no, no, needAdmin},
 }
 
 // Authorize returns the viewer of ctx if it may do a: ErrUnauthenticated

@@ -15,6 +15,7 @@ import (
 	"github.com/plugboard/plugboard/internal/auth"
 	"github.com/plugboard/plugboard/internal/connection/scopes"
 	"github.com/plugboard/plugboard/internal/oauth"
+	"github.com/plugboard/plugboard/internal/onprem"
 	"github.com/plugboard/plugboard/internal/secrets/sealed"
 	"github.com/plugboard/plugboard/plugins/sdk"
 )
@@ -51,6 +52,9 @@ type SaveCredentialInput struct {
 	// (versions.go). On a credential not saved yet it is Test: there are
 	// no live values to keep.
 	Verify bool
+	// OnPremResourceID binds the credential to an on-prem resource of its
+	// customer (onprem.go); 0 keeps the stored binding.
+	OnPremResourceID int
 }
 
 // TestResult is the outcome of a plugin's live test.
@@ -507,7 +511,8 @@ func (s *Service) liveTest(ctx context.Context, cred *ent.Credential, plain, sec
 			return nil, err
 		}
 	}
-	tr, err := s.pluginTest(ctx, ct, resolved, tok)
+	info := onprem.StreamInfo{Actor: actorOf(ctx), ConnectionID: conn.ID, CredentialID: cred.ID}
+	tr, err := s.testThrough(ctx, ct, resolved, tok, boundTo(cred), info)
 	if err != nil {
 		return nil, err
 	}

@@ -93,6 +93,9 @@ func (s *Service) readRuntime(ctx context.Context, id int, minValidity time.Dura
 		s.log().Error("runtime read: resolving values", "credential", c.ID, "err", err)
 		return nil, errRuntimeInternal
 	}
+	if values, err = s.runtimeValues(ctx, c, ct, values); err != nil {
+		return nil, err
+	}
 	r := &RuntimeRead{Credential: c, Type: ct, Values: values}
 	switch {
 	case isOAuth(ct):

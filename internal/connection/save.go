@@ -15,6 +15,7 @@ import (
 	"github.com/plugboard/plugboard/internal/auth"
 	"github.com/plugboard/plugboard/internal/connection/scopes"
 	"github.com/plugboard/plugboard/internal/oauth"
+	"github.com/plugboard/plugboard/internal/onprem"
 )
 
 // SaveCredential runs the save pipeline: the connection → its holder →
@@ -46,6 +47,7 @@ func (s *Service) SaveCredential(ctx context.Context, in SaveCredentialInput) (s
 		sv.holder,         // who holds the credential; its stored row
 		sv.merge,          // the save's values over the stored ones
 		sv.mode,           // whether the save may test or verify
+		sv.onPrem,         // the on-prem resource it goes through
 		sv.check,          // static check and the plugin's Validate
 		sv.token,          // a client-credentials token
 		sv.test,           // the optional live test
@@ -84,6 +86,7 @@ type save struct {
 	tok      *oauth.Token // a client-credentials token fetched by the save
 	result   *TestResult  // the live test's outcome, when one ran
 	now      time.Time
+	bind     int // the on-prem resource the credential goes through, 0 for none
 }
 
 // recordRefusal keeps the field errors of a refused save of a stored
@@ -212,7 +215,11 @@ func (sv *save) test(ctx context.Context) error {
 	if !sv.in.Test || sv.verify {
 		return nil
 	}
-	tr, err := sv.svc.pluginTest(ctx, sv.ct, sv.resolved, sv.tok)
+	info := onprem.StreamInfo{Actor: sv.v.Actor, ConnectionID: sv.conn.ID}
+	if sv.existing != nil {
+		info.CredentialID = sv.existing.ID
+	}
+	tr, err := sv.svc.testThrough(ctx, sv.ct, sv.resolved, sv.tok, sv.bind, info)
 	if err != nil {
 		return err
 	}
@@ -307,6 +314,9 @@ func (sv *save) row(ctx context.Context, db *ent.Client) (*ent.Credential, int, 
 	if sv.h.userID != 0 {
 		c.SetUserID(sv.h.userID)
 	}
+	if sv.bind != 0 {
+		c.SetOnPremResourceID(sv.bind)
+	}
 	created, err := c.Save(ctx)
 	if ent.IsConstraintError(err) {
 		return nil, 0, invalid(fieldErr(CodeTaken, "The credential was created concurrently; save again."))
@@ -331,6 +341,9 @@ func (sv *save) writeLive(ctx context.Context, db *ent.Client, id, version int) 
 	}
 	if sv.result != nil {
 		u.SetLastTestedAt(sv.now)
+	}
+	if sv.bind != boundTo(sv.existing) {
+		u.SetOnPremResourceID(sv.bind)
 	}
 	n, err := u.Save(ctx)
 	if err != nil {

@@ -54,6 +54,15 @@ type Service struct {
 	// Egress is the address policy of the credential proxy's calls; an
 	// organization's allow_private_networks adds private ranges.
 	Egress egress.Policy
+	// Tunnel reaches on-prem resources through their agents
+	// (internal/onprem.Hub); nil refuses every on-prem stream.
+	Tunnel Tunnel
+	// agentOrgs maps a resource to the organization its agent
+	// authenticated in, so a stream cut by the resource's deletion is still
+	// audited there.
+	agentOrgs sync.Map
+	// runtimeFwd are the forwarders of bound credentials' runtime reads.
+	runtimeFwd runtimeForwarders
 
 	refreshInit sync.Once
 	refresh     *refresher

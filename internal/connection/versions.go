@@ -15,6 +15,7 @@ import (
 	"github.com/plugboard/plugboard/internal/auth"
 	"github.com/plugboard/plugboard/internal/connection/scopes"
 	"github.com/plugboard/plugboard/internal/oauth"
+	"github.com/plugboard/plugboard/internal/onprem"
 	"github.com/plugboard/plugboard/internal/pluginhost"
 	"github.com/plugboard/plugboard/internal/secrets/sealed"
 )
@@ -233,7 +234,8 @@ func (s *Service) testPending(ctx context.Context, v *auth.Viewer, p pendingSave
 			return nil, s.rejectVersion(ctx, v, ex, n, "the stored OAuth 2.0 token is not usable", err)
 		}
 	}
-	tr, err := s.pluginTest(ctx, p.ct, p.resolved, tok)
+	info := onprem.StreamInfo{Actor: v.Actor, ConnectionID: ex.ConnectionID, CredentialID: ex.ID}
+	tr, err := s.testThrough(ctx, p.ct, p.resolved, tok, boundTo(ex), info)
 	if err != nil {
 		why := "the live test could not run"
 		if errors.Is(err, pluginhost.ErrUnavailable) || errors.Is(err, pluginhost.ErrTimeout) {

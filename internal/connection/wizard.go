@@ -69,6 +69,9 @@ type WizardSlot struct {
 	// Errors are the field errors of the last rejected save of the slot's
 	// credential that the viewer may see.
 	Errors []FieldError
+	// OnPrem is the on-prem resource the slot's credential goes through,
+	// nil for none; Fields then leave out its onPremControlled inputs.
+	OnPrem *ent.OnPremResource
 }
 
 // WizardField is one input of a wizard form with its current value.
@@ -109,6 +112,9 @@ func (s *Service) ConfigWizard(ctx context.Context, instanceID int) (*Wizard, er
 	w := &Wizard{Instance: inst, Slots: make([]*WizardSlot, 0, len(slots))}
 	for _, sl := range slots {
 		w.Slots = append(w.Slots, ws.slot(sl))
+	}
+	if err := s.wizardOnPrem(ctx, w); err != nil {
+		return nil, err
 	}
 	return w, nil
 }

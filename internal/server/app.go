@@ -24,6 +24,7 @@ import (
 	"github.com/plugboard/plugboard/internal/egress"
 	"github.com/plugboard/plugboard/internal/events"
 	"github.com/plugboard/plugboard/internal/oauth"
+	"github.com/plugboard/plugboard/internal/onprem"
 	"github.com/plugboard/plugboard/internal/pluginhost"
 	"github.com/plugboard/plugboard/internal/secrets"
 	"github.com/plugboard/plugboard/internal/secrets/sealed"
@@ -87,17 +88,26 @@ type Options struct {
 	// Now is the clock of the domain and the webhook worker; nil means
 	// time.Now (tests move it).
 	Now func() time.Time
+	// OnPremForwardHost is the host the on-prem forwarders listen on
+	// (the runtime of a bound credential connects there); empty is
+	// 127.0.0.1.
+	OnPremForwardHost string
+	// OnPremHeartbeat is how often the hub pings each agent session
+	// (zero: the hub's default, 15s).
+	OnPremHeartbeat time.Duration
 }
 
 // App is a running plugboard: its store, plugin host, services and HTTP
 // handler.
 type App struct {
-	Options  Options
-	Store    *store.Store
-	Host     *pluginhost.Host
-	Keys     *secrets.Keyring
-	Service  *connection.Service
-	Tokens   *auth.Tokens
+	Options Options
+	Store   *store.Store
+	Host    *pluginhost.Host
+	Keys    *secrets.Keyring
+	Service *connection.Service
+	Tokens  *auth.Tokens
+	// Hub holds the on-prem agents' sessions, served at /agent/v1/connect.
+	Hub      *onprem.Hub
 	Handler  http.Handler
 	Metrics  *Metrics
 	DevToken string
@@ -289,15 +299,33 @@ func (a *App) buildServices(catalog *connection.Catalog) {
 		DB: db, Keys: a.Keys, Logger: a.Log, HTTPClient: httpClient,
 		CallbackURL: callbackURL(a.Options), ObserveRefresh: a.Metrics.ObserveTokenRefresh,
 	})
+	a.Hub = a.newHub()
 	a.Service = &connection.Service{
 		DB: db, Plugins: a.Host, Keys: a.Keys, Log: a.Log, Events: a.Events, OAuth: a.OAuth,
 		Refresh: connection.RefreshOptions{Dialect: a.Store.Dialect, SQL: a.Store.DB},
 		Catalog: catalog, Egress: a.Options.Egress, Webhooks: webhookPolicy(a.Options), Now: a.Options.Now,
+		Tunnel: a.Hub,
 	}
 	a.Tokens = auth.NewTokens(db)
 	a.Tokens.Revocations = revocations{a.Events}
 	a.Embedding = &auth.Embedding{DB: db, Log: a.Log.With("component", "auth"), Revocations: revocations{a.Events}}
 	forgetRevoked(a.Events, a.Tokens, a.Embedding)
+}
+
+// newHub is the hub of the on-prem agents. Its callbacks are the
+// domain's (connection.Service), reached through a.Service when an agent
+// calls, so the hub and the service are each built once.
+func (a *App) newHub() *onprem.Hub {
+	return onprem.NewHub(onprem.HubOptions{
+		Authenticate: func(ctx context.Context, token string) (onprem.Agent, error) {
+			return a.Service.AuthenticateAgent(ctx, token)
+		},
+		Observe:     func(ctx context.Context, ev onprem.Event) { a.Service.ObserveAgent(ctx, ev) },
+		AuditStream: func(ctx context.Context, r onprem.StreamRecord) { a.Service.AuditTunnelStream(ctx, r) },
+		Logger:      a.Log.With("component", "onprem"),
+		Heartbeat:   a.Options.OnPremHeartbeat,
+		ForwardHost: a.Options.OnPremForwardHost,
+	})
 }
 
 // startSweeper refreshes due tokens in the background, unless disabled.
@@ -331,6 +359,7 @@ func (a *App) handlerConfig(ctx context.Context, catalog *connection.Catalog) (C
 		CatalogVersion:  catalog.Version,
 		Runtime:         a.Service,
 		Proxy:           a.Service,
+		Agents:          a.Hub,
 		Auth:            &auth.Authenticator{Tokens: a.Tokens, Embedding: a.Embedding},
 		Logger:          a.Log,
 		Metrics:         a.Metrics,
@@ -386,6 +415,10 @@ func (a *App) Close() {
 	}
 	if a.Webhooks != nil {
 		a.Webhooks.Close()
+	}
+	if a.Hub != nil {
+		// Agents' sessions and their streams end before the store closes.
+		_ = a.Hub.Close()
 	}
 	if a.stopEvents != nil {
 		a.stopEvents()

@@ -134,6 +134,8 @@ func writeRuntimeFailure(w http.ResponseWriter, log *slog.Logger, id int, err er
 		status = http.StatusForbidden
 	case graph.CodeNotFound:
 		status = http.StatusNotFound
+	case graph.CodeOnPremAgentDisconnected:
+		status = http.StatusServiceUnavailable
 	case graph.CodeConflict, graph.CodeValidationFailed:
 		if tokErr != nil {
 			status = http.StatusConflict

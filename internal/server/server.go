@@ -61,6 +61,10 @@ type Config struct {
 	Runtime RuntimeSource
 	// Proxy serves the credential proxy; nil leaves it out.
 	Proxy ProxySource
+	// Agents serves the on-prem agents' endpoint, GET /agent/v1/connect;
+	// nil leaves it out. The agent authenticates with its own token, so
+	// the API token middleware does not wrap it.
+	Agents http.Handler
 	// NoIntrospection turns schema introspection off.
 	NoIntrospection bool
 	// RequestTimeout bounds a GraphQL request over HTTP (not subscriptions);
@@ -98,6 +102,9 @@ func NewHandler(cfg Config) http.Handler {
 	}
 	if cfg.Proxy != nil {
 		mux.Handle("/proxy/v1/credentials/{id}/{path...}", authenticate(cfg, newCredentialProxy(cfg.Proxy, cfg.Logger, cfg.Metrics)))
+	}
+	if cfg.Agents != nil {
+		mux.Handle("GET /agent/v1/connect", cfg.Agents)
 	}
 	var api http.Handler = graphQLAPI(cfg)
 	if cfg.Generations != nil {

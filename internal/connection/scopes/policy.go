@@ -83,6 +83,11 @@ type Policy struct {
 	// Inline: the connection belongs to one slot of one integration and is
 	// made with it; no other slot names it.
 	Inline bool
+	// OnPrem: a credential of the scope may be bound to an on-prem resource
+	// of its customer, reached through the customer's agent. As in
+	// Prismatic, the connections the customer fills for itself (customer-
+	// and integration-scoped) may.
+	OnPrem bool
 }
 
 // table is every scope's policy, in the order of the enum.
@@ -90,7 +95,7 @@ var table = []Policy{
 	{
 		Scope: connection.ScopeCUSTOMER, Words: "customer-scoped",
 		Holder: credential.HolderCUSTOMER, EnteredBy: PartyCustomer, Merge: MergeNone,
-		Wizard: WizardForm, Reusable: true, OffersExisting: true,
+		Wizard: WizardForm, Reusable: true, OffersExisting: true, OnPrem: true,
 	},
 	{
 		Scope: connection.ScopeORGANIZATION_CUSTOMER, Words: "organization-managed per-customer",
@@ -105,7 +110,7 @@ var table = []Policy{
 	{
 		Scope: connection.ScopeINTEGRATION, Words: "integration-scoped",
 		Holder: credential.HolderINSTANCE, EnteredBy: PartyCustomer, Merge: MergeNone,
-		Wizard: WizardForm, OffersExisting: true, Inline: true,
+		Wizard: WizardForm, OffersExisting: true, Inline: true, OnPrem: true,
 	},
 	{
 		Scope: connection.ScopeUSER, Words: "user-scoped",
@@ -172,6 +177,10 @@ func ManagedByOrg() []connection.Scope { return where(Policy.ManagedByOrg) }
 
 // Reusable lists the scopes of reusable customer credentials.
 func Reusable() []connection.Scope { return where(func(p Policy) bool { return p.Reusable }) }
+
+// OnPrem lists the scopes whose credentials may go through an on-prem
+// agent.
+func OnPrem() []connection.Scope { return where(func(p Policy) bool { return p.OnPrem }) }
 
 // Inline is the scope of the connections an integration makes for one of
 // its slots.

@@ -40,7 +40,7 @@ var wants = map[connection.Scope]want{
 	connection.ScopeCUSTOMER: {policy: scopes.Policy{
 		Scope: connection.ScopeCUSTOMER, Words: "customer-scoped", Holder: credential.HolderCUSTOMER,
 		EnteredBy: scopes.PartyCustomer, Merge: scopes.MergeNone, Wizard: scopes.WizardForm,
-		Reusable: true, OffersExisting: true,
+		Reusable: true, OffersExisting: true, OnPrem: true,
 	}, customerVisible: true, known: true, saveField: "customerID"},
 	connection.ScopeORGANIZATION_CUSTOMER: {policy: scopes.Policy{
 		Scope: connection.ScopeORGANIZATION_CUSTOMER, Words: "organization-managed per-customer",
@@ -54,7 +54,7 @@ var wants = map[connection.Scope]want{
 	connection.ScopeINTEGRATION: {policy: scopes.Policy{
 		Scope: connection.ScopeINTEGRATION, Words: "integration-scoped", Holder: credential.HolderINSTANCE,
 		EnteredBy: scopes.PartyCustomer, Merge: scopes.MergeNone, Wizard: scopes.WizardForm,
-		OffersExisting: true, Inline: true,
+		OffersExisting: true, Inline: true, OnPrem: true,
 	}, customerVisible: true, known: true, saveField: "instanceID"},
 	connection.ScopeUSER: {policy: scopes.Policy{
 		Scope: connection.ScopeUSER, Words: "user-scoped", Holder: credential.HolderUSER,

@@ -175,6 +175,12 @@ type Config struct {
 	Webhooks      server.WebhookOptions
 	// Now is the server's clock; nil is time.Now.
 	Now func() time.Time
+	// Listener, when set, is where the server listens instead of a new
+	// loopback port (an on-prem agent in a network namespace reaches the
+	// host side of its veth pair).
+	Listener net.Listener
+	// OnPremHeartbeat is the hub's ping interval; zero is its default.
+	OnPremHeartbeat time.Duration
 }
 
 // Start starts plugboard with cfg, serving on a loopback port, and an admin
@@ -191,9 +197,12 @@ func Start(t testing.TB, cfg Config) *Env {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	// Listen first: the OAuth 2.0 redirect URI needs the address.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	ln := cfg.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	sweep := cfg.SweepInterval
 	if sweep == 0 {
@@ -208,7 +217,7 @@ func Start(t testing.TB, cfg Config) *Env {
 		// Tests aim the proxy, tests through the host and webhooks at
 		// upstreams on loopback.
 		Egress:   egress.Policy{AllowLoopback: true},
-		Webhooks: webhookOptions(cfg), Now: cfg.Now,
+		Webhooks: webhookOptions(cfg), Now: cfg.Now, OnPremHeartbeat: cfg.OnPremHeartbeat,
 	})
 	if err != nil {
 		_ = ln.Close()
