@@ -75,6 +75,9 @@ func (s *Service) observeAgent(ctx context.Context, ev onprem.Event) error {
 			to = onpremresource.StatusCONNECTED
 			u.SetAgentVersion(clip(ev.AgentVersion, 100)).SetLastSeenAt(at)
 		case onprem.Seen:
+			// A live session: CONNECTED again after another replica's
+			// start reset it (ResetAgentStatuses).
+			to = onpremresource.StatusCONNECTED
 			u.SetLastSeenAt(at)
 		case onprem.Disconnected:
 			to = onpremresource.StatusDISCONNECTED
@@ -88,6 +91,27 @@ func (s *Service) observeAgent(ctx context.Context, ev onprem.Event) error {
 		return s.writeAudit(ctx, tx.Client(), auditEntry{orgID: r.OrganizationID, actor: actorAgent,
 			action: "onprem.agent_" + strings.ToLower(string(to)), message: agentStatusMessage(r, to, ev.AgentVersion)})
 	})
+}
+
+// ResetAgentStatuses marks every CONNECTED resource DISCONNECTED, each
+// change audited, when the server starts: no agent holds a session with a
+// process that has just started, and a crash sends no Disconnected event,
+// so without this a resource would show CONNECTED for an agent long gone.
+// With several replicas, the replica that holds a session marks its
+// resource CONNECTED again at its next heartbeat.
+func (s *Service) ResetAgentStatuses(ctx context.Context) error {
+	ids, err := s.DB.OnPremResource.Query().Where(onpremresource.StatusEQ(onpremresource.StatusCONNECTED)).
+		IDs(auth.SystemContext(ctx))
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		ev := onprem.Event{ResourceID: id, Kind: onprem.Disconnected, At: s.now()}
+		if err := s.observeAgent(ctx, ev); err != nil && !ent.IsNotFound(err) {
+			return err
+		}
+	}
+	return nil
 }
 
 // agentStatusMessage says how a resource's agent changed.

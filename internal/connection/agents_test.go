@@ -144,3 +144,38 @@ func TestAuditTunnelStream(t *testing.T) {
 		t.Fatalf("the deleted resource's stream: %+v", second)
 	}
 }
+
+// TestResetAgentStatuses: a resource left CONNECTED by a server that
+// crashed is DISCONNECTED once a server starts (audited), and a heartbeat
+// of a session another replica holds marks it CONNECTED again.
+func TestResetAgentStatuses(t *testing.T) {
+	w := newSaveWorld(t)
+	r, _, err := w.s.CreateOnPremResource(w.admin, OnPremResourceInput{CustomerID: w.cust.ID, Name: "db", Target: "db.internal:5432"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	idle, _, err := w.s.CreateOnPremResource(w.admin, OnPremResourceInput{CustomerID: w.cust.ID, Name: "idle", Target: "db.internal:5433"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	t0 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	w.s.ObserveAgent(ctx, onprem.Event{ResourceID: r.ID, Kind: onprem.Connected, AgentVersion: "1.4.2", At: t0})
+	if err := w.s.ResetAgentStatuses(ctx); err != nil {
+		t.Fatal(err)
+	}
+	status := func(id int) onpremresource.Status { return w.db.OnPremResource.GetX(w.sys, id).Status }
+	if got := status(r.ID); got != onpremresource.StatusDISCONNECTED {
+		t.Fatalf("after the reset: %s, want DISCONNECTED", got)
+	}
+	if got := status(idle.ID); got != onpremresource.StatusDISCONNECTED {
+		t.Fatalf("the idle resource: %s", got)
+	}
+	if got := w.auditOf(t, "onprem.agent_disconnected"); len(got) != 1 {
+		t.Fatalf("disconnect audit rows: %q, want the reset resource's only", got)
+	}
+	w.s.ObserveAgent(ctx, onprem.Event{ResourceID: r.ID, Kind: onprem.Seen, AgentVersion: "1.4.2", At: t0.Add(15 * time.Second)})
+	if got := status(r.ID); got != onpremresource.StatusCONNECTED {
+		t.Fatalf("after a heartbeat: %s, want CONNECTED", got)
+	}
+}

@@ -170,6 +170,9 @@ func Open(ctx context.Context, o Options) (_ *App, err error) {
 		a.Generations.WatchStatus(a.Events)
 	}
 	a.buildServices(catalog)
+	if err = a.Service.ResetAgentStatuses(ctx); err != nil {
+		return nil, fmt.Errorf("on-prem resources: resetting their agents' status: %w", err)
+	}
 	a.startSweeper()
 	a.startWebhooks()
 	cfg, err := a.handlerConfig(ctx, catalog)
