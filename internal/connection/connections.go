@@ -302,6 +302,7 @@ func (s *Service) deleteCredentialsOf(ctx context.Context, tx *ent.Tx, v *auth.V
 	if err := DeleteVersionsOf(ctx, tx.Client(), credIDs); err != nil {
 		return err
 	}
+	s.closeRuntimeForwarders(credIDs)
 	_, err = tx.Credential.Delete().Where(credential.IDIn(credIDs...)).Exec(ctx)
 	return err
 }

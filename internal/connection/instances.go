@@ -777,6 +777,7 @@ func (s *Service) DeleteInstance(ctx context.Context, id int) error {
 			if err := DeleteVersionsOf(ctx, db, credIDs); err != nil {
 				return err
 			}
+			s.closeRuntimeForwarders(credIDs)
 			if _, err := db.Credential.Delete().Where(credential.IDIn(credIDs...)).Exec(ctx); err != nil {
 				return err
 			}

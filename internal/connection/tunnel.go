@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -110,6 +111,7 @@ func (s *Service) runtimeValues(ctx context.Context, c *ent.Credential, ct *ent.
 	key := [2]int{c.ID, id}
 	f := rf.m[key]
 	if f == nil {
+		rf.closeLocked([]int{c.ID}, id) // a forwarder of an earlier binding
 		info := onprem.StreamInfo{Purpose: "runtime", Actor: actorOf(ctx), ConnectionID: c.ConnectionID, CredentialID: c.ID}
 		var err error
 		// The forwarder outlives the read: it ends with the hub.
@@ -125,6 +127,27 @@ func (s *Service) runtimeValues(ctx context.Context, c *ent.Credential, ct *ent.
 		rf.m[key] = f
 	}
 	return onPremValues(ct, values, f.Addr()), nil
+}
+
+// closeLocked closes and forgets the forwarders of the credentials ids,
+// except the one to resource keep. rf.mu is held.
+func (rf *runtimeForwarders) closeLocked(ids []int, keep int) {
+	for key, f := range rf.m {
+		if key[1] != keep && slices.Contains(ids, key[0]) {
+			_ = f.Close()
+			delete(rf.m, key)
+		}
+	}
+}
+
+// closeRuntimeForwarders closes the runtime forwarders of the credentials
+// ids (deleted): their address stops answering and their live connections
+// end.
+func (s *Service) closeRuntimeForwarders(ids []int) {
+	rf := &s.runtimeFwd
+	rf.mu.Lock()
+	defer rf.mu.Unlock()
+	rf.closeLocked(ids, 0)
 }
 
 // onPremKeys are the keys of ct's onPremControlled inputs.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os/exec"
 	"strings"
@@ -174,6 +175,24 @@ func TestOnPremEndToEnd(t *testing.T) {
 	replacedStaysConnected(t, env, p, bin, w.acme, resID, token)
 
 	onPremRefusals(t, env, p, bin, w, resID, token, a)
+	deletedCredentialForwarderCloses(t, env, w.pgConn, addr)
+}
+
+// deletedCredentialForwarderCloses: deleting the connection (and with it
+// the bound credential) closes the credential's runtime forwarder, so its
+// address stops answering.
+func deletedCredentialForwarderCloses(t *testing.T, env *servertest.Env, connID, addr string) {
+	t.Helper()
+	r := env.Do(t, `mutation($id: ID!) { deleteConnection(id: $id) { userErrors { code message } } }`, map[string]any{"id": connID})
+	mustOK(t, r)
+	if errs, _ := servertest.Get(r.Data, "deleteConnection.userErrors").([]any); len(errs) > 0 {
+		t.Fatalf("deleting the connection: %s", r.Raw)
+	}
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err == nil {
+		c.Close()
+		t.Fatalf("the deleted credential's runtime address %s still accepts connections", addr)
+	}
 }
 
 // checkStreamAudit: the streams of the tests are audited with who, which
