@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"net/http/httptest"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -56,25 +54,8 @@ func newAgentRig(t testing.TB) *agentRig {
 // agentProc is a running `plugboard agent` inside the namespace.
 type agentProc struct {
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *onpremtest.Output
 	done chan error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // start runs the agent in the namespace with the token in its environment.
@@ -82,7 +63,7 @@ func (r *agentRig) start(t testing.TB, token string, args ...string) *agentProc 
 	t.Helper()
 	args = append([]string{"agent", "--server", r.url, "--ca-file", r.caFile}, args...)
 	cmd := r.p.Command("env", append([]string{"PLUGBOARD_AGENT_TOKEN=" + token, r.bin}, args...)...)
-	a := &agentProc{cmd: cmd, out: &syncBuffer{}, done: make(chan error, 1)}
+	a := &agentProc{cmd: cmd, out: &onpremtest.Output{}, done: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = a.out, a.out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

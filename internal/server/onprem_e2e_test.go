@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"net/http"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,28 +21,10 @@ import (
 	"github.com/plugboard/plugboard/internal/server/servertest"
 )
 
-// lockedBuffer is an agent's output, written by its process.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // agent is a `plugboard agent` process inside the private network.
 type agent struct {
 	cmd  *exec.Cmd
-	out  *lockedBuffer
+	out  *onpremtest.Output
 	done chan error
 }
 
@@ -53,7 +33,7 @@ type agent struct {
 func startAgent(t *testing.T, p *onpremtest.Private, bin, serverURL, token string) *agent {
 	t.Helper()
 	cmd := p.Command("env", "PLUGBOARD_AGENT_TOKEN="+token, bin, "agent", "--server", serverURL, "--insecure", "--max-backoff", "1s")
-	a := &agent{cmd: cmd, out: &lockedBuffer{}, done: make(chan error, 1)}
+	a := &agent{cmd: cmd, out: &onpremtest.Output{}, done: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = a.out, a.out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
