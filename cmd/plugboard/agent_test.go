@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -51,34 +50,10 @@ func newAgentRig(t testing.TB) *agentRig {
 	return r
 }
 
-// agentProc is a running `plugboard agent` inside the namespace.
-type agentProc struct {
-	cmd  *exec.Cmd
-	out  *onpremtest.Output
-	done chan error
-}
-
 // start runs the agent in the namespace with the token in its environment.
-func (r *agentRig) start(t testing.TB, token string, args ...string) *agentProc {
+func (r *agentRig) start(t testing.TB, token string, args ...string) *onpremtest.Agent {
 	t.Helper()
-	args = append([]string{"agent", "--server", r.url, "--ca-file", r.caFile}, args...)
-	cmd := r.p.Command("env", append([]string{"PLUGBOARD_AGENT_TOKEN=" + token, r.bin}, args...)...)
-	a := &agentProc{cmd: cmd, out: &onpremtest.Output{}, done: make(chan error, 1)}
-	cmd.Stdout, cmd.Stderr = a.out, a.out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { a.done <- cmd.Wait() }()
-	t.Cleanup(a.kill)
-	return a
-}
-
-func (a *agentProc) kill() {
-	if a.cmd.ProcessState == nil {
-		_ = a.cmd.Process.Kill()
-		<-a.done
-		a.done <- nil
-	}
+	return r.p.StartAgent(t, r.bin, token, append([]string{"--server", r.url, "--ca-file", r.caFile}, args...)...)
 }
 
 func (r *agentRig) waitStatus(t testing.TB, want bool) {
@@ -128,13 +103,13 @@ func TestAgentReachesPrivatePostgres(t *testing.T) {
 	r.waitStatus(t, true)
 	c, f, err := r.connect(ctx)
 	if err != nil {
-		t.Fatalf("through the tunnel: %v\nagent: %s", err, a.out)
+		t.Fatalf("through the tunnel: %v\nagent: %s", err, a.Out)
 	}
 	c.Close(ctx)
 	f.Close()
 
 	// Kill the agent: Dial answers ErrAgentDisconnected at once.
-	a.kill()
+	a.Kill()
 	r.waitStatus(t, false)
 	start := time.Now()
 	if _, err := r.hub.Dial(ctx, 1, onprem.StreamInfo{}); !errors.Is(err, onprem.ErrAgentDisconnected) || time.Since(start) > 100*time.Millisecond {
@@ -145,7 +120,7 @@ func TestAgentReachesPrivatePostgres(t *testing.T) {
 	r.waitStatus(t, true)
 	c, f, err = r.connect(ctx)
 	if err != nil {
-		t.Fatalf("after the restart: %v\nagent: %s", err, a.out)
+		t.Fatalf("after the restart: %v\nagent: %s", err, a.Out)
 	}
 	defer f.Close()
 	// Cut: the open PostgreSQL connection fails at once.
@@ -159,7 +134,7 @@ func TestAgentReachesPrivatePostgres(t *testing.T) {
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("the cut connection failed only after %v", d)
 	}
-	if strings.Contains(a.out.String(), agentToken) {
+	if strings.Contains(a.Out.String(), agentToken) {
 		t.Error("the agent logged its token")
 	}
 }
@@ -168,31 +143,19 @@ func TestAgentRefusals(t *testing.T) {
 	r := newAgentRig(t)
 	// A wrong token: the agent exits non-zero, saying so, with no session.
 	a := r.start(t, "pb_agent_wrong_canary")
-	select {
-	case err := <-a.done:
-		a.done <- err
-		if err == nil || !strings.Contains(a.out.String(), "401") {
-			t.Errorf("wrong token: %v\n%s", err, a.out)
-		}
-		if strings.Contains(a.out.String(), "pb_agent_wrong_canary") {
-			t.Error("the agent logged its token")
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("an agent with a wrong token kept running")
+	if err := a.Exited(t, 20*time.Second); err == nil || !strings.Contains(a.Out.String(), "401") {
+		t.Errorf("wrong token: %v\n%s", err, a.Out)
+	}
+	if strings.Contains(a.Out.String(), "pb_agent_wrong_canary") {
+		t.Error("the agent logged its token")
 	}
 	if c, _, _ := r.hub.Status(1); c {
 		t.Error("a wrong token got a session")
 	}
 	// A pin other than the server's target: the agent exits, naming both.
 	a = r.start(t, agentToken, "--target", "127.0.0.1:6543")
-	select {
-	case err := <-a.done:
-		a.done <- err
-		if err == nil || !strings.Contains(a.out.String(), "127.0.0.1:6543") || !strings.Contains(a.out.String(), r.p.Target) {
-			t.Errorf("pin mismatch: %v\n%s", err, a.out)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("a pinned agent accepted another target")
+	if err := a.Exited(t, 20*time.Second); err == nil || !strings.Contains(a.Out.String(), "127.0.0.1:6543") || !strings.Contains(a.Out.String(), r.p.Target) {
+		t.Errorf("pin mismatch: %v\n%s", err, a.Out)
 	}
 }
 

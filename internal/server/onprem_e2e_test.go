@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -21,47 +20,11 @@ import (
 	"github.com/plugboard/plugboard/internal/server/servertest"
 )
 
-// agent is a `plugboard agent` process inside the private network.
-type agent struct {
-	cmd  *exec.Cmd
-	out  *onpremtest.Output
-	done chan error
-}
-
 // startAgent runs the plugboard binary as `plugboard agent` in p's
-// namespace, its token in the environment.
-func startAgent(t *testing.T, p *onpremtest.Private, bin, serverURL, token string) *agent {
+// namespace against serverURL, its token in the environment.
+func startAgent(t *testing.T, p *onpremtest.Private, bin, serverURL, token string) *onpremtest.Agent {
 	t.Helper()
-	cmd := p.Command("env", "PLUGBOARD_AGENT_TOKEN="+token, bin, "agent", "--server", serverURL, "--insecure", "--max-backoff", "1s")
-	a := &agent{cmd: cmd, out: &onpremtest.Output{}, done: make(chan error, 1)}
-	cmd.Stdout, cmd.Stderr = a.out, a.out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { a.done <- cmd.Wait() }()
-	t.Cleanup(a.kill)
-	return a
-}
-
-// kill ends the agent's process (the one this test started).
-func (a *agent) kill() {
-	if a.cmd.ProcessState == nil {
-		_ = a.cmd.Process.Kill()
-		a.done <- <-a.done
-	}
-}
-
-// exited waits for the agent to exit on its own.
-func (a *agent) exited(t *testing.T, within time.Duration) error {
-	t.Helper()
-	select {
-	case err := <-a.done:
-		a.done <- err
-		return err
-	case <-time.After(within):
-		t.Fatalf("the agent kept running:\n%s", a.out)
-		return nil
-	}
+	return p.StartAgent(t, bin, token, "--server", serverURL, "--insecure", "--max-backoff", "1s")
 }
 
 // waitOnPrem polls onPremResources until resource id has status.
@@ -118,7 +81,7 @@ func TestOnPremEndToEnd(t *testing.T) {
 	mustOK(t, r)
 	credID := servertest.Str(r.Data, "saveCredential.credential.id")
 	if servertest.Get(r.Data, "saveCredential.testResult.ok") != true {
-		t.Fatalf("the save's test through the tunnel: %s\nagent: %s", r.Raw, a.out)
+		t.Fatalf("the save's test through the tunnel: %s\nagent: %s", r.Raw, a.Out)
 	}
 	mustTest := func(want bool) *servertest.Response {
 		t.Helper()
@@ -136,7 +99,7 @@ func TestOnPremEndToEnd(t *testing.T) {
 	addr := runtimeSelectOne(t, env, rt, credID, p)
 
 	// Kill the agent: the test says the agent is not connected.
-	a.kill()
+	a.Kill()
 	waitOnPrem(t, env, w.acme, resID, "DISCONNECTED")
 	if r := mustTest(false); r.Code() != "ON_PREM_AGENT_DISCONNECTED" {
 		t.Fatalf("testCredential without the agent: %s", r.Raw)
@@ -219,19 +182,19 @@ func checkStreamAudit(t *testing.T, env *servertest.Env, secrets ...string) {
 // onPremRefusals: a wrong token and a rotated one are refused by the real
 // server (the agent exits), rotation cuts the live session, and deleting a
 // resource cuts its agent and a live stream at once.
-func onPremRefusals(t *testing.T, env *servertest.Env, p *onpremtest.Private, bin string, w onPremWorld, resID, token string, live *agent) {
+func onPremRefusals(t *testing.T, env *servertest.Env, p *onpremtest.Private, bin string, w onPremWorld, resID, token string, live *onpremtest.Agent) {
 	t.Helper()
 	wrong := startAgent(t, p, bin, env.URL, "pbagent_wrongcanary0000000000000000000000")
-	if err := wrong.exited(t, 20*time.Second); err == nil || !strings.Contains(wrong.out.String(), "401") {
-		t.Fatalf("an agent with a wrong token: %v\n%s", err, wrong.out)
+	if err := wrong.Exited(t, 20*time.Second); err == nil || !strings.Contains(wrong.Out.String(), "401") {
+		t.Fatalf("an agent with a wrong token: %v\n%s", err, wrong.Out)
 	}
 	r := env.Do(t, rotateOnPremMutation, map[string]any{"id": resID})
 	mustOK(t, r)
 	waitOnPrem(t, env, w.acme, resID, "DISCONNECTED")
-	if err := live.exited(t, 20*time.Second); err == nil {
-		t.Fatalf("the agent of a rotated token kept going:\n%s", live.out)
+	if err := live.Exited(t, 20*time.Second); err == nil {
+		t.Fatalf("the agent of a rotated token kept going:\n%s", live.Out)
 	}
-	if strings.Contains(live.out.String(), token) {
+	if strings.Contains(live.Out.String(), token) {
 		t.Error("the agent logged its token")
 	}
 
@@ -261,8 +224,8 @@ func onPremRefusals(t *testing.T, env *servertest.Env, p *onpremtest.Private, bi
 	if _, err := c.Exec(qctx, "SELECT 1"); err == nil {
 		t.Fatal("a query went through a deleted resource's tunnel")
 	}
-	if err := d.exited(t, 20*time.Second); err == nil {
-		t.Fatalf("a deleted resource's agent kept going:\n%s", d.out)
+	if err := d.Exited(t, 20*time.Second); err == nil {
+		t.Fatalf("a deleted resource's agent kept going:\n%s", d.Out)
 	}
 }
 
@@ -337,9 +300,9 @@ func replacedStaysConnected(t *testing.T, env *servertest.Env, p *onpremtest.Pri
 		mustOK(t, r)
 		for _, x := range servertest.Get(r.Data, "onPremResources").([]any) {
 			if m := x.(map[string]any); m["id"] == resID && m["status"] != "CONNECTED" {
-				t.Fatalf("with two agents of one resource it is %v\nsecond agent: %s", m["status"], second.out)
+				t.Fatalf("with two agents of one resource it is %v\nsecond agent: %s", m["status"], second.Out)
 			}
 		}
 	}
-	second.kill()
+	second.Kill()
 }
