@@ -80,13 +80,9 @@ func (s *Service) ReadForRuntime(ctx context.Context, id int, minValidity time.D
 // values and, for OAuth 2.0 types, a fresh access token; other types must
 // be ACTIVE.
 func (s *Service) readRuntime(ctx context.Context, id int, minValidity time.Duration) (*RuntimeRead, error) {
-	c, err := s.DB.Credential.Get(ctx, id)
+	c, err := s.runtimeCredential(ctx, id)
 	if err != nil {
-		return nil, notFound("credential", id)
-	}
-	if err := s.runtimeConnection(ctx, c); err != nil {
-		s.log().Error("runtime read: loading the connection", "credential", c.ID, "err", err)
-		return nil, errRuntimeInternal
+		return nil, err
 	}
 	ct, values, err := s.Resolved(ctx, c)
 	if err != nil {

@@ -71,10 +71,16 @@ type Service struct {
 	// version tells when the cached connection types are stale.
 	Catalog *Catalog
 
+	// Changes, when set, tells when an organization's rows changed: the
+	// runtime read and the proxy then keep the credential rows they load
+	// (runtimecache.go). nil reads them from the store every time.
+	Changes Changes
+
 	auditInit sync.Once
 	audits    *groupCommit
 	types     typeCache
 	orgs      orgSettings
+	rows      runtimeRows
 }
 
 func (s *Service) now() time.Time {

@@ -15,6 +15,10 @@ const (
 	// RevokedSigningKey: the signing key ID was revoked; every embedding
 	// token it signed is refused.
 	RevokedSigningKey = "signing_key"
+	// ChangedRows: a write of the organization's credentials, connections,
+	// templates or settings was committed; what a replica keeps in memory
+	// of them is stale.
+	ChangedRows = "rows"
 	// RevokedUnknown: revocations may have been missed (this replica's
 	// listener was down): forget everything.
 	RevokedUnknown = "unknown"

@@ -70,6 +70,10 @@ type Options struct {
 	// NoAnswerCache turns off the cache of whole query answers (for
 	// measuring what it saves).
 	NoAnswerCache bool
+	// NoRowCache makes every runtime read and proxied call read its
+	// credential and connection rows from the store (for measuring what
+	// the cache of them saves).
+	NoRowCache bool
 	// OAuthHTTPClient makes the calls to OAuth 2.0 providers (nil: a client
 	// with the engine's default timeouts).
 	OAuthHTTPClient *http.Client
@@ -156,19 +160,15 @@ func Open(ctx context.Context, o Options) (_ *App, err error) {
 		return nil, err
 	}
 	catalog := &connection.Catalog{DB: a.Store.Client}
-	if !o.NoAnswerCache {
-		a.Generations = NewGenerations(catalog.Version)
-		a.Store.Client.Use(a.Generations.Hook())
-	}
+	a.Generations = NewGenerations(catalog.Version)
+	a.Store.Client.Use(a.Generations.Hook())
 	if err = a.startPlugins(ctx, catalog); err != nil {
 		return nil, err
 	}
 	if err = a.openEvents(); err != nil {
 		return nil, err
 	}
-	if a.Generations != nil {
-		a.Generations.WatchStatus(a.Events)
-	}
+	a.Generations.Share(a.Events)
 	a.buildServices(catalog)
 	if err = a.Service.ResetAgentStatuses(ctx); err != nil {
 		return nil, fmt.Errorf("on-prem resources: resetting their agents' status: %w", err)
@@ -309,6 +309,9 @@ func (a *App) buildServices(catalog *connection.Catalog) {
 		Catalog: catalog, Egress: a.Options.Egress, Webhooks: webhookPolicy(a.Options), Now: a.Options.Now,
 		Tunnel: a.Hub,
 	}
+	if !a.Options.NoRowCache {
+		a.Service.Changes = a.Generations
+	}
 	a.Tokens = auth.NewTokens(db)
 	a.Tokens.Revocations = revocations{a.Events}
 	a.Embedding = &auth.Embedding{DB: db, Log: a.Log.With("component", "auth"), Revocations: revocations{a.Events}}
@@ -370,6 +373,9 @@ func (a *App) handlerConfig(ctx context.Context, catalog *connection.Catalog) (C
 		NoIntrospection: o.NoIntrospection,
 		Tracing:         a.Tracing,
 		Generations:     a.Generations,
+	}
+	if o.NoAnswerCache {
+		cfg.Generations = nil
 	}
 	if o.NoCatalogCache {
 		cfg.CatalogVersion = nil

@@ -23,6 +23,18 @@ type Generations struct {
 	global  atomic.Uint64
 	orgs    sync.Map // organization ID → *atomic.Uint64
 	catalog func() uint64
+	// bus, once Share connected it, tells other replicas of the writes
+	// of told types, and says whether theirs are heard.
+	bus atomic.Pointer[events.Bus]
+}
+
+// told are the entity types whose committed writes other replicas are told
+// of at once (events.ChangedRows), so what they keep in memory of a
+// credential (connection.Changes) follows a deletion, a rotation or a
+// disconnect there without waiting for a TTL.
+var told = map[string]bool{
+	ent.TypeCredential: true, ent.TypeConnection: true,
+	ent.TypeConnectionTemplate: true, ent.TypeOrganization: true,
 }
 
 // Generation is the state of one organization's data at one moment.
@@ -49,6 +61,17 @@ func (g *Generations) Current(orgID int) Generation {
 		gen.catalog = g.catalog()
 	}
 	return gen
+}
+
+// Stamp implements connection.Changes: the sum of the organization's
+// counters (each only grows, so any bump changes it); not ok while other
+// replicas' writes may go unheard (the bus's listener is down).
+func (g *Generations) Stamp(orgID int) (uint64, bool) {
+	if b := g.bus.Load(); b != nil && !b.Trusted() {
+		return 0, false
+	}
+	gen := g.Current(orgID)
+	return gen.global + gen.org + gen.catalog, true
 }
 
 // Bump records a change of organization orgID's data; 0 means a change
@@ -83,21 +106,35 @@ func (g *Generations) Hook() ent.Hook {
 			if err != nil || notBumped[m.Type()] {
 				return v, err
 			}
-			org := writeOrganization(ctx, m)
+			org, tell := writeOrganization(ctx, m), told[m.Type()]
 			if tx := txOf(m); tx != nil {
 				tx.OnCommit(func(next ent.Committer) ent.Committer {
 					return ent.CommitFunc(func(ctx context.Context, tx *ent.Tx) error {
 						err := next.Commit(ctx, tx)
-						g.Bump(org)
+						g.committed(ctx, org, tell && err == nil)
 						return err
 					})
 				})
 			} else {
-				g.Bump(org)
+				g.committed(ctx, org, tell)
 			}
 			return v, nil
 		})
 	}
+}
+
+// committed bumps org's generation after a commit and, when tell is set,
+// tells the other replicas (which bump theirs), waiting until the
+// notification has come back through PostgreSQL. A write of no known
+// organization is not told: those are plugboard's own (token refreshes,
+// plugin syncs), whose rows other replicas re-read within their TTLs.
+func (g *Generations) committed(ctx context.Context, org int, tell bool) {
+	g.Bump(org)
+	b := g.bus.Load()
+	if !tell || org == 0 || b == nil {
+		return
+	}
+	_ = b.PublishRevocation(ctx, events.Revocation{Kind: events.ChangedRows, OrganizationID: org})
 }
 
 // txOf returns the transaction m runs in, or nil.
@@ -131,10 +168,23 @@ func writeOrganization(ctx context.Context, m ent.Mutation) int {
 	return 0
 }
 
-// WatchStatus bumps an organization's generation for every credential
-// status change the bus delivers, whichever replica made it: the change
-// is committed there before it is published, so the next answer here
-// reads it.
-func (g *Generations) WatchStatus(bus *events.Bus) {
+// Share connects the generations to the bus shared by the replicas: every
+// credential status change the bus delivers, whichever replica made it,
+// bumps its organization (the change is committed there before it is
+// published, so the next answer here reads it), as does every write of a
+// told type another replica committed (events.ChangedRows); and when this
+// replica may have missed notifications, every generation moves on.
+func (g *Generations) Share(bus *events.Bus) {
 	bus.Watch(func(ev events.StatusChange) { g.Bump(ev.OrganizationID) })
+	bus.OnRevocation(func(r events.Revocation) {
+		switch r.Kind {
+		case events.ChangedRows:
+			if r.OrganizationID != 0 {
+				g.Bump(r.OrganizationID)
+			}
+		case events.RevokedUnknown:
+			g.Bump(0)
+		}
+	})
+	g.bus.Store(bus)
 }

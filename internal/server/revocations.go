@@ -28,6 +28,8 @@ func forgetRevoked(bus *events.Bus, tokens *auth.Tokens, embedding *auth.Embeddi
 			tokens.Forget(r.ID)
 		case events.RevokedSigningKey:
 			embedding.ForgetAll()
+		case events.ChangedRows:
+			// Rows, not authentication: Generations.Share.
 		default:
 			tokens.Forget(0)
 			embedding.ForgetAll()
