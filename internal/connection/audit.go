@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"entgo.io/ent/dialect"
+
 	"github.com/plugboard/plugboard/ent"
 	"github.com/plugboard/plugboard/ent/credential"
 	"github.com/plugboard/plugboard/internal/auth"
@@ -100,6 +102,11 @@ func (s *Service) AuditRuntimeRead(ctx context.Context, c *ent.Credential) error
 
 // runtimeAudits is the group commit of runtime-read audit entries.
 func (s *Service) runtimeAudits() *groupCommit {
-	s.auditInit.Do(func() { s.audits = &groupCommit{db: s.DB} })
+	s.auditInit.Do(func() {
+		s.audits = &groupCommit{db: s.DB, parallel: 1}
+		if s.Refresh.Dialect == dialect.Postgres {
+			s.audits.parallel = auditParallelPostgres
+		}
+	})
 	return s.audits
 }

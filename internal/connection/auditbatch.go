@@ -24,14 +24,22 @@ const (
 	// auditFlushTimeout bounds one batch's commit, which runs for every
 	// caller in it and so under none of their contexts.
 	auditFlushTimeout = 30 * time.Second
+	// auditParallelPostgres is how many batches commit at once on
+	// PostgreSQL.
+	auditParallelPostgres = 4
 )
 
 type groupCommit struct {
 	db *ent.Client
 
+	// parallel bounds the batches committing at once: 1 on SQLite (one
+	// writer), more on PostgreSQL, where a commit waits for the network
+	// and the WAL flush and concurrent commits share the flush.
+	parallel int
+
 	mu      sync.Mutex
 	queue   []*pendingAudit
-	leading bool // a leader is taking batches off the queue
+	leaders int // leaders taking batches off the queue
 
 	// batches counts the transactions committed, for tests and metrics.
 	batches atomic.Int64
@@ -53,8 +61,10 @@ func (g *groupCommit) write(ctx context.Context, at time.Time, e auditEntry) err
 	p := &pendingAudit{entry: e, at: at, done: make(chan error, 1)}
 	g.mu.Lock()
 	g.queue = append(g.queue, p)
-	lead := !g.leading
-	g.leading = true
+	lead := g.leaders < max(g.parallel, 1)
+	if lead {
+		g.leaders++
+	}
 	g.mu.Unlock()
 	if lead {
 		go g.lead()
@@ -81,7 +91,9 @@ func (g *groupCommit) lead() {
 
 	g.mu.Lock()
 	more := len(g.queue) > 0
-	g.leading = more
+	if !more {
+		g.leaders--
+	}
 	g.mu.Unlock()
 	if more {
 		go g.lead()

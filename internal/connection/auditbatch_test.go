@@ -96,7 +96,7 @@ func waitQueued(t *testing.T, g *groupCommit, n int) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		g.mu.Lock()
-		queued, leading := len(g.queue), g.leading
+		queued, leading := len(g.queue), g.leaders > 0
 		g.mu.Unlock()
 		if queued == n && leading {
 			return
