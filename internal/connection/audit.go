@@ -103,7 +103,7 @@ func (s *Service) AuditRuntimeRead(ctx context.Context, c *ent.Credential) error
 // runtimeAudits is the group commit of runtime-read audit entries.
 func (s *Service) runtimeAudits() *groupCommit {
 	s.auditInit.Do(func() {
-		s.audits = &groupCommit{db: s.DB, parallel: 1}
+		s.audits = &groupCommit{db: s.DB, dialect: s.Refresh.Dialect, parallel: 1}
 		if s.Refresh.Dialect == dialect.Postgres {
 			s.audits.parallel = auditParallelPostgres
 		}

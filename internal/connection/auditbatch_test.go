@@ -25,7 +25,7 @@ type auditWorld struct {
 func newAuditWorld(t *testing.T, s *store.Store) *auditWorld {
 	sys := auth.SystemContext(t.Context())
 	org := s.Client.Organization.Create().SetName("Audited").SetSlug("audited").SaveX(sys)
-	return &auditWorld{sys: sys, db: s.Client, org: org.ID, g: &groupCommit{db: s.Client}}
+	return &auditWorld{sys: sys, db: s.Client, org: org.ID, g: &groupCommit{db: s.Client, dialect: s.Dialect}}
 }
 
 func (w *auditWorld) entry(message string) auditEntry {
