@@ -59,12 +59,18 @@ func (s *Service) forwardValues(ctx context.Context, ct *ent.ConnectionType, res
 	if err != nil {
 		return nil, nil, err
 	}
-	return onPremValues(ct, resolved, fw.Addr()), func() { _ = fw.Close() }, nil
+	return forwardedValues(ct, resolved, fw.Addr()), func() { _ = fw.Close() }, nil
 }
 
-// onPremValues is resolved with ct's onPremControlled inputs set to addr:
-// a NUMBER input gets its port, the others its host.
-func onPremValues(ct *ent.ConnectionType, resolved map[string]string, addr netip.AddrPort) map[string]string {
+// forwardedValues is resolved with ct's onPremControlled inputs naming a
+// local forwarder's address.
+func forwardedValues(ct *ent.ConnectionType, resolved map[string]string, addr netip.AddrPort) map[string]string {
+	return onPremValues(ct, resolved, addr.Addr().String(), strconv.Itoa(int(addr.Port())))
+}
+
+// onPremValues is resolved with ct's onPremControlled inputs set to host
+// and port: a NUMBER input gets the port, the others the host.
+func onPremValues(ct *ent.ConnectionType, resolved map[string]string, host, port string) map[string]string {
 	out := make(map[string]string, len(resolved))
 	for k, v := range resolved {
 		out[k] = v
@@ -74,9 +80,9 @@ func onPremValues(ct *ent.ConnectionType, resolved map[string]string, addr netip
 			continue
 		}
 		if in.Type == schematype.InputType(sdk.InputNumber) {
-			out[in.Key] = strconv.Itoa(int(addr.Port()))
+			out[in.Key] = port
 		} else {
-			out[in.Key] = addr.Addr().String()
+			out[in.Key] = host
 		}
 	}
 	return out
@@ -126,7 +132,7 @@ func (s *Service) runtimeValues(ctx context.Context, c *ent.Credential, ct *ent.
 		}
 		rf.m[key] = f
 	}
-	return onPremValues(ct, values, f.Addr()), nil
+	return forwardedValues(ct, values, f.Addr()), nil
 }
 
 // closeLocked closes and forgets the forwarders of the credentials ids,
