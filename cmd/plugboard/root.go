@@ -82,7 +82,7 @@ func newServeCmd() *cobra.Command {
 	var sf storeFlags
 	var addr, pluginDir, publicURL, otlpEndpoint string
 	var dev, introspection, noAnswerCache bool
-	var pprofAddr, forwardHost *string
+	var pprofAddr, forwardHost, replicaURL *string
 	var webhooks *server.WebhookOptions
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -108,7 +108,7 @@ default organization's admin and GraphiQL comes with an admin token filled in.`,
 				PluginDir: pluginDir, Dev: dev, Logger: log, PublicURL: publicURL,
 				NoIntrospection: !introspection, NoAnswerCache: noAnswerCache,
 				MasterKey:    os.Getenv("PLUGBOARD_MASTER_KEY"),
-				OTLPEndpoint: otlpEndpoint, Webhooks: *webhooks, OnPremForwardHost: *forwardHost,
+				OTLPEndpoint: otlpEndpoint, Webhooks: *webhooks, OnPremForwardHost: *forwardHost, ReplicaURL: *replicaURL,
 			})
 			if err != nil {
 				return err
@@ -121,7 +121,7 @@ default organization's admin and GraphiQL comes with an admin token filled in.`,
 		},
 	}
 	sf.register(cmd)
-	pprofAddr, webhooks, forwardHost = registerPprofFlag(cmd), registerWebhookFlags(cmd), registerOnPremFlag(cmd)
+	pprofAddr, webhooks, forwardHost, replicaURL = registerPprofFlag(cmd), registerWebhookFlags(cmd), registerOnPremFlag(cmd), registerReplicaFlag(cmd)
 	cmd.Flags().StringVar(&addr, "addr", envOr("PLUGBOARD_ADDR", ":8080"), "address to listen on (env PLUGBOARD_ADDR)")
 	cmd.Flags().StringVar(&pluginDir, "plugin-dir", os.Getenv("PLUGBOARD_PLUGIN_DIR"),
 		"directory of plugin binaries and their lock file (default <data-dir>/plugins; env PLUGBOARD_PLUGIN_DIR)")
@@ -143,6 +143,12 @@ default organization's admin and GraphiQL comes with an admin token filled in.`,
 func registerOnPremFlag(cmd *cobra.Command) *string {
 	return cmd.Flags().String("onprem-forward-host", os.Getenv("PLUGBOARD_ONPREM_FORWARD_HOST"),
 		"host the forwarders of on-prem credentials listen on; a runtime read of a bound credential names it, so the integration runtime must reach it (default 127.0.0.1; env PLUGBOARD_ONPREM_FORWARD_HOST)")
+}
+
+// registerReplicaFlag registers --replica-url.
+func registerReplicaFlag(cmd *cobra.Command) *string {
+	return cmd.Flags().String("replica-url", os.Getenv("PLUGBOARD_REPLICA_URL"),
+		"with several replicas on one PostgreSQL: the URL where the other replicas reach this one's --addr, e.g. http://10.0.0.5:8080; an on-prem stream whose agent session another replica holds is relayed through that replica (env PLUGBOARD_REPLICA_URL)")
 }
 
 // announce is the serve command's line once it listens on a, with

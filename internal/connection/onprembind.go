@@ -132,6 +132,9 @@ func (s *Service) wizardOnPrem(ctx context.Context, w *Wizard) error {
 		if r == nil {
 			continue
 		}
+		if !s.agentLive(r) {
+			r.Status = onpremresource.StatusDISCONNECTED
+		}
 		sl.OnPrem = r
 		keys := onPremKeys(sl.Type.Inputs)
 		sl.Fields = slices.DeleteFunc(sl.Fields, func(f WizardField) bool { return keys[f.Input.Key] })

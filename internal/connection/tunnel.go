@@ -25,10 +25,14 @@ type Tunnel interface {
 	// Forward listens on a local address and forwards each connection
 	// accepted there over a new stream to the resource's target.
 	Forward(ctx context.Context, resourceID int, info onprem.StreamInfo) (*onprem.Forwarder, error)
-	// Status says whether an agent of the resource holds a session, its
-	// version and since when.
+	// Status says whether an agent of the resource holds a session with
+	// this replica, its version and since when.
 	Status(resourceID int) (connected bool, agentVersion string, since time.Time)
-	// Cut closes the resource's agent session and every live stream on it.
+	// Reachable says whether a stream of the resource can be opened: this
+	// replica or another holds its agent's session.
+	Reachable(ctx context.Context, resourceID int) bool
+	// Cut closes the resource's agent session and every live stream on it,
+	// on every replica.
 	Cut(resourceID int)
 }
 
@@ -108,7 +112,7 @@ func (s *Service) runtimeValues(ctx context.Context, c *ent.Credential, ct *ent.
 	if s.Tunnel == nil {
 		return nil, ErrAgentDisconnected
 	}
-	if connected, _, _ := s.Tunnel.Status(id); !connected {
+	if !s.Tunnel.Reachable(ctx, id) {
 		return nil, ErrAgentDisconnected
 	}
 	rf := &s.runtimeFwd

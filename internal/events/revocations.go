@@ -15,6 +15,9 @@ const (
 	// RevokedSigningKey: the signing key ID was revoked; every embedding
 	// token it signed is refused.
 	RevokedSigningKey = "signing_key"
+	// RevokedOnPremResource: the on-prem resource ID was deleted or its
+	// agent token rotated; the replica holding its agent's session cuts it.
+	RevokedOnPremResource = "onprem_resource"
 	// RevokedUnknown: revocations may have been missed (this replica's
 	// listener was down): forget everything.
 	RevokedUnknown = "unknown"

@@ -65,6 +65,9 @@ type Config struct {
 	// nil leaves it out. The agent authenticates with its own token, so
 	// the API token middleware does not wrap it.
 	Agents http.Handler
+	// AgentRelay serves, at GET /agent/v1/relay, the streams other
+	// replicas relay over the agent sessions this one holds; nil: none.
+	AgentRelay http.Handler
 	// NoIntrospection turns schema introspection off.
 	NoIntrospection bool
 	// RequestTimeout bounds a GraphQL request over HTTP (not subscriptions);
@@ -105,6 +108,9 @@ func NewHandler(cfg Config) http.Handler {
 	}
 	if cfg.Agents != nil {
 		mux.Handle("GET /agent/v1/connect", cfg.Agents)
+	}
+	if cfg.AgentRelay != nil {
+		mux.Handle("GET /agent/v1/relay", cfg.AgentRelay)
 	}
 	var api http.Handler = graphQLAPI(cfg)
 	if cfg.Generations != nil {
