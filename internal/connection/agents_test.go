@@ -3,6 +3,7 @@ package connection
 import (
 	"context"
 	"errors"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -177,5 +178,52 @@ func TestResetAgentStatuses(t *testing.T) {
 	w.s.ObserveAgent(ctx, onprem.Event{ResourceID: r.ID, Kind: onprem.Seen, AgentVersion: "1.4.2", At: t0.Add(15 * time.Second)})
 	if got := status(r.ID); got != onpremresource.StatusCONNECTED {
 		t.Fatalf("after a heartbeat: %s, want CONNECTED", got)
+	}
+}
+
+// cutTunnel is a Tunnel that records its cuts and holds no session.
+type cutTunnel struct{ cuts []int }
+
+func (c *cutTunnel) Dial(context.Context, int, onprem.StreamInfo) (net.Conn, error) {
+	return nil, onprem.ErrAgentDisconnected
+}
+
+func (c *cutTunnel) Forward(context.Context, int, onprem.StreamInfo) (*onprem.Forwarder, error) {
+	return nil, onprem.ErrAgentDisconnected
+}
+func (c *cutTunnel) Status(int) (bool, string, time.Time) { return false, "", time.Time{} }
+func (c *cutTunnel) Reachable(context.Context, int) bool  { return false }
+func (c *cutTunnel) Cut(id int)                           { c.cuts = append(c.cuts, id) }
+
+// TestHeartbeatCutsRevokedAgent: a heartbeat of a session whose token was
+// rotated, or whose resource was deleted, where no notice came (another
+// replica's change, written straight to the database here) cuts the
+// session; a heartbeat of a live token does not.
+func TestHeartbeatCutsRevokedAgent(t *testing.T) {
+	w := newSaveWorld(t)
+	tun := &cutTunnel{}
+	w.s.Tunnel = tun
+	r, token, err := w.s.CreateOnPremResource(w.admin, OnPremResourceInput{CustomerID: w.cust.ID, Name: "db", Target: "db.internal:5432"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := w.s.AuthenticateAgent(ctx, token); err != nil {
+		t.Fatal(err)
+	}
+	seen := func() { w.s.ObserveAgent(ctx, onprem.Event{ResourceID: r.ID, Kind: onprem.Seen, At: time.Now()}) }
+	seen()
+	if len(tun.cuts) != 0 {
+		t.Fatalf("a live token's heartbeat cut the session: %v", tun.cuts)
+	}
+	w.db.OnPremResource.UpdateOneID(r.ID).SetTokenHash("rotated-elsewhere").ExecX(w.sys)
+	seen()
+	if len(tun.cuts) != 1 || tun.cuts[0] != r.ID {
+		t.Fatalf("after a rotation elsewhere, cuts %v", tun.cuts)
+	}
+	w.db.OnPremResource.DeleteOneID(r.ID).ExecX(w.sys)
+	seen()
+	if len(tun.cuts) != 2 {
+		t.Fatalf("after a deletion elsewhere, cuts %v", tun.cuts)
 	}
 }
