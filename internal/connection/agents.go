@@ -213,6 +213,15 @@ func (s *Service) agentLive(r *ent.OnPremResource) bool {
 		time.Since(*r.LastSeenAt) < s.agentStale()
 }
 
+// showLiveness makes r's status say what agentLive says: a resource whose
+// holder stopped without a word (a crash) is DISCONNECTED, whatever its
+// row says.
+func (s *Service) showLiveness(r *ent.OnPremResource) {
+	if !s.agentLive(r) {
+		r.Status = onpremresource.StatusDISCONNECTED
+	}
+}
+
 // LocateAgent names the replica holding resource id's agent session, for
 // the hub's relay: the holder the row records while the agent is live, ""
 // otherwise.

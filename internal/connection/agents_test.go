@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/plugboard/plugboard/ent"
 	"github.com/plugboard/plugboard/ent/auditevent"
 	"github.com/plugboard/plugboard/ent/onpremresource"
 	"github.com/plugboard/plugboard/internal/onprem"
@@ -113,14 +114,8 @@ func TestObserveAgent(t *testing.T) {
 // duration, also when the resource was deleted while it ran.
 func TestAuditTunnelStream(t *testing.T) {
 	w := newSaveWorld(t)
-	r, token, err := w.s.CreateOnPremResource(w.admin, OnPremResourceInput{CustomerID: w.cust.ID, Name: "db", Target: "db.internal:5432"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := w.authenticatedResource(t)
 	ctx := context.Background()
-	if _, err := w.s.AuthenticateAgent(ctx, token); err != nil {
-		t.Fatal(err)
-	}
 	w.s.AuditTunnelStream(ctx, onprem.StreamRecord{ResourceID: r.ID,
 		Info:    onprem.StreamInfo{Purpose: "test", Actor: "token:admin", ConnectionID: w.custConn.ID},
 		BytesUp: 512, BytesDown: 2048, Duration: 1500 * time.Millisecond})
@@ -181,6 +176,20 @@ func TestResetAgentStatuses(t *testing.T) {
 	}
 }
 
+// authenticatedResource creates a resource of the world's customer and
+// authenticates its agent's token, as the hub does when the agent connects.
+func (w *saveWorld) authenticatedResource(t *testing.T) *ent.OnPremResource {
+	t.Helper()
+	r, token, err := w.s.CreateOnPremResource(w.admin, OnPremResourceInput{CustomerID: w.cust.ID, Name: "db", Target: "db.internal:5432"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.s.AuthenticateAgent(context.Background(), token); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
 // cutTunnel is a Tunnel that records its cuts and holds no session.
 type cutTunnel struct{ cuts []int }
 
@@ -203,14 +212,8 @@ func TestHeartbeatCutsRevokedAgent(t *testing.T) {
 	w := newSaveWorld(t)
 	tun := &cutTunnel{}
 	w.s.Tunnel = tun
-	r, token, err := w.s.CreateOnPremResource(w.admin, OnPremResourceInput{CustomerID: w.cust.ID, Name: "db", Target: "db.internal:5432"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := w.authenticatedResource(t)
 	ctx := context.Background()
-	if _, err := w.s.AuthenticateAgent(ctx, token); err != nil {
-		t.Fatal(err)
-	}
 	seen := func() { w.s.ObserveAgent(ctx, onprem.Event{ResourceID: r.ID, Kind: onprem.Seen, At: time.Now()}) }
 	seen()
 	if len(tun.cuts) != 0 {

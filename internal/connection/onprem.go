@@ -158,10 +158,7 @@ func (s *Service) OnPremResources(ctx context.Context, customerID int) ([]*ent.O
 	rs, err := s.DB.OnPremResource.Query().Where(onpremresource.CustomerID(customerID)).
 		Order(ent.Asc(onpremresource.FieldID)).All(ctx)
 	for _, r := range rs {
-		if !s.agentLive(r) {
-			// A replica that held the session stopped without a word.
-			r.Status = onpremresource.StatusDISCONNECTED
-		}
+		s.showLiveness(r)
 	}
 	return rs, err
 }

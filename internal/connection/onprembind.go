@@ -132,9 +132,7 @@ func (s *Service) wizardOnPrem(ctx context.Context, w *Wizard) error {
 		if r == nil {
 			continue
 		}
-		if !s.agentLive(r) {
-			r.Status = onpremresource.StatusDISCONNECTED
-		}
+		s.showLiveness(r)
 		sl.OnPrem = r
 		keys := onPremKeys(sl.Type.Inputs)
 		sl.Fields = slices.DeleteFunc(sl.Fields, func(f WizardField) bool { return keys[f.Input.Key] })

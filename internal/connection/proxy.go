@@ -2,7 +2,6 @@ package connection
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -121,16 +120,7 @@ func (s *Service) proxyOnPrem(ctx context.Context, t *ProxyTarget, ct *ent.Conne
 	t.values = onPremValues(ct, t.values, host, port)
 	c := t.Credential
 	info := onprem.StreamInfo{Purpose: "proxy", Actor: actorOf(ctx), ConnectionID: c.ConnectionID, CredentialID: c.ID}
-	t.OnPrem = func(ctx context.Context) (net.Conn, error) {
-		if s.Tunnel == nil {
-			return nil, ErrAgentDisconnected
-		}
-		conn, err := s.Tunnel.Dial(ctx, rid, info)
-		if errors.Is(err, onprem.ErrAgentDisconnected) {
-			return nil, ErrAgentDisconnected
-		}
-		return conn, err
-	}
+	t.OnPrem = func(ctx context.Context) (net.Conn, error) { return s.dialTunnel(ctx, rid, info) }
 	return nil
 }
 

@@ -53,17 +53,40 @@ func (s *Service) cutTunnel(resourceID int) {
 // tunnel, and the function that closes the forwarder. A resource without a
 // connected agent is ErrAgentDisconnected.
 func (s *Service) forwardValues(ctx context.Context, ct *ent.ConnectionType, resourceID int, resolved map[string]string, info onprem.StreamInfo) (map[string]string, func(), error) {
-	if s.Tunnel == nil {
-		return nil, nil, ErrAgentDisconnected
-	}
-	fw, err := s.Tunnel.Forward(ctx, resourceID, info)
-	if errors.Is(err, onprem.ErrAgentDisconnected) {
-		return nil, nil, ErrAgentDisconnected
-	}
+	fw, err := s.forward(ctx, resourceID, info)
 	if err != nil {
 		return nil, nil, err
 	}
 	return forwardedValues(ct, resolved, fw.Addr()), func() { _ = fw.Close() }, nil
+}
+
+// forward opens a forwarder over resourceID's tunnel; without a hub or a
+// connected agent, ErrAgentDisconnected.
+func (s *Service) forward(ctx context.Context, resourceID int, info onprem.StreamInfo) (*onprem.Forwarder, error) {
+	if s.Tunnel == nil {
+		return nil, ErrAgentDisconnected
+	}
+	fw, err := s.Tunnel.Forward(ctx, resourceID, info)
+	return fw, tunnelErr(err)
+}
+
+// dialTunnel opens one stream over resourceID's tunnel; without a hub or a
+// connected agent, ErrAgentDisconnected.
+func (s *Service) dialTunnel(ctx context.Context, resourceID int, info onprem.StreamInfo) (net.Conn, error) {
+	if s.Tunnel == nil {
+		return nil, ErrAgentDisconnected
+	}
+	c, err := s.Tunnel.Dial(ctx, resourceID, info)
+	return c, tunnelErr(err)
+}
+
+// tunnelErr is the hub's err with its onprem.ErrAgentDisconnected told as
+// the domain's ErrAgentDisconnected, which says what to do.
+func tunnelErr(err error) error {
+	if errors.Is(err, onprem.ErrAgentDisconnected) {
+		return ErrAgentDisconnected
+	}
+	return err
 }
 
 // forwardedValues is resolved with ct's onPremControlled inputs naming a
@@ -109,10 +132,7 @@ func (s *Service) runtimeValues(ctx context.Context, c *ent.Credential, ct *ent.
 	if id == 0 {
 		return values, nil
 	}
-	if s.Tunnel == nil {
-		return nil, ErrAgentDisconnected
-	}
-	if !s.Tunnel.Reachable(ctx, id) {
+	if s.Tunnel == nil || !s.Tunnel.Reachable(ctx, id) {
 		return nil, ErrAgentDisconnected
 	}
 	rf := &s.runtimeFwd
@@ -125,10 +145,7 @@ func (s *Service) runtimeValues(ctx context.Context, c *ent.Credential, ct *ent.
 		info := onprem.StreamInfo{Purpose: "runtime", Actor: actorOf(ctx), ConnectionID: c.ConnectionID, CredentialID: c.ID}
 		var err error
 		// The forwarder outlives the read: it ends with the hub.
-		if f, err = s.Tunnel.Forward(context.WithoutCancel(ctx), id, info); err != nil {
-			if errors.Is(err, onprem.ErrAgentDisconnected) {
-				return nil, ErrAgentDisconnected
-			}
+		if f, err = s.forward(context.WithoutCancel(ctx), id, info); err != nil {
 			return nil, err
 		}
 		if rf.m == nil {

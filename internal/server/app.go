@@ -313,7 +313,7 @@ func (a *App) buildServices(catalog *connection.Catalog) {
 		DB: db, Plugins: a.Host, Keys: a.Keys, Log: a.Log, Events: a.Events, OAuth: a.OAuth,
 		Refresh: connection.RefreshOptions{Dialect: a.Store.Dialect, SQL: a.Store.DB},
 		Catalog: catalog, Egress: a.Options.Egress, Webhooks: webhookPolicy(a.Options), Now: a.Options.Now,
-		Tunnel: clusterTunnel{Hub: a.Hub, bus: a.Events}, Replica: strings.TrimRight(a.Options.ReplicaURL, "/"),
+		Tunnel: clusterTunnel{Hub: a.Hub, bus: a.Events}, Replica: a.Options.replica(),
 		AgentHeartbeat: a.Options.OnPremHeartbeat,
 	}
 	a.Tokens = auth.NewTokens(db)
@@ -346,7 +346,7 @@ var relayAAD = []byte("plugboard on-prem relay ticket")
 // replica URL: tickets are sealed with the keyring every replica shares,
 // and the holder of a session is the one the resource's row names.
 func (a *App) relayOptions() *onprem.RelayOptions {
-	self := strings.TrimRight(a.Options.ReplicaURL, "/")
+	self := a.Options.replica()
 	if self == "" {
 		return nil
 	}
@@ -357,6 +357,10 @@ func (a *App) relayOptions() *onprem.RelayOptions {
 		Open:   func(ctx context.Context, b []byte) ([]byte, error) { return a.Keys.Decrypt(ctx, b, relayAAD) },
 	}
 }
+
+// replica is ReplicaURL without a trailing slash: the holder the domain
+// records and the relay's own URL are compared as equal strings.
+func (o Options) replica() string { return strings.TrimRight(o.ReplicaURL, "/") }
 
 // clusterTunnel is the hub as the domain sees it: a Cut reaches every
 // replica (over the event bus, PostgreSQL NOTIFY between replicas), since

@@ -3,7 +3,6 @@ package onpremtest
 import (
 	"net"
 	"os"
-	"os/exec"
 	"runtime"
 	"testing"
 
@@ -15,12 +14,7 @@ import (
 // not root (and fails when CI=true).
 func PrivateNamespace(t testing.TB) *Private {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		skip(t, "needs root for ip netns")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		skip(t, "needs iproute2 (ip)")
-	}
+	needNetns(t)
 	p := &Private{}
 	p.makeNamespace(t)
 	return p
