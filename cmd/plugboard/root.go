@@ -83,6 +83,7 @@ func newServeCmd() *cobra.Command {
 	var addr, pluginDir, publicURL, otlpEndpoint string
 	var dev, introspection, noAnswerCache bool
 	var pprofAddr, forwardHost *string
+	var embedOrigins *[]string
 	var webhooks *server.WebhookOptions
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -109,6 +110,7 @@ default organization's admin and GraphiQL comes with an admin token filled in.`,
 				NoIntrospection: !introspection, NoAnswerCache: noAnswerCache,
 				MasterKey:    os.Getenv("PLUGBOARD_MASTER_KEY"),
 				OTLPEndpoint: otlpEndpoint, Webhooks: *webhooks, OnPremForwardHost: *forwardHost,
+				EmbedOrigins: *embedOrigins,
 			})
 			if err != nil {
 				return err
@@ -122,6 +124,7 @@ default organization's admin and GraphiQL comes with an admin token filled in.`,
 	}
 	sf.register(cmd)
 	pprofAddr, webhooks, forwardHost = registerPprofFlag(cmd), registerWebhookFlags(cmd), registerOnPremFlag(cmd)
+	embedOrigins = registerEmbedFlag(cmd)
 	cmd.Flags().StringVar(&addr, "addr", envOr("PLUGBOARD_ADDR", ":8080"), "address to listen on (env PLUGBOARD_ADDR)")
 	cmd.Flags().StringVar(&pluginDir, "plugin-dir", os.Getenv("PLUGBOARD_PLUGIN_DIR"),
 		"directory of plugin binaries and their lock file (default <data-dir>/plugins; env PLUGBOARD_PLUGIN_DIR)")

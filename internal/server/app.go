@@ -95,6 +95,9 @@ type Options struct {
 	// OnPremHeartbeat is how often the hub pings each agent session
 	// (zero: the hub's default, 15s).
 	OnPremHeartbeat time.Duration
+	// EmbedOrigins are the origins whose pages may embed the wizard
+	// (CSP frame-ancestors of /embed/v1/frame); empty allows any.
+	EmbedOrigins []string
 }
 
 // App is a running plugboard: its store, plugin host, services and HTTP
@@ -370,6 +373,7 @@ func (a *App) handlerConfig(ctx context.Context, catalog *connection.Catalog) (C
 		NoIntrospection: o.NoIntrospection,
 		Tracing:         a.Tracing,
 		Generations:     a.Generations,
+		EmbedOrigins:    o.EmbedOrigins,
 	}
 	if o.NoCatalogCache {
 		cfg.CatalogVersion = nil

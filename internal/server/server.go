@@ -25,6 +25,7 @@ import (
 	"github.com/plugboard/plugboard/internal/auth"
 	"github.com/plugboard/plugboard/internal/connection"
 	"github.com/plugboard/plugboard/internal/server/graphiql"
+	"github.com/plugboard/plugboard/internal/server/wizardui"
 	"github.com/plugboard/plugboard/internal/telemetry"
 )
 
@@ -80,6 +81,10 @@ type Config struct {
 	// Generations, when set, turns on the cache of whole query answers
 	// (answerfront.go); every write the answers depend on must bump it.
 	Generations *Generations
+	// EmbedOrigins are the origins whose pages may embed the wizard
+	// (/embed/v1/frame); empty allows any page, which sees nothing
+	// without a customer token.
+	EmbedOrigins []string
 }
 
 // NewHandler returns plugboard's HTTP handler.
@@ -91,7 +96,7 @@ func NewHandler(cfg Config) http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", readyHandler(cfg.Ready))
 	mux.Handle("GET /metrics", cfg.Metrics)
-	mux.Handle("GET /wizard", wizardPage())
+	wizardui.New(wizardui.Options{FrameAncestors: cfg.EmbedOrigins}).Register(mux)
 	mux.Handle("GET "+graphiql.AssetsPath, graphiql.Assets())
 	if cfg.OAuthCallback != nil {
 		mux.Handle("GET /oauth2/callback", cfg.OAuthCallback)
