@@ -83,9 +83,17 @@
           var err = new Error(d.payload.message); err.code = "LOAD_FAILED"; settleCalls(f, err);
           f.queue = [];
         }
+        if (/^credential\./.test(d.name)) { refreshOthers(f); }
         dispatch(f, d.name, d.payload || {});
         break;
     }
+  }
+  // refreshOthers tells the other frames of f's instance that a
+  // connection changed, so every view of it stays current.
+  function refreshOthers(f) {
+    frames.forEach(function (g) {
+      if (g !== f && g.ready && String(g.opts.instanceID) === String(f.opts.instanceID)) { send(g, { kind: "refresh" }); }
+    });
   }
   window.addEventListener("message", function (ev) {
     if (ev.origin !== ORIGIN || !ev.data || ev.data.plugboard !== 1) { return; }

@@ -116,6 +116,7 @@
     if (d.kind === "init" && !s.parentOrigin) { s.parentOrigin = ev.origin; start(d); }
     else if (d.kind === "token") { gotToken(d.token); }
     else if (d.kind === "call") { call(d); }
+    else if (d.kind === "refresh" && wiz) { load(); }
   });
   function gotToken(tok) {
     var waiters = tokenWaiters;
@@ -203,7 +204,8 @@
       case "URL": c = el("input", { type: "url", spellcheck: "false" }); c.value = f.value || ""; break;
       default: c = el("input", { type: "text", spellcheck: "false" }); c.value = f.value || "";
     }
-    if (f.placeholder && c.tagName === "INPUT" && f.type !== "BOOLEAN") { c.placeholder = f.placeholder; }
+    if (f.secret && f.isSet) { c.placeholder = "••••••••"; }
+    else if (f.placeholder && c.tagName === "INPUT" && f.type !== "BOOLEAN") { c.placeholder = f.placeholder; }
     if (f.required) { c.setAttribute("aria-required", "true"); }
     c.id = id;
     c.name = f.key;
@@ -481,7 +483,9 @@
     var list = elements();
     var done = list.filter(ready).length;
     var nodes = [];
-    if (!s.slotKey) {
+    if (s.slotKey) {
+      nodes.push(el("h1", {}, list.length ? t("connect", { type: list[0].label }) : t("title")));
+    } else {
       nodes.push(el("h1", {}, wiz.instance.name));
       nodes.push(el("p", { "class": "progress", id: "pb-progress" }, t("progress", { done: done, total: list.length })));
       var bar = el("div", { "class": "bar", role: "progressbar", "aria-labelledby": "pb-progress",
