@@ -374,6 +374,7 @@ func (a *App) handlerConfig(ctx context.Context, catalog *connection.Catalog) (C
 		Tracing:         a.Tracing,
 		Generations:     a.Generations,
 		EmbedOrigins:    o.EmbedOrigins,
+		Icons:           catalog.Icon,
 	}
 	if o.NoCatalogCache {
 		cfg.CatalogVersion = nil

@@ -85,6 +85,9 @@ type Config struct {
 	// (/embed/v1/frame); empty allows any page, which sees nothing
 	// without a customer token.
 	EmbedOrigins []string
+	// Icons returns the SVG icon of a connection type, served at
+	// /catalog/icons/{key}.svg; nil serves none.
+	Icons func(key string) ([]byte, bool)
 }
 
 // NewHandler returns plugboard's HTTP handler.
@@ -97,6 +100,9 @@ func NewHandler(cfg Config) http.Handler {
 	mux.HandleFunc("GET /readyz", readyHandler(cfg.Ready))
 	mux.Handle("GET /metrics", cfg.Metrics)
 	wizardui.New(wizardui.Options{FrameAncestors: cfg.EmbedOrigins}).Register(mux)
+	if cfg.Icons != nil {
+		mux.Handle("GET /catalog/icons/{file}", iconHandler(cfg.Icons))
+	}
 	mux.Handle("GET "+graphiql.AssetsPath, graphiql.Assets())
 	if cfg.OAuthCallback != nil {
 		mux.Handle("GET /oauth2/callback", cfg.OAuthCallback)

@@ -415,7 +415,7 @@ func TestConfigWizard(t *testing.T) {
 		}
 		e0 := elems[0]
 		if e0.Label != "Asana" || e0.ConnectionID != gid(s.asanaCust.ID) || e0.TypeLabel != "Asana personal access token" ||
-			e0.IconURL == nil || *e0.IconURL != "https://app.asana.com/favicon.ico" {
+			e0.IconURL == nil || *e0.IconURL != "/catalog/icons/asana.apiKey.svg" {
 			t.Errorf("asana element: %+v", e0)
 		}
 		checkElems(t, "admin/inst1", elems, [][]string{

@@ -30,6 +30,7 @@ const oauthOrigin = opt.oauth;
 const forbid = opt.forbid.split("\n").filter(Boolean);
 const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 const failures = [];
+process.on("unhandledRejection", (err) => failures.push(`unhandled: ${err && err.stack ? err.stack : err}`));
 const seen = { steps: [], axe: {} };
 const bodies = [];
 
@@ -62,12 +63,14 @@ async function guard(context, page) {
   await context.route("**/*", (route) => {
     const req = route.request();
     const u = req.url();
-    if (u.startsWith("data:") || u === "about:blank") return route.continue();
+    const quiet = (p) => p.catch(() => {}); // the page may be gone meanwhile
+    if (u.startsWith("data:") || u === "about:blank") return quiet(route.continue());
     const o = new URL(u).origin;
-    const fromPopup = req.frame() && req.frame().page() !== page;
-    if (o === pbOrigin || o === hostOrigin || (o === oauthOrigin && fromPopup)) return route.continue();
+    let fromPopup = false;
+    try { fromPopup = req.frame().page() !== page; } catch { /* a service worker or a closed popup */ }
+    if (o === pbOrigin || o === hostOrigin || (o === oauthOrigin && fromPopup)) return quiet(route.continue());
     failures.push(`request to another host: ${u}`);
-    return route.abort("blockedbyclient");
+    return quiet(route.abort("blockedbyclient"));
   });
   await context.exposeBinding("__pbCSP", (_src, v) => failures.push(`CSP violation: ${v}`));
   await context.addInitScript(() => {
@@ -157,6 +160,7 @@ async function mountExpired(page) {
   check(JSON.stringify(badges) === JSON.stringify(["Not set up", "Not set up"]), `status labels: ${badges}`);
   const icons = await f.locator(".icon img").count();
   seen.icons = icons;
+  check(icons === 2, `provider icons: ${icons}`);
   await axe(f, "loaded");
   seen.steps.push("mounted with an expired token");
 }
