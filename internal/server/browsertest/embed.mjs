@@ -22,6 +22,7 @@ const { values: opt } = parseArgs({
     host: { type: "string" }, plugboard: { type: "string" }, oauth: { type: "string" },
     instance: { type: "string" }, shots: { type: "string" }, key: { type: "string" },
     key2: { type: "string" }, hidden: { type: "string" }, forbid: { type: "string", default: "" },
+    bench: { type: "string" },
   },
 });
 const hostOrigin = new URL(opt.host).origin;
@@ -133,6 +134,7 @@ async function popupConnect(page, button) {
 async function run(context) {
   const page = context.pages()[0] || (await context.newPage());
   await guard(context, page);
+  if (opt.bench) { await bench(page, Number(opt.bench)); return; }
   await mountExpired(page);
   await apiKeyWithError(page);
   await connectSlack(page);
@@ -284,4 +286,20 @@ async function reloadAndLocales(page) {
   check((await de.evaluate(() => document.documentElement.lang)) === "de", "the frame's lang is not de");
   await shot(page, "embed-390-de.png");
   seen.steps.push("reload, 390 px, German");
+}
+
+// bench measures the time from navigation to the wizard's ready event,
+// first with an empty cache, then over n reloads; it reports the median.
+async function bench(page, n) {
+  const once = async () => {
+    await page.goto(opt.host + "/app", { waitUntil: "commit" });
+    await waitEvent(page, "ready");
+    return page.evaluate(() => window.__events.find((e) => e.name === "ready").at);
+  };
+  const cold = await once();
+  const warm = [];
+  for (let i = 0; i < n; i++) warm.push(await once());
+  warm.sort((a, b) => a - b);
+  seen.bench = { coldMs: Math.round(cold), warmMedianMs: Math.round(warm[Math.floor(warm.length / 2)]),
+    warmMinMs: Math.round(warm[0]), warmMaxMs: Math.round(warm[warm.length - 1]), runs: n };
 }

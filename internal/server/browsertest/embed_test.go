@@ -1,12 +1,15 @@
 package browsertest
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -148,7 +151,7 @@ const hostPage = `<!DOCTYPE html>
 window.__events = [];
 var params = new URLSearchParams(location.search);
 window.getToken = function () { return fetch("/token").then(function (r) { return r.text(); }); };
-window.record = function (name, payload) { window.__events.push({ name: name, payload: payload }); };
+window.record = function (name, payload) { window.__events.push({ name: name, payload: payload, at: performance.now() }); };
 var first = params.get("expired") ? fetch("/token?expired=1").then(function (r) { return r.text(); }) : Promise.resolve("");
 first.then(function (tok) {
   window.wizard = Plugboard.mount(document.getElementById("connections"), {
@@ -247,4 +250,46 @@ func originOf(raw string) string {
 		return raw
 	}
 	return u.Scheme + "://" + u.Host
+}
+
+// TestEmbedTimeToInteractive measures what BENCHMARKS.md §18 reports: the
+// embed script's size, gzip-compressed, and the time from navigating to a
+// vendor's page to the wizard's ready event. It runs only when
+// PLUGBOARD_EMBED_BENCH names the number of runs.
+func TestEmbedTimeToInteractive(t *testing.T) {
+	runs := os.Getenv("PLUGBOARD_EMBED_BENCH")
+	if runs == "" {
+		t.Skip("set PLUGBOARD_EMBED_BENCH=<runs> to measure")
+	}
+	node, chromium := browser(t)
+	w := newEmbedWorld(t)
+	host := startHost(t, w)
+	for _, path := range []string{wizardui.ScriptPath, wizardui.FramePath} {
+		raw, gz := gzipSize(t, w.env.URL+path)
+		t.Logf("%s: %d bytes, %d gzip -9", path, raw, gz)
+	}
+	cmd := exec.Command(node, "embed.mjs", "--host", host, "--plugboard", w.env.URL, "--oauth", originOf(w.oidc.Issuer()),
+		"--instance", w.instance, "--bench", runs)
+	cmd.Env = append(os.Environ(), "CHROMIUM="+chromium)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	t.Logf("%s", out)
+}
+
+// gzipSize returns the size of the body at u, plain and gzip-compressed.
+func gzipSize(t *testing.T, u string) (int, int) {
+	t.Helper()
+	res, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	var buf bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	_, _ = zw.Write(body)
+	_ = zw.Close()
+	return len(body), buf.Len()
 }
