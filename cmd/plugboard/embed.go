@@ -7,13 +7,20 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// registerEmbedFlag adds --embed-origin: the origins whose pages may embed
-// the wizard (/embed/v1/frame).
-func registerEmbedFlag(cmd *cobra.Command) *[]string {
+// withEmbedFlag adds --embed-origin to cmd: the origins whose pages may
+// embed the wizard (/embed/v1/frame).
+func withEmbedFlag(cmd *cobra.Command) *cobra.Command {
 	var def []string
 	if v := os.Getenv("PLUGBOARD_EMBED_ORIGINS"); v != "" {
 		def = strings.Split(v, ",")
 	}
-	return cmd.Flags().StringSlice("embed-origin", def,
+	cmd.Flags().StringSlice("embed-origin", def,
 		"origin whose pages may embed the wizard, e.g. https://app.example.com; repeat or comma-separate (default: any page, which sees nothing without a customer token; env PLUGBOARD_EMBED_ORIGINS)")
+	return cmd
+}
+
+// embedOrigins is the value of cmd's --embed-origin.
+func embedOrigins(cmd *cobra.Command) []string {
+	v, _ := cmd.Flags().GetStringSlice("embed-origin")
+	return v
 }

@@ -83,7 +83,6 @@ func newServeCmd() *cobra.Command {
 	var addr, pluginDir, publicURL, otlpEndpoint string
 	var dev, introspection, noAnswerCache bool
 	var pprofAddr, forwardHost *string
-	var embedOrigins *[]string
 	var webhooks *server.WebhookOptions
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -108,9 +107,8 @@ default organization's admin and GraphiQL comes with an admin token filled in.`,
 				Addr: addr, DataDir: sf.dataDir, DatabaseURL: sf.databaseURL,
 				PluginDir: pluginDir, Dev: dev, Logger: log, PublicURL: publicURL,
 				NoIntrospection: !introspection, NoAnswerCache: noAnswerCache,
-				MasterKey:    os.Getenv("PLUGBOARD_MASTER_KEY"),
+				MasterKey: os.Getenv("PLUGBOARD_MASTER_KEY"), EmbedOrigins: embedOrigins(cmd),
 				OTLPEndpoint: otlpEndpoint, Webhooks: *webhooks, OnPremForwardHost: *forwardHost,
-				EmbedOrigins: *embedOrigins,
 			})
 			if err != nil {
 				return err
@@ -124,7 +122,6 @@ default organization's admin and GraphiQL comes with an admin token filled in.`,
 	}
 	sf.register(cmd)
 	pprofAddr, webhooks, forwardHost = registerPprofFlag(cmd), registerWebhookFlags(cmd), registerOnPremFlag(cmd)
-	embedOrigins = registerEmbedFlag(cmd)
 	cmd.Flags().StringVar(&addr, "addr", envOr("PLUGBOARD_ADDR", ":8080"), "address to listen on (env PLUGBOARD_ADDR)")
 	cmd.Flags().StringVar(&pluginDir, "plugin-dir", os.Getenv("PLUGBOARD_PLUGIN_DIR"),
 		"directory of plugin binaries and their lock file (default <data-dir>/plugins; env PLUGBOARD_PLUGIN_DIR)")
@@ -139,7 +136,7 @@ default organization's admin and GraphiQL comes with an admin token filled in.`,
 	cmd.Flags().BoolVar(&noAnswerCache, "no-answer-cache", false,
 		"compute every configWizard, credentials, connections, customers, instances and integrations answer afresh (for comparisons)")
 	cmd.Flags().BoolVar(&noAnswerCache, "no-wizard-cache", false, "the former name of --no-answer-cache")
-	return cmd
+	return withEmbedFlag(cmd)
 }
 
 // registerOnPremFlag registers --onprem-forward-host.
