@@ -342,7 +342,7 @@
   function renderForm(c, e) {
     var f = form(c, e);
     forms[e.slotKey] = f;
-    var btn = f.actions.appendChild(el("button", { type: "submit" }, t("save")));
+    var btn = f.actions.appendChild(el("button", { type: "submit" }, e.credential ? t("update") : t("save")));
     f.form.addEventListener("submit", function (ev) {
       ev.preventDefault();
       var done = busy(btn, t("saving"));
