@@ -107,7 +107,7 @@ default organization's admin and GraphiQL comes with an admin token filled in.`,
 				Addr: addr, DataDir: sf.dataDir, DatabaseURL: sf.databaseURL,
 				PluginDir: pluginDir, Dev: dev, Logger: log, PublicURL: publicURL,
 				NoIntrospection: !introspection, NoAnswerCache: noAnswerCache,
-				MasterKey:    os.Getenv("PLUGBOARD_MASTER_KEY"),
+				MasterKey: os.Getenv("PLUGBOARD_MASTER_KEY"), EmbedOrigins: embedOrigins(cmd),
 				OTLPEndpoint: otlpEndpoint, Webhooks: *webhooks, OnPremForwardHost: *forwardHost, ReplicaURL: *replicaURL,
 			})
 			if err != nil {
@@ -136,7 +136,7 @@ default organization's admin and GraphiQL comes with an admin token filled in.`,
 	cmd.Flags().BoolVar(&noAnswerCache, "no-answer-cache", false,
 		"compute every configWizard, credentials, connections, customers, instances and integrations answer afresh (for comparisons)")
 	cmd.Flags().BoolVar(&noAnswerCache, "no-wizard-cache", false, "the former name of --no-answer-cache")
-	return cmd
+	return withEmbedFlag(cmd)
 }
 
 // registerOnPremFlag registers --onprem-forward-host.

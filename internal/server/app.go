@@ -101,6 +101,9 @@ type Options struct {
 	// the stream through that replica; without it, streams go over this
 	// replica's own sessions only.
 	ReplicaURL string
+	// EmbedOrigins are the origins whose pages may embed the wizard
+	// (CSP frame-ancestors of /embed/v1/frame); empty allows any.
+	EmbedOrigins []string
 }
 
 // App is a running plugboard: its store, plugin host, services and HTTP
@@ -415,6 +418,8 @@ func (a *App) handlerConfig(ctx context.Context, catalog *connection.Catalog) (C
 		NoIntrospection: o.NoIntrospection,
 		Tracing:         a.Tracing,
 		Generations:     a.Generations,
+		EmbedOrigins:    o.EmbedOrigins,
+		Icons:           catalog.Icon,
 	}
 	if o.NoCatalogCache {
 		cfg.CatalogVersion = nil

@@ -25,6 +25,7 @@ import (
 	"github.com/plugboard/plugboard/internal/auth"
 	"github.com/plugboard/plugboard/internal/connection"
 	"github.com/plugboard/plugboard/internal/server/graphiql"
+	"github.com/plugboard/plugboard/internal/server/wizardui"
 	"github.com/plugboard/plugboard/internal/telemetry"
 )
 
@@ -83,6 +84,13 @@ type Config struct {
 	// Generations, when set, turns on the cache of whole query answers
 	// (answerfront.go); every write the answers depend on must bump it.
 	Generations *Generations
+	// EmbedOrigins are the origins whose pages may embed the wizard
+	// (/embed/v1/frame); empty allows any page, which sees nothing
+	// without a customer token.
+	EmbedOrigins []string
+	// Icons returns the SVG icon of a connection type, served at
+	// /catalog/icons/{key}.svg; nil serves none.
+	Icons func(key string) ([]byte, bool)
 }
 
 // NewHandler returns plugboard's HTTP handler.
@@ -94,7 +102,10 @@ func NewHandler(cfg Config) http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", readyHandler(cfg.Ready))
 	mux.Handle("GET /metrics", cfg.Metrics)
-	mux.Handle("GET /wizard", wizardPage())
+	wizardui.New(wizardui.Options{FrameAncestors: cfg.EmbedOrigins}).Register(mux)
+	if cfg.Icons != nil {
+		mux.Handle("GET /catalog/icons/{file}", iconHandler(cfg.Icons))
+	}
 	mux.Handle("GET "+graphiql.AssetsPath, graphiql.Assets())
 	if cfg.OAuthCallback != nil {
 		mux.Handle("GET /oauth2/callback", cfg.OAuthCallback)
