@@ -15226,6 +15226,7 @@ type OnPremResourceMutation struct {
 	status              *onpremresource.Status
 	last_seen_at        *time.Time
 	agent_version       *string
+	holder              *string
 	clearedFields       map[string]struct{}
 	organization        *int
 	clearedorganization bool
@@ -15746,6 +15747,42 @@ func (m *OnPremResourceMutation) ResetAgentVersion() {
 	m.agent_version = nil
 }
 
+// SetHolder sets the "holder" field.
+func (m *OnPremResourceMutation) SetHolder(s string) {
+	m.holder = &s
+}
+
+// Holder returns the value of the "holder" field in the mutation.
+func (m *OnPremResourceMutation) Holder() (r string, exists bool) {
+	v := m.holder
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldHolder returns the old "holder" field's value of the OnPremResource entity.
+// If the OnPremResource object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OnPremResourceMutation) OldHolder(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldHolder is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldHolder requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldHolder: %w", err)
+	}
+	return oldValue.Holder, nil
+}
+
+// ResetHolder resets all changes to the "holder" field.
+func (m *OnPremResourceMutation) ResetHolder() {
+	m.holder = nil
+}
+
 // ClearOrganization clears the "organization" edge to the Organization entity.
 func (m *OnPremResourceMutation) ClearOrganization() {
 	m.clearedorganization = true
@@ -15888,7 +15925,7 @@ func (m *OnPremResourceMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *OnPremResourceMutation) Fields() []string {
-	fields := make([]string, 0, 11)
+	fields := make([]string, 0, 12)
 	if m.created_at != nil {
 		fields = append(fields, onpremresource.FieldCreatedAt)
 	}
@@ -15922,6 +15959,9 @@ func (m *OnPremResourceMutation) Fields() []string {
 	if m.agent_version != nil {
 		fields = append(fields, onpremresource.FieldAgentVersion)
 	}
+	if m.holder != nil {
+		fields = append(fields, onpremresource.FieldHolder)
+	}
 	return fields
 }
 
@@ -15952,6 +15992,8 @@ func (m *OnPremResourceMutation) Field(name string) (ent.Value, bool) {
 		return m.LastSeenAt()
 	case onpremresource.FieldAgentVersion:
 		return m.AgentVersion()
+	case onpremresource.FieldHolder:
+		return m.Holder()
 	}
 	return nil, false
 }
@@ -15983,6 +16025,8 @@ func (m *OnPremResourceMutation) OldField(ctx context.Context, name string) (ent
 		return m.OldLastSeenAt(ctx)
 	case onpremresource.FieldAgentVersion:
 		return m.OldAgentVersion(ctx)
+	case onpremresource.FieldHolder:
+		return m.OldHolder(ctx)
 	}
 	return nil, fmt.Errorf("unknown OnPremResource field %s", name)
 }
@@ -16068,6 +16112,13 @@ func (m *OnPremResourceMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetAgentVersion(v)
+		return nil
+	case onpremresource.FieldHolder:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetHolder(v)
 		return nil
 	}
 	return fmt.Errorf("unknown OnPremResource field %s", name)
@@ -16162,6 +16213,9 @@ func (m *OnPremResourceMutation) ResetField(name string) error {
 		return nil
 	case onpremresource.FieldAgentVersion:
 		m.ResetAgentVersion()
+		return nil
+	case onpremresource.FieldHolder:
+		m.ResetHolder()
 		return nil
 	}
 	return fmt.Errorf("unknown OnPremResource field %s", name)

@@ -41,6 +41,8 @@ type OnPremResource struct {
 	LastSeenAt *time.Time `json:"last_seen_at,omitempty"`
 	// AgentVersion holds the value of the "agent_version" field.
 	AgentVersion string `json:"agent_version,omitempty"`
+	// Holder holds the value of the "holder" field.
+	Holder string `json:"holder,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the OnPremResourceQuery when eager-loading is set.
 	Edges        OnPremResourceEdges `json:"edges"`
@@ -102,7 +104,7 @@ func (*OnPremResource) scanValues(columns []string) ([]any, error) {
 		switch columns[i] {
 		case onpremresource.FieldID, onpremresource.FieldOrganizationID, onpremresource.FieldCustomerID:
 			values[i] = new(sql.NullInt64)
-		case onpremresource.FieldName, onpremresource.FieldTarget, onpremresource.FieldTokenHash, onpremresource.FieldTokenPrefix, onpremresource.FieldStatus, onpremresource.FieldAgentVersion:
+		case onpremresource.FieldName, onpremresource.FieldTarget, onpremresource.FieldTokenHash, onpremresource.FieldTokenPrefix, onpremresource.FieldStatus, onpremresource.FieldAgentVersion, onpremresource.FieldHolder:
 			values[i] = new(sql.NullString)
 		case onpremresource.FieldCreatedAt, onpremresource.FieldUpdatedAt, onpremresource.FieldLastSeenAt:
 			values[i] = new(sql.NullTime)
@@ -194,6 +196,12 @@ func (_m *OnPremResource) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.AgentVersion = value.String
 			}
+		case onpremresource.FieldHolder:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field holder", values[i])
+			} else if value.Valid {
+				_m.Holder = value.String
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -278,6 +286,9 @@ func (_m *OnPremResource) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("agent_version=")
 	builder.WriteString(_m.AgentVersion)
+	builder.WriteString(", ")
+	builder.WriteString("holder=")
+	builder.WriteString(_m.Holder)
 	builder.WriteByte(')')
 	return builder.String()
 }

@@ -131,6 +131,20 @@ func (_c *OnPremResourceCreate) SetNillableAgentVersion(v *string) *OnPremResour
 	return _c
 }
 
+// SetHolder sets the "holder" field.
+func (_c *OnPremResourceCreate) SetHolder(v string) *OnPremResourceCreate {
+	_c.mutation.SetHolder(v)
+	return _c
+}
+
+// SetNillableHolder sets the "holder" field if the given value is not nil.
+func (_c *OnPremResourceCreate) SetNillableHolder(v *string) *OnPremResourceCreate {
+	if v != nil {
+		_c.SetHolder(*v)
+	}
+	return _c
+}
+
 // SetOrganization sets the "organization" edge to the Organization entity.
 func (_c *OnPremResourceCreate) SetOrganization(v *Organization) *OnPremResourceCreate {
 	return _c.SetOrganizationID(v.ID)
@@ -207,6 +221,10 @@ func (_c *OnPremResourceCreate) defaults() {
 		v := onpremresource.DefaultAgentVersion
 		_c.mutation.SetAgentVersion(v)
 	}
+	if _, ok := _c.mutation.Holder(); !ok {
+		v := onpremresource.DefaultHolder
+		_c.mutation.SetHolder(v)
+	}
 }
 
 // check runs all checks and user-defined validators on the builder.
@@ -255,6 +273,14 @@ func (_c *OnPremResourceCreate) check() error {
 	}
 	if _, ok := _c.mutation.AgentVersion(); !ok {
 		return &ValidationError{Name: "agent_version", err: errors.New(`ent: missing required field "OnPremResource.agent_version"`)}
+	}
+	if _, ok := _c.mutation.Holder(); !ok {
+		return &ValidationError{Name: "holder", err: errors.New(`ent: missing required field "OnPremResource.holder"`)}
+	}
+	if v, ok := _c.mutation.Holder(); ok {
+		if err := onpremresource.HolderValidator(v); err != nil {
+			return &ValidationError{Name: "holder", err: fmt.Errorf(`ent: validator failed for field "OnPremResource.holder": %w`, err)}
+		}
 	}
 	if len(_c.mutation.OrganizationIDs()) == 0 {
 		return &ValidationError{Name: "organization", err: errors.New(`ent: missing required edge "OnPremResource.organization"`)}
@@ -324,6 +350,10 @@ func (_c *OnPremResourceCreate) createSpec() (*OnPremResource, *sqlgraph.CreateS
 	if value, ok := _c.mutation.AgentVersion(); ok {
 		_spec.SetField(onpremresource.FieldAgentVersion, field.TypeString, value)
 		_node.AgentVersion = value
+	}
+	if value, ok := _c.mutation.Holder(); ok {
+		_spec.SetField(onpremresource.FieldHolder, field.TypeString, value)
+		_node.Holder = value
 	}
 	if nodes := _c.mutation.OrganizationIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
@@ -529,6 +559,18 @@ func (u *OnPremResourceUpsert) UpdateAgentVersion() *OnPremResourceUpsert {
 	return u
 }
 
+// SetHolder sets the "holder" field.
+func (u *OnPremResourceUpsert) SetHolder(v string) *OnPremResourceUpsert {
+	u.Set(onpremresource.FieldHolder, v)
+	return u
+}
+
+// UpdateHolder sets the "holder" field to the value that was provided on create.
+func (u *OnPremResourceUpsert) UpdateHolder() *OnPremResourceUpsert {
+	u.SetExcluded(onpremresource.FieldHolder)
+	return u
+}
+
 // UpdateNewValues updates the mutable fields using the new values that were set on create.
 // Using this option is equivalent to using:
 //
@@ -696,6 +738,20 @@ func (u *OnPremResourceUpsertOne) SetAgentVersion(v string) *OnPremResourceUpser
 func (u *OnPremResourceUpsertOne) UpdateAgentVersion() *OnPremResourceUpsertOne {
 	return u.Update(func(s *OnPremResourceUpsert) {
 		s.UpdateAgentVersion()
+	})
+}
+
+// SetHolder sets the "holder" field.
+func (u *OnPremResourceUpsertOne) SetHolder(v string) *OnPremResourceUpsertOne {
+	return u.Update(func(s *OnPremResourceUpsert) {
+		s.SetHolder(v)
+	})
+}
+
+// UpdateHolder sets the "holder" field to the value that was provided on create.
+func (u *OnPremResourceUpsertOne) UpdateHolder() *OnPremResourceUpsertOne {
+	return u.Update(func(s *OnPremResourceUpsert) {
+		s.UpdateHolder()
 	})
 }
 
@@ -1032,6 +1088,20 @@ func (u *OnPremResourceUpsertBulk) SetAgentVersion(v string) *OnPremResourceUpse
 func (u *OnPremResourceUpsertBulk) UpdateAgentVersion() *OnPremResourceUpsertBulk {
 	return u.Update(func(s *OnPremResourceUpsert) {
 		s.UpdateAgentVersion()
+	})
+}
+
+// SetHolder sets the "holder" field.
+func (u *OnPremResourceUpsertBulk) SetHolder(v string) *OnPremResourceUpsertBulk {
+	return u.Update(func(s *OnPremResourceUpsert) {
+		s.SetHolder(v)
+	})
+}
+
+// UpdateHolder sets the "holder" field to the value that was provided on create.
+func (u *OnPremResourceUpsertBulk) UpdateHolder() *OnPremResourceUpsertBulk {
+	return u.Update(func(s *OnPremResourceUpsert) {
+		s.UpdateHolder()
 	})
 }
 

@@ -140,6 +140,20 @@ func (_u *OnPremResourceUpdate) SetNillableAgentVersion(v *string) *OnPremResour
 	return _u
 }
 
+// SetHolder sets the "holder" field.
+func (_u *OnPremResourceUpdate) SetHolder(v string) *OnPremResourceUpdate {
+	_u.mutation.SetHolder(v)
+	return _u
+}
+
+// SetNillableHolder sets the "holder" field if the given value is not nil.
+func (_u *OnPremResourceUpdate) SetNillableHolder(v *string) *OnPremResourceUpdate {
+	if v != nil {
+		_u.SetHolder(*v)
+	}
+	return _u
+}
+
 // AddCredentialIDs adds the "credentials" edge to the Credential entity by IDs.
 func (_u *OnPremResourceUpdate) AddCredentialIDs(ids ...int) *OnPremResourceUpdate {
 	_u.mutation.AddCredentialIDs(ids...)
@@ -234,6 +248,11 @@ func (_u *OnPremResourceUpdate) check() error {
 			return &ValidationError{Name: "status", err: fmt.Errorf(`ent: validator failed for field "OnPremResource.status": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.Holder(); ok {
+		if err := onpremresource.HolderValidator(v); err != nil {
+			return &ValidationError{Name: "holder", err: fmt.Errorf(`ent: validator failed for field "OnPremResource.holder": %w`, err)}
+		}
+	}
 	if _u.mutation.OrganizationCleared() && len(_u.mutation.OrganizationIDs()) > 0 {
 		return errors.New(`ent: clearing a required unique edge "OnPremResource.organization"`)
 	}
@@ -287,6 +306,9 @@ func (_u *OnPremResourceUpdate) sqlSave(ctx context.Context) (_node int, err err
 	}
 	if value, ok := _u.mutation.AgentVersion(); ok {
 		_spec.SetField(onpremresource.FieldAgentVersion, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.Holder(); ok {
+		_spec.SetField(onpremresource.FieldHolder, field.TypeString, value)
 	}
 	if _u.mutation.CredentialsCleared() {
 		edge := &sqlgraph.EdgeSpec{
@@ -465,6 +487,20 @@ func (_u *OnPremResourceUpdateOne) SetNillableAgentVersion(v *string) *OnPremRes
 	return _u
 }
 
+// SetHolder sets the "holder" field.
+func (_u *OnPremResourceUpdateOne) SetHolder(v string) *OnPremResourceUpdateOne {
+	_u.mutation.SetHolder(v)
+	return _u
+}
+
+// SetNillableHolder sets the "holder" field if the given value is not nil.
+func (_u *OnPremResourceUpdateOne) SetNillableHolder(v *string) *OnPremResourceUpdateOne {
+	if v != nil {
+		_u.SetHolder(*v)
+	}
+	return _u
+}
+
 // AddCredentialIDs adds the "credentials" edge to the Credential entity by IDs.
 func (_u *OnPremResourceUpdateOne) AddCredentialIDs(ids ...int) *OnPremResourceUpdateOne {
 	_u.mutation.AddCredentialIDs(ids...)
@@ -572,6 +608,11 @@ func (_u *OnPremResourceUpdateOne) check() error {
 			return &ValidationError{Name: "status", err: fmt.Errorf(`ent: validator failed for field "OnPremResource.status": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.Holder(); ok {
+		if err := onpremresource.HolderValidator(v); err != nil {
+			return &ValidationError{Name: "holder", err: fmt.Errorf(`ent: validator failed for field "OnPremResource.holder": %w`, err)}
+		}
+	}
 	if _u.mutation.OrganizationCleared() && len(_u.mutation.OrganizationIDs()) > 0 {
 		return errors.New(`ent: clearing a required unique edge "OnPremResource.organization"`)
 	}
@@ -642,6 +683,9 @@ func (_u *OnPremResourceUpdateOne) sqlSave(ctx context.Context) (_node *OnPremRe
 	}
 	if value, ok := _u.mutation.AgentVersion(); ok {
 		_spec.SetField(onpremresource.FieldAgentVersion, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.Holder(); ok {
+		_spec.SetField(onpremresource.FieldHolder, field.TypeString, value)
 	}
 	if _u.mutation.CredentialsCleared() {
 		edge := &sqlgraph.EdgeSpec{

@@ -532,6 +532,12 @@ func init() {
 	onpremresourceDescAgentVersion := onpremresourceFields[7].Descriptor()
 	// onpremresource.DefaultAgentVersion holds the default value on creation for the agent_version field.
 	onpremresource.DefaultAgentVersion = onpremresourceDescAgentVersion.Default.(string)
+	// onpremresourceDescHolder is the schema descriptor for holder field.
+	onpremresourceDescHolder := onpremresourceFields[8].Descriptor()
+	// onpremresource.DefaultHolder holds the default value on creation for the holder field.
+	onpremresource.DefaultHolder = onpremresourceDescHolder.Default.(string)
+	// onpremresource.HolderValidator is a validator for the "holder" field. It is called by the builders before save.
+	onpremresource.HolderValidator = onpremresourceDescHolder.Validators[0].(func(string) error)
 	organizationMixin := schema.Organization{}.Mixin()
 	organizationMixinFields0 := organizationMixin[0].Fields()
 	_ = organizationMixinFields0

@@ -82,7 +82,7 @@ func newServeCmd() *cobra.Command {
 	var sf storeFlags
 	var addr, pluginDir, publicURL, otlpEndpoint string
 	var dev, introspection, noAnswerCache bool
-	var pprofAddr, forwardHost *string
+	var pprofAddr, forwardHost, replicaURL *string
 	var webhooks *server.WebhookOptions
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -107,8 +107,8 @@ default organization's admin and GraphiQL comes with an admin token filled in.`,
 				Addr: addr, DataDir: sf.dataDir, DatabaseURL: sf.databaseURL,
 				PluginDir: pluginDir, Dev: dev, Logger: log, PublicURL: publicURL,
 				NoIntrospection: !introspection, NoAnswerCache: noAnswerCache,
-				MasterKey:    os.Getenv("PLUGBOARD_MASTER_KEY"),
-				OTLPEndpoint: otlpEndpoint, Webhooks: *webhooks, OnPremForwardHost: *forwardHost,
+				MasterKey: os.Getenv("PLUGBOARD_MASTER_KEY"), EmbedOrigins: embedOrigins(cmd),
+				OTLPEndpoint: otlpEndpoint, Webhooks: *webhooks, OnPremForwardHost: *forwardHost, ReplicaURL: *replicaURL,
 			})
 			if err != nil {
 				return err
@@ -121,7 +121,7 @@ default organization's admin and GraphiQL comes with an admin token filled in.`,
 		},
 	}
 	sf.register(cmd)
-	pprofAddr, webhooks, forwardHost = registerPprofFlag(cmd), registerWebhookFlags(cmd), registerOnPremFlag(cmd)
+	pprofAddr, webhooks, forwardHost, replicaURL = registerPprofFlag(cmd), registerWebhookFlags(cmd), registerOnPremFlag(cmd), registerReplicaFlag(cmd)
 	cmd.Flags().StringVar(&addr, "addr", envOr("PLUGBOARD_ADDR", ":8080"), "address to listen on (env PLUGBOARD_ADDR)")
 	cmd.Flags().StringVar(&pluginDir, "plugin-dir", os.Getenv("PLUGBOARD_PLUGIN_DIR"),
 		"directory of plugin binaries and their lock file (default <data-dir>/plugins; env PLUGBOARD_PLUGIN_DIR)")
@@ -136,13 +136,19 @@ default organization's admin and GraphiQL comes with an admin token filled in.`,
 	cmd.Flags().BoolVar(&noAnswerCache, "no-answer-cache", false,
 		"compute every configWizard, credentials, connections, customers, instances and integrations answer afresh (for comparisons)")
 	cmd.Flags().BoolVar(&noAnswerCache, "no-wizard-cache", false, "the former name of --no-answer-cache")
-	return cmd
+	return withEmbedFlag(cmd)
 }
 
 // registerOnPremFlag registers --onprem-forward-host.
 func registerOnPremFlag(cmd *cobra.Command) *string {
 	return cmd.Flags().String("onprem-forward-host", os.Getenv("PLUGBOARD_ONPREM_FORWARD_HOST"),
 		"host the forwarders of on-prem credentials listen on; a runtime read of a bound credential names it, so the integration runtime must reach it (default 127.0.0.1; env PLUGBOARD_ONPREM_FORWARD_HOST)")
+}
+
+// registerReplicaFlag registers --replica-url.
+func registerReplicaFlag(cmd *cobra.Command) *string {
+	return cmd.Flags().String("replica-url", os.Getenv("PLUGBOARD_REPLICA_URL"),
+		"with several replicas on one PostgreSQL: the URL where the other replicas reach this one's --addr, e.g. http://10.0.0.5:8080; an on-prem stream whose agent session another replica holds is relayed through that replica (env PLUGBOARD_REPLICA_URL)")
 }
 
 // announce is the serve command's line once it listens on a, with

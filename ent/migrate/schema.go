@@ -641,6 +641,7 @@ var (
 		{Name: "status", Type: field.TypeEnum, Enums: []string{"CONNECTED", "DISCONNECTED"}, Default: "DISCONNECTED"},
 		{Name: "last_seen_at", Type: field.TypeTime, Nullable: true},
 		{Name: "agent_version", Type: field.TypeString, Default: ""},
+		{Name: "holder", Type: field.TypeString, Size: 500, Default: ""},
 		{Name: "customer_id", Type: field.TypeInt},
 		{Name: "organization_id", Type: field.TypeInt},
 	}
@@ -652,13 +653,13 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "on_prem_resources_customers_on_prem_resources",
-				Columns:    []*schema.Column{OnPremResourcesColumns[10]},
+				Columns:    []*schema.Column{OnPremResourcesColumns[11]},
 				RefColumns: []*schema.Column{CustomersColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
 			{
 				Symbol:     "on_prem_resources_organizations_organization",
-				Columns:    []*schema.Column{OnPremResourcesColumns[11]},
+				Columns:    []*schema.Column{OnPremResourcesColumns[12]},
 				RefColumns: []*schema.Column{OrganizationsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
@@ -667,12 +668,12 @@ var (
 			{
 				Name:    "onpremresource_organization_id",
 				Unique:  false,
-				Columns: []*schema.Column{OnPremResourcesColumns[11]},
+				Columns: []*schema.Column{OnPremResourcesColumns[12]},
 			},
 			{
 				Name:    "onpremresource_customer_id",
 				Unique:  false,
-				Columns: []*schema.Column{OnPremResourcesColumns[10]},
+				Columns: []*schema.Column{OnPremResourcesColumns[11]},
 			},
 		},
 	}

@@ -39,6 +39,8 @@ const (
 	FieldLastSeenAt = "last_seen_at"
 	// FieldAgentVersion holds the string denoting the agent_version field in the database.
 	FieldAgentVersion = "agent_version"
+	// FieldHolder holds the string denoting the holder field in the database.
+	FieldHolder = "holder"
 	// EdgeOrganization holds the string denoting the organization edge name in mutations.
 	EdgeOrganization = "organization"
 	// EdgeCustomer holds the string denoting the customer edge name in mutations.
@@ -84,6 +86,7 @@ var Columns = []string{
 	FieldStatus,
 	FieldLastSeenAt,
 	FieldAgentVersion,
+	FieldHolder,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -109,6 +112,10 @@ var (
 	TargetValidator func(string) error
 	// DefaultAgentVersion holds the default value on creation for the "agent_version" field.
 	DefaultAgentVersion string
+	// DefaultHolder holds the default value on creation for the "holder" field.
+	DefaultHolder string
+	// HolderValidator is a validator for the "holder" field. It is called by the builders before save.
+	HolderValidator func(string) error
 )
 
 // Status defines the type for the "status" enum field.
@@ -198,6 +205,11 @@ func ByLastSeenAt(opts ...sql.OrderTermOption) OrderOption {
 // ByAgentVersion orders the results by the agent_version field.
 func ByAgentVersion(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldAgentVersion, opts...).ToFunc()
+}
+
+// ByHolder orders the results by the holder field.
+func ByHolder(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldHolder, opts...).ToFunc()
 }
 
 // ByOrganizationField orders the results by organization field.

@@ -105,6 +105,11 @@ func AgentVersion(v string) predicate.OnPremResource {
 	return predicate.OnPremResource(sql.FieldEQ(FieldAgentVersion, v))
 }
 
+// Holder applies equality check predicate on the "holder" field. It's identical to HolderEQ.
+func Holder(v string) predicate.OnPremResource {
+	return predicate.OnPremResource(sql.FieldEQ(FieldHolder, v))
+}
+
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
 func CreatedAtEQ(v time.Time) predicate.OnPremResource {
 	return predicate.OnPremResource(sql.FieldEQ(FieldCreatedAt, v))
@@ -618,6 +623,71 @@ func AgentVersionEqualFold(v string) predicate.OnPremResource {
 // AgentVersionContainsFold applies the ContainsFold predicate on the "agent_version" field.
 func AgentVersionContainsFold(v string) predicate.OnPremResource {
 	return predicate.OnPremResource(sql.FieldContainsFold(FieldAgentVersion, v))
+}
+
+// HolderEQ applies the EQ predicate on the "holder" field.
+func HolderEQ(v string) predicate.OnPremResource {
+	return predicate.OnPremResource(sql.FieldEQ(FieldHolder, v))
+}
+
+// HolderNEQ applies the NEQ predicate on the "holder" field.
+func HolderNEQ(v string) predicate.OnPremResource {
+	return predicate.OnPremResource(sql.FieldNEQ(FieldHolder, v))
+}
+
+// HolderIn applies the In predicate on the "holder" field.
+func HolderIn(vs ...string) predicate.OnPremResource {
+	return predicate.OnPremResource(sql.FieldIn(FieldHolder, vs...))
+}
+
+// HolderNotIn applies the NotIn predicate on the "holder" field.
+func HolderNotIn(vs ...string) predicate.OnPremResource {
+	return predicate.OnPremResource(sql.FieldNotIn(FieldHolder, vs...))
+}
+
+// HolderGT applies the GT predicate on the "holder" field.
+func HolderGT(v string) predicate.OnPremResource {
+	return predicate.OnPremResource(sql.FieldGT(FieldHolder, v))
+}
+
+// HolderGTE applies the GTE predicate on the "holder" field.
+func HolderGTE(v string) predicate.OnPremResource {
+	return predicate.OnPremResource(sql.FieldGTE(FieldHolder, v))
+}
+
+// HolderLT applies the LT predicate on the "holder" field.
+func HolderLT(v string) predicate.OnPremResource {
+	return predicate.OnPremResource(sql.FieldLT(FieldHolder, v))
+}
+
+// HolderLTE applies the LTE predicate on the "holder" field.
+func HolderLTE(v string) predicate.OnPremResource {
+	return predicate.OnPremResource(sql.FieldLTE(FieldHolder, v))
+}
+
+// HolderContains applies the Contains predicate on the "holder" field.
+func HolderContains(v string) predicate.OnPremResource {
+	return predicate.OnPremResource(sql.FieldContains(FieldHolder, v))
+}
+
+// HolderHasPrefix applies the HasPrefix predicate on the "holder" field.
+func HolderHasPrefix(v string) predicate.OnPremResource {
+	return predicate.OnPremResource(sql.FieldHasPrefix(FieldHolder, v))
+}
+
+// HolderHasSuffix applies the HasSuffix predicate on the "holder" field.
+func HolderHasSuffix(v string) predicate.OnPremResource {
+	return predicate.OnPremResource(sql.FieldHasSuffix(FieldHolder, v))
+}
+
+// HolderEqualFold applies the EqualFold predicate on the "holder" field.
+func HolderEqualFold(v string) predicate.OnPremResource {
+	return predicate.OnPremResource(sql.FieldEqualFold(FieldHolder, v))
+}
+
+// HolderContainsFold applies the ContainsFold predicate on the "holder" field.
+func HolderContainsFold(v string) predicate.OnPremResource {
+	return predicate.OnPremResource(sql.FieldContainsFold(FieldHolder, v))
 }
 
 // HasOrganization applies the HasEdge predicate on the "organization" edge.

@@ -38,6 +38,11 @@ func (OnPremResource) Fields() []ent.Field {
 		// last_seen_at is the agent's last connect or heartbeat.
 		field.Time("last_seen_at").Optional().Nillable(),
 		field.String("agent_version").Default(""),
+		// holder is the replica URL (--replica-url) of the replica that
+		// holds the agent's session, so the others route streams to it;
+		// empty when no replica does, or the one that does has no URL.
+		field.String("holder").Default("").MaxLen(500).
+			Annotations(entgql.Skip(entgql.SkipAll)),
 	}
 }
 

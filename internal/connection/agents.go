@@ -35,7 +35,7 @@ func (s *Service) AuthenticateAgent(ctx context.Context, token string) (onprem.A
 	if err != nil {
 		return onprem.Agent{}, err
 	}
-	s.agentOrgs.Store(r.ID, r.OrganizationID)
+	s.agents.Store(r.ID, agentAuth{org: r.OrganizationID, tokenHash: r.TokenHash})
 	return onprem.Agent{ResourceID: r.ID, OrganizationID: r.OrganizationID, Target: r.Target}, nil
 }
 
@@ -59,8 +59,19 @@ func (s *Service) observeAgent(ctx context.Context, ev onprem.Event) error {
 		}
 	}
 	r, err := s.DB.OnPremResource.Get(auth.SystemContext(ctx), ev.ResourceID)
+	if ev.Kind == onprem.Seen && (ent.IsNotFound(err) || err == nil && s.revokedAgent(r)) {
+		// Deleted or rotated on a replica whose notice did not come: the
+		// heartbeat cuts the session.
+		s.log().Warn("on-prem agent: its resource was deleted or its token rotated; cutting the session", "resource", ev.ResourceID)
+		s.cutTunnel(ev.ResourceID)
+		return nil
+	}
 	if err != nil {
 		return err
+	}
+	if ev.Kind == onprem.Disconnected && r.Holder != "" && r.Holder != s.Replica {
+		// Another replica holds a newer session of the resource.
+		return nil
 	}
 	ctx = auth.OrganizationContext(ctx, r.OrganizationID)
 	at := ev.At
@@ -73,14 +84,15 @@ func (s *Service) observeAgent(ctx context.Context, ev onprem.Event) error {
 		switch ev.Kind {
 		case onprem.Connected:
 			to = onpremresource.StatusCONNECTED
-			u.SetAgentVersion(clip(ev.AgentVersion, 100)).SetLastSeenAt(at)
+			u.SetAgentVersion(clip(ev.AgentVersion, 100)).SetLastSeenAt(at).SetHolder(s.Replica)
 		case onprem.Seen:
 			// A live session: CONNECTED again after another replica's
 			// start reset it (ResetAgentStatuses).
 			to = onpremresource.StatusCONNECTED
-			u.SetLastSeenAt(at)
+			u.SetLastSeenAt(at).SetHolder(s.Replica)
 		case onprem.Disconnected:
 			to = onpremresource.StatusDISCONNECTED
+			u.SetHolder("")
 		}
 		if err := u.SetStatus(to).Exec(ctx); err != nil {
 			return err
@@ -93,15 +105,17 @@ func (s *Service) observeAgent(ctx context.Context, ev onprem.Event) error {
 	})
 }
 
-// ResetAgentStatuses marks every CONNECTED resource DISCONNECTED, each
-// change audited, when the server starts: no agent holds a session with a
-// process that has just started, and a crash sends no Disconnected event,
-// so without this a resource would show CONNECTED for an agent long gone.
-// With several replicas, the replica that holds a session marks its
-// resource CONNECTED again at its next heartbeat.
+// ResetAgentStatuses marks every CONNECTED resource this replica held (or
+// that no replica names) DISCONNECTED, each change audited, when the
+// server starts: no agent holds a session with a process that has just
+// started, and a crash sends no Disconnected event, so without this a
+// resource would show CONNECTED for an agent long gone. Another replica's
+// resources are its own; if it is gone for good, LocateAgent and
+// OnPremResources stop counting them connected three heartbeats after its
+// last.
 func (s *Service) ResetAgentStatuses(ctx context.Context) error {
-	ids, err := s.DB.OnPremResource.Query().Where(onpremresource.StatusEQ(onpremresource.StatusCONNECTED)).
-		IDs(auth.SystemContext(ctx))
+	ids, err := s.DB.OnPremResource.Query().Where(onpremresource.StatusEQ(onpremresource.StatusCONNECTED),
+		onpremresource.HolderIn("", s.Replica)).IDs(auth.SystemContext(ctx))
 	if err != nil {
 		return err
 	}
@@ -127,16 +141,18 @@ func agentStatusMessage(r *ent.OnPremResource, to onpremresource.Status, version
 // lasted. A stream of a resource deleted meanwhile is audited in the
 // organization its agent authenticated in.
 func (s *Service) AuditTunnelStream(ctx context.Context, rec onprem.StreamRecord) {
-	orgID, ok := s.agentOrgs.Load(rec.ResourceID)
-	if !ok {
+	a, ok := s.agents.Load(rec.ResourceID)
+	org := 0
+	if ok {
+		org = a.(agentAuth).org
+	} else {
 		r, err := s.DB.OnPremResource.Get(auth.SystemContext(ctx), rec.ResourceID)
 		if err != nil {
 			s.log().Error("on-prem stream: no organization to audit it in", "resource", rec.ResourceID, "err", err)
 			return
 		}
-		orgID = r.OrganizationID
+		org = r.OrganizationID
 	}
-	org, _ := orgID.(int)
 	ctx = auth.OrganizationContext(ctx, org)
 	actor := rec.Info.Actor
 	if actor == "" {
@@ -158,8 +174,64 @@ func streamMessage(rec onprem.StreamRecord) string {
 	}
 	msg := fmt.Sprintf("%s stream through on-prem resource %d: %d bytes sent, %d bytes received, %s",
 		purpose, rec.ResourceID, rec.BytesUp, rec.BytesDown, rec.Duration.Round(time.Millisecond))
+	if rec.Info.Via != "" {
+		msg += "; relayed for replica " + clip(rec.Info.Via, 200)
+	}
 	if rec.Err != nil {
 		msg += "; " + clip(rec.Err.Error(), 300)
 	}
 	return msg
+}
+
+// agentAuth is what a resource's agent authenticated with on this replica.
+type agentAuth struct {
+	org       int
+	tokenHash string
+}
+
+// revokedAgent reports whether the agent this replica authenticated for r
+// used a token r no longer has (rotated).
+func (s *Service) revokedAgent(r *ent.OnPremResource) bool {
+	a, ok := s.agents.Load(r.ID)
+	return ok && a.(agentAuth).tokenHash != r.TokenHash
+}
+
+// agentStale is how long after its last heartbeat a resource counts as
+// not connected: three heartbeats.
+func (s *Service) agentStale() time.Duration {
+	if s.AgentHeartbeat > 0 {
+		return 3 * s.AgentHeartbeat
+	}
+	return 45 * time.Second
+}
+
+// agentLive reports whether r's agent holds a session on some replica, as
+// the row says: CONNECTED and seen within agentStale (heartbeats are
+// stamped with the wall clock, not the domain's).
+func (s *Service) agentLive(r *ent.OnPremResource) bool {
+	return r.Status == onpremresource.StatusCONNECTED && r.LastSeenAt != nil &&
+		time.Since(*r.LastSeenAt) < s.agentStale()
+}
+
+// showLiveness makes r's status say what agentLive says: a resource whose
+// holder stopped without a word (a crash) is DISCONNECTED, whatever its
+// row says.
+func (s *Service) showLiveness(r *ent.OnPremResource) {
+	if !s.agentLive(r) {
+		r.Status = onpremresource.StatusDISCONNECTED
+	}
+}
+
+// LocateAgent names the replica holding resource id's agent session, for
+// the hub's relay: the holder the row records while the agent is live, ""
+// otherwise.
+func (s *Service) LocateAgent(ctx context.Context, id int) (string, error) {
+	r, err := s.DB.OnPremResource.Get(auth.SystemContext(ctx), id)
+	if ent.IsNotFound(err) {
+		return "", nil
+	}
+	if err != nil || !s.agentLive(r) {
+		return "", err
+	}
+	return r.Holder, nil
 }

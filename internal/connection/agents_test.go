@@ -3,10 +3,12 @@ package connection
 import (
 	"context"
 	"errors"
+	"net"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/plugboard/plugboard/ent"
 	"github.com/plugboard/plugboard/ent/auditevent"
 	"github.com/plugboard/plugboard/ent/onpremresource"
 	"github.com/plugboard/plugboard/internal/onprem"
@@ -112,14 +114,8 @@ func TestObserveAgent(t *testing.T) {
 // duration, also when the resource was deleted while it ran.
 func TestAuditTunnelStream(t *testing.T) {
 	w := newSaveWorld(t)
-	r, token, err := w.s.CreateOnPremResource(w.admin, OnPremResourceInput{CustomerID: w.cust.ID, Name: "db", Target: "db.internal:5432"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := w.authenticatedResource(t)
 	ctx := context.Background()
-	if _, err := w.s.AuthenticateAgent(ctx, token); err != nil {
-		t.Fatal(err)
-	}
 	w.s.AuditTunnelStream(ctx, onprem.StreamRecord{ResourceID: r.ID,
 		Info:    onprem.StreamInfo{Purpose: "test", Actor: "token:admin", ConnectionID: w.custConn.ID},
 		BytesUp: 512, BytesDown: 2048, Duration: 1500 * time.Millisecond})
@@ -177,5 +173,60 @@ func TestResetAgentStatuses(t *testing.T) {
 	w.s.ObserveAgent(ctx, onprem.Event{ResourceID: r.ID, Kind: onprem.Seen, AgentVersion: "1.4.2", At: t0.Add(15 * time.Second)})
 	if got := status(r.ID); got != onpremresource.StatusCONNECTED {
 		t.Fatalf("after a heartbeat: %s, want CONNECTED", got)
+	}
+}
+
+// authenticatedResource creates a resource of the world's customer and
+// authenticates its agent's token, as the hub does when the agent connects.
+func (w *saveWorld) authenticatedResource(t *testing.T) *ent.OnPremResource {
+	t.Helper()
+	r, token, err := w.s.CreateOnPremResource(w.admin, OnPremResourceInput{CustomerID: w.cust.ID, Name: "db", Target: "db.internal:5432"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.s.AuthenticateAgent(context.Background(), token); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// cutTunnel is a Tunnel that records its cuts and holds no session.
+type cutTunnel struct{ cuts []int }
+
+func (c *cutTunnel) Dial(context.Context, int, onprem.StreamInfo) (net.Conn, error) {
+	return nil, onprem.ErrAgentDisconnected
+}
+
+func (c *cutTunnel) Forward(context.Context, int, onprem.StreamInfo) (*onprem.Forwarder, error) {
+	return nil, onprem.ErrAgentDisconnected
+}
+func (c *cutTunnel) Status(int) (bool, string, time.Time) { return false, "", time.Time{} }
+func (c *cutTunnel) Reachable(context.Context, int) bool  { return false }
+func (c *cutTunnel) Cut(id int)                           { c.cuts = append(c.cuts, id) }
+
+// TestHeartbeatCutsRevokedAgent: a heartbeat of a session whose token was
+// rotated, or whose resource was deleted, where no notice came (another
+// replica's change, written straight to the database here) cuts the
+// session; a heartbeat of a live token does not.
+func TestHeartbeatCutsRevokedAgent(t *testing.T) {
+	w := newSaveWorld(t)
+	tun := &cutTunnel{}
+	w.s.Tunnel = tun
+	r := w.authenticatedResource(t)
+	ctx := context.Background()
+	seen := func() { w.s.ObserveAgent(ctx, onprem.Event{ResourceID: r.ID, Kind: onprem.Seen, At: time.Now()}) }
+	seen()
+	if len(tun.cuts) != 0 {
+		t.Fatalf("a live token's heartbeat cut the session: %v", tun.cuts)
+	}
+	w.db.OnPremResource.UpdateOneID(r.ID).SetTokenHash("rotated-elsewhere").ExecX(w.sys)
+	seen()
+	if len(tun.cuts) != 1 || tun.cuts[0] != r.ID {
+		t.Fatalf("after a rotation elsewhere, cuts %v", tun.cuts)
+	}
+	w.db.OnPremResource.DeleteOneID(r.ID).ExecX(w.sys)
+	seen()
+	if len(tun.cuts) != 2 {
+		t.Fatalf("after a deletion elsewhere, cuts %v", tun.cuts)
 	}
 }

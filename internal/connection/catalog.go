@@ -3,6 +3,7 @@ package connection
 import (
 	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -20,6 +21,39 @@ type Catalog struct {
 	DB *ent.Client
 
 	version atomic.Uint64
+	// icons are the SVG icons of the loaded plugins' types, by type key:
+	// every replica loads the same plugins, so each serves them itself.
+	iconsMu sync.RWMutex
+	icons   map[string][]byte
+}
+
+// IconPath is where plugboard serves the SVG icon of the connection type
+// key; a type whose plugin ships an icon has it as its iconURL.
+func IconPath(key string) string { return "/catalog/icons/" + key + ".svg" }
+
+// Icon returns the SVG icon the plugin of type key declared.
+func (c *Catalog) Icon(key string) ([]byte, bool) {
+	c.iconsMu.RLock()
+	defer c.iconsMu.RUnlock()
+	b, ok := c.icons[key]
+	return b, ok
+}
+
+// keepIcons records the icons of d's types.
+func (c *Catalog) keepIcons(d *sdk.Description) {
+	c.iconsMu.Lock()
+	defer c.iconsMu.Unlock()
+	if c.icons == nil {
+		c.icons = map[string][]byte{}
+	}
+	for i := range d.ConnectionTypes {
+		ct := &d.ConnectionTypes[i]
+		if len(ct.IconSVG) > 0 {
+			c.icons[ct.Key] = ct.IconSVG
+		} else {
+			delete(c.icons, ct.Key)
+		}
+	}
 }
 
 // Version changes whenever this process records a change of the catalog;
@@ -36,6 +70,9 @@ func (c *Catalog) SyncPlugin(ctx context.Context, p pluginhost.PluginInfo, d *sd
 	// nor the new answer as current.
 	c.version.Add(1)
 	defer c.version.Add(1)
+	if d != nil {
+		c.keepIcons(d)
+	}
 	return inTx(ctx, c.DB, func(tx *ent.Tx) error {
 		if err := syncPlugin(ctx, tx.Client(), p, d); err != nil {
 			return fmt.Errorf("storing plugin %s: %w", p.Name, err)
@@ -101,7 +138,7 @@ func upsertConnectionType(ctx context.Context, db *ent.Client, pluginID int, ct 
 		SetPluginID(pluginID).
 		SetLabel(ct.Label).
 		SetDescription(ct.Description).
-		SetIconURL(ct.IconURL).
+		SetIconURL(iconURL(ct)).
 		SetAuthKind(connectiontype.AuthKind(ct.AuthKind)).
 		SetInputs(InputsFromSDK(ct.Inputs)).
 		SetSchemaVersion(max(ct.SchemaVersion, 1)).
@@ -129,6 +166,15 @@ func upsertConnectionType(ctx context.Context, db *ent.Client, pluginID int, ct 
 			}
 		}).
 		Exec(ctx)
+}
+
+// iconURL is the type's icon address: plugboard's own when the plugin
+// ships an SVG icon, else the https URL it declared.
+func iconURL(ct *sdk.ConnectionType) string {
+	if len(ct.IconSVG) > 0 {
+		return IconPath(ct.Key)
+	}
+	return ct.IconURL
 }
 
 // InputsFromSDK converts declared inputs to their stored form.

@@ -148,13 +148,19 @@ func (s *Service) DeleteOnPremResource(ctx context.Context, id int) error {
 }
 
 // OnPremResources lists a customer's on-prem resources, oldest first. A
-// customer's user sees only its own customer's (the tenant filter).
+// customer's user sees only its own customer's (the tenant filter). A
+// resource whose agent was not seen for three heartbeats is DISCONNECTED,
+// whatever its row says.
 func (s *Service) OnPremResources(ctx context.Context, customerID int) ([]*ent.OnPremResource, error) {
 	if _, err := Authorize(ctx, ReadOnPremResources); err != nil {
 		return nil, err
 	}
-	return s.DB.OnPremResource.Query().Where(onpremresource.CustomerID(customerID)).
+	rs, err := s.DB.OnPremResource.Query().Where(onpremresource.CustomerID(customerID)).
 		Order(ent.Asc(onpremresource.FieldID)).All(ctx)
+	for _, r := range rs {
+		s.showLiveness(r)
+	}
+	return rs, err
 }
 
 // onPremResource reads a resource the viewer may see.

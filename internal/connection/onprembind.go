@@ -132,6 +132,7 @@ func (s *Service) wizardOnPrem(ctx context.Context, w *Wizard) error {
 		if r == nil {
 			continue
 		}
+		s.showLiveness(r)
 		sl.OnPrem = r
 		keys := onPremKeys(sl.Type.Inputs)
 		sl.Fields = slices.DeleteFunc(sl.Fields, func(f WizardField) bool { return keys[f.Input.Key] })

@@ -13,6 +13,7 @@ import (
 	"github.com/plugboard/plugboard/ent/schema/schematype"
 	"github.com/plugboard/plugboard/internal/egress"
 	"github.com/plugboard/plugboard/internal/oauth"
+	"github.com/plugboard/plugboard/internal/onprem"
 	"github.com/plugboard/plugboard/plugins/sdk"
 )
 
@@ -34,6 +35,11 @@ type ProxyTarget struct {
 	// ResetHeader names the answer header that says when a rate-limited
 	// call may be retried, besides Retry-After; may be empty.
 	ResetHeader string
+	// OnPrem, for a credential bound to an on-prem resource, opens the
+	// call's connection: a stream through the resource's agent to its
+	// target (the base URL's host and port name the target; no address
+	// policy applies, as plugboard dials no address). Nil otherwise.
+	OnPrem func(ctx context.Context) (net.Conn, error)
 
 	svc    *Service
 	spec   *schematype.HTTPSpec
@@ -80,15 +86,42 @@ func (s *Service) ResolveProxy(ctx context.Context, id int) (*ProxyTarget, error
 	}
 	policy := s.Egress
 	policy.AllowPrivate = policy.AllowPrivate || allowPrivate
-	base, err := proxyBase(spec, read.Values, policy)
-	if err != nil {
-		return nil, err
-	}
-	return &ProxyTarget{
-		Credential: read.Credential, TypeKey: read.Type.Key, Base: base, Policy: policy,
+	t := &ProxyTarget{
+		Credential: read.Credential, TypeKey: read.Type.Key, Policy: policy,
 		ResetHeader: spec.RateLimitResetHeader,
 		svc:         s, spec: spec, values: read.Values, token: read.Token, oauth: isOAuth(read.Type),
-	}, nil
+	}
+	if rid := boundTo(read.Credential); rid != 0 {
+		if err := s.proxyOnPrem(ctx, t, read.Type, rid); err != nil {
+			return nil, err
+		}
+	}
+	if t.Base, err = proxyBase(spec, t.values, policy); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// proxyOnPrem aims t, whose credential is bound to on-prem resource rid,
+// at the resource's target: its onPremControlled inputs are the target's
+// host and port as the customer's network sees them (the base URL and its
+// Host header name them), and each call's connection is a tunnel stream,
+// which the agent opens to its target and nowhere else.
+func (s *Service) proxyOnPrem(ctx context.Context, t *ProxyTarget, ct *ent.ConnectionType, rid int) error {
+	r, err := s.DB.OnPremResource.Get(ctx, rid)
+	if err != nil {
+		s.log().Error("proxy: reading the on-prem resource", "credential", t.Credential.ID, "err", err)
+		return errRuntimeInternal
+	}
+	host, port, err := net.SplitHostPort(r.Target)
+	if err != nil {
+		return &ProxyDeniedError{Reason: "the on-prem resource's target is not host:port"}
+	}
+	t.values = onPremValues(ct, t.values, host, port)
+	c := t.Credential
+	info := onprem.StreamInfo{Purpose: "proxy", Actor: actorOf(ctx), ConnectionID: c.ConnectionID, CredentialID: c.ID}
+	t.OnPrem = func(ctx context.Context) (net.Conn, error) { return s.dialTunnel(ctx, rid, info) }
+	return nil
 }
 
 // proxyBase renders the type's base URL with the credential's values and

@@ -68,6 +68,9 @@ func (s *Service) ReadForRuntime(ctx context.Context, id int, minValidity time.D
 	if err != nil {
 		return nil, err
 	}
+	if r.Values, err = s.runtimeValues(ctx, r.Credential, r.Type, r.Values); err != nil {
+		return nil, err
+	}
 	if err := s.AuditRuntimeRead(ctx, r.Credential); err != nil {
 		s.log().Error("runtime read: audit", "credential", r.Credential.ID, "err", err)
 		return nil, errRuntimeInternal
@@ -75,10 +78,10 @@ func (s *Service) ReadForRuntime(ctx context.Context, id int, minValidity time.D
 	return r, nil
 }
 
-// readRuntime is the runtime read without its authorization and audit
-// (the callers' own): the credential in the viewer's tenant, its resolved
-// values and, for OAuth 2.0 types, a fresh access token; other types must
-// be ACTIVE.
+// readRuntime is the runtime read without its authorization, audit and
+// on-prem address (the callers' own): the credential in the viewer's
+// tenant, its resolved values and, for OAuth 2.0 types, a fresh access
+// token; other types must be ACTIVE.
 func (s *Service) readRuntime(ctx context.Context, id int, minValidity time.Duration) (*RuntimeRead, error) {
 	c, err := s.runtimeCredential(ctx, id)
 	if err != nil {
@@ -88,9 +91,6 @@ func (s *Service) readRuntime(ctx context.Context, id int, minValidity time.Dura
 	if err != nil {
 		s.log().Error("runtime read: resolving values", "credential", c.ID, "err", err)
 		return nil, errRuntimeInternal
-	}
-	if values, err = s.runtimeValues(ctx, c, ct, values); err != nil {
-		return nil, err
 	}
 	r := &RuntimeRead{Credential: c, Type: ct, Values: values}
 	switch {

@@ -57,10 +57,18 @@ type Service struct {
 	// Tunnel reaches on-prem resources through their agents
 	// (internal/onprem.Hub); nil refuses every on-prem stream.
 	Tunnel Tunnel
-	// agentOrgs maps a resource to the organization its agent
-	// authenticated in, so a stream cut by the resource's deletion is still
-	// audited there.
-	agentOrgs sync.Map
+	// Replica is this replica's URL (--replica-url), recorded as the
+	// holder of the agent sessions it holds so other replicas relay
+	// streams to it; "" for a single replica.
+	Replica string
+	// AgentHeartbeat is how often the hub pings agents (zero: 15s); a
+	// resource not seen for three of them is not connected.
+	AgentHeartbeat time.Duration
+	// agents maps a resource to what its agent authenticated with
+	// (agentAuth): the organization, so a stream cut by the resource's
+	// deletion is still audited there, and the token's hash, so a
+	// heartbeat finds a token rotated on another replica.
+	agents sync.Map
 	// runtimeFwd are the forwarders of bound credentials' runtime reads.
 	runtimeFwd runtimeForwarders
 

@@ -25,10 +25,14 @@ type Tunnel interface {
 	// Forward listens on a local address and forwards each connection
 	// accepted there over a new stream to the resource's target.
 	Forward(ctx context.Context, resourceID int, info onprem.StreamInfo) (*onprem.Forwarder, error)
-	// Status says whether an agent of the resource holds a session, its
-	// version and since when.
+	// Status says whether an agent of the resource holds a session with
+	// this replica, its version and since when.
 	Status(resourceID int) (connected bool, agentVersion string, since time.Time)
-	// Cut closes the resource's agent session and every live stream on it.
+	// Reachable says whether a stream of the resource can be opened: this
+	// replica or another holds its agent's session.
+	Reachable(ctx context.Context, resourceID int) bool
+	// Cut closes the resource's agent session and every live stream on it,
+	// on every replica.
 	Cut(resourceID int)
 }
 
@@ -49,22 +53,51 @@ func (s *Service) cutTunnel(resourceID int) {
 // tunnel, and the function that closes the forwarder. A resource without a
 // connected agent is ErrAgentDisconnected.
 func (s *Service) forwardValues(ctx context.Context, ct *ent.ConnectionType, resourceID int, resolved map[string]string, info onprem.StreamInfo) (map[string]string, func(), error) {
-	if s.Tunnel == nil {
-		return nil, nil, ErrAgentDisconnected
-	}
-	fw, err := s.Tunnel.Forward(ctx, resourceID, info)
-	if errors.Is(err, onprem.ErrAgentDisconnected) {
-		return nil, nil, ErrAgentDisconnected
-	}
+	fw, err := s.forward(ctx, resourceID, info)
 	if err != nil {
 		return nil, nil, err
 	}
-	return onPremValues(ct, resolved, fw.Addr()), func() { _ = fw.Close() }, nil
+	return forwardedValues(ct, resolved, fw.Addr()), func() { _ = fw.Close() }, nil
 }
 
-// onPremValues is resolved with ct's onPremControlled inputs set to addr:
-// a NUMBER input gets its port, the others its host.
-func onPremValues(ct *ent.ConnectionType, resolved map[string]string, addr netip.AddrPort) map[string]string {
+// forward opens a forwarder over resourceID's tunnel; without a hub or a
+// connected agent, ErrAgentDisconnected.
+func (s *Service) forward(ctx context.Context, resourceID int, info onprem.StreamInfo) (*onprem.Forwarder, error) {
+	if s.Tunnel == nil {
+		return nil, ErrAgentDisconnected
+	}
+	fw, err := s.Tunnel.Forward(ctx, resourceID, info)
+	return fw, tunnelErr(err)
+}
+
+// dialTunnel opens one stream over resourceID's tunnel; without a hub or a
+// connected agent, ErrAgentDisconnected.
+func (s *Service) dialTunnel(ctx context.Context, resourceID int, info onprem.StreamInfo) (net.Conn, error) {
+	if s.Tunnel == nil {
+		return nil, ErrAgentDisconnected
+	}
+	c, err := s.Tunnel.Dial(ctx, resourceID, info)
+	return c, tunnelErr(err)
+}
+
+// tunnelErr is the hub's err with its onprem.ErrAgentDisconnected told as
+// the domain's ErrAgentDisconnected, which says what to do.
+func tunnelErr(err error) error {
+	if errors.Is(err, onprem.ErrAgentDisconnected) {
+		return ErrAgentDisconnected
+	}
+	return err
+}
+
+// forwardedValues is resolved with ct's onPremControlled inputs naming a
+// local forwarder's address.
+func forwardedValues(ct *ent.ConnectionType, resolved map[string]string, addr netip.AddrPort) map[string]string {
+	return onPremValues(ct, resolved, addr.Addr().String(), strconv.Itoa(int(addr.Port())))
+}
+
+// onPremValues is resolved with ct's onPremControlled inputs set to host
+// and port: a NUMBER input gets the port, the others the host.
+func onPremValues(ct *ent.ConnectionType, resolved map[string]string, host, port string) map[string]string {
 	out := make(map[string]string, len(resolved))
 	for k, v := range resolved {
 		out[k] = v
@@ -74,9 +107,9 @@ func onPremValues(ct *ent.ConnectionType, resolved map[string]string, addr netip
 			continue
 		}
 		if in.Type == schematype.InputType(sdk.InputNumber) {
-			out[in.Key] = strconv.Itoa(int(addr.Port()))
+			out[in.Key] = port
 		} else {
-			out[in.Key] = addr.Addr().String()
+			out[in.Key] = host
 		}
 	}
 	return out
@@ -99,10 +132,7 @@ func (s *Service) runtimeValues(ctx context.Context, c *ent.Credential, ct *ent.
 	if id == 0 {
 		return values, nil
 	}
-	if s.Tunnel == nil {
-		return nil, ErrAgentDisconnected
-	}
-	if connected, _, _ := s.Tunnel.Status(id); !connected {
+	if s.Tunnel == nil || !s.Tunnel.Reachable(ctx, id) {
 		return nil, ErrAgentDisconnected
 	}
 	rf := &s.runtimeFwd
@@ -115,10 +145,7 @@ func (s *Service) runtimeValues(ctx context.Context, c *ent.Credential, ct *ent.
 		info := onprem.StreamInfo{Purpose: "runtime", Actor: actorOf(ctx), ConnectionID: c.ConnectionID, CredentialID: c.ID}
 		var err error
 		// The forwarder outlives the read: it ends with the hub.
-		if f, err = s.Tunnel.Forward(context.WithoutCancel(ctx), id, info); err != nil {
-			if errors.Is(err, onprem.ErrAgentDisconnected) {
-				return nil, ErrAgentDisconnected
-			}
+		if f, err = s.forward(context.WithoutCancel(ctx), id, info); err != nil {
 			return nil, err
 		}
 		if rf.m == nil {
@@ -126,7 +153,7 @@ func (s *Service) runtimeValues(ctx context.Context, c *ent.Credential, ct *ent.
 		}
 		rf.m[key] = f
 	}
-	return onPremValues(ct, values, f.Addr()), nil
+	return forwardedValues(ct, values, f.Addr()), nil
 }
 
 // closeLocked closes and forgets the forwarders of the credentials ids,

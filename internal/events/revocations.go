@@ -19,6 +19,9 @@ const (
 	// templates or settings was committed; what a replica keeps in memory
 	// of them is stale.
 	ChangedRows = "rows"
+	// RevokedOnPremResource: the on-prem resource ID was deleted or its
+	// agent token rotated; the replica holding its agent's session cuts it.
+	RevokedOnPremResource = "onprem_resource"
 	// RevokedUnknown: revocations may have been missed (this replica's
 	// listener was down): forget everything.
 	RevokedUnknown = "unknown"

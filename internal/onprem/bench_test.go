@@ -11,19 +11,22 @@ import (
 
 // BenchmarkTunnel compares the tunnel (TLS websocket, yamux, an in-process
 // agent) with a direct connection to the same local TCP echo service:
-// throughput (MB/s, 1 MiB writes) and p50 latency of 64-byte round trips.
+// throughput (MB/s, 1 MiB writes) and p50 latency of 64-byte round trips;
+// "relayed" is a stream another replica's hub relays through the one
+// holding the session (one more TLS websocket hop).
 //
 //	go test -run '^$' -bench Tunnel -benchtime 2s -count 3 ./internal/onprem
 func BenchmarkTunnel(b *testing.B) {
 	target := echo(b)
-	r := newRig(b, target)
+	r, other, _ := relayPair(b, target)
 	r.agent(b, AgentOptions{})
 	r.waitConnected(b, true)
 	dials := map[string]func() (net.Conn, error){
-		"direct": func() (net.Conn, error) { return net.Dial("tcp", target) },
-		"tunnel": func() (net.Conn, error) { return r.hub.Dial(context.Background(), 7, StreamInfo{Purpose: "bench"}) },
+		"direct":  func() (net.Conn, error) { return net.Dial("tcp", target) },
+		"tunnel":  func() (net.Conn, error) { return r.hub.Dial(context.Background(), 7, StreamInfo{Purpose: "bench"}) },
+		"relayed": func() (net.Conn, error) { return other.Dial(context.Background(), 7, StreamInfo{Purpose: "bench"}) },
 	}
-	for _, name := range []string{"direct", "tunnel"} {
+	for _, name := range []string{"direct", "tunnel", "relayed"} {
 		b.Run("throughput/"+name, func(b *testing.B) { benchThroughput(b, dials[name]) })
 		b.Run("latency/"+name, func(b *testing.B) { benchLatency(b, dials[name]) })
 	}

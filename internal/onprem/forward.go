@@ -22,9 +22,10 @@ type Forwarder struct {
 
 // Forward listens on a local address (ForwardHost:0) and forwards each
 // accepted connection over a new stream. The caller closes it; it also
-// closes when ctx ends. ErrAgentDisconnected at once without a session.
+// closes when ctx ends. ErrAgentDisconnected at once when no replica
+// holds a session of the resource.
 func (h *Hub) Forward(ctx context.Context, resourceID int, info StreamInfo) (*Forwarder, error) {
-	if h.session(resourceID) == nil {
+	if !h.Reachable(ctx, resourceID) {
 		return nil, ErrAgentDisconnected
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(h.o.ForwardHost, "0"))
@@ -73,7 +74,16 @@ func (f *Forwarder) serve(ctx context.Context, h *Hub, resourceID int, info Stre
 		h.log.Warn("onprem: forwarded connection refused", "resource", resourceID, "err", err)
 		return
 	}
-	defer st.Close()
+	// Closing the forwarder ends the stream too, whichever way it waits.
+	f.mu.Lock()
+	f.conns[st] = struct{}{}
+	f.mu.Unlock()
+	defer func() {
+		_ = st.Close()
+		f.mu.Lock()
+		delete(f.conns, st)
+		f.mu.Unlock()
+	}()
 	pipe(c, st)
 }
 

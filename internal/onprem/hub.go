@@ -23,6 +23,7 @@ type Hub struct {
 	closed bool
 	live   map[int]*session // resource → its one live session
 	last   map[int]status   // resource → its last known state
+	relay  relayState
 }
 
 // session is one agent's live connection.

@@ -60,6 +60,7 @@ func newRig(t testing.TB, target string) *rig {
 	})
 	mux := http.NewServeMux()
 	mux.Handle(ConnectPath, r.hub)
+	mux.HandleFunc(RelayPath, r.hub.ServeRelay)
 	r.srv = httptest.NewTLSServer(mux)
 	t.Cleanup(func() { _ = r.hub.Close(); r.srv.Close() })
 	r.caFile = filepath.Join(t.TempDir(), "ca.pem")

@@ -71,6 +71,9 @@ type StreamInfo struct {
 	Actor        string
 	ConnectionID int
 	CredentialID int
+	// Via is the URL of the replica that asked for a relayed stream; ""
+	// for a stream of this replica's own.
+	Via string
 }
 
 // StreamRecord is one ended stream, passed to HubOptions.AuditStream.
@@ -124,6 +127,9 @@ type HubOptions struct {
 	// DialTimeout bounds opening a stream and the agent's dial of the
 	// target (default 10s), on top of the caller's context.
 	DialTimeout time.Duration
+	// Relay routes streams of sessions another replica holds (relay.go).
+	// Optional: without it, streams go over this hub's sessions only.
+	Relay *RelayOptions
 }
 
 // AgentOptions configures RunAgent, the agent side.

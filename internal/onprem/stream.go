@@ -12,14 +12,16 @@ import (
 	"github.com/hashicorp/yamux"
 )
 
-// Dial opens a stream to the resource's target. The returned conn's
-// CloseWrite half-closes; Close ends the stream and reports it to
-// AuditStream. ErrAgentDisconnected at once without a session; a
-// *StreamError when the agent refused the stream.
+// Dial opens a stream to the resource's target: over this hub's session
+// of the resource, or relayed through the replica that holds it. Over a
+// session of its own the returned conn's CloseWrite half-closes; Close
+// ends the stream, and the hub holding the session reports it to
+// AuditStream. ErrAgentDisconnected at once when no replica holds a
+// session; a *StreamError when the agent refused the stream.
 func (h *Hub) Dial(ctx context.Context, resourceID int, info StreamInfo) (net.Conn, error) {
 	s := h.session(resourceID)
 	if s == nil {
-		return nil, ErrAgentDisconnected
+		return h.relayDial(ctx, resourceID, info)
 	}
 	return h.dialDest(ctx, s, s.agent.Target, info)
 }

@@ -191,7 +191,7 @@ func maxLen(what, s string, limit int) error {
 
 // sanitizeDescription cleans the strings a config wizard shows (labels,
 // descriptions, placeholders, examples, option labels) and drops icon URLs
-// that are not https. Keys, values, patterns and templates are left as
+// that are not https and SVG icons SafeSVG refuses. Keys, values, patterns and templates are left as
 // they are: they are checked, not shown as prose.
 func sanitizeDescription(d *sdk.Description) {
 	for i := range d.ConnectionTypes {
@@ -200,6 +200,9 @@ func sanitizeDescription(d *sdk.Description) {
 		ct.Description = SanitizeDisplay(ct.Description)
 		if !httpsURL(ct.IconURL) {
 			ct.IconURL = ""
+		}
+		if len(ct.IconSVG) > 0 && !SafeSVG(ct.IconSVG) {
+			ct.IconSVG = nil
 		}
 		for j := range ct.Inputs {
 			in := &ct.Inputs[j]

@@ -99,6 +99,15 @@ type Options struct {
 	// OnPremHeartbeat is how often the hub pings each agent session
 	// (zero: the hub's default, 15s).
 	OnPremHeartbeat time.Duration
+	// ReplicaURL is where the other replicas reach this one (its HTTP
+	// listener, e.g. http://10.0.0.5:8080). With it, a replica asked for
+	// an on-prem stream whose agent session another replica holds relays
+	// the stream through that replica; without it, streams go over this
+	// replica's own sessions only.
+	ReplicaURL string
+	// EmbedOrigins are the origins whose pages may embed the wizard
+	// (CSP frame-ancestors of /embed/v1/frame); empty allows any.
+	EmbedOrigins []string
 }
 
 // App is a running plugboard: its store, plugin host, services and HTTP
@@ -307,7 +316,8 @@ func (a *App) buildServices(catalog *connection.Catalog) {
 		DB: db, Plugins: a.Host, Keys: a.Keys, Log: a.Log, Events: a.Events, OAuth: a.OAuth,
 		Refresh: connection.RefreshOptions{Dialect: a.Store.Dialect, SQL: a.Store.DB},
 		Catalog: catalog, Egress: a.Options.Egress, Webhooks: webhookPolicy(a.Options), Now: a.Options.Now,
-		Tunnel: a.Hub,
+		Tunnel: clusterTunnel{Hub: a.Hub, bus: a.Events}, Replica: a.Options.replica(),
+		AgentHeartbeat: a.Options.OnPremHeartbeat,
 	}
 	if !a.Options.NoRowCache {
 		a.Service.Changes = a.Generations
@@ -315,7 +325,7 @@ func (a *App) buildServices(catalog *connection.Catalog) {
 	a.Tokens = auth.NewTokens(db)
 	a.Tokens.Revocations = revocations{a.Events}
 	a.Embedding = &auth.Embedding{DB: db, Log: a.Log.With("component", "auth"), Revocations: revocations{a.Events}}
-	forgetRevoked(a.Events, a.Tokens, a.Embedding)
+	forgetRevoked(a.Events, a.Tokens, a.Embedding, a.Hub)
 }
 
 // newHub is the hub of the on-prem agents. Its callbacks are the
@@ -331,7 +341,44 @@ func (a *App) newHub() *onprem.Hub {
 		Logger:      a.Log.With("component", "onprem"),
 		Heartbeat:   a.Options.OnPremHeartbeat,
 		ForwardHost: a.Options.OnPremForwardHost,
+		Relay:       a.relayOptions(),
 	})
+}
+
+// relayAAD binds the keyring's seal to relay tickets.
+var relayAAD = []byte("plugboard on-prem relay ticket")
+
+// relayOptions route on-prem streams between replicas when this one has a
+// replica URL: tickets are sealed with the keyring every replica shares,
+// and the holder of a session is the one the resource's row names.
+func (a *App) relayOptions() *onprem.RelayOptions {
+	self := a.Options.replica()
+	if self == "" {
+		return nil
+	}
+	return &onprem.RelayOptions{
+		Self:   self,
+		Locate: func(ctx context.Context, id int) (string, error) { return a.Service.LocateAgent(ctx, id) },
+		Seal:   func(ctx context.Context, b []byte) ([]byte, error) { return a.Keys.Encrypt(ctx, b, relayAAD) },
+		Open:   func(ctx context.Context, b []byte) ([]byte, error) { return a.Keys.Decrypt(ctx, b, relayAAD) },
+	}
+}
+
+// replica is ReplicaURL without a trailing slash: the holder the domain
+// records and the relay's own URL are compared as equal strings.
+func (o Options) replica() string { return strings.TrimRight(o.ReplicaURL, "/") }
+
+// clusterTunnel is the hub as the domain sees it: a Cut reaches every
+// replica (over the event bus, PostgreSQL NOTIFY between replicas), since
+// any of them may hold the resource's session.
+type clusterTunnel struct {
+	*onprem.Hub
+	bus *events.Bus
+}
+
+// Cut cuts the resource's session here at once and on the other replicas.
+func (c clusterTunnel) Cut(resourceID int) {
+	_ = c.bus.PublishRevocation(context.Background(), events.Revocation{Kind: events.RevokedOnPremResource, ID: resourceID})
 }
 
 // startSweeper refreshes due tokens in the background, unless disabled.
@@ -366,6 +413,7 @@ func (a *App) handlerConfig(ctx context.Context, catalog *connection.Catalog) (C
 		Runtime:         a.Service,
 		Proxy:           a.Service,
 		Agents:          a.Hub,
+		AgentRelay:      http.HandlerFunc(a.Hub.ServeRelay),
 		Auth:            &auth.Authenticator{Tokens: a.Tokens, Embedding: a.Embedding},
 		Logger:          a.Log,
 		Metrics:         a.Metrics,
@@ -373,6 +421,8 @@ func (a *App) handlerConfig(ctx context.Context, catalog *connection.Catalog) (C
 		NoIntrospection: o.NoIntrospection,
 		Tracing:         a.Tracing,
 		Generations:     a.Generations,
+		EmbedOrigins:    o.EmbedOrigins,
+		Icons:           catalog.Icon,
 	}
 	if o.NoAnswerCache {
 		cfg.Generations = nil

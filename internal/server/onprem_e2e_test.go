@@ -74,12 +74,7 @@ func TestOnPremEndToEnd(t *testing.T) {
 		t.Fatalf("a connected resource: %v", seen)
 	}
 
-	val := func(k, v string) map[string]any { return map[string]any{"key": k, "value": v} }
-	r := env.Do(t, saveMutation, map[string]any{"in": map[string]any{"connectionID": w.pgConn, "customerID": w.acme,
-		"onPremResourceID": resID, "test": true, "values": []any{val("database", p.Database), val("user", p.User),
-			val("password", p.Password), val("sslmode", "disable")}}})
-	mustOK(t, r)
-	credID := servertest.Str(r.Data, "saveCredential.credential.id")
+	credID, r := saveBoundPostgres(t, env, w, resID, p.Database, p.User, p.Password)
 	if servertest.Get(r.Data, "saveCredential.testResult.ok") != true {
 		t.Fatalf("the save's test through the tunnel: %s\nagent: %s", r.Raw, a.Out)
 	}
@@ -119,6 +114,18 @@ func TestOnPremEndToEnd(t *testing.T) {
 
 	onPremRefusals(t, env, p, bin, w, resID, token, a)
 	deletedCredentialForwarderCloses(t, env, w.pgConn, addr)
+}
+
+// saveBoundPostgres saves acme's postgres credential bound to resource
+// resID, tested; it returns the credential's id and the answer.
+func saveBoundPostgres(t *testing.T, env *servertest.Env, w onPremWorld, resID, database, user, password string) (string, *servertest.Response) {
+	t.Helper()
+	val := func(k, v string) map[string]any { return map[string]any{"key": k, "value": v} }
+	r := env.Do(t, saveMutation, map[string]any{"in": map[string]any{"connectionID": w.pgConn, "customerID": w.acme,
+		"onPremResourceID": resID, "test": true, "values": []any{val("database", database), val("user", user),
+			val("password", password), val("sslmode", "disable")}}})
+	mustOK(t, r)
+	return servertest.Str(r.Data, "saveCredential.credential.id"), r
 }
 
 // deletedCredentialForwarderCloses: deleting the connection (and with it

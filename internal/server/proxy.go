@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"strings"
@@ -73,6 +74,22 @@ func (p *credentialProxy) transport(pol egress.Policy) http.RoundTripper {
 	}
 	t, _ := p.transports.LoadOrStore(pol, egress.NewTransport(pol, egress.ClientOptions{MaxIdleConnsPerHost: 256}))
 	return t.(*http.Transport)
+}
+
+// callTransport is the transport of one call to t: the pooled one of its
+// policy or, for a credential bound to an on-prem resource, one whose
+// connections are streams through the resource's agent. Those are never
+// pooled: two customers' targets may share a name, and each stream is
+// audited with its call.
+func (p *credentialProxy) callTransport(t *connection.ProxyTarget) http.RoundTripper {
+	if t.OnPrem == nil {
+		return p.transport(t.Policy)
+	}
+	tr := p.transport(t.Policy).(*http.Transport).Clone()
+	tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) { return t.OnPrem(ctx) }
+	tr.DisableKeepAlives = true
+	tr.ForceAttemptHTTP2 = false
+	return tr
 }
 
 // proxyCall is one proxied call in flight.
@@ -193,7 +210,7 @@ func (c *proxyCall) prepareBody(r *http.Request) error {
 func (p *credentialProxy) reverseProxy(c *proxyCall) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		Rewrite:        c.rewrite,
-		Transport:      &callTransport{call: c, next: p.transport(c.target.Policy)},
+		Transport:      &callTransport{call: c, next: p.callTransport(c.target)},
 		ModifyResponse: func(res *http.Response) error { return p.answered(c, res) },
 		ErrorHandler:   func(w http.ResponseWriter, r *http.Request, err error) { p.failed(w, r, c, err) },
 		ErrorLog:       slog.NewLogLogger(p.errorLog.Handler(), slog.LevelDebug),

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -27,8 +28,14 @@ type upstream struct {
 // newUpstream answers every request with handle (nil: 200 {"ok":true}).
 func newUpstream(t *testing.T, handle http.HandlerFunc) *upstream {
 	t.Helper()
+	return newUpstreamOn(t, nil, handle)
+}
+
+// newUpstreamOn is newUpstream serving on ln (nil: a loopback port).
+func newUpstreamOn(t *testing.T, ln net.Listener, handle http.HandlerFunc) *upstream {
+	t.Helper()
 	u := &upstream{}
-	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	u.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		u.mu.Lock()
 		u.reqs = append(u.reqs, r.Clone(context.Background()))
@@ -42,6 +49,11 @@ func newUpstream(t *testing.T, handle http.HandlerFunc) *upstream {
 		w.Header().Set("X-Upstream", "yes")
 		_, _ = w.Write([]byte(`{"ok":true}`))
 	}))
+	if ln != nil {
+		u.Listener.Close()
+		u.Listener = ln
+	}
+	u.Start()
 	t.Cleanup(u.Close)
 	return u
 }

@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/plugboard/plugboard/graph"
+	"github.com/plugboard/plugboard/internal/connection"
 	"github.com/plugboard/plugboard/internal/egress"
+	"github.com/plugboard/plugboard/internal/onprem"
 )
 
 // retryOptions are what the caller allows of retries of a rate-limited or
@@ -238,7 +240,13 @@ func proxyFailure(err error) (int, string, string) {
 	var denied *egress.DeniedError
 	var tooLarge *http.MaxBytesError
 	var ne net.Error
+	var refused *onprem.StreamError
 	switch {
+	case errors.Is(err, onprem.ErrAgentDisconnected):
+		code, msg := graph.Classify(connection.ErrAgentDisconnected)
+		return http.StatusServiceUnavailable, code, msg
+	case errors.As(err, &refused):
+		return http.StatusBadGateway, CodeUpstreamUnavailable, "the customer's on-prem agent could not reach its target (" + refused.Code + ")"
 	case errors.As(err, &denied):
 		return http.StatusForbidden, CodeProxyDenied, "the upstream address is not allowed: " + denied.Reason
 	case errors.As(err, &tooLarge):

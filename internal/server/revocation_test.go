@@ -13,12 +13,20 @@ import (
 // twoReplicas starts two plugboard replicas on one PostgreSQL database.
 func twoReplicas(t *testing.T) (a, b *servertest.Env) {
 	t.Helper()
+	cfg := replicasConfig(t, servertest.Config{Plugins: []string{"asana"}})
+	return servertest.Start(t, cfg), servertest.Start(t, cfg)
+}
+
+// replicasConfig is cfg on a fresh PostgreSQL database with a master key:
+// what replicas sharing the database need in common.
+func replicasConfig(t *testing.T, cfg servertest.Config) servertest.Config {
+	t.Helper()
 	key, err := secrets.GenerateMasterKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := servertest.Config{Plugins: []string{"asana"}, DatabaseURL: storetest.PostgresURL(t), MasterKey: key.ExportBase64()}
-	return servertest.Start(t, cfg), servertest.Start(t, cfg)
+	cfg.DatabaseURL, cfg.MasterKey = storetest.PostgresURL(t), key.ExportBase64()
+	return cfg
 }
 
 // refusedOn reports whether env refuses token as UNAUTHENTICATED.

@@ -5,6 +5,7 @@ import (
 
 	"github.com/plugboard/plugboard/internal/auth"
 	"github.com/plugboard/plugboard/internal/events"
+	"github.com/plugboard/plugboard/internal/onprem"
 )
 
 // revocations carries the revocations of API tokens and signing keys over
@@ -20,10 +21,13 @@ func (r revocations) Revoked(ctx context.Context, kind string, orgID, id int) er
 // Trusted implements auth.Revocations.
 func (r revocations) Trusted() bool { return r.bus.Trusted() }
 
-// forgetRevoked makes tokens and embedding forget what a revocation told of.
-func forgetRevoked(bus *events.Bus, tokens *auth.Tokens, embedding *auth.Embedding) {
+// forgetRevoked makes tokens and embedding forget what a revocation told
+// of, and hub cut the session of a deleted or rotated on-prem resource.
+func forgetRevoked(bus *events.Bus, tokens *auth.Tokens, embedding *auth.Embedding, hub *onprem.Hub) {
 	bus.OnRevocation(func(r events.Revocation) {
 		switch r.Kind {
+		case events.RevokedOnPremResource:
+			hub.Cut(r.ID)
 		case events.RevokedAPIToken:
 			tokens.Forget(r.ID)
 		case events.RevokedSigningKey:

@@ -25,6 +25,7 @@ import (
 	"github.com/plugboard/plugboard/internal/auth"
 	"github.com/plugboard/plugboard/internal/connection"
 	"github.com/plugboard/plugboard/internal/server/graphiql"
+	"github.com/plugboard/plugboard/internal/server/wizardui"
 	"github.com/plugboard/plugboard/internal/telemetry"
 )
 
@@ -65,6 +66,9 @@ type Config struct {
 	// nil leaves it out. The agent authenticates with its own token, so
 	// the API token middleware does not wrap it.
 	Agents http.Handler
+	// AgentRelay serves, at GET /agent/v1/relay, the streams other
+	// replicas relay over the agent sessions this one holds; nil: none.
+	AgentRelay http.Handler
 	// NoIntrospection turns schema introspection off.
 	NoIntrospection bool
 	// RequestTimeout bounds a GraphQL request over HTTP (not subscriptions);
@@ -80,6 +84,13 @@ type Config struct {
 	// Generations, when set, turns on the cache of whole query answers
 	// (answerfront.go); every write the answers depend on must bump it.
 	Generations *Generations
+	// EmbedOrigins are the origins whose pages may embed the wizard
+	// (/embed/v1/frame); empty allows any page, which sees nothing
+	// without a customer token.
+	EmbedOrigins []string
+	// Icons returns the SVG icon of a connection type, served at
+	// /catalog/icons/{key}.svg; nil serves none.
+	Icons func(key string) ([]byte, bool)
 }
 
 // NewHandler returns plugboard's HTTP handler.
@@ -91,7 +102,10 @@ func NewHandler(cfg Config) http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", readyHandler(cfg.Ready))
 	mux.Handle("GET /metrics", cfg.Metrics)
-	mux.Handle("GET /wizard", wizardPage())
+	wizardui.New(wizardui.Options{FrameAncestors: cfg.EmbedOrigins}).Register(mux)
+	if cfg.Icons != nil {
+		mux.Handle("GET /catalog/icons/{file}", iconHandler(cfg.Icons))
+	}
 	mux.Handle("GET "+graphiql.AssetsPath, graphiql.Assets())
 	if cfg.OAuthCallback != nil {
 		mux.Handle("GET /oauth2/callback", cfg.OAuthCallback)
@@ -105,6 +119,9 @@ func NewHandler(cfg Config) http.Handler {
 	}
 	if cfg.Agents != nil {
 		mux.Handle("GET /agent/v1/connect", cfg.Agents)
+	}
+	if cfg.AgentRelay != nil {
+		mux.Handle("GET /agent/v1/relay", cfg.AgentRelay)
 	}
 	var api http.Handler = graphQLAPI(cfg)
 	if cfg.Generations != nil {

@@ -19,18 +19,13 @@ import (
 	"github.com/plugboard/plugboard/internal/secrets"
 	"github.com/plugboard/plugboard/internal/secrets/sealed"
 	"github.com/plugboard/plugboard/internal/server/servertest"
-	"github.com/plugboard/plugboard/internal/store/storetest"
 )
 
 // TestTwoReplicasDeliverEachEventOnce: two replicas on one PostgreSQL
 // database share an outbox of 1 000 events; a counting receiver gets each
 // webhook-id exactly once, and both replicas deliver a share.
 func TestTwoReplicasDeliverEachEventOnce(t *testing.T) {
-	key, err := secrets.GenerateMasterKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := servertest.Config{Plugins: []string{"asana"}, DatabaseURL: storetest.PostgresURL(t), MasterKey: key.ExportBase64(), WebhookWorker: true}
+	cfg := replicasConfig(t, servertest.Config{Plugins: []string{"asana"}, WebhookWorker: true})
 	var mu sync.Mutex
 	counts := map[string]int{}
 	rc := newReceiver(t, nil)

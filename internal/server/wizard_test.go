@@ -415,7 +415,7 @@ func TestConfigWizard(t *testing.T) {
 		}
 		e0 := elems[0]
 		if e0.Label != "Asana" || e0.ConnectionID != gid(s.asanaCust.ID) || e0.TypeLabel != "Asana personal access token" ||
-			e0.IconURL == nil || *e0.IconURL != "https://app.asana.com/favicon.ico" {
+			e0.IconURL == nil || *e0.IconURL != "/catalog/icons/asana.apiKey.svg" {
 			t.Errorf("asana element: %+v", e0)
 		}
 		checkElems(t, "admin/inst1", elems, [][]string{
@@ -631,7 +631,7 @@ func TestWizardPage(t *testing.T) {
 	}
 	for name, want := range map[string]string{
 		"default-src": "'none'", "script-src": inline("script"), "style-src": inline("style"),
-		"connect-src": "'self'", "img-src": "'none'", "form-action": "'none'", "frame-ancestors": "'none'", "base-uri": "'none'",
+		"connect-src": "'self'", "img-src": "'self'", "form-action": "'none'", "frame-ancestors": "'none'", "base-uri": "'none'",
 	} {
 		if directives[name] != want {
 			t.Errorf("CSP %s = %q, want %q (policy %q)", name, directives[name], want, csp)
@@ -646,20 +646,25 @@ func TestWizardPage(t *testing.T) {
 			t.Errorf("the page contains %q", bad)
 		}
 	}
-	// The instance id is escaped into an attribute.
-	if !strings.Contains(page, `data-instance="&lt;script&gt;alert(1)&lt;/script&gt;&#34;"`) {
-		t.Errorf("the instance attribute is not escaped:\n%s", page)
+	// The instance id is escaped into the page's JSON data.
+	if !strings.Contains(page, `"instance":"\u003cscript\u003ealert(1)\u003c/script\u003e\""`) {
+		t.Errorf("the instance is not escaped:\n%s", page)
+	}
+	// The page's script learns from the scope table which field of a save
+	// names a slot's holder.
+	if !strings.Contains(page, `"saveHolder":{"CUSTOMER":"customerID","INTEGRATION":"instanceID"}`) {
+		t.Error("the page does not name the save holders of the scope table")
 	}
 	// What the page does: the wizard query, forms by input type, the
 	// Connect popup and its message, existing credentials, saving with
-	// errors beside the fields.
+	// errors beside the fields, the token kept for a reload.
 	for _, want := range []string{
-		"configWizard(instanceID: $id)", "location.hash", "history.replaceState",
-		`"Authorization": "Bearer " + token`, `fetch("/graphql"`,
+		"configWizard(instanceID: $id)", "location.hash", "history.replaceState", "sessionStorage",
+		`"Authorization": "Bearer " + tok`, `fetch("/graphql"`,
 		`case "PASSWORD"`, `type: "password"`, `case "PICKLIST"`, `el("select"`, `case "BOOLEAN"`, `type: "checkbox"`,
-		`case "TEXT"`, `el("textarea"`,
-		"startOAuth2(input: $in)", "popup: true", "window.open(", `ev.data.type !== "plugboard:oauth"`, "ev.origin !== location.origin",
-		"bindInstanceConnection(input: $in)", `"SELECT_EXISTING"`, `"MANAGED_BY_ORG"`,
+		`case "TEXT"`, `el("textarea"`, `"aria-invalid"`, `"aria-describedby"`, `id="pb-alert"`, `role="status"`,
+		"startOAuth2(input: $in)", "popup: true", "window.open(", `d.type === "plugboard:oauth"`, "ev.origin === location.origin",
+		"disconnectCredential(id: $id)", "bindInstanceConnection(input: $in)", `"SELECT_EXISTING"`, `"MANAGED_BY_ORG"`,
 		"saveCredential(input: $in)", "userErrors { field code message }", "showErrors(p.userErrors)", "textContent",
 	} {
 		if !strings.Contains(page, want) {

@@ -144,6 +144,9 @@ type OAuth2Spec struct {
 	RefreshMargin time.Duration
 }
 
+// MaxIconSVG bounds a connection type's IconSVG.
+const MaxIconSVG = 32 << 10
+
 // ConnectionType is one connection type a plugin declares.
 type ConnectionType struct {
 	// Key is unique across all plugins, conventionally "<plugin>.<name>"
@@ -152,9 +155,14 @@ type ConnectionType struct {
 	Label       string
 	Description string
 	IconURL     string
-	AuthKind    AuthKind
-	Inputs      []Input
-	OAuth2      *OAuth2Spec
+	// IconSVG is the type's icon: an SVG document of at most MaxIconSVG
+	// bytes, with no script, event handler or external reference. The
+	// host serves it from its own origin (wizards and catalogs show it
+	// offline); embed it with go:embed.
+	IconSVG  []byte
+	AuthKind AuthKind
+	Inputs   []Input
+	OAuth2   *OAuth2Spec
 	// HTTP says how the host's credential proxy calls the type's API, so
 	// that an integration runtime calls it without holding the credential.
 	// Types without it cannot be proxied.

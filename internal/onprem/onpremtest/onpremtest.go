@@ -59,12 +59,7 @@ func skip(t testing.TB, reason string) {
 // PostgreSQL 15 binaries (and fails when CI=true).
 func PrivatePostgres(t testing.TB) *Private {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		skip(t, "needs root for ip netns")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		skip(t, "needs iproute2 (ip)")
-	}
+	needNetns(t)
 	if _, err := os.Stat(filepath.Join(pgBin, "postgres")); err != nil {
 		skip(t, "needs the PostgreSQL 15 binaries in "+pgBin)
 	}
@@ -76,6 +71,18 @@ func PrivatePostgres(t testing.TB) *Private {
 	p.startPostgres(t)
 	p.Target = "127.0.0.1:5432"
 	return p
+}
+
+// needNetns skips the test unless it can make network namespaces: root
+// and iproute2 (and fails it when CI=true).
+func needNetns(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		skip(t, "needs root for ip netns")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		skip(t, "needs iproute2 (ip)")
+	}
 }
 
 // makeNamespace creates the namespace and the veth pair on a free 10.x.y.0/30.

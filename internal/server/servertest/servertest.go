@@ -181,6 +181,9 @@ type Config struct {
 	Listener net.Listener
 	// OnPremHeartbeat is the hub's ping interval; zero is its default.
 	OnPremHeartbeat time.Duration
+	// Replica gives the server its own URL as --replica-url, so replicas
+	// on one database relay on-prem streams to each other.
+	Replica bool
 }
 
 // Start starts plugboard with cfg, serving on a loopback port, and an admin
@@ -218,6 +221,7 @@ func Start(t testing.TB, cfg Config) *Env {
 		// upstreams on loopback.
 		Egress:   egress.Policy{AllowLoopback: true},
 		Webhooks: webhookOptions(cfg), Now: cfg.Now, OnPremHeartbeat: cfg.OnPremHeartbeat,
+		ReplicaURL: replicaURL(cfg, ln),
 	})
 	if err != nil {
 		_ = ln.Close()
@@ -240,6 +244,14 @@ func Start(t testing.TB, cfg Config) *Env {
 		t.Fatal(err)
 	}
 	return &Env{App: app, URL: srv.URL, AdminToken: tok, Logs: logs, PluginDir: pdir}
+}
+
+// replicaURL is the server's --replica-url: its own URL with cfg.Replica.
+func replicaURL(cfg Config, ln net.Listener) string {
+	if !cfg.Replica {
+		return ""
+	}
+	return "http://" + ln.Addr().String()
 }
 
 // webhookOptions are the worker's options of cfg.

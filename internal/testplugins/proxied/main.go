@@ -15,6 +15,9 @@ const (
 	Query  = "proxied.query"
 	// Legacy declares no HTTP spec, like a plugin older than protocol 1.1.
 	Legacy = "proxied.legacy"
+	// OnPrem is an internal API in a customer's network: its host and port
+	// are onPremControlled, so a credential of it can go through an agent.
+	OnPrem = "proxied.onprem"
 )
 
 func main() {
@@ -30,6 +33,15 @@ func main() {
 			Inject: sdk.InjectQuery, QueryParam: "api_key", Input: "apiKey", RateLimitResetHeader: "X-RateLimit-Reset"},
 			secret("apiKey"))},
 		{ConnectionType: proxiedType(Legacy, "No HTTP spec", nil, secret("apiKey"))},
+		{ConnectionType: sdk.ConnectionType{
+			Key: OnPrem, Label: "Internal API", AuthKind: sdk.AuthAPIKey,
+			HTTP: &sdk.HTTPSpec{BaseURL: "http://{{#host}}:{{#port}}/api", Inject: sdk.InjectBearer, Input: "apiKey"},
+			Inputs: []sdk.Input{
+				{Key: "host", Label: "Host", Type: sdk.InputString, Required: true, OnPremControlled: true},
+				{Key: "port", Label: "Port", Type: sdk.InputNumber, Required: true, OnPremControlled: true},
+				secret("apiKey"),
+			},
+		}},
 	}})
 }
 

@@ -5,12 +5,18 @@ package asana
 
 import (
 	"context"
+	_ "embed" // the icon
 	"encoding/json"
 	"net/http"
 	"strings"
 
 	"github.com/plugboard/plugboard/plugins/sdk"
 )
+
+// icon is the type's icon, served by plugboard.
+//
+//go:embed icon.svg
+var icon []byte
 
 // TypeKey is the key of the connection type.
 const TypeKey = "asana.apiKey"
@@ -42,6 +48,7 @@ var connectionType = sdk.ConnectionType{
 	Label:       "Asana personal access token",
 	Description: "Connects with a personal access token, created in the Asana developer console.",
 	IconURL:     "https://app.asana.com/favicon.ico",
+	IconSVG:     icon,
 	AuthKind:    sdk.AuthAPIKey,
 	// The host sends the token as a bearer token.
 	TestThroughHost: true,

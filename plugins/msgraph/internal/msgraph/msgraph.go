@@ -5,6 +5,7 @@ package msgraph
 
 import (
 	"context"
+	_ "embed" // the icon
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -13,6 +14,11 @@ import (
 
 	"github.com/plugboard/plugboard/plugins/sdk"
 )
+
+// icon is the type's icon, served by plugboard.
+//
+//go:embed icon.svg
+var icon []byte
 
 // TypeKey is the key of the connection type.
 const TypeKey = "msgraph.clientCredentials"
@@ -50,6 +56,7 @@ var connectionType = sdk.ConnectionType{
 	Label:       "Microsoft Graph (app-only)",
 	Description: "Connects to a Microsoft 365 tenant as an application, with the client ID and a client secret of an app registration in Microsoft Entra ID.",
 	IconURL:     "https://graph.microsoft.com/favicon.ico",
+	IconSVG:     icon,
 	AuthKind:    sdk.AuthOAuth2ClientCredentials,
 	// The host sends the access token as a bearer token.
 	TestThroughHost: true,

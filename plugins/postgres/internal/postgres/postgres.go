@@ -4,6 +4,7 @@ package postgres
 
 import (
 	"context"
+	_ "embed" // the icon
 	"errors"
 	"fmt"
 	"net"
@@ -17,6 +18,11 @@ import (
 
 	"github.com/plugboard/plugboard/plugins/sdk"
 )
+
+// icon is the type's icon, served by plugboard.
+//
+//go:embed icon.svg
+var icon []byte
 
 // TypeKey is the key of the connection type.
 const TypeKey = "postgres.basic"
@@ -52,6 +58,7 @@ var connectionType = sdk.ConnectionType{
 	Label:       "PostgreSQL",
 	Description: "Connects to a PostgreSQL database with a user name and password.",
 	IconURL:     "https://www.postgresql.org/favicon.ico",
+	IconSVG:     icon,
 	AuthKind:    sdk.AuthBasic,
 	Inputs: []sdk.Input{
 		{Key: "host", Label: "Host", Type: sdk.InputString, Required: true, OnPremControlled: true,

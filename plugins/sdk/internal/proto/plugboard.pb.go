@@ -974,8 +974,11 @@ type ConnectionType struct {
 	// host (HostHTTP) and no secret values; its Validate gets the non-secret
 	// values only (protocol minor 2).
 	TestThroughHost bool `protobuf:"varint,10,opt,name=test_through_host,json=testThroughHost,proto3" json:"test_through_host,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// icon_svg is the type's icon, an SVG document the host serves itself
+	// (protocol minor 3); a host drops one it does not accept.
+	IconSvg       []byte `protobuf:"bytes,11,opt,name=icon_svg,json=iconSvg,proto3" json:"icon_svg,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ConnectionType) Reset() {
@@ -1076,6 +1079,13 @@ func (x *ConnectionType) GetTestThroughHost() bool {
 		return x.TestThroughHost
 	}
 	return false
+}
+
+func (x *ConnectionType) GetIconSvg() []byte {
+	if x != nil {
+		return x.IconSvg
+	}
+	return nil
 }
 
 // HTTPSpec is how the credential proxy calls a connection type's API.
@@ -1739,7 +1749,7 @@ const file_plugboard_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1aC\n" +
 	"\x15ExtraTokenParamsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x88\x03\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa3\x03\n" +
 	"\x0eConnectionType\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05label\x18\x02 \x01(\tR\x05label\x12 \n" +
@@ -1751,7 +1761,8 @@ const file_plugboard_proto_rawDesc = "" +
 	"\x0eschema_version\x18\b \x01(\x05R\rschemaVersion\x12*\n" +
 	"\x04http\x18\t \x01(\v2\x16.plugboard.v1.HTTPSpecR\x04http\x12*\n" +
 	"\x11test_through_host\x18\n" +
-	" \x01(\bR\x0ftestThroughHost\"\xa0\x03\n" +
+	" \x01(\bR\x0ftestThroughHost\x12\x19\n" +
+	"\bicon_svg\x18\v \x01(\fR\aiconSvg\"\xa0\x03\n" +
 	"\bHTTPSpec\x12\x19\n" +
 	"\bbase_url\x18\x01 \x01(\tR\abaseUrl\x12#\n" +
 	"\rallowed_hosts\x18\x02 \x03(\tR\fallowedHosts\x121\n" +

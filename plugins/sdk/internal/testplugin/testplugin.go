@@ -39,6 +39,7 @@ func Description() *sdk.Description {
 				Label:         "Everything",
 				Description:   "A type that uses every input attribute.",
 				IconURL:       "https://example.com/icon.svg",
+				IconSVG:       []byte(`<svg xmlns="http://www.w3.org/2000/svg"/>`),
 				AuthKind:      sdk.AuthCustom,
 				SchemaVersion: 3,
 				Inputs: []sdk.Input{

@@ -4,6 +4,7 @@ package shopify
 
 import (
 	"context"
+	_ "embed" // the icon
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -11,6 +12,11 @@ import (
 
 	"github.com/plugboard/plugboard/plugins/sdk"
 )
+
+// icon is the type's icon, served by plugboard.
+//
+//go:embed icon.svg
+var icon []byte
 
 // TypeKey is the key of the connection type.
 const TypeKey = "shopify.apiKey"
@@ -39,6 +45,7 @@ var connectionType = func() sdk.ConnectionType {
 		Label:       "Shopify Admin API access token",
 		Description: "Connects to one store with an Admin API access token of a custom app.",
 		IconURL:     "https://cdn.shopify.com/shopifycloud/brochure/assets/favicon.ico",
+		IconSVG:     icon,
 		AuthKind:    sdk.AuthAPIKey,
 		// The host sends the access token (X-Shopify-Access-Token).
 		TestThroughHost: true,

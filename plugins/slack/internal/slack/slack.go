@@ -4,6 +4,7 @@ package slack
 
 import (
 	"context"
+	_ "embed" // the icon
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -11,6 +12,11 @@ import (
 
 	"github.com/plugboard/plugboard/plugins/sdk"
 )
+
+// icon is the type's icon, served by plugboard.
+//
+//go:embed icon.svg
+var icon []byte
 
 // TypeKey is the key of the connection type.
 const TypeKey = "slack.oauth2"
@@ -39,6 +45,7 @@ var connectionType = sdk.ConnectionType{
 	Label:       "Slack",
 	Description: "Connects a Slack workspace through your Slack app (OAuth 2.0, bot token).",
 	IconURL:     "https://a.slack-edge.com/80588/marketing/img/meta/favicon-32.png",
+	IconSVG:     icon,
 	AuthKind:    sdk.AuthOAuth2AuthorizationCode,
 	// The host sends the access token as a bearer token.
 	TestThroughHost: true,
