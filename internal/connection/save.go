@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/plugboard/plugboard/ent"
-	"github.com/plugboard/plugboard/ent/connection"
 	"github.com/plugboard/plugboard/ent/connectiontype"
 	"github.com/plugboard/plugboard/ent/credential"
 	"github.com/plugboard/plugboard/ent/credentialversion"
@@ -102,7 +101,7 @@ func (sv *save) loadConnection(ctx context.Context) (err error) {
 	if sv.v, err = Authorize(ctx, SaveCredential); err != nil {
 		return err
 	}
-	conn, err := sv.svc.DB.Connection.Query().Where(connection.ID(sv.in.ConnectionID)).WithType().Only(ctx)
+	conn, err := sv.svc.connectionWithType(ctx, sv.in.ConnectionID)
 	if ent.IsNotFound(err) {
 		return errNoConnection()
 	}
@@ -259,11 +258,11 @@ func (sv *save) persist(ctx context.Context) (*ent.Credential, *TestResult, erro
 	var saved *ent.Credential
 	err := sv.svc.withTx(ctx, func(tx *ent.Tx) error {
 		db := tx.Client()
-		was, version, err := sv.row(ctx, db)
+		was, slot, err := sv.row(ctx, db)
 		if err != nil {
 			return err
 		}
-		if err := sv.writeLive(ctx, db, was.ID, version); err != nil {
+		if err := sv.writeLive(ctx, db, was.ID, slot.n); err != nil {
 			return err
 		}
 		if sv.tok != nil {
@@ -271,7 +270,7 @@ func (sv *save) persist(ctx context.Context) (*ent.Credential, *TestResult, erro
 				return err
 			}
 		}
-		if err := sv.record(ctx, db, was, version); err != nil {
+		if err := sv.record(ctx, db, was, slot); err != nil {
 			return err
 		}
 		// The instances it serves see the new values at run time; their
@@ -286,16 +285,18 @@ func (sv *save) persist(ctx context.Context) (*ent.Credential, *TestResult, erro
 	if err != nil {
 		return nil, nil, err
 	}
+	// What the caller shows of it (its values' inputs) needs no query.
+	saved.Edges.Connection = sv.conn
 	return saved.Unwrap(), sv.result, nil
 }
 
 // row is the credential the save writes, as it stood before the save, and
-// the version the save makes: a credential not saved yet is created, at
-// version 1.
-func (sv *save) row(ctx context.Context, db *ent.Client) (*ent.Credential, int, error) {
+// the slot of the version the save makes: a credential not saved yet is
+// created, at version 1.
+func (sv *save) row(ctx context.Context, db *ent.Client) (*ent.Credential, versionSlot, error) {
 	if ex := sv.existing; ex != nil {
-		n, err := nextVersion(ctx, db, ex.ID, ex.Version)
-		return ex, n, err
+		slot, err := nextVersion(ctx, db, ex.ID, ex.Version)
+		return ex, slot, err
 	}
 	c := db.Credential.Create().
 		SetOrganizationID(sv.v.OrganizationID).
@@ -319,12 +320,12 @@ func (sv *save) row(ctx context.Context, db *ent.Client) (*ent.Credential, int, 
 	}
 	created, err := c.Save(ctx)
 	if ent.IsConstraintError(err) {
-		return nil, 0, invalid(fieldErr(CodeTaken, "The credential was created concurrently; save again."))
+		return nil, versionSlot{}, invalid(fieldErr(CodeTaken, "The credential was created concurrently; save again."))
 	}
 	if err != nil {
-		return nil, 0, err
+		return nil, versionSlot{}, err
 	}
-	return created, 1, nil
+	return created, firstVersion, nil
 }
 
 // writeLive makes the save's values the live values of credential id at
@@ -357,20 +358,20 @@ func (sv *save) writeLive(ctx context.Context, db *ent.Client, id, version int) 
 
 // record writes the save's audit entries and its immutable version: only
 // the inputs and secrets are versioned, never an OAuth 2.0 token.
-func (sv *save) record(ctx context.Context, db *ent.Client, was *ent.Credential, version int) error {
+func (sv *save) record(ctx context.Context, db *ent.Client, was *ent.Credential, slot versionSlot) error {
 	s, v := sv.svc, sv.v
 	if err := s.audit(ctx, db, v, auditEntry{
 		credentialID: was.ID, connectionID: sv.conn.ID, action: "credential.saved",
-		message: savedMessage(sv.changed, version, sv.result != nil), created: sv.existing == nil,
+		message: savedMessage(sv.changed, slot.n, sv.result != nil), created: sv.existing == nil,
 	}); err != nil {
 		return err
 	}
-	if err := s.addVersion(ctx, db, v, was, version, sv.vals, credentialversion.StateLIVE, ""); err != nil {
+	if err := s.addVersion(ctx, db, v, was, slot, sv.vals, credentialversion.StateLIVE, ""); err != nil {
 		return err
 	}
 	return s.audit(ctx, db, v, auditEntry{
 		credentialID: was.ID, connectionID: sv.conn.ID, action: "credential.version_saved",
-		message: fmt.Sprintf("version %d saved and live", version),
+		message: fmt.Sprintf("version %d saved and live", slot.n),
 	})
 }
 

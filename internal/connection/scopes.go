@@ -359,7 +359,7 @@ func (s *Service) credentialConnection(ctx context.Context, c *ent.Credential) (
 			return conn, nil
 		}
 	}
-	conn, err := s.DB.Connection.Query().Where(connection.ID(c.ConnectionID)).WithType().Only(ctx)
+	conn, err := s.connectionWithType(ctx, c.ConnectionID)
 	if err != nil {
 		return nil, fmt.Errorf("connection of credential %d: %w", c.ID, err)
 	}

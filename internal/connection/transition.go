@@ -2,6 +2,7 @@ package connection
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/plugboard/plugboard/ent"
@@ -39,12 +40,17 @@ func (c statusChange) changed() bool { return c.cred.Status != c.to }
 // caller's.
 func (s *Service) transition(ctx context.Context, tx *ent.Tx, c statusChange) error {
 	db := tx.Client()
-	if c.changed() || c.detail != "" {
-		u := db.Credential.UpdateOneID(c.cred.ID).SetStatus(c.to)
+	// The row already holds a status and detail the change keeps.
+	if c.changed() || (c.detail != "" && c.detail != c.cred.StatusDetail) {
+		u := db.Credential.Update().Where(credential.ID(c.cred.ID)).SetStatus(c.to)
 		if c.detail != "" {
 			u.SetStatusDetail(c.detail)
 		}
-		if err := u.Exec(ctx); err != nil {
+		n, err := u.Save(ctx)
+		if err == nil && n == 0 {
+			err = errors.New("no such credential")
+		}
+		if err != nil {
 			return fmt.Errorf("setting the status of credential %d: %w", c.cred.ID, err)
 		}
 	}

@@ -59,22 +59,34 @@ func (s *Service) catalogVersion() uint64 {
 	return s.Catalog.Version()
 }
 
-// runtimeConnection loads credential c's connection with its type, the
-// type from the cache when it holds it, into c's edges.
+// runtimeConnection loads credential c's connection with its type
+// (connectionWithType) into c's edges.
 func (s *Service) runtimeConnection(ctx context.Context, c *ent.Credential) error {
-	conn, err := s.DB.Connection.Query().Where(connection.ID(c.ConnectionID)).Only(ctx)
+	conn, err := s.connectionWithType(ctx, c.ConnectionID)
 	if err != nil {
 		return fmt.Errorf("connection of credential %d: %w", c.ID, err)
+	}
+	c.Edges.Connection = conn
+	return nil
+}
+
+// connectionWithType loads connection id in the viewer's tenant with its
+// type, the type from the cache when it holds it: the runtime read, the
+// save and Resolved cost no query of the catalog. The error of a
+// connection not found is ent's.
+func (s *Service) connectionWithType(ctx context.Context, id int) (*ent.Connection, error) {
+	conn, err := s.DB.Connection.Query().Where(connection.ID(id)).Only(ctx)
+	if err != nil {
+		return nil, err
 	}
 	version, now := s.catalogVersion(), time.Now()
 	ct := s.types.get(conn.TypeID, version, now)
 	if ct == nil {
 		if ct, err = s.DB.ConnectionType.Query().Where(connectiontype.ID(conn.TypeID)).Only(ctx); err != nil {
-			return fmt.Errorf("type of connection %d: %w", conn.ID, err)
+			return nil, fmt.Errorf("type of connection %d: %w", conn.ID, err)
 		}
 		s.types.put(ct, version, now)
 	}
 	conn.Edges.Type = ct
-	c.Edges.Connection = conn
-	return nil
+	return conn, nil
 }

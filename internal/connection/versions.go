@@ -62,32 +62,50 @@ func (s *Service) openVersionSecrets(ctx context.Context, cv *ent.CredentialVers
 	return out, nil
 }
 
-// nextVersion is the number the next version of credential id gets: past
-// both the credential's version and every stored version (a REJECTED one
-// takes its number too). A concurrent save taking the same number fails
-// on the unique (credential_id, version) index.
-func nextVersion(ctx context.Context, db *ent.Client, credID, current int) (int, error) {
-	last, err := db.CredentialVersion.Query().
-		Where(credentialversion.CredentialID(credID)).
-		Order(ent.Desc(credentialversion.FieldVersion)).
-		First(ctx)
-	if err != nil && !ent.IsNotFound(err) {
-		return 0, err
-	}
-	n := current
-	if last != nil && last.Version > n {
-		n = last.Version
-	}
-	return n + 1, nil
+// versionSlot is the number the next version of a credential takes and
+// the versions that fall beyond the last KeepVersions once it is added.
+type versionSlot struct {
+	n     int
+	older []int // their ids; pruneVersions deletes the SUPERSEDED and REJECTED ones
 }
 
-// addVersion stores version n of credential was in state; was is the
-// credential as it stood before the change. A LIVE version supersedes the
-// one live before it, which keeps the status was had. Old versions beyond
-// KeepVersions are pruned. It runs in the caller's transaction.
-func (s *Service) addVersion(ctx context.Context, db *ent.Client, v *auth.Viewer, was *ent.Credential, n int,
+// firstVersion is the slot of a credential being created.
+var firstVersion = versionSlot{n: 1}
+
+// nextVersion is the slot of the next version of credential id: past both
+// the credential's version and every stored version (a REJECTED one takes
+// its number too). A concurrent save taking the same number fails on the
+// unique (credential_id, version) index. One query finds both the number
+// and what the new version pushes out.
+func nextVersion(ctx context.Context, db *ent.Client, credID, current int) (versionSlot, error) {
+	stored, err := db.CredentialVersion.Query().
+		Where(credentialversion.CredentialID(credID)).
+		Order(ent.Desc(credentialversion.FieldVersion)).
+		Select(credentialversion.FieldID, credentialversion.FieldVersion).
+		All(ctx)
+	if err != nil {
+		return versionSlot{}, err
+	}
+	slot := versionSlot{n: current + 1}
+	if len(stored) > 0 && stored[0].Version >= slot.n {
+		slot.n = stored[0].Version + 1
+	}
+	// The new version comes first: those from the KeepVersions-th on fall
+	// out.
+	for i := KeepVersions - 1; i >= 0 && i < len(stored); i++ {
+		slot.older = append(slot.older, stored[i].ID)
+	}
+	return slot, nil
+}
+
+// addVersion stores the version of slot of credential was in state; was
+// is the credential as it stood before the change. A LIVE version
+// supersedes the one live before it, which keeps the status was had. Old
+// versions beyond KeepVersions are pruned. It runs in the caller's
+// transaction.
+func (s *Service) addVersion(ctx context.Context, db *ent.Client, v *auth.Viewer, was *ent.Credential, slot versionSlot,
 	vals versionValues, state credentialversion.State, message string) error {
-	orgID, credID := was.OrganizationID, was.ID
+	orgID, credID, n := was.OrganizationID, was.ID, slot.n
 	sealed, err := s.sealVersionSecrets(ctx, credID, n, vals.secrets)
 	if err != nil {
 		return err
@@ -118,7 +136,7 @@ func (s *Service) addVersion(ctx context.Context, db *ent.Client, v *auth.Viewer
 		}
 		return err
 	}
-	return pruneVersions(ctx, db, credID)
+	return pruneVersions(ctx, db, slot.older)
 }
 
 // supersedeLive marks the LIVE version of credential was SUPERSEDED,
@@ -136,19 +154,14 @@ func supersedeLive(ctx context.Context, db *ent.Client, was *ent.Credential) err
 		SetLastStatusDetail(clip(was.StatusDetail, 1000)).Exec(ctx)
 }
 
-// pruneVersions deletes the SUPERSEDED and REJECTED versions of credID
-// older than the last KeepVersions.
-func pruneVersions(ctx context.Context, db *ent.Client, credID int) error {
-	old, err := db.CredentialVersion.Query().
-		Where(credentialversion.CredentialID(credID)).
-		Order(ent.Desc(credentialversion.FieldVersion)).
-		Offset(KeepVersions).
-		IDs(ctx)
-	if err != nil || len(old) == 0 {
-		return err
+// pruneVersions deletes those of the versions older (a slot's: beyond the
+// last KeepVersions) that are SUPERSEDED or REJECTED.
+func pruneVersions(ctx context.Context, db *ent.Client, older []int) error {
+	if len(older) == 0 {
+		return nil
 	}
-	_, err = db.CredentialVersion.Delete().
-		Where(credentialversion.IDIn(old...),
+	_, err := db.CredentialVersion.Delete().
+		Where(credentialversion.IDIn(older...),
 			credentialversion.StateIn(credentialversion.StateSUPERSEDED, credentialversion.StateREJECTED)).
 		Exec(ctx)
 	return err
@@ -206,11 +219,12 @@ func (s *Service) stagePending(ctx context.Context, v *auth.Viewer, p pendingSav
 	ex := p.existing
 	err = s.withTx(ctx, func(tx *ent.Tx) error {
 		db := tx.Client()
-		var err error
-		if n, err = nextVersion(ctx, db, ex.ID, ex.Version); err != nil {
+		slot, err := nextVersion(ctx, db, ex.ID, ex.Version)
+		if err != nil {
 			return err
 		}
-		if err := s.addVersion(ctx, db, v, ex, n, p.vals, credentialversion.StatePENDING, "waiting for its live test"); err != nil {
+		n = slot.n
+		if err := s.addVersion(ctx, db, v, ex, slot, p.vals, credentialversion.StatePENDING, "waiting for its live test"); err != nil {
 			return err
 		}
 		return s.audit(ctx, db, v, auditEntry{
@@ -483,12 +497,13 @@ func (s *Service) commitRollback(ctx context.Context, v *auth.Viewer, cred *ent.
 	var saved *ent.Credential
 	err := s.withTx(ctx, func(tx *ent.Tx) error {
 		db := tx.Client()
-		n, err := s.writeRollback(ctx, db, cred, vals, rs.tested)
+		slot, err := s.writeRollback(ctx, db, cred, vals, rs.tested)
 		if err != nil {
 			return err
 		}
+		n := slot.n
 		msg := fmt.Sprintf("rolled back from version %d to the values of version %d", cred.Version, version)
-		if err := s.addVersion(ctx, db, v, cred, n, vals, credentialversion.StateLIVE, msg); err != nil {
+		if err := s.addVersion(ctx, db, v, cred, slot, vals, credentialversion.StateLIVE, msg); err != nil {
 			return err
 		}
 		if err := s.audit(ctx, db, v, auditEntry{
@@ -514,26 +529,26 @@ func (s *Service) commitRollback(ctx context.Context, v *auth.Viewer, cred *ent.
 }
 
 // writeRollback makes vals the live values of cred at the next version,
-// which it returns, unless another change came first.
-func (s *Service) writeRollback(ctx context.Context, db *ent.Client, cred *ent.Credential, vals versionValues, tested bool) (int, error) {
-	n, err := nextVersion(ctx, db, cred.ID, cred.Version)
+// whose slot it returns, unless another change came first.
+func (s *Service) writeRollback(ctx context.Context, db *ent.Client, cred *ent.Credential, vals versionValues, tested bool) (versionSlot, error) {
+	slot, err := nextVersion(ctx, db, cred.ID, cred.Version)
 	if err != nil {
-		return 0, err
+		return versionSlot{}, err
 	}
 	u := db.Credential.Update().
 		Where(credential.ID(cred.ID), credential.Version(cred.Version))
-	if err := s.setLiveValues(ctx, u, cred.ID, n, vals); err != nil {
-		return 0, err
+	if err := s.setLiveValues(ctx, u, cred.ID, slot.n, vals); err != nil {
+		return versionSlot{}, err
 	}
 	if tested {
 		u.SetLastTestedAt(s.now())
 	}
 	if cnt, err := u.Save(ctx); err != nil {
-		return 0, err
+		return versionSlot{}, err
 	} else if cnt == 0 {
-		return 0, invalid(fieldErr(CodeTaken, "The credential changed while it was being rolled back; try again."))
+		return versionSlot{}, invalid(fieldErr(CodeTaken, "The credential changed while it was being rolled back; try again."))
 	}
-	return n, nil
+	return slot, nil
 }
 
 // setLiveValues makes vals the live values of credential id at version n

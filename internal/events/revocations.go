@@ -109,6 +109,27 @@ func (b *Bus) PublishRevocation(ctx context.Context, r Revocation) error {
 	return nil
 }
 
+// NoticeInTx returns the statement that tells the other replicas of r
+// when it runs in the transaction of the write r reports: PostgreSQL
+// delivers the notice when, and only if, that transaction commits, and
+// collapses identical notices of one transaction into one. ok is false
+// without PostgreSQL (one process: nobody to tell). Unlike
+// PublishRevocation it calls no handler here and waits for no echo:
+// another replica hears of the write a delivery after its commit.
+func (b *Bus) NoticeInTx(r Revocation) (query string, args []any, ok bool) {
+	b.mu.Lock()
+	remote := b.remoteRevoke
+	b.mu.Unlock()
+	if remote == nil {
+		return "", nil, false
+	}
+	payload, err := json.Marshal(r)
+	if err != nil {
+		return "", nil, false
+	}
+	return "SELECT pg_notify($1, $2)", []any{revocationChannel, string(payload)}, true
+}
+
 // revoked calls the revocation handlers.
 func (b *Bus) revoked(r Revocation) {
 	b.mu.Lock()

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 
@@ -98,7 +99,8 @@ type txMutation interface {
 // organization once the write is committed: at once outside a
 // transaction, after the commit inside one (a reader that takes the
 // generation before it reads can then never keep an answer read before
-// the commit under the generation after it).
+// the commit under the generation after it). A told write inside a
+// transaction tells the other replicas in it (noticeInTx).
 func (g *Generations) Hook() ent.Hook {
 	return func(next ent.Mutator) ent.Mutator {
 		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
@@ -108,6 +110,13 @@ func (g *Generations) Hook() ent.Hook {
 			}
 			org, tell := writeOrganization(ctx, m), told[m.Type()]
 			if tx := txOf(m); tx != nil {
+				if tell && org != 0 {
+					sent, err := g.noticeInTx(ctx, tx, org)
+					if err != nil {
+						return nil, err
+					}
+					tell = !sent // else committed tells them after the commit
+				}
 				tx.OnCommit(func(next ent.Committer) ent.Committer {
 					return ent.CommitFunc(func(ctx context.Context, tx *ent.Tx) error {
 						err := next.Commit(ctx, tx)
@@ -123,11 +132,13 @@ func (g *Generations) Hook() ent.Hook {
 	}
 }
 
-// committed bumps org's generation after a commit and, when tell is set,
-// tells the other replicas (which bump theirs), waiting until the
-// notification has come back through PostgreSQL. A write of no known
-// organization is not told: those are plugboard's own (token refreshes,
-// plugin syncs), whose rows other replicas re-read within their TTLs.
+// committed bumps org's generation after a commit and, when tell is set
+// (a write outside a transaction: one inside told them with its commit,
+// noticeInTx), tells the other replicas (which bump theirs), waiting
+// until the notification has come back through PostgreSQL. A write of no
+// known organization is not told: those are plugboard's own (token
+// refreshes, plugin syncs), whose rows other replicas re-read within
+// their TTLs.
 func (g *Generations) committed(ctx context.Context, org int, tell bool) {
 	g.Bump(org)
 	b := g.bus.Load()
@@ -135,6 +146,25 @@ func (g *Generations) committed(ctx context.Context, org int, tell bool) {
 		return
 	}
 	_ = b.PublishRevocation(ctx, events.Revocation{Kind: events.ChangedRows, OrganizationID: org})
+}
+
+// noticeInTx tells the other replicas of a write of org in tx by a notice
+// PostgreSQL delivers when tx commits (events.Bus.NoticeInTx): no round
+// trip after the commit and no wait for an echo, as PublishRevocation
+// has. sent is false when there is no one to tell this way.
+func (g *Generations) noticeInTx(ctx context.Context, tx *ent.Tx, org int) (sent bool, err error) {
+	b := g.bus.Load()
+	if b == nil {
+		return false, nil
+	}
+	query, args, ok := b.NoticeInTx(events.Revocation{Kind: events.ChangedRows, OrganizationID: org})
+	if !ok {
+		return false, nil
+	}
+	if _, err := tx.ExecContext(ctx, query, args...); err != nil {
+		return false, fmt.Errorf("telling the other replicas: %w", err)
+	}
+	return true, nil
 }
 
 // txOf returns the transaction m runs in, or nil.
