@@ -202,3 +202,26 @@ func TestRuntimeReadCacheFollowsOtherReplicas(t *testing.T) {
 	assertNoCanary(t, a)
 	assertNoCanary(t, b)
 }
+
+// TestSaveStatements: a save of a stored API key, its answer included,
+// runs at most 12 SQL statements (BENCHMARKS.md section 11: 18 before its
+// connection type came from the type cache, its versions from one query
+// and an unchanged status from no write), and leaves the credential ACTIVE.
+func TestSaveStatements(t *testing.T) {
+	stmts := &atomic.Int64{}
+	env := servertest.Start(t, servertest.Config{Plugins: []string{"asana"}, StoreOptions: []store.Option{store.WithStatementCounter(stmts)}})
+	connID, custID := createAsanaConnection(t, env)
+	saveAsanaKey(t, env, connID, custID, "1/0000000000000000:first", "")
+	saveAsanaKey(t, env, connID, custID, "1/0000000000000000:second", "")
+	before := stmts.Load()
+	credID := saveAsanaKey(t, env, connID, custID, canary, "")
+	if n := stmts.Load() - before; n > 12 {
+		t.Fatalf("a save of a stored API key ran %d statements, want at most 12", n)
+	}
+	r := env.Do(t, `query($id: ID!) { node(id: $id) { ... on Credential { version status } } }`, map[string]any{"id": credID})
+	mustOK(t, r)
+	if v := servertest.Str(r.Data, "node.status"); v != "ACTIVE" {
+		t.Fatalf("status after the saves: %q (%s)", v, r.Raw)
+	}
+	assertNoCanary(t, env)
+}
