@@ -40,8 +40,7 @@ func (c statusChange) changed() bool { return c.cred.Status != c.to }
 // caller's.
 func (s *Service) transition(ctx context.Context, tx *ent.Tx, c statusChange) error {
 	db := tx.Client()
-	// The row already holds a status and detail the change keeps.
-	if c.changed() || (c.detail != "" && c.detail != c.cred.StatusDetail) {
+	if c.changed() || c.detail != "" {
 		u := db.Credential.Update().Where(credential.ID(c.cred.ID)).SetStatus(c.to)
 		if c.detail != "" {
 			u.SetStatusDetail(c.detail)
