@@ -3,6 +3,7 @@ package connection
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,7 +22,7 @@ import (
 // batch commits are written together in the next transaction, each caller
 // answered when its own batch has committed. There is no timer: a lone read
 // commits at once; under load a batch holds what arrived during the commit
-// before it.
+// before it, and what queues while its leader yields once (lead).
 const (
 	// auditBatchMax bounds one transaction's rows.
 	auditBatchMax = 256
@@ -48,6 +49,8 @@ type groupCommit struct {
 	queue   []*pendingAudit
 	leaders int // leaders taking batches off the queue
 
+	// last is the size of the batch taken last.
+	last atomic.Int64
 	// batches counts the transactions committed, for tests and metrics.
 	batches atomic.Int64
 	// beforeCommit, when set, runs before each batch's transaction (tests
@@ -88,12 +91,18 @@ func (g *groupCommit) write(ctx context.Context, at time.Time, e auditEntry) err
 // callers in it wait under their contexts, and hands the lead to a new one
 // while entries wait.
 func (g *groupCommit) lead() {
+	if g.last.Load() > 1 {
+		// Under load: let the requests that are about to queue do so, so
+		// the batch is larger and its BEGIN and COMMIT are shared wider.
+		runtime.Gosched()
+	}
 	g.mu.Lock()
 	n := min(len(g.queue), auditBatchMax)
 	batch := g.queue[:n:n]
 	g.queue = g.queue[n:]
 	g.mu.Unlock()
 
+	g.last.Store(int64(n))
 	g.deliver(batch, g.commit(batch))
 
 	g.mu.Lock()
