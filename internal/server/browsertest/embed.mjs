@@ -10,12 +10,11 @@
 // console error, page error or CSP violation, on any axe-core violation,
 // and when a --forbid string shows in a GraphQL answer or in the wizard's
 // text. It prints one JSON line with what it saw.
-import { chromium } from "playwright-core";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { withChromium } from "./chromium.mjs";
 
 const { values: opt } = parseArgs({
   options: {
@@ -35,22 +34,7 @@ process.on("unhandledRejection", (err) => failures.push(`unhandled: ${err && err
 const seen = { steps: [], axe: {} };
 const bodies = [];
 
-const userDataDir = mkdtempSync(join(tmpdir(), "plugboard-chromium-"));
-const context = await chromium.launchPersistentContext(userDataDir, {
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  viewport: { width: 1280, height: 900 },
-});
-try {
-  await run(context);
-} catch (err) {
-  failures.push(`error: ${err && err.stack ? err.stack : err}`);
-} finally {
-  await context.close();
-  rmSync(userDataDir, { recursive: true, force: true });
-}
+await withChromium({ width: 1280, height: 900 }, failures, run);
 const report = JSON.stringify({ ok: failures.length === 0, failures, seen });
 console.log(report.replace(/eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+/g, "<jwt>"));
 process.exit(failures.length === 0 ? 0 : 1);

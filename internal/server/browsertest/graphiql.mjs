@@ -16,11 +16,8 @@
 //
 // Chromium is Debian's (CHROMIUM, default /usr/bin/chromium), driven by
 // playwright-core; Playwright's own browser downloads are not used.
-import { chromium } from "playwright-core";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { withChromium } from "./chromium.mjs";
 
 const { values: opt } = parseArgs({
   options: {
@@ -43,31 +40,7 @@ const requests = [];
 // What the page showed, for the report line.
 const seen = {};
 
-const userDataDir = mkdtempSync(join(tmpdir(), "plugboard-chromium-"));
-const context = await chromium.launchPersistentContext(userDataDir, {
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-  ],
-  viewport: { width: 1280, height: 800 },
-});
-
-try {
-  await run(context);
-} catch (err) {
-  failures.push(`error: ${err && err.stack ? err.stack : err}`);
-} finally {
-  await context.close();
-  rmSync(userDataDir, { recursive: true, force: true });
-}
+await withChromium({ width: 1280, height: 800 }, failures, run);
 
 // Tokens stay out of the report.
 const report = JSON.stringify({ ok: failures.length === 0, failures, requests, seen });
