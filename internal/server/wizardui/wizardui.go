@@ -148,6 +148,17 @@ func saveHolder() map[string]string {
 	return out
 }
 
+// pageHeaders are the headers of every page of the package: HTML under
+// csp, never sniffed, cached or told where it was opened from.
+func pageHeaders(w http.ResponseWriter, csp string) {
+	hd := w.Header()
+	hd.Set("Content-Type", "text/html; charset=utf-8")
+	hd.Set("Content-Security-Policy", csp)
+	hd.Set("X-Content-Type-Options", "nosniff")
+	hd.Set("Referrer-Policy", "no-referrer")
+	hd.Set("Cache-Control", "no-store")
+}
+
 // render writes a wizard page with cfg.
 func render(w http.ResponseWriter, csp string, cfg pageConfig) {
 	cfg.SaveHolder = saveHolder()
@@ -156,12 +167,7 @@ func render(w http.ResponseWriter, csp string, cfg pageConfig) {
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
-	hd := w.Header()
-	hd.Set("Content-Type", "text/html; charset=utf-8")
-	hd.Set("Content-Security-Policy", csp)
-	hd.Set("X-Content-Type-Options", "nosniff")
-	hd.Set("Referrer-Policy", "no-referrer")
-	hd.Set("Cache-Control", "no-store")
+	pageHeaders(w, csp)
 	var buf bytes.Buffer
 	// json.Marshal escapes <, > and &, so the data cannot end its <script>.
 	if err := page.Execute(&buf, struct {
@@ -237,12 +243,7 @@ var demoCSP = "default-src 'none'; script-src 'self' " + CSPHash(demoJS) + "; st
 // demo serves a vendor's app embedding the wizard: paste an instance id
 // and a customer token, or pass them as #instance=…&token=….
 func demo(w http.ResponseWriter, _ *http.Request) {
-	hd := w.Header()
-	hd.Set("Content-Type", "text/html; charset=utf-8")
-	hd.Set("Content-Security-Policy", demoCSP)
-	hd.Set("X-Content-Type-Options", "nosniff")
-	hd.Set("Referrer-Policy", "no-referrer")
-	hd.Set("Cache-Control", "no-store")
+	pageHeaders(w, demoCSP)
 	_ = demoPage.Execute(w, struct {
 		Script, Integrity string
 		CSS               template.CSS
